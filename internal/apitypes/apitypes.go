@@ -1,0 +1,141 @@
+// Package apitypes holds the JSON wire types shared by the control plane,
+// the gateways and the client. Field names are a public contract: add
+// fields freely, never rename them.
+package apitypes
+
+import "time"
+
+// Error is the body of every non-2xx JSON answer.
+type Error struct {
+	// Error is a sentence written for the person reading it.
+	Error string `json:"error"`
+}
+
+// SessionRequest is the body of POST /api/v1/sessions.
+type SessionRequest struct {
+	AccessCode string `json:"access_code"`
+}
+
+// Session is the answer to POST /api/v1/sessions.
+type Session struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Account is what GET /api/v1/account shows to its holder.
+type Account struct {
+	Email            string     `json:"email,omitempty"`
+	Plan             string     `json:"plan"`
+	PaidUntil        *time.Time `json:"paid_until,omitempty"`
+	TrialUntil       *time.Time `json:"trial_until,omitempty"`
+	Active           bool       `json:"active"`
+	MarketingConsent bool       `json:"marketing_consent"`
+	Restricted       bool       `json:"restricted"`
+	CreatedAt        time.Time  `json:"created_at"`
+	Devices          int        `json:"devices"`
+	MaxDevices       int        `json:"max_devices"`
+}
+
+// AccountPatch is the body of PATCH /api/v1/account. A nil field is left
+// unchanged; an empty Email removes the email.
+type AccountPatch struct {
+	Email            *string `json:"email,omitempty"`
+	MarketingConsent *bool   `json:"marketing_consent,omitempty"`
+	Restricted       *bool   `json:"restricted,omitempty"`
+}
+
+// AccountCreateRequest is the body of POST /api/v1/admin/accounts.
+type AccountCreateRequest struct {
+	// Days of paid time; zero gives the configured trial instead.
+	Days  int    `json:"days,omitempty"`
+	Email string `json:"email,omitempty"`
+}
+
+// AccountCreated answers an account creation. The access code is shown
+// here once and never again.
+type AccountCreated struct {
+	AccessCode string  `json:"access_code"`
+	Account    Account `json:"account"`
+}
+
+// DeviceRequest is the body of POST /api/v1/devices and of
+// PUT /api/v1/devices/{id} (key rotation).
+type DeviceRequest struct {
+	PublicKey string `json:"public_key"`
+	Name      string `json:"name,omitempty"`
+}
+
+// Device is one registered WireGuard key and its tunnel addresses.
+type Device struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	PublicKey string    `json:"public_key"`
+	IPv4      string    `json:"ipv4"` // with prefix length, e.g. "10.64.0.2/32"
+	IPv6      string    `json:"ipv6"` // e.g. "fd7a:7665:696c::2/128"
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Server is one gateway in the public list, GET /api/v1/servers.
+type Server struct {
+	Name      string `json:"name"`
+	Location  string `json:"location"` // "CC-city", e.g. "se-sto"
+	Country   string `json:"country"`  // "CC" in lower case
+	Endpoint  string `json:"endpoint"` // HOST:PORT of the WireGuard listener
+	PublicKey string `json:"public_key,omitempty"`
+	// TunnelIPv4 and TunnelIPv6 are the gateway's own addresses inside
+	// the tunnel, where its DNS resolver answers.
+	TunnelIPv4 string `json:"tunnel_ipv4"`
+	TunnelIPv6 string `json:"tunnel_ipv6"`
+	// Load is connected peers as a share of capacity, 0–100.
+	Load   int  `json:"load"`
+	Online bool `json:"online"`
+}
+
+// GatewayCreateRequest is the body of POST /api/v1/admin/gateways.
+type GatewayCreateRequest struct {
+	Name     string `json:"name"`
+	Location string `json:"location"`
+	Endpoint string `json:"endpoint"`
+}
+
+// GatewayCreated answers a gateway registration; the token is shown once.
+type GatewayCreated struct {
+	Token  string `json:"token"`
+	Server Server `json:"server"`
+}
+
+// GatewayReport is what a gateway sends to POST /api/v1/gateway/report:
+// its key and aggregate load. Nothing per peer, ever (promise P3).
+type GatewayReport struct {
+	PublicKey string `json:"public_key"`
+	Peers     int    `json:"peers"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
+}
+
+// GatewayConfig answers a report: what the gateway needs to know about
+// itself from the control plane.
+type GatewayConfig struct {
+	Name       string `json:"name"`
+	TunnelIPv4 string `json:"tunnel_ipv4"` // gateway address with pool prefix, "10.64.0.1/10"
+	TunnelIPv6 string `json:"tunnel_ipv6"` // "fd7a:7665:696c::1/64"
+}
+
+// Peer is one entry of the peer map.
+type Peer struct {
+	PublicKey  string   `json:"public_key"`
+	AllowedIPs []string `json:"allowed_ips"` // "10.64.0.2/32", "fd7a:…::2/128"
+	Plan       string   `json:"plan"`
+}
+
+// PeerMap answers GET /api/v1/gateway/peers?since=V.
+//
+// When Full is true, Peers is the whole map and the gateway drops any peer
+// not in it. Otherwise Peers holds added or changed peers and Removed the
+// public keys that left since version Since.
+type PeerMap struct {
+	Version int64    `json:"version"`
+	Full    bool     `json:"full"`
+	Peers   []Peer   `json:"peers"`
+	Removed []string `json:"removed,omitempty"`
+}

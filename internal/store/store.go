@@ -1,0 +1,217 @@
+// Package store keeps Veil's durable state: accounts, devices, sessions,
+// gateways and the peer-map version. It runs on SQLite (embedded, the
+// default) and on PostgreSQL; both pass the same conformance suite in
+// storetest.
+//
+// Nothing here ever holds a client IP address, a DNS name or a
+// destination: see the data inventory in package privacy.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrDeviceLimit    = errors.New("device limit reached")
+	ErrPoolExhausted  = errors.New("tunnel address pool exhausted")
+	ErrDuplicateKey   = errors.New("public key already registered")
+	ErrDuplicateName  = errors.New("name already in use")
+	ErrSchemaTooNew   = errors.New("database schema is newer than this binary")
+	ErrCodeCollision  = errors.New("access code hash already exists")
+	ErrInvalidSession = errors.New("session unknown or expired")
+)
+
+// Plan names.
+const (
+	PlanFree    = "free"
+	PlanPremium = "premium"
+)
+
+// Account is a customer. The access code itself is never stored, only its
+// keyed hash.
+type Account struct {
+	ID               int64
+	CodeHash         []byte
+	Email            string // empty when none was given
+	Plan             string
+	PaidUntil        time.Time // zero when never paid
+	TrialUntil       time.Time // zero when no trial
+	MarketingConsent bool
+	Restricted       bool
+	CreatedAt        time.Time
+}
+
+// Active reports whether the account may hold tunnels at time now.
+func (a *Account) Active(now time.Time) bool {
+	return now.Before(a.PaidUntil) || now.Before(a.TrialUntil)
+}
+
+// AccountUpdate changes an account. A nil field is left unchanged.
+type AccountUpdate struct {
+	Email            *string
+	Plan             *string
+	PaidUntil        *time.Time
+	TrialUntil       *time.Time
+	MarketingConsent *bool
+	Restricted       *bool
+	CodeHash         []byte // nil: unchanged
+}
+
+// Device is one WireGuard key of an account. AddrIndex is the host index in
+// both tunnel pools: the device's IPv4 and IPv6 addresses are the pools'
+// bases plus AddrIndex, so one unique index gives two unique addresses.
+type Device struct {
+	ID        int64
+	AccountID int64
+	Name      string
+	PublicKey string // base64, as wg(8) prints it
+	AddrIndex int64
+	CreatedAt time.Time
+}
+
+// NewDevice is a registration request as the store sees it.
+type NewDevice struct {
+	AccountID int64
+	Name      string
+	PublicKey string
+	// MaxDevices bounds the account's device count, checked in the same
+	// transaction as the insert so concurrent registrations cannot exceed it.
+	MaxDevices int
+	// MinIndex and MaxIndex bound AddrIndex (inclusive); the lowest free
+	// index is taken so addresses freed by deletion are reused.
+	MinIndex, MaxIndex int64
+}
+
+// Session is a bearer token's record; only the token's hash is stored.
+type Session struct {
+	TokenHash []byte
+	AccountID int64
+	ExpiresAt time.Time
+}
+
+// Gateway is a registered WireGuard gateway and its aggregate load.
+type Gateway struct {
+	ID        int64
+	Name      string
+	Location  string // "cc-city"
+	Endpoint  string // host:port
+	TokenHash []byte
+	PublicKey string // empty until the gateway first reports
+	Builtin   bool   // the gateway that `veil serve` runs itself
+	Peers     int
+	RxBytes   uint64
+	TxBytes   uint64
+	LastSeen  time.Time // zero: never reported
+	CreatedAt time.Time
+}
+
+// GatewayLoad is an aggregate report from a gateway (promise P3: nothing
+// per peer).
+type GatewayLoad struct {
+	PublicKey string
+	Peers     int
+	RxBytes   uint64
+	TxBytes   uint64
+	At        time.Time
+}
+
+// Peer is one entry of the peer map: an active account's device.
+type Peer struct {
+	PublicKey string
+	AddrIndex int64
+	Plan      string
+}
+
+// PeerChanges is the peer map since a version. When Full is set, Peers is
+// the whole map and Removed is empty.
+type PeerChanges struct {
+	Version int64
+	Full    bool
+	Peers   []Peer   // added or changed since the asked version (all, when Full)
+	Removed []string // public keys removed since the asked version
+}
+
+// Store is the durable state. Every method is safe for concurrent use.
+// Methods that change the peer map (device create, delete, rekey; account
+// delete; activity changes found by SyncPeerActivity) bump the peer-map
+// version in the same transaction and wake Watch subscribers, in this and,
+// on PostgreSQL, every other process using the same database.
+type Store interface {
+	// CreateAccount inserts a new account; ErrCodeCollision when the hash
+	// exists (the caller draws a new code).
+	CreateAccount(ctx context.Context, a *Account) (int64, error)
+	// AccountByID returns the account or ErrNotFound.
+	AccountByID(ctx context.Context, id int64) (*Account, error)
+	// AccountByCodeHash returns the account or ErrNotFound.
+	AccountByCodeHash(ctx context.Context, hash []byte) (*Account, error)
+	// UpdateAccount applies u; a change of paid or trial time is reflected in
+	// the peer map by the next SyncPeerActivity.
+	UpdateAccount(ctx context.Context, id int64, u AccountUpdate) error
+	// DeleteAccount removes the account with its devices and sessions; its
+	// devices leave the peer map.
+	DeleteAccount(ctx context.Context, id int64) error
+	// CountAccounts returns the number of accounts.
+	CountAccounts(ctx context.Context) (int, error)
+
+	// CreateDevice registers a device, enforcing MaxDevices and allocating
+	// the lowest free AddrIndex in [MinIndex, MaxIndex]. Errors:
+	// ErrDeviceLimit, ErrPoolExhausted, ErrDuplicateKey, ErrNotFound (no
+	// such account).
+	CreateDevice(ctx context.Context, d NewDevice) (*Device, error)
+	// Devices lists an account's devices by id.
+	Devices(ctx context.Context, accountID int64) ([]Device, error)
+	// DeleteDevice removes one of the account's devices, or ErrNotFound.
+	DeleteDevice(ctx context.Context, accountID, deviceID int64) error
+	// RekeyDevice replaces a device's public key, keeping its addresses.
+	RekeyDevice(ctx context.Context, accountID, deviceID int64, publicKey string) (*Device, error)
+
+	// CreateSession stores a session.
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByTokenHash returns a live session or ErrInvalidSession.
+	SessionByTokenHash(ctx context.Context, hash []byte, now time.Time) (*Session, error)
+	// DeleteSession removes one session (logout).
+	DeleteSession(ctx context.Context, hash []byte) error
+	// DeleteExpiredSessions removes sessions expired at now.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
+	// CreateGateway registers a gateway; ErrDuplicateName when taken.
+	CreateGateway(ctx context.Context, g *Gateway) (int64, error)
+	// Gateways lists all gateways by name.
+	Gateways(ctx context.Context) ([]Gateway, error)
+	// GatewayByTokenHash returns the gateway or ErrNotFound.
+	GatewayByTokenHash(ctx context.Context, hash []byte) (*Gateway, error)
+	// GatewayByName returns the gateway or ErrNotFound.
+	GatewayByName(ctx context.Context, name string) (*Gateway, error)
+	// UpdateGateway changes a gateway's location, endpoint and token hash.
+	UpdateGateway(ctx context.Context, g *Gateway) error
+	// ReportGatewayLoad records a gateway's key and aggregate load.
+	ReportGatewayLoad(ctx context.Context, id int64, l GatewayLoad) error
+	// DeleteGateway removes a gateway by name.
+	DeleteGateway(ctx context.Context, name string) error
+
+	// PeersSince returns the peer map changes after version since, or the
+	// full map when since is 0 or older than the retained history.
+	PeersSince(ctx context.Context, since int64) (*PeerChanges, error)
+	// PeerVersion returns the current peer-map version.
+	PeerVersion(ctx context.Context) (int64, error)
+	// SyncPeerActivity brings the peer map in line with account activity at
+	// now (trial or paid time starting or ending), returning how many
+	// devices entered or left it. Safe to run from several processes.
+	SyncPeerActivity(ctx context.Context, now time.Time) (int, error)
+	// Watch returns a channel that receives the new peer-map version after
+	// every change, from any process on the same database, until ctx ends.
+	// Slow receivers may miss intermediate versions, never the latest.
+	Watch(ctx context.Context) <-chan int64
+
+	// Schema lists every table of the live database with its columns, so a
+	// test can compare it with the data inventory. Bookkeeping tables of
+	// the store itself (the migration version) are included.
+	Schema(ctx context.Context) (map[string][]string, error)
+
+	// Close releases the database.
+	Close() error
+}
