@@ -1,0 +1,38 @@
+package geo
+
+import (
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
+)
+
+// CountryName gives the English name of an ISO 3166-1 alpha-2 code, or
+// the code itself when it is not one that CLDR knows.
+func CountryName(iso string) string {
+	r, err := language.ParseRegion(iso)
+	if err != nil {
+		return iso
+	}
+	if n := display.English.Regions().Name(r); n != "" {
+		return n
+	}
+	return iso
+}
+
+// CountryLanguage gives the most likely language of a country as a base
+// language code ("sv" for "SE"), from CLDR's likely subtags; "" when
+// unknown.
+func CountryLanguage(iso string) string {
+	r, err := language.ParseRegion(iso)
+	if err != nil {
+		return ""
+	}
+	t, err := language.Compose(language.Und, r)
+	if err != nil {
+		return ""
+	}
+	b, conf := t.Base()
+	if conf == language.No {
+		return ""
+	}
+	return b.String()
+}

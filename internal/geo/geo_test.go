@@ -1,0 +1,98 @@
+package geo_test
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"veil/internal/geo"
+	"veil/internal/geo/geotest"
+)
+
+var recs = []geotest.Record{
+	{Prefix: "203.0.113.0/24", Country: "SE", Region: "Stockholm", City: "Stockholm", TimeZone: "Europe/Stockholm", Lat: 59.33, Lon: 18.06, ASN: 64500, Org: "Example Net AB"},
+	{Prefix: "2001:db8::/32", Country: "DE", City: "Berlin", TimeZone: "Europe/Berlin", Lat: 52.5, Lon: 13.4},
+}
+
+func TestLookup(t *testing.T) {
+	for _, layout := range []geotest.Layout{geotest.Flat, geotest.GeoIP2} {
+		db, err := geo.Open(geotest.Write(t, layout, recs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		tests := []struct {
+			ip                               string
+			iso, country, city, tz, asn, org string
+			coords                           bool
+		}{
+			{"203.0.113.9", "SE", "Sweden", "Stockholm", "Europe/Stockholm", "AS64500", "Example Net AB", true},
+			{"::ffff:203.0.113.9", "SE", "Sweden", "Stockholm", "Europe/Stockholm", "AS64500", "Example Net AB", true},
+			{"2001:db8::1", "DE", "Germany", "Berlin", "Europe/Berlin", "unknown", "unknown", true},
+			{"198.51.100.1", "", "unknown", "unknown", "unknown", "unknown", "unknown", false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.ip, func(t *testing.T) {
+				got := db.Lookup(netip.MustParseAddr(tt.ip))
+				if got.CountryISO != tt.iso || got.Country != tt.country || got.City != tt.city ||
+					got.TimeZone != tt.tz || got.ASNString != tt.asn || got.ASOrg != tt.org ||
+					(got.Latitude != nil) != tt.coords {
+					t.Errorf("layout %d: Lookup(%s) = %+v", layout, tt.ip, got)
+				}
+			})
+		}
+	}
+}
+
+func TestNoDatabase(t *testing.T) {
+	dbs := map[string]*geo.DB{"nil": nil}
+	empty, err := geo.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbs["empty dir"] = empty
+	for name, db := range dbs {
+		got := db.Lookup(netip.MustParseAddr("203.0.113.9"))
+		if got.Country != geo.Unknown || got.City != geo.Unknown || got.ASOrg != geo.Unknown || got.TimeZone != geo.Unknown {
+			t.Errorf("%s: %+v, want unknown", name, got)
+		}
+		if db.Loaded() {
+			t.Errorf("%s: Loaded", name)
+		}
+	}
+}
+
+func TestOpenDirMergesCityAndASN(t *testing.T) {
+	dir := t.TempDir()
+	geotest.WriteFile(t, filepath.Join(dir, "dbip-city-ipv4.mmdb"), geotest.Flat, geotest.Record{Prefix: "203.0.113.0/24", Country: "NL", City: "Amsterdam", TimeZone: "Europe/Amsterdam"})
+	geotest.WriteFile(t, filepath.Join(dir, "asn.mmdb"), geotest.GeoIP2, geotest.Record{Prefix: "203.0.0.0/16", ASN: 64501, Org: "Other"})
+	if err := os.WriteFile(filepath.Join(dir, "unrelated.mmdb"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got := db.Lookup(netip.MustParseAddr("203.0.113.1"))
+	if got.City != "Amsterdam" || got.ASN != 64501 || got.ASOrg != "Other" || db.Attribution.URL == "" {
+		t.Errorf("got %+v, attribution %+v", got, db.Attribution)
+	}
+}
+
+func TestOpenBadFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.mmdb")
+	os.WriteFile(p, []byte("not a database"), 0o644)
+	if _, err := geo.Open(p); err == nil {
+		t.Fatal("Open of a bad file succeeded")
+	}
+}
+
+func TestCountryLanguage(t *testing.T) {
+	for iso, want := range map[string]string{"SE": "sv", "DE": "de", "US": "en", "JP": "ja", "": ""} {
+		if got := geo.CountryLanguage(iso); got != want {
+			t.Errorf("CountryLanguage(%q) = %q, want %q", iso, got, want)
+		}
+	}
+}
