@@ -1,0 +1,346 @@
+// Package config is Veil's typed configuration: defaults, then a TOML
+// file, then VEIL_* environment variables, then command-line flags, each
+// overriding the one before. It is read once at start-up, validated, and
+// passed down; nothing else reads the environment.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/spf13/pflag"
+)
+
+// Config is everything `veil serve` and `veil gateway` can be told. Every
+// field's toml tag is its key in the file; the same key with dashes is its
+// flag, and VEIL_ plus the key in upper case its environment variable.
+type Config struct {
+	// DataDir holds the SQLite database, the server secret and the admin
+	// token.
+	DataDir string `toml:"data" help:"directory for the database, secrets and tokens"`
+	// DB is a PostgreSQL URL; empty means SQLite in DataDir.
+	DB string `toml:"db" help:"postgres://… URL; empty: SQLite in the data directory"`
+	// HTTP is the public website and API listener.
+	HTTP string `toml:"http" help:"public website and API listen address"`
+	// AdminHTTP is the operator listener for /metrics; empty disables it.
+	AdminHTTP string `toml:"admin_http" help:"operator listener (metrics); empty: off"`
+	// PublicURL is how clients reach the API; empty: http://HTTP.
+	PublicURL string `toml:"public_url" help:"URL clients use to reach this server"`
+
+	// WGPort is the built-in gateway's WireGuard UDP port.
+	WGPort int `toml:"wg_port" help:"built-in gateway WireGuard UDP port"`
+	// Endpoint is the built-in gateway's address as clients dial it;
+	// empty: the HTTP host with WGPort.
+	Endpoint string `toml:"endpoint" help:"HOST:PORT advertised for the built-in gateway"`
+	// BuiltinGateway runs a netstack gateway inside `veil serve`.
+	BuiltinGateway bool `toml:"builtin_gateway" help:"run a gateway inside serve"`
+	// Location is the built-in gateway's location, "cc-city".
+	Location string `toml:"location" help:"built-in gateway location, cc-city"`
+	// EgressAllow lists ranges tunnel traffic and web tools may reach
+	// although the egress guard would refuse them.
+	EgressAllow []string `toml:"egress_allow" help:"CIDRs the egress guard lets through"`
+	// DNSRootHints is a named.root file for the resolver; empty: built in.
+	DNSRootHints string `toml:"dns_root_hints" help:"root hints file for the DNS resolver"`
+
+	// TunnelIPv4Pool and TunnelIPv6Pool are the device address pools. The
+	// first host of each is the gateways' own tunnel address.
+	TunnelIPv4Pool string `toml:"tunnel_ipv4_pool" help:"device IPv4 address pool"`
+	TunnelIPv6Pool string `toml:"tunnel_ipv6_pool" help:"device IPv6 address pool"`
+	// MaxDevices is the device limit per account.
+	MaxDevices int `toml:"max_devices" help:"devices per account"`
+	// TrialDays is the length of a new account's trial; 0: no trial.
+	TrialDays int `toml:"trial_days" help:"trial length of new accounts in days"`
+	// SessionTTL is the lifetime of a bearer token.
+	SessionTTL Duration `toml:"session_ttl" help:"lifetime of API session tokens"`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level" help:"debug, info, warn or error"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		DataDir:        "./veil-data",
+		HTTP:           "127.0.0.1:8080",
+		AdminHTTP:      "127.0.0.1:9090",
+		WGPort:         51820,
+		BuiltinGateway: true,
+		Location:       "xx-local",
+		TunnelIPv4Pool: "10.64.0.0/10",
+		TunnelIPv6Pool: "fd7a:7665:696c::/64",
+		MaxDevices:     5,
+		TrialDays:      7,
+		SessionTTL:     Duration(24 * time.Hour),
+		LogLevel:       "info",
+	}
+}
+
+// Duration is a time.Duration written as "24h" in files and flags.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// String returns the duration as "24h0m0s".
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Set implements pflag.Value.
+func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
+
+// Type implements pflag.Value.
+func (d *Duration) Type() string { return "duration" }
+
+// Sources says where to read from. A nil field means that source is not
+// used.
+type Sources struct {
+	// File is a TOML file; empty: none.
+	File string
+	// Env looks a variable up, as os.LookupEnv does.
+	Env func(string) (string, bool)
+	// Flags holds the command's flags, registered by AddFlags; only flags
+	// the user set override.
+	Flags *pflag.FlagSet
+}
+
+// AddFlags registers one flag per config key on fs, named like the key with
+// dashes (data, db, http, wg-port, …).
+func AddFlags(fs *pflag.FlagSet) {
+	def := Default()
+	v := reflect.ValueOf(&def).Elem()
+	forEachField(v, func(key string, f reflect.Value, help string) {
+		name := flagName(key)
+		switch p := f.Addr().Interface().(type) {
+		case *string:
+			fs.String(name, *p, help)
+		case *int:
+			fs.Int(name, *p, help)
+		case *bool:
+			fs.Bool(name, *p, help)
+		case *[]string:
+			fs.StringSlice(name, *p, help)
+		case *Duration:
+			fs.Var(new(Duration), name, help+" (default "+p.String()+")")
+		}
+	})
+}
+
+// Load reads the configuration from its sources and validates it. Errors
+// are one line and name the offending key.
+func Load(src Sources) (Config, error) {
+	c := Default()
+	if src.File != "" {
+		b, err := os.ReadFile(src.File)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fileError(src.File, err)
+		}
+	}
+	v := reflect.ValueOf(&c).Elem()
+	var errs []error
+	if src.Env != nil {
+		forEachField(v, func(key string, f reflect.Value, _ string) {
+			name := "VEIL_" + strings.ToUpper(key)
+			if s, ok := src.Env(name); ok {
+				if err := setText(f, s); err != nil {
+					errs = append(errs, fmt.Errorf("config: environment %s: %w", name, err))
+				}
+			}
+		})
+	}
+	if src.Flags != nil {
+		forEachField(v, func(key string, f reflect.Value, _ string) {
+			fl := src.Flags.Lookup(flagName(key))
+			if fl == nil || !fl.Changed {
+				return
+			}
+			var err error
+			if sv, ok := fl.Value.(pflag.SliceValue); ok {
+				f.Set(reflect.ValueOf(sv.GetSlice()))
+			} else {
+				err = setText(f, fl.Value.String())
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("config: flag --%s: %w", fl.Name, err))
+			}
+		})
+	}
+	if len(errs) > 0 {
+		return c, errs[0]
+	}
+	return c, c.Validate()
+}
+
+// Validate checks every key and returns the first problem, naming the key.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if c.DataDir == "" {
+		return bad("data", "must not be empty")
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
+		return bad("db", "must be a postgres:// URL, or empty for SQLite")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+		return bad("http", "want HOST:PORT, got %q", c.HTTP)
+	}
+	if c.AdminHTTP != "" {
+		if _, _, err := net.SplitHostPort(c.AdminHTTP); err != nil {
+			return bad("admin_http", "want HOST:PORT, got %q", c.AdminHTTP)
+		}
+	}
+	if c.WGPort < 0 || c.WGPort > 65535 {
+		return bad("wg_port", "%d is not a UDP port", c.WGPort)
+	}
+	if c.Endpoint != "" {
+		if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
+			return bad("endpoint", "want HOST:PORT, got %q", c.Endpoint)
+		}
+	}
+	if !ValidLocation(c.Location) {
+		return bad("location", "want cc-city (two-letter country, a dash, a city code), got %q", c.Location)
+	}
+	for _, s := range c.EgressAllow {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return bad("egress_allow", "%q is not a CIDR", s)
+		}
+	}
+	p4, err := netip.ParsePrefix(c.TunnelIPv4Pool)
+	if err != nil || !p4.Addr().Is4() || p4.Bits() > 30 {
+		return bad("tunnel_ipv4_pool", "want an IPv4 CIDR of /30 or larger, got %q", c.TunnelIPv4Pool)
+	}
+	p6, err := netip.ParsePrefix(c.TunnelIPv6Pool)
+	if err != nil || !p6.Addr().Is6() || p6.Addr().Is4In6() || p6.Bits() > 126 {
+		return bad("tunnel_ipv6_pool", "want an IPv6 CIDR of /126 or larger, got %q", c.TunnelIPv6Pool)
+	}
+	if c.MaxDevices < 1 || c.MaxDevices > 1000 {
+		return bad("max_devices", "want 1 to 1000, got %d", c.MaxDevices)
+	}
+	if c.TrialDays < 0 || c.TrialDays > 3650 {
+		return bad("trial_days", "want 0 to 3650, got %d", c.TrialDays)
+	}
+	if d := time.Duration(c.SessionTTL); d < time.Minute || d > 90*24*time.Hour {
+		return bad("session_ttl", "want between 1m and 2160h, got %s", d)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	return nil
+}
+
+// ValidLocation reports whether s looks like "cc-city": two lower-case
+// letters, a dash, and one or more lower-case letters or digits.
+func ValidLocation(s string) bool {
+	cc, city, ok := strings.Cut(s, "-")
+	if !ok || len(cc) != 2 || city == "" || len(city) > 32 {
+		return false
+	}
+	for _, r := range cc {
+		if r < 'a' || r > 'z' {
+			return false
+		}
+	}
+	for _, r := range city {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func fileError(file string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) && len(strict.Errors) > 0 {
+		e := strict.Errors[0]
+		row, _ := e.Position()
+		return fmt.Errorf("config %s: unknown key %q (line %d)", file, strings.Join(e.Key(), "."), row)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		key := strings.Join(de.Key(), ".")
+		if key != "" {
+			return fmt.Errorf("config %s: key %q (line %d): %s", file, key, row, oneLine(de.Error()))
+		}
+		return fmt.Errorf("config %s: line %d: %s", file, row, oneLine(de.Error()))
+	}
+	return fmt.Errorf("config %s: %s", file, oneLine(err.Error()))
+}
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.TrimSpace(s)
+}
+
+func forEachField(v reflect.Value, fn func(key string, f reflect.Value, help string)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		key, _, _ := strings.Cut(sf.Tag.Get("toml"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		fn(key, v.Field(i), sf.Tag.Get("help"))
+	}
+}
+
+func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+
+// setText sets a field from its text form, as environment variables and
+// flags give it.
+func setText(f reflect.Value, s string) error {
+	switch p := f.Addr().Interface().(type) {
+	case *string:
+		*p = s
+	case *int:
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		*p = n
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		*p = b
+	case *[]string:
+		*p = nil
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				*p = append(*p, part)
+			}
+		}
+	case *Duration:
+		if err := p.UnmarshalText([]byte(s)); err != nil {
+			return fmt.Errorf("%q is not a duration like 24h", s)
+		}
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}

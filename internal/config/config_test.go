@@ -1,0 +1,138 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeFile(t testing.TB, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "veil.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "http = \"127.0.0.1:1000\"\nwg_port = 1000\nmax_devices = 3\nsession_ttl = \"2h\"\n")
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	AddFlags(fs)
+	if err := fs.Parse([]string{"--wg-port=3000", "--egress-allow=10.9.0.0/24,fd00::/64"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(Sources{
+		File:  file,
+		Env:   envMap(map[string]string{"VEIL_WG_PORT": "2000", "VEIL_MAX_DEVICES": "4", "VEIL_DATA": "/tmp/x"}),
+		Flags: fs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP != "127.0.0.1:1000" {
+		t.Errorf("http = %q, want the file's value", c.HTTP)
+	}
+	if c.MaxDevices != 4 {
+		t.Errorf("max_devices = %d, want the environment's 4", c.MaxDevices)
+	}
+	if c.WGPort != 3000 {
+		t.Errorf("wg_port = %d, want the flag's 3000", c.WGPort)
+	}
+	if c.DataDir != "/tmp/x" {
+		t.Errorf("data = %q, want the environment's", c.DataDir)
+	}
+	if time.Duration(c.SessionTTL) != 2*time.Hour {
+		t.Errorf("session_ttl = %s, want 2h", c.SessionTTL)
+	}
+	if len(c.EgressAllow) != 2 || c.EgressAllow[1] != "fd00::/64" {
+		t.Errorf("egress_allow = %q", c.EgressAllow)
+	}
+}
+
+func TestDefaultsValid(t *testing.T) {
+	c, err := Load(Sources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP != "127.0.0.1:8080" || c.DataDir != "./veil-data" || c.WGPort != 51820 {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"unknown key", "htp = \"x\"\n", nil, `unknown key "htp" (line 1)`},
+		{"wrong type", "wg_port = \"many\"\n", nil, `wg_port`},
+		{"corrupt", "http = \"127.0.0.1:80\nx", nil, "line"},
+		{"binary garbage", "\x00\x01\xff\xfe", nil, "config"},
+		{"bad port", "wg_port = 70000\n", nil, "wg_port: 70000 is not a UDP port"},
+		{"bad pool", "tunnel_ipv4_pool = \"fd00::/64\"\n", nil, "tunnel_ipv4_pool"},
+		{"bad location", "location = \"Sweden\"\n", nil, "location"},
+		{"bad duration", "session_ttl = \"forever\"\n", nil, "session_ttl"},
+		{"bad env", "", map[string]string{"VEIL_MAX_DEVICES": "lots"}, "VEIL_MAX_DEVICES"},
+		{"bad db", "db = \"mysql://x\"\n", nil, "db: must be a postgres"},
+		{"bad cidr", "egress_allow = [\"10.0.0.0/33\"]\n", nil, "egress_allow"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := Sources{Env: envMap(tt.env)}
+			if tt.file != "" {
+				src.File = writeFile(t, tt.file)
+			}
+			_, err := Load(src)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not contain %q", msg, tt.want)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := Load(Sources{File: filepath.Join(t.TempDir(), "nope.toml")})
+	if err == nil || !strings.Contains(err.Error(), "nope.toml") {
+		t.Fatalf("err = %v, want one naming the file", err)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add("http = \"127.0.0.1:8080\"\n")
+	f.Add("wg_port = 51820\negress_allow = [\"10.0.0.0/8\"]\n")
+	f.Add("[x]\ny=1")
+	f.Add("session_ttl = \"1h\"")
+	f.Fuzz(func(t *testing.T, body string) {
+		p := filepath.Join(t.TempDir(), "f.toml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(Sources{File: p})
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("multi-line error: %q", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("Load returned an invalid config: %v", err)
+		}
+	})
+}
