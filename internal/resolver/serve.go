@@ -1,0 +1,105 @@
+package resolver
+
+import (
+	"context"
+	"net"
+	"net/netip"
+
+	"github.com/miekg/dns"
+)
+
+// anyTTL is the TTL of the RFC 8482 answer to ANY.
+const anyTTL = 3600
+
+// ServeDNS answers one client query. Queries from sources that
+// Config.Allow refuses, and those beyond the client's rate limit, get no
+// reply at all (on TCP the connection is closed), so the resolver can
+// neither be used openly nor for reflection.
+func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	client, ok := r.allowed(w.RemoteAddr())
+	if !ok {
+		w.Close()
+		return
+	}
+	if r.limiter != nil && !r.limiter.allow(client) {
+		return
+	}
+	if req == nil || req.Response || len(req.Question) != 1 {
+		return
+	}
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	resp.RecursionAvailable = true
+	resp.Authoritative = false
+	q := req.Question[0]
+	// Clients asked with their case; answers use it back (RFC 4343).
+	switch {
+	case req.Opcode != dns.OpcodeQuery:
+		resp.Rcode = dns.RcodeNotImplemented
+	case q.Qclass != dns.ClassINET:
+		resp.Rcode = dns.RcodeRefused
+	case q.Qtype == dns.TypeANY:
+		// RFC 8482 section 4.2: one synthesised HINFO record.
+		resp.Answer = []dns.RR{&dns.HINFO{
+			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: anyTTL},
+			Cpu: "RFC8482",
+		}}
+	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
+		resp.Rcode = dns.RcodeRefused
+	default:
+		r.answerClient(req, resp, client)
+	}
+	reply(w, req, resp)
+}
+
+// answerClient fills resp for a regular query, applying the client's
+// blocklists to the name and to every CNAME target on the way.
+func (r *Resolver) answerClient(req, resp *dns.Msg, client netip.Addr) {
+	q := req.Question[0]
+	name := dns.CanonicalName(q.Name)
+	var mask uint64
+	if r.policy != nil && len(r.blocks.names) > 0 {
+		mask = r.blocks.mask(r.policy(client))
+	}
+	if r.blocks.blocked(name, mask) {
+		resp.Rcode = dns.RcodeNameError
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*r.timeout)
+	defer cancel()
+	m, err := r.resolve(ctx, name, q.Qtype)
+	if err != nil {
+		resp.Rcode = dns.RcodeServerFailure
+		return
+	}
+	if mask != 0 {
+		for _, rr := range m.Answer {
+			if c, ok := rr.(*dns.CNAME); ok && r.blocks.blocked(dns.CanonicalName(c.Target), mask) {
+				resp.Rcode = dns.RcodeNameError
+				return
+			}
+		}
+	}
+	resp.Rcode = m.Rcode
+	resp.Answer = m.Answer
+	resp.Ns = m.Ns
+	if len(resp.Answer) > 0 && resp.Answer[0].Header().Name != q.Name &&
+		dns.CanonicalName(resp.Answer[0].Header().Name) == name {
+		resp.Answer[0].Header().Name = q.Name
+	}
+}
+
+// reply writes resp sized for the transport: EDNS0 clients get up to
+// EDNSBufferSize over UDP, others 512 bytes, with TC set if cut.
+func reply(w dns.ResponseWriter, req, resp *dns.Msg) {
+	size := dns.MinMsgSize
+	if opt := req.IsEdns0(); opt != nil {
+		size = max(dns.MinMsgSize, min(int(opt.UDPSize()), EDNSBufferSize))
+		resp.SetEdns0(EDNSBufferSize, false)
+	}
+	if _, tcp := w.RemoteAddr().(*net.TCPAddr); tcp {
+		size = dns.MaxMsgSize
+	}
+	resp.Truncate(size)
+	_ = w.WriteMsg(resp)
+}
