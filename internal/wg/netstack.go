@@ -1,0 +1,359 @@
+package wg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// nicID is the netstack's only interface.
+const nicID = 1
+
+// NetstackConfig configures NewNetstack.
+type NetstackConfig struct {
+	// Addresses are the stack's own tunnel addresses.
+	Addresses []netip.Addr
+	// MTU is the tunnel MTU; zero means DefaultMTU.
+	MTU int
+	// Promiscuous makes the stack accept packets for any destination and
+	// answer from any source, as a gateway forwarding its peers' flows
+	// needs; Stack then gives the gVisor stack to install forwarders on.
+	Promiscuous bool
+	// Echo, if set, receives the ICMP echo requests addressed to anything
+	// but the stack's own addresses, instead of the stack answering them
+	// itself (which would fake every ping). It is called on the packet
+	// path and must not block; answer with ReplyEcho.
+	Echo func(Echo)
+}
+
+// Echo is an ICMP or ICMPv6 echo request read from the tunnel.
+type Echo struct {
+	Src, Dst netip.Addr
+	ID, Seq  uint16
+	Data     []byte
+}
+
+// Netstack is a userspace TCP/IP stack (gVisor) presented to wireguard-go
+// as a TUN device. It follows wireguard-go's tun/netstack, adding access to
+// the stack itself (for a gateway's forwarders) and echo interception.
+type Netstack struct {
+	ep       *channel.Endpoint
+	stack    *stack.Stack
+	notify   *channel.NotificationHandle
+	events   chan tun.Event
+	incoming chan *buffer.View
+	done     chan struct{}
+	closing  sync.Once
+	mtu      int
+	local    map[netip.Addr]bool
+	echo     func(Echo)
+}
+
+var _ tun.Device = (*Netstack)(nil)
+
+// NewNetstack creates the stack.
+func NewNetstack(cfg NetstackConfig) (*Netstack, error) {
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = DefaultMTU
+	}
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+		HandleLocal:        true,
+	})
+	n := &Netstack{
+		ep:       channel.New(1024, uint32(mtu), ""),
+		stack:    s,
+		events:   make(chan tun.Event, 10),
+		incoming: make(chan *buffer.View),
+		done:     make(chan struct{}),
+		mtu:      mtu,
+		local:    make(map[netip.Addr]bool),
+		echo:     cfg.Echo,
+	}
+	sack := tcpip.TCPSACKEnabled(true)
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
+		return nil, fmt.Errorf("netstack: enabling TCP SACK: %v", err)
+	}
+	n.notify = n.ep.AddNotify(n)
+	if err := s.CreateNIC(nicID, n.ep); err != nil {
+		return nil, fmt.Errorf("netstack: creating NIC: %v", err)
+	}
+	if cfg.Promiscuous {
+		if err := s.SetPromiscuousMode(nicID, true); err != nil {
+			return nil, fmt.Errorf("netstack: promiscuous mode: %v", err)
+		}
+		if err := s.SetSpoofing(nicID, true); err != nil {
+			return nil, fmt.Errorf("netstack: spoofing: %v", err)
+		}
+	}
+	var has4, has6 bool
+	for _, ip := range cfg.Addresses {
+		proto := ipv4.ProtocolNumber
+		if ip.Is6() {
+			proto, has6 = ipv6.ProtocolNumber, true
+		} else {
+			has4 = true
+		}
+		pa := tcpip.ProtocolAddress{
+			Protocol:          proto,
+			AddressWithPrefix: tcpip.AddrFromSlice(ip.AsSlice()).WithPrefix(),
+		}
+		if err := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+			return nil, fmt.Errorf("netstack: adding address: %v", err)
+		}
+		n.local[ip] = true
+	}
+	if has4 || cfg.Promiscuous {
+		s.AddRoute(tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: nicID})
+	}
+	if has6 || cfg.Promiscuous {
+		s.AddRoute(tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: nicID})
+	}
+	n.events <- tun.EventUp
+	return n, nil
+}
+
+// Stack returns the gVisor stack, for installing forwarders.
+func (n *Netstack) Stack() *stack.Stack { return n.stack }
+
+// Name implements tun.Device.
+func (n *Netstack) Name() (string, error) { return "netstack", nil }
+
+// File implements tun.Device; a netstack has no file.
+func (n *Netstack) File() *os.File { return nil }
+
+// Events implements tun.Device.
+func (n *Netstack) Events() <-chan tun.Event { return n.events }
+
+// MTU implements tun.Device.
+func (n *Netstack) MTU() (int, error) { return n.mtu, nil }
+
+// BatchSize implements tun.Device.
+func (n *Netstack) BatchSize() int { return 1 }
+
+// Read implements tun.Device: it gives wireguard-go the next packet the
+// stack sends.
+func (n *Netstack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	select {
+	case view := <-n.incoming:
+		c, err := view.Read(bufs[0][offset:])
+		view.Release()
+		if err != nil {
+			return 0, err
+		}
+		sizes[0] = c
+		return 1, nil
+	case <-n.done:
+		return 0, os.ErrClosed
+	}
+}
+
+// Write implements tun.Device: it gives the stack packets from the tunnel.
+func (n *Netstack) Write(bufs [][]byte, offset int) (int, error) {
+	for _, b := range bufs {
+		pkt := b[offset:]
+		if len(pkt) == 0 {
+			continue
+		}
+		var proto tcpip.NetworkProtocolNumber
+		switch pkt[0] >> 4 {
+		case 4:
+			proto = header.IPv4ProtocolNumber
+		case 6:
+			proto = header.IPv6ProtocolNumber
+		default:
+			return 0, syscall.EAFNOSUPPORT
+		}
+		if n.echo != nil && n.interceptEcho(pkt) {
+			continue
+		}
+		pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
+		n.ep.InjectInbound(proto, pkb)
+		pkb.DecRef()
+	}
+	return len(bufs), nil
+}
+
+// WriteNotify is called by the channel endpoint when the stack has a
+// packet to send.
+func (n *Netstack) WriteNotify() {
+	pkt := n.ep.Read()
+	if pkt == nil {
+		return
+	}
+	view := pkt.ToView()
+	pkt.DecRef()
+	n.queue(view)
+}
+
+func (n *Netstack) queue(view *buffer.View) {
+	select {
+	case n.incoming <- view:
+	case <-n.done:
+		view.Release()
+	}
+}
+
+// Close implements tun.Device.
+func (n *Netstack) Close() error {
+	n.closing.Do(func() {
+		close(n.done)
+		n.stack.RemoveNIC(nicID)
+		n.stack.Close()
+		n.ep.RemoveNotify(n.notify)
+		n.ep.Close()
+		close(n.events)
+	})
+	return nil
+}
+
+// DialContext connects through the stack. The address must hold an IP
+// literal: names are for the caller to resolve (through the tunnel).
+// Networks: tcp, tcp4, tcp6, udp, udp4, udp6.
+func (n *Netstack) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("netstack dial: %w", err)
+	}
+	fa, proto := fullAddr(ap)
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		return gonet.DialContextTCP(ctx, n.stack, fa, proto)
+	case "udp", "udp4", "udp6":
+		return gonet.DialUDP(n.stack, nil, &fa, proto)
+	}
+	return nil, fmt.Errorf("netstack dial: unsupported network %q", network)
+}
+
+// ListenTCP listens on the stack.
+func (n *Netstack) ListenTCP(ap netip.AddrPort) (*gonet.TCPListener, error) {
+	fa, proto := fullAddr(ap)
+	return gonet.ListenTCP(n.stack, fa, proto)
+}
+
+// ListenUDP listens on the stack.
+func (n *Netstack) ListenUDP(ap netip.AddrPort) (*gonet.UDPConn, error) {
+	fa, proto := fullAddr(ap)
+	return gonet.DialUDP(n.stack, &fa, nil, proto)
+}
+
+func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
+	proto := ipv4.ProtocolNumber
+	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+		proto = ipv6.ProtocolNumber
+	}
+	fa := tcpip.FullAddress{NIC: nicID, Port: ap.Port()}
+	if ap.Addr().IsValid() && !ap.Addr().IsUnspecified() {
+		fa.Addr = tcpip.AddrFromSlice(ap.Addr().Unmap().AsSlice())
+	}
+	return fa, proto
+}
+
+// ErrClosed is returned when the stack has been closed.
+var ErrClosed = errors.New("netstack closed")
+
+// interceptEcho hands an echo request for a foreign destination to the
+// Echo hook and reports whether it did.
+func (n *Netstack) interceptEcho(pkt []byte) bool {
+	switch pkt[0] >> 4 {
+	case 4:
+		ip := header.IPv4(pkt)
+		if !ip.IsValid(len(pkt)) || ip.TransportProtocol() != header.ICMPv4ProtocolNumber ||
+			ip.More() || ip.FragmentOffset() != 0 {
+			return false
+		}
+		ic := header.ICMPv4(ip.Payload())
+		if len(ic) < header.ICMPv4MinimumSize || ic.Type() != header.ICMPv4Echo || ic.Code() != 0 {
+			return false
+		}
+		src, _ := netip.AddrFromSlice(ip.SourceAddressSlice())
+		dst, _ := netip.AddrFromSlice(ip.DestinationAddressSlice())
+		if n.local[dst] {
+			return false
+		}
+		n.echo(Echo{Src: src, Dst: dst, ID: ic.Ident(), Seq: ic.Sequence(),
+			Data: append([]byte(nil), ic[header.ICMPv4MinimumSize:]...)})
+		return true
+	case 6:
+		ip := header.IPv6(pkt)
+		if !ip.IsValid(len(pkt)) || ip.TransportProtocol() != header.ICMPv6ProtocolNumber {
+			return false
+		}
+		ic := header.ICMPv6(ip.Payload())
+		if len(ic) < header.ICMPv6EchoMinimumSize || ic.Type() != header.ICMPv6EchoRequest || ic.Code() != 0 {
+			return false
+		}
+		src, _ := netip.AddrFromSlice(ip.SourceAddressSlice())
+		dst, _ := netip.AddrFromSlice(ip.DestinationAddressSlice())
+		if n.local[dst] || !dst.IsGlobalUnicast() {
+			// Link-local and multicast (neighbour discovery's peers)
+			// stay with the stack.
+			return false
+		}
+		n.echo(Echo{Src: src, Dst: dst, ID: ic.Ident(), Seq: ic.Sequence(),
+			Data: append([]byte(nil), ic[header.ICMPv6EchoMinimumSize:]...)})
+		return true
+	}
+	return false
+}
+
+// ReplyEcho sends the echo reply to req into the tunnel, from req.Dst.
+func (n *Netstack) ReplyEcho(req Echo) {
+	var pkt []byte
+	if req.Src.Is4() {
+		pkt = make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(req.Data))
+		ic := header.ICMPv4(pkt[header.IPv4MinimumSize:])
+		ic.SetType(header.ICMPv4EchoReply)
+		ic.SetIdent(req.ID)
+		ic.SetSequence(req.Seq)
+		copy(ic[header.ICMPv4MinimumSize:], req.Data)
+		ic.SetChecksum(^checksum.Checksum(ic, 0))
+		ip := header.IPv4(pkt)
+		ip.Encode(&header.IPv4Fields{
+			TotalLength: uint16(len(pkt)),
+			TTL:         64,
+			Protocol:    uint8(header.ICMPv4ProtocolNumber),
+			SrcAddr:     tcpip.AddrFrom4(req.Dst.As4()),
+			DstAddr:     tcpip.AddrFrom4(req.Src.As4()),
+		})
+		ip.SetChecksum(^ip.CalculateChecksum())
+	} else {
+		pkt = make([]byte, header.IPv6MinimumSize+header.ICMPv6EchoMinimumSize+len(req.Data))
+		ic := header.ICMPv6(pkt[header.IPv6MinimumSize:])
+		ic.SetType(header.ICMPv6EchoReply)
+		ic.SetIdent(req.ID)
+		ic.SetSequence(req.Seq)
+		copy(ic[header.ICMPv6EchoMinimumSize:], req.Data)
+		src, dst := tcpip.AddrFrom16(req.Dst.As16()), tcpip.AddrFrom16(req.Src.As16())
+		ic.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: ic, Src: src, Dst: dst}))
+		header.IPv6(pkt).Encode(&header.IPv6Fields{
+			PayloadLength:     uint16(len(ic)),
+			TransportProtocol: header.ICMPv6ProtocolNumber,
+			HopLimit:          64,
+			SrcAddr:           src,
+			DstAddr:           dst,
+		})
+	}
+	n.queue(buffer.NewViewWithData(pkt))
+}
