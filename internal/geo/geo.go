@@ -158,6 +158,11 @@ func (db *DB) Lookup(ip netip.Addr) Info {
 			rec.fill(&info)
 		}
 	}
+	if info.TimeZone == Unknown {
+		if tz := TimeZoneFor(info.CountryISO, info.Latitude, info.Longitude); tz != "" {
+			info.TimeZone = tz
+		}
+	}
 	return info
 }
 

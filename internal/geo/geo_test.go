@@ -96,3 +96,23 @@ func TestCountryLanguage(t *testing.T) {
 		}
 	}
 }
+
+func TestTimeZoneFor(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	tests := []struct {
+		iso      string
+		lat, lon *float64
+		want     string
+	}{
+		{"SE", nil, nil, "Europe/Stockholm"},
+		{"US", f(40.7), f(-74), "America/New_York"},
+		{"US", f(34.05), f(-118.24), "America/Los_Angeles"},
+		{"AU", f(-31.95), f(115.86), "Australia/Perth"},
+		{"", nil, nil, ""},
+	}
+	for _, tt := range tests {
+		if got := geo.TimeZoneFor(tt.iso, tt.lat, tt.lon); got != tt.want {
+			t.Errorf("TimeZoneFor(%s) = %q, want %q", tt.iso, got, tt.want)
+		}
+	}
+}

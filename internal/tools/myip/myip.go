@@ -1,0 +1,488 @@
+// Package myip is the "My IP" tool: the visitor's address, where it is
+// and who holds it, whether it is one of Veil's gateways, and the
+// server-side half of the anonymity check (proxy headers, DNS blocklists,
+// reverse DNS). The browser-side half runs in the page's own script
+// (internal/web/static/myip.js). Nothing about a visitor is stored or
+// logged (promise P12): every answer is computed from the request and
+// forgotten.
+package myip
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"veil/internal/geo"
+	"veil/internal/tools/dnsleak"
+	"veil/internal/web"
+)
+
+// Handler serves the My IP page and its API. Fields are its dependencies;
+// a zero field has the default its comment gives. Set fields before the
+// first request and do not change them after.
+type Handler struct {
+	// Geo answers lookups. If nil, everything is "unknown".
+	Geo *geo.DB
+	// Gateway says whether an address is the egress address of one of
+	// Veil's gateways, and which. If nil, no address is.
+	Gateway func(netip.Addr) (name string, ok bool)
+	// LookupAddr does reverse DNS. If nil, net.DefaultResolver is used;
+	// every lookup is bounded by ReverseTimeout.
+	LookupAddr func(ctx context.Context, addr string) ([]string, error)
+	// DisableReverseDNS turns reverse lookups off.
+	DisableReverseDNS bool
+	// ReverseTimeout bounds a reverse lookup; default 500ms.
+	ReverseTimeout time.Duration
+	// DNSBL are the blocklist zones checked, such as "zen.spamhaus.org".
+	// Empty: none.
+	DNSBL []string
+	// LookupHost resolves DNSBL names. If nil, net.DefaultResolver.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
+	// DNSBLTimeout bounds all blocklist queries of one request together;
+	// default 1.5s.
+	DNSBLTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (a
+	// reverse proxy in front of Veil). Default none: the TCP peer is the
+	// visitor.
+	TrustedProxies []netip.Prefix
+	// IPv4URL and IPv6URL are base URLs of this service on hostnames that
+	// resolve only over IPv4 and only over IPv6 (such as
+	// "https://ipv4.veil.example"); the page asks both to see which
+	// families the visitor reaches the internet with. Empty: not checked.
+	IPv4URL, IPv6URL string
+	// STUNURL is the STUN server the page's WebRTC check asks for
+	// server-reflexive candidates ("stun:stun.veil.example:3478"). Empty:
+	// only host candidates are gathered and no packet leaves for STUN.
+	STUNURL string
+	// DNSLeak runs the page's DNS leak check. If nil, that check is
+	// skipped.
+	DNSLeak *dnsleak.Server
+	// Logger gets errors only, never an address. If nil, nothing is
+	// logged.
+	Logger *slog.Logger
+}
+
+// Report is the answer of /json and /api/v1/ip. The names of the
+// ifconfig.co/echoip fields are kept so that their clients work.
+type Report struct {
+	IP         string   `json:"ip"`
+	IPVersion  int      `json:"ip_version"`
+	Country    string   `json:"country"`
+	CountryISO string   `json:"country_iso"`
+	Region     string   `json:"region_name,omitempty"`
+	City       string   `json:"city"`
+	Latitude   *float64 `json:"latitude,omitempty"`
+	Longitude  *float64 `json:"longitude,omitempty"`
+	TimeZone   string   `json:"time_zone"`
+	ASN        string   `json:"asn"`
+	ASNOrg     string   `json:"asn_org"`
+	Hostname   string   `json:"hostname,omitempty"`
+	// CountryLanguage is the country's most likely language ("sv"), for
+	// the browser's language check.
+	CountryLanguage string `json:"country_language,omitempty"`
+	// Protected is true when the address is one of Veil's gateways.
+	Protected bool   `json:"protected"`
+	Gateway   string `json:"gateway,omitempty"`
+	// ProxyHeaders are headers of the request that proxies add; only for
+	// the visitor's own address, not for ?ip= lookups.
+	ProxyHeaders []Header `json:"proxy_headers"`
+	// Blocklists are the DNSBL answers for the address.
+	Blocklists []Listing `json:"blocklists"`
+	// Lookup is true for ?ip= answers: the address is not the visitor's.
+	Lookup bool `json:"lookup,omitempty"`
+}
+
+// Header is one request header that reveals a proxy.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Listing is one DNSBL answer.
+type Listing struct {
+	Zone   string `json:"zone"`
+	Listed bool   `json:"listed"`
+	// Error is set when the zone did not answer in time.
+	Error string `json:"error,omitempty"`
+}
+
+// Register mounts the tool's routes on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", h.serveRoot)
+	for path, field := range map[string]func(Report) string{
+		"/ip":          func(r Report) string { return r.IP },
+		"/country":     func(r Report) string { return r.Country },
+		"/country-iso": func(r Report) string { return orUnknown(r.CountryISO) },
+		"/city":        func(r Report) string { return r.City },
+		"/asn":         func(r Report) string { return r.ASN },
+		"/asn-org":     func(r Report) string { return r.ASNOrg },
+	} {
+		mux.HandleFunc("GET "+path, h.plain(field))
+	}
+	mux.HandleFunc("GET /json", h.serveJSON)
+	mux.HandleFunc("GET /api/v1/ip", h.serveJSON)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return geo.Unknown
+	}
+	return s
+}
+
+// target is the address a request asks about: ?ip= or the visitor's.
+func (h *Handler) target(r *http.Request) (ip netip.Addr, lookup bool, err error) {
+	if q := r.URL.Query().Get("ip"); q != "" {
+		ip, err := netip.ParseAddr(q)
+		if err != nil {
+			return netip.Addr{}, true, fmt.Errorf("not an IP address")
+		}
+		return ip.Unmap(), true, nil
+	}
+	ip, err = h.clientAddr(r)
+	return ip, false, err
+}
+
+// clientAddr is the visitor's address: the TCP peer, or the nearest
+// untrusted hop of X-Forwarded-For when the peer is a trusted proxy.
+func (h *Handler) clientAddr(r *http.Request) (netip.Addr, error) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("reading peer address: %w", err)
+	}
+	ip := ap.Addr().Unmap()
+	if !h.trusted(ip) {
+		return ip, nil
+	}
+	hops := forwardedFor(r.Header)
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip = hops[i]
+		if !h.trusted(ip) {
+			break
+		}
+	}
+	return ip, nil
+}
+
+func (h *Handler) trusted(ip netip.Addr) bool {
+	for _, p := range h.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func forwardedFor(hd http.Header) []netip.Addr {
+	var out []netip.Addr
+	for _, v := range hd.Values("X-Forwarded-For") {
+		for _, s := range strings.Split(v, ",") {
+			if ip, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+// proxyHeaderNames are headers that proxies add to requests they pass on.
+var proxyHeaderNames = []string{
+	"Via", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+	"X-Real-Ip", "Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "Forwarded-For",
+	"X-Originating-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Proxyuser-Ip",
+	"X-Bluecoat-Via", "Proxy-Connection", "X-Proxy-Id",
+}
+
+// proxyHeaders lists the proxy headers of r. When the peer is a trusted
+// proxy, what that proxy itself adds is not counted: the last
+// X-Forwarded-For hop and its X-Real-IP and X-Forwarded-Proto/Host.
+func (h *Handler) proxyHeaders(r *http.Request) []Header {
+	peerTrusted := false
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		peerTrusted = h.trusted(ap.Addr().Unmap())
+	}
+	out := []Header{}
+	for _, name := range proxyHeaderNames {
+		vals := r.Header.Values(name)
+		if len(vals) == 0 {
+			continue
+		}
+		v := strings.Join(vals, ", ")
+		if peerTrusted {
+			switch name {
+			case "X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host":
+				continue
+			case "X-Forwarded-For":
+				hops := strings.Split(v, ",")
+				if len(hops) <= 1 {
+					continue
+				}
+				v = strings.TrimSpace(strings.Join(hops[:len(hops)-1], ","))
+			}
+		}
+		if len(v) > 200 {
+			v = v[:200] + "…"
+		}
+		out = append(out, Header{Name: name, Value: v})
+	}
+	return out
+}
+
+// report computes the full answer for ip. full adds the slow checks
+// (reverse DNS, blocklists), which run concurrently.
+func (h *Handler) report(ctx context.Context, r *http.Request, ip netip.Addr, lookup, full bool) Report {
+	info := h.Geo.Lookup(ip)
+	rep := Report{
+		IP: ip.String(), IPVersion: 4,
+		Country: info.Country, CountryISO: info.CountryISO, Region: info.Region, City: info.City,
+		Latitude: info.Latitude, Longitude: info.Longitude, TimeZone: info.TimeZone,
+		ASN: info.ASNString, ASNOrg: info.ASOrg,
+		CountryLanguage: geo.CountryLanguage(info.CountryISO),
+		Lookup:          lookup,
+		ProxyHeaders:    []Header{},
+		Blocklists:      []Listing{},
+	}
+	if ip.Is6() {
+		rep.IPVersion = 6
+	}
+	if h.Gateway != nil {
+		rep.Gateway, rep.Protected = h.Gateway(ip)
+	}
+	if !lookup {
+		rep.ProxyHeaders = h.proxyHeaders(r)
+	}
+	if !full {
+		return rep
+	}
+	var wg sync.WaitGroup
+	if !h.DisableReverseDNS {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep.Hostname = h.reverse(ctx, ip)
+		}()
+	}
+	rep.Blocklists = h.blocklists(ctx, ip)
+	wg.Wait()
+	return rep
+}
+
+func (h *Handler) reverse(ctx context.Context, ip netip.Addr) string {
+	timeout := h.ReverseTimeout
+	if timeout <= 0 {
+		timeout = 500 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	lookup := h.LookupAddr
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupAddr
+	}
+	names, err := lookup(ctx, ip.String())
+	if err != nil || len(names) == 0 {
+		return ""
+	}
+	return strings.TrimSuffix(names[0], ".")
+}
+
+// blocklists asks every DNSBL zone at once and waits at most
+// DNSBLTimeout; a zone that has not answered by then is reported so.
+func (h *Handler) blocklists(ctx context.Context, ip netip.Addr) []Listing {
+	out := make([]Listing, len(h.DNSBL))
+	if len(h.DNSBL) == 0 {
+		return out
+	}
+	timeout := h.DNSBLTimeout
+	if timeout <= 0 {
+		timeout = 1500 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	lookup := h.LookupHost
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupHost
+	}
+	rev := reverseName(ip)
+	var wg sync.WaitGroup
+	for i, zone := range h.DNSBL {
+		out[i].Zone = zone
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addrs, err := lookup(ctx, rev+"."+strings.TrimSuffix(zone, "."))
+			var dnsErr *net.DNSError
+			switch {
+			case err == nil:
+				for _, a := range addrs {
+					if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() && ip.As4()[0] == 127 {
+						out[i].Listed = true
+					}
+				}
+			case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+				// Not listed.
+			case ctx.Err() != nil:
+				out[i].Error = "no answer in time"
+			default:
+				out[i].Error = "lookup failed"
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// reverseName is ip in the reversed form DNSBLs use: "4.3.2.1" for
+// 1.2.3.4, nibbles for IPv6.
+func reverseName(ip netip.Addr) string {
+	if ip.Is4() {
+		b := ip.As4()
+		return fmt.Sprintf("%d.%d.%d.%d", b[3], b[2], b[1], b[0])
+	}
+	b := ip.As16()
+	var sb strings.Builder
+	for i := len(b) - 1; i >= 0; i-- {
+		sb.WriteString(strconv.FormatUint(uint64(b[i]&0xf), 16))
+		sb.WriteByte('.')
+		sb.WriteString(strconv.FormatUint(uint64(b[i]>>4), 16))
+		if i > 0 {
+			sb.WriteByte('.')
+		}
+	}
+	return sb.String()
+}
+
+func (h *Handler) plain(field func(Report) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ip, lookup, err := h.target(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rep := h.report(r.Context(), r, ip, lookup, false)
+		writePlain(w, field(rep))
+	}
+}
+
+func writePlain(w http.ResponseWriter, s string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Access-Control-Allow-Origin", "*") // the dual-stack check reads /ip from other hostnames
+	w.Write([]byte(s + "\n"))
+}
+
+func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request) {
+	ip, lookup, err := h.target(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "That is not an IP address."})
+		return
+	}
+	writeJSON(w, http.StatusOK, h.report(r.Context(), r, ip, lookup, true))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Access-Control-Allow-Origin", "*")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// cliAgents are user agents that get the bare address at "/", as on
+// ifconfig.co.
+var cliAgents = []string{"curl/", "wget/", "httpie/", "httpie-go/", "xh/", "fetch libfetch", "go-http-client/", "ddclient/", "mikrotik/", "powershell/", "aria2/"}
+
+// wantsPlain says whether "/" should answer with the bare address: a
+// command-line user agent, or a client that does not accept HTML.
+func wantsPlain(r *http.Request) bool {
+	ua := strings.ToLower(r.UserAgent())
+	for _, a := range cliAgents {
+		if strings.HasPrefix(ua, a) {
+			return true
+		}
+	}
+	accept := r.Header.Get("Accept")
+	return accept != "" && !strings.Contains(accept, "text/html") && !strings.Contains(accept, "*/*")
+}
+
+func (h *Handler) serveRoot(w http.ResponseWriter, r *http.Request) {
+	ip, lookup, err := h.target(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if wantsPlain(r) {
+		writePlain(w, ip.String())
+		return
+	}
+	rep := h.report(r.Context(), r, ip, lookup, true)
+	web.Render(w, r, "myip.html", web.Page{
+		Title:      "My IP address",
+		Data:       h.pageData(rep),
+		Credits:    h.credits(),
+		ConnectSrc: h.connectSrc(),
+		ImgSrc:     h.imgSrc(),
+	})
+}
+
+// PageConfig is what the page's script needs besides the report; it is
+// embedded in the page as JSON.
+type PageConfig struct {
+	Report  Report `json:"report"`
+	IPv4URL string `json:"ipv4_url,omitempty"`
+	IPv6URL string `json:"ipv6_url,omitempty"`
+	STUNURL string `json:"stun_url,omitempty"`
+	// DNSLeak is true when the leak test is available at
+	// POST /api/v1/dnsleak.
+	DNSLeak bool `json:"dnsleak"`
+}
+
+type pageData struct {
+	Report Report
+	Config PageConfig
+}
+
+func (h *Handler) pageData(rep Report) pageData {
+	return pageData{Report: rep, Config: PageConfig{
+		Report: rep, IPv4URL: h.IPv4URL, IPv6URL: h.IPv6URL, STUNURL: h.STUNURL, DNSLeak: h.DNSLeak != nil,
+	}}
+}
+
+func (h *Handler) credits() []web.Credit {
+	if !h.Geo.Loaded() {
+		return nil
+	}
+	return []web.Credit{{Text: h.Geo.Attribution.Text, URL: h.Geo.Attribution.URL}}
+}
+
+func (h *Handler) connectSrc() []string {
+	var out []string
+	for _, u := range []string{h.IPv4URL, h.IPv6URL} {
+		if u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (h *Handler) imgSrc() []string {
+	if h.DNSLeak == nil {
+		return nil
+	}
+	return h.DNSLeak.ImgSrc()
+}

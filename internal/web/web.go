@@ -1,0 +1,176 @@
+// Package web holds the site's shared layout: the base HTML template with
+// its navigation, the stylesheet and scripts (embedded), and Render, which
+// every page of the site goes through so that all pages look alike and
+// carry the same security headers.
+//
+// A page is a template that defines "content" (and optionally "head" and
+// "scripts"). Pages of this package's templates directory are rendered by
+// name:
+//
+//	web.Render(w, r, "myip.html", web.Page{Title: "My IP", Data: report})
+//
+// Other packages parse their own page with the layout once, at start:
+//
+//	tmpl := web.MustParse(myFS, "account.html")
+//	web.Execute(w, r, tmpl, web.Page{Title: "Account", Data: acct})
+package web
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Page is what the layout needs besides the page's own data.
+type Page struct {
+	// Title goes in <title> and the page heading.
+	Title string
+	// Data is the page's own data, as "{{.Data}}" in its template.
+	Data any
+	// Credits are licence attributions shown in the footer, such as
+	// "IP Geolocation by DB-IP".
+	Credits []Credit
+	// ConnectSrc and ImgSrc are extra origins the page's script may reach
+	// (Content-Security-Policy), such as the dual-stack hosts or the DNS
+	// leak zone ("http://*.leak.example").
+	ConnectSrc []string
+	ImgSrc     []string
+}
+
+// Credit is one attribution line with its link.
+type Credit struct {
+	Text string
+	URL  string
+}
+
+// NavItem is one link of the site navigation.
+type NavItem struct {
+	Path  string
+	Label string
+}
+
+// Nav is the site navigation, in order.
+var Nav = []NavItem{
+	{"/", "My IP"},
+	{"/dnsleak", "DNS leak test"},
+	{"/speedtest", "Speed test"},
+	{"/servers", "Servers"},
+	{"/account", "Account"},
+	{"/privacy", "Privacy"},
+}
+
+// view is what the base template sees.
+type view struct {
+	Page
+	Path string
+	Nav  []NavItem
+}
+
+var base = template.Must(template.New("base").Funcs(Funcs).ParseFS(templateFS, "templates/base.html"))
+
+// Funcs are the template functions every page may use.
+var Funcs = template.FuncMap{
+	"join": strings.Join,
+}
+
+// Parse returns the layout joined with the page templates matched by
+// patterns in fsys.
+func Parse(fsys fs.FS, patterns ...string) (*template.Template, error) {
+	t, err := base.Clone()
+	if err != nil {
+		return nil, err
+	}
+	return t.ParseFS(fsys, patterns...)
+}
+
+// MustParse is Parse for templates known at build time; it panics on
+// error.
+func MustParse(fsys fs.FS, patterns ...string) *template.Template {
+	return template.Must(Parse(fsys, patterns...))
+}
+
+var pages = map[string]*template.Template{}
+
+func init() {
+	entries, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		panic(err)
+	}
+	for _, e := range entries {
+		name := strings.TrimPrefix(e, "templates/")
+		if name != "base.html" {
+			pages[name] = MustParse(templateFS, e)
+		}
+	}
+}
+
+// Render writes the page template name from this package's templates.
+func Render(w http.ResponseWriter, r *http.Request, name string, p Page) {
+	t, ok := pages[name]
+	if !ok {
+		http.Error(w, "page not found", http.StatusInternalServerError)
+		return
+	}
+	Execute(w, r, t, p)
+}
+
+// Execute writes the page t (from Parse) with the layout. The page is
+// rendered into memory first so that a template error gives a clean 500.
+func Execute(w http.ResponseWriter, r *http.Request, t *template.Template, p Page) {
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "base", view{Page: p, Path: r.URL.Path, Nav: Nav}); err != nil {
+		http.Error(w, "the page could not be shown", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	SecurityHeaders(h, p.ConnectSrc, p.ImgSrc)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.Write(buf.Bytes())
+}
+
+// SecurityHeaders sets the headers every page carries: a strict content
+// security policy (scripts only from /static/), no referrer, no framing.
+func SecurityHeaders(h http.Header, connectSrc, imgSrc []string) {
+	csp := "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+	csp += "; connect-src 'self'"
+	for _, s := range connectSrc {
+		csp += " " + s
+	}
+	csp += "; img-src 'self' data:"
+	for _, s := range imgSrc {
+		csp += " " + s
+	}
+	h.Set("Content-Security-Policy", csp)
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+// Register mounts the static files at /static/.
+func Register(mux *http.ServeMux) {
+	mux.Handle("GET /static/", Static())
+}
+
+// Static serves the embedded static files; mount it at /static/.
+func Static() http.Handler {
+	fsys, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		panic(err)
+	}
+	files := http.StripPrefix("/static/", http.FileServerFS(fsys))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	})
+}
