@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"veil/internal/redact"
 )
 
 // Bounds on the work one client query may cause.
@@ -118,9 +120,29 @@ func (r *Resolver) resolveDepth(ctx context.Context, name string, qtype uint16, 
 			r.log.Debug("serving stale answer")
 			return m, nil
 		}
+		// The error may name upstream servers, which hint at the query:
+		// only its class is logged.
+		r.log.Debug("resolution failed", "name", redact.Name(name), "reason", errClass(err))
 		return nil, fmt.Errorf("%w: %w", ErrServFail, err)
 	}
 	return v.(*dns.Msg).Copy(), nil
+}
+
+// errClass names the kind of err without its text.
+func errClass(err error) string {
+	switch {
+	case errors.Is(err, errMismatch):
+		return "mismatch"
+	case errors.Is(err, errTooDeep):
+		return "too deep"
+	case errors.Is(err, errNoServers):
+		return "no servers"
+	case errors.Is(err, errLame):
+		return "lame"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "timeout"
+	}
+	return "network"
 }
 
 // isSub reports whether child is parent or below it (both canonical).

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 
 	"github.com/miekg/dns"
+
+	"veil/internal/redact"
 )
 
 // anyTTL is the TTL of the RFC 8482 answer to ANY.
@@ -18,10 +20,12 @@ const anyTTL = 3600
 func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	client, ok := r.allowed(w.RemoteAddr())
 	if !ok {
+		r.log.Debug("dropped query from a source not allowed", "client", redact.Addr(client))
 		w.Close()
 		return
 	}
 	if r.limiter != nil && !r.limiter.allow(client) {
+		r.log.Debug("dropped query over rate limit", "client", redact.Addr(client))
 		return
 	}
 	if req == nil || req.Response || len(req.Question) != 1 {

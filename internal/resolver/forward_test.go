@@ -1,0 +1,164 @@
+package resolver
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// testCA returns a pool holding a fresh CA and a server certificate it
+// signed for dns.test and 127.0.0.1.
+func testCA(tb testing.TB) (*x509.CertPool, tls.Certificate) {
+	tb.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ca := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "veil test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "dns.test"},
+		DNSNames:     []string{"dns.test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// upstreamAnswer answers every A question with addr.
+func upstreamAnswer(req *dns.Msg, addr string) *dns.Msg {
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	resp.RecursionAvailable = true
+	if req.Question[0].Qtype == dns.TypeA {
+		resp.Answer = append(resp.Answer, mustRR(req.Question[0].Name+" 300 IN A "+addr))
+	}
+	return resp
+}
+
+func startDoT(tb testing.TB, cert tls.Certificate) string {
+	tb.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &dns.Server{Listener: ln, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		w.WriteMsg(upstreamAnswer(req, "192.0.2.53"))
+	})}
+	ready := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(ready) }
+	go srv.ActivateAndServe()
+	<-ready
+	tb.Cleanup(func() { srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+func startDoH(tb testing.TB, cert tls.Certificate) string {
+	tb.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req := new(dns.Msg)
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/dns-message" || req.Unpack(body) != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		out, _ := upstreamAnswer(req, "192.0.2.54").Pack()
+		w.Header().Set("Content-Type", "application/dns-message")
+		w.Write(out)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	tb.Cleanup(srv.Close)
+	return srv.URL + "/dns-query"
+}
+
+func TestForward(t *testing.T) {
+	pool, cert := testCA(t)
+	dot := startDoT(t, cert)
+	doh := startDoH(t, cert)
+	_, otherCert := testCA(t) // signed by a CA the resolver does not trust
+	untrusted := startDoT(t, otherCert)
+	tests := []struct {
+		name    string
+		forward string
+		roots   *x509.CertPool
+		want    string
+	}{
+		{"DoT with servername", "tls://" + dot + "#dns.test", pool, "192.0.2.53"},
+		{"DoT by IP", "tls://" + dot, pool, "192.0.2.53"},
+		{"DoH", doh, pool, "192.0.2.54"},
+		{"DoT wrong servername", "tls://" + dot + "#other.test", pool, ""},
+		{"DoT untrusted CA", "tls://" + untrusted + "#dns.test", pool, ""},
+		{"DoH system roots", doh, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := New(Config{Forward: []string{tt.forward}, RootCAs: tt.roots, Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			m, err := r.Resolve(context.Background(), "www.forwarded.test.", dns.TypeA)
+			if tt.want == "" {
+				if !errors.Is(err, ErrServFail) {
+					t.Errorf("err = %v, want ErrServFail (certificate check)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			if got := answerData(m); !slices.Equal(got, []string{tt.want}) {
+				t.Errorf("answer = %v, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseUpstreams(t *testing.T) {
+	for _, bad := range []string{"udp://1.1.1.1", "tls://", "1.1.1.1:53", "http://example.test/dns-query"} {
+		if _, err := New(Config{Forward: []string{bad}}); err == nil {
+			t.Errorf("New accepted forward upstream %q", bad)
+		}
+	}
+}
