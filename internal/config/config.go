@@ -43,6 +43,8 @@ type Config struct {
 	Endpoint string `toml:"endpoint" help:"HOST:PORT advertised for the built-in gateway"`
 	// BuiltinGateway runs a netstack gateway inside `veil serve`.
 	BuiltinGateway bool `toml:"builtin_gateway" help:"run a gateway inside serve"`
+	// GatewayName names the built-in gateway in the server list.
+	GatewayName string `toml:"gateway_name" help:"built-in gateway name"`
 	// Location is the built-in gateway's location, "cc-city".
 	Location string `toml:"location" help:"built-in gateway location, cc-city"`
 	// EgressAllow lists ranges tunnel traffic and web tools may reach
@@ -74,6 +76,7 @@ func Default() Config {
 		AdminHTTP:      "127.0.0.1:9090",
 		WGPort:         51820,
 		BuiltinGateway: true,
+		GatewayName:    "local",
 		Location:       "xx-local",
 		TunnelIPv4Pool: "10.64.0.0/10",
 		TunnelIPv6Pool: "fd7a:7665:696c::/64",

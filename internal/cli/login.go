@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"veil/internal/client"
+)
+
+// stateDir resolves --state, defaulting to $XDG_CONFIG_HOME/veil.
+func stateDir(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	return client.DefaultDir()
+}
+
+func printJSON(cmd *cobra.Command, v any) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newLoginCmd() *cobra.Command {
+	var control, state string
+	cmd := &cobra.Command{
+		Use:   "login ACCESS_CODE",
+		Short: "Log in with an access code and register this device",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := stateDir(state)
+			if err != nil {
+				return err
+			}
+			st, err := client.Login(cmd.Context(), dir, control, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Logged in. This device's tunnel addresses: %s, %s\n", st.IPv4, st.IPv6)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&control, "control", "http://127.0.0.1:8080", "control plane URL")
+	cmd.Flags().StringVar(&state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
+	return cmd
+}

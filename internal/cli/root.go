@@ -1,0 +1,93 @@
+// Package cli is the veil command line: one file per command noun. Each
+// command parses its flags, loads what it needs and hands over to the
+// package that does the work.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is set at build time with -ldflags "-X veil/internal/cli.Version=…".
+var Version = "dev"
+
+// Run executes the command line args and returns the process exit code.
+// Errors are printed as one line on stderr.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+		fmt.Fprintf(stderr, "veil: %s\n", msg)
+		var ec exitCode
+		if errors.As(err, &ec) {
+			return int(ec)
+		}
+		return 1
+	}
+	return 0
+}
+
+// exitCode lets a command ask for a specific exit status.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "veil",
+		Short: "Veil: a no-logs VPN service in one binary",
+		Long: `Veil is a no-logs VPN service: WireGuard gateways, accounts, its own DNS
+resolvers and privacy tools, in one binary. Nothing it keeps holds a client
+address, a DNS query or a destination.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(
+		newServeCmd(),
+		newGatewayCmd(),
+		newAdminCmd(),
+		newLoginCmd(),
+		newServersCmd(),
+		newConnectCmd(),
+		newStatusCmd(),
+		newDisconnectCmd(),
+		newWGConfigCmd(),
+		newVersionCmd(),
+	)
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "veil", Version)
+			return nil
+		},
+	}
+}
+
+// newLogger returns a text logger on stderr at the named level.
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	if w == nil {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}

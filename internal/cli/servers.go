@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"veil/internal/apitypes"
+	"veil/internal/client"
+)
+
+func newServersCmd() *cobra.Command {
+	var state, control string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "servers",
+		Short: "List gateways: location, load, endpoint",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if control == "" {
+				dir, err := stateDir(state)
+				if err != nil {
+					return err
+				}
+				st, err := client.LoadState(dir)
+				if err != nil {
+					return fmt.Errorf("%w (or pass --control URL)", err)
+				}
+				control = st.Control
+			}
+			servers, err := (&client.API{Base: control}).Servers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd, servers)
+			}
+			printServers(cmd, servers)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
+	cmd.Flags().StringVar(&control, "control", "", "control plane URL (default: the one logged in to)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printServers(cmd *cobra.Command, servers []apitypes.Server) {
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tLOCATION\tLOAD\tSTATUS\tENDPOINT")
+	for _, s := range servers {
+		status := "offline"
+		if s.Online {
+			status = "online"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d%%\t%s\t%s\n", s.Name, s.Location, s.Load, status, s.Endpoint)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,252 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"veil/internal/account"
+	"veil/internal/apitypes"
+	"veil/internal/store"
+)
+
+// errLogin is the one answer to every failed login, whatever the reason,
+// so that a wrong code, a malformed one and a deleted account look alike.
+const errLogin = "access code not recognised"
+
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
+	src := sourceAddr(r)
+	if ok, wait := s.cfg.Throttle.Allowed(src); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeError(w, http.StatusTooManyRequests, "too many failed attempts; try again later")
+		return
+	}
+	var req apitypes.SessionRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// A malformed code costs the same work as a wrong one: the hash and
+	// the lookup run for every request.
+	code, normErr := account.NormalizeCode(req.AccessCode)
+	acc, err := s.cfg.Store.AccountByCodeHash(r.Context(), s.cfg.Hasher.Code(code))
+	if normErr != nil || errors.Is(err, store.ErrNotFound) {
+		s.cfg.Throttle.Fail(src)
+		writeError(w, http.StatusUnauthorized, errLogin)
+		return
+	}
+	if err != nil {
+		s.fail(w, "looking up account", err)
+		return
+	}
+	tok, err := account.NewToken()
+	if err != nil {
+		s.fail(w, "creating session", err)
+		return
+	}
+	exp := s.cfg.Now().Add(s.cfg.SessionTTL).UTC().Truncate(time.Second)
+	if err := s.cfg.Store.CreateSession(r.Context(), store.Session{
+		TokenHash: s.cfg.Hasher.Token(tok), AccountID: acc.ID, ExpiresAt: exp,
+	}); err != nil {
+		s.fail(w, "creating session", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, apitypes.Session{Token: tok, ExpiresAt: exp})
+}
+
+func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
+	hash := r.Context().Value(ctxSession).([]byte)
+	if err := s.cfg.Store.DeleteSession(r.Context(), hash); err != nil {
+		s.fail(w, "deleting session", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) accountView(r *http.Request, acc *store.Account) (apitypes.Account, error) {
+	devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
+	if err != nil {
+		return apitypes.Account{}, err
+	}
+	return apitypes.Account{
+		Email:            acc.Email,
+		Plan:             acc.Plan,
+		PaidUntil:        timePtr(acc.PaidUntil),
+		TrialUntil:       timePtr(acc.TrialUntil),
+		Active:           acc.Active(s.cfg.Now()),
+		MarketingConsent: acc.MarketingConsent,
+		Restricted:       acc.Restricted,
+		CreatedAt:        acc.CreatedAt,
+		Devices:          len(devs),
+		MaxDevices:       s.cfg.MaxDevices,
+	}, nil
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
+	v, err := s.accountView(r, accountFrom(r))
+	if err != nil {
+		s.fail(w, "reading account", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// ErrBadEmail is the answer to an address that cannot receive mail.
+var ErrBadEmail = errors.New("email must be a plain address like name@example.org")
+
+// CleanEmail checks an email address; empty means none.
+func CleanEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", nil
+	}
+	if len(s) > 254 {
+		return "", ErrBadEmail
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s[strings.LastIndex(s, "@")+1:], ".") {
+		return "", ErrBadEmail
+	}
+	return s, nil
+}
+
+func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
+	acc := accountFrom(r)
+	var p apitypes.AccountPatch
+	if err := decode(w, r, &p); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	u := store.AccountUpdate{MarketingConsent: p.MarketingConsent, Restricted: p.Restricted}
+	if p.Email != nil {
+		e, err := CleanEmail(*p.Email)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		u.Email = &e
+		if e == "" {
+			// Without an address there is nobody to send marketing to.
+			no := false
+			u.MarketingConsent = &no
+		}
+	}
+	if err := s.cfg.Store.UpdateAccount(r.Context(), acc.ID, u); err != nil {
+		s.fail(w, "updating account", err)
+		return
+	}
+	acc, err := s.cfg.Store.AccountByID(r.Context(), acc.ID)
+	if err != nil {
+		s.fail(w, "reading account", err)
+		return
+	}
+	v, err := s.accountView(r, acc)
+	if err != nil {
+		s.fail(w, "reading account", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Store.DeleteAccount(r.Context(), accountFrom(r).ID); err != nil {
+		s.fail(w, "deleting account", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Export is the right-of-access answer: everything held for the account.
+type Export struct {
+	GeneratedAt time.Time         `json:"generated_at"`
+	Account     apitypes.Account  `json:"account"`
+	Devices     []apitypes.Device `json:"devices"`
+}
+
+func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request) {
+	acc := accountFrom(r)
+	v, err := s.accountView(r, acc)
+	if err != nil {
+		s.fail(w, "exporting account", err)
+		return
+	}
+	devs, err := s.devices(r, acc.ID)
+	if err != nil {
+		s.fail(w, "exporting account", err)
+		return
+	}
+	w.Header().Set("Content-Disposition", `attachment; filename="veil-account-export.json"`)
+	writeJSON(w, http.StatusOK, Export{GeneratedAt: s.cfg.Now().UTC(), Account: v, Devices: devs})
+}
+
+func (s *Server) adminCreateAccount(w http.ResponseWriter, r *http.Request) {
+	var req apitypes.AccountCreateRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Days < 0 || req.Days > 36500 {
+		writeError(w, http.StatusBadRequest, "days must be between 0 and 36500")
+		return
+	}
+	email, err := CleanEmail(req.Email)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	code, acc, err := s.CreateAccount(r.Context(), req.Days, email)
+	if err != nil {
+		s.fail(w, "creating account", err)
+		return
+	}
+	v, err := s.accountView(r, acc)
+	if err != nil {
+		s.fail(w, "creating account", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, apitypes.AccountCreated{AccessCode: code, Account: v})
+}
+
+// CreateAccount draws an access code and stores a new account: premium for
+// days of paid time, or free with the configured trial when days is 0. It
+// returns the code, which exists nowhere else afterwards.
+func (s *Server) CreateAccount(ctx context.Context, days int, email string) (string, *store.Account, error) {
+	now := s.cfg.Now().UTC().Truncate(time.Second)
+	acc := &store.Account{Email: email, Plan: store.PlanFree, CreatedAt: now}
+	if days > 0 {
+		acc.Plan = store.PlanPremium
+		acc.PaidUntil = now.AddDate(0, 0, days)
+	} else if s.cfg.TrialDays > 0 {
+		acc.TrialUntil = now.AddDate(0, 0, s.cfg.TrialDays)
+	}
+	for range 5 {
+		code, err := account.NewCode()
+		if err != nil {
+			return "", nil, err
+		}
+		acc.CodeHash = s.cfg.Hasher.Code(code)
+		id, err := s.cfg.Store.CreateAccount(ctx, acc)
+		if errors.Is(err, store.ErrCodeCollision) {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		acc.ID = id
+		return code, acc, nil
+	}
+	return "", nil, fmt.Errorf("drawing a unique access code: %w", store.ErrCodeCollision)
+}

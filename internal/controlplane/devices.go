@@ -1,0 +1,127 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"veil/internal/apitypes"
+	"veil/internal/device"
+	"veil/internal/store"
+)
+
+func (s *Server) deviceView(d *store.Device) apitypes.Device {
+	a4, a6 := s.cfg.Pools.AllowedIPs(d.AddrIndex)
+	return apitypes.Device{
+		ID: d.ID, Name: d.Name, PublicKey: d.PublicKey,
+		IPv4: a4.String(), IPv6: a6.String(), CreatedAt: d.CreatedAt.UTC(),
+	}
+}
+
+func (s *Server) devices(r *http.Request, accountID int64) ([]apitypes.Device, error) {
+	devs, err := s.cfg.Store.Devices(r.Context(), accountID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]apitypes.Device, 0, len(devs))
+	for i := range devs {
+		out = append(out, s.deviceView(&devs[i]))
+	}
+	return out, nil
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
+	devs, err := s.devices(r, accountFrom(r).ID)
+	if err != nil {
+		s.fail(w, "listing devices", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, devs)
+}
+
+// deviceError answers the store's registration errors in the user's terms.
+func (s *Server) deviceError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrDeviceLimit):
+		writeError(w, http.StatusConflict, fmt.Sprintf("this account already has %d devices; remove one first", s.cfg.MaxDevices))
+	case errors.Is(err, store.ErrDuplicateKey):
+		writeError(w, http.StatusConflict, "this public key is already registered")
+	case errors.Is(err, store.ErrPoolExhausted):
+		writeError(w, http.StatusServiceUnavailable, "no tunnel addresses left; the operator must enlarge the pool")
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such device")
+	default:
+		s.fail(w, "saving device", err)
+	}
+}
+
+func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
+	acc := accountFrom(r)
+	var req apitypes.DeviceRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	key, err := device.ParsePublicKey(req.PublicKey)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	name, err := device.CleanName(req.Name, "device")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	d, err := s.cfg.Store.CreateDevice(r.Context(), store.NewDevice{
+		AccountID: acc.ID, Name: name, PublicKey: key, MaxDevices: s.cfg.MaxDevices,
+		MinIndex: s.cfg.Pools.MinIndex(), MaxIndex: s.cfg.Pools.MaxIndex(),
+	})
+	if err != nil {
+		s.deviceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.deviceView(d))
+}
+
+func deviceID(r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	return id, err == nil && id > 0
+}
+
+func (s *Server) rekeyDevice(w http.ResponseWriter, r *http.Request) {
+	id, ok := deviceID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such device")
+		return
+	}
+	var req apitypes.DeviceRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	key, err := device.ParsePublicKey(req.PublicKey)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	d, err := s.cfg.Store.RekeyDevice(r.Context(), accountFrom(r).ID, id, key)
+	if err != nil {
+		s.deviceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.deviceView(d))
+}
+
+func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) {
+	id, ok := deviceID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such device")
+		return
+	}
+	if err := s.cfg.Store.DeleteDevice(r.Context(), accountFrom(r).ID, id); err != nil {
+		s.deviceError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,245 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"veil/internal/account"
+	"veil/internal/apitypes"
+	"veil/internal/config"
+	"veil/internal/store"
+)
+
+// onlineWithin is how recent a gateway's last report must be for the
+// server list to call it online; gateways report every 30 s.
+const onlineWithin = 90 * time.Second
+
+func (s *Server) serverView(g *store.Gateway) apitypes.Server {
+	g4, g6 := s.cfg.Pools.Gateway()
+	load := g.Peers * 100 / s.cfg.GatewayCapacity
+	cc, _, _ := strings.Cut(g.Location, "-")
+	return apitypes.Server{
+		Name: g.Name, Location: g.Location, Country: cc, Endpoint: g.Endpoint,
+		PublicKey:  g.PublicKey,
+		TunnelIPv4: g4.Addr().String(), TunnelIPv6: g6.Addr().String(),
+		Load:   min(load, 100),
+		Online: !g.LastSeen.IsZero() && s.cfg.Now().Sub(g.LastSeen) < onlineWithin,
+	}
+}
+
+func (s *Server) listServers(w http.ResponseWriter, r *http.Request) {
+	gws, err := s.cfg.Store.Gateways(r.Context())
+	if err != nil {
+		s.fail(w, "listing gateways", err)
+		return
+	}
+	out := make([]apitypes.Server, 0, len(gws))
+	for i := range gws {
+		out = append(out, s.serverView(&gws[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) gatewayReport(w http.ResponseWriter, r *http.Request) {
+	gw := r.Context().Value(ctxGateway).(*store.Gateway)
+	var rep apitypes.GatewayReport
+	if err := decode(w, r, &rep); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if rep.Peers < 0 {
+		writeError(w, http.StatusBadRequest, "peers must not be negative")
+		return
+	}
+	if err := s.cfg.Store.ReportGatewayLoad(r.Context(), gw.ID, store.GatewayLoad{
+		PublicKey: rep.PublicKey, Peers: rep.Peers, RxBytes: rep.RxBytes, TxBytes: rep.TxBytes,
+		At: s.cfg.Now().UTC(),
+	}); err != nil {
+		s.fail(w, "recording gateway load", err)
+		return
+	}
+	g4, g6 := s.cfg.Pools.Gateway()
+	writeJSON(w, http.StatusOK, apitypes.GatewayConfig{
+		Name: gw.Name, TunnelIPv4: g4.String(), TunnelIPv6: g6.String(),
+	})
+}
+
+// Long-poll bounds for GET /api/v1/gateway/peers.
+const (
+	defaultWait = 25 * time.Second
+	maxWait     = 60 * time.Second
+)
+
+// gatewayPeers answers the peer map since ?since=V, waiting up to ?wait=
+// for a change when there is none yet.
+func (s *Server) gatewayPeers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var since int64
+	if v := q.Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "since must be a version number")
+			return
+		}
+		since = n
+	}
+	wait := defaultWait
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, "wait must be a duration like 25s")
+			return
+		}
+		wait = min(d, maxWait)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		// Take the wake-up channel before reading, so a change that lands
+		// between the read and the wait is not missed.
+		changed := s.peers.wait()
+		ch, err := s.cfg.Store.PeersSince(r.Context(), since)
+		if err != nil {
+			s.fail(w, "reading peer map", err)
+			return
+		}
+		if ch.Full || ch.Version != since {
+			writeJSON(w, http.StatusOK, s.peerMapView(ch))
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			writeJSON(w, http.StatusOK, apitypes.PeerMap{Version: since, Peers: []apitypes.Peer{}})
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (s *Server) peerMapView(ch *store.PeerChanges) apitypes.PeerMap {
+	m := apitypes.PeerMap{Version: ch.Version, Full: ch.Full, Peers: make([]apitypes.Peer, 0, len(ch.Peers)), Removed: ch.Removed}
+	for _, p := range ch.Peers {
+		a4, a6 := s.cfg.Pools.AllowedIPs(p.AddrIndex)
+		m.Peers = append(m.Peers, apitypes.Peer{
+			PublicKey: p.PublicKey, AllowedIPs: []string{a4.String(), a6.String()}, Plan: p.Plan,
+		})
+	}
+	return m
+}
+
+func validEndpoint(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n < 65536
+}
+
+func validGatewayName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) adminCreateGateway(w http.ResponseWriter, r *http.Request) {
+	var req apitypes.GatewayCreateRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	tok, g, err := s.AddGateway(r.Context(), req, false)
+	switch {
+	case errors.Is(err, errBadRequest):
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
+	case errors.Is(err, store.ErrDuplicateName):
+		writeError(w, http.StatusConflict, "a gateway of that name exists")
+	case err != nil:
+		s.fail(w, "adding gateway", err)
+	default:
+		writeJSON(w, http.StatusCreated, apitypes.GatewayCreated{Token: tok, Server: s.serverView(g)})
+	}
+}
+
+// AddGateway validates and registers a gateway, returning its token, which
+// is stored only as a keyed hash.
+func (s *Server) AddGateway(ctx context.Context, req apitypes.GatewayCreateRequest, builtin bool) (string, *store.Gateway, error) {
+	switch {
+	case !validGatewayName(req.Name):
+		return "", nil, errors.Join(errBadRequest, errors.New("name: lower-case letters, digits and dashes, up to 63"))
+	case !config.ValidLocation(req.Location):
+		return "", nil, errors.Join(errBadRequest, errors.New("location must look like se-sto: a country code, a dash, a city code"))
+	case !validEndpoint(req.Endpoint):
+		return "", nil, errors.Join(errBadRequest, errors.New("endpoint must be HOST:PORT"))
+	}
+	tok, err := account.NewToken()
+	if err != nil {
+		return "", nil, err
+	}
+	g := &store.Gateway{
+		Name: req.Name, Location: req.Location, Endpoint: req.Endpoint,
+		TokenHash: s.cfg.Hasher.Token(tok), Builtin: builtin, CreatedAt: s.cfg.Now().UTC(),
+	}
+	id, err := s.cfg.Store.CreateGateway(ctx, g)
+	if err != nil {
+		return "", nil, err
+	}
+	g.ID = id
+	return tok, g, nil
+}
+
+func (s *Server) adminListGateways(w http.ResponseWriter, r *http.Request) {
+	s.listServers(w, r)
+}
+
+func (s *Server) adminDeleteGateway(w http.ResponseWriter, r *http.Request) {
+	err := s.cfg.Store.DeleteGateway(r.Context(), r.PathValue("name"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such gateway")
+		return
+	}
+	if err != nil {
+		s.fail(w, "deleting gateway", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// EnsureBuiltinGateway registers the gateway that `veil serve` runs itself,
+// or updates its location and endpoint, and gives it a new token, which is
+// returned. The token lives only in the serving process.
+func (s *Server) EnsureBuiltinGateway(ctx context.Context, req apitypes.GatewayCreateRequest) (string, error) {
+	g, err := s.cfg.Store.GatewayByName(ctx, req.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		tok, _, err := s.AddGateway(ctx, req, true)
+		return tok, err
+	}
+	if err != nil {
+		return "", err
+	}
+	if !config.ValidLocation(req.Location) || !validEndpoint(req.Endpoint) {
+		return "", errors.New("invalid location or endpoint")
+	}
+	tok, err := account.NewToken()
+	if err != nil {
+		return "", err
+	}
+	g.Location, g.Endpoint, g.TokenHash = req.Location, req.Endpoint, s.cfg.Hasher.Token(tok)
+	if err := s.cfg.Store.UpdateGateway(ctx, g); err != nil {
+		return "", err
+	}
+	return tok, nil
+}

@@ -1,0 +1,46 @@
+package throttle
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestThrottle(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	th := New(3, 10*time.Minute)
+	th.Now = func() time.Time { return now }
+	a := netip.MustParseAddr("127.9.8.7")
+	b := netip.MustParseAddr("127.9.8.8")
+	for i := range 3 {
+		if ok, _ := th.Allowed(a); !ok {
+			t.Fatalf("refused after %d failures, limit 3", i)
+		}
+		th.Fail(a)
+	}
+	ok, wait := th.Allowed(a)
+	if ok || wait != 10*time.Minute {
+		t.Fatalf("after 3 failures: allowed=%v wait=%v", ok, wait)
+	}
+	if ok, _ := th.Allowed(b); !ok {
+		t.Fatal("another source is refused")
+	}
+	now = now.Add(10 * time.Minute)
+	if ok, _ := th.Allowed(a); !ok {
+		t.Fatal("still refused in a new window")
+	}
+	if th.Sources() != 0 {
+		t.Fatal("counts survived the window")
+	}
+}
+
+func TestIPv6SharesSlash64(t *testing.T) {
+	th := New(1, time.Hour)
+	th.Fail(netip.MustParseAddr("2001:db8::1"))
+	if ok, _ := th.Allowed(netip.MustParseAddr("2001:db8::ffff")); ok {
+		t.Fatal("an address in the same /64 escapes the limit")
+	}
+	if ok, _ := th.Allowed(netip.MustParseAddr("2001:db8:0:1::1")); !ok {
+		t.Fatal("another /64 is limited")
+	}
+}
