@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// dialect is what differs between SQLite and PostgreSQL. The SQL itself is
+// shared: both accept $N placeholders, RETURNING, ON CONFLICT and TRUE.
+type dialect struct {
+	name      string // migrations directory
+	pg        bool
+	forUpdate string // row-lock suffix; SQLite's BEGIN IMMEDIATE already holds the lock
+}
+
+var (
+	dialectSQLite   = dialect{name: "sqlite"}
+	dialectPostgres = dialect{name: "postgres", pg: true, forUpdate: " FOR UPDATE"}
+)
+
+// sqlStore implements Store over database/sql for both dialects.
+type sqlStore struct {
+	db  *sql.DB // writes
+	rdb *sql.DB // reads; the same pool on PostgreSQL
+	d   dialect
+	log *slog.Logger
+	o   options
+
+	hub          *hub
+	listenConfig *pgx.ConnConfig // PostgreSQL: for the LISTEN connection
+
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closers []func() error
+	once    sync.Once
+}
+
+var _ Store = (*sqlStore)(nil)
+
+func newSQLStore(db, rdb *sql.DB, d dialect, log *slog.Logger, o options) *sqlStore {
+	return &sqlStore{db: db, rdb: rdb, d: d, log: log, o: o, hub: newHub()}
+}
+
+// Close stops the change watchers and releases the database.
+func (s *sqlStore) Close() error {
+	var err error
+	s.once.Do(func() {
+		if s.stop != nil {
+			s.stop()
+		}
+		s.wg.Wait()
+		s.hub.close()
+		for _, c := range s.closers {
+			err = errors.Join(err, c())
+		}
+	})
+	return err
+}
+
+// ts converts a time to its column value: NULL when zero, unix
+// microseconds on SQLite, a UTC timestamp on PostgreSQL.
+func (s *sqlStore) ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	if s.d.pg {
+		return t
+	}
+	return t.UnixMicro()
+}
+
+// now is the store's clock, at the precision stored.
+func (s *sqlStore) now() time.Time {
+	return s.o.now().UTC().Truncate(time.Microsecond)
+}
+
+// timeCol scans a time column of either dialect; NULL gives the zero time.
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*c.t = time.Time{}
+	case int64:
+		*c.t = time.UnixMicro(v).UTC()
+	case time.Time:
+		*c.t = v.UTC()
+	default:
+		return fmt.Errorf("unexpected time column type %T", src)
+	}
+	return nil
+}
+
+// maxAttempts bounds retries of a transaction that failed on lock
+// contention (SQLITE_BUSY, serialization failure, deadlock).
+const maxAttempts = 8
+
+// tx runs fn in a write transaction, retrying on contention.
+func (s *sqlStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.retry(ctx, func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// readTx runs fn in a read-only transaction that sees one snapshot.
+func (s *sqlStore) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	var opts *sql.TxOptions
+	if s.d.pg {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	return s.retry(ctx, func() error {
+		tx, err := s.rdb.BeginTx(ctx, opts)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		return fn(tx)
+	})
+}
+
+func (s *sqlStore) retry(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || attempt == maxAttempts || !s.contended(err) {
+			return err
+		}
+		d := time.Duration(1<<attempt)*time.Millisecond + rand.N(5*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(d):
+		}
+	}
+}
+
+// mapTx runs fn in a write transaction holding the peer-map lock (the
+// version row), which serializes every change to devices and the map.
+// fn gets the version its changes belong to and reports whether it
+// changed the map; if so the version is stored, old history pruned, and
+// watchers woken after the commit. It returns the version now current.
+func (s *sqlStore) mapTx(ctx context.Context, fn func(tx *sql.Tx, next int64) (bool, error)) (int64, error) {
+	var version int64
+	var changed bool
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var cur int64
+		if err := tx.QueryRowContext(ctx, "SELECT version FROM peer_version WHERE id = 1"+s.d.forUpdate).Scan(&cur); err != nil {
+			return err
+		}
+		next := cur + 1
+		var err error
+		changed, err = fn(tx, next)
+		if err != nil || !changed {
+			version = cur
+			return err
+		}
+		version = next
+		floor := next - s.o.historyVersions
+		if _, err := tx.ExecContext(ctx, `UPDATE peer_version SET version = $1,
+			history_floor = CASE WHEN history_floor < $2 THEN $2 ELSE history_floor END WHERE id = 1`, next, floor); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM peer_tombstones WHERE version <= $1", floor); err != nil {
+			return err
+		}
+		if s.d.pg {
+			if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", notifyChannel, fmt.Sprint(next)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if changed {
+		s.hub.publish(version)
+	}
+	return version, nil
+}
+
+// tombstone records that key left the peer map at version.
+func (s *sqlStore) tombstone(ctx context.Context, tx *sql.Tx, key string, version int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO peer_tombstones (public_key, version, removed_at) VALUES ($1, $2, $3)
+		ON CONFLICT (public_key) DO UPDATE SET version = excluded.version, removed_at = excluded.removed_at`,
+		key, version, s.ts(s.now()))
+	return err
+}
+
+// sqliteCode returns the SQLite result code of err, or 0.
+func sqliteCode(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
+}
+
+// contended reports whether err is worth retrying the transaction for.
+func (s *sqlStore) contended(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	switch sqliteCode(err) & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return true
+	}
+	return false
+}
+
+// isUnique reports whether err is a unique violation on column col of
+// table.
+func isUnique(err error, table, col string) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// PostgreSQL's default names: table_col_key, table_pkey.
+		return pe.Code == "23505" && (pe.ConstraintName == table+"_"+col+"_key" || pe.ConstraintName == table+"_pkey")
+	}
+	switch sqliteCode(err) {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return strings.Contains(err.Error(), table+"."+col)
+	}
+	return false
+}
+
+// isForeignKey reports whether err is a foreign-key violation.
+func isForeignKey(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23503"
+	}
+	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}

@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// active is the SQL form of Account.Active for accounts rows, with the
+// time as parameter $n.
+func active(n int) string {
+	return fmt.Sprintf("(COALESCE(paid_until > $%d, FALSE) OR COALESCE(trial_until > $%d, FALSE))", n, n)
+}
+
+// CreateDevice registers a device. Everything happens under the peer-map
+// lock, so the device count and the free index it reads cannot change
+// before the insert commits.
+func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, error) {
+	switch {
+	case nd.PublicKey == "":
+		return nil, errors.New("creating device: empty public key")
+	case nd.MaxDevices <= 0:
+		return nil, ErrDeviceLimit
+	case nd.MinIndex > nd.MaxIndex:
+		return nil, ErrPoolExhausted
+	}
+	var dev *Device
+	_, err := s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
+		now := s.now()
+		var a Account
+		err := tx.QueryRowContext(ctx, "SELECT paid_until, trial_until FROM accounts WHERE id = $1", nd.AccountID).
+			Scan(timeCol{&a.PaidUntil}, timeCol{&a.TrialUntil})
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, ErrNotFound
+		} else if err != nil {
+			return false, err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM devices WHERE account_id = $1", nd.AccountID).Scan(&n); err != nil {
+			return false, err
+		}
+		if n >= nd.MaxDevices {
+			return false, ErrDeviceLimit
+		}
+		if taken, err := exists(ctx, tx, "SELECT 1 FROM devices WHERE public_key = $1", nd.PublicKey); err != nil {
+			return false, err
+		} else if taken {
+			return false, ErrDuplicateKey
+		}
+		idx, err := freeIndex(ctx, tx, nd.MinIndex, nd.MaxIndex)
+		if err != nil {
+			return false, err
+		}
+		in := a.Active(now)
+		version := int64(0)
+		if in {
+			version = next
+			if _, err := tx.ExecContext(ctx, "DELETE FROM peer_tombstones WHERE public_key = $1", nd.PublicKey); err != nil {
+				return false, err
+			}
+		}
+		dev = &Device{AccountID: nd.AccountID, Name: nd.Name, PublicKey: nd.PublicKey, AddrIndex: idx, CreatedAt: now}
+		err = tx.QueryRowContext(ctx, `INSERT INTO devices (account_id, name, public_key, addr_index, in_map, peer_version, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+			nd.AccountID, nd.Name, nd.PublicKey, idx, in, version, s.ts(now)).Scan(&dev.ID)
+		return in, err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDeviceLimit), errors.Is(err, ErrDuplicateKey), errors.Is(err, ErrPoolExhausted):
+		return nil, err
+	case isUnique(err, "devices", "public_key"):
+		return nil, ErrDuplicateKey
+	case err != nil:
+		return nil, fmt.Errorf("creating device: %w", err)
+	}
+	return dev, nil
+}
+
+func exists(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// freeIndex returns the lowest addr_index in [lo, hi] that no device
+// holds: lo itself, or the lowest taken index in range whose successor is
+// free.
+func freeIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) (int64, error) {
+	if taken, err := exists(ctx, tx, "SELECT 1 FROM devices WHERE addr_index = $1", lo); err != nil || !taken {
+		return lo, err
+	}
+	var idx sql.NullInt64
+	err := tx.QueryRowContext(ctx, `SELECT MIN(d.addr_index) + 1 FROM devices d
+		WHERE d.addr_index >= $1 AND d.addr_index < $2
+		AND NOT EXISTS (SELECT 1 FROM devices e WHERE e.addr_index = d.addr_index + 1)`, lo, hi).Scan(&idx)
+	if err != nil {
+		return 0, err
+	}
+	if !idx.Valid {
+		return 0, ErrPoolExhausted
+	}
+	return idx.Int64, nil
+}
+
+// Devices lists an account's devices by id.
+func (s *sqlStore) Devices(ctx context.Context, accountID int64) ([]Device, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, account_id, name, public_key, addr_index, created_at
+		FROM devices WHERE account_id = $1 ORDER BY id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("listing devices: %w", err)
+	}
+	defer rows.Close()
+	var ds []Device
+	for rows.Next() {
+		var d Device
+		if err := rows.Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, timeCol{&d.CreatedAt}); err != nil {
+			return nil, fmt.Errorf("listing devices: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing devices: %w", err)
+	}
+	return ds, nil
+}
+
+// deviceInTx reads one of the account's devices and whether it is in the
+// peer map.
+func deviceInTx(ctx context.Context, tx *sql.Tx, accountID, deviceID int64) (*Device, bool, error) {
+	var d Device
+	var in bool
+	err := tx.QueryRowContext(ctx, `SELECT id, account_id, name, public_key, addr_index, created_at, in_map
+		FROM devices WHERE id = $1 AND account_id = $2`, deviceID, accountID).
+		Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, timeCol{&d.CreatedAt}, &in)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, ErrNotFound
+	}
+	return &d, in, err
+}
+
+// DeleteDevice removes one of the account's devices; its key leaves the
+// peer map.
+func (s *sqlStore) DeleteDevice(ctx context.Context, accountID, deviceID int64) error {
+	_, err := s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
+		d, in, err := deviceInTx(ctx, tx, accountID, deviceID)
+		if err != nil {
+			return false, err
+		}
+		if in {
+			if err := s.tombstone(ctx, tx, d.PublicKey, next); err != nil {
+				return false, err
+			}
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM devices WHERE id = $1", deviceID)
+		return in, err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("deleting device: %w", err)
+	}
+	return nil
+}
+
+// RekeyDevice replaces a device's key: in the peer map, the old key leaves
+// and the new one enters with the same addresses.
+func (s *sqlStore) RekeyDevice(ctx context.Context, accountID, deviceID int64, publicKey string) (*Device, error) {
+	if publicKey == "" {
+		return nil, errors.New("rekeying device: empty public key")
+	}
+	var dev *Device
+	_, err := s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
+		d, in, err := deviceInTx(ctx, tx, accountID, deviceID)
+		if err != nil {
+			return false, err
+		}
+		dev = d
+		if d.PublicKey == publicKey {
+			return false, nil
+		}
+		if taken, err := exists(ctx, tx, "SELECT 1 FROM devices WHERE public_key = $1", publicKey); err != nil {
+			return false, err
+		} else if taken {
+			return false, ErrDuplicateKey
+		}
+		version := int64(0)
+		if in {
+			version = next
+			if err := s.tombstone(ctx, tx, d.PublicKey, next); err != nil {
+				return false, err
+			}
+			if _, err := tx.ExecContext(ctx, "DELETE FROM peer_tombstones WHERE public_key = $1", publicKey); err != nil {
+				return false, err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = $1,
+			peer_version = CASE WHEN in_map THEN $2 ELSE peer_version END WHERE id = $3`, publicKey, version, deviceID); err != nil {
+			return false, err
+		}
+		d.PublicKey = publicKey
+		return in, nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrDuplicateKey):
+		return nil, err
+	case isUnique(err, "devices", "public_key"):
+		return nil, ErrDuplicateKey
+	case err != nil:
+		return nil, fmt.Errorf("rekeying device: %w", err)
+	}
+	return dev, nil
+}

@@ -1,0 +1,34 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// OpenTest opens like Open, with a fast SQLite poll and, when
+// historyVersions > 0, a shorter peer-map history.
+func OpenTest(ctx context.Context, dsn string, historyVersions int64) (Store, error) {
+	o := defaultOptions()
+	o.pollEvery = 50 * time.Millisecond
+	if historyVersions > 0 {
+		o.historyVersions = historyVersions
+	}
+	s, err := open(ctx, dsn, nil, o)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// RawDB returns the store's write pool.
+func RawDB(s Store) *sql.DB { return s.(*sqlStore).db }
+
+// LatestMigration returns the newest migration the binary knows for s.
+func LatestMigration(s Store) int {
+	ms, err := migrations(s.(*sqlStore).d)
+	if err != nil {
+		panic(err)
+	}
+	return len(ms)
+}
