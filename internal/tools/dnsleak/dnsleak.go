@@ -27,6 +27,7 @@ import (
 	"github.com/miekg/dns"
 
 	"veil/internal/geo"
+	"veil/internal/redact"
 )
 
 // MaxTTL is the longest a test is kept, whatever the config says.
@@ -315,6 +316,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	case len(labels) == 2:
 		// <random>.<id>.<zone>
 		if resolver, ok := peer(w.RemoteAddr()); ok {
+			s.log.Debug("dns leak query", "resolver", redact.Addr(resolver), "name", redact.Name(name))
 			s.note(labels[1], resolver, clientSubnet(req))
 		}
 		m.Answer = s.addrs(q)

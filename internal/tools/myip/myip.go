@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"veil/internal/geo"
+	"veil/internal/redact"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/web"
 )
@@ -237,9 +238,17 @@ func (h *Handler) proxyHeaders(r *http.Request) []Header {
 	return out
 }
 
+func (h *Handler) log() *slog.Logger {
+	if h.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return h.Logger
+}
+
 // report computes the full answer for ip. full adds the slow checks
 // (reverse DNS, blocklists), which run concurrently.
 func (h *Handler) report(ctx context.Context, r *http.Request, ip netip.Addr, lookup, full bool) Report {
+	h.log().Debug("my ip request", "path", r.URL.Path, "ip", redact.Addr(ip), "lookup", lookup)
 	info := h.Geo.Lookup(ip)
 	rep := Report{
 		IP: ip.String(), IPVersion: 4,
