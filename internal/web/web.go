@@ -21,6 +21,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -80,6 +81,13 @@ var base = template.Must(template.New("base").Funcs(Funcs).ParseFS(templateFS, "
 // Funcs are the template functions every page may use.
 var Funcs = template.FuncMap{
 	"join": strings.Join,
+	// coord formats a latitude or longitude to about 10 m.
+	"coord": func(v *float64) string {
+		if v == nil {
+			return "unknown"
+		}
+		return strconv.FormatFloat(*v, 'f', 4, 64)
+	},
 }
 
 // Parse returns the layout joined with the page templates matched by

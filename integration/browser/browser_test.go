@@ -1,0 +1,230 @@
+// Package browser drives Veil's web pages in a headless Chromium (Debian's
+// chromium package) through chromedp. The tests run only when
+// VEIL_TEST_CHROMIUM holds the browser's path (scripts/test.sh sets it);
+// they reach nothing but loopback: the browser's host resolver answers
+// nothing, and the WebRTC check is given no STUN server.
+package browser
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"veil/internal/geo"
+	"veil/internal/geo/geotest"
+	"veil/internal/tools/dnsleak"
+	"veil/internal/tools/myip"
+	"veil/internal/web"
+)
+
+// browser starts a headless Chromium for the test, or skips it.
+func browser(tb testing.TB) context.Context {
+	tb.Helper()
+	path := os.Getenv("VEIL_TEST_CHROMIUM")
+	if path == "" {
+		tb.Skip("VEIL_TEST_CHROMIUM is not set: browser tests skipped (apt-get install chromium; scripts/test.sh sets it)")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-features", "Translate,OptimizationHints,MediaRouter"),
+		// Names never resolve: the DNS leak test's image loads must not
+		// reach a resolver off this machine.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.UserDataDir(tb.TempDir()),
+		chromedp.WindowSize(1200, 1600),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	tb.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	tb.Cleanup(cancel2)
+	if err := chromedp.Do(ctx); err != nil {
+		tb.Fatalf("starting chromium: %v", err)
+	}
+	// A generous bound so that a stuck browser fails the test instead of
+	// hanging it; not an assertion on speed. The first Do above must run
+	// without it, or the bound would end the browser.
+	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	tb.Cleanup(cancel3)
+	return ctx
+}
+
+// texts reads the text of each selector.
+func texts(tb testing.TB, ctx context.Context, sels ...string) []string {
+	tb.Helper()
+	out := make([]string, len(sels))
+	for i, sel := range sels {
+		v, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			tb.Fatalf("reading %s: %v", sel, err)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+func attr(tb testing.TB, ctx context.Context, sel, name string) string {
+	tb.Helper()
+	v, err := chromedp.Run(ctx, chromedp.AttributeValue(sel, name))
+	if err != nil {
+		tb.Fatalf("reading %s[%s]: %v", sel, name, err)
+	}
+	return v.Value
+}
+
+func screenshot(tb testing.TB, ctx context.Context, a chromedp.Action[[]byte]) []byte {
+	tb.Helper()
+	b, err := chromedp.Run(ctx, a)
+	if err != nil {
+		tb.Fatalf("screenshot: %v", err)
+	}
+	return b
+}
+
+// site serves My IP and the DNS leak test on loopback, with a geo
+// database that places loopback in Stockholm.
+func site(tb testing.TB) *httptest.Server {
+	tb.Helper()
+	db, err := geo.Open(geotest.Write(tb, geotest.Flat, geotest.Record{
+		Prefix: "127.0.0.0/8", Country: "SE", City: "Stockholm", TimeZone: "Europe/Stockholm", Lat: 59.33, Lon: 18.07, ASN: 64500, Org: "Loopback Networks AB",
+	}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	leak, err := dnsleak.New(dnsleak.Config{Zone: "leak.localhost", Addr: "127.0.0.1:0", Geo: db})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := leak.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	web.Register(mux)
+	(&myip.Handler{Geo: db, DNSLeak: leak, DisableReverseDNS: true}).Register(mux)
+	leak.Register(mux)
+	srv := httptest.NewServer(mux)
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+func TestMyIPPage(t *testing.T) {
+	ctx := browser(t)
+	srv := site(t)
+	// A browser in New York behind a Stockholm address: the time zone
+	// check must catch it.
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "America/New_York"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(`#score[data-done="1"]`)); err != nil {
+		t.Fatal(err)
+	}
+	v := texts(t, ctx, "#ip", "#score", "#deductions", "#check-tz", "#details")
+	ip, score, deductions, tzCheck, details := v[0], v[1], v[2], v[3], v[4]
+	scoreAttr := attr(t, ctx, "#score", "data-score")
+	shot := screenshot(t, ctx, chromedp.CaptureScreenshot())
+	scoreShot := screenshot(t, ctx, chromedp.Screenshot("#score-card"))
+	dir := os.Getenv("VEIL_TEST_ARTIFACTS") // keep the screenshot for a person to look at
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	out := filepath.Join(dir, "myip.png")
+	os.WriteFile(out, shot, 0o644)
+	t.Logf("screenshot: %s; score %s; deductions:\n%s", out, score, deductions)
+
+	if ip != "127.0.0.1" {
+		t.Errorf("page shows address %q, want 127.0.0.1", ip)
+	}
+	if !strings.Contains(details, "Stockholm") || !strings.Contains(details, "AS64500") {
+		t.Errorf("details do not show the lookup:\n%s", details)
+	}
+	if !regexp.MustCompile(`^\d{1,3}%$`).MatchString(score) {
+		t.Fatalf("score %q is not a percentage", score)
+	}
+	// The score is 100 minus the deductions listed: none hidden.
+	sum := 0
+	for _, m := range regexp.MustCompile(`−(\d+)%`).FindAllStringSubmatch(deductions, -1) {
+		n, _ := strconv.Atoi(m[1])
+		sum += n
+	}
+	if want := strconv.Itoa(max(0, 100-sum)); scoreAttr != want {
+		t.Errorf("score %s, but the listed deductions add to %d", scoreAttr, sum)
+	}
+	for _, want := range []string{"Time zone does not match", "Not connected through Veil", "What to do:"} {
+		if !strings.Contains(deductions, want) {
+			t.Errorf("deductions lack %q:\n%s", want, deductions)
+		}
+	}
+	if !strings.Contains(tzCheck, "America/New_York") {
+		t.Errorf("time zone check says %q", tzCheck)
+	}
+	checkPNG(t, shot, 800, 800)
+	checkPNG(t, scoreShot, 100, 40)
+}
+
+func TestDNSLeakPage(t *testing.T) {
+	ctx := browser(t)
+	srv := site(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/dnsleak"), chromedp.WaitVisible(`#verdict[data-verdict]`)); err != nil {
+		t.Fatal(err)
+	}
+	verdict := texts(t, ctx, "#verdict")[0]
+	state := attr(t, ctx, "#verdict", "data-verdict")
+	// The browser's names resolve nowhere here, so no resolver asks.
+	if state != dnsleak.NoQueries || !strings.Contains(verdict, "No resolver") {
+		t.Errorf("verdict %q (%s)", verdict, state)
+	}
+}
+
+// checkPNG fails unless b is a PNG at least w×h with real content: many
+// colours, not a blank page.
+func checkPNG(tb testing.TB, b []byte, w, h int) {
+	tb.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		tb.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	r := img.Bounds()
+	if r.Dx() < w || r.Dy() < h {
+		tb.Errorf("screenshot is %dx%d, want at least %dx%d", r.Dx(), r.Dy(), w, h)
+	}
+	if n := colours(img); n < 8 {
+		tb.Errorf("screenshot has %d colours: blank", n)
+	}
+}
+
+func colours(img image.Image) int {
+	seen := map[[4]uint32]bool{}
+	r := img.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y += 2 {
+		for x := r.Min.X; x < r.Max.X; x += 2 {
+			cr, cg, cb, ca := img.At(x, y).RGBA()
+			seen[[4]uint32{cr, cg, cb, ca}] = true
+		}
+	}
+	return len(seen)
+}
