@@ -320,12 +320,19 @@ type fakeWriter struct {
 	closed bool
 }
 
-func (w *fakeWriter) LocalAddr() net.Addr         { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
-func (w *fakeWriter) RemoteAddr() net.Addr        { return w.remote }
-func (w *fakeWriter) WriteMsg(m *dns.Msg) error   { w.msgs = append(w.msgs, m); return nil }
-func (w *fakeWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *fakeWriter) Close() error                { w.closed = true; return nil }
-func (w *fakeWriter) TsigStatus() error           { return nil }
-func (w *fakeWriter) TsigTimersOnly(bool)         {}
-func (w *fakeWriter) Hijack()                     {}
-func (w *fakeWriter) Network() string             { return "udp" }
+func (w *fakeWriter) LocalAddr() net.Addr       { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
+func (w *fakeWriter) RemoteAddr() net.Addr      { return w.remote }
+func (w *fakeWriter) WriteMsg(m *dns.Msg) error { w.msgs = append(w.msgs, m); return nil }
+func (w *fakeWriter) Write(b []byte) (int, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return 0, err
+	}
+	w.msgs = append(w.msgs, m)
+	return len(b), nil
+}
+func (w *fakeWriter) Close() error        { w.closed = true; return nil }
+func (w *fakeWriter) TsigStatus() error   { return nil }
+func (w *fakeWriter) TsigTimersOnly(bool) {}
+func (w *fakeWriter) Hijack()             {}
+func (w *fakeWriter) Network() string     { return "udp" }

@@ -69,12 +69,15 @@ func (r *Resolver) answerClient(req, resp *dns.Msg, client netip.Addr) {
 		resp.Rcode = dns.RcodeNameError
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*r.timeout)
-	defer cancel()
-	m, err := r.resolve(ctx, name, q.Qtype)
-	if err != nil {
-		resp.Rcode = dns.RcodeServerFailure
-		return
+	m := r.cachedAnswer(name, q.Qtype, false) // the hot path: no context, no timer
+	if m == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*r.timeout)
+		defer cancel()
+		var err error
+		if m, err = r.resolve(ctx, name, q.Qtype); err != nil {
+			resp.Rcode = dns.RcodeServerFailure
+			return
+		}
 	}
 	if mask != 0 {
 		for _, rr := range m.Answer {
@@ -104,6 +107,15 @@ func reply(w dns.ResponseWriter, req, resp *dns.Msg) {
 	if _, tcp := w.RemoteAddr().(*net.TCPAddr); tcp {
 		size = dns.MaxMsgSize
 	}
-	resp.Truncate(size)
-	_ = w.WriteMsg(resp)
+	// Most answers fit uncompressed; compress and cut only those that do not.
+	b, err := resp.Pack()
+	if err == nil && len(b) > size {
+		resp.Compress = true
+		resp.Truncate(size)
+		b, err = resp.Pack()
+	}
+	if err != nil {
+		return
+	}
+	_, _ = w.Write(b)
 }

@@ -1,0 +1,143 @@
+// Command dns runs Veil's resolver, or a synthetic authoritative hierarchy
+// for it to recurse through, for bench/dns/run.sh. It is a benchmark tool,
+// not part of the product.
+//
+//	go run ./bench/dns -resolver -addr 127.0.0.1:5300 -root-hints hints.root
+//	go run ./bench/dns -hierarchy
+//
+// -hierarchy serves, on port 53 of loopback addresses:
+//
+//	127.0.0.2  the root      bench. -> 127.0.0.3
+//	127.0.0.3  bench.        zone.bench. -> 127.0.0.4
+//	127.0.0.4  zone.bench.   every name has an A record (TTL 1 day)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/miekg/dns"
+
+	"veil/internal/resolver"
+)
+
+func main() {
+	var (
+		addr      = flag.String("addr", "127.0.0.1:5300", "resolver listen address (UDP and TCP)")
+		hints     = flag.String("root-hints", "", "root hints file (default: built-in IANA hints)")
+		port      = flag.Int("upstream-port", 0, "port of upstream servers (default 53)")
+		runRes    = flag.Bool("resolver", false, "run Veil's resolver")
+		runHier   = flag.Bool("hierarchy", false, "run the synthetic authoritative hierarchy")
+		hierPort  = flag.Int("hierarchy-port", 53, "port the hierarchy listens on")
+		listeners = flag.Int("listeners", runtime.GOMAXPROCS(0), "UDP sockets sharing the address (SO_REUSEPORT)")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var servers []*dns.Server
+	switch {
+	case *runHier:
+		servers = hierarchy(*hierPort)
+	case *runRes:
+		res, err := resolver.New(resolver.Config{
+			RootHints: *hints,
+			Port:      *port,
+			Allow:     func(a netip.Addr) bool { return a.IsLoopback() },
+			RateLimit: -1, // dnsperf is one client sending as fast as it can
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		for range max(1, *listeners) {
+			servers = append(servers, &dns.Server{Addr: *addr, Net: "udp", Handler: res, ReusePort: true, MsgAcceptFunc: res.AcceptMsg})
+		}
+		servers = append(servers, &dns.Server{Addr: *addr, Net: "tcp", Handler: res, MsgAcceptFunc: res.AcceptMsg})
+	default:
+		log.Fatal("give -resolver or -hierarchy")
+	}
+	for _, s := range servers {
+		ready := make(chan struct{})
+		s.NotifyStartedFunc = func() { close(ready) }
+		errc := make(chan error, 1)
+		go func() { errc <- s.ListenAndServe() }()
+		select {
+		case <-ready:
+		case err := <-errc:
+			log.Fatalf("listening on %s/%s: %v", s.Addr, s.Net, err)
+		}
+	}
+	fmt.Println("ready")
+	<-ctx.Done()
+	for _, s := range servers {
+		s.Shutdown()
+	}
+}
+
+// hierarchy starts the root, TLD and authoritative servers.
+func hierarchy(port int) []*dns.Server {
+	zones := map[string]dns.HandlerFunc{
+		"127.0.0.2": referral("bench.", "ns.bench.", "127.0.0.3"),
+		"127.0.0.3": referral("zone.bench.", "ns.zone.bench.", "127.0.0.4"),
+		"127.0.0.4": authoritative("zone.bench."),
+	}
+	var out []*dns.Server
+	for ip, h := range zones {
+		a := net.JoinHostPort(ip, fmt.Sprint(port))
+		out = append(out, &dns.Server{Addr: a, Net: "udp", Handler: h}, &dns.Server{Addr: a, Net: "tcp", Handler: h})
+	}
+	return out
+}
+
+// referral answers every question under child with a delegation to ns at ip.
+func referral(child, ns, ip string) dns.HandlerFunc {
+	return func(w dns.ResponseWriter, req *dns.Msg) {
+		resp := new(dns.Msg)
+		resp.SetReply(req)
+		name := strings.ToLower(req.Question[0].Name)
+		if !dns.IsSubDomain(child, name) {
+			resp.Rcode = dns.RcodeNameError
+			resp.Authoritative = true
+			w.WriteMsg(resp)
+			return
+		}
+		resp.Ns = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: child, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 86400}, Ns: ns}}
+		resp.Extra = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: ns, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 86400}, A: net.ParseIP(ip)}}
+		w.WriteMsg(resp)
+	}
+}
+
+// authoritative answers A for every name under zone, with an address
+// derived from the name.
+func authoritative(zone string) dns.HandlerFunc {
+	return func(w dns.ResponseWriter, req *dns.Msg) {
+		resp := new(dns.Msg)
+		resp.SetReply(req)
+		resp.Authoritative = true
+		q := req.Question[0]
+		if q.Qtype == dns.TypeA {
+			h := fnv.New32a()
+			h.Write([]byte(strings.ToLower(q.Name)))
+			v := h.Sum32()
+			resp.Answer = []dns.RR{&dns.A{
+				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 86400},
+				A:   net.IPv4(10, byte(v>>16), byte(v>>8), byte(v)),
+			}}
+		} else {
+			resp.Ns = []dns.RR{&dns.SOA{
+				Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 3600},
+				Ns:  "ns." + zone, Mbox: "host." + zone, Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 3600,
+			}}
+		}
+		w.WriteMsg(resp)
+	}
+}
