@@ -1,0 +1,487 @@
+package controlplane_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"veil/internal/account"
+	"veil/internal/apitypes"
+	"veil/internal/controlplane"
+	"veil/internal/device"
+	"veil/internal/store"
+	"veil/internal/wg"
+)
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	url    string
+	store  store.Store
+	api    *controlplane.Server
+	admin  string
+	logs   *syncBuffer
+	dbPath string
+	now    *clock
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// newEnv starts the API over a real store: SQLite in a temp dir, or the
+// given store.
+func newEnv(t testing.TB, st store.Store) *env {
+	t.Helper()
+	e := &env{logs: &syncBuffer{}, admin: "admin-token-for-tests", now: &clock{t: time.Now().UTC()}}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if st == nil {
+		e.dbPath = filepath.Join(t.TempDir(), "veil.db")
+		var err error
+		st, err = store.Open(context.Background(), e.dbPath, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+	}
+	e.store = st
+	hasher, err := account.NewHasher(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pools, err := device.ParsePools("10.64.0.0/10", "fd7a:7665:696c::/64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api = controlplane.New(controlplane.Config{
+		Store: st, Hasher: hasher, Pools: pools, AdminToken: e.admin,
+		MaxDevices: 5, TrialDays: 7, SessionTTL: time.Hour, Logger: log, Now: e.now.Now,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.api.Run(ctx, 50*time.Millisecond); close(done) }()
+	mux := http.NewServeMux()
+	e.api.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { srv.Close(); cancel(); <-done })
+	e.url = srv.URL
+	return e
+}
+
+// call sends a request and decodes the answer; it returns the status.
+func (e *env) call(t testing.TB, method, path, token string, body any, out any) int {
+	t.Helper()
+	return callWith(t, http.DefaultClient, e.url, method, path, token, body, out)
+}
+
+func callWith(t testing.TB, hc *http.Client, base, method, path, token string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, base+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (e *env) newAccount(t testing.TB, days int) string {
+	t.Helper()
+	var out apitypes.AccountCreated
+	if st := e.call(t, "POST", "/api/v1/admin/accounts", e.admin, apitypes.AccountCreateRequest{Days: days}, &out); st != 201 {
+		t.Fatalf("create account: %d", st)
+	}
+	return out.AccessCode
+}
+
+func (e *env) login(t testing.TB, code string) string {
+	t.Helper()
+	var s apitypes.Session
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, &s); st != 201 {
+		t.Fatalf("login: %d", st)
+	}
+	return s.Token
+}
+
+func newPub(t testing.TB) string {
+	t.Helper()
+	k, err := wg.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Public().Base64()
+}
+
+func (e *env) addGateway(t testing.TB, name string) string {
+	t.Helper()
+	var g apitypes.GatewayCreated
+	req := apitypes.GatewayCreateRequest{Name: name, Location: "se-sto", Endpoint: "192.0.2.1:51820"}
+	if st := e.call(t, "POST", "/api/v1/admin/gateways", e.admin, req, &g); st != 201 {
+		t.Fatalf("add gateway: %d", st)
+	}
+	return g.Token
+}
+
+func TestSessions(t *testing.T) {
+	e := newEnv(t, nil)
+	code := e.newAccount(t, 30)
+	if len(code) != 16 {
+		t.Fatalf("access code %q is not 16 digits", code)
+	}
+
+	var s apitypes.Session
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: account.FormatCode(code)}, &s); st != 201 || s.Token == "" {
+		t.Fatalf("login with the grouped code: %d %+v", st, s)
+	}
+	var acc apitypes.Account
+	if st := e.call(t, "GET", "/api/v1/account", s.Token, nil, &acc); st != 200 || acc.Plan != "premium" || !acc.Active {
+		t.Fatalf("account: %d %+v", st, acc)
+	}
+
+	// A wrong code, a malformed one and a deleted account's code all get
+	// the same status and the same body.
+	other := e.newAccount(t, 1)
+	otherTok := e.login(t, other)
+	if st := e.call(t, "DELETE", "/api/v1/account", otherTok, nil, nil); st != 204 {
+		t.Fatalf("delete account: %d", st)
+	}
+	var bodies []string
+	for _, c := range []string{"0000000000000000", "12", other} {
+		var er apitypes.Error
+		st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: c}, &er)
+		if st != 401 {
+			t.Errorf("code %q: status %d, want 401", c, st)
+		}
+		bodies = append(bodies, er.Error)
+	}
+	if bodies[0] != bodies[1] || bodies[1] != bodies[2] {
+		t.Errorf("failed logins answer differently: %q", bodies)
+	}
+	if st := e.call(t, "GET", "/api/v1/account", otherTok, nil, nil); st != 401 {
+		t.Errorf("a deleted account's session still works: %d", st)
+	}
+
+	// Sessions expire.
+	e.now.Add(2 * time.Hour)
+	if st := e.call(t, "GET", "/api/v1/account", s.Token, nil, nil); st != 401 {
+		t.Errorf("expired session: %d, want 401", st)
+	}
+}
+
+func TestLoginThrottled(t *testing.T) {
+	e := newEnv(t, nil)
+	code := e.newAccount(t, 30)
+	for range 10 {
+		e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: "1111111111111111"}, nil)
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 429 {
+		t.Fatalf("after 10 failures: %d, want 429", st)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t, nil)
+	code := e.newAccount(t, 30)
+	tok := e.login(t, code)
+	huge := strings.Repeat("9", 500_000)
+	tests := []struct {
+		name, method, path, token, body string
+		want                             int
+		wantMsg                          string
+	}{
+		{"huge access code", "POST", "/api/v1/sessions", "", `{"access_code":"` + huge + `"}`, 400, "larger than"},
+		{"malformed json", "POST", "/api/v1/sessions", "", `{"access_code":`, 400, "truncated JSON"},
+		{"syntax error", "POST", "/api/v1/sessions", "", `{"access_code" 1}`, 400, "malformed JSON at byte"},
+		{"unknown field", "POST", "/api/v1/sessions", "", `{"access_code":"1","admin":true}`, 400, `unknown field "admin"`},
+		{"trailing data", "POST", "/api/v1/sessions", "", `{"access_code":"1"} {}`, 400, "unexpected data"},
+		{"empty body", "POST", "/api/v1/sessions", "", ``, 400, "empty body"},
+		{"wrong type", "POST", "/api/v1/sessions", "", `{"access_code":5}`, 400, "wrong type"},
+		{"bad key", "POST", "/api/v1/devices", tok, `{"public_key":"nope"}`, 400, "public_key"},
+		{"bad email", "PATCH", "/api/v1/account", tok, `{"email":"not an address"}`, 400, "email"},
+		{"bad device id", "DELETE", "/api/v1/devices/x", tok, ``, 404, "no such device"},
+		{"no token", "GET", "/api/v1/account", "", ``, 401, "log in"},
+		{"bad gateway", "POST", "/api/v1/admin/gateways", e.admin, `{"name":"Bad Name","location":"se-sto","endpoint":"1.2.3.4:5"}`, 400, "name"},
+		{"not admin", "POST", "/api/v1/admin/accounts", tok, `{}`, 401, "admin"},
+		{"bad since", "GET", "/api/v1/gateway/peers?since=x", e.addGateway(t, "gw"), ``, 400, "since"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var er apitypes.Error
+			st := e.call(t, tt.method, tt.path, tt.token, tt.body, &er)
+			if st != tt.want || !strings.Contains(er.Error, tt.wantMsg) {
+				t.Errorf("got %d %q, want %d containing %q", st, er.Error, tt.want, tt.wantMsg)
+			}
+			if strings.Contains(er.Error, "99999999") {
+				t.Error("the answer echoes the access code")
+			}
+		})
+	}
+	// Nothing was lost or added by the bad requests.
+	if n, err := e.store.CountAccounts(context.Background()); err != nil || n != 1 {
+		t.Errorf("accounts after bad requests: %d, %v", n, err)
+	}
+	var acc apitypes.Account
+	if e.call(t, "GET", "/api/v1/account", tok, nil, &acc); acc.Devices != 0 || acc.Email != "" {
+		t.Errorf("account changed by bad requests: %+v", acc)
+	}
+}
+
+func TestDevices(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.login(t, e.newAccount(t, 30))
+	var first apitypes.Device
+	if st := e.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: newPub(t), Name: "laptop"}, &first); st != 201 {
+		t.Fatalf("add device: %d", st)
+	}
+	if first.IPv4 != "10.64.0.2/32" || first.IPv6 != "fd7a:7665:696c::2/128" || first.Name != "laptop" {
+		t.Errorf("first device: %+v", first)
+	}
+	for i := range 4 {
+		if st := e.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: newPub(t)}, nil); st != 201 {
+			t.Fatalf("device %d: %d", i+2, st)
+		}
+	}
+	var er apitypes.Error
+	if st := e.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: newPub(t)}, &er); st != 409 || !strings.Contains(er.Error, "5 devices") {
+		t.Errorf("sixth device: %d %q", st, er.Error)
+	}
+	// Rotation keeps the addresses.
+	newKey := newPub(t)
+	var rotated apitypes.Device
+	if st := e.call(t, "PUT", fmt.Sprintf("/api/v1/devices/%d", first.ID), tok, apitypes.DeviceRequest{PublicKey: newKey}, &rotated); st != 200 {
+		t.Fatalf("rekey: %d", st)
+	}
+	if rotated.PublicKey != newKey || rotated.IPv4 != first.IPv4 {
+		t.Errorf("rekeyed device: %+v", rotated)
+	}
+	// Another account cannot touch this device.
+	otherTok := e.login(t, e.newAccount(t, 30))
+	if st := e.call(t, "DELETE", fmt.Sprintf("/api/v1/devices/%d", first.ID), otherTok, nil, nil); st != 404 {
+		t.Errorf("deleting another account's device: %d", st)
+	}
+	// Deletion frees the address for the next registration.
+	if st := e.call(t, "DELETE", fmt.Sprintf("/api/v1/devices/%d", first.ID), tok, nil, nil); st != 204 {
+		t.Fatalf("delete: %d", st)
+	}
+	var again apitypes.Device
+	e.call(t, "POST", "/api/v1/devices", otherTok, apitypes.DeviceRequest{PublicKey: newPub(t)}, &again)
+	if again.IPv4 != first.IPv4 {
+		t.Errorf("freed address not reused: got %s, want %s", again.IPv4, first.IPv4)
+	}
+	var list []apitypes.Device
+	if e.call(t, "GET", "/api/v1/devices", tok, nil, &list); len(list) != 4 {
+		t.Errorf("devices listed: %d, want 4", len(list))
+	}
+}
+
+// pollPeers long-polls like a gateway and returns the answer.
+func pollPeers(t testing.TB, base, token string, since int64, wait time.Duration) apitypes.PeerMap {
+	t.Helper()
+	var m apitypes.PeerMap
+	path := fmt.Sprintf("/api/v1/gateway/peers?since=%d&wait=%s", since, wait)
+	if st := callWith(t, http.DefaultClient, base, "GET", path, token, nil, &m); st != 200 {
+		t.Fatalf("peers: %d", st)
+	}
+	return m
+}
+
+func TestPeerMap(t *testing.T) {
+	e := newEnv(t, nil)
+	gw := e.addGateway(t, "gw1")
+	tok := e.login(t, e.newAccount(t, 30))
+	key := newPub(t)
+	var d apitypes.Device
+	e.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: key}, &d)
+
+	full := pollPeers(t, e.url, gw, 0, 0)
+	if !full.Full || len(full.Peers) != 1 || full.Peers[0].PublicKey != key ||
+		strings.Join(full.Peers[0].AllowedIPs, ",") != "10.64.0.2/32,fd7a:7665:696c::2/128" {
+		t.Fatalf("full map: %+v", full)
+	}
+
+	// Nothing changed: the poll times out with the same version.
+	if m := pollPeers(t, e.url, gw, full.Version, 50*time.Millisecond); m.Version != full.Version || len(m.Peers) != 0 {
+		t.Fatalf("idle poll: %+v", m)
+	}
+
+	// A waiting gateway receives a deletion as a delta.
+	got := make(chan apitypes.PeerMap, 1)
+	go func() { got <- pollPeers(t, e.url, gw, full.Version, 30*time.Second) }()
+	time.Sleep(100 * time.Millisecond) // let the poll start waiting; correctness does not depend on it
+	e.call(t, "DELETE", fmt.Sprintf("/api/v1/devices/%d", d.ID), tok, nil, nil)
+	select {
+	case m := <-got:
+		if m.Full || len(m.Removed) != 1 || m.Removed[0] != key || m.Version <= full.Version {
+			t.Fatalf("delta: %+v", m)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("waiting gateway never woke")
+	}
+
+	// Expiry removes peers by itself: an account past its paid time leaves
+	// the map at the next activity sync.
+	tok2 := e.login(t, e.newAccount(t, 1))
+	key2 := newPub(t)
+	e.call(t, "POST", "/api/v1/devices", tok2, apitypes.DeviceRequest{PublicKey: key2}, nil)
+	m := pollPeers(t, e.url, gw, 0, 0)
+	if len(m.Peers) != 1 || m.Peers[0].PublicKey != key2 {
+		t.Fatalf("map with the short account: %+v", m)
+	}
+	e.now.Add(48 * time.Hour)
+	m2 := pollPeers(t, e.url, gw, m.Version, 20*time.Second)
+	if len(m2.Removed) != 1 || m2.Removed[0] != key2 {
+		t.Fatalf("expired account still in the map: %+v", m2)
+	}
+}
+
+func TestGatewayReport(t *testing.T) {
+	e := newEnv(t, nil)
+	gw := e.addGateway(t, "gw1")
+	pub := newPub(t)
+	var cfg apitypes.GatewayConfig
+	if st := e.call(t, "POST", "/api/v1/gateway/report", gw, apitypes.GatewayReport{PublicKey: pub, Peers: 250, RxBytes: 1, TxBytes: 2}, &cfg); st != 200 {
+		t.Fatalf("report: %d", st)
+	}
+	if cfg.TunnelIPv4 != "10.64.0.1/10" || cfg.TunnelIPv6 != "fd7a:7665:696c::1/64" {
+		t.Errorf("gateway config: %+v", cfg)
+	}
+	var servers []apitypes.Server
+	e.call(t, "GET", "/api/v1/servers", "", nil, &servers)
+	if len(servers) != 1 || servers[0].PublicKey != pub || servers[0].Load != 25 || !servers[0].Online || servers[0].Country != "se" {
+		t.Errorf("servers: %+v", servers)
+	}
+	// A per-peer field is refused: the report is aggregate only.
+	if st := e.call(t, "POST", "/api/v1/gateway/report", gw, `{"peers":1,"peer_endpoints":["198.51.100.7:1234"]}`, nil); st != 400 {
+		t.Errorf("report with per-peer data: %d, want 400", st)
+	}
+	if st := e.call(t, "POST", "/api/v1/gateway/report", "wrong", apitypes.GatewayReport{}, nil); st != 401 {
+		t.Errorf("report with a wrong token: %d", st)
+	}
+}
+
+// TestNoClientAddressLogged drives the API from a distinctive loopback
+// address with debug logging and finds that address nowhere: not in the
+// log output, not in the database file (promise P1).
+func TestNoClientAddressLogged(t *testing.T) {
+	const src = "127.9.8.7"
+	e := newEnv(t, nil)
+	hc := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)},
+	}).DialContext}}
+	code := e.newAccount(t, 30)
+	var s apitypes.Session
+	callWith(t, hc, e.url, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: "0000000000000000"}, nil)
+	callWith(t, hc, e.url, "POST", "/api/v1/sessions", "", `{"bad`, nil)
+	if st := callWith(t, hc, e.url, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, &s); st != 201 {
+		t.Fatalf("login from %s: %d", src, st)
+	}
+	callWith(t, hc, e.url, "POST", "/api/v1/devices", s.Token, apitypes.DeviceRequest{PublicKey: newPub(t), Name: "phone"}, nil)
+	callWith(t, hc, e.url, "GET", "/api/v1/account", s.Token, nil, nil)
+	callWith(t, hc, e.url, "GET", "/api/v1/account/export", s.Token, nil, nil)
+	callWith(t, hc, e.url, "GET", "/api/v1/servers", "", nil, nil)
+	callWith(t, hc, e.url, "GET", "/nope", "", nil, nil)
+	e.store.Close()
+
+	if !strings.Contains(e.logs.String(), "level=") {
+		t.Fatal("no log output at all: the test would prove nothing")
+	}
+	raw := []byte{127, 9, 8, 7}
+	if strings.Contains(e.logs.String(), src) {
+		t.Errorf("log output holds %s:\n%s", src, e.logs.String())
+	}
+	files, _ := filepath.Glob(e.dbPath + "*")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(src)) || bytes.Contains(b, raw) {
+			t.Errorf("%s holds the client address", filepath.Base(f))
+		}
+	}
+}
+
+// FuzzDecode throws arbitrary bodies at every JSON endpoint: the answer
+// must be a clean 4xx or success, never a 500 or a panic.
+func FuzzDecode(f *testing.F) {
+	e := newEnv(f, nil)
+	tok := e.login(f, e.newAccount(f, 30))
+	gw := e.addGateway(f, "gw")
+	for _, s := range []string{`{}`, `{"access_code":"1234567890123456"}`, `{"public_key":"x","name":"y"}`,
+		`{"email":"a@b.c"}`, `{"peers":-1}`, `[`, `null`, `{"days":99999999999}`} {
+		f.Add(s)
+	}
+	paths := []struct{ method, path, token string }{
+		{"POST", "/api/v1/sessions", ""},
+		{"POST", "/api/v1/devices", tok},
+		{"PATCH", "/api/v1/account", tok},
+		{"POST", "/api/v1/gateway/report", gw},
+		{"POST", "/api/v1/admin/accounts", e.admin},
+		{"POST", "/api/v1/admin/gateways", e.admin},
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, p := range paths {
+			st := e.call(t, p.method, p.path, p.token, body, nil)
+			if st >= 500 {
+				t.Errorf("%s %s with %q: %d", p.method, p.path, body, st)
+			}
+		}
+	})
+}
