@@ -363,3 +363,42 @@ func checkCrashed(t *testing.T, path string) {
 		t.Errorf("no devices survived: %d, %v", devices, err)
 	}
 }
+
+// TestListenReconnect cuts the PostgreSQL LISTEN connections; a change made
+// through another Store must still reach Watch once they are back.
+func TestListenReconnect(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dsn := postgresDB(t)
+	var stores []store.Store
+	for range 2 {
+		s, err := store.OpenTest(ctx, dsn, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	w := stores[1].Watch(ctx)
+	var cut int
+	err := store.RawDB(stores[0]).QueryRowContext(ctx, `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&cut)
+	if err != nil || cut != 2 {
+		t.Fatalf("terminated %d LISTEN connections, %v; want 2", cut, err)
+	}
+	a := &store.Account{CodeHash: []byte("h"), Plan: store.PlanFree, PaidUntil: time.Now().Add(time.Hour)}
+	if _, err := stores[0].CreateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores[0].CreateDevice(ctx, store.NewDevice{AccountID: a.ID, PublicKey: "k", MaxDevices: 1, MinIndex: 1, MaxIndex: 1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-w:
+		if v != 1 {
+			t.Errorf("received version %d, want 1", v)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no notice within 20s after the LISTEN connection was cut")
+	}
+}
