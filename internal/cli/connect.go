@@ -1,39 +1,409 @@
 package cli
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/net/proxy"
+
+	"veil/internal/client"
+	"veil/internal/tools/dnsleak"
 )
 
-// Placeholders until the client engineer's commands land.
+type connectFlags struct {
+	state, location, mode, socks, httpProxy string
+	killSwitch, foreground                  bool
+	readyFD                                 int
+	timeout                                 time.Duration
+	logLevel                                string
+}
 
 func newConnectCmd() *cobra.Command {
-	return &cobra.Command{
+	var f connectFlags
+	cmd := &cobra.Command{
 		Use:   "connect",
 		Short: "Connect to a Veil gateway",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("veil connect is not available yet")
+		Long: `Connect to the least loaded online gateway of a location and keep the
+tunnel up in a background process; return once it is up.
+
+Modes: tun (root) routes the whole system through the tunnel, sets DNS to
+the gateway's resolver and, unless --kill-switch=false, installs a kill
+switch that lets nothing out but the tunnel until ` + "`veil disconnect`" + `.
+proxy (no root) offers the tunnel as a SOCKS5 and an HTTP proxy on
+127.0.0.1; names are resolved through the tunnel. The default is tun as
+root, proxy otherwise.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.mode == "" {
+				f.mode = client.ModeProxy
+				if os.Geteuid() == 0 {
+					f.mode = client.ModeTUN
+				}
+			}
+			switch f.mode {
+			case client.ModeTUN:
+				if !cmd.Flags().Changed("kill-switch") {
+					f.killSwitch = true
+				}
+			case client.ModeProxy:
+				if f.killSwitch {
+					return errors.New("the kill switch needs --mode tun")
+				}
+			default:
+				return fmt.Errorf("unknown --mode %q: tun or proxy", f.mode)
+			}
+			dir, err := stateDir(f.state)
+			if err != nil {
+				return err
+			}
+			if f.foreground {
+				return runForeground(cmd, dir, f)
+			}
+			return runBackground(cmd, dir, f)
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
+	fl.StringVar(&f.location, "location", "", "country (se), location (se-sto) or gateway name")
+	fl.StringVar(&f.mode, "mode", "", "tun (root) or proxy (default: tun as root, proxy otherwise)")
+	fl.StringVar(&f.socks, "socks", client.DefaultSOCKS, `proxy mode: SOCKS5 listener on loopback, or "off"`)
+	fl.StringVar(&f.httpProxy, "http-proxy", client.DefaultHTTPProxy, `proxy mode: HTTP proxy listener on loopback, or "off"`)
+	fl.BoolVar(&f.killSwitch, "kill-switch", false, "tun mode: block all traffic outside the tunnel until `veil disconnect` (default on in tun mode)")
+	fl.BoolVar(&f.foreground, "foreground", false, "stay attached instead of returning once connected")
+	fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long to wait for the gateway's first handshake")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "foreground log level: debug, info, warn, error")
+	fl.IntVar(&f.readyFD, "ready-fd", 0, "internal: file descriptor to report readiness on")
+	fl.MarkHidden("ready-fd")
+	return cmd
+}
+
+// runBackground starts `veil connect --foreground` detached (own session,
+// no terminal) and waits for it to report, on a pipe, that the tunnel is
+// up or why it failed.
+func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
+	if _, err := client.QueryStatus(cmd.Context(), dir); err == nil {
+		return errors.New("already connected (see `veil status`; `veil disconnect` first)")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the veil binary: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	args := []string{"connect", "--foreground", "--ready-fd", "3",
+		"--state", dir, "--location", f.location, "--mode", f.mode,
+		"--socks", f.socks, "--http-proxy", f.httpProxy,
+		"--kill-switch=" + strconv.FormatBool(f.killSwitch),
+		"--timeout", f.timeout.String(), "--log-level", f.logLevel}
+	child := exec.Command(exe, args...)
+	child.ExtraFiles = []*os.File{w}
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	child.Dir = "/"
+	if err := child.Start(); err != nil {
+		w.Close()
+		return fmt.Errorf("starting the background process: %w", err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSpace(line)
+	switch {
+	case line == "ok":
+		st, err := client.QueryStatus(cmd.Context(), dir)
+		if err == nil {
+			printConnected(cmd.OutOrStdout(), st)
+		}
+		return nil
+	case strings.HasPrefix(line, "error: "):
+		<-exited
+		return errors.New(strings.TrimPrefix(line, "error: "))
+	}
+	werr := <-exited
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("the background process did not report: %w", err)
+	}
+	return fmt.Errorf("the background process exited before the tunnel came up (%v)", werr)
+}
+
+func printConnected(w io.Writer, st *client.Status) {
+	fmt.Fprintf(w, "Connected to %s (%s), mode %s", st.Gateway, st.Location, st.Mode)
+	if st.KillSwitch {
+		fmt.Fprint(w, ", kill switch on")
+	}
+	fmt.Fprintln(w)
+	if st.SOCKS != "" {
+		fmt.Fprintf(w, "SOCKS5 proxy: %s\n", st.SOCKS)
+	}
+	if st.HTTPProxy != "" {
+		fmt.Fprintf(w, "HTTP proxy:   %s\n", st.HTTPProxy)
+	}
+}
+
+// runForeground connects and holds the tunnel until `veil disconnect` or
+// a signal. After a signal the kill switch and DNS setting stay: only
+// `veil disconnect` lifts them.
+func runForeground(cmd *cobra.Command, dir string, f connectFlags) (err error) {
+	var ready *os.File
+	if f.readyFD > 0 {
+		ready = os.NewFile(uintptr(f.readyFD), "ready")
+		defer func() {
+			if ready == nil {
+				return
+			}
+			if err != nil {
+				msg := strings.ReplaceAll(err.Error(), "\n", " ")
+				fmt.Fprintf(ready, "error: %s\n", msg)
+			}
+			ready.Close()
+		}()
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	if _, err := client.QueryStatus(ctx, dir); err == nil {
+		return errors.New("already connected (see `veil status`; `veil disconnect` first)")
+	}
+	st, err := client.LoadState(dir)
+	if err != nil {
+		return err
+	}
+	api, err := st.API(ctx, dir)
+	if err != nil {
+		return err
+	}
+	servers, err := api.Servers(ctx)
+	if err != nil {
+		return err
+	}
+	srv, err := client.PickServer(servers, f.location)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cmd.ErrOrStderr(), f.logLevel).With("component", "client")
+	tun, err := client.Up(ctx, client.TunnelConfig{
+		State: st, Server: srv, Mode: f.mode,
+		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch,
+		Dir: dir, HandshakeTimeout: f.timeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- client.Hold(ctx, dir, tun) }()
+	// Report readiness once the control socket answers.
+	for range 500 {
+		if _, err := client.QueryStatus(ctx, dir); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ready != nil {
+		fmt.Fprintln(ready, "ok")
+		ready.Close()
+		ready = nil
+	} else {
+		s := tun.Status()
+		printConnected(cmd.OutOrStdout(), &s)
+	}
+	return <-done
 }
 
 func newStatusCmd() *cobra.Command {
-	return &cobra.Command{
+	var state string
+	var asJSON, check bool
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the tunnel's state",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("veil status is not available yet")
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := stateDir(state)
+			if err != nil {
+				return err
+			}
+			st, err := client.QueryStatus(cmd.Context(), dir)
+			if errors.Is(err, client.ErrNotConnected) {
+				left, lerr := client.Leftover(dir)
+				if lerr == nil && left != nil && left.KillSwitch {
+					return errors.New("not connected; the kill switch is still on and blocks all traffic (`veil disconnect` lifts it)")
+				}
+				if asJSON {
+					return printJSON(cmd, map[string]any{"connected": false})
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "Not connected")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON && !check {
+				return printJSON(cmd, st)
+			}
+			if !asJSON {
+				printStatus(cmd.OutOrStdout(), st)
+			}
+			if check {
+				return runCheck(cmd, dir, st, asJSON)
+			}
+			return nil
 		},
+	}
+	cmd.Flags().StringVar(&state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&check, "check", false, "also check the exit address and run a DNS leak test")
+	return cmd
+}
+
+func printStatus(w io.Writer, st *client.Status) {
+	fmt.Fprintf(w, "Connected to %s (%s), mode %s\n", st.Gateway, st.Location, st.Mode)
+	fmt.Fprintf(w, "  endpoint:       %s\n", st.Endpoint)
+	if st.IPv4 != "" {
+		fmt.Fprintf(w, "  tunnel IPv4:    %s\n", st.IPv4)
+	}
+	if st.IPv6 != "" {
+		fmt.Fprintf(w, "  tunnel IPv6:    %s\n", st.IPv6)
+	}
+	if st.DNS != "" {
+		fmt.Fprintf(w, "  DNS:            %s\n", st.DNS)
+	}
+	if st.HandshakeAge >= 0 {
+		fmt.Fprintf(w, "  last handshake: %s ago\n", time.Duration(st.HandshakeAge)*time.Second)
+	} else {
+		fmt.Fprintf(w, "  last handshake: none yet\n")
+	}
+	fmt.Fprintf(w, "  transfer:       %d B received, %d B sent\n", st.RxBytes, st.TxBytes)
+	if st.Mode == client.ModeTUN {
+		fmt.Fprintf(w, "  kill switch:    %s\n", map[bool]string{true: "on", false: "off"}[st.KillSwitch])
+	}
+	if st.SOCKS != "" {
+		fmt.Fprintf(w, "  SOCKS5 proxy:   %s\n", st.SOCKS)
+	}
+	if st.HTTPProxy != "" {
+		fmt.Fprintf(w, "  HTTP proxy:     %s\n", st.HTTPProxy)
 	}
 }
 
+// checkResult is `veil status --check --json`.
+type checkResult struct {
+	Status    *client.Status  `json:"status"`
+	ExitIP    string          `json:"exit_ip"`
+	Protected bool            `json:"protected"`
+	ExitVia   string          `json:"exit_gateway,omitempty"`
+	DNSLeak   *dnsleak.Result `json:"dns_leak"`
+}
+
+// runCheck asks the control plane's My IP service which address it sees,
+// through the tunnel, and runs its DNS leak test with the resolver this
+// machine's programs use (tun mode) or the tunnel's (proxy mode).
+func runCheck(cmd *cobra.Command, dir string, st *client.Status, asJSON bool) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+	defer cancel()
+	s, err := client.LoadState(dir)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 20 * time.Second}
+	resolve := func(ctx context.Context, name string) error {
+		_, err := net.DefaultResolver.LookupHost(ctx, name)
+		return err
+	}
+	if st.Mode == client.ModeProxy {
+		if st.SOCKS == "" {
+			return errors.New("--check in proxy mode needs the SOCKS5 proxy")
+		}
+		d, err := proxy.SOCKS5("tcp", st.SOCKS, nil, proxy.Direct)
+		if err != nil {
+			return err
+		}
+		cd := d.(proxy.ContextDialer)
+		hc.Transport = &http.Transport{DialContext: cd.DialContext}
+		// The proxy resolves the name through the tunnel before it
+		// connects; whether it connects does not matter.
+		resolve = func(ctx context.Context, name string) error {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			c, err := cd.DialContext(ctx, "tcp", net.JoinHostPort(name, "80"))
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}
+	}
+	var res checkResult
+	res.Status = st
+	var ip struct {
+		IP        string `json:"ip"`
+		Protected bool   `json:"protected"`
+		Gateway   string `json:"gateway"`
+	}
+	if err := (&client.API{Base: s.Control, HTTP: hc}).Do(ctx, http.MethodGet, "/api/v1/ip", nil, &ip); err != nil {
+		return fmt.Errorf("exit check: %w", err)
+	}
+	res.ExitIP, res.Protected, res.ExitVia = ip.IP, ip.Protected, ip.Gateway
+	leak, err := dnsleak.Check(ctx, hc, s.Control, resolve)
+	if err != nil {
+		return fmt.Errorf("dns leak test: %w", err)
+	}
+	res.DNSLeak = leak
+	if asJSON {
+		if err := printJSON(cmd, res); err != nil {
+			return err
+		}
+	} else {
+		w := cmd.OutOrStdout()
+		verdict := "NOT through Veil"
+		if ip.Protected {
+			verdict = "through Veil"
+		}
+		fmt.Fprintf(w, "  exit address:   %s (%s)\n", ip.IP, verdict)
+		fmt.Fprintf(w, "  DNS leak test:  %s — %s\n", leak.Verdict, leak.Summary)
+	}
+	if !ip.Protected || leak.Verdict != dnsleak.NoLeak {
+		return exitCode(2)
+	}
+	return nil
+}
+
 func newDisconnectCmd() *cobra.Command {
-	return &cobra.Command{
+	var state string
+	cmd := &cobra.Command{
 		Use:   "disconnect",
-		Short: "Take the tunnel down",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("veil disconnect is not available yet")
+		Short: "Take the tunnel down, restore DNS and lift the kill switch",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := stateDir(state)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			err = client.Disconnect(ctx, dir)
+			if errors.Is(err, client.ErrNotConnected) {
+				fmt.Fprintln(cmd.OutOrStdout(), "Not connected")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "Disconnected")
+			return nil
 		},
 	}
+	cmd.Flags().StringVar(&state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
+	return cmd
 }

@@ -1,0 +1,182 @@
+package client
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// KillSwitchTable is the nftables table (family inet) that holds the kill
+// switch. Veil owns it alone: nothing else is touched.
+const KillSwitchTable = "veil"
+
+// installKillSwitch replaces the kill switch table with one that lets out
+// only the tunnel interface, the UDP flow to the gateway endpoint,
+// loopback, DHCP and neighbour discovery. Everything, including the removal
+// of an earlier table, is one transaction (one netlink batch): there is no
+// moment with half the rules.
+func installKillSwitch(iface string, ep netip.AddrPort) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("kill switch: %w", err)
+	}
+	t := &nftables.Table{Name: KillSwitchTable, Family: nftables.TableFamilyINet}
+	// Add then delete: removes an earlier table without failing when
+	// there is none, inside the same batch.
+	c.AddTable(t)
+	c.DelTable(t)
+	c.AddTable(t)
+	drop := nftables.ChainPolicyDrop
+	chain := func(name string, hook *nftables.ChainHook) *nftables.Chain {
+		return c.AddChain(&nftables.Chain{
+			Name: name, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: hook, Priority: nftables.ChainPriorityFilter, Policy: &drop,
+		})
+	}
+	out := chain("output", nftables.ChainHookOutput)
+	in := chain("input", nftables.ChainHookInput)
+	fwd := chain("forward", nftables.ChainHookForward)
+	rule := func(ch *nftables.Chain, exprs ...expr.Any) {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(exprs, accept())})
+	}
+
+	rule(out, ifname(expr.MetaKeyOIFNAME, "lo")...)
+	rule(out, ifname(expr.MetaKeyOIFNAME, iface)...)
+	rule(out, udpTo(ep)...)
+	rule(out, udpPort(false, 67)...)  // DHCP client to server
+	rule(out, udpPort(false, 547)...) // DHCPv6
+	rule(out, ndp()...)
+
+	rule(in, ifname(expr.MetaKeyIIFNAME, "lo")...)
+	rule(in, ifname(expr.MetaKeyIIFNAME, iface)...)
+	rule(in, established()...)
+	rule(in, udpPort(true, 67)...)  // DHCP server replies, often broadcast
+	rule(in, udpPort(true, 547)...) // DHCPv6
+	rule(in, ndp()...)
+
+	rule(fwd, ifname(expr.MetaKeyOIFNAME, iface)...)
+	rule(fwd, ifname(expr.MetaKeyIIFNAME, iface)...)
+
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("installing the kill switch (nftables): %w", err)
+	}
+	return nil
+}
+
+// removeKillSwitch deletes the table; a missing table is not an error.
+func removeKillSwitch() error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("kill switch: %w", err)
+	}
+	t := &nftables.Table{Name: KillSwitchTable, Family: nftables.TableFamilyINet}
+	c.AddTable(t)
+	c.DelTable(t)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("removing the kill switch (nftables): %w", err)
+	}
+	return nil
+}
+
+// KillSwitchActive reports whether the kill switch table exists.
+func KillSwitchActive() (bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, err
+	}
+	_, err = c.ListTableOfFamily(KillSwitchTable, nftables.TableFamilyINet)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func accept() expr.Any { return &expr.Verdict{Kind: expr.VerdictAccept} }
+
+func ifname(key expr.MetaKey, name string) []expr.Any {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b},
+	}
+}
+
+func l4(proto byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+}
+
+func nfproto(v6 bool) []expr.Any {
+	p := byte(unix.NFPROTO_IPV4)
+	if v6 {
+		p = unix.NFPROTO_IPV6
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
+	}
+}
+
+// udpTo matches UDP to ep: the WireGuard flow.
+func udpTo(ep netip.AddrPort) []expr.Any {
+	ip := ep.Addr().Unmap()
+	off, l := uint32(16), uint32(4) // IPv4 destination
+	if ip.Is6() {
+		off, l = 24, 16
+	}
+	e := nfproto(ip.Is6())
+	e = append(e,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip.AsSlice()},
+	)
+	e = append(e, l4(unix.IPPROTO_UDP)...)
+	return append(e,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(ep.Port())},
+	)
+}
+
+// udpPort matches UDP by destination port, or by source port if src.
+func udpPort(src bool, port uint16) []expr.Any {
+	off := uint32(2)
+	if src {
+		off = 0
+	}
+	return append(l4(unix.IPPROTO_UDP),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+	)
+}
+
+// ndp matches router and neighbour solicitations and advertisements
+// (ICMPv6 types 133 to 136), without which IPv6 cannot reach the gateway.
+func ndp() []expr.Any {
+	e := nfproto(true)
+	e = append(e, l4(unix.IPPROTO_ICMPV6)...)
+	return append(e,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{133}, ToData: []byte{136}},
+	)
+}
+
+func established() []expr.Any {
+	mask := make([]byte, 4)
+	binary.NativeEndian.PutUint32(mask, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED)
+	return []expr.Any{
+		&expr.Ct{Register: 1, SourceRegister: false, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}

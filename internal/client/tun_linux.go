@@ -1,0 +1,232 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/conn"
+
+	"veil/internal/wg"
+)
+
+// Rule priorities, in the order wg-quick's `ip rule add` gives them: the
+// main table without its default routes first, then everything not
+// marked into the tunnel's table.
+const (
+	prioSuppress = 32764
+	prioTunnel   = 32765
+)
+
+// DefaultResolvConf is the file tun mode points at the gateway's resolver.
+const DefaultResolvConf = "/etc/resolv.conf"
+
+// tunPlane is tun mode: a kernel TUN with the default routes in a table of
+// their own, selected by policy rules as wg-quick does, so that the
+// WireGuard socket's own packets (marked) keep the normal routes.
+type tunPlane struct {
+	dir        string
+	rec        record
+	killSwitch bool
+}
+
+func (t *Tunnel) upTUN(_ context.Context, sp tunnelSpec) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("tun mode needs root; use --mode proxy to connect without it")
+	}
+	if t.cfg.Dir == "" {
+		return errors.New("tun mode needs a state directory")
+	}
+	if old, err := loadRecord(t.cfg.Dir); err != nil {
+		return err
+	} else if old != nil {
+		return errors.New("an earlier connection's kill switch and routes are still in place: run `veil disconnect` first")
+	}
+	p := &tunPlane{dir: t.cfg.Dir, killSwitch: t.cfg.KillSwitch, rec: record{
+		PID:        os.Getpid(),
+		Interface:  t.cfg.TUNName,
+		Fwmark:     DefaultFwmark,
+		KillSwitch: t.cfg.KillSwitch,
+		ResolvConf: orDefault(t.cfg.ResolvConf, DefaultResolvConf),
+	}}
+	// The record goes first: whatever happens next, disconnect can undo.
+	if err := p.rec.save(p.dir); err != nil {
+		return fmt.Errorf("saving connection record: %w", err)
+	}
+	t.tun = p
+	defer func() {
+		if err != nil {
+			t.close(false)
+		}
+	}()
+	if t.cfg.KillSwitch {
+		if err := installKillSwitch(t.cfg.TUNName, sp.endpoint); err != nil {
+			return err
+		}
+	}
+	// A link of that name left by another program would receive our
+	// addresses; refuse instead.
+	if _, err := netlink.LinkByName(t.cfg.TUNName); err == nil {
+		return fmt.Errorf("a network interface named %s already exists", t.cfg.TUNName)
+	}
+	tdev, err := wg.CreateTUN(t.cfg.TUNName, wg.DefaultMTU)
+	if err != nil {
+		return err
+	}
+	dev, err := wg.NewDevice(wg.DeviceConfig{
+		TUN:        tdev,
+		Bind:       &markBind{Bind: conn.NewDefaultBind(), mark: DefaultFwmark},
+		PrivateKey: sp.priv,
+		Logger:     t.log,
+	})
+	if err != nil {
+		return err
+	}
+	t.dev = dev
+	if err := t.addPeer(); err != nil {
+		return err
+	}
+	if err := p.configure(t.cfg.TUNName, sp.addrs); err != nil {
+		return err
+	}
+	return setDNS(p.dir, p.rec.ResolvConf, sp.dns)
+}
+
+// configure gives the link its addresses, the tunnel table its default
+// routes and the system the policy rules. Without an IPv6 tunnel address,
+// IPv6 gets an unreachable default in the tunnel table instead: blocked,
+// not leaked.
+func (p *tunPlane) configure(name string, addrs []netip.Prefix) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("finding %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: ipnet(a)}); err != nil {
+			return fmt.Errorf("adding the tunnel address: %w", err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bringing %s up: %w", name, err)
+	}
+	table := int(p.rec.Fwmark)
+	for _, v6 := range []bool{false, true} {
+		def := netip.MustParsePrefix("0.0.0.0/0")
+		if v6 {
+			def = netip.MustParsePrefix("::/0")
+		}
+		r := &netlink.Route{Dst: ipnet(def), Table: table}
+		if hasFamily(addrs, !v6) {
+			r.LinkIndex = link.Attrs().Index
+		} else {
+			r.Type = unix.RTN_UNREACHABLE
+		}
+		if v6 {
+			r.Family = netlink.FAMILY_V6
+		} else {
+			r.Family = netlink.FAMILY_V4
+		}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("adding the tunnel route: %w", err)
+		}
+	}
+	for _, r := range rules(p.rec.Fwmark) {
+		if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("adding routing rule: %w", err)
+		}
+	}
+	// As wg-quick: replies to marked packets must pass reverse path checks.
+	os.WriteFile("/proc/sys/net/ipv4/conf/all/src_valid_mark", []byte("1"), 0o644)
+	return nil
+}
+
+func rules(mark uint32) []*netlink.Rule {
+	var out []*netlink.Rule
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		sup := netlink.NewRule()
+		sup.Family, sup.Priority, sup.Table, sup.SuppressPrefixlen = fam, prioSuppress, unix.RT_TABLE_MAIN, 0
+		tun := netlink.NewRule()
+		tun.Family, tun.Priority, tun.Table, tun.Mark, tun.Invert = fam, prioTunnel, int(mark), mark, true
+		out = append(out, sup, tun)
+	}
+	return out
+}
+
+func ipnet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func (p *tunPlane) close(keepLockdown bool) error {
+	if keepLockdown {
+		return nil
+	}
+	return undo(p.dir, &p.rec)
+}
+
+// undo reverses what a tun-mode connection did, as far as it got: rules,
+// routes, link, DNS, kill switch (last, so nothing leaks before), record.
+func undo(dir string, rec *record) error {
+	var errs []error
+	for _, r := range rules(rec.Fwmark) {
+		if err := netlink.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("removing routing rule: %w", err))
+		}
+	}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := netlink.RouteListFiltered(fam, &netlink.Route{Table: int(rec.Fwmark)}, netlink.RT_FILTER_TABLE)
+		if err == nil {
+			for _, r := range routes {
+				netlink.RouteDel(&r)
+			}
+		}
+	}
+	if rec.Interface != "" {
+		if link, err := netlink.LinkByName(rec.Interface); err == nil && link.Type() == "tuntap" {
+			// Left by a process that died while holding it.
+			netlink.LinkDel(link)
+		}
+	}
+	if rec.ResolvConf != "" {
+		if err := restoreDNS(dir, rec.ResolvConf); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if rec.KillSwitch {
+		if err := removeKillSwitch(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		if err := os.Remove(filepath.Join(dir, recordFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// markBind sets the fwmark on the WireGuard sockets as soon as they are
+// open, so that the tunnel's own UDP keeps the normal routes and is the
+// flow the kill switch lets out.
+type markBind struct {
+	conn.Bind
+	mark uint32
+}
+
+// Open opens the sockets and marks them.
+func (b *markBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	fns, p, err := b.Bind.Open(port)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := b.Bind.SetMark(b.mark); err != nil {
+		b.Bind.Close()
+		return nil, 0, fmt.Errorf("marking the WireGuard socket: %w", err)
+	}
+	return fns, p, nil
+}

@@ -1,0 +1,25 @@
+//go:build !linux
+
+package client
+
+import (
+	"context"
+	"errors"
+)
+
+// tun mode and the kill switch are Linux only for now.
+
+type tunPlane struct{ killSwitch bool }
+
+func (t *Tunnel) upTUN(context.Context, tunnelSpec) error {
+	return errors.New("tun mode is available on Linux only; use --mode proxy")
+}
+
+func (p *tunPlane) close(bool) error { return nil }
+
+func undo(string, *record) error { return nil }
+
+// KillSwitchActive reports whether the kill switch is installed.
+func KillSwitchActive() (bool, error) { return false, nil }
+
+func removeKillSwitch() error { return nil }

@@ -1,0 +1,310 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"veil/internal/apitypes"
+	"veil/internal/wg"
+)
+
+// Modes of TunnelConfig.Mode.
+const (
+	// ModeTUN routes the whole system through a kernel TUN (root).
+	ModeTUN = "tun"
+	// ModeProxy runs the tunnel on a userspace stack and offers it as
+	// local SOCKS5 and HTTP proxies (no root).
+	ModeProxy = "proxy"
+)
+
+// Defaults of TunnelConfig.
+const (
+	DefaultSOCKS     = "127.0.0.1:1080"
+	DefaultHTTPProxy = "127.0.0.1:8118"
+	DefaultTUNName   = "veil0"
+	// DefaultFwmark marks the WireGuard socket's packets, and numbers the
+	// routing table, as wg-quick does (51820).
+	DefaultFwmark = 0xca6c
+	// keepalive keeps NAT mappings open and makes the first handshake
+	// start at once.
+	keepalive = 25 * time.Second
+)
+
+// TunnelConfig says which tunnel to bring up.
+type TunnelConfig struct {
+	// State is the saved login: key and tunnel addresses.
+	State *State
+	// Server is the chosen gateway.
+	Server apitypes.Server
+	// Mode is ModeTUN or ModeProxy.
+	Mode string
+	// SOCKS and HTTPProxy are the proxy mode listeners; empty means the
+	// defaults; "off" disables one.
+	SOCKS, HTTPProxy string
+	// KillSwitch installs the nftables kill switch (tun mode only).
+	KillSwitch bool
+	// Dir is the state directory, where tun mode keeps its record and the
+	// DNS backup for `veil disconnect`.
+	Dir string
+	// TUNName is the interface name in tun mode; empty means "veil0".
+	TUNName string
+	// ResolvConf is the resolver file tun mode rewrites; empty means
+	// /etc/resolv.conf.
+	ResolvConf string
+	// HandshakeTimeout bounds the wait for the first handshake; zero
+	// means 20 s.
+	HandshakeTimeout time.Duration
+	// Logger receives events without addresses or keys. If nil, nothing
+	// is logged.
+	Logger *slog.Logger
+}
+
+// Status is what `veil status` shows.
+type Status struct {
+	Mode          string    `json:"mode"`
+	Gateway       string    `json:"gateway"`
+	Location      string    `json:"location"`
+	Endpoint      string    `json:"endpoint"`
+	IPv4          string    `json:"ipv4,omitempty"`
+	IPv6          string    `json:"ipv6,omitempty"`
+	DNS           string    `json:"dns,omitempty"`
+	LastHandshake time.Time `json:"last_handshake,omitzero"`
+	// HandshakeAge is whole seconds since the last handshake, -1 if none.
+	HandshakeAge int64  `json:"handshake_age_seconds"`
+	RxBytes      uint64 `json:"rx_bytes"`
+	TxBytes      uint64 `json:"tx_bytes"`
+	KillSwitch   bool   `json:"kill_switch"`
+	SOCKS        string `json:"socks,omitempty"`
+	HTTPProxy    string `json:"http_proxy,omitempty"`
+	Interface    string `json:"interface,omitempty"`
+	PID          int    `json:"pid"`
+}
+
+// Tunnel is a tunnel that is up. Close takes it down.
+type Tunnel struct {
+	cfg      TunnelConfig
+	log      *slog.Logger
+	dev      *wg.Device
+	peer     wg.Key
+	endpoint netip.AddrPort
+	addrs    []netip.Prefix
+	dns      []netip.Addr
+
+	proxy *proxyPlane // proxy mode
+	tun   *tunPlane   // tun mode
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// tunnelSpec is TunnelConfig checked and parsed.
+type tunnelSpec struct {
+	priv     wg.Key
+	peer     wg.Key
+	endpoint netip.AddrPort
+	addrs    []netip.Prefix // the device's own, /32 and /128
+	dns      []netip.Addr   // the gateway's resolver inside the tunnel
+}
+
+func parseSpec(ctx context.Context, cfg TunnelConfig) (tunnelSpec, error) {
+	var sp tunnelSpec
+	if cfg.State == nil {
+		return sp, ErrNotLoggedIn
+	}
+	var err error
+	if sp.priv, err = wg.ParseKey(cfg.State.PrivateKey); err != nil {
+		return sp, errors.New("the saved device key is damaged: run `veil login` again")
+	}
+	if sp.peer, err = wg.ParseKey(cfg.Server.PublicKey); err != nil {
+		return sp, fmt.Errorf("gateway %s has no valid key", cfg.Server.Name)
+	}
+	if cfg.State.DeviceID == 0 || cfg.State.IPv4 == "" {
+		return sp, errors.New("this device is not registered: run `veil login` again")
+	}
+	for _, s := range []string{cfg.State.IPv4, cfg.State.IPv6} {
+		if s == "" {
+			continue
+		}
+		p, err := parseHostPrefix(s)
+		if err != nil {
+			return sp, errors.New("the saved tunnel address is damaged: run `veil login` again")
+		}
+		sp.addrs = append(sp.addrs, p)
+	}
+	for _, s := range []string{cfg.Server.TunnelIPv4, cfg.Server.TunnelIPv6} {
+		if a, err := parseAddr(s); err == nil {
+			if a.Is6() && !hasFamily(sp.addrs, false) {
+				continue // no IPv6 in the tunnel: no IPv6 resolver either
+			}
+			sp.dns = append(sp.dns, a)
+		}
+	}
+	if sp.endpoint, err = lookupEndpoint(ctx, cfg.Server.Endpoint); err != nil {
+		return sp, err
+	}
+	return sp, nil
+}
+
+func hasFamily(addrs []netip.Prefix, v4 bool) bool {
+	for _, p := range addrs {
+		if p.Addr().Is4() == v4 {
+			return true
+		}
+	}
+	return false
+}
+
+// Up brings the tunnel up and returns once the first handshake with the
+// gateway has completed, or with the reason it could not.
+func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = 20 * time.Second
+	}
+	if cfg.TUNName == "" {
+		cfg.TUNName = DefaultTUNName
+	}
+	sp, err := parseSpec(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tunnel{cfg: cfg, log: cfg.Logger, peer: sp.peer, endpoint: sp.endpoint, addrs: sp.addrs, dns: sp.dns}
+	switch cfg.Mode {
+	case ModeProxy:
+		err = t.upProxy(ctx, sp)
+	case ModeTUN:
+		err = t.upTUN(ctx, sp)
+	default:
+		return nil, fmt.Errorf("unknown mode %q (tun or proxy)", cfg.Mode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := t.waitHandshake(ctx); err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.log.Info("tunnel up", "mode", cfg.Mode)
+	return t, nil
+}
+
+// addPeer configures the gateway as the device's only peer, for all
+// addresses, and starts the handshake (a keepalive goes out at once).
+func (t *Tunnel) addPeer() error {
+	allowed := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+	if hasFamily(t.addrs, false) {
+		allowed = append(allowed, netip.MustParsePrefix("::/0"))
+	}
+	return t.dev.SetPeer(wg.Peer{
+		PublicKey:           t.peer,
+		AllowedIPs:          allowed,
+		Endpoint:            t.endpoint,
+		PersistentKeepalive: keepalive,
+	})
+}
+
+// ErrNoHandshake is returned when the gateway does not answer.
+var ErrNoHandshake = errors.New("no handshake with the gateway")
+
+func (t *Tunnel) waitHandshake(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if st := t.Status(); st.HandshakeAge >= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w %s within %s (is it online, and this device still registered?)",
+					ErrNoHandshake, t.cfg.Server.Name, t.cfg.HandshakeTimeout)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Status returns the tunnel's live state.
+func (t *Tunnel) Status() Status {
+	st := Status{
+		Mode:         t.cfg.Mode,
+		Gateway:      t.cfg.Server.Name,
+		Location:     t.cfg.Server.Location,
+		Endpoint:     t.endpoint.String(),
+		HandshakeAge: -1,
+		KillSwitch:   t.tun != nil && t.tun.killSwitch,
+	}
+	for _, p := range t.addrs {
+		if p.Addr().Is4() {
+			st.IPv4 = p.String()
+		} else {
+			st.IPv6 = p.String()
+		}
+	}
+	if len(t.dns) > 0 {
+		st.DNS = t.dns[0].String()
+	}
+	if t.proxy != nil {
+		st.SOCKS, st.HTTPProxy = t.proxy.socksAddr(), t.proxy.httpAddr()
+	}
+	if t.tun != nil {
+		st.Interface = t.cfg.TUNName
+	}
+	if t.dev == nil {
+		return st
+	}
+	peers, err := t.dev.Peers()
+	if err != nil {
+		return st
+	}
+	for _, p := range peers {
+		if p.PublicKey != t.peer {
+			continue
+		}
+		st.RxBytes, st.TxBytes = p.RxBytes, p.TxBytes
+		if !p.LastHandshake.IsZero() {
+			st.LastHandshake = p.LastHandshake
+			st.HandshakeAge = int64(time.Since(p.LastHandshake) / time.Second)
+		}
+	}
+	return st
+}
+
+// Close takes the tunnel down. In tun mode it also removes the routes,
+// restores DNS and removes the kill switch: it is what `veil disconnect`
+// does. Shutdown keeps them.
+func (t *Tunnel) Close() error {
+	return t.close(false)
+}
+
+// Shutdown stops the tunnel but, in tun mode, leaves the kill switch and
+// the DNS setting in place, as after a crash: nothing leaks until
+// `veil disconnect`.
+func (t *Tunnel) Shutdown() error {
+	return t.close(true)
+}
+
+func (t *Tunnel) close(keepLockdown bool) error {
+	t.closeOnce.Do(func() {
+		if t.proxy != nil {
+			t.proxy.close()
+		}
+		if t.dev != nil {
+			t.dev.Close()
+		}
+		if t.tun != nil {
+			t.closeErr = t.tun.close(keepLockdown)
+		}
+	})
+	return t.closeErr
+}
