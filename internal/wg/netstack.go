@@ -38,6 +38,12 @@ type NetstackConfig struct {
 	// answer from any source, as a gateway forwarding its peers' flows
 	// needs; Stack then gives the gVisor stack to install forwarders on.
 	Promiscuous bool
+	// AllowLoopback lets loopback addresses (127.0.0.0/8, ::1) cross the
+	// tunnel, which the stack drops by default as martians. A promiscuous
+	// stack always allows them and leaves the decision to its forwarders'
+	// egress guard; in-process tests of a client need it to reach test
+	// servers on loopback through a gateway.
+	AllowLoopback bool
 	// Echo, if set, receives the ICMP echo requests addressed to anything
 	// but the stack's own addresses, instead of the stack answering them
 	// itself (which would fake every ping). It is called on the packet
@@ -64,8 +70,12 @@ type Netstack struct {
 	done     chan struct{}
 	closing  sync.Once
 	mtu      int
-	local    map[netip.Addr]bool
 	echo     func(Echo)
+
+	mu    sync.RWMutex
+	local map[netip.Addr]bool // own addresses
+
+	route4, route6 bool
 }
 
 var _ tun.Device = (*Netstack)(nil)
@@ -76,10 +86,18 @@ func NewNetstack(cfg NetstackConfig) (*Netstack, error) {
 	if mtu == 0 {
 		mtu = DefaultMTU
 	}
+	// A gateway's forwarders hand every destination to the egress guard,
+	// which refuses loopback unless the operator allows it; the stack
+	// must not drop it first.
+	loop := cfg.Promiscuous || cfg.AllowLoopback
+	v4 := ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: loop})
+	v6 := ipv6.NewProtocolWithOptions(ipv6.Options{AllowExternalLoopbackTraffic: loop})
 	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		NetworkProtocols:   []stack.NetworkProtocolFactory{v4, v6},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
-		HandleLocal:        true,
+		// With HandleLocal, a promiscuous stack would take every peer
+		// address for its own and loop replies back to itself.
+		HandleLocal: !cfg.Promiscuous,
 	})
 	n := &Netstack{
 		ep:       channel.New(1024, uint32(mtu), ""),
@@ -107,31 +125,57 @@ func NewNetstack(cfg NetstackConfig) (*Netstack, error) {
 			return nil, fmt.Errorf("netstack: spoofing: %v", err)
 		}
 	}
-	var has4, has6 bool
+	if cfg.Promiscuous {
+		n.addRoute(false)
+		n.addRoute(true)
+	}
 	for _, ip := range cfg.Addresses {
-		proto := ipv4.ProtocolNumber
-		if ip.Is6() {
-			proto, has6 = ipv6.ProtocolNumber, true
-		} else {
-			has4 = true
+		if err := n.AddAddress(ip); err != nil {
+			return nil, err
 		}
-		pa := tcpip.ProtocolAddress{
-			Protocol:          proto,
-			AddressWithPrefix: tcpip.AddrFromSlice(ip.AsSlice()).WithPrefix(),
-		}
-		if err := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
-			return nil, fmt.Errorf("netstack: adding address: %v", err)
-		}
-		n.local[ip] = true
-	}
-	if has4 || cfg.Promiscuous {
-		s.AddRoute(tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: nicID})
-	}
-	if has6 || cfg.Promiscuous {
-		s.AddRoute(tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: nicID})
 	}
 	n.events <- tun.EventUp
 	return n, nil
+}
+
+// AddAddress gives the stack one more address of its own.
+func (n *Netstack) AddAddress(ip netip.Addr) error {
+	ip = ip.Unmap()
+	proto := ipv4.ProtocolNumber
+	if ip.Is6() {
+		proto = ipv6.ProtocolNumber
+	}
+	pa := tcpip.ProtocolAddress{
+		Protocol:          proto,
+		AddressWithPrefix: tcpip.AddrFromSlice(ip.AsSlice()).WithPrefix(),
+	}
+	if err := n.stack.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+		return fmt.Errorf("netstack: adding address: %v", err)
+	}
+	n.mu.Lock()
+	n.local[ip] = true
+	n.mu.Unlock()
+	n.addRoute(ip.Is6())
+	return nil
+}
+
+// addRoute sends everything of one family out through the tunnel, once.
+func (n *Netstack) addRoute(v6 bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if v6 && !n.route6 {
+		n.stack.AddRoute(tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: nicID})
+		n.route6 = true
+	} else if !v6 && !n.route4 {
+		n.stack.AddRoute(tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: nicID})
+		n.route4 = true
+	}
+}
+
+func (n *Netstack) isLocal(ip netip.Addr) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.local[ip]
 }
 
 // Stack returns the gVisor stack, for installing forwarders.
@@ -289,7 +333,7 @@ func (n *Netstack) interceptEcho(pkt []byte) bool {
 		}
 		src, _ := netip.AddrFromSlice(ip.SourceAddressSlice())
 		dst, _ := netip.AddrFromSlice(ip.DestinationAddressSlice())
-		if n.local[dst] {
+		if n.isLocal(dst) {
 			return false
 		}
 		n.echo(Echo{Src: src, Dst: dst, ID: ic.Ident(), Seq: ic.Sequence(),
@@ -306,7 +350,7 @@ func (n *Netstack) interceptEcho(pkt []byte) bool {
 		}
 		src, _ := netip.AddrFromSlice(ip.SourceAddressSlice())
 		dst, _ := netip.AddrFromSlice(ip.DestinationAddressSlice())
-		if n.local[dst] || !dst.IsGlobalUnicast() {
+		if n.isLocal(dst) || !dst.IsGlobalUnicast() {
 			// Link-local and multicast (neighbour discovery's peers)
 			// stay with the stack.
 			return false

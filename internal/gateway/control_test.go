@@ -1,0 +1,272 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"veil/internal/apitypes"
+	"veil/internal/wg"
+)
+
+const testToken = "gw-token"
+
+// fakeControl answers the gateway's two endpoints from a map the test
+// changes. Down makes it drop every connection, as an unreachable control
+// plane would.
+type fakeControl struct {
+	srv  *httptest.Server
+	down atomic.Bool
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every change
+	version  int64
+	peers    map[string]apitypes.Peer
+	setAt    map[string]int64
+	removed  map[string]int64
+	reports  []apitypes.GatewayReport
+	failures int // requests dropped while down
+	polls    int // peer polls answered
+}
+
+func newFakeControl(t testing.TB) *fakeControl {
+	t.Helper()
+	f := &fakeControl{
+		changed: make(chan struct{}),
+		version: 1,
+		peers:   make(map[string]apitypes.Peer),
+		setAt:   make(map[string]int64),
+		removed: make(map[string]int64),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/gateway/report", f.report)
+	mux.HandleFunc("GET /api/v1/gateway/peers", f.peerMap)
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeControl) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if f.down.Load() {
+		f.mu.Lock()
+		f.failures++
+		f.mu.Unlock()
+		panic(http.ErrAbortHandler) // drop the connection
+	}
+	if r.Header.Get("Authorization") != "Bearer "+testToken {
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(apitypes.Error{Error: "bad token"})
+		return false
+	}
+	return true
+}
+
+func (f *fakeControl) report(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r) {
+		return
+	}
+	var rep apitypes.GatewayReport
+	if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.reports = append(f.reports, rep)
+	f.mu.Unlock()
+	json.NewEncoder(w).Encode(apitypes.GatewayConfig{
+		Name:       "test-1",
+		TunnelIPv4: "10.64.0.1/10",
+		TunnelIPv6: "fd7a:7665:696c::1/64",
+	})
+}
+
+func (f *fakeControl) peerMap(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r) {
+		return
+	}
+	since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+	wait, err := time.ParseDuration(r.URL.Query().Get("wait"))
+	if err != nil || wait > 5*time.Second {
+		wait = 5 * time.Second
+	}
+	f.mu.Lock()
+	if since == f.version {
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return
+		}
+		if f.down.Load() {
+			panic(http.ErrAbortHandler)
+		}
+		f.mu.Lock()
+	}
+	defer f.mu.Unlock()
+	f.polls++
+	m := apitypes.PeerMap{Version: f.version, Full: since == 0 || since > f.version}
+	for k, p := range f.peers {
+		if m.Full || f.setAt[k] > since {
+			m.Peers = append(m.Peers, p)
+		}
+	}
+	if !m.Full {
+		for k, v := range f.removed {
+			if v > since {
+				m.Removed = append(m.Removed, k)
+			}
+		}
+	}
+	json.NewEncoder(w).Encode(m)
+}
+
+// set adds or changes a peer and returns the new map version.
+func (f *fakeControl) set(p apitypes.Peer) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.version++
+	f.peers[p.PublicKey] = p
+	f.setAt[p.PublicKey] = f.version
+	delete(f.removed, p.PublicKey)
+	close(f.changed)
+	f.changed = make(chan struct{})
+	return f.version
+}
+
+// remove removes a peer and returns the new map version.
+func (f *fakeControl) remove(key string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.version++
+	delete(f.peers, key)
+	delete(f.setAt, key)
+	f.removed[key] = f.version
+	close(f.changed)
+	f.changed = make(chan struct{})
+	return f.version
+}
+
+func (f *fakeControl) failureCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failures
+}
+
+func (f *fakeControl) lastReport() (apitypes.GatewayReport, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.reports) == 0 {
+		return apitypes.GatewayReport{}, false
+	}
+	return f.reports[len(f.reports)-1], true
+}
+
+// waitFor polls cond until it holds, failing the test after a bounded
+// number of tries. The bound only ends a failing test; nothing asserts
+// on how long a change takes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for range 1000 {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestPeerStateDiff(t *testing.T) {
+	pools := []netip.Prefix{netip.MustParsePrefix("10.64.0.0/10"), netip.MustParsePrefix("fd7a:7665:696c::/64")}
+	k := func(i byte) wg.Key { return wg.Key{i} }
+	ip := func(s ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, x := range s {
+			out = append(out, netip.MustParsePrefix(x))
+		}
+		return out
+	}
+	peer := func(i byte, ips ...string) apitypes.Peer {
+		return apitypes.Peer{PublicKey: k(i).Base64(), AllowedIPs: ips}
+	}
+	tests := []struct {
+		name    string
+		have    map[wg.Key][]netip.Prefix
+		m       apitypes.PeerMap
+		set     []wg.Key
+		remove  []wg.Key
+		invalid int
+	}{
+		{
+			name: "full from empty",
+			m:    apitypes.PeerMap{Full: true, Peers: []apitypes.Peer{peer(1, "10.64.0.2/32"), peer(2, "10.64.0.3/32")}},
+			set:  []wg.Key{k(1), k(2)},
+		},
+		{
+			name:   "full keeps unchanged, removes missing",
+			have:   map[wg.Key][]netip.Prefix{k(1): ip("10.64.0.2/32"), k(2): ip("10.64.0.3/32")},
+			m:      apitypes.PeerMap{Full: true, Peers: []apitypes.Peer{peer(1, "10.64.0.2/32"), peer(3, "10.64.0.4/32")}},
+			set:    []wg.Key{k(3)},
+			remove: []wg.Key{k(2)},
+		},
+		{
+			name: "delta changes allowed IPs",
+			have: map[wg.Key][]netip.Prefix{k(1): ip("10.64.0.2/32")},
+			m:    apitypes.PeerMap{Peers: []apitypes.Peer{peer(1, "fd7a:7665:696c::2/128", "10.64.0.2/32")}},
+			set:  []wg.Key{k(1)},
+		},
+		{
+			name: "delta same allowed IPs in other order is no change",
+			have: map[wg.Key][]netip.Prefix{k(1): ip("10.64.0.2/32", "fd7a:7665:696c::2/128")},
+			m:    apitypes.PeerMap{Peers: []apitypes.Peer{peer(1, "fd7a:7665:696c::2/128", "10.64.0.2/32")}},
+		},
+		{
+			name:   "delta removes, ignoring unknown keys",
+			have:   map[wg.Key][]netip.Prefix{k(1): ip("10.64.0.2/32"), k(2): ip("10.64.0.3/32")},
+			m:      apitypes.PeerMap{Removed: []string{k(2).Base64(), k(9).Base64()}},
+			remove: []wg.Key{k(2)},
+		},
+		{
+			name:    "allowed IPs outside the pools and bad keys are skipped",
+			m:       apitypes.PeerMap{Peers: []apitypes.Peer{peer(1, "0.0.0.0/0"), peer(2, "10.64.0.3/32", "192.0.2.1/32"), {PublicKey: "bad", AllowedIPs: []string{"10.64.0.9/32"}}}, Removed: []string{"bad"}},
+			set:     []wg.Key{k(2)},
+			invalid: 3,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := peerState{peers: make(map[wg.Key][]netip.Prefix)}
+			for key, v := range tt.have {
+				s.peers[key] = v
+			}
+			ch := s.diff(tt.m, pools)
+			var set []wg.Key
+			for _, p := range ch.set {
+				set = append(set, p.PublicKey)
+				for _, a := range p.AllowedIPs {
+					if !pools[0].Contains(a.Addr()) && !pools[1].Contains(a.Addr()) {
+						t.Errorf("allowed IP %v outside the pools", a)
+					}
+				}
+			}
+			cmp := func(a, b wg.Key) int { return slices.Compare(a[:], b[:]) }
+			slices.SortFunc(set, cmp)
+			slices.SortFunc(ch.remove, cmp)
+			if !slices.Equal(set, tt.set) || !slices.Equal(ch.remove, tt.remove) || ch.invalid != tt.invalid {
+				t.Fatalf("diff = set %v remove %v invalid %d; want %v %v %d", len(set), len(ch.remove), ch.invalid, len(tt.set), len(tt.remove), tt.invalid)
+			}
+			s.commit(7, ch)
+			if s.version != 7 {
+				t.Fatalf("version %d after commit", s.version)
+			}
+		})
+	}
+}

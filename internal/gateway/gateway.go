@@ -1,0 +1,305 @@
+// Package gateway runs a Veil gateway: a WireGuard device whose peers
+// follow the control plane's peer map, whose tunnel traffic goes out to
+// the internet through the egress guard, and whose resolver answers inside
+// the tunnel. It keeps its state in RAM only and logs aggregate counters,
+// never a peer, an address or a destination (promises P1, P3).
+//
+// Two data planes: "netstack" (no root) terminates the tunnel in a gVisor
+// stack and carries each flow out through ordinary host sockets; "tun"
+// (root) uses a kernel TUN with IP forwarding and masquerade in an
+// nftables table of its own.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"veil/internal/apitypes"
+	"veil/internal/netguard"
+	"veil/internal/wg"
+)
+
+// Modes of Config.Mode.
+const (
+	ModeNetstack = "netstack"
+	ModeTUN      = "tun"
+)
+
+// Config configures a gateway.
+type Config struct {
+	// ControlURL is the control plane's base URL, e.g. "https://veil.example".
+	ControlURL string
+	// Token is the gateway's bearer token from `veil admin gateway add`.
+	Token string
+	// Mode is ModeNetstack (the default when empty) or ModeTUN (root).
+	Mode string
+	// ListenPort is the WireGuard UDP port; zero picks a free one.
+	ListenPort int
+	// PrivateKey is the WireGuard key. If zero, one is generated at start
+	// and kept in RAM only; peers learn the new key from the control plane.
+	PrivateKey wg.Key
+	// EgressAllow lists ranges that tunnel traffic may reach although the
+	// egress guard would refuse them (--egress-allow).
+	EgressAllow []netip.Prefix
+	// Resolver answers DNS on the gateway's tunnel addresses, port 53, UDP
+	// and TCP, for peers only. If nil, no DNS is served.
+	Resolver dns.Handler
+	// HTTPClient talks to the control plane. If nil, a client with dial
+	// and handshake timeouts is used (each request has its own deadline).
+	HTTPClient *http.Client
+	// Logger receives aggregate events only. If nil, nothing is logged.
+	Logger *slog.Logger
+
+	// TUNName is the kernel interface in tun mode; empty means "veil0".
+	TUNName string
+	// ReportEvery is the interval of load reports; zero means 30 s.
+	ReportEvery time.Duration
+	// PollWait is the long-poll wait sent to the control plane; zero
+	// means 25 s.
+	PollWait time.Duration
+	// RetryMax caps the backoff between failed control-plane calls; zero
+	// means 30 s.
+	RetryMax time.Duration
+}
+
+// Stats are the gateway's aggregate counters; nothing per peer.
+type Stats struct {
+	Peers   int
+	RxBytes uint64
+	TxBytes uint64
+	// PeerMapVersion is the version of the peer map last applied.
+	PeerMapVersion int64
+}
+
+// Gateway is a running gateway. Create it with New, then call Run.
+type Gateway struct {
+	cfg    Config
+	log    *slog.Logger
+	http   *http.Client
+	priv   wg.Key
+	dev    *wg.Device
+	plane  dataPlane
+	ready  chan struct{}
+	closed sync.Once
+
+	// Set once the control plane has answered the first report.
+	tunnel tunnelConfig
+	guard  netguard.Guard
+
+	mu    sync.Mutex
+	peers peerState
+}
+
+// dataPlane is what a mode sets up around the WireGuard device.
+type dataPlane interface {
+	// start gives the data plane the gateway's own tunnel addresses and
+	// pools once known, and starts forwarding and DNS.
+	start(ctx context.Context, tc tunnelConfig) error
+	// close undoes everything start and the constructor did.
+	close() error
+}
+
+// tunnelConfig is what the control plane tells a gateway about itself.
+type tunnelConfig struct {
+	name  string
+	addrs []netip.Prefix // own addresses with pool length: 10.64.0.1/10
+	pools []netip.Prefix // the same, masked: 10.64.0.0/10
+}
+
+// New checks cfg and creates the WireGuard device, so that Port is known
+// before Run. In tun mode it needs root (CAP_NET_ADMIN).
+func New(cfg Config) (*Gateway, error) {
+	if cfg.ControlURL == "" {
+		return nil, errors.New("gateway: no control plane URL")
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("gateway: no token")
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeNetstack
+	}
+	if cfg.Mode != ModeNetstack && cfg.Mode != ModeTUN {
+		return nil, fmt.Errorf("gateway: unknown mode %q (want %s or %s)", cfg.Mode, ModeNetstack, ModeTUN)
+	}
+	if cfg.TUNName == "" {
+		cfg.TUNName = "veil0"
+	}
+	if cfg.ReportEvery <= 0 {
+		cfg.ReportEvery = 30 * time.Second
+	}
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = 25 * time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 30 * time.Second
+	}
+	cfg.ControlURL = strings.TrimRight(cfg.ControlURL, "/")
+	g := &Gateway{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		http:  cfg.HTTPClient,
+		priv:  cfg.PrivateKey,
+		ready: make(chan struct{}),
+		peers: peerState{peers: make(map[wg.Key][]netip.Prefix)},
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	g.log = g.log.With("component", "gateway")
+	if g.http == nil {
+		g.http = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout: 10 * time.Second,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	if g.priv.IsZero() {
+		k, err := wg.GenerateKey()
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.priv = k
+	}
+
+	var err error
+	var tunDev tunDevice
+	switch cfg.Mode {
+	case ModeNetstack:
+		g.plane, tunDev, err = newNetstackPlane(g)
+	case ModeTUN:
+		g.plane, tunDev, err = newTUNPlane(g)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.dev, err = wg.NewDevice(wg.DeviceConfig{
+		TUN:        tunDev,
+		PrivateKey: g.priv,
+		ListenPort: cfg.ListenPort,
+		Logger:     g.log,
+	})
+	if err != nil {
+		g.plane.close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return g, nil
+}
+
+// Port returns the WireGuard UDP port.
+func (g *Gateway) Port() int {
+	p, err := g.dev.Port()
+	if err != nil {
+		return 0
+	}
+	return p
+}
+
+// PublicKey returns the gateway's WireGuard public key.
+func (g *Gateway) PublicKey() wg.Key { return g.priv.Public() }
+
+// Ready is closed once the control plane has told the gateway its tunnel
+// addresses and the data plane is forwarding.
+func (g *Gateway) Ready() <-chan struct{} { return g.ready }
+
+// Stats returns the aggregate counters.
+func (g *Gateway) Stats() Stats {
+	st, _ := g.dev.Stats()
+	g.mu.Lock()
+	v := g.peers.version
+	g.mu.Unlock()
+	return Stats{Peers: st.Peers, RxBytes: st.RxBytes, TxBytes: st.TxBytes, PeerMapVersion: v}
+}
+
+// Run serves until ctx ends, then removes the device, the data plane's
+// interfaces and rules, and every peer (which lived in RAM only). A
+// Gateway runs once.
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.shutdown()
+
+	gc, err := g.firstReport(ctx)
+	if err != nil {
+		return err
+	}
+	tc, err := parseTunnelConfig(gc)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.tunnel = tc
+	g.guard = netguard.Guard{Allow: g.cfg.EgressAllow, Deny: tc.pools}
+	if err := g.plane.start(ctx, tc); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.log.Info("gateway up", "mode", g.cfg.Mode, "port", g.Port())
+	close(g.ready)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); g.reportLoop(ctx) }()
+	go func() { defer wg.Done(); g.syncLoop(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+func (g *Gateway) shutdown() {
+	g.closed.Do(func() {
+		g.dev.Close()
+		if err := g.plane.close(); err != nil {
+			g.log.Error("cleaning up data plane", "err", err)
+		}
+		g.mu.Lock()
+		g.peers = peerState{peers: make(map[wg.Key][]netip.Prefix)}
+		g.mu.Unlock()
+		g.log.Info("gateway stopped")
+	})
+}
+
+// parseTunnelConfig reads the gateway's own tunnel addresses.
+func parseTunnelConfig(gc apitypes.GatewayConfig) (tunnelConfig, error) {
+	tc := tunnelConfig{name: gc.Name}
+	for _, s := range []string{gc.TunnelIPv4, gc.TunnelIPv6} {
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return tunnelConfig{}, fmt.Errorf("control plane sent a bad tunnel address: %w", err)
+		}
+		tc.addrs = append(tc.addrs, p)
+		tc.pools = append(tc.pools, p.Masked())
+	}
+	if len(tc.addrs) == 0 {
+		return tunnelConfig{}, errors.New("control plane sent no tunnel address")
+	}
+	return tc, nil
+}
+
+// sleep waits d or until ctx ends, reporting whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// backoff doubles d up to max.
+func backoff(d, max time.Duration) time.Duration {
+	if d == 0 {
+		return min(250*time.Millisecond, max)
+	}
+	return min(2*d, max)
+}

@@ -1,0 +1,422 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"veil/internal/apitypes"
+	"veil/internal/wg"
+)
+
+// startGateway runs a netstack gateway against control until the test ends.
+func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, resolver dns.Handler) (*Gateway, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	g, err := New(Config{
+		ControlURL:  control.srv.URL,
+		Token:       testToken,
+		EgressAllow: allow,
+		Resolver:    resolver,
+		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		ReportEvery: 100 * time.Millisecond,
+		PollWait:    2 * time.Second,
+		RetryMax:    100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-g.Ready():
+	case err := <-done:
+		t.Fatalf("gateway stopped: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("gateway not ready")
+	}
+	return g, logs
+}
+
+// logBuffer collects log output for the privacy check.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// client is a WireGuard client built on wireguard-go's device directly
+// (not Veil's adapter) over a netstack TUN that lets loopback through, so
+// test servers on 127.0.0.1 are reachable through the gateway.
+type client struct {
+	key  wg.Key
+	net  *wg.Netstack
+	peer apitypes.Peer // its peer map entry
+}
+
+var clientN atomic.Int32
+
+func newClient(t testing.TB, g *Gateway) *client {
+	t.Helper()
+	n := clientN.Add(1)
+	v4 := netip.MustParseAddr(fmt.Sprintf("10.64.0.%d", n+1))
+	v6 := netip.MustParseAddr(fmt.Sprintf("fd7a:7665:696c::%x", n+1))
+	key, err := wg.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tnet, err := wg.NewNetstack(wg.NetstackConfig{Addresses: []netip.Addr{v4, v6}, AllowLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := device.NewDevice(tnet, conn.NewDefaultBind(), device.NewLogger(device.LogLevelSilent, ""))
+	t.Cleanup(dev.Close)
+	gpub := g.PublicKey()
+	conf := fmt.Sprintf("private_key=%x\npublic_key=%x\nendpoint=127.0.0.1:%d\nallowed_ip=0.0.0.0/0\nallowed_ip=::/0\n",
+		key[:], gpub[:], g.Port())
+	if err := dev.IpcSet(conf); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Up(); err != nil {
+		t.Fatal(err)
+	}
+	pub := key.Public()
+	return &client{key: key, net: tnet, peer: apitypes.Peer{
+		PublicKey:  pub.Base64(),
+		AllowedIPs: []string{v4.String() + "/32", v6.String() + "/128"},
+		Plan:       "paid",
+	}}
+}
+
+// httpGet fetches url through the tunnel.
+func (c *client) httpGet(ctx context.Context, url string) (string, error) {
+	hc := &http.Client{Transport: &http.Transport{DialContext: c.net.DialContext, DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// udpEcho sends msg to addr through the tunnel and returns the answer.
+func (c *client) udpEcho(addr netip.AddrPort, msg string) (string, error) {
+	uc, err := c.net.DialContext(context.Background(), "udp", addr.String())
+	if err != nil {
+		return "", err
+	}
+	defer uc.Close()
+	uc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := uc.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 1500)
+	n, err := uc.Read(buf)
+	return string(buf[:n]), err
+}
+
+func startUDPEcho(t testing.TB, addr string) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
+}
+
+func startHTTP(t testing.TB) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello through the tunnel")
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+
+func TestNetstackTraffic(t *testing.T) {
+	control := newFakeControl(t)
+	resolver := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = append(m.Answer, &dns.A{
+			Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+			A:   net.IPv4(192, 0, 2, 53),
+		})
+		w.WriteMsg(m)
+	})
+	g, logs := startGateway(t, control, loopback, resolver)
+	c := newClient(t, g)
+	v := control.set(c.peer)
+	waitFor(t, "peer applied", func() bool { return g.Stats().PeerMapVersion >= v })
+
+	srv := startHTTP(t)
+	t.Run("tcp", func(t *testing.T) {
+		body, err := c.httpGet(testCtx(t), srv.URL)
+		if err != nil || body != "hello through the tunnel" {
+			t.Fatalf("GET through tunnel = %q, %v", body, err)
+		}
+	})
+	t.Run("udp", func(t *testing.T) {
+		echo := startUDPEcho(t, "127.0.0.1:0")
+		got, err := c.udpEcho(echo, "ping over udp")
+		if err != nil || got != "ping over udp" {
+			t.Fatalf("UDP echo = %q, %v", got, err)
+		}
+	})
+	t.Run("guard refuses", func(t *testing.T) {
+		// A real server on 127.0.0.2, outside the allowed 127.0.0.1/32:
+		// the guard, not the network, must refuse it.
+		ln, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Skipf("no 127.0.0.2 on this host: %v", err)
+		}
+		other := httptest.NewUnstartedServer(srv.Config.Handler)
+		other.Listener = ln
+		other.Start()
+		t.Cleanup(other.Close)
+		tests := []struct{ name, url string }{
+			{"loopback not allowed", other.URL},
+			{"gateway's own tunnel address", "http://10.64.0.1:80/"},
+			{"another peer", "http://10.64.0.200:80/"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if body, err := c.httpGet(testCtx(t), tt.url); err == nil {
+					t.Fatalf("GET %s through tunnel succeeded (%q), want refusal", tt.url, body)
+				}
+			})
+		}
+	})
+	t.Run("dns", func(t *testing.T) {
+		for _, network := range []string{"udp", "tcp"} {
+			for _, server := range []string{"10.64.0.1:53", "[fd7a:7665:696c::1]:53"} {
+				t.Run(network+" "+server, func(t *testing.T) {
+					nc, err := c.net.DialContext(testCtx(t), network, server)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer nc.Close()
+					q := new(dns.Msg)
+					q.SetQuestion("example.com.", dns.TypeA)
+					dc := &dns.Client{Net: network, Timeout: 10 * time.Second}
+					r, _, err := dc.ExchangeWithConn(q, &dns.Conn{Conn: nc})
+					if err != nil || len(r.Answer) != 1 {
+						t.Fatalf("DNS answer %v, %v", r, err)
+					}
+				})
+			}
+		}
+	})
+	t.Run("icmp echo", func(t *testing.T) {
+		if pc, _, err := listenEcho(false); err != nil {
+			t.Skipf("host allows no ping sockets: %v", err)
+		} else {
+			pc.Close()
+		}
+		// 127.0.0.1 is allowed for this gateway; a refused destination
+		// must go unanswered.
+		if err := c.ping(t, "127.0.0.1"); err != nil {
+			t.Fatalf("ping through tunnel: %v", err)
+		}
+		if err := c.ping(t, "127.0.0.2"); err == nil {
+			t.Fatal("ping of a refused destination answered")
+		}
+	})
+	t.Run("report", func(t *testing.T) {
+		waitFor(t, "report with one peer and traffic", func() bool {
+			r, ok := control.lastReport()
+			return ok && r.Peers == 1 && r.RxBytes > 0 && r.TxBytes > 0 && r.PublicKey == g.PublicKey().Base64()
+		})
+	})
+	t.Run("no peer data in logs", func(t *testing.T) {
+		out := logs.String()
+		for _, secret := range []string{c.peer.PublicKey, "10.64.0.", "fd7a:", "127.0.0.1", srv.URL} {
+			if strings.Contains(out, secret) {
+				t.Errorf("log holds %q:\n%s", secret, out)
+			}
+		}
+	})
+}
+
+// ping sends one echo request through the tunnel from a gVisor ICMP
+// endpoint of the client's stack.
+func (c *client) ping(t testing.TB, dst string) error {
+	t.Helper()
+	var wq waiter.Queue
+	ep, terr := c.net.Stack().NewEndpoint(icmp.ProtocolNumber4, ipv4.ProtocolNumber, &wq)
+	if terr != nil {
+		return errors.New(terr.String())
+	}
+	defer ep.Close()
+	we, ch := waiter.NewChannelEntry(waiter.ReadableEvents)
+	wq.EventRegister(&we)
+	defer wq.EventUnregister(&we)
+	to := tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netip.MustParseAddr(dst).As4())}
+	msg := []byte{8, 0, 0, 0, 0, 1, 0, 1, 'v', 'e', 'i', 'l'} // echo, id 1, seq 1
+	if _, terr := ep.Write(bytes.NewReader(msg), tcpip.WriteOptions{To: &to}); terr != nil {
+		return errors.New(terr.String())
+	}
+	timeout := time.After(3 * time.Second)
+	for {
+		var buf bytes.Buffer
+		_, terr := ep.Read(&buf, tcpip.ReadOptions{})
+		if _, ok := terr.(*tcpip.ErrWouldBlock); ok {
+			select {
+			case <-ch:
+				continue
+			case <-timeout:
+				return errors.New("no echo reply")
+			}
+		}
+		if terr != nil {
+			return errors.New(terr.String())
+		}
+		b := buf.Bytes()
+		if len(b) < 8 || b[0] != 0 || string(b[8:]) != "veil" {
+			return errors.New("not an echo reply")
+		}
+		return nil
+	}
+}
+
+func TestPeerRemoved(t *testing.T) {
+	control := newFakeControl(t)
+	g, _ := startGateway(t, control, loopback, nil)
+	keep, gone := newClient(t, g), newClient(t, g)
+	control.set(keep.peer)
+	v := control.set(gone.peer)
+	waitFor(t, "peers applied", func() bool { return g.Stats().PeerMapVersion >= v })
+	srv := startHTTP(t)
+	for _, c := range []*client{keep, gone} {
+		if _, err := c.httpGet(testCtx(t), srv.URL); err != nil {
+			t.Fatalf("GET before removal: %v", err)
+		}
+	}
+
+	v = control.remove(gone.peer.PublicKey)
+	waitFor(t, "removal applied", func() bool { return g.Stats().PeerMapVersion >= v })
+	if n := g.Stats().Peers; n != 1 {
+		t.Fatalf("%d peers after removal, want 1", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := gone.httpGet(ctx, srv.URL); err == nil {
+		t.Fatal("removed peer still reaches the internet")
+	}
+	if _, err := keep.httpGet(testCtx(t), srv.URL); err != nil {
+		t.Fatalf("remaining peer lost its tunnel: %v", err)
+	}
+}
+
+func TestControlPlaneUnreachable(t *testing.T) {
+	control := newFakeControl(t)
+	g, _ := startGateway(t, control, loopback, nil)
+	c := newClient(t, g)
+	v := control.set(c.peer)
+	waitFor(t, "peer applied", func() bool { return g.Stats().PeerMapVersion >= v })
+	srv := startHTTP(t)
+
+	control.down.Store(true)
+	// Let the gateway fail several calls, long polls and reports alike.
+	waitFor(t, "gateway to notice", func() bool { return control.failureCount() >= 5 })
+	if body, err := c.httpGet(testCtx(t), srv.URL); err != nil || body == "" {
+		t.Fatalf("GET while control plane down: %q, %v", body, err)
+	}
+	if n := g.Stats().Peers; n != 1 {
+		t.Fatalf("%d peers while control plane down, want 1", n)
+	}
+
+	// While down, the peer is removed and another added; once back, the
+	// gateway must catch up.
+	late := newClient(t, g)
+	control.remove(c.peer.PublicKey)
+	v = control.set(late.peer)
+	control.down.Store(false)
+	waitFor(t, "sync resumed", func() bool { return g.Stats().PeerMapVersion >= v })
+	if n := g.Stats().Peers; n != 1 {
+		t.Fatalf("%d peers after resync, want 1", n)
+	}
+	if _, err := late.httpGet(testCtx(t), srv.URL); err != nil {
+		t.Fatalf("peer added while control plane was down: %v", err)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no control", Config{Token: "t"}},
+		{"no token", Config{ControlURL: "http://127.0.0.1:1"}},
+		{"bad mode", Config{ControlURL: "http://127.0.0.1:1", Token: "t", Mode: "kernel"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := New(tt.cfg); err == nil {
+				t.Fatal("New succeeded")
+			}
+		})
+	}
+}

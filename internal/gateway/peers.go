@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"net/netip"
+	"slices"
+
+	"veil/internal/apitypes"
+	"veil/internal/wg"
+)
+
+// peerState is the gateway's picture of its peers, in RAM only.
+type peerState struct {
+	version int64
+	peers   map[wg.Key][]netip.Prefix
+}
+
+// change is what one peer map asks of the device.
+type change struct {
+	set     []wg.Peer
+	remove  []wg.Key
+	invalid int // entries skipped: bad key, or no allowed IP inside a pool
+}
+
+// diff computes the single-peer changes that bring s to m. A full map
+// becomes the additions, changes and removals against s, never a replace
+// of every peer. Allowed IPs outside the tunnel pools are dropped, so a
+// peer can never claim traffic for other destinations.
+func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
+	var ch change
+	seen := make(map[wg.Key]bool, len(m.Peers))
+	for _, p := range m.Peers {
+		key, err := wg.ParseKey(p.PublicKey)
+		if err != nil {
+			ch.invalid++
+			continue
+		}
+		allowed := allowedIPs(p.AllowedIPs, pools)
+		if len(allowed) == 0 {
+			ch.invalid++
+			continue
+		}
+		seen[key] = true
+		if old, ok := s.peers[key]; ok && slices.Equal(old, allowed) {
+			continue
+		}
+		ch.set = append(ch.set, wg.Peer{PublicKey: key, AllowedIPs: allowed})
+	}
+	if m.Full {
+		for key := range s.peers {
+			if !seen[key] {
+				ch.remove = append(ch.remove, key)
+			}
+		}
+		return ch
+	}
+	for _, r := range m.Removed {
+		key, err := wg.ParseKey(r)
+		if err != nil {
+			ch.invalid++
+			continue
+		}
+		if _, ok := s.peers[key]; ok && !seen[key] {
+			ch.remove = append(ch.remove, key)
+		}
+	}
+	return ch
+}
+
+// commit records ch, applied to the device, and the map's version.
+func (s *peerState) commit(version int64, ch change) {
+	for _, p := range ch.set {
+		s.peers[p.PublicKey] = p.AllowedIPs
+	}
+	for _, k := range ch.remove {
+		delete(s.peers, k)
+	}
+	s.version = version
+}
+
+// allowedIPs parses the prefixes that lie inside a pool, sorted.
+func allowedIPs(in []string, pools []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range in {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			continue
+		}
+		p = p.Masked()
+		for _, pool := range pools {
+			if pool.Bits() <= p.Bits() && pool.Contains(p.Addr()) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out)
+}
+
+func samePrefixes(a, b []netip.Prefix) bool { return slices.Equal(a, b) }
