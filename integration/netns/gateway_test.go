@@ -96,6 +96,9 @@ func (gw *gateway) prepare(t testing.TB) {
 func (gw *gateway) kill(t testing.TB) {
 	t.Helper()
 	procs := []*exec.Cmd{gw.serve}
+	if gw.extra != nil {
+		procs = append(procs, gw.extra)
+	}
 	if gw.standin != nil {
 		procs = append(procs, gw.standin.cmd)
 	}

@@ -199,6 +199,7 @@ type gateway struct {
 	serve    *exec.Cmd
 	data     string
 	standin  *standin
+	extra    *exec.Cmd // `veil gateway`, when serve has no built-in one
 	location string
 	port     string
 }
@@ -224,10 +225,34 @@ func (tp *topo) startGateway(t *testing.T) *gateway {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Log("gateway: this build's veil serve has no working built-in gateway; using the wireguard-go stand-in (kernel forwarding and masquerade)")
+	if help, _ := tp.in(tp.g, tp.bin, "gateway", "--help").Output(); strings.Contains(string(help), "--token") {
+		t.Log("gateway: `veil gateway --mode netstack` (veil serve has no built-in gateway in this build)")
+		gw.extra = tp.startVeilGateway(t, gw.data)
+		gw.location, gw.port = "vgw", "51822"
+		return gw
+	}
+	t.Log("gateway: this build has neither a built-in gateway nor `veil gateway`; using the wireguard-go stand-in (kernel forwarding and masquerade)")
 	gw.standin = tp.startStandin(t, gw.data)
 	gw.location, gw.port = "standin", "51821"
 	return gw
+}
+
+// startVeilGateway registers and runs `veil gateway` in netstack mode and
+// waits until the control plane lists it online.
+func (tp *topo) startVeilGateway(t *testing.T, data string) *exec.Cmd {
+	t.Helper()
+	token := tp.veil(t, tp.g, "admin", "gateway", "add", "vgw", "--location", "zz-vgw",
+		"--endpoint", gwIn4+":51822", "--control", control, "--data", data)
+	cmd := tp.start(t, tp.g, nil, tp.bin, "gateway", "--control", control, "--token", token,
+		"--mode", "netstack", "--wg-port", "51822", "--egress-allow", "198.51.100.0/24,2001:db8:2::/64")
+	for range 100 {
+		if tp.onlineServer(t, "vgw") != nil {
+			return cmd
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("`veil gateway` did not come online")
+	return nil
 }
 
 func (tp *topo) onlineServer(t testing.TB, name string) *apitypes.Server {
