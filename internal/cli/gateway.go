@@ -1,18 +1,97 @@
 package cli
 
 import (
-	"errors"
+	"fmt"
+	"net/netip"
+	"os"
 
 	"github.com/spf13/cobra"
+
+	"veil/internal/gateway"
+	"veil/internal/resolver"
 )
 
-// Placeholder until the gateway engineer's command lands.
 func newGatewayCmd() *cobra.Command {
-	return &cobra.Command{
+	var (
+		control, token, mode, rootHints, logLevel, tunName string
+		port                                               int
+		egress                                             []string
+	)
+	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run a WireGuard gateway for a control plane",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("veil gateway is not available yet")
+		Long: `Run a Veil gateway: WireGuard peers follow the control plane's peer map,
+tunnel traffic goes out to the internet through the egress guard, and a
+no-log resolver answers DNS on the gateway's tunnel addresses.
+
+--mode netstack (default) needs no root: flows leave through ordinary
+sockets. --mode tun (root) uses a kernel TUN with forwarding and
+masquerade in an nftables table of its own, removed at exit.
+
+The token may also come from VEIL_GATEWAY_TOKEN, which keeps it out of
+the process list.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if token == "" {
+				token = os.Getenv("VEIL_GATEWAY_TOKEN")
+			}
+			if control == "" || token == "" {
+				return fmt.Errorf("--control and --token are required")
+			}
+			allow, err := parsePrefixes(egress)
+			if err != nil {
+				return err
+			}
+			log := newLogger(cmd.ErrOrStderr(), logLevel)
+
+			// The resolver answers the gateway's peers only; the gateway
+			// knows their pools once the control plane has answered.
+			var g *gateway.Gateway
+			res, err := resolver.New(resolver.Config{
+				RootHints: rootHints,
+				Allow:     func(a netip.Addr) bool { return g != nil && g.InTunnel(a) },
+				Logger:    log.With("component", "resolver"),
+			})
+			if err != nil {
+				return fmt.Errorf("starting resolver: %w", err)
+			}
+			g, err = gateway.New(gateway.Config{
+				ControlURL:  control,
+				Token:       token,
+				Mode:        mode,
+				ListenPort:  port,
+				EgressAllow: allow,
+				Resolver:    res,
+				Logger:      log,
+				TUNName:     tunName,
+			})
+			if err != nil {
+				return err
+			}
+			return g.Run(cmd.Context())
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&control, "control", "", "control plane URL, e.g. https://veil.example")
+	f.StringVar(&token, "token", "", "gateway token (from: veil admin gateway add)")
+	f.StringVar(&mode, "mode", gateway.ModeNetstack, "data plane: netstack (no root) or tun (root)")
+	f.IntVar(&port, "wg-port", 51820, "WireGuard UDP port")
+	f.StringSliceVar(&egress, "egress-allow", nil, "CIDRs tunnel traffic may reach although the egress guard refuses them")
+	f.StringVar(&rootHints, "dns-root-hints", "", "root hints file (named.root) for the resolver; empty: built in")
+	f.StringVar(&tunName, "tun-name", "veil0", "TUN interface name in tun mode")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// parsePrefixes parses --egress-allow values.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("--egress-allow: %q is not a CIDR", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

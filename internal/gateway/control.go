@@ -120,7 +120,10 @@ func (g *Gateway) reportLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if tc, err := parseTunnelConfig(gc); err == nil && !samePrefixes(tc.addrs, g.tunnel.addrs) {
+		g.mu.Lock()
+		have := g.tunnel.addrs
+		g.mu.Unlock()
+		if tc, err := parseTunnelConfig(gc); err == nil && !samePrefixes(tc.addrs, have) {
 			g.log.Warn("control plane changed the tunnel addresses; restart the gateway to apply")
 		}
 	}
@@ -165,7 +168,7 @@ func (g *Gateway) poll(ctx context.Context, since int64) (apitypes.PeerMap, erro
 func (g *Gateway) apply(m apitypes.PeerMap) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ch := g.peers.diff(m, g.tunnel.pools)
+	ch := g.peers.diff(m, g.tunnel.pools) // g.mu guards both
 	if len(ch.set) > 0 || len(ch.remove) > 0 {
 		if err := g.dev.UpdatePeers(ch.set, ch.remove); err != nil {
 			// The device may be half updated: ask for the whole map.

@@ -212,6 +212,21 @@ func (g *Gateway) PublicKey() wg.Key { return g.priv.Public() }
 // addresses and the data plane is forwarding.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
+// InTunnel reports whether addr lies in the gateway's tunnel pools, that
+// is, could be one of its peers; false before the control plane has
+// answered. It fits resolver.Config.Allow.
+func (g *Gateway) InTunnel(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range g.tunnel.pools {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // Stats returns the aggregate counters.
 func (g *Gateway) Stats() Stats {
 	st, _ := g.dev.Stats()
@@ -235,7 +250,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	g.mu.Lock()
 	g.tunnel = tc
+	g.mu.Unlock()
 	g.guard = netguard.Guard{Allow: g.cfg.EgressAllow, Deny: tc.pools}
 	if err := g.plane.start(ctx, tc); err != nil {
 		return fmt.Errorf("gateway: %w", err)

@@ -103,10 +103,7 @@ func (p *netstackPlane) serveDNS(ap netip.AddrPort) error {
 		pc.Close()
 		return err
 	}
-	for _, srv := range []*dns.Server{
-		{PacketConn: pc, Handler: p.g.cfg.Resolver},
-		{Listener: ln, Handler: p.g.cfg.Resolver},
-	} {
+	for _, srv := range dnsServers(p.g.cfg.Resolver, pc, ln) {
 		p.mu.Lock()
 		p.dns = append(p.dns, srv)
 		p.mu.Unlock()
@@ -119,6 +116,26 @@ func (p *netstackPlane) serveDNS(ap netip.AddrPort) error {
 		}()
 	}
 	return nil
+}
+
+// dnsGuard is what veil/internal/resolver offers beyond dns.Handler: it
+// drops packets and connections from sources it does not serve before
+// they are parsed, and garbage without an answer.
+type dnsGuard interface {
+	PacketConn(net.PacketConn) net.PacketConn
+	Listener(net.Listener) net.Listener
+	AcceptMsg(dns.Header) dns.MsgAcceptAction
+}
+
+// dnsServers returns the UDP and TCP servers of h on pc and ln.
+func dnsServers(h dns.Handler, pc net.PacketConn, ln net.Listener) []*dns.Server {
+	udp := &dns.Server{PacketConn: pc, Handler: h}
+	tcp := &dns.Server{Listener: ln, Handler: h}
+	if dg, ok := h.(dnsGuard); ok {
+		udp.PacketConn, udp.MsgAcceptFunc = dg.PacketConn(pc), dg.AcceptMsg
+		tcp.Listener, tcp.MsgAcceptFunc = dg.Listener(ln), dg.AcceptMsg
+	}
+	return []*dns.Server{udp, tcp}
 }
 
 func (p *netstackPlane) close() error {
