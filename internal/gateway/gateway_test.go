@@ -30,10 +30,10 @@ import (
 )
 
 // startGateway runs a netstack gateway against control until the test ends.
-func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, resolver dns.Handler) (*Gateway, *logBuffer) {
+func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, resolver dns.Handler, opts ...func(*Config)) (*Gateway, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
-	g, err := New(Config{
+	cfg := Config{
 		ControlURL:  control.srv.URL,
 		Token:       testToken,
 		EgressAllow: allow,
@@ -42,7 +42,11 @@ func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, reso
 		ReportEvery: 100 * time.Millisecond,
 		PollWait:    2 * time.Second,
 		RetryMax:    100 * time.Millisecond,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,16 +201,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 
 func TestNetstackTraffic(t *testing.T) {
 	control := newFakeControl(t)
-	resolver := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Answer = append(m.Answer, &dns.A{
-			Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-			A:   net.IPv4(192, 0, 2, 53),
-		})
-		w.WriteMsg(m)
-	})
-	g, logs := startGateway(t, control, loopback, resolver)
+	g, logs := startGateway(t, control, loopback, testResolver)
 	c := newClient(t, g)
 	v := control.set(c.peer)
 	waitFor(t, "peer applied", func() bool { return g.Stats().PeerMapVersion >= v })
@@ -249,26 +244,7 @@ func TestNetstackTraffic(t *testing.T) {
 			})
 		}
 	})
-	t.Run("dns", func(t *testing.T) {
-		for _, network := range []string{"udp", "tcp"} {
-			for _, server := range []string{"10.64.0.1:53", "[fd7a:7665:696c::1]:53"} {
-				t.Run(network+" "+server, func(t *testing.T) {
-					nc, err := c.net.DialContext(testCtx(t), network, server)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer nc.Close()
-					q := new(dns.Msg)
-					q.SetQuestion("example.com.", dns.TypeA)
-					dc := &dns.Client{Net: network, Timeout: 10 * time.Second}
-					r, _, err := dc.ExchangeWithConn(q, &dns.Conn{Conn: nc})
-					if err != nil || len(r.Answer) != 1 {
-						t.Fatalf("DNS answer %v, %v", r, err)
-					}
-				})
-			}
-		}
-	})
+	t.Run("dns", func(t *testing.T) { c.checkDNS(t) })
 	t.Run("icmp echo", func(t *testing.T) {
 		if pc, _, err := listenEcho(false); err != nil {
 			t.Skipf("host allows no ping sockets: %v", err)
@@ -298,6 +274,40 @@ func TestNetstackTraffic(t *testing.T) {
 			}
 		}
 	})
+}
+
+// testResolver answers every A query with 192.0.2.53.
+var testResolver = dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Answer = append(m.Answer, &dns.A{
+		Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+		A:   net.IPv4(192, 0, 2, 53),
+	})
+	w.WriteMsg(m)
+})
+
+// checkDNS queries the gateway's resolver on both tunnel addresses over
+// UDP and TCP.
+func (c *client) checkDNS(t *testing.T) {
+	for _, network := range []string{"udp", "tcp"} {
+		for _, server := range []string{"10.64.0.1:53", "[fd7a:7665:696c::1]:53"} {
+			t.Run(network+" "+server, func(t *testing.T) {
+				nc, err := c.net.DialContext(testCtx(t), network, server)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				q := new(dns.Msg)
+				q.SetQuestion("example.com.", dns.TypeA)
+				dc := &dns.Client{Net: network, Timeout: 10 * time.Second}
+				r, _, err := dc.ExchangeWithConn(q, &dns.Conn{Conn: nc})
+				if err != nil || len(r.Answer) != 1 {
+					t.Fatalf("DNS answer %v, %v", r, err)
+				}
+			})
+		}
+	}
 }
 
 // ping sends one echo request through the tunnel from a gVisor ICMP
