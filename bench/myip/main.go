@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 
 	"veil/internal/geo"
@@ -25,9 +26,20 @@ func main() {
 	rdns := flag.Bool("rdns", false, "do reverse DNS lookups")
 	leakZone := flag.String("leak-zone", "", "DNS leak test zone; empty: no leak test")
 	leakAddr := flag.String("leak-addr", "127.0.0.1:5353", "DNS leak server UDP/TCP address")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until interrupted")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "myip:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*addr, *geoDir, *rdns, *leakZone, *leakAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "myip:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

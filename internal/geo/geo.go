@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -31,12 +32,15 @@ type Info struct {
 	ASN        uint     `json:"asn,omitempty"`
 	ASNString  string   `json:"asn_string"` // "AS64500", or "unknown"
 	ASOrg      string   `json:"asn_org"`
+	// Language is the country's most likely language ("sv"), or "".
+	Language string `json:"language,omitempty"`
 }
 
 // DB answers lookups. A nil *DB answers "unknown" for everything. A DB
 // is safe for concurrent use.
 type DB struct {
 	readers []*maxminddb.Reader
+	cache   recordCache
 	// Attribution is the credit line the data's licence asks for, shown
 	// on every page that uses the data; empty when no database is open.
 	Attribution Attribution
@@ -67,6 +71,10 @@ func Open(paths ...string) (*DB, error) {
 			return nil, fmt.Errorf("opening %s: %w", filepath.Base(p), err)
 		}
 		db.readers = append(db.readers, r)
+	}
+	if len(db.readers) > len(cacheKey{}) {
+		db.Close()
+		return nil, fmt.Errorf("at most %d databases", len(cacheKey{}))
 	}
 	if len(db.readers) > 0 {
 		db.Attribution = Attribution{Text: "IP Geolocation by DB-IP", URL: "https://db-ip.com/"}
@@ -145,16 +153,34 @@ func (db *DB) Lookup(ip netip.Addr) Info {
 		return info
 	}
 	ip = ip.Unmap()
-	for _, r := range db.readers {
+	// The tree walk gives each database's record offset; records decode
+	// once and are cached by those offsets, never by address.
+	var key cacheKey
+	var results [len(cacheKey{})]maxminddb.Result
+	found := false
+	for i, r := range db.readers {
 		if r.Metadata.IPVersion == 4 && !ip.Is4() {
 			continue
 		}
 		res := r.Lookup(ip)
-		if !res.Found() {
+		if res.Found() {
+			key[i] = res.Offset() + 1
+			results[i] = res
+			found = true
+		}
+	}
+	if !found {
+		return info
+	}
+	if cached, ok := db.cache.get(key); ok {
+		return cached
+	}
+	for i := range db.readers {
+		if key[i] == 0 {
 			continue
 		}
 		var rec cityRecord
-		if err := res.Decode(&rec); err == nil {
+		if err := results[i].Decode(&rec); err == nil {
 			rec.fill(&info)
 		}
 	}
@@ -163,6 +189,8 @@ func (db *DB) Lookup(ip netip.Addr) Info {
 			info.TimeZone = tz
 		}
 	}
+	info.Language = CountryLanguage(info.CountryISO)
+	db.cache.put(key, info)
 	return info
 }
 
@@ -199,6 +227,36 @@ func (rec *cityRecord) fill(info *Info) {
 			info.ASOrg = rec.ASOrg
 		}
 	}
+}
+
+// cacheKey is the record offset (plus one; zero: not found) in each
+// database.
+type cacheKey [6]uintptr
+
+// recordCache holds decoded records. It is bounded and simply starts over
+// when full: records repeat heavily (a few hundred thousand in all), so
+// the hit rate stays high.
+type recordCache struct {
+	mu sync.RWMutex
+	m  map[cacheKey]Info
+}
+
+const cacheMax = 1 << 16
+
+func (c *recordCache) get(k cacheKey) (Info, bool) {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *recordCache) put(k cacheKey, v Info) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= cacheMax {
+		c.m = make(map[cacheKey]Info, 1024)
+	}
+	c.m[k] = v
+	c.mu.Unlock()
 }
 
 func cityName(v any) string {

@@ -238,24 +238,19 @@ func (h *Handler) proxyHeaders(r *http.Request) []Header {
 	return out
 }
 
-func (h *Handler) log() *slog.Logger {
-	if h.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return h.Logger
-}
-
 // report computes the full answer for ip. full adds the slow checks
 // (reverse DNS, blocklists), which run concurrently.
 func (h *Handler) report(ctx context.Context, r *http.Request, ip netip.Addr, lookup, full bool) Report {
-	h.log().Debug("my ip request", "path", r.URL.Path, "ip", redact.Addr(ip), "lookup", lookup)
+	if h.Logger != nil {
+		h.Logger.Debug("my ip request", "path", r.URL.Path, "ip", redact.Addr(ip), "lookup", lookup)
+	}
 	info := h.Geo.Lookup(ip)
 	rep := Report{
 		IP: ip.String(), IPVersion: 4,
 		Country: info.Country, CountryISO: info.CountryISO, Region: info.Region, City: info.City,
 		Latitude: info.Latitude, Longitude: info.Longitude, TimeZone: info.TimeZone,
 		ASN: info.ASNString, ASNOrg: info.ASOrg,
-		CountryLanguage: geo.CountryLanguage(info.CountryISO),
+		CountryLanguage: info.Language,
 		Lookup:          lookup,
 		ProxyHeaders:    []Header{},
 		Blocklists:      []Listing{},
@@ -382,10 +377,7 @@ func (h *Handler) plain(field func(Report) string) http.HandlerFunc {
 }
 
 func writePlain(w http.ResponseWriter, s string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Access-Control-Allow-Origin", "*") // the dual-stack check reads /ip from other hostnames
+	apiHeaders(w.Header(), hdrText)
 	w.Write([]byte(s + "\n"))
 }
 
@@ -395,7 +387,8 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "That is not an IP address."})
 		return
 	}
-	writeJSON(w, http.StatusOK, h.report(r.Context(), r, ip, lookup, true))
+	rep := h.report(r.Context(), r, ip, lookup, true)
+	writeReport(w, &rep)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -404,10 +397,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Access-Control-Allow-Origin", "*")
+	apiHeaders(w.Header(), hdrJSON)
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
 }
