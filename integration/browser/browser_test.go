@@ -8,10 +8,13 @@ package browser
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/png"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -51,7 +54,9 @@ func browser(tb testing.TB) context.Context {
 		chromedp.Flag("disable-features", "Translate,OptimizationHints,MediaRouter"),
 		// Names never resolve: the DNS leak test's image loads must not
 		// reach a resolver off this machine.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		// The dual-stack test's two host names go to loopback, one per
+		// address family.
+		chromedp.Flag("host-resolver-rules", "MAP v4.veil.test 127.0.0.1, MAP v6.veil.test [::1], EXCLUDE 127.0.0.1, MAP * ~NOTFOUND"),
 		chromedp.Flag("lang", "en-US"),
 		chromedp.UserDataDir(tb.TempDir()),
 		chromedp.WindowSize(1200, 1600),
@@ -107,6 +112,13 @@ func screenshot(tb testing.TB, ctx context.Context, a chromedp.Action[[]byte]) [
 // database that places loopback in Stockholm.
 func site(tb testing.TB) *httptest.Server {
 	tb.Helper()
+	srv, _, _ := siteWith(tb)
+	return srv
+}
+
+// siteWith is site that also gives the handler and the mux.
+func siteWith(tb testing.TB) (*httptest.Server, *myip.Handler, *http.ServeMux) {
+	tb.Helper()
 	db, err := geo.Open(geotest.Write(tb, geotest.Flat, geotest.Record{
 		Prefix: "127.0.0.0/8", Country: "SE", City: "Stockholm", TimeZone: "Europe/Stockholm", Lat: 59.33, Lon: 18.07, ASN: 64500, Org: "Loopback Networks AB",
 	}))
@@ -125,11 +137,12 @@ func site(tb testing.TB) *httptest.Server {
 	}
 	mux := http.NewServeMux()
 	web.Register(mux)
-	(&myip.Handler{Geo: db, DNSLeak: leak, DisableReverseDNS: true}).Register(mux)
+	h := &myip.Handler{Geo: db, DNSLeak: leak, DisableReverseDNS: true}
+	h.Register(mux)
 	leak.Register(mux)
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(srv.Close)
-	return srv
+	return srv, h, mux
 }
 
 func TestMyIPPage(t *testing.T) {
@@ -184,6 +197,40 @@ func TestMyIPPage(t *testing.T) {
 	}
 	checkPNG(t, shot, 800, 800)
 	checkPNG(t, scoreShot, 100, 40)
+}
+
+// TestDualStack: the page asks an IPv4-only and an IPv6-only host name;
+// IPv4 leaves through a gateway, IPv6 does not, and the page says so.
+func TestDualStack(t *testing.T) {
+	ctx := browser(t)
+	srv, h, mux := siteWith(t)
+	l6, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	v6 := httptest.NewUnstartedServer(mux)
+	v6.Listener.Close()
+	v6.Listener = l6
+	v6.Start()
+	defer v6.Close()
+	// Set before the first request; the handler reads them per request.
+	h.IPv4URL = fmt.Sprintf("http://v4.veil.test:%d", srv.Listener.Addr().(*net.TCPAddr).Port)
+	h.IPv6URL = fmt.Sprintf("http://v6.veil.test:%d", l6.Addr().(*net.TCPAddr).Port)
+	h.Gateway = func(ip netip.Addr) (string, bool) { return "lo-gw-1", ip.Is4() }
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(`#score[data-done="1"]`)); err != nil {
+		t.Fatal(err)
+	}
+	v := texts(t, ctx, "#protection", "#check-dualstack", "#deductions")
+	if !strings.Contains(v[0], "You are protected") || !strings.Contains(v[0], "lo-gw-1") {
+		t.Errorf("protection: %q", v[0])
+	}
+	if v[1] != "IPv4: 127.0.0.1 · IPv6: ::1" {
+		t.Errorf("dual-stack check: %q", v[1])
+	}
+	if !strings.Contains(v[2], "IPv6 goes around the tunnel") || strings.Contains(v[2], "Not connected through Veil") {
+		t.Errorf("deductions:\n%s", v[2])
+	}
 }
 
 func TestDNSLeakPage(t *testing.T) {

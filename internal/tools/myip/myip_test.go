@@ -262,3 +262,23 @@ func TestWantsPlain(t *testing.T) {
 		}
 	}
 }
+
+func TestFetch(t *testing.T) {
+	h := testHandler(t)
+	mux := http.NewServeMux()
+	h.Register(mux)
+	// The test server's peer is 127.0.0.1; call it a gateway.
+	h.Gateway = func(ip netip.Addr) (string, bool) { return "lo-1", ip.IsLoopback() }
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	rep, err := Fetch(context.Background(), srv.Client(), srv.URL+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.IP != "127.0.0.1" || !rep.Protected || rep.Gateway != "lo-1" {
+		t.Errorf("Fetch = %+v", rep)
+	}
+	if _, err := Fetch(context.Background(), srv.Client(), srv.URL+"/nothing"); err == nil {
+		t.Error("Fetch of a wrong URL succeeded")
+	}
+}
