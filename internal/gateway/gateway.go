@@ -236,7 +236,7 @@ func (g *Gateway) Stats() Stats {
 	return Stats{Peers: st.Peers, RxBytes: st.RxBytes, TxBytes: st.TxBytes, PeerMapVersion: v}
 }
 
-// Run serves until ctx ends, then removes the device, the data plane's
+// Run serves until ctx ends, then returns nil after removing the device, the data plane's
 // interfaces and rules, and every peer (which lived in RAM only). A
 // Gateway runs once.
 func (g *Gateway) Run(ctx context.Context) error {
@@ -244,6 +244,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	gc, err := g.firstReport(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the control plane answered
+		}
 		return err
 	}
 	tc, err := parseTunnelConfig(gc)
@@ -270,10 +273,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 func (g *Gateway) shutdown() {
 	g.closed.Do(func() {
-		g.dev.Close()
+		// The data plane first, so that its servers stop before the
+		// device closes the TUN under them.
 		if err := g.plane.close(); err != nil {
 			g.log.Error("cleaning up data plane", "err", err)
 		}
+		g.dev.Close()
 		g.mu.Lock()
 		g.peers = peerState{peers: make(map[wg.Key][]netip.Prefix)}
 		g.mu.Unlock()
