@@ -44,26 +44,17 @@ the process list.`,
 			}
 			log := newLogger(cmd.ErrOrStderr(), logLevel)
 
-			// The resolver answers the gateway's peers only; the gateway
-			// knows their pools once the control plane has answered.
-			var g *gateway.Gateway
-			res, err := resolver.New(resolver.Config{
-				RootHints: rootHints,
-				Allow:     func(a netip.Addr) bool { return g != nil && g.InTunnel(a) },
-				Logger:    log.With("component", "resolver"),
-			})
-			if err != nil {
-				return fmt.Errorf("starting resolver: %w", err)
-			}
-			g, err = gateway.New(gateway.Config{
+			g, err := gateway.NewWithResolver(gateway.Config{
 				ControlURL:  control,
 				Token:       token,
 				Mode:        mode,
 				ListenPort:  port,
 				EgressAllow: allow,
-				Resolver:    res,
 				Logger:      log,
 				TUNName:     tunName,
+			}, resolver.Config{
+				RootHints: rootHints,
+				Logger:    log.With("component", "resolver"),
 			})
 			if err != nil {
 				return err

@@ -25,17 +25,18 @@ func Login(ctx context.Context, dir, control, code string) (*State, error) {
 		return nil, err
 	}
 	st, err := LoadState(dir)
-	if err != nil || st.Control != control || st.AccessCode != code {
-		st = &State{Control: control, AccessCode: code}
+	if err != nil || st.AccessCode != code {
+		st = &State{AccessCode: code}
 	}
+	// The control plane may have moved (a new URL for the same service):
+	// the device is kept when the account still lists it with our key.
+	st.Control = control
 	st.Token, st.Expires = sess.Token, sess.ExpiresAt
 	api.Token = sess.Token
-	if st.PrivateKey != "" && st.DeviceID != 0 {
-		if known, err := deviceKnown(ctx, api, st.DeviceID); err != nil {
-			return nil, err
-		} else if known {
-			return st, st.Save(dir)
-		}
+	if known, err := deviceKnown(ctx, api, st); err != nil {
+		return nil, err
+	} else if known {
+		return st, st.Save(dir)
 	}
 	key, err := wg.GenerateKey()
 	if err != nil {
@@ -50,13 +51,21 @@ func Login(ctx context.Context, dir, control, code string) (*State, error) {
 	return st, st.Save(dir)
 }
 
-func deviceKnown(ctx context.Context, api *API, id int64) (bool, error) {
+// deviceKnown reports whether the account lists st's device with st's key.
+func deviceKnown(ctx context.Context, api *API, st *State) (bool, error) {
+	if st.PrivateKey == "" || st.DeviceID == 0 {
+		return false, nil
+	}
+	priv, err := wg.ParseKey(st.PrivateKey)
+	if err != nil {
+		return false, nil
+	}
 	devs, err := api.Devices(ctx)
 	if err != nil {
 		return false, err
 	}
 	for _, d := range devs {
-		if d.ID == id {
+		if d.ID == st.DeviceID && d.PublicKey == priv.Public().Base64() {
 			return true, nil
 		}
 	}

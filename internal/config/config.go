@@ -255,6 +255,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// EgressPrefixes returns EgressAllow parsed; Validate has checked it.
+func (c *Config) EgressPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.EgressAllow {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
 // ValidLocation reports whether s looks like "cc-city": two lower-case
 // letters, a dash, and one or more lower-case letters or digits.
 func ValidLocation(s string) bool {

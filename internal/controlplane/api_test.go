@@ -243,8 +243,8 @@ func TestBadInput(t *testing.T) {
 	huge := strings.Repeat("9", 500_000)
 	tests := []struct {
 		name, method, path, token, body string
-		want                             int
-		wantMsg                          string
+		want                            int
+		wantMsg                         string
 	}{
 		{"huge access code", "POST", "/api/v1/sessions", "", `{"access_code":"` + huge + `"}`, 400, "larger than"},
 		{"malformed json", "POST", "/api/v1/sessions", "", `{"access_code":`, 400, "truncated JSON"},

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -177,13 +178,8 @@ func (s *Server) adminCreateGateway(w http.ResponseWriter, r *http.Request) {
 // AddGateway validates and registers a gateway, returning its token, which
 // is stored only as a keyed hash.
 func (s *Server) AddGateway(ctx context.Context, req apitypes.GatewayCreateRequest, builtin bool) (string, *store.Gateway, error) {
-	switch {
-	case !validGatewayName(req.Name):
-		return "", nil, errors.Join(errBadRequest, errors.New("name: lower-case letters, digits and dashes, up to 63"))
-	case !config.ValidLocation(req.Location):
-		return "", nil, errors.Join(errBadRequest, errors.New("location must look like se-sto: a country code, a dash, a city code"))
-	case !validEndpoint(req.Endpoint):
-		return "", nil, errors.Join(errBadRequest, errors.New("endpoint must be HOST:PORT"))
+	if err := checkGateway(req); err != nil {
+		return "", nil, err
 	}
 	tok, err := account.NewToken()
 	if err != nil {
@@ -199,6 +195,19 @@ func (s *Server) AddGateway(ctx context.Context, req apitypes.GatewayCreateReque
 	}
 	g.ID = id
 	return tok, g, nil
+}
+
+// checkGateway validates a gateway registration.
+func checkGateway(req apitypes.GatewayCreateRequest) error {
+	switch {
+	case !validGatewayName(req.Name):
+		return fmt.Errorf("%w: name: lower-case letters, digits and dashes, up to 63", errBadRequest)
+	case !config.ValidLocation(req.Location):
+		return fmt.Errorf("%w: location must look like se-sto: a country code, a dash, a city code", errBadRequest)
+	case !validEndpoint(req.Endpoint):
+		return fmt.Errorf("%w: endpoint must be HOST:PORT", errBadRequest)
+	}
+	return nil
 }
 
 func (s *Server) adminListGateways(w http.ResponseWriter, r *http.Request) {
@@ -218,28 +227,24 @@ func (s *Server) adminDeleteGateway(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// EnsureBuiltinGateway registers the gateway that `veil serve` runs itself,
-// or updates its location and endpoint, and gives it a new token, which is
-// returned. The token lives only in the serving process.
-func (s *Server) EnsureBuiltinGateway(ctx context.Context, req apitypes.GatewayCreateRequest) (string, error) {
+// EnsureBuiltinGateway registers the gateway that `veil serve` runs itself
+// with the given token, or updates its location, endpoint and token. The
+// token lives only in the serving process.
+func (s *Server) EnsureBuiltinGateway(ctx context.Context, req apitypes.GatewayCreateRequest, token string) error {
+	if err := checkGateway(req); err != nil {
+		return err
+	}
 	g, err := s.cfg.Store.GatewayByName(ctx, req.Name)
 	if errors.Is(err, store.ErrNotFound) {
-		tok, _, err := s.AddGateway(ctx, req, true)
-		return tok, err
+		_, err = s.cfg.Store.CreateGateway(ctx, &store.Gateway{
+			Name: req.Name, Location: req.Location, Endpoint: req.Endpoint,
+			TokenHash: s.cfg.Hasher.Token(token), Builtin: true, CreatedAt: s.cfg.Now().UTC(),
+		})
+		return err
 	}
 	if err != nil {
-		return "", err
+		return err
 	}
-	if !config.ValidLocation(req.Location) || !validEndpoint(req.Endpoint) {
-		return "", errors.New("invalid location or endpoint")
-	}
-	tok, err := account.NewToken()
-	if err != nil {
-		return "", err
-	}
-	g.Location, g.Endpoint, g.TokenHash = req.Location, req.Endpoint, s.cfg.Hasher.Token(tok)
-	if err := s.cfg.Store.UpdateGateway(ctx, g); err != nil {
-		return "", err
-	}
-	return tok, nil
+	g.Location, g.Endpoint, g.TokenHash = req.Location, req.Endpoint, s.cfg.Hasher.Token(token)
+	return s.cfg.Store.UpdateGateway(ctx, g)
 }

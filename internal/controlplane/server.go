@@ -87,7 +87,10 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case v := <-ch:
+		case v, ok := <-ch:
+			if !ok {
+				return // the store is closing
+			}
 			s.peers.set(v)
 		case <-tick.C:
 			if _, err := s.cfg.Store.SyncPeerActivity(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {

@@ -1,11 +1,54 @@
 package service
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
 
-// runGateway starts the built-in gateway's data plane with its token.
-// The netstack gateway is wired here once internal/gateway lands.
-func (s *Service) runGateway(ctx context.Context, token string) error {
-	_ = token
-	s.log.Warn("built-in gateway data plane not available in this build")
+	"veil/internal/account"
+	"veil/internal/apitypes"
+	"veil/internal/gateway"
+	"veil/internal/resolver"
+)
+
+// startBuiltinGateway runs a netstack gateway in this process. It talks
+// to this process's API over the public listener like any other gateway,
+// with a token made fresh at every start and kept only in memory.
+func (s *Service) startBuiltinGateway(ctx context.Context) error {
+	token, err := account.NewToken()
+	if err != nil {
+		return err
+	}
+	log := s.log.With("component", "gateway")
+	g, err := gateway.NewWithResolver(gateway.Config{
+		ControlURL:  s.URL(),
+		Token:       token,
+		Mode:        gateway.ModeNetstack,
+		ListenPort:  s.Config.WGPort,
+		EgressAllow: s.Config.EgressPrefixes(),
+		Logger:      log,
+	}, resolver.Config{
+		RootHints: s.Config.DNSRootHints,
+		Logger:    s.log.With("component", "resolver"),
+	})
+	if err != nil {
+		return fmt.Errorf("starting the built-in gateway: %w", err)
+	}
+	endpoint := s.Config.Endpoint
+	if endpoint == "" {
+		host, _, _ := net.SplitHostPort(s.Config.HTTP)
+		if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		endpoint = net.JoinHostPort(host, strconv.Itoa(g.Port()))
+	}
+	req := apitypes.GatewayCreateRequest{Name: s.Config.GatewayName, Location: s.Config.Location, Endpoint: endpoint}
+	if err := s.API.EnsureBuiltinGateway(ctx, req, token); err != nil {
+		return fmt.Errorf("registering the built-in gateway: %w", err)
+	}
+	s.Gateway = g
+	s.goRun(func() error { return g.Run(ctx) })
 	return nil
 }

@@ -14,16 +14,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"veil/internal/account"
-	"veil/internal/apitypes"
 	"veil/internal/config"
 	"veil/internal/controlplane"
 	"veil/internal/device"
+	"veil/internal/gateway"
 	"veil/internal/store"
 )
 
@@ -40,6 +39,8 @@ type Service struct {
 	Store      store.Store
 	API        *controlplane.Server
 	AdminToken string
+	// Gateway is the built-in gateway; nil when turned off.
+	Gateway *gateway.Gateway
 
 	log      *slog.Logger
 	httpSrv  *http.Server
@@ -101,6 +102,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		st.Close()
 		return nil, err
 	}
+	go s.shutdownOn(ctx)
 	s.goRun(func() error { s.API.Run(ctx, 5*time.Second); return nil })
 	if cfg.BuiltinGateway {
 		if err := s.startBuiltinGateway(ctx); err != nil {
@@ -108,7 +110,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 			return nil, err
 		}
 	}
-	go s.shutdownOn(ctx)
 	return s, nil
 }
 
@@ -137,22 +138,6 @@ func (s *Service) startHTTP() error {
 		return nil
 	})
 	return nil
-}
-
-// startBuiltinGateway registers the built-in gateway (first start) or gives
-// it a fresh token (every start: the token lives only in this process).
-func (s *Service) startBuiltinGateway(ctx context.Context) error {
-	endpoint := s.Config.Endpoint
-	if endpoint == "" {
-		host, _, _ := net.SplitHostPort(s.Config.HTTP)
-		endpoint = net.JoinHostPort(host, strconv.Itoa(s.Config.WGPort))
-	}
-	req := apitypes.GatewayCreateRequest{Name: s.Config.GatewayName, Location: s.Config.Location, Endpoint: endpoint}
-	token, err := s.API.EnsureBuiltinGateway(ctx, req)
-	if err != nil {
-		return fmt.Errorf("registering the built-in gateway: %w", err)
-	}
-	return s.runGateway(ctx, token)
 }
 
 // URL is the base URL of the public listener.

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"veil/internal/apitypes"
+	"veil/internal/wg"
+)
+
+// veilBin builds the binary once per test run.
+func veilBin(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "veil")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// veil runs a command to completion and returns stdout, stderr and the
+// exit code.
+func veil(t testing.TB, bin string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+type server struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+var servingRe = regexp.MustCompile(`msg=serving url=(http://\S+)`)
+
+// startServe runs `veil serve` and waits for its "serving" line.
+func startServe(t testing.TB, bin string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait(); pw.Close() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			s.stderr.WriteString(sc.Text() + "\n")
+			if m := servingRe.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case s.url = <-found:
+	case err := <-s.done:
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	return s
+}
+
+func (s *server) stop(t testing.TB) {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("serve after SIGTERM: %v\n%s", err, s.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+}
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	bin := veilBin(t)
+	out, _, code := veil(t, bin, "--help")
+	if code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, c := range []string{"serve", "gateway", "admin", "login", "servers", "connect", "status", "disconnect", "wg-config", "version"} {
+		if !regexp.MustCompile(`(?m)^\s+` + c + `\s`).MatchString(out) {
+			t.Errorf("--help does not list %q:\n%s", c, out)
+		}
+	}
+}
+
+func TestBadConfigStopsStartup(t *testing.T) {
+	bin := veilBin(t)
+	dir := t.TempDir()
+	cases := map[string]string{
+		"unknown key": "htttp = \"127.0.0.1:1\"\n",
+		"corrupt":     "http = [\n\x00",
+		"bad value":   "max_devices = -3\n",
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".toml")
+			os.WriteFile(file, []byte(body), 0o600)
+			_, stderr, code := veil(t, bin, "serve", "--config", file, "--data", filepath.Join(dir, "d"))
+			if code == 0 {
+				t.Fatal("serve started with a bad config")
+			}
+			if lines := strings.Count(strings.TrimSpace(stderr), "\n"); lines != 0 || !strings.HasPrefix(stderr, "veil: config") {
+				t.Errorf("want one line starting 'veil: config', got %q", stderr)
+			}
+			if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine") {
+				t.Errorf("panicked: %s", stderr)
+			}
+		})
+	}
+}
+
+// TestServeLifecycle runs the operator's and the user's first steps against
+// a real `veil serve`, stops it with SIGTERM and checks a restart keeps
+// every account, device and gateway.
+func TestServeLifecycle(t *testing.T) {
+	bin := veilBin(t)
+	data := filepath.Join(t.TempDir(), "veil-data")
+	state := filepath.Join(t.TempDir(), "state")
+	args := []string{"--data", data, "--http", "127.0.0.1:0", "--wg-port", "0"}
+	srv := startServe(t, bin, args...)
+
+	fi, err := os.Stat(filepath.Join(data, "admin-token"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin token: %v, mode %v", err, fi.Mode().Perm())
+	}
+	resp, err := http.Get(srv.url + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", err, resp)
+	}
+	resp.Body.Close()
+
+	code, stderr, rc := veil(t, bin, "admin", "account", "create", "--days", "30", "--data", data, "--control", srv.url)
+	if rc != 0 || !regexp.MustCompile(`^\d{16}\n$`).MatchString(code) {
+		t.Fatalf("account create printed %q (stderr %q, exit %d); want 16 digits alone", code, stderr, rc)
+	}
+	code = strings.TrimSpace(code)
+	gwToken, stderr, rc := veil(t, bin, "admin", "gateway", "add", "fra1", "--location", "de-fra", "--endpoint", "192.0.2.7:51820", "--data", data, "--control", srv.url)
+	if rc != 0 || strings.Count(gwToken, "\n") != 1 || len(strings.TrimSpace(gwToken)) < 32 {
+		t.Fatalf("gateway add printed %q (stderr %q)", gwToken, stderr)
+	}
+	gwToken = strings.TrimSpace(gwToken)
+
+	if _, stderr, rc := veil(t, bin, "login", code, "--control", srv.url, "--state", state); rc != 0 {
+		t.Fatalf("login: %s", stderr)
+	}
+	fi, err = os.Stat(filepath.Join(state, "state.json"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("client state: %v, mode %v", err, fi.Mode().Perm())
+	}
+
+	// The gateway reports its key; wg-config then has a peer to write.
+	k, _ := wg.GenerateKey()
+	report, _ := json.Marshal(apitypes.GatewayReport{PublicKey: k.Public().Base64(), Peers: 1})
+	req, _ := http.NewRequest("POST", srv.url+"/api/v1/gateway/report", bytes.NewReader(report))
+	req.Header.Set("Authorization", "Bearer "+gwToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("gateway report: %v %v", err, resp)
+	}
+	conf, stderr, rc := veil(t, bin, "wg-config", "--location", "de", "--state", state)
+	if rc != 0 {
+		t.Fatalf("wg-config: %s", stderr)
+	}
+	for _, want := range []string{"[Interface]", "PrivateKey = ", "Address = 10.64.0.2/32, fd7a:7665:696c::2/128",
+		"DNS = 10.64.0.1", "[Peer]", "PublicKey = " + k.Public().Base64(), "Endpoint = 192.0.2.7:51820", "AllowedIPs = 0.0.0.0/0, ::/0"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("wg-config lacks %q:\n%s", want, conf)
+		}
+	}
+
+	out, _, _ := veil(t, bin, "servers", "--json", "--control", srv.url)
+	var servers []apitypes.Server
+	if err := json.Unmarshal([]byte(out), &servers); err != nil || len(servers) != 2 {
+		t.Fatalf("servers: %v %q", err, out)
+	}
+
+	srv.stop(t)
+
+	// Restart: the same account logs in, its device is still there, and so
+	// are both gateways.
+	srv = startServe(t, bin, args...)
+	defer srv.stop(t)
+	if _, stderr, rc := veil(t, bin, "login", code, "--control", srv.url, "--state", state); rc != 0 {
+		t.Fatalf("login after restart: %s", stderr)
+	}
+	b, _ := os.ReadFile(filepath.Join(state, "state.json"))
+	if !strings.Contains(string(b), `"ipv4": "10.64.0.2/32"`) {
+		t.Errorf("device changed across the restart: %s", b)
+	}
+	out, _, _ = veil(t, bin, "servers", "--json", "--control", srv.url)
+	if err := json.Unmarshal([]byte(out), &servers); err != nil || len(servers) != 2 {
+		t.Fatalf("servers after restart: %v %q", err, out)
+	}
+
+	// Errors are one line on stderr with a non-zero exit.
+	_, stderr, rc = veil(t, bin, "login", "123", "--control", srv.url, "--state", state)
+	if rc == 0 || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "veil: ") {
+		t.Errorf("bad login: exit %d, stderr %q", rc, stderr)
+	}
+}

@@ -1,0 +1,24 @@
+package gateway
+
+import (
+	"fmt"
+	"net/netip"
+
+	"veil/internal/resolver"
+)
+
+// NewWithResolver creates a gateway that serves a no-log resolver, built
+// from rc, on its tunnel addresses. The resolver answers the gateway's
+// peers only: rc.Allow is replaced by a check that the source is inside
+// the tunnel pools, which the gateway learns from the control plane.
+func NewWithResolver(cfg Config, rc resolver.Config) (*Gateway, error) {
+	var g *Gateway
+	rc.Allow = func(a netip.Addr) bool { return g != nil && g.InTunnel(a) }
+	res, err := resolver.New(rc)
+	if err != nil {
+		return nil, fmt.Errorf("starting resolver: %w", err)
+	}
+	cfg.Resolver = res
+	g, err = New(cfg)
+	return g, err
+}
