@@ -64,6 +64,28 @@ type Config struct {
 	// SessionTTL is the lifetime of a bearer token.
 	SessionTTL Duration `toml:"session_ttl" help:"lifetime of API session tokens"`
 
+	// DNSLeakZone is the zone the DNS leak test's authoritative server
+	// answers; its NS records at the parent must point to DNSLeakAddr.
+	// Empty: the leak test is off.
+	DNSLeakZone string `toml:"dnsleak_zone" help:"zone of the DNS leak test server; empty: off"`
+	// DNSLeakAddr is the leak test server's UDP and TCP listen address.
+	DNSLeakAddr string `toml:"dnsleak_addr" help:"DNS leak test server listen address"`
+	// DNSLeakNSAddrs are the public addresses of the leak zone's name
+	// servers.
+	DNSLeakNSAddrs []string `toml:"dnsleak_ns_addrs" help:"addresses of the leak zone's name servers"`
+	// DNSBL lists blocklist zones the My IP page checks the visitor's
+	// address against.
+	DNSBL []string `toml:"dnsbl" help:"DNS blocklist zones for the My IP check"`
+	// TrustedProxies are reverse proxies whose X-Forwarded-For is believed.
+	TrustedProxies []string `toml:"trusted_proxies" help:"CIDRs of reverse proxies in front of serve"`
+	// IPv4URL and IPv6URL are this site on IPv4-only and IPv6-only host
+	// names, for the My IP page's dual-stack check.
+	IPv4URL string `toml:"ipv4_url" help:"this site on an IPv4-only host name"`
+	IPv6URL string `toml:"ipv6_url" help:"this site on an IPv6-only host name"`
+	// STUNURL is the STUN server for the page's WebRTC check; empty: only
+	// host candidates.
+	STUNURL string `toml:"stun_url" help:"STUN server for the WebRTC check"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level" help:"debug, info, warn or error"`
 }
@@ -83,6 +105,7 @@ func Default() Config {
 		MaxDevices:     5,
 		TrialDays:      7,
 		SessionTTL:     Duration(24 * time.Hour),
+		DNSLeakAddr:    "127.0.0.1:5353",
 		LogLevel:       "info",
 	}
 }
@@ -230,6 +253,21 @@ func (c *Config) Validate() error {
 			return bad("egress_allow", "%q is not a CIDR", s)
 		}
 	}
+	for _, s := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return bad("trusted_proxies", "%q is not a CIDR", s)
+		}
+	}
+	if c.DNSLeakZone != "" {
+		if _, _, err := net.SplitHostPort(c.DNSLeakAddr); err != nil {
+			return bad("dnsleak_addr", "want HOST:PORT, got %q", c.DNSLeakAddr)
+		}
+	}
+	for _, s := range c.DNSLeakNSAddrs {
+		if _, err := netip.ParseAddr(s); err != nil {
+			return bad("dnsleak_ns_addrs", "%q is not an IP address", s)
+		}
+	}
 	p4, err := netip.ParsePrefix(c.TunnelIPv4Pool)
 	if err != nil || !p4.Addr().Is4() || p4.Bits() > 30 {
 		return bad("tunnel_ipv4_pool", "want an IPv4 CIDR of /30 or larger, got %q", c.TunnelIPv4Pool)
@@ -256,9 +294,14 @@ func (c *Config) Validate() error {
 }
 
 // EgressPrefixes returns EgressAllow parsed; Validate has checked it.
-func (c *Config) EgressPrefixes() []netip.Prefix {
+func (c *Config) EgressPrefixes() []netip.Prefix { return prefixes(c.EgressAllow) }
+
+// TrustedProxyPrefixes returns TrustedProxies parsed.
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix { return prefixes(c.TrustedProxies) }
+
+func prefixes(ss []string) []netip.Prefix {
 	var out []netip.Prefix
-	for _, s := range c.EgressAllow {
+	for _, s := range ss {
 		if p, err := netip.ParsePrefix(s); err == nil {
 			out = append(out, p.Masked())
 		}

@@ -21,14 +21,13 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := s.log.With("component", "gateway")
 	g, err := gateway.NewWithResolver(gateway.Config{
 		ControlURL:  s.URL(),
 		Token:       token,
 		Mode:        gateway.ModeNetstack,
 		ListenPort:  s.Config.WGPort,
 		EgressAllow: s.Config.EgressPrefixes(),
-		Logger:      log,
+		Logger:      s.log, // the gateway adds its own component attribute
 	}, resolver.Config{
 		RootHints: s.Config.DNSRootHints,
 		Logger:    s.log.With("component", "resolver"),

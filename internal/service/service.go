@@ -41,8 +41,12 @@ type Service struct {
 	AdminToken string
 	// Gateway is the built-in gateway; nil when turned off.
 	Gateway *gateway.Gateway
+	// DNSLeakAddr is the bound address of the DNS leak test server; nil
+	// when the test is off.
+	DNSLeakAddr net.Addr
 
 	log      *slog.Logger
+	closers  []func() error
 	httpSrv  *http.Server
 	httpAddr net.Addr
 	wg       sync.WaitGroup
@@ -97,7 +101,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		SessionTTL: time.Duration(cfg.SessionTTL),
 		Logger:     log.With("component", "api"),
 	})
-	if err := s.startHTTP(); err != nil {
+	if err := s.startHTTP(ctx); err != nil {
 		cancel()
 		st.Close()
 		return nil, err
@@ -114,9 +118,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 }
 
 // startHTTP binds the public listener and serves the API and website.
-func (s *Service) startHTTP() error {
+func (s *Service) startHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
 	s.API.Register(mux)
+	if err := s.mountWeb(ctx, mux); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.Config.HTTP)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.Config.HTTP, err)
@@ -166,6 +173,9 @@ func (s *Service) shutdownOn(ctx context.Context) {
 	s.wg.Wait()
 	if err := s.Store.Close(); err != nil {
 		s.log.Error("closing store", "err", err)
+	}
+	for _, c := range s.closers {
+		c()
 	}
 	close(s.done)
 }

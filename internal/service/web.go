@@ -1,0 +1,90 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"veil/internal/geo"
+	"veil/internal/store"
+	"veil/internal/tools/dnsleak"
+	"veil/internal/tools/myip"
+	"veil/internal/web"
+)
+
+// mountWeb adds the website and the privacy tools to mux. The geolocation
+// databases come from the data directory (`make geoip`); without them the
+// tools say "unknown".
+func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
+	db, err := geo.OpenDir(s.Config.DataDir)
+	if err != nil {
+		return fmt.Errorf("opening geolocation databases: %w", err)
+	}
+	s.closers = append(s.closers, db.Close)
+	gws := &gatewayAddrs{store: s.Store}
+	web.Register(mux)
+
+	var leak *dnsleak.Server
+	if s.Config.DNSLeakZone != "" {
+		var nsAddrs []netip.Addr
+		for _, a := range s.Config.DNSLeakNSAddrs {
+			nsAddrs = append(nsAddrs, netip.MustParseAddr(a))
+		}
+		leak, err = dnsleak.New(dnsleak.Config{
+			Zone: s.Config.DNSLeakZone, Addr: s.Config.DNSLeakAddr, NSAddrs: nsAddrs,
+			Geo: db, IsOurResolver: gws.lookup, Logger: s.log.With("component", "dnsleak"),
+		})
+		if err != nil {
+			return err
+		}
+		addr, err := leak.Start(ctx)
+		if err != nil {
+			return fmt.Errorf("starting the DNS leak test server: %w", err)
+		}
+		s.DNSLeakAddr = addr
+		leak.Register(mux)
+	}
+	(&myip.Handler{
+		Geo: db, Gateway: gws.lookup, DNSBL: s.Config.DNSBL,
+		TrustedProxies: s.Config.TrustedProxyPrefixes(),
+		IPv4URL:        s.Config.IPv4URL, IPv6URL: s.Config.IPv6URL, STUNURL: s.Config.STUNURL,
+		DNSLeak: leak, Logger: s.log.With("component", "myip"),
+	}).Register(mux)
+	return nil
+}
+
+// gatewayAddrs answers "is this address one of our gateways?" for the
+// privacy tools: the addresses of the gateways' endpoints, where their
+// traffic leaves, read from the store at most every 30 seconds.
+type gatewayAddrs struct {
+	store store.Store
+
+	mu      sync.Mutex
+	fetched time.Time
+	byAddr  map[netip.Addr]string
+}
+
+func (g *gatewayAddrs) lookup(a netip.Addr) (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.fetched) > 30*time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if gws, err := g.store.Gateways(ctx); err == nil {
+			g.byAddr = make(map[netip.Addr]string, len(gws))
+			for _, gw := range gws {
+				host, _, err := net.SplitHostPort(gw.Endpoint)
+				if ip, perr := netip.ParseAddr(host); err == nil && perr == nil {
+					g.byAddr[ip.Unmap()] = gw.Name
+				}
+			}
+			g.fetched = time.Now()
+		}
+	}
+	name, ok := g.byAddr[a.Unmap()]
+	return name, ok
+}
