@@ -52,6 +52,10 @@ type Config struct {
 	EgressAllow []string `toml:"egress_allow" help:"CIDRs the egress guard lets through"`
 	// DNSRootHints is a named.root file for the resolver; empty: built in.
 	DNSRootHints string `toml:"dns_root_hints" help:"root hints file for the DNS resolver"`
+	// DNSUpstreamPort is the port the resolver asks authoritative servers
+	// on; 0 means 53. It is for tests, whose root, TLD and authoritative
+	// servers share one unprivileged port on loopback addresses.
+	DNSUpstreamPort int `toml:"dns_upstream_port" help:"port of authoritative DNS servers (tests); 0: 53"`
 
 	// TunnelIPv4Pool and TunnelIPv6Pool are the device address pools. The
 	// first host of each is the gateways' own tunnel address.
@@ -239,6 +243,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WGPort < 0 || c.WGPort > 65535 {
 		return bad("wg_port", "%d is not a UDP port", c.WGPort)
+	}
+	if c.DNSUpstreamPort < 0 || c.DNSUpstreamPort > 65535 {
+		return bad("dns_upstream_port", "%d is not a port", c.DNSUpstreamPort)
 	}
 	if c.Endpoint != "" {
 		if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {

@@ -85,6 +85,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad env", "", map[string]string{"VEIL_MAX_DEVICES": "lots"}, "VEIL_MAX_DEVICES"},
 		{"bad db", "db = \"mysql://x\"\n", nil, "db: must be a postgres"},
 		{"bad cidr", "egress_allow = [\"10.0.0.0/33\"]\n", nil, "egress_allow"},
+		{"bad dns port", "dns_upstream_port = 70000\n", nil, "dns_upstream_port: 70000 is not a port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

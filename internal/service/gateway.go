@@ -30,6 +30,7 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 		Logger:      s.log, // the gateway adds its own component attribute
 	}, resolver.Config{
 		RootHints: s.Config.DNSRootHints,
+		Port:      s.Config.DNSUpstreamPort,
 		Logger:    s.log.With("component", "resolver"),
 	})
 	if err != nil {
