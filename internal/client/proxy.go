@@ -33,11 +33,11 @@ func (t *Tunnel) upProxy(_ context.Context, sp tunnelSpec) error {
 	for _, p := range sp.addrs {
 		own = append(own, p.Addr())
 	}
-	ns, err := wg.NewNetstack(wg.NetstackConfig{Addresses: own})
+	ns, err := wg.NewNetstack(wg.NetstackConfig{Addresses: own, AllowLoopback: t.cfg.AllowLoopback})
 	if err != nil {
 		return fmt.Errorf("starting the userspace network stack: %w", err)
 	}
-	dev, err := wg.NewDevice(wg.DeviceConfig{TUN: ns, PrivateKey: sp.priv, Logger: t.log})
+	dev, err := wg.NewDevice(wg.DeviceConfig{TUN: ns, Bind: t.cfg.Bind, PrivateKey: sp.priv, Logger: t.log})
 	if err != nil {
 		ns.Close()
 		return err

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.zx2c4.com/wireguard/conn"
+
 	"veil/internal/apitypes"
 	"veil/internal/wg"
 )
@@ -62,6 +64,16 @@ type TunnelConfig struct {
 	// Logger receives events without addresses or keys. If nil, nothing
 	// is logged.
 	Logger *slog.Logger
+
+	// Bind carries the WireGuard UDP (proxy mode). If nil, wireguard-go's
+	// default bind on the host's sockets is used; tests pass one bound to
+	// a chosen source address.
+	Bind conn.Bind
+	// AllowLoopback lets proxy-mode connections to loopback addresses
+	// enter the tunnel, which the userspace stack drops by default. Only
+	// in-process tests want it, to reach test servers on the gateway's
+	// loopback.
+	AllowLoopback bool
 }
 
 // Status is what `veil status` shows.
