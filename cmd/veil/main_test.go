@@ -159,6 +159,7 @@ func TestServeLifecycle(t *testing.T) {
 		t.Fatalf("admin token: %v, mode %v", err, fi.Mode().Perm())
 	}
 	resp, err := http.Get(srv.url + "/healthz")
+	var req *http.Request
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", err, resp)
 	}
@@ -186,7 +187,7 @@ func TestServeLifecycle(t *testing.T) {
 	// The gateway reports its key; wg-config then has a peer to write.
 	k, _ := wg.GenerateKey()
 	report, _ := json.Marshal(apitypes.GatewayReport{PublicKey: k.Public().Base64(), Peers: 1})
-	req, _ := http.NewRequest("POST", srv.url+"/api/v1/gateway/report", bytes.NewReader(report))
+	req, _ = http.NewRequest("POST", srv.url+"/api/v1/gateway/report", bytes.NewReader(report))
 	req.Header.Set("Authorization", "Bearer "+gwToken)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("gateway report: %v %v", err, resp)
@@ -206,6 +207,42 @@ func TestServeLifecycle(t *testing.T) {
 	var servers []apitypes.Server
 	if err := json.Unmarshal([]byte(out), &servers); err != nil || len(servers) != 2 {
 		t.Fatalf("servers: %v %q", err, out)
+	}
+
+	// A proxy-mode tunnel through the built-in gateway, with DNS blocking
+	// chosen for this device.
+	out, stderr, rc = veil(t, bin, "connect", "--location", "xx", "--mode", "proxy", "--socks", "127.0.0.1:0",
+		"--http-proxy", "off", "--block", "trackers,ads", "--state", state)
+	if rc != 0 {
+		t.Fatalf("connect: exit %d, %s", rc, stderr)
+	}
+	t.Cleanup(func() { veil(t, bin, "disconnect", "--state", state) })
+	out, stderr, rc = veil(t, bin, "status", "--json", "--state", state)
+	if rc != 0 || !strings.Contains(out, `"local"`) {
+		t.Errorf("status: exit %d, %s %s", rc, out, stderr)
+	}
+	var sess apitypes.Session
+	body, _ := json.Marshal(apitypes.SessionRequest{AccessCode: code})
+	resp, err = http.Post(srv.url+"/api/v1/sessions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&sess)
+	resp.Body.Close()
+	req, _ = http.NewRequest("GET", srv.url+"/api/v1/devices", nil)
+	req.Header.Set("Authorization", "Bearer "+sess.Token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var devs []apitypes.Device
+	json.NewDecoder(resp.Body).Decode(&devs)
+	resp.Body.Close()
+	if len(devs) != 1 || strings.Join(devs[0].Block, ",") != "ads,trackers" {
+		t.Errorf("device after connect --block: %+v", devs)
+	}
+	if _, stderr, rc := veil(t, bin, "disconnect", "--state", state); rc != 0 {
+		t.Errorf("disconnect: %s", stderr)
 	}
 
 	srv.stop(t)

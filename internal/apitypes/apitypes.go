@@ -63,7 +63,22 @@ type AccountCreated struct {
 type DeviceRequest struct {
 	PublicKey string `json:"public_key"`
 	Name      string `json:"name,omitempty"`
+	// Block lists DNS blocking categories (see BlockCategories); only on
+	// creation, PATCH changes it later.
+	Block []string `json:"block,omitempty"`
 }
+
+// DevicePatch is the body of PATCH /api/v1/devices/{id}. A nil field is
+// left unchanged.
+type DevicePatch struct {
+	// Block replaces the device's DNS blocking categories; [] clears them.
+	Block *[]string `json:"block,omitempty"`
+}
+
+// BlockCategories are the DNS blocking categories a device may choose. The
+// gateways' resolvers answer names on the operator's lists for a chosen
+// category with NXDOMAIN.
+var BlockCategories = []string{"ads", "trackers", "malware", "adult", "gambling"}
 
 // Device is one registered WireGuard key and its tunnel addresses.
 type Device struct {
@@ -72,6 +87,7 @@ type Device struct {
 	PublicKey string    `json:"public_key"`
 	IPv4      string    `json:"ipv4"` // with prefix length, e.g. "10.64.0.2/32"
 	IPv6      string    `json:"ipv6"` // e.g. "fd7a:7665:696c::2/128"
+	Block     []string  `json:"block"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -126,6 +142,9 @@ type Peer struct {
 	PublicKey  string   `json:"public_key"`
 	AllowedIPs []string `json:"allowed_ips"` // "10.64.0.2/32", "fd7a:…::2/128"
 	Plan       string   `json:"plan"`
+	// Block lists the DNS blocking categories the gateway's resolver
+	// applies to this peer.
+	Block []string `json:"block,omitempty"`
 }
 
 // PeerMap answers GET /api/v1/gateway/peers?since=V.

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/net/proxy"
 
+	"veil/internal/apitypes"
 	"veil/internal/client"
 	"veil/internal/tools/dnsleak"
 )
@@ -29,6 +30,7 @@ type connectFlags struct {
 	readyFD                                 int
 	timeout                                 time.Duration
 	logLevel                                string
+	block                                   []string
 }
 
 func newConnectCmd() *cobra.Command {
@@ -69,6 +71,11 @@ root, proxy otherwise.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("block") {
+				if err := setBlock(cmd.Context(), dir, f.block); err != nil {
+					return err
+				}
+			}
 			if f.foreground {
 				return runForeground(cmd, dir, f)
 			}
@@ -85,9 +92,27 @@ root, proxy otherwise.`,
 	fl.BoolVar(&f.foreground, "foreground", false, "stay attached instead of returning once connected")
 	fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long to wait for the gateway's first handshake")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "foreground log level: debug, info, warn, error")
+	fl.StringSliceVar(&f.block, "block", nil, "DNS blocking for this device: "+strings.Join(apitypes.BlockCategories, ",")+" (empty: none; kept for later connections)")
 	fl.IntVar(&f.readyFD, "ready-fd", 0, "internal: file descriptor to report readiness on")
 	fl.MarkHidden("ready-fd")
 	return cmd
+}
+
+// setBlock saves this device's DNS blocking categories at the control
+// plane, which passes them to every gateway's resolver.
+func setBlock(ctx context.Context, dir string, block []string) error {
+	st, err := client.LoadState(dir)
+	if err != nil {
+		return err
+	}
+	api, err := st.API(ctx, dir)
+	if err != nil {
+		return err
+	}
+	if _, err := api.SetDeviceBlock(ctx, st.DeviceID, block); err != nil {
+		return fmt.Errorf("setting DNS blocking: %w", err)
+	}
+	return nil
 }
 
 // runBackground starts `veil connect --foreground` detached (own session,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"veil/internal/config"
 	"veil/internal/gateway"
 	"veil/internal/resolver"
 )
@@ -15,7 +16,7 @@ func newGatewayCmd() *cobra.Command {
 	var (
 		control, token, mode, rootHints, logLevel, tunName string
 		port                                               int
-		egress                                             []string
+		egress, blocklists                                 []string
 	)
 	cmd := &cobra.Command{
 		Use:   "gateway",
@@ -42,6 +43,10 @@ the process list.`,
 			if err != nil {
 				return err
 			}
+			lists, err := config.ParseBlocklists(blocklists)
+			if err != nil {
+				return fmt.Errorf("--dns-blocklist: %w", err)
+			}
 			log := newLogger(cmd.ErrOrStderr(), logLevel)
 
 			g, err := gateway.NewWithResolver(gateway.Config{
@@ -53,8 +58,9 @@ the process list.`,
 				Logger:      log,
 				TUNName:     tunName,
 			}, resolver.Config{
-				RootHints: rootHints,
-				Logger:    log.With("component", "resolver"),
+				RootHints:  rootHints,
+				Blocklists: lists,
+				Logger:     log,
 			})
 			if err != nil {
 				return err
@@ -69,6 +75,7 @@ the process list.`,
 	f.IntVar(&port, "wg-port", 51820, "WireGuard UDP port")
 	f.StringSliceVar(&egress, "egress-allow", nil, "CIDRs tunnel traffic may reach although the egress guard refuses them")
 	f.StringVar(&rootHints, "dns-root-hints", "", "root hints file (named.root) for the resolver; empty: built in")
+	f.StringSliceVar(&blocklists, "dns-blocklist", nil, "category=FILE blocklists for the resolver (ads, trackers, malware, adult, gambling)")
 	f.StringVar(&tunName, "tun-name", "veil0", "TUN interface name in tun mode")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd

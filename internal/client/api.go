@@ -137,3 +137,16 @@ func (a *API) Devices(ctx context.Context) ([]apitypes.Device, error) {
 func (a *API) DeleteDevice(ctx context.Context, id int64) error {
 	return a.Do(ctx, http.MethodDelete, "/api/v1/devices/"+strconv.FormatInt(id, 10), nil, nil)
 }
+
+// SetDeviceBlock replaces a device's DNS blocking categories.
+func (a *API) SetDeviceBlock(ctx context.Context, id int64, block []string) (*apitypes.Device, error) {
+	if block == nil {
+		block = []string{}
+	}
+	var d apitypes.Device
+	err := a.Do(ctx, http.MethodPatch, "/api/v1/devices/"+strconv.FormatInt(id, 10), apitypes.DevicePatch{Block: &block}, &d)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}

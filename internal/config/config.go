@@ -12,12 +12,15 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/pflag"
+
+	"veil/internal/apitypes"
 )
 
 // Config is everything `veil serve` and `veil gateway` can be told. Every
@@ -52,6 +55,9 @@ type Config struct {
 	EgressAllow []string `toml:"egress_allow" help:"CIDRs the egress guard lets through"`
 	// DNSRootHints is a named.root file for the resolver; empty: built in.
 	DNSRootHints string `toml:"dns_root_hints" help:"root hints file for the DNS resolver"`
+	// DNSBlocklists are the operator's blocklists, "category=FILE" (hosts
+	// or domain-list format); devices choose categories to apply.
+	DNSBlocklists []string `toml:"dns_blocklists" help:"category=FILE blocklists (ads, trackers, malware, adult, gambling)"`
 	// DNSUpstreamPort is the port the resolver asks authoritative servers
 	// on; 0 means 53. It is for tests, whose root, TLD and authoritative
 	// servers share one unprivileged port on loopback addresses.
@@ -260,6 +266,9 @@ func (c *Config) Validate() error {
 			return bad("egress_allow", "%q is not a CIDR", s)
 		}
 	}
+	if _, err := ParseBlocklists(c.DNSBlocklists); err != nil {
+		return bad("dns_blocklists", "%v", err)
+	}
 	for _, s := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(s); err != nil {
 			return bad("trusted_proxies", "%q is not a CIDR", s)
@@ -314,6 +323,23 @@ func prefixes(ss []string) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// ParseBlocklists reads "category=FILE" entries into a map, checking the
+// categories against apitypes.BlockCategories.
+func ParseBlocklists(entries []string) (map[string]string, error) {
+	out := make(map[string]string, len(entries))
+	for _, e := range entries {
+		cat, file, ok := strings.Cut(e, "=")
+		if !ok || file == "" {
+			return nil, fmt.Errorf("%q: want category=FILE", e)
+		}
+		if !slices.Contains(apitypes.BlockCategories, cat) {
+			return nil, fmt.Errorf("%q: unknown category; choose from %s", cat, strings.Join(apitypes.BlockCategories, ", "))
+		}
+		out[cat] = file
+	}
+	return out, nil
 }
 
 // ValidLocation reports whether s looks like "cc-city": two lower-case

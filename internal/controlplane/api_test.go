@@ -485,3 +485,35 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDeviceBlock(t *testing.T) {
+	e := newEnv(t, nil)
+	gw := e.addGateway(t, "gw1")
+	tok := e.login(t, e.newAccount(t, 30))
+	var d apitypes.Device
+	if st := e.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: newPub(t), Block: []string{"ads"}}, &d); st != 201 {
+		t.Fatalf("add device: %d", st)
+	}
+	if strings.Join(d.Block, ",") != "ads" {
+		t.Errorf("created device block = %q", d.Block)
+	}
+	full := pollPeers(t, e.url, gw, 0, 0)
+	if len(full.Peers) != 1 || strings.Join(full.Peers[0].Block, ",") != "ads" {
+		t.Fatalf("peer map = %+v", full)
+	}
+	path := fmt.Sprintf("/api/v1/devices/%d", d.ID)
+	if st := e.call(t, "PATCH", path, tok, `{"block":["trackers","malware"]}`, &d); st != 200 || strings.Join(d.Block, ",") != "malware,trackers" {
+		t.Fatalf("patch: %d %+v", st, d)
+	}
+	delta := pollPeers(t, e.url, gw, full.Version, 20*time.Second)
+	if delta.Full || len(delta.Peers) != 1 || strings.Join(delta.Peers[0].Block, ",") != "malware,trackers" {
+		t.Errorf("delta after patch = %+v", delta)
+	}
+	var er apitypes.Error
+	if st := e.call(t, "PATCH", path, tok, `{"block":["crypto"]}`, &er); st != 400 || !strings.Contains(er.Error, "unknown category") {
+		t.Errorf("unknown category: %d %q", st, er.Error)
+	}
+	if st := e.call(t, "PATCH", path, tok, `{"block":[]}`, &d); st != 200 || len(d.Block) != 0 {
+		t.Errorf("clearing: %d %+v", st, d)
+	}
+}

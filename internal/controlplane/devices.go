@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"veil/internal/apitypes"
 	"veil/internal/device"
@@ -15,7 +17,7 @@ func (s *Server) deviceView(d *store.Device) apitypes.Device {
 	a4, a6 := s.cfg.Pools.AllowedIPs(d.AddrIndex)
 	return apitypes.Device{
 		ID: d.ID, Name: d.Name, PublicKey: d.PublicKey,
-		IPv4: a4.String(), IPv6: a6.String(), CreatedAt: d.CreatedAt.UTC(),
+		IPv4: a4.String(), IPv6: a6.String(), Block: nonNil(d.Block), CreatedAt: d.CreatedAt.UTC(),
 	}
 }
 
@@ -73,9 +75,13 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := checkBlock(req.Block); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	d, err := s.cfg.Store.CreateDevice(r.Context(), store.NewDevice{
 		AccountID: acc.ID, Name: name, PublicKey: key, MaxDevices: s.cfg.MaxDevices,
-		MinIndex: s.cfg.Pools.MinIndex(), MaxIndex: s.cfg.Pools.MaxIndex(),
+		MinIndex: s.cfg.Pools.MinIndex(), MaxIndex: s.cfg.Pools.MaxIndex(), Block: req.Block,
 	})
 	if err != nil {
 		s.deviceError(w, err)
@@ -124,4 +130,63 @@ func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request) {
+	id, ok := deviceID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such device")
+		return
+	}
+	var p apitypes.DevicePatch
+	if err := decode(w, r, &p); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	acc := accountFrom(r)
+	if p.Block == nil {
+		devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
+		if err != nil {
+			s.fail(w, "reading device", err)
+			return
+		}
+		for i := range devs {
+			if devs[i].ID == id {
+				writeJSON(w, http.StatusOK, s.deviceView(&devs[i]))
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, "no such device")
+		return
+	}
+	if err := checkBlock(*p.Block); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	d, err := s.cfg.Store.SetDeviceBlock(r.Context(), acc.ID, id, *p.Block)
+	if err != nil {
+		s.deviceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.deviceView(d))
+}
+
+// checkBlock accepts only the known DNS blocking categories.
+func checkBlock(cats []string) error {
+	if len(cats) > len(apitypes.BlockCategories) {
+		return fmt.Errorf("block: at most %d categories", len(apitypes.BlockCategories))
+	}
+	for _, c := range cats {
+		if !slices.Contains(apitypes.BlockCategories, c) {
+			return fmt.Errorf("block: unknown category %q; choose from %s", truncate(c, 20), strings.Join(apitypes.BlockCategories, ", "))
+		}
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -129,7 +129,7 @@ func (s *Server) peerMapView(ch *store.PeerChanges) apitypes.PeerMap {
 	for _, p := range ch.Peers {
 		a4, a6 := s.cfg.Pools.AllowedIPs(p.AddrIndex)
 		m.Peers = append(m.Peers, apitypes.Peer{
-			PublicKey: p.PublicKey, AllowedIPs: []string{a4.String(), a6.String()}, Plan: p.Plan,
+			PublicKey: p.PublicKey, AllowedIPs: []string{a4.String(), a6.String()}, Plan: p.Plan, Block: p.Block,
 		})
 	}
 	return m

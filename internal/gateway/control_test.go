@@ -270,3 +270,40 @@ func TestPeerStateDiff(t *testing.T) {
 		})
 	}
 }
+
+func TestPeerStateBlock(t *testing.T) {
+	pools := []netip.Prefix{netip.MustParsePrefix("10.64.0.0/10"), netip.MustParsePrefix("fd7a:7665:696c::/64")}
+	key := wg.Key{9}
+	peer := apitypes.Peer{PublicKey: key.Base64(), AllowedIPs: []string{"10.64.0.9/32", "fd7a:7665:696c::9/128"}, Block: []string{"ads"}}
+	v4, v6 := netip.MustParseAddr("10.64.0.9"), netip.MustParseAddr("fd7a:7665:696c::9")
+	s := peerState{peers: make(map[wg.Key][]netip.Prefix)}
+
+	ch := s.diff(apitypes.PeerMap{Full: true, Peers: []apitypes.Peer{peer}}, pools)
+	s.commit(1, ch)
+	if got := s.blockFor(v4); !slices.Equal(got, []string{"ads"}) {
+		t.Errorf("blockFor(v4) = %q", got)
+	}
+	if got := s.blockFor(v6); !slices.Equal(got, []string{"ads"}) {
+		t.Errorf("blockFor(v6) = %q", got)
+	}
+	if got := s.blockFor(netip.MustParseAddr("10.64.0.10")); got != nil {
+		t.Errorf("another address has categories %q", got)
+	}
+
+	// A change of categories alone touches no WireGuard peer.
+	peer.Block = []string{"malware", "trackers"}
+	ch = s.diff(apitypes.PeerMap{Peers: []apitypes.Peer{peer}}, pools)
+	if len(ch.set) != 0 || len(ch.remove) != 0 {
+		t.Errorf("block change asks the device for %d sets, %d removals", len(ch.set), len(ch.remove))
+	}
+	s.commit(2, ch)
+	if got := s.blockFor(v4); !slices.Equal(got, []string{"malware", "trackers"}) {
+		t.Errorf("after change blockFor = %q", got)
+	}
+
+	// Removal forgets both the categories and the address.
+	s.commit(3, s.diff(apitypes.PeerMap{Removed: []string{key.Base64()}}, pools))
+	if got := s.blockFor(v4); got != nil || len(s.byAddr) != 0 || len(s.block) != 0 {
+		t.Errorf("after removal: blockFor = %q, byAddr %d, block %d", got, len(s.byAddr), len(s.block))
+	}
+}

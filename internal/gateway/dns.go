@@ -10,10 +10,17 @@ import (
 // NewWithResolver creates a gateway that serves a no-log resolver, built
 // from rc, on its tunnel addresses. The resolver answers the gateway's
 // peers only: rc.Allow is replaced by a check that the source is inside
-// the tunnel pools, which the gateway learns from the control plane.
+// the tunnel pools, which the gateway learns from the control plane, and
+// rc.BlockPolicy by each peer's blocking categories from the peer map.
 func NewWithResolver(cfg Config, rc resolver.Config) (*Gateway, error) {
 	var g *Gateway
 	rc.Allow = func(a netip.Addr) bool { return g != nil && g.InTunnel(a) }
+	rc.BlockPolicy = func(a netip.Addr) []string {
+		if g == nil {
+			return nil
+		}
+		return g.BlockFor(a)
+	}
 	res, err := resolver.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("starting resolver: %w", err)

@@ -227,6 +227,14 @@ func (g *Gateway) InTunnel(addr netip.Addr) bool {
 	return false
 }
 
+// BlockFor returns the DNS blocking categories of the peer whose tunnel
+// address is addr. It fits resolver.Config.BlockPolicy.
+func (g *Gateway) BlockFor(addr netip.Addr) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.peers.blockFor(addr)
+}
+
 // Stats returns the aggregate counters.
 func (g *Gateway) Stats() Stats {
 	st, _ := g.dev.Stats()

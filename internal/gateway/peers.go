@@ -12,13 +12,19 @@ import (
 type peerState struct {
 	version int64
 	peers   map[wg.Key][]netip.Prefix
+	// block holds each peer's DNS blocking categories, and byAddr finds a
+	// peer by tunnel address, so the resolver can apply them. Both are
+	// configuration from the peer map, never activity.
+	block  map[wg.Key][]string
+	byAddr map[netip.Addr]wg.Key
 }
 
 // change is what one peer map asks of the device.
 type change struct {
 	set     []wg.Peer
 	remove  []wg.Key
-	invalid int // entries skipped: bad key, or no allowed IP inside a pool
+	block   map[wg.Key][]string // peers whose blocking categories changed
+	invalid int                 // entries skipped: bad key, or no allowed IP inside a pool
 }
 
 // diff computes the single-peer changes that bring s to m. A full map
@@ -26,7 +32,7 @@ type change struct {
 // of every peer. Allowed IPs outside the tunnel pools are dropped, so a
 // peer can never claim traffic for other destinations.
 func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
-	var ch change
+	ch := change{block: make(map[wg.Key][]string)}
 	seen := make(map[wg.Key]bool, len(m.Peers))
 	for _, p := range m.Peers {
 		key, err := wg.ParseKey(p.PublicKey)
@@ -40,6 +46,9 @@ func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
 			continue
 		}
 		seen[key] = true
+		if !slices.Equal(s.block[key], p.Block) {
+			ch.block[key] = p.Block
+		}
 		if old, ok := s.peers[key]; ok && slices.Equal(old, allowed) {
 			continue
 		}
@@ -68,13 +77,48 @@ func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
 
 // commit records ch, applied to the device, and the map's version.
 func (s *peerState) commit(version int64, ch change) {
+	if s.block == nil {
+		s.block = make(map[wg.Key][]string)
+		s.byAddr = make(map[netip.Addr]wg.Key)
+	}
 	for _, p := range ch.set {
+		s.forget(p.PublicKey)
 		s.peers[p.PublicKey] = p.AllowedIPs
+		for _, a := range p.AllowedIPs {
+			s.byAddr[a.Addr()] = p.PublicKey
+		}
+	}
+	for k, b := range ch.block {
+		if len(b) == 0 {
+			delete(s.block, k)
+		} else {
+			s.block[k] = b
+		}
 	}
 	for _, k := range ch.remove {
+		s.forget(k)
 		delete(s.peers, k)
+		delete(s.block, k)
 	}
 	s.version = version
+}
+
+// forget drops k's addresses from the address index.
+func (s *peerState) forget(k wg.Key) {
+	for _, a := range s.peers[k] {
+		if s.byAddr[a.Addr()] == k {
+			delete(s.byAddr, a.Addr())
+		}
+	}
+}
+
+// blockFor returns the blocking categories of the peer holding addr.
+func (s *peerState) blockFor(addr netip.Addr) []string {
+	k, ok := s.byAddr[addr.Unmap()]
+	if !ok {
+		return nil
+	}
+	return s.block[k]
 }
 
 // allowedIPs parses the prefixes that lie inside a pool, sorted.

@@ -9,6 +9,7 @@ import (
 
 	"veil/internal/account"
 	"veil/internal/apitypes"
+	"veil/internal/config"
 	"veil/internal/gateway"
 	"veil/internal/resolver"
 )
@@ -21,6 +22,10 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	lists, err := config.ParseBlocklists(s.Config.DNSBlocklists)
+	if err != nil {
+		return err
+	}
 	g, err := gateway.NewWithResolver(gateway.Config{
 		ControlURL:  s.URL(),
 		Token:       token,
@@ -29,9 +34,10 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 		EgressAllow: s.Config.EgressPrefixes(),
 		Logger:      s.log, // the gateway adds its own component attribute
 	}, resolver.Config{
-		RootHints: s.Config.DNSRootHints,
-		Port:      s.Config.DNSUpstreamPort,
-		Logger:    s.log.With("component", "resolver"),
+		RootHints:  s.Config.DNSRootHints,
+		Port:       s.Config.DNSUpstreamPort,
+		Blocklists: lists,
+		Logger:     s.log, // the resolver adds its own component attribute
 	})
 	if err != nil {
 		return fmt.Errorf("starting the built-in gateway: %w", err)

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // active is the SQL form of Account.Active for accounts rows, with the
@@ -60,10 +62,11 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 				return false, err
 			}
 		}
-		dev = &Device{AccountID: nd.AccountID, Name: nd.Name, PublicKey: nd.PublicKey, AddrIndex: idx, CreatedAt: now}
-		err = tx.QueryRowContext(ctx, `INSERT INTO devices (account_id, name, public_key, addr_index, in_map, peer_version, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			nd.AccountID, nd.Name, nd.PublicKey, idx, in, version, s.ts(now)).Scan(&dev.ID)
+		dev = &Device{AccountID: nd.AccountID, Name: nd.Name, PublicKey: nd.PublicKey, AddrIndex: idx,
+			Block: splitBlock(joinBlock(nd.Block)), CreatedAt: now}
+		err = tx.QueryRowContext(ctx, `INSERT INTO devices (account_id, name, public_key, addr_index, in_map, peer_version, block, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+			nd.AccountID, nd.Name, nd.PublicKey, idx, in, version, joinBlock(nd.Block), s.ts(now)).Scan(&dev.ID)
 		return in, err
 	})
 	switch {
@@ -108,7 +111,7 @@ func freeIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) (int64, error) {
 
 // Devices lists an account's devices by id.
 func (s *sqlStore) Devices(ctx context.Context, accountID int64) ([]Device, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, account_id, name, public_key, addr_index, created_at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at
 		FROM devices WHERE account_id = $1 ORDER BY id`, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("listing devices: %w", err)
@@ -117,9 +120,11 @@ func (s *sqlStore) Devices(ctx context.Context, accountID int64) ([]Device, erro
 	var ds []Device
 	for rows.Next() {
 		var d Device
-		if err := rows.Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, timeCol{&d.CreatedAt}); err != nil {
+		var block string
+		if err := rows.Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}); err != nil {
 			return nil, fmt.Errorf("listing devices: %w", err)
 		}
+		d.Block = splitBlock(block)
 		ds = append(ds, d)
 	}
 	if err := rows.Err(); err != nil {
@@ -133,12 +138,14 @@ func (s *sqlStore) Devices(ctx context.Context, accountID int64) ([]Device, erro
 func deviceInTx(ctx context.Context, tx *sql.Tx, accountID, deviceID int64) (*Device, bool, error) {
 	var d Device
 	var in bool
-	err := tx.QueryRowContext(ctx, `SELECT id, account_id, name, public_key, addr_index, created_at, in_map
+	var block string
+	err := tx.QueryRowContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at, in_map
 		FROM devices WHERE id = $1 AND account_id = $2`, deviceID, accountID).
-		Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, timeCol{&d.CreatedAt}, &in)
+		Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}, &in)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, ErrNotFound
 	}
+	d.Block = splitBlock(block)
 	return &d, in, err
 }
 
@@ -214,4 +221,49 @@ func (s *sqlStore) RekeyDevice(ctx context.Context, accountID, deviceID int64, p
 		return nil, fmt.Errorf("rekeying device: %w", err)
 	}
 	return dev, nil
+}
+
+// SetDeviceBlock replaces a device's DNS blocking categories; a device in
+// the peer map gets a new peer version so gateways pick the change up.
+func (s *sqlStore) SetDeviceBlock(ctx context.Context, accountID, deviceID int64, block []string) (*Device, error) {
+	var dev *Device
+	_, err := s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
+		d, in, err := deviceInTx(ctx, tx, accountID, deviceID)
+		if err != nil {
+			return false, err
+		}
+		dev = d
+		joined := joinBlock(block)
+		if joined == joinBlock(d.Block) {
+			return false, nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE devices SET block = $1,
+			peer_version = CASE WHEN in_map THEN $2 ELSE peer_version END WHERE id = $3`, joined, next, deviceID); err != nil {
+			return false, err
+		}
+		d.Block = splitBlock(joined)
+		return in, nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("setting device blocking: %w", err)
+	}
+	return dev, nil
+}
+
+// joinBlock stores categories as one sorted, de-duplicated, comma-joined
+// string.
+func joinBlock(cats []string) string {
+	c := slices.Clone(cats)
+	slices.Sort(c)
+	return strings.Join(slices.Compact(c), ",")
+}
+
+func splitBlock(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

@@ -19,7 +19,7 @@ func (s *sqlStore) PeersSince(ctx context.Context, since int64) (*PeerChanges, e
 			return err
 		}
 		pc.Full = since <= 0 || since < floor || since > pc.Version
-		q := `SELECT d.public_key, d.addr_index, a.plan FROM devices d JOIN accounts a ON a.id = d.account_id
+		q := `SELECT d.public_key, d.addr_index, a.plan, d.block FROM devices d JOIN accounts a ON a.id = d.account_id
 			WHERE d.in_map AND d.peer_version > $1 ORDER BY d.addr_index`
 		after := since
 		if pc.Full {
@@ -32,9 +32,11 @@ func (s *sqlStore) PeersSince(ctx context.Context, since int64) (*PeerChanges, e
 		defer rows.Close()
 		for rows.Next() {
 			var p Peer
-			if err := rows.Scan(&p.PublicKey, &p.AddrIndex, &p.Plan); err != nil {
+			var block string
+			if err := rows.Scan(&p.PublicKey, &p.AddrIndex, &p.Plan, &block); err != nil {
 				return err
 			}
+			p.Block = splitBlock(block)
 			pc.Peers = append(pc.Peers, p)
 		}
 		if err := rows.Err(); err != nil || pc.Full {

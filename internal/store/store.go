@@ -42,7 +42,12 @@ type Account struct {
 	TrialUntil       time.Time // zero when no trial
 	MarketingConsent bool
 	Restricted       bool
-	CreatedAt        time.Time
+	// LegalHold suspends every retention deletion of the account and its
+	// support tickets.
+	LegalHold bool
+	// LastUsed is the day (midnight UTC) of the last login; zero: never.
+	LastUsed  time.Time
+	CreatedAt time.Time
 }
 
 // Active reports whether the account may hold tunnels at time now.
@@ -58,6 +63,7 @@ type AccountUpdate struct {
 	TrialUntil       *time.Time
 	MarketingConsent *bool
 	Restricted       *bool
+	LegalHold        *bool
 	CodeHash         []byte // nil: unchanged
 }
 
@@ -70,6 +76,9 @@ type Device struct {
 	Name      string
 	PublicKey string // base64, as wg(8) prints it
 	AddrIndex int64
+	// Block lists the DNS blocking categories the device chose ("ads",
+	// "trackers", …), applied by the gateways' resolvers.
+	Block     []string
 	CreatedAt time.Time
 }
 
@@ -84,6 +93,8 @@ type NewDevice struct {
 	// MinIndex and MaxIndex bound AddrIndex (inclusive); the lowest free
 	// index is taken so addresses freed by deletion are reused.
 	MinIndex, MaxIndex int64
+	// Block is the device's DNS blocking categories.
+	Block []string
 }
 
 // Session is a bearer token's record; only the token's hash is stored.
@@ -124,6 +135,7 @@ type Peer struct {
 	PublicKey string
 	AddrIndex int64
 	Plan      string
+	Block     []string
 }
 
 // PeerChanges is the peer map since a version. When Full is set, Peers is
@@ -168,6 +180,9 @@ type Store interface {
 	DeleteDevice(ctx context.Context, accountID, deviceID int64) error
 	// RekeyDevice replaces a device's public key, keeping its addresses.
 	RekeyDevice(ctx context.Context, accountID, deviceID int64, publicKey string) (*Device, error)
+	// SetDeviceBlock replaces a device's DNS blocking categories; the peer
+	// map carries the change to the gateways.
+	SetDeviceBlock(ctx context.Context, accountID, deviceID int64, block []string) (*Device, error)
 
 	// CreateSession stores a session.
 	CreateSession(ctx context.Context, s Session) error
@@ -214,4 +229,80 @@ type Store interface {
 
 	// Close releases the database.
 	Close() error
+
+	// --- Privacy engine (issue 6): retention, rights, mail, support,
+	// client counters and policy versions. Types in privacy.go. ---
+
+	// AccountsByEmail returns the accounts holding email (compared without
+	// case), by id.
+	AccountsByEmail(ctx context.Context, email string) ([]Account, error)
+	// AccountsWithEmail returns every account that has an email, by id.
+	AccountsWithEmail(ctx context.Context) ([]Account, error)
+	// TouchAccount records that the account was used at; only the day is
+	// kept.
+	TouchAccount(ctx context.Context, id int64, at time.Time) error
+	// AccountRows returns every stored row that belongs to the account,
+	// by table, each row mapping column to value (times as UTC time.Time,
+	// flags as bool, binary as hex), for the right of access: a column
+	// added later is exported without changing the exporter.
+	AccountRows(ctx context.Context, accountID int64) (map[string][]map[string]any, error)
+	// DeleteUnusedAccounts removes the accounts not on legal hold whose
+	// paid time, trial time, last use and creation all lie before cutoff,
+	// with everything that cascades; their devices leave the peer map. It
+	// returns how many went.
+	DeleteUnusedAccounts(ctx context.Context, cutoff time.Time) (int, error)
+	// PrunePeerHistory deletes peer-map tombstones of keys removed before
+	// cutoff (raising the history floor so that gateways behind it get the
+	// full map), returning how many went.
+	PrunePeerHistory(ctx context.Context, cutoff time.Time) (int, error)
+
+	// PublishPolicy stores a new policy version; it fills in p.ID.
+	PublishPolicy(ctx context.Context, p *PolicyVersion) (int64, error)
+	// PolicyVersions lists every published version, oldest first.
+	PolicyVersions(ctx context.Context) ([]PolicyVersion, error)
+
+	// QueueMail adds a message to the outbox; it fills in m.ID.
+	QueueMail(ctx context.Context, m *Mail) (int64, error)
+	// DueMail returns up to limit messages whose next attempt is due at now,
+	// oldest first.
+	DueMail(ctx context.Context, now time.Time, limit int) ([]Mail, error)
+	// AccountMail returns the account's messages waiting in the outbox.
+	AccountMail(ctx context.Context, accountID int64) ([]Mail, error)
+	// DeleteMail removes a message (sent, or given up); removing an
+	// unknown one is not an error.
+	DeleteMail(ctx context.Context, id int64) error
+	// RetryMail records a failed attempt and when to try next.
+	RetryMail(ctx context.Context, id int64, attempts int, next time.Time) error
+	// DeleteMailBefore removes messages queued before cutoff (never sent),
+	// returning how many went.
+	DeleteMailBefore(ctx context.Context, cutoff time.Time) (int, error)
+
+	// CreateTicket stores a ticket with its first message; it fills in
+	// t.ID. ErrNotFound when t.AccountID names no account.
+	CreateTicket(ctx context.Context, t *Ticket, first TicketMessage) (int64, error)
+	// AddTicketMessage appends a message and sets the ticket's status,
+	// or ErrNotFound.
+	AddTicketMessage(ctx context.Context, ticketID int64, m TicketMessage, status string) error
+	// Ticket returns a ticket with its messages, or ErrNotFound.
+	Ticket(ctx context.Context, id int64) (*Ticket, error)
+	// TicketByTokenHash returns a ticket with its messages, or ErrNotFound.
+	TicketByTokenHash(ctx context.Context, hash []byte) (*Ticket, error)
+	// Tickets lists tickets without messages, newest activity first; an
+	// empty status lists all.
+	Tickets(ctx context.Context, status string) ([]Ticket, error)
+	// AccountTickets returns the account's tickets with their messages.
+	AccountTickets(ctx context.Context, accountID int64) ([]Ticket, error)
+	// DeleteSupportBefore removes messages written before cutoff and
+	// tickets without activity since, except those of accounts on legal
+	// hold, returning how many of each went.
+	DeleteSupportBefore(ctx context.Context, cutoff time.Time) (tickets, messages int, err error)
+
+	// CountClient adds one to the aggregate count of (day, osVersion,
+	// appVersion); day is YYYY-MM-DD.
+	CountClient(ctx context.Context, day, osVersion, appVersion string) error
+	// ClientCounts lists the counts by day, OS version and app version.
+	ClientCounts(ctx context.Context) ([]ClientCount, error)
+	// DeleteClientCountsBefore removes the counts of days before day,
+	// returning how many rows went.
+	DeleteClientCountsBefore(ctx context.Context, day string) (int, error)
 }

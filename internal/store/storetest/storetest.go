@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -34,6 +35,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"AddressReuse", testAddressReuse},
 		{"DuplicateKey", testDuplicateKey},
 		{"Rekey", testRekey},
+		{"DeviceBlock", testDeviceBlock},
 		{"Sessions", testSessions},
 		{"Gateways", testGateways},
 		{"PeerMap", testPeerMap},
@@ -391,6 +393,46 @@ func testRekey(t *testing.T, open func(testing.TB) store.Store) {
 	}
 }
 
+func testDeviceBlock(t *testing.T, open func(testing.TB) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := newAccount(t, s, base().Add(time.Hour))
+	d, err := s.CreateDevice(ctx, store.NewDevice{AccountID: a.ID, PublicKey: newKey(t), MaxDevices: 5,
+		MinIndex: 2, MaxIndex: 100, Block: []string{"trackers", "ads", "ads"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(d.Block, []string{"ads", "trackers"}) {
+		t.Errorf("created with block %q, want [ads trackers]", d.Block)
+	}
+	pc := peersSince(t, s, 0)
+	if len(pc.Peers) != 1 || !slices.Equal(pc.Peers[0].Block, []string{"ads", "trackers"}) {
+		t.Errorf("peer map block = %+v", pc.Peers)
+	}
+	v := version(t, s)
+	got, err := s.SetDeviceBlock(ctx, a.ID, d.ID, []string{"malware"})
+	if err != nil || !slices.Equal(got.Block, []string{"malware"}) {
+		t.Fatalf("SetDeviceBlock = %+v, %v", got, err)
+	}
+	pc = peersSince(t, s, v)
+	if pc.Full || len(pc.Peers) != 1 || !slices.Equal(pc.Peers[0].Block, []string{"malware"}) || len(pc.Removed) != 0 {
+		t.Errorf("delta after a block change = %+v", pc)
+	}
+	if _, err := s.SetDeviceBlock(ctx, a.ID, d.ID, []string{"malware"}); err != nil || version(t, s) != v+1 {
+		t.Errorf("same block again: %v, version %d (want unchanged %d)", err, version(t, s), v+1)
+	}
+	devs, err := s.Devices(ctx, a.ID)
+	if err != nil || len(devs) != 1 || !slices.Equal(devs[0].Block, []string{"malware"}) {
+		t.Errorf("Devices = %+v, %v", devs, err)
+	}
+	if got, err := s.SetDeviceBlock(ctx, a.ID, d.ID, nil); err != nil || len(got.Block) != 0 {
+		t.Errorf("clearing block: %+v, %v", got, err)
+	}
+	b := newAccount(t, s, base().Add(time.Hour))
+	_, err = s.SetDeviceBlock(ctx, b.ID, d.ID, []string{"ads"})
+	wantErr(t, "block change by another account", err, store.ErrNotFound)
+}
+
 func testSessions(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
 	ctx := t.Context()
@@ -568,7 +610,7 @@ func testPeerMap(t *testing.T, open func(testing.TB) store.Store) {
 			d1.PublicKey: {PublicKey: d1.PublicKey, AddrIndex: d1.AddrIndex, Plan: store.PlanPremium},
 			d2.PublicKey: {PublicKey: d2.PublicKey, AddrIndex: d2.AddrIndex, Plan: store.PlanFree},
 		}[p.PublicKey]
-		if p != want {
+		if !reflect.DeepEqual(p, want) {
 			t.Errorf("peer %+v, want %+v", p, want)
 		}
 	}
@@ -684,7 +726,7 @@ func testPlanChange(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatal(err)
 	}
 	pc := peersSince(t, s, v)
-	if len(pc.Peers) != 1 || pc.Peers[0] != (store.Peer{PublicKey: d.PublicKey, AddrIndex: d.AddrIndex, Plan: store.PlanFree}) {
+	if len(pc.Peers) != 1 || !reflect.DeepEqual(pc.Peers[0], store.Peer{PublicKey: d.PublicKey, AddrIndex: d.AddrIndex, Plan: store.PlanFree}) {
 		t.Errorf("delta after a plan change = %+v", pc)
 	}
 	if err := s.UpdateAccount(ctx, a.ID, store.AccountUpdate{Plan: &free}); err != nil || version(t, s) != v+1 {
@@ -921,7 +963,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	want := map[string][]string{
 		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at"},
-		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at"},
+		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block"},
 		"sessions":        {"token_hash", "account_id", "expires_at"},
 		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at"},
 		"peer_version":    {"id", "version", "history_floor"},
