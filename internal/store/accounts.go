@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-const accountCols = "id, code_hash, email, plan, paid_until, trial_until, marketing_consent, restricted, created_at"
+const accountCols = "id, code_hash, email, plan, paid_until, trial_until, marketing_consent, restricted, legal_hold, last_used, created_at"
 
 func scanAccount(row interface{ Scan(...any) error }) (*Account, error) {
 	var a Account
 	var email sql.NullString
 	if err := row.Scan(&a.ID, &a.CodeHash, &email, &a.Plan, timeCol{&a.PaidUntil}, timeCol{&a.TrialUntil},
-		&a.MarketingConsent, &a.Restricted, timeCol{&a.CreatedAt}); err != nil {
+		&a.MarketingConsent, &a.Restricted, &a.LegalHold, timeCol{&a.LastUsed}, timeCol{&a.CreatedAt}); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -45,10 +45,10 @@ func (s *sqlStore) CreateAccount(ctx context.Context, a *Account) (int64, error)
 	var id int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, `INSERT INTO accounts
-			(code_hash, email, plan, paid_until, trial_until, marketing_consent, restricted, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+			(code_hash, email, plan, paid_until, trial_until, marketing_consent, restricted, legal_hold, last_used, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
 			a.CodeHash, nullString(a.Email), a.Plan, s.ts(a.PaidUntil), s.ts(a.TrialUntil),
-			a.MarketingConsent, a.Restricted, s.ts(created)).Scan(&id)
+			a.MarketingConsent, a.Restricted, a.LegalHold, s.ts(day(a.LastUsed)), s.ts(created)).Scan(&id)
 	})
 	if isUnique(err, "accounts", "code_hash") {
 		return 0, ErrCodeCollision
@@ -109,6 +109,9 @@ func (s *sqlStore) UpdateAccount(ctx context.Context, id int64, u AccountUpdate)
 	}
 	if u.Restricted != nil {
 		add("restricted", *u.Restricted)
+	}
+	if u.LegalHold != nil {
+		add("legal_hold", *u.LegalHold)
 	}
 	if u.CodeHash != nil {
 		if len(u.CodeHash) == 0 {

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"veil/internal/store"
 	"veil/internal/store/storetest"
@@ -61,48 +58,11 @@ func (op *opener) open(tb testing.TB) store.Store {
 	return s
 }
 
-func sqliteDB(tb testing.TB) string {
-	tb.Helper()
-	return filepath.Join(tb.TempDir(), "veil.db")
-}
+func sqliteDB(tb testing.TB) string { return storetest.SQLitePath(tb) }
 
-// postgresDB creates a database of its own for tb on the server in
-// VEIL_TEST_POSTGRES and drops it in Cleanup. Without that variable the
-// test skips, or fails under CI=true, where PostgreSQL must be tested.
-func postgresDB(tb testing.TB) string {
-	tb.Helper()
-	base := os.Getenv("VEIL_TEST_POSTGRES")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("VEIL_TEST_POSTGRES is not set: CI must run the PostgreSQL store tests (scripts/test.sh starts a server)")
-		}
-		tb.Skip("VEIL_TEST_POSTGRES is not set; skipping PostgreSQL (scripts/test.sh starts a throwaway server)")
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("VEIL_TEST_POSTGRES: %v", err)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	name := fmt.Sprintf("veil_test_%x", b)
-	admin := func(stmt string) {
-		tb.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			tb.Fatalf("connecting to VEIL_TEST_POSTGRES: %v", err)
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, stmt); err != nil {
-			tb.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	admin("CREATE DATABASE " + name)
-	tb.Cleanup(func() { admin("DROP DATABASE " + name + " WITH (FORCE)") })
-	u.Path = "/" + name
-	return u.String()
-}
+// postgresDB is storetest.PostgresURL: a fresh database of tb's own, or a
+// skip without VEIL_TEST_POSTGRES.
+func postgresDB(tb testing.TB) string { return storetest.PostgresURL(tb) }
 
 func TestSQLite(t *testing.T) {
 	t.Parallel()
@@ -119,12 +79,7 @@ func TestPostgres(t *testing.T) {
 
 // dialects runs f on each database, as subtests.
 func dialects(t *testing.T, f func(t *testing.T, newDB func(testing.TB) string)) {
-	for _, d := range []struct {
-		name  string
-		newDB func(testing.TB) string
-	}{{"sqlite", sqliteDB}, {"postgres", postgresDB}} {
-		t.Run(d.name, func(t *testing.T) { f(t, d.newDB) })
-	}
+	storetest.Dialects(t, f)
 }
 
 func TestMigrations(t *testing.T) {

@@ -962,13 +962,19 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at"},
+		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used"},
 		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block"},
 		"sessions":        {"token_hash", "account_id", "expires_at"},
 		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at"},
 		"peer_version":    {"id", "version", "history_floor"},
 		"peer_tombstones": {"public_key", "version", "removed_at"},
 		"schema_version":  {"version"},
+		// Privacy engine (0003).
+		"policy_versions":  {"id", "published_at", "prose", "body"},
+		"mail_outbox":      {"id", "kind", "account_id", "to_addr", "subject", "body", "attempts", "next_attempt_at", "created_at"},
+		"support_tickets":  {"id", "account_id", "email", "token_hash", "subject", "status", "created_at", "updated_at"},
+		"support_messages": {"id", "ticket_id", "from_operator", "body", "created_at"},
+		"client_counters":  {"day", "os_version", "app_version", "count"},
 	}
 	if fmt.Sprint(schema) != fmt.Sprint(want) {
 		t.Errorf("Schema() =\n%v\nwant\n%v", schema, want)
