@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# Benchmark (issue 3, point 8): iperf3 through three network namespaces,
+# client — gateway — internet, joined only by veth pairs, side by side in
+# one run:
+#   veth         plain routing through the gateway namespace (the limit)
+#   wg           plain wireguard-go (bench/tunnel/wgplain, the same module
+#                version as Veil) configured with `wg`, forwarding and an
+#                nftables masquerade on the gateway
+#   veil-tun     `veil connect --mode tun` (kill switch on, the default) to
+#                `veil gateway --mode tun`
+#   veil-tun/ns  `veil connect --mode tun` to `veil serve`'s built-in
+#                netstack gateway
+#   veil-proxy   `veil connect --mode proxy` to `veil gateway --mode tun`;
+#                iperf3 speaks no SOCKS, so bench/tunnel/socksrelay carries
+#                its connections through the SOCKS5 proxy: TCP only
+#   veil-proxy/ns  the same to the built-in netstack gateway
+# For each: one TCP stream and one UDP stream (receiver's Mbit/s and loss),
+# and CPU seconds per Gbit transferred: of the tunnel's own processes
+# (client and gateway, from /proc/PID/stat) and of the whole host (from
+# /proc/stat: iperf3, the kernel and anything else running).
+# Prints a Markdown table of medians over ROUNDS rounds; in each round
+# every path runs once, so that load from elsewhere spreads over all.
+#
+# Run as root:  bench/tunnel/run.sh
+# Environment:
+#   DURATION  seconds per iperf3 run, default 10;  ROUNDS default 3
+#   UDP_RATE  iperf3 -b for UDP, default 0 (as fast as the sender can);
+#             UDP_LEN datagram payload, default 1360 (fits every path's MTU)
+#   PATHS     which paths, default "veth wg veil-tun veil-tun/ns veil-proxy veil-proxy/ns"
+#   VEIL_SRC  source tree veil is built from, default this repository
+#   VEIL_BENCH_INSTALL=1  apt-get install what is missing (nothing otherwise)
+#   KEEP_LOGS=1  keep the temporary directory (logs, iperf3 JSON)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+dur=${DURATION:-10} rounds=${ROUNDS:-3}
+udp_rate=${UDP_RATE:-0} udp_len=${UDP_LEN:-1360}
+paths=${PATHS:-"veth wg veil-tun veil-tun/ns veil-proxy veil-proxy/ns"}
+src=${VEIL_SRC:-$repo}
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root (network namespaces)" >&2; exit 1; }
+declare -A need=([ip]=iproute2 [nft]=nftables [wg]=wireguard-tools [iperf3]=iperf3 [jq]=jq [curl]=curl)
+missing=()
+for c in "${!need[@]}"; do command -v "$c" >/dev/null || missing+=("${need[$c]}"); done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "${VEIL_BENCH_INSTALL:-}" = 1 ]; then
+		apt-get install -y --no-install-recommends "${missing[@]}"
+	else
+		echo "run.sh: missing ${missing[*]} (apt-get install them, or set VEIL_BENCH_INSTALL=1)" >&2
+		exit 1
+	fi
+fi
+
+id=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+C=vbc$id G=vbg$id I=vbi$id
+wpc=wpc$id wpg=wpg$id # wireguard-go interfaces; their UAPI sockets are host-wide
+tmp=$(mktemp -d /tmp/veil-bench-tunnel.XXXXXX)
+pids=()
+client_states=()
+
+cleanup() {
+	set +e
+	for st in "${client_states[@]}"; do
+		ip netns exec "$C" "$tmp/veil" disconnect --state "$st" >/dev/null 2>&1
+	done
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.5
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for ns in "$C" "$G" "$I"; do
+		ip netns del "$ns" 2>/dev/null
+		rm -rf "/etc/netns/$ns"
+	done
+	rm -f "/var/run/wireguard/$wpc.sock" "/var/run/wireguard/$wpg.sock"
+	if [ "${KEEP_LOGS:-}" = 1 ]; then echo "logs: $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "run.sh: $*" >&2; }
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# bg NS LOGNAME CMD...: a long-lived process in NS; its PID in $bgpid.
+bg() {
+	local ns=$1 name=$2; shift 2
+	ip netns exec "$ns" "$@" >"$tmp/$name.log" 2>&1 &
+	bgpid=$!
+	pids+=("$bgpid")
+}
+
+log "building veil from $src and the bench tools"
+(cd "$src" && go build -o "$tmp/veil" ./cmd/veil)
+go build -o "$tmp/" ./bench/tunnel/wgplain ./bench/tunnel/socksrelay
+veil=$tmp/veil
+
+# --- topology: the addresses of integration/netns ---------------------------
+client4=192.0.2.1 gwin4=192.0.2.2 gwout4=198.51.100.1 inet4=198.51.100.2
+control=http://$gwin4:8080
+for ns in "$C" "$G" "$I"; do
+	# `ip netns exec` mounts this over /etc/resolv.conf: the client's DNS
+	# setting in tun mode can never touch the host's.
+	mkdir -p "/etc/netns/$ns"
+	echo "nameserver 192.0.2.53" >"/etc/netns/$ns/resolv.conf"
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+done
+ip -n "$C" link add c0 type veth peer name g0 netns "$G"
+ip -n "$G" link add g1 type veth peer name i0 netns "$I"
+ip -n "$C" addr add $client4/24 dev c0 && ip -n "$C" link set c0 up
+ip -n "$G" addr add $gwin4/24 dev g0 && ip -n "$G" link set g0 up
+ip -n "$G" addr add $gwout4/24 dev g1 && ip -n "$G" link set g1 up
+ip -n "$I" addr add $inet4/24 dev i0 && ip -n "$I" link set i0 up
+ip -n "$C" route add default via $gwin4
+ip -n "$I" route add default via $gwout4
+nsx "$G" sysctl -qw net.ipv4.ip_forward=1
+
+bg "$I" iperf3-server iperf3 -s -B $inet4 -p 5201
+for _ in $(seq 50); do nsx "$I" bash -c "exec 3<>/dev/tcp/$inet4/5201" 2>/dev/null && break; sleep 0.1; done
+
+# --- measurement --------------------------------------------------------------
+ticks() { # PID... -> summed utime+stime of the processes, in clock ticks
+	local t=0 p f
+	for p in "$@"; do
+		f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
+		t=$((t + $(echo "$f" | awk '{print $12 + $13}')))
+	done
+	echo "$t"
+}
+host_busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+hz=$(getconf CLK_TCK)
+results=$tmp/results.tsv
+: >"$results"
+
+# measure PATH PROTO ROUND TARGET PORT PIDS...: one iperf3 run from the
+# client namespace; appends PATH PROTO ROUND Mbit/s loss% cpu/Gbit host/Gbit.
+measure() {
+	local path=$1 proto=$2 round=$3 target=$4 port=$5; shift 5
+	local args=(-c "$target" -p "$port" -t "$dur" -J)
+	[ "$proto" = udp ] && args+=(-u -b "$udp_rate" -l "$udp_len")
+	local out=$tmp/$(echo "$path" | tr / _)-$proto-$round.json
+	local t0 h0 t1 h1
+	t0=$(ticks "$@") h0=$(host_busy)
+	if ! nsx "$C" timeout $((dur + 30)) iperf3 "${args[@]}" >"$out" 2>"${out%.json}.err"; then
+		log "$path $proto round $round: iperf3 failed: $(jq -r '.error // empty' "$out" 2>/dev/null || head -c 300 "$out")"
+		printf '%s\t%s\t%s\tNA\tNA\tNA\tNA\n' "$path" "$proto" "$round" >>"$results"
+		return 0
+	fi
+	t1=$(ticks "$@") h1=$(host_busy)
+	jq -r --arg path "$path" --arg proto "$proto" --arg round "$round" \
+		--argjson cpu "$(( t1 - t0 ))" --argjson host "$(( h1 - h0 ))" --argjson hz "$hz" --argjson npids $# '
+		.end.sum_received as $r
+		| ($r.bytes * 8 / 1e9) as $gbit
+		| [$path, $proto, $round,
+		   ($r.bits_per_second / 1e6 | floor),
+		   (if $proto == "udp" then ($r.lost_percent * 100 | round) / 100 else "-" end),
+		   (if $npids == 0 then "-" else ($cpu / $hz / $gbit * 100 | round) / 100 end),
+		   ($host / $hz / $gbit * 100 | round) / 100]
+		| @tsv' "$out" >>"$results"
+	tail -1 "$results" | awk -F'\t' '{printf "run.sh: %-14s %s round %s: %6s Mbit/s  loss %s%%  cpu %s s/Gbit  host %s s/Gbit\n", $1, $2, $3, $4, $5, $6, $7}' >&2
+}
+
+# --- plain wireguard-go --------------------------------------------------------
+wg_up() {
+	umask 077
+	nsx "$C" wg genkey >"$tmp/wpc.key"
+	nsx "$G" wg genkey >"$tmp/wpg.key"
+	local cpub gpub
+	cpub=$(nsx "$C" wg pubkey <"$tmp/wpc.key") gpub=$(nsx "$G" wg pubkey <"$tmp/wpg.key")
+	bg "$G" wgplain-gw "$tmp/wgplain" "$wpg"; wg_gpid=$bgpid
+	bg "$C" wgplain-client "$tmp/wgplain" "$wpc"; wg_cpid=$bgpid
+	for _ in $(seq 100); do
+		[ -S "/var/run/wireguard/$wpg.sock" ] && [ -S "/var/run/wireguard/$wpc.sock" ] && break
+		sleep 0.05
+	done
+	nsx "$G" wg set "$wpg" listen-port 51830 private-key "$tmp/wpg.key" peer "$cpub" allowed-ips 10.99.0.2/32
+	nsx "$G" ip addr add 10.99.0.1/24 dev "$wpg"
+	nsx "$G" ip link set "$wpg" up
+	# What Veil's tun gateway does for its pools, without the egress guard.
+	nsx "$G" nft -f - <<-EOF
+		table inet wgbench {
+			chain post { type nat hook postrouting priority srcnat; oifname "g1" ip saddr 10.99.0.0/24 masquerade; }
+		}
+	EOF
+	nsx "$C" wg set "$wpc" private-key "$tmp/wpc.key" peer "$gpub" endpoint $gwin4:51830 allowed-ips 0.0.0.0/0 persistent-keepalive 25
+	nsx "$C" ip addr add 10.99.0.2/32 dev "$wpc"
+	nsx "$C" ip link set "$wpc" up
+	# Only the internet host's subnet through the tunnel: the endpoint
+	# stays reachable on c0 without wg-quick's policy routing.
+	nsx "$C" ip route add $inet4/32 dev "$wpc"
+	# persistent-keepalive starts the handshake at once.
+	for _ in $(seq 100); do
+		[ "$(nsx "$C" wg show "$wpc" latest-handshakes | awk '{print $2}')" != 0 ] && return 0
+		sleep 0.1
+	done
+	log "plain wireguard-go: no handshake"; return 1
+}
+wg_down() {
+	kill "$wg_cpid" "$wg_gpid" 2>/dev/null || true
+	wait "$wg_cpid" "$wg_gpid" 2>/dev/null || true
+	nsx "$G" nft delete table inet wgbench 2>/dev/null || true
+}
+
+# --- Veil ----------------------------------------------------------------------
+veil_gw_pid= serve_pid=
+veil_setup() {
+	bg "$G" serve "$veil" serve --data "$tmp/serve" --http $gwin4:8080 --admin-http "" \
+		--endpoint $gwin4:51820 --location zz-tst --gateway-name builtin \
+		--egress-allow 198.51.100.0/24 --log-level warn
+	serve_pid=$bgpid
+	for _ in $(seq 100); do nsx "$G" curl -fsS -o /dev/null $control/healthz 2>/dev/null && break; sleep 0.1; done
+	local token code
+	token=$(nsx "$G" "$veil" admin gateway add vgw --location zz-vgw --endpoint $gwin4:51822 \
+		--control $control --data "$tmp/serve")
+	bg "$G" gateway "$veil" gateway --control $control --token "$token" --mode tun \
+		--wg-port 51822 --tun-name vgw0 --egress-allow 198.51.100.0/24 --log-level warn
+	veil_gw_pid=$bgpid
+	for _ in $(seq 100); do
+		[ "$(nsx "$G" curl -fsS $control/api/v1/servers 2>/dev/null |
+			jq '[.[] | select(.online and .public_key != "")] | length')" = 2 ] && break
+		sleep 0.1
+	done
+	code=$(nsx "$G" "$veil" admin account create --days 30 --control $control --data "$tmp/serve")
+	client_states+=("$tmp/client")
+	nsx "$C" "$veil" login "$code" --control $control --state "$tmp/client" >/dev/null
+}
+veil_up() { # MODE LOCATION -> $veil_cpid
+	nsx "$C" "$veil" connect --mode "$1" --location "$2" --state "$tmp/client" --timeout 15s \
+		--socks 127.0.0.1:1080 --http-proxy off >/dev/null
+	veil_cpid=$(nsx "$C" "$veil" status --json --state "$tmp/client" | jq .pid)
+}
+veil_down() { nsx "$C" "$veil" disconnect --state "$tmp/client" >/dev/null; }
+
+relay_up() {
+	bg "$C" socksrelay "$tmp/socksrelay" -listen 127.0.0.1:15201 -socks 127.0.0.1:1080 -to $inet4:5201
+	relay_pid=$bgpid
+	for _ in $(seq 50); do nsx "$C" bash -c 'exec 3<>/dev/tcp/127.0.0.1/15201' 2>/dev/null && return 0; sleep 0.1; done
+	return 1
+}
+relay_down() { kill "$relay_pid" 2>/dev/null || true; wait "$relay_pid" 2>/dev/null || true; }
+
+# --- the run -------------------------------------------------------------------
+case " $paths " in *" veil-"*) veil_setup ;; esac
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+log "namespaces $C $G $I; ${dur}s per run, $rounds rounds; load average $load_start"
+for r in $(seq "$rounds"); do
+	for p in $paths; do
+		case $p in
+		veth)
+			measure veth tcp "$r" $inet4 5201
+			measure veth udp "$r" $inet4 5201 ;;
+		wg)
+			wg_up
+			measure wg tcp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
+			measure wg udp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
+			wg_down ;;
+		veil-tun | veil-tun/ns)
+			gw=$veil_gw_pid loc=vgw
+			[ "$p" = veil-tun/ns ] && gw=$serve_pid loc=builtin
+			veil_up tun "$loc"
+			measure "$p" tcp "$r" $inet4 5201 "$veil_cpid" "$gw"
+			measure "$p" udp "$r" $inet4 5201 "$veil_cpid" "$gw"
+			veil_down ;;
+		veil-proxy | veil-proxy/ns)
+			gw=$veil_gw_pid loc=vgw
+			[ "$p" = veil-proxy/ns ] && gw=$serve_pid loc=builtin
+			veil_up proxy "$loc"
+			relay_up
+			# The relay stands in for the application: not counted.
+			measure "$p" tcp "$r" 127.0.0.1 15201 "$veil_cpid" "$gw"
+			relay_down
+			veil_down ;;
+		*) log "unknown path $p"; exit 1 ;;
+		esac
+	done
+done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report ----------------------------------------------------------------------
+median() { sort -g | awk '{v[NR]=$1} END {if (NR == 0) print "NA"; else print v[int((NR+1)/2)]}'; }
+col() { # PATH PROTO COLUMN -> median of that column over rounds (NA skipped)
+	awk -F'\t' -v p="$1" -v q="$2" -v c="$3" '$1==p && $2==q && $c!="NA" {print $c}' "$results" | median
+}
+runs() { awk -F'\t' -v p="$1" -v q="$2" '$1==p && $2==q {printf "%s%s", sep, $4; sep=", "}' "$results"; }
+echo
+echo "iperf3 ${dur}s, one stream; UDP -b $udp_rate -l $udp_len; median of $rounds rounds; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average $load_start at start, $load_end at end; $(uname -r)"
+echo
+echo "| Path | Proto | Mbit/s (median) | runs | UDP loss % | tunnel CPU s/Gbit | host CPU s/Gbit |"
+echo "|---|---|---:|---|---:|---:|---:|"
+for p in $paths; do
+	for q in tcp udp; do
+		case $p in veil-proxy*) [ $q = udp ] && continue ;; esac
+		echo "| $p | $q | $(col "$p" $q 4) | $(runs "$p" $q) | $(col "$p" $q 5) | $(col "$p" $q 6) | $(col "$p" $q 7) |"
+	done
+done
+echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.0f%%", 100 * a / b }'; }
+has() { case " $paths " in *" $1 "*) return 0 ;; esac; return 1; }
+for q in tcp udp; do
+	has wg && has veil-tun && echo "- veil-tun / wg, $q: $(ratio "$(col veil-tun $q 4)" "$(col wg $q 4)") (target >= 95%)"
+done
+has veil-tun && has veil-proxy && echo "- veil-proxy / veil-tun, tcp: $(ratio "$(col veil-proxy tcp 4)" "$(col veil-tun tcp 4)") (target >= 50%)"
+has veil-tun/ns && has veil-proxy/ns && echo "- veil-proxy/ns / veil-tun/ns, tcp: $(ratio "$(col veil-proxy/ns tcp 4)" "$(col veil-tun/ns tcp 4)")"
+echo
+echo "tunnel CPU: utime+stime of the client and gateway processes of the path (none for veth; the SOCKS relay not counted). host CPU: all CPUs from /proc/stat, including iperf3, the kernel and other load."
