@@ -22,6 +22,7 @@ import (
 	"veil/internal/controlplane"
 	"veil/internal/device"
 	"veil/internal/store"
+	"veil/internal/store/storetest"
 	"veil/internal/wg"
 )
 
@@ -515,5 +516,43 @@ func TestDeviceBlock(t *testing.T) {
 	}
 	if st := e.call(t, "PATCH", path, tok, `{"block":[]}`, &d); st != 200 || len(d.Block) != 0 {
 		t.Errorf("clearing: %d %+v", st, d)
+	}
+}
+
+// TestPeerMapAcrossProcesses runs two API servers over one PostgreSQL, as
+// several `veil serve` processes would: a gateway long-polling one of them
+// sees a device added through the other.
+func TestPeerMapAcrossProcesses(t *testing.T) {
+	dsn := storetest.PostgresURL(t)
+	open := func() store.Store {
+		st, err := store.Open(context.Background(), dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b := newEnv(t, open()), newEnv(t, open())
+	gw := a.addGateway(t, "gw1")
+	tok := a.login(t, a.newAccount(t, 30))
+	a.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: newPub(t)}, nil)
+	start := pollPeers(t, b.url, gw, 0, 0)
+	if start.Version == 0 || len(start.Peers) != 1 {
+		t.Fatalf("B's full map: %+v", start)
+	}
+
+	got := make(chan apitypes.PeerMap, 1)
+	go func() { got <- pollPeers(t, b.url, gw, start.Version, 30*time.Second) }()
+	key := newPub(t)
+	if st := a.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: key}, nil); st != 201 {
+		t.Fatalf("add device through A: %d", st)
+	}
+	select {
+	case m := <-got:
+		if m.Full || len(m.Peers) != 1 || m.Peers[0].PublicKey != key {
+			t.Fatalf("B's gateway got %+v", m)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("a gateway waiting on B never saw the device added through A")
 	}
 }
