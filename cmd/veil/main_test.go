@@ -54,11 +54,12 @@ func veil(t testing.TB, bin string, args ...string) (string, string, int) {
 type server struct {
 	cmd    *exec.Cmd
 	url    string
+	admin  string
 	stderr *bytes.Buffer
 	done   chan error
 }
 
-var servingRe = regexp.MustCompile(`msg=serving url=(http://\S+)`)
+var servingRe = regexp.MustCompile(`msg=serving url=(http://\S+) admin=(\S*)`)
 
 // startServe runs `veil serve` and waits for its "serving" line.
 func startServe(t testing.TB, bin string, args ...string) *server {
@@ -72,18 +73,19 @@ func startServe(t testing.TB, bin string, args ...string) *server {
 	s := &server{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait(); pw.Close() }()
 	t.Cleanup(func() { cmd.Process.Kill() })
-	found := make(chan string, 1)
+	found := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			s.stderr.WriteString(sc.Text() + "\n")
 			if m := servingRe.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+				found <- m
 			}
 		}
 	}()
 	select {
-	case s.url = <-found:
+	case m := <-found:
+		s.url, s.admin = m[1], m[2]
 	case err := <-s.done:
 		t.Fatalf("serve exited: %v", err)
 	case <-time.After(60 * time.Second):
@@ -151,7 +153,7 @@ func TestServeLifecycle(t *testing.T) {
 	bin := veilBin(t)
 	data := filepath.Join(t.TempDir(), "veil-data")
 	state := filepath.Join(t.TempDir(), "state")
-	args := []string{"--data", data, "--http", "127.0.0.1:0", "--wg-port", "0"}
+	args := []string{"--data", data, "--http", "127.0.0.1:0", "--wg-port", "0", "--admin-http", "127.0.0.1:0"}
 	srv := startServe(t, bin, args...)
 
 	fi, err := os.Stat(filepath.Join(data, "admin-token"))
@@ -243,6 +245,25 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	if _, stderr, rc := veil(t, bin, "disconnect", "--state", state); rc != 0 {
 		t.Errorf("disconnect: %s", stderr)
+	}
+
+	// The operator's metrics are aggregate, on their own listener only.
+	resp, err = http.Get(srv.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"veil_accounts 1", `veil_gateway_peers{gateway="fra1",location="de-fra"} 1`, "veil_peer_map_version"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if resp, err := http.Get(srv.url + "/metrics"); err == nil {
+		if resp.StatusCode == 200 {
+			t.Error("/metrics is served on the public listener")
+		}
+		resp.Body.Close()
 	}
 
 	srv.stop(t)

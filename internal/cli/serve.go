@@ -30,7 +30,7 @@ environment variables (VEIL_HTTP, VEIL_DB, …), then flags.`,
 			if err != nil {
 				return err
 			}
-			log.Info("serving", "url", svc.URL(), "data", cfg.DataDir)
+			log.Info("serving", "url", svc.URL(), "admin", svc.AdminURL(), "data", cfg.DataDir)
 			err = svc.Wait()
 			log.Info("stopped")
 			return err

@@ -45,15 +45,17 @@ type Service struct {
 	// when the test is off.
 	DNSLeakAddr net.Addr
 
-	log      *slog.Logger
-	closers  []func() error
-	httpSrv  *http.Server
-	httpAddr net.Addr
-	wg       sync.WaitGroup
-	errOnce  sync.Once
-	err      error
-	cancel   context.CancelFunc
-	done     chan struct{}
+	log       *slog.Logger
+	closers   []func() error
+	httpSrv   *http.Server
+	httpAddr  net.Addr
+	adminSrv  *http.Server
+	adminAddr net.Addr
+	wg        sync.WaitGroup
+	errOnce   sync.Once
+	err       error
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // Start opens the store, creates the data directory's secrets on first
@@ -107,6 +109,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		return nil, err
 	}
 	go s.shutdownOn(ctx)
+	if err := s.startAdminHTTP(); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	s.goRun(func() error { s.API.Run(ctx, 5*time.Second); return nil })
 	if cfg.BuiltinGateway {
 		if err := s.startBuiltinGateway(ctx); err != nil {
@@ -136,7 +142,7 @@ func (s *Service) startHTTP(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		// The standard library logs TLS and protocol errors with the
 		// client's address; those lines go nowhere (promise P1).
-		ErrorLog: stdlog.New(io.Discard, "", 0),
+		ErrorLog: discardLog,
 	}
 	s.goRun(func() error {
 		if err := s.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -146,6 +152,10 @@ func (s *Service) startHTTP(ctx context.Context) error {
 	})
 	return nil
 }
+
+// discardLog swallows net/http's own error lines, which name client
+// addresses (promise P1).
+var discardLog = stdlog.New(io.Discard, "", 0)
 
 // URL is the base URL of the public listener.
 func (s *Service) URL() string { return "http://" + s.httpAddr.String() }
@@ -170,6 +180,9 @@ func (s *Service) shutdownOn(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.httpSrv.Shutdown(sctx)
+	if s.adminSrv != nil {
+		s.adminSrv.Shutdown(sctx)
+	}
 	s.wg.Wait()
 	if err := s.Store.Close(); err != nil {
 		s.log.Error("closing store", "err", err)
