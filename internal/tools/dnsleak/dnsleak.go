@@ -313,6 +313,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		s.apex(m, q)
 	case isNS(s.cfg.NS, name):
 		m.Answer = s.addrs(q)
+	case len(labels) == 1:
+		// <id>.<zone> holds only the test names below it: an empty
+		// non-terminal, NODATA. NXDOMAIN would tell a QNAME-minimising
+		// resolver (RFC 9156, 8020), Veil's own among them, that no test
+		// name exists, and it would never ask for one.
+		m.Ns = []dns.RR{s.soa()}
 	case len(labels) == 2:
 		// <random>.<id>.<zone>
 		if resolver, ok := peer(w.RemoteAddr()); ok {
