@@ -12,7 +12,7 @@
 // to the moment the gateway polls again with the new version, which it
 // does right after the device has taken the change.
 //
-// Usage: go run ./bench/gateway [-peers 1000,10000,100000] [-deltas 50]
+// Usage: go run ./bench/gateway [-peers 1000,10000,60000] [-deltas 50] [-fulls 3]
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -45,7 +46,7 @@ import (
 const token = "bench-token"
 
 func main() {
-	peers := flag.String("peers", "1000,10000,100000", "peer-map sizes, comma-separated")
+	peers := flag.String("peers", "1000,10000,60000", "peer-map sizes, comma-separated (wireguard-go holds at most 65536 peers per device)")
 	deltas := flag.Int("deltas", 50, "one-peer deltas timed per size (half additions, half removals)")
 	fulls := flag.Int("fulls", 3, "full maps timed per size, each replacing 1% of the peers")
 	role := flag.String("role", "", "internal: \"gateway\" runs the gateway child")
@@ -77,13 +78,13 @@ func main() {
 
 // memStats is what the child reports after a forced GC.
 type memStats struct {
-	RSS       uint64 `json:"rss"` // VmRSS, bytes
-	HeapInuse uint64 `json:"heap_inuse"`
-	HeapAlloc uint64 `json:"heap_alloc"`
-	StackSys  uint64 `json:"stack_inuse"`
-	Sys       uint64 `json:"sys"`
-	Gorout    int    `json:"goroutines"`
-	Peers     int    `json:"peers"`
+	RSS        uint64 `json:"rss"` // VmRSS, bytes
+	HeapInuse  uint64 `json:"heap_inuse"`
+	HeapAlloc  uint64 `json:"heap_alloc"`
+	StackInuse uint64 `json:"stack_inuse"`
+	Sys        uint64 `json:"sys"`
+	Gorout     int    `json:"goroutines"`
+	Peers      int    `json:"peers"`
 }
 
 // runChild runs a netstack gateway against control and answers every
@@ -98,6 +99,7 @@ func runChild(control string) error {
 		Mode:        gateway.ModeNetstack,
 		ReportEvery: time.Hour,
 		PollWait:    time.Minute,
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return err
@@ -110,7 +112,7 @@ func runChild(control string) error {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		st := memStats{RSS: vmRSS(), HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc,
-			StackSys: ms.StackInuse, Sys: ms.Sys, Gorout: runtime.NumGoroutine()}
+			StackInuse: ms.StackInuse, Sys: ms.Sys, Gorout: runtime.NumGoroutine()}
 		if in.Text() == "peers" { // reading the count walks every peer: only when asked
 			st.Peers = g.Stats().Peers
 		}
@@ -418,12 +420,12 @@ func dur(d time.Duration) string {
 
 func printTable(rows []result) {
 	fmt.Printf("%d CPUs, %s, GOMAXPROCS %d; load average %s\n\n", runtime.NumCPU(), runtime.Version(), runtime.GOMAXPROCS(0), loadavg())
-	fmt.Println("| Peers | RSS (MiB) | Go heap in use (MiB) | goroutines | per peer (KiB RSS) | full map, empty gateway | full map, unchanged | full map, 1% churn | one-peer delta: add | one-peer delta: remove | map JSON (MiB) |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| Peers | RSS (MiB) | Go heap in use (MiB) | goroutine stacks (MiB) | goroutines | per peer (KiB RSS) | full map, empty gateway | full map, unchanged | full map, 1% churn | one-peer delta: add | one-peer delta: remove | map JSON (MiB) |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		per := float64(r.full.RSS-min(r.base.RSS, r.full.RSS)) / float64(r.n) / 1024
-		fmt.Printf("| %d | %s (empty: %s) | %s (empty: %s) | %d | %.1f | %s | %s | %s | %s | %s | %s |\n",
-			r.n, mib(r.full.RSS), mib(r.base.RSS), mib(r.full.HeapInuse), mib(r.base.HeapInuse), r.full.Gorout, per,
+		fmt.Printf("| %d | %s (empty: %s) | %s (empty: %s) | %s | %d | %.1f | %s | %s | %s | %s | %s | %s |\n",
+			r.n, mib(r.full.RSS), mib(r.base.RSS), mib(r.full.HeapInuse), mib(r.base.HeapInuse), mib(r.full.StackInuse), r.full.Gorout, per,
 			dur(r.firstFull), dur(r.fullSame), dur(median(r.fullChurn)), dur(median(r.deltaAdd)), dur(median(r.deltaDrop)),
 			mib(uint64(r.mapBytes)))
 	}
