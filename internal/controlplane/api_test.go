@@ -21,35 +21,18 @@ import (
 	"veil/internal/apitypes"
 	"veil/internal/controlplane"
 	"veil/internal/device"
+	"veil/internal/logtest"
 	"veil/internal/store"
 	"veil/internal/store/storetest"
 	"veil/internal/wg"
 )
-
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type env struct {
 	url    string
 	store  store.Store
 	api    *controlplane.Server
 	admin  string
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	dbPath string
 	now    *clock
 }
@@ -70,7 +53,7 @@ func (c *clock) Add(d time.Duration) {
 // given store.
 func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
-	e := &env{logs: &syncBuffer{}, admin: "admin-token-for-tests", now: &clock{t: time.Now().UTC()}}
+	e := &env{logs: &logtest.Buffer{}, admin: "admin-token-for-tests", now: &clock{t: time.Now().UTC()}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if st == nil {
 		e.dbPath = filepath.Join(t.TempDir(), "veil.db")

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,13 +25,14 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"veil/internal/apitypes"
+	"veil/internal/logtest"
 	"veil/internal/wg"
 )
 
 // startGateway runs a netstack gateway against control until the test ends.
-func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, resolver dns.Handler, opts ...func(*Config)) (*Gateway, *logBuffer) {
+func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, resolver dns.Handler, opts ...func(*Config)) (*Gateway, *logtest.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	cfg := Config{
 		ControlURL:  control.srv.URL,
 		Token:       testToken,
@@ -67,24 +67,6 @@ func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, reso
 		t.Fatal("gateway not ready")
 	}
 	return g, logs
-}
-
-// logBuffer collects log output for the privacy check.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // client is a WireGuard client built on wireguard-go's device directly

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,28 +19,11 @@ import (
 
 	"veil/internal/geo"
 	"veil/internal/geo/geotest"
+	"veil/internal/logtest"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/tools/myip"
 	"veil/internal/web"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestNothingAboutTheVisitorIsLogged is promise P12: every endpoint of
 // My IP and the DNS leak test is hit from a distinctive loopback address
@@ -49,7 +31,7 @@ func (s *syncBuffer) String() string {
 // file the tools could have written.
 func TestNothingAboutTheVisitorIsLogged(t *testing.T) {
 	const visitor = "127.9.8.7"
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	dir := t.TempDir()
