@@ -261,3 +261,18 @@ func (s *authServer) answer(resp *dns.Msg, name string, qtype uint16) {
 		resp.Ns = append(resp.Ns, soa)
 	}
 }
+
+// NewZone returns an authoritative handler for apex holding rrs (zone
+// file lines): referrals below delegations, answers, NODATA for names
+// that only have names below them, NXDOMAIN for the rest.
+func NewZone(apex string, rrs []string) (dns.Handler, error) {
+	s := &authServer{zone: dns.Fqdn(strings.ToLower(apex))}
+	for _, line := range rrs {
+		rr, err := dns.NewRR(line)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", line, err)
+		}
+		s.rrs = append(s.rrs, rr)
+	}
+	return s, nil
+}

@@ -33,6 +33,8 @@ func TestMain(m *testing.M) {
 		roleHTTP()
 	case "probe":
 		roleProbe()
+	case "dns":
+		roleDNS()
 	}
 	os.Exit(0)
 }

@@ -35,6 +35,8 @@ type topo struct {
 	bin     string // built veil binary
 	self    string // this test binary
 	tmp     string
+	// serveArgs are more flags for `veil serve`.
+	serveArgs []string
 }
 
 func requireNetns(t *testing.T) {
@@ -206,9 +208,10 @@ type gateway struct {
 
 func (tp *topo) startServe(t testing.TB, data string) *exec.Cmd {
 	t.Helper()
-	cmd := tp.start(t, tp.g, nil, tp.bin, "serve", "--data", data, "--http", gwIn4+":8080",
-		"--admin-http", "", "--endpoint", gwIn4+":51820", "--location", "zz-tst", "--gateway-name", "builtin",
-		"--egress-allow", "198.51.100.0/24,2001:db8:2::/64", "--log-level", "warn")
+	args := append([]string{tp.bin, "serve", "--data", data, "--http", gwIn4 + ":8080",
+		"--admin-http", "", "--endpoint", gwIn4 + ":51820", "--location", "zz-tst", "--gateway-name", "builtin",
+		"--egress-allow", "198.51.100.0/24,2001:db8:2::/64", "--log-level", "warn"}, tp.serveArgs...)
+	cmd := tp.start(t, tp.g, nil, args...)
 	tp.waitHTTP(t, tp.g, control+"/healthz")
 	return cmd
 }
@@ -282,7 +285,13 @@ func (tp *topo) login(t testing.TB, data, state string) {
 // gateway endpoint, ARP and neighbour discovery, that the client sends.
 func (tp *topo) capture(t testing.TB, wgPort string) func() []string {
 	t.Helper()
-	filter := fmt.Sprintf("not arp and not (udp and host %s and port %s) and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 136)", gwIn4, wgPort)
+	return tp.captureFilter(t, fmt.Sprintf("not arp and not (udp and host %s and port %s) and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 136)", gwIn4, wgPort))
+}
+
+// captureFilter runs tcpdump with filter on the client's veth, outbound,
+// and returns a function that stops it and returns the packets seen.
+func (tp *topo) captureFilter(t testing.TB, filter string) func() []string {
+	t.Helper()
 	// Outbound only: what the client lets out is the question.
 	cmd := tp.in(tp.c, "tcpdump", "-i", "c0", "-Q", "out", "-n", "-l", "-p", filter)
 	out, err := cmd.StdoutPipe()
