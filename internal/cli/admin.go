@@ -47,6 +47,7 @@ func newAdminCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&f.data, "data", "./veil-data", "data directory holding the admin token")
 	cmd.PersistentFlags().BoolVar(&f.json, "json", false, "print JSON")
 	cmd.AddCommand(newAdminAccountCmd(f), newAdminGatewayCmd(f))
+	cmd.AddCommand(newAdminPrivacyCmds(f)...)
 	return cmd
 }
 

@@ -56,6 +56,12 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "creating session", err)
 		return
 	}
+	// The day of the login, nothing finer, decides when an unused account
+	// is removed (privacy.RuleUnusedAccount).
+	if err := s.cfg.Store.TouchAccount(r.Context(), acc.ID, s.cfg.Now()); err != nil {
+		s.fail(w, "recording account use", err)
+		return
+	}
 	writeJSON(w, http.StatusCreated, apitypes.Session{Token: tok, ExpiresAt: exp})
 }
 
@@ -161,6 +167,10 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// deleteAccount is the right to erasure: the account goes with its
+// devices (which leave the peer map in the same transaction), sessions,
+// support tickets and queued mail, by cascade in the store. Billing
+// records, once they exist, are kept detached as the inventory says.
 func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Store.DeleteAccount(r.Context(), accountFrom(r).ID); err != nil {
 		s.fail(w, "deleting account", err)
@@ -169,27 +179,16 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Export is the right-of-access answer: everything held for the account.
-type Export struct {
-	GeneratedAt time.Time         `json:"generated_at"`
-	Account     apitypes.Account  `json:"account"`
-	Devices     []apitypes.Device `json:"devices"`
-}
-
+// exportAccount is the right of access: every category of the data
+// inventory, with all the account's rows (privacy.Exporter).
 func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request) {
-	acc := accountFrom(r)
-	v, err := s.accountView(r, acc)
-	if err != nil {
-		s.fail(w, "exporting account", err)
-		return
-	}
-	devs, err := s.devices(r, acc.ID)
+	exp, err := s.Export(r.Context(), accountFrom(r).ID)
 	if err != nil {
 		s.fail(w, "exporting account", err)
 		return
 	}
 	w.Header().Set("Content-Disposition", `attachment; filename="veil-account-export.json"`)
-	writeJSON(w, http.StatusOK, Export{GeneratedAt: s.cfg.Now().UTC(), Account: v, Devices: devs})
+	writeJSON(w, http.StatusOK, exp)
 }
 
 func (s *Server) adminCreateAccount(w http.ResponseWriter, r *http.Request) {

@@ -47,6 +47,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Privacy configures the privacy engine's routes (privacy.go).
+	Privacy PrivacyConfig
 }
 
 // Server serves the API.
@@ -127,6 +129,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/admin/gateways", s.withAdmin(s.adminListGateways))
 	mux.HandleFunc("POST /api/v1/admin/gateways", s.withAdmin(s.adminCreateGateway))
 	mux.HandleFunc("DELETE /api/v1/admin/gateways/{name}", s.withAdmin(s.adminDeleteGateway))
+	s.registerPrivacy(mux)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

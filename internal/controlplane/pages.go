@@ -1,0 +1,398 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"veil/internal/account"
+	"veil/internal/privacy"
+	"veil/internal/store"
+	"veil/internal/web"
+)
+
+// sessionCookie holds the account page's session token: HttpOnly,
+// SameSite=Strict, Secure over HTTPS.
+const sessionCookie = "veil_session"
+
+// registerPages adds the privacy engine's web pages: the policy and its
+// versions, the account page (rights by access code) and support.
+func (s *Server) registerPages(mux *http.ServeMux) {
+	mux.HandleFunc("GET /privacy", s.privacyPage)
+	mux.HandleFunc("GET /privacy/versions", s.versionsPage)
+	mux.HandleFunc("GET /account", s.accountPage)
+	mux.HandleFunc("POST /account/login", s.pageForm(s.accountLogin))
+	mux.HandleFunc("POST /account/logout", s.pageForm(s.accountLogout))
+	mux.HandleFunc("POST /account/email", s.pageForm(s.withPageAccount(s.accountEmail)))
+	mux.HandleFunc("POST /account/restrict", s.pageForm(s.withPageAccount(s.accountFlag("restricted"))))
+	mux.HandleFunc("POST /account/marketing", s.pageForm(s.withPageAccount(s.accountFlag("marketing"))))
+	mux.HandleFunc("POST /account/erase", s.pageForm(s.withPageAccount(s.accountErase)))
+	mux.HandleFunc("GET /account/export", s.withPageAccount(s.exportAccount))
+	mux.HandleFunc("GET /support", s.supportPage)
+	mux.HandleFunc("POST /support", s.pageForm(s.supportSubmit))
+	mux.HandleFunc("GET /support/ticket/{token}", s.ticketPage)
+	mux.HandleFunc("POST /support/ticket/{token}", s.pageForm(s.ticketPageReply))
+}
+
+// policyView is what privacy.html shows.
+type policyView struct {
+	Doc     *privacy.Document
+	Version *store.PolicyVersion // nil: none published yet
+}
+
+func (s *Server) privacyPage(w http.ResponseWriter, r *http.Request) {
+	vs, err := s.cfg.Store.PolicyVersions(r.Context())
+	if err != nil {
+		s.pageFail(w, "reading policy", err)
+		return
+	}
+	prose := s.cfg.Privacy.Prose
+	if prose == "" {
+		prose = privacy.DefaultProse
+	}
+	v := policyView{}
+	if len(vs) > 0 {
+		v.Version = &vs[len(vs)-1]
+		prose = v.Version.Prose
+	}
+	v.Doc = privacy.Render(r.URL.Query().Get("lang"), prose, s.periods())
+	web.Render(w, r, "privacy.html", web.Page{Title: "Privacy policy", Data: v})
+}
+
+// versionsView is what privacy_versions.html shows.
+type versionsView struct {
+	Versions []store.PolicyVersion
+	From, To int64
+	Diff     []privacy.Line
+}
+
+func (s *Server) versionsPage(w http.ResponseWriter, r *http.Request) {
+	vs, err := s.cfg.Store.PolicyVersions(r.Context())
+	if err != nil {
+		s.pageFail(w, "reading policy versions", err)
+		return
+	}
+	v := versionsView{Versions: vs}
+	byID := map[int64]string{}
+	for _, p := range vs {
+		byID[p.ID] = p.Body
+	}
+	v.To, _ = strconv.ParseInt(r.URL.Query().Get("to"), 10, 64)
+	v.From, _ = strconv.ParseInt(r.URL.Query().Get("from"), 10, 64)
+	if _, ok := byID[v.To]; !ok && len(vs) > 0 {
+		v.To = vs[len(vs)-1].ID
+	}
+	if _, ok := byID[v.From]; !ok {
+		// The version before To.
+		v.From = 0
+		for _, p := range vs {
+			if p.ID < v.To {
+				v.From = p.ID
+			}
+		}
+	}
+	if v.To != 0 {
+		v.Diff = privacy.Diff(byID[v.From], byID[v.To])
+	}
+	web.Render(w, r, "privacy_versions.html", web.Page{Title: "Privacy policy versions", Data: v})
+}
+
+func (s *Server) pageFail(w http.ResponseWriter, what string, err error) {
+	s.log.Error(what, "err", err)
+	http.Error(w, "internal error; try again later", http.StatusInternalServerError)
+}
+
+// pageForm guards form posts: a same-site Origin when the browser sends
+// one (the session cookie is SameSite=Strict as well), and a parsed form.
+func (s *Server) pageForm(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && o != "null" {
+			u, err := url.Parse(o)
+			if err != nil || u.Host != r.Host {
+				http.Error(w, "cross-site form refused", http.StatusForbidden)
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "malformed form", http.StatusBadRequest)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// withPageAccount admits requests whose session cookie is live, and sends
+// the others to the login form.
+func (s *Server) withPageAccount(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		acc, hash := s.pageAccount(r)
+		if acc == nil {
+			http.Redirect(w, r, "/account?m=login", http.StatusSeeOther)
+			return
+		}
+		h(w, r.WithContext(withAccountCtx(r.Context(), acc, hash)))
+	}
+}
+
+func (s *Server) pageAccount(r *http.Request) (*store.Account, []byte) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" || len(c.Value) > 128 {
+		return nil, nil
+	}
+	hash := s.cfg.Hasher.Token(c.Value)
+	sess, err := s.cfg.Store.SessionByTokenHash(r.Context(), hash, s.cfg.Now())
+	if err != nil {
+		return nil, nil
+	}
+	acc, err := s.cfg.Store.AccountByID(r.Context(), sess.AccountID)
+	if err != nil {
+		return nil, nil
+	}
+	return acc, hash
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, tok string, exp time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: tok, Path: "/account", Expires: exp,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+	})
+}
+
+// accountPageView is what account.html shows.
+type accountPageView struct {
+	Message string
+	Account *accountInfo
+}
+
+type accountInfo struct {
+	Email            string
+	Plan             string
+	PaidUntil        string
+	TrialUntil       string
+	Active           bool
+	MarketingConsent bool
+	Restricted       bool
+	Devices          int
+	Tickets          int
+}
+
+var pageMessages = map[string]string{
+	"login":      "Enter your access code to see your account.",
+	"bad":        "Access code not recognised.",
+	"throttled":  "Too many failed attempts; try again later.",
+	"email":      "Your email was saved.",
+	"bademail":   "That email cannot receive mail; write it like name@example.org.",
+	"restricted": "Processing restriction saved.",
+	"marketing":  "Marketing preference saved.",
+	"confirm":    "To erase your account, tick the confirmation box.",
+	"erased":     "Your account and everything held for it were erased.",
+	"out":        "You are logged out.",
+}
+
+func dateOrEmpty(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
+	v := accountPageView{Message: pageMessages[r.URL.Query().Get("m")]}
+	if acc, _ := s.pageAccount(r); acc != nil {
+		devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
+		if err != nil {
+			s.pageFail(w, "reading devices", err)
+			return
+		}
+		ts, err := s.cfg.Store.AccountTickets(r.Context(), acc.ID)
+		if err != nil {
+			s.pageFail(w, "reading tickets", err)
+			return
+		}
+		v.Account = &accountInfo{
+			Email: acc.Email, Plan: acc.Plan, PaidUntil: dateOrEmpty(acc.PaidUntil), TrialUntil: dateOrEmpty(acc.TrialUntil),
+			Active: acc.Active(s.cfg.Now()), MarketingConsent: acc.MarketingConsent, Restricted: acc.Restricted,
+			Devices: len(devs), Tickets: len(ts),
+		}
+	}
+	web.Render(w, r, "account.html", web.Page{Title: "Account", Data: v})
+}
+
+func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
+	src := sourceAddr(r)
+	if ok, _ := s.cfg.Throttle.Allowed(src); !ok {
+		http.Redirect(w, r, "/account?m=throttled", http.StatusSeeOther)
+		return
+	}
+	code, normErr := account.NormalizeCode(r.PostForm.Get("access_code"))
+	acc, err := s.cfg.Store.AccountByCodeHash(r.Context(), s.cfg.Hasher.Code(code))
+	if normErr != nil || errors.Is(err, store.ErrNotFound) {
+		s.cfg.Throttle.Fail(src)
+		http.Redirect(w, r, "/account?m=bad", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		s.pageFail(w, "looking up account", err)
+		return
+	}
+	tok, err := account.NewToken()
+	if err != nil {
+		s.pageFail(w, "creating session", err)
+		return
+	}
+	exp := s.cfg.Now().Add(s.cfg.SessionTTL).UTC().Truncate(time.Second)
+	if err := s.cfg.Store.CreateSession(r.Context(), store.Session{TokenHash: s.cfg.Hasher.Token(tok), AccountID: acc.ID, ExpiresAt: exp}); err != nil {
+		s.pageFail(w, "creating session", err)
+		return
+	}
+	if err := s.cfg.Store.TouchAccount(r.Context(), acc.ID, s.cfg.Now()); err != nil {
+		s.pageFail(w, "recording account use", err)
+		return
+	}
+	s.setSessionCookie(w, r, tok, exp)
+	http.Redirect(w, r, "/account", http.StatusSeeOther)
+}
+
+func (s *Server) accountLogout(w http.ResponseWriter, r *http.Request) {
+	if _, hash := s.pageAccount(r); hash != nil {
+		if err := s.cfg.Store.DeleteSession(r.Context(), hash); err != nil {
+			s.pageFail(w, "deleting session", err)
+			return
+		}
+	}
+	s.setSessionCookie(w, r, "", time.Unix(1, 0))
+	http.Redirect(w, r, "/account?m=out", http.StatusSeeOther)
+}
+
+func (s *Server) accountEmail(w http.ResponseWriter, r *http.Request) {
+	email, err := CleanEmail(r.PostForm.Get("email"))
+	if err != nil {
+		http.Redirect(w, r, "/account?m=bademail", http.StatusSeeOther)
+		return
+	}
+	u := store.AccountUpdate{Email: &email}
+	if email == "" {
+		no := false
+		u.MarketingConsent = &no
+	}
+	if err := s.cfg.Store.UpdateAccount(r.Context(), accountFrom(r).ID, u); err != nil {
+		s.pageFail(w, "updating account", err)
+		return
+	}
+	http.Redirect(w, r, "/account?m=email", http.StatusSeeOther)
+}
+
+// accountFlag sets the restriction or the marketing consent from the
+// form's "on" field.
+func (s *Server) accountFlag(which string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		on := r.PostForm.Get("on") == "1"
+		acc := accountFrom(r)
+		var u store.AccountUpdate
+		switch which {
+		case "restricted":
+			u.Restricted = &on
+		default:
+			if on && acc.Email == "" {
+				on = false // no address to send to
+			}
+			u.MarketingConsent = &on
+		}
+		if err := s.cfg.Store.UpdateAccount(r.Context(), acc.ID, u); err != nil {
+			s.pageFail(w, "updating account", err)
+			return
+		}
+		http.Redirect(w, r, "/account?m="+which, http.StatusSeeOther)
+	}
+}
+
+func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
+	if r.PostForm.Get("confirm") != "yes" {
+		http.Redirect(w, r, "/account?m=confirm", http.StatusSeeOther)
+		return
+	}
+	if err := s.cfg.Store.DeleteAccount(r.Context(), accountFrom(r).ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.pageFail(w, "erasing account", err)
+		return
+	}
+	s.setSessionCookie(w, r, "", time.Unix(1, 0))
+	http.Redirect(w, r, "/account?m=erased", http.StatusSeeOther)
+}
+
+// supportPageView is what support.html shows.
+type supportPageView struct {
+	Error   string
+	Created *TicketCreated
+	Ticket  *TicketView
+	Token   string
+}
+
+func (s *Server) supportPage(w http.ResponseWriter, r *http.Request) {
+	web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{}})
+}
+
+func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
+	var accountID int64
+	if acc, _ := s.pageAccount(r); acc != nil && r.PostForm.Get("attach") == "1" {
+		accountID = acc.ID
+	}
+	req := TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
+	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
+	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
+		w.WriteHeader(http.StatusBadRequest)
+		web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error()}})
+		return
+	}
+	if err != nil {
+		s.pageFail(w, "creating ticket", err)
+		return
+	}
+	http.Redirect(w, r, "/support/ticket/"+out.Token, http.StatusSeeOther)
+}
+
+func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
+	t, err := s.ticketByToken(r)
+	if errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "No such ticket (tickets are deleted after 6 months).", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.pageFail(w, "reading ticket", err)
+		return
+	}
+	v := ticketView(t, true)
+	web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
+}
+
+func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
+	t, err := s.ticketByToken(r)
+	if err != nil {
+		http.Error(w, "No such ticket.", http.StatusNotFound)
+		return
+	}
+	_, msg, err := cleanTicket("-", r.PostForm.Get("message"))
+	if err == nil {
+		err = s.cfg.Store.AddTicketMessage(r.Context(), t.ID, store.TicketMessage{Body: msg, CreatedAt: s.cfg.Now()}, store.TicketOpen)
+		if err != nil {
+			s.pageFail(w, "adding ticket message", err)
+			return
+		}
+	}
+	http.Redirect(w, r, "/support/ticket/"+r.PathValue("token"), http.StatusSeeOther)
+}
+
+func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	web.Render(w, r, "unsubscribe.html", web.Page{Title: "Unsubscribe", Data: map[string]string{"A": q.Get("a"), "T": q.Get("t")}})
+}
+
+// withAccountCtx stores the account and session hash as withAccount does,
+// so the API's handlers serve the page's requests too.
+func withAccountCtx(ctx context.Context, acc *store.Account, hash []byte) context.Context {
+	ctx = context.WithValue(ctx, ctxAccount, acc)
+	return context.WithValue(ctx, ctxSession, hash)
+}

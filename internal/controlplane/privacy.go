@@ -1,0 +1,400 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"veil/internal/account"
+	"veil/internal/mail"
+	"veil/internal/privacy"
+	"veil/internal/store"
+	"veil/internal/throttle"
+)
+
+// PrivacyConfig configures the privacy engine's routes: rights, policy,
+// mail, support and client counters.
+type PrivacyConfig struct {
+	// Periods are the configured retention periods; zero: the defaults.
+	Periods privacy.Periods
+	// Prose is the operator's policy text shown until a version is
+	// published; empty: privacy.DefaultProse.
+	Prose string
+	// PublicURL is the site's public base URL, for links in mail.
+	PublicURL string
+	// WakeMail nudges the mail sender after mail is queued; nil: none.
+	WakeMail func()
+	// Recover limits access-code recovery requests per source; nil: 5 an
+	// hour.
+	Recover *throttle.Throttle
+}
+
+func (s *Server) periods() privacy.Periods {
+	p := s.cfg.Privacy.Periods
+	if p.UnusedAccount == 0 {
+		p.UnusedAccount = privacy.DefaultPeriods.UnusedAccount
+	}
+	if p.TaxYears == 0 {
+		p.TaxYears = privacy.DefaultPeriods.TaxYears
+	}
+	return p
+}
+
+// registerPrivacy adds the privacy engine's API routes and pages.
+func (s *Server) registerPrivacy(mux *http.ServeMux) {
+	th := s.cfg.Privacy.Recover
+	if th == nil {
+		th = throttle.New(5, time.Hour)
+	}
+	mux.HandleFunc("POST /api/v1/account/recover", s.recoverCode(th))
+	mux.HandleFunc("GET /api/v1/privacy/versions", s.listPolicyVersions)
+	mux.HandleFunc("POST /api/v1/client-report", s.clientReport)
+	mux.HandleFunc("POST /unsubscribe", s.unsubscribe)
+	mux.HandleFunc("GET /unsubscribe", s.unsubscribePage)
+
+	mux.HandleFunc("POST /api/v1/admin/policy", s.withAdmin(s.adminPublishPolicy))
+	mux.HandleFunc("POST /api/v1/admin/retention", s.withAdmin(s.adminRetention))
+	mux.HandleFunc("POST /api/v1/admin/legal-hold", s.withAdmin(s.adminLegalHold))
+	mux.HandleFunc("GET /api/v1/admin/stats", s.withAdmin(s.adminStats))
+
+	s.registerSupport(mux)
+	s.registerPages(mux)
+}
+
+// Sweeper returns the retention sweeper over the server's store and clock.
+func (s *Server) Sweeper() *privacy.Sweeper {
+	return &privacy.Sweeper{Store: s.cfg.Store, Periods: s.periods(), Now: s.cfg.Now, Logger: s.log.With("part", "retention")}
+}
+
+// Export is the right of access: every category of the inventory for the
+// account.
+func (s *Server) Export(ctx context.Context, accountID int64) (*privacy.Export, error) {
+	e := &privacy.Exporter{Store: s.cfg.Store, Now: s.cfg.Now, Addresses: func(i int64) (string, string) {
+		a4, a6 := s.cfg.Pools.AllowedIPs(i)
+		return a4.String(), a6.String()
+	}}
+	return e.Export(ctx, accountID)
+}
+
+// Sign makes unsubscribe-link signatures with the server's key.
+func (s *Server) Sign(v string) []byte { return s.cfg.Hasher.Token(v) }
+
+func (s *Server) wakeMail() {
+	if s.cfg.Privacy.WakeMail != nil {
+		s.cfg.Privacy.WakeMail()
+	}
+}
+
+func (s *Server) publicURL(r *http.Request) string {
+	if u := strings.TrimSuffix(s.cfg.Privacy.PublicURL, "/"); u != "" {
+		return u
+	}
+	scheme := "http"
+	if r != nil && r.TLS != nil {
+		scheme = "https"
+	}
+	if r == nil {
+		return ""
+	}
+	return scheme + "://" + r.Host
+}
+
+// RecoverRequest is the body of POST /api/v1/account/recover.
+type RecoverRequest struct {
+	Email string `json:"email"`
+}
+
+// recoverAnswer is the one answer to every recovery request, so that it
+// never tells whether an email is registered.
+const recoverAnswer = "If an account has this email, a new access code is on its way to it. The old code no longer works."
+
+// recoverCode answers access-code recovery requests, limited per source
+// by th (in memory, on a keyed hash of the address).
+func (s *Server) recoverCode(th *throttle.Throttle) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		src := sourceAddr(r)
+		if ok, wait := th.Allowed(src); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			writeError(w, http.StatusTooManyRequests, "too many requests; try again later")
+			return
+		}
+		th.Fail(src) // every request counts
+		s.recoverCodeOnce(w, r)
+	}
+}
+
+func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
+	var req RecoverRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	email, err := CleanEmail(req.Email)
+	if err != nil || email == "" {
+		writeError(w, http.StatusBadRequest, ErrBadEmail.Error())
+		return
+	}
+	if err := s.RecoverCode(r.Context(), email); err != nil {
+		s.fail(w, "recovering access code", err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"message": recoverAnswer})
+}
+
+// RecoverCode gives every account holding email a new access code and
+// queues it by mail; the old codes stop working at once.
+func (s *Server) RecoverCode(ctx context.Context, email string) error {
+	accs, err := s.cfg.Store.AccountsByEmail(ctx, email)
+	if err != nil {
+		return err
+	}
+	for _, a := range accs {
+		var code string
+		for range 5 {
+			if code, err = account.NewCode(); err != nil {
+				return err
+			}
+			err = s.cfg.Store.UpdateAccount(ctx, a.ID, store.AccountUpdate{CodeHash: s.cfg.Hasher.Code(code)})
+			if !errors.Is(err, store.ErrCodeCollision) {
+				break
+			}
+		}
+		if err != nil {
+			return err
+		}
+		body := fmt.Sprintf("You asked for a new Veil access code.\n\nYour new access code: %s\n\nThe old code no longer works. If you did not ask for this, your account is safe: only this mailbox received the new code.\n",
+			account.FormatCode(code))
+		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: a.ID, To: a.Email,
+			Subject: "Your new Veil access code", Body: body}); err != nil {
+			return err
+		}
+	}
+	if len(accs) > 0 {
+		s.wakeMail()
+	}
+	return nil
+}
+
+// PolicyVersionInfo is one published policy version in the API.
+type PolicyVersionInfo struct {
+	ID          int64     `json:"id"`
+	PublishedAt time.Time `json:"published_at"`
+	Body        string    `json:"body,omitempty"`
+}
+
+func (s *Server) listPolicyVersions(w http.ResponseWriter, r *http.Request) {
+	vs, err := s.cfg.Store.PolicyVersions(r.Context())
+	if err != nil {
+		s.fail(w, "listing policy versions", err)
+		return
+	}
+	out := []PolicyVersionInfo{}
+	for _, v := range vs {
+		out = append(out, PolicyVersionInfo{ID: v.ID, PublishedAt: v.PublishedAt, Body: v.Body})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// PublishRequest is the body of POST /api/v1/admin/policy.
+type PublishRequest struct {
+	Prose string `json:"prose"`
+}
+
+// Published answers a policy publication.
+type Published struct {
+	Version int64 `json:"version"`
+	Notices int   `json:"notices"` // transactional notices queued
+}
+
+func (s *Server) adminPublishPolicy(w http.ResponseWriter, r *http.Request) {
+	var req PublishRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if strings.TrimSpace(req.Prose) == "" {
+		writeError(w, http.StatusBadRequest, "prose must not be empty")
+		return
+	}
+	out, err := s.PublishPolicy(r.Context(), req.Prose, s.publicURL(r))
+	if err != nil {
+		s.fail(w, "publishing policy", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// PublishPolicy stores a new policy version from the operator's prose and
+// the inventory, and queues a transactional notice to every account with
+// an email.
+func (s *Server) PublishPolicy(ctx context.Context, prose, base string) (*Published, error) {
+	doc := privacy.Render(privacy.Languages[0], prose, s.periods())
+	v := &store.PolicyVersion{PublishedAt: s.cfg.Now().UTC(), Prose: prose, Body: doc.Text()}
+	if _, err := s.cfg.Store.PublishPolicy(ctx, v); err != nil {
+		return nil, err
+	}
+	accs, err := s.cfg.Store.AccountsWithEmail(ctx)
+	if err != nil {
+		return nil, err
+	}
+	link := fmt.Sprintf("%s/privacy/versions?to=%d", base, v.ID)
+	body := fmt.Sprintf("Veil's privacy policy changed on %s.\n\nSee what changed, highlighted, at %s\n\nThis notice is sent to every account with an email; it is not marketing.\n",
+		v.PublishedAt.Format(time.DateOnly), link)
+	n := 0
+	for _, a := range accs {
+		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: a.ID, To: a.Email,
+			Subject: "Veil's privacy policy has changed", Body: body}); err != nil {
+			return nil, err
+		}
+		n++
+	}
+	s.wakeMail()
+	return &Published{Version: v.ID, Notices: n}, nil
+}
+
+func (s *Server) adminRetention(w http.ResponseWriter, r *http.Request) {
+	ds, err := s.Sweeper().Run(r.Context())
+	if err != nil {
+		s.fail(w, "running retention", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ds)
+}
+
+// LegalHoldRequest is the body of POST /api/v1/admin/legal-hold: the
+// accounts named by an access code or an email.
+type LegalHoldRequest struct {
+	AccessCode string `json:"access_code,omitempty"`
+	Email      string `json:"email,omitempty"`
+	Hold       bool   `json:"hold"`
+}
+
+func (s *Server) adminLegalHold(w http.ResponseWriter, r *http.Request) {
+	var req LegalHoldRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var accs []store.Account
+	switch {
+	case req.AccessCode != "":
+		code, err := account.NormalizeCode(req.AccessCode)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "malformed access code")
+			return
+		}
+		a, err := s.cfg.Store.AccountByCodeHash(r.Context(), s.cfg.Hasher.Code(code))
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.fail(w, "setting legal hold", err)
+			return
+		}
+		if a != nil {
+			accs = append(accs, *a)
+		}
+	case req.Email != "":
+		var err error
+		if accs, err = s.cfg.Store.AccountsByEmail(r.Context(), req.Email); err != nil {
+			s.fail(w, "setting legal hold", err)
+			return
+		}
+	default:
+		writeError(w, http.StatusBadRequest, "give access_code or email")
+		return
+	}
+	if len(accs) == 0 {
+		writeError(w, http.StatusNotFound, "no such account")
+		return
+	}
+	for _, a := range accs {
+		if err := s.cfg.Store.UpdateAccount(r.Context(), a.ID, store.AccountUpdate{LegalHold: &req.Hold}); err != nil {
+			s.fail(w, "setting legal hold", err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"accounts": len(accs)})
+}
+
+// ClientReport is the body of POST /api/v1/client-report (promise P6).
+type ClientReport struct {
+	OSVersion  string `json:"os_version"`
+	AppVersion string `json:"app_version"`
+}
+
+// Version strings are short and plain so that none can carry an
+// identifier: "linux 6.1", "windows 11", "1.4.2", "1.5.0-rc1".
+var (
+	osVersionRE  = regexp.MustCompile(`^[a-z]{2,12}( [0-9][0-9a-z.]{0,15})?$`)
+	appVersionRE = regexp.MustCompile(`^(dev|[0-9]{1,4}\.[0-9]{1,4}(\.[0-9]{1,4})?(-[a-z0-9]{1,12})?)$`)
+)
+
+func (s *Server) clientReport(w http.ResponseWriter, r *http.Request) {
+	var req ClientReport
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.CountClient(r.Context(), req); err != nil {
+		if errors.Is(err, errBadRequest) {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		s.fail(w, "counting client", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// CountClient adds a client report to the day's aggregate count; nothing
+// about the request other than the two versions is used.
+func (s *Server) CountClient(ctx context.Context, c ClientReport) error {
+	osv, app := strings.ToLower(strings.TrimSpace(c.OSVersion)), strings.ToLower(strings.TrimSpace(c.AppVersion))
+	if !osVersionRE.MatchString(osv) || !appVersionRE.MatchString(app) {
+		return fmt.Errorf("%w: os_version like \"linux 6.1\" and app_version like \"1.2.3\" are required", errBadRequest)
+	}
+	return s.cfg.Store.CountClient(ctx, privacy.Day(s.cfg.Now()), osv, app)
+}
+
+// ClientCount is one row of GET /api/v1/admin/stats.
+type ClientCount struct {
+	Day        string `json:"day"`
+	OSVersion  string `json:"os_version"`
+	AppVersion string `json:"app_version"`
+	Count      int64  `json:"count"`
+}
+
+func (s *Server) adminStats(w http.ResponseWriter, r *http.Request) {
+	cs, err := s.cfg.Store.ClientCounts(r.Context())
+	if err != nil {
+		s.fail(w, "reading stats", err)
+		return
+	}
+	out := []ClientCount{}
+	for _, c := range cs {
+		out = append(out, ClientCount{c.Day, c.OSVersion, c.AppVersion, c.Count})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// unsubscribe is the RFC 8058 one-click endpoint (and the page's form):
+// a POST withdraws marketing consent, with no further step.
+func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.URL.Query().Get("a"), 10, 64)
+	if err != nil || !mail.CheckUnsubscribe(s.Sign, id, r.URL.Query().Get("t")) {
+		http.Error(w, "This unsubscribe link is not valid.", http.StatusBadRequest)
+		return
+	}
+	no := false
+	err = s.cfg.Store.UpdateAccount(r.Context(), id, store.AccountUpdate{MarketingConsent: &no})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.fail(w, "unsubscribing", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintln(w, "You are unsubscribed from marketing mail. Transactional mail (receipts, policy changes) still reaches you while your account has an email.")
+}

@@ -1,0 +1,295 @@
+package controlplane_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"veil/internal/apitypes"
+	"veil/internal/controlplane"
+	"veil/internal/privacy"
+	"veil/internal/store"
+)
+
+// TestRights is done-when point 4 over the API: access (export of every
+// category), rectify, restrict, object, erase (devices leave the peer map
+// in the same change; tickets, sessions and queued mail go).
+func TestRights(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	code := e.newAccount(t, 30)
+	tok := e.login(t, code)
+	email := "someone@example.org"
+	yes := true
+	if st := e.call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &email, MarketingConsent: &yes, Restricted: &yes}, nil); st != 200 {
+		t.Fatalf("patch: %d", st)
+	}
+	var dev apitypes.Device
+	if st := e.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: newPub(t), Name: "laptop"}, &dev); st != 201 {
+		t.Fatalf("device: %d", st)
+	}
+	var tk controlplane.TicketCreated
+	if st := e.call(t, "POST", "/api/v1/support/tickets", tok, controlplane.TicketRequest{Subject: "Help", Message: "My tunnel"}, &tk); st != 201 {
+		t.Fatalf("ticket: %d", st)
+	}
+	var exp privacy.Export
+	if st := e.call(t, "GET", "/api/v1/account/export", tok, nil, &exp); st != 200 {
+		t.Fatalf("export: %d", st)
+	}
+	for _, c := range privacy.Inventory {
+		if _, ok := exp.Categories[c.ID]; !ok {
+			t.Errorf("export lacks %s", c.ID)
+		}
+	}
+	acc := exp.Categories["account"].Records["accounts"]
+	if len(acc) != 1 || acc[0]["email"] != email || acc[0]["restricted"] != true || acc[0]["marketing_consent"] != true || acc[0]["last_used"] == nil {
+		t.Errorf("exported account = %v", acc)
+	}
+	if d := exp.Categories["devices"].Records["devices"]; len(d) != 1 || d[0]["ipv4"] != dev.IPv4 {
+		t.Errorf("exported devices = %v, want ipv4 %s", d, dev.IPv4)
+	}
+	if m := exp.Categories["support"].Records["support_messages"]; len(m) != 1 || m[0]["body"] != "My tunnel" {
+		t.Errorf("exported messages = %v", m)
+	}
+
+	// Erase.
+	v, err := e.store.PeerVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := e.call(t, "DELETE", "/api/v1/account", tok, nil, nil); st != 204 {
+		t.Fatalf("erase: %d", st)
+	}
+	pc, err := e.store.PeersSince(ctx, v)
+	if err != nil || len(pc.Removed) != 1 || pc.Removed[0] != dev.PublicKey {
+		t.Errorf("peer-map delta after erase = %+v, %v; want the device removed", pc, err)
+	}
+	if ts, err := e.store.Tickets(ctx, ""); err != nil || len(ts) != 0 {
+		t.Errorf("tickets after erase: %v, %v", ts, err)
+	}
+	if st := e.call(t, "GET", "/api/v1/account", tok, nil, nil); st != 401 {
+		t.Errorf("session after erase: %d, want 401", st)
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 401 {
+		t.Errorf("login after erase: %d", st)
+	}
+}
+
+// TestRecoverCode is point 5's recovery: same answer for registered and
+// unknown emails, the old code stops working, the new one arrives by mail.
+func TestRecoverCode(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	code := e.newAccount(t, 30)
+	tok := e.login(t, code)
+	email := "owner@example.org"
+	if st := e.call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &email}, nil); st != 200 {
+		t.Fatal(st)
+	}
+	answers := map[string]string{}
+	for _, em := range []string{"OWNER@example.org", "nobody@example.org"} {
+		resp, err := http.Post(e.url+"/api/v1/account/recover", "application/json", strings.NewReader(`{"email":"`+em+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answers[em] = resp.Status + string(b)
+	}
+	if answers["OWNER@example.org"] != answers["nobody@example.org"] || !strings.HasPrefix(answers["nobody@example.org"], "202") {
+		t.Errorf("answers differ or are not 202: %q", answers)
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 401 {
+		t.Errorf("old code after recovery: %d, want 401", st)
+	}
+	ms, err := e.store.DueMail(ctx, time.Now().Add(time.Hour), 10)
+	if err != nil || len(ms) != 1 || ms[0].To != email || ms[0].Kind != store.MailTransactional {
+		t.Fatalf("outbox = %+v, %v", ms, err)
+	}
+	_, after, _ := strings.Cut(ms[0].Body, "Your new access code: ")
+	newCode, _, _ := strings.Cut(after, "\n")
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: newCode}, nil); st != 201 {
+		t.Errorf("login with the mailed code %q: %d", newCode, st)
+	}
+	if strings.Contains(e.logs.String(), email) || strings.Contains(e.logs.String(), newCode) {
+		t.Errorf("logs hold the email or the code:\n%s", e.logs)
+	}
+}
+
+// TestSupportAndCounters covers points 6 and 7 over the API.
+func TestSupportAndCounters(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	var tk controlplane.TicketCreated
+	if st := e.call(t, "POST", "/api/v1/support/tickets", "", controlplane.TicketRequest{Subject: "Hi", Message: "Anonymous question", Email: "anon@example.org"}, &tk); st != 201 {
+		t.Fatalf("ticket: %d", st)
+	}
+	var list []controlplane.TicketView
+	if st := e.call(t, "GET", "/api/v1/admin/support", e.admin, nil, &list); st != 200 || len(list) != 1 || list[0].Status != "open" {
+		t.Fatalf("admin list: %d %+v", st, list)
+	}
+	var after controlplane.TicketView
+	path := "/api/v1/admin/support/" + itoa(list[0].ID) + "/reply"
+	if st := e.call(t, "POST", path, e.admin, controlplane.TicketMessage{Message: "Here is the answer"}, &after); st != 200 || after.Status != "answered" || len(after.Messages) != 2 {
+		t.Fatalf("reply: %d %+v", st, after)
+	}
+	var mine controlplane.TicketView
+	if st := e.call(t, "GET", "/api/v1/support/tickets/"+tk.Token, "", nil, &mine); st != 200 || len(mine.Messages) != 2 || !mine.Messages[1].FromOperator {
+		t.Fatalf("read by token: %d %+v", st, mine)
+	}
+	if st := e.call(t, "GET", "/api/v1/support/tickets/wrongtoken", "", nil, nil); st != 404 {
+		t.Errorf("wrong token: %d", st)
+	}
+	ms, _ := e.store.DueMail(ctx, time.Now().Add(time.Hour), 10)
+	if len(ms) != 2 || ms[1].To != "anon@example.org" || !strings.Contains(ms[1].Body, "Here is the answer") {
+		t.Errorf("notices = %+v; want a receipt and the reply", ms)
+	}
+
+	reports := []struct {
+		body string
+		want int
+	}{
+		{`{"os_version":"linux 6.1","app_version":"1.2.0"}`, 204},
+		{`{"os_version":"Linux 6.1","app_version":"1.2.0"}`, 204},
+		{`{"os_version":"windows 11","app_version":"1.2.0"}`, 204},
+		{`{"os_version":"linux 192.0.2.7","app_version":"1.2.0"}`, 204}, // digits and dots only: a version
+		{`{"os_version":"linux 6.1 user@example.org","app_version":"1.2.0"}`, 400},
+		{`{"os_version":"linux","app_version":"id-5f3a9c"}`, 400},
+		{`{"os_version":"linux"}`, 400},
+	}
+	for _, r := range reports {
+		if st := e.call(t, "POST", "/api/v1/client-report", "", r.body, nil); st != r.want {
+			t.Errorf("report %s: %d, want %d", r.body, st, r.want)
+		}
+	}
+	var stats []controlplane.ClientCount
+	if st := e.call(t, "GET", "/api/v1/admin/stats", e.admin, nil, &stats); st != 200 {
+		t.Fatal(st)
+	}
+	got := map[string]int64{}
+	for _, c := range stats {
+		got[c.OSVersion+"/"+c.AppVersion] = c.Count
+		if c.Day != privacy.Day(time.Now()) {
+			t.Errorf("count day %q", c.Day)
+		}
+	}
+	if got["linux 6.1/1.2.0"] != 2 || got["windows 11/1.2.0"] != 1 {
+		t.Errorf("stats = %v", got)
+	}
+	if st := e.call(t, "GET", "/api/v1/admin/stats", "", nil, nil); st != 401 {
+		t.Errorf("stats without admin token: %d", st)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestPolicyVersions covers point 2: publish, notices, the versions page
+// with highlighted differences, and the unsubscribe link.
+func TestPolicyVersions(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	for _, em := range []string{"a@example.org", ""} {
+		tok := e.login(t, e.newAccount(t, 30))
+		if em != "" {
+			if st := e.call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &em}, nil); st != 200 {
+				t.Fatal(st)
+			}
+		}
+	}
+	for i, prose := range []string{"# About\n\nFirst text.", "# About\n\nSecond text."} {
+		var out controlplane.Published
+		if st := e.call(t, "POST", "/api/v1/admin/policy", e.admin, controlplane.PublishRequest{Prose: prose}, &out); st != 201 || out.Version != int64(i+1) || out.Notices != 1 {
+			t.Fatalf("publish %d: %d %+v", i, st, out)
+		}
+	}
+	ms, _ := e.store.DueMail(ctx, time.Now().Add(time.Hour), 10)
+	if len(ms) != 2 || ms[0].To != "a@example.org" || ms[0].Kind != store.MailTransactional {
+		t.Errorf("policy notices = %+v", ms)
+	}
+	page := get(t, e.url+"/privacy/versions?from=1&to=2")
+	for _, want := range []string{`<del class="removed">- First text.</del>`, `<ins class="added">+ Second text.</ins>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("versions page lacks %s", want)
+		}
+	}
+	policy := get(t, e.url+"/privacy")
+	for _, want := range []string{"Second text.", "Version 2", "client_counters.os_version", "6 months"} {
+		if !strings.Contains(policy, want) {
+			t.Errorf("policy page lacks %q", want)
+		}
+	}
+}
+
+func get(t testing.TB, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// TestAccountPage drives the /account page with a cookie jar: login by
+// access code, cookie attributes, object to marketing, export, erase.
+func TestAccountPage(t *testing.T) {
+	e := newEnv(t, nil)
+	code := e.newAccount(t, 30)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	resp, err := hc.PostForm(e.url+"/account/login", url.Values{"access_code": {code}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "Download everything held") {
+		t.Fatalf("account page after login: %s", b)
+	}
+	u, _ := url.Parse(e.url + "/account")
+	if cs := jar.Cookies(u); len(cs) != 1 {
+		t.Fatalf("cookies = %v", cs)
+	}
+	// The Set-Cookie attributes.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.PostForm(e.url+"/account/login", url.Values{"access_code": {code}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	sc := resp.Header.Get("Set-Cookie")
+	if !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") {
+		t.Errorf("Set-Cookie = %q", sc)
+	}
+	resp, err = hc.Get(e.url + "/account/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"client_counters"`) {
+		t.Errorf("export: %d %s", resp.StatusCode, b)
+	}
+	// Erase without confirmation does nothing; with it, the account goes.
+	resp, _ = hc.PostForm(e.url+"/account/erase", url.Values{})
+	resp.Body.Close()
+	if n, _ := e.store.CountAccounts(context.Background()); n != 1 {
+		t.Fatalf("accounts after unconfirmed erase: %d", n)
+	}
+	resp, _ = hc.PostForm(e.url+"/account/erase", url.Values{"confirm": {"yes"}})
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if n, _ := e.store.CountAccounts(context.Background()); n != 0 || !strings.Contains(string(b), "were erased") {
+		t.Errorf("accounts after erase: %d; page %s", n, b)
+	}
+}

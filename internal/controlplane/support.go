@@ -1,0 +1,298 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"veil/internal/account"
+	"veil/internal/mail"
+	"veil/internal/store"
+)
+
+// TicketRequest is the body of POST /api/v1/support/tickets. With a
+// session token the ticket belongs to the account; without, it stands
+// alone and is read with the token in the answer.
+type TicketRequest struct {
+	Subject string `json:"subject"`
+	Message string `json:"message"`
+	// Email, optional, gets a notice when the operator replies.
+	Email string `json:"email,omitempty"`
+}
+
+// TicketCreated answers a new ticket. Token reads the ticket and is shown
+// only here.
+type TicketCreated struct {
+	ID    int64  `json:"id"`
+	Token string `json:"token"`
+}
+
+// TicketMessage is a reply: POST /api/v1/support/tickets/{token}/messages
+// and POST /api/v1/admin/support/{id}/reply.
+type TicketMessage struct {
+	Message string `json:"message"`
+	// Close, from the operator, closes the ticket.
+	Close bool `json:"close,omitempty"`
+}
+
+// TicketView is a ticket as the API shows it.
+type TicketView struct {
+	ID        int64         `json:"id"`
+	Subject   string        `json:"subject"`
+	Status    string        `json:"status"`
+	Account   bool          `json:"account"` // sent with an account
+	Email     string        `json:"email,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	Messages  []MessageView `json:"messages,omitempty"`
+}
+
+// MessageView is one message of a ticket.
+type MessageView struct {
+	FromOperator bool      `json:"from_operator"`
+	Body         string    `json:"body"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+func ticketView(t *store.Ticket, withEmail bool) TicketView {
+	v := TicketView{ID: t.ID, Subject: t.Subject, Status: t.Status, Account: t.AccountID != 0,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+	if withEmail {
+		v.Email = t.Email
+	}
+	for _, m := range t.Messages {
+		v.Messages = append(v.Messages, MessageView{m.FromOperator, m.Body, m.CreatedAt})
+	}
+	return v
+}
+
+func (s *Server) registerSupport(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/support/tickets", s.createTicket)
+	mux.HandleFunc("GET /api/v1/support/tickets/{token}", s.getTicket)
+	mux.HandleFunc("POST /api/v1/support/tickets/{token}/messages", s.userReply)
+	mux.HandleFunc("GET /api/v1/admin/support", s.withAdmin(s.adminTickets))
+	mux.HandleFunc("GET /api/v1/admin/support/{id}", s.withAdmin(s.adminTicket))
+	mux.HandleFunc("POST /api/v1/admin/support/{id}/reply", s.withAdmin(s.adminReply))
+}
+
+// errTicket is the user-facing text for a bad ticket.
+var errTicket = errors.New("a subject (at most 200 characters) and a message (at most 20000) are required")
+
+func cleanTicket(subject, message string) (string, string, error) {
+	subject, message = strings.TrimSpace(subject), strings.TrimSpace(message)
+	if subject == "" || message == "" || utf8.RuneCountInString(subject) > 200 || utf8.RuneCountInString(message) > 20000 ||
+		!utf8.ValidString(subject) || !utf8.ValidString(message) {
+		return "", "", errTicket
+	}
+	return subject, message, nil
+}
+
+// optionalAccount returns the account of a valid bearer token, or nil.
+func (s *Server) optionalAccount(r *http.Request) *store.Account {
+	tok := bearer(r)
+	if tok == "" || len(tok) > 128 {
+		return nil
+	}
+	sess, err := s.cfg.Store.SessionByTokenHash(r.Context(), s.cfg.Hasher.Token(tok), s.cfg.Now())
+	if err != nil {
+		return nil
+	}
+	a, err := s.cfg.Store.AccountByID(r.Context(), sess.AccountID)
+	if err != nil {
+		return nil
+	}
+	return a
+}
+
+func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
+	var req TicketRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var accountID int64
+	if bearer(r) != "" {
+		a := s.optionalAccount(r)
+		if a == nil {
+			writeError(w, http.StatusUnauthorized, "session expired or unknown; log in again, or send without Authorization")
+			return
+		}
+		accountID = a.ID
+	}
+	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
+	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		s.fail(w, "creating ticket", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// CreateTicket stores a ticket (for accountID, or none when 0) and, when
+// an email is given, queues a receipt to it.
+func (s *Server) CreateTicket(ctx context.Context, accountID int64, req TicketRequest, base string) (*TicketCreated, error) {
+	subject, message, err := cleanTicket(req.Subject, req.Message)
+	if err != nil {
+		return nil, err
+	}
+	email, err := CleanEmail(req.Email)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := account.NewToken()
+	if err != nil {
+		return nil, err
+	}
+	t := &store.Ticket{AccountID: accountID, Email: email, TokenHash: s.cfg.Hasher.Token("ticket:" + tok), Subject: subject, CreatedAt: s.cfg.Now()}
+	if _, err := s.cfg.Store.CreateTicket(ctx, t, store.TicketMessage{Body: message, CreatedAt: t.CreatedAt}); err != nil {
+		return nil, err
+	}
+	if email != "" {
+		body := fmt.Sprintf("We received your support request #%d and will answer soon.\n\nRead the conversation at %s/support/ticket/%s\n\nTickets and messages are deleted 6 months after they were written.\n", t.ID, base, tok)
+		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: accountID, To: email,
+			Subject: fmt.Sprintf("Support request #%d received", t.ID), Body: body}); err != nil {
+			return nil, err
+		}
+		s.wakeMail()
+	}
+	return &TicketCreated{ID: t.ID, Token: tok}, nil
+}
+
+func (s *Server) ticketByToken(r *http.Request) (*store.Ticket, error) {
+	tok := r.PathValue("token")
+	if tok == "" || len(tok) > 128 {
+		return nil, store.ErrNotFound
+	}
+	return s.cfg.Store.TicketByTokenHash(r.Context(), s.cfg.Hasher.Token("ticket:"+tok))
+}
+
+func (s *Server) getTicket(w http.ResponseWriter, r *http.Request) {
+	t, err := s.ticketByToken(r)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such ticket (tickets are deleted after 6 months)")
+		return
+	}
+	if err != nil {
+		s.fail(w, "reading ticket", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ticketView(t, true))
+}
+
+func (s *Server) userReply(w http.ResponseWriter, r *http.Request) {
+	var req TicketMessage
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	t, err := s.ticketByToken(r)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such ticket (tickets are deleted after 6 months)")
+		return
+	}
+	if err != nil {
+		s.fail(w, "reading ticket", err)
+		return
+	}
+	_, msg, err := cleanTicket("-", req.Message)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "a message of at most 20000 characters is required")
+		return
+	}
+	if err := s.cfg.Store.AddTicketMessage(r.Context(), t.ID, store.TicketMessage{Body: msg, CreatedAt: s.cfg.Now()}, store.TicketOpen); err != nil {
+		s.fail(w, "adding ticket message", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminTickets(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.cfg.Store.Tickets(r.Context(), r.URL.Query().Get("status"))
+	if err != nil {
+		s.fail(w, "listing tickets", err)
+		return
+	}
+	out := []TicketView{}
+	for i := range ts {
+		out = append(out, ticketView(&ts[i], true))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) adminTicketByID(w http.ResponseWriter, r *http.Request) *store.Ticket {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "ticket id must be a number")
+		return nil
+	}
+	t, err := s.cfg.Store.Ticket(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such ticket")
+		return nil
+	}
+	if err != nil {
+		s.fail(w, "reading ticket", err)
+		return nil
+	}
+	return t
+}
+
+func (s *Server) adminTicket(w http.ResponseWriter, r *http.Request) {
+	if t := s.adminTicketByID(w, r); t != nil {
+		writeJSON(w, http.StatusOK, ticketView(t, true))
+	}
+}
+
+func (s *Server) adminReply(w http.ResponseWriter, r *http.Request) {
+	var req TicketMessage
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	_, msg, err := cleanTicket("-", req.Message)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "a message of at most 20000 characters is required")
+		return
+	}
+	t := s.adminTicketByID(w, r)
+	if t == nil {
+		return
+	}
+	status := store.TicketAnswered
+	if req.Close {
+		status = store.TicketClosed
+	}
+	if err := s.cfg.Store.AddTicketMessage(r.Context(), t.ID, store.TicketMessage{FromOperator: true, Body: msg, CreatedAt: s.cfg.Now()}, status); err != nil {
+		s.fail(w, "replying to ticket", err)
+		return
+	}
+	to := t.Email
+	if to == "" && t.AccountID != 0 {
+		if a, err := s.cfg.Store.AccountByID(r.Context(), t.AccountID); err == nil {
+			to = a.Email
+		}
+	}
+	if to != "" {
+		body := fmt.Sprintf("The operator replied to your support request #%d:\n\n%s\n", t.ID, msg)
+		if err := mail.Queue(r.Context(), s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: t.AccountID, To: to,
+			Subject: fmt.Sprintf("Re: %s [#%d]", t.Subject, t.ID), Body: body}); err != nil {
+			s.fail(w, "queueing reply notice", err)
+			return
+		}
+		s.wakeMail()
+	}
+	t, err = s.cfg.Store.Ticket(r.Context(), t.ID)
+	if err != nil {
+		s.fail(w, "reading ticket", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ticketView(t, true))
+}
