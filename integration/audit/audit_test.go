@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -24,7 +23,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +33,7 @@ import (
 	"veil/internal/apitypes"
 	"veil/internal/client"
 	"veil/internal/config"
+	"veil/internal/logtest"
 	"veil/internal/tools/dnsleak"
 )
 
@@ -77,24 +76,6 @@ func TestNoLogsPostgres(t *testing.T) {
 	})
 }
 
-// lockedBuffer collects every log line of the service and the client.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
 func label(prefix string) string {
 	var b [6]byte
 	rand.Read(b[:])
@@ -113,12 +94,12 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 		Delegate: map[string]netip.Addr{leakZone: leakAddr}})
 	echo := harness.StartEcho(t, destAddr)
 
-	var logs lockedBuffer
-	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger, logs := logtest.New()
 	env := harness.Start(t, harness.Options{DNS: hier, Source: clientAddr, Logger: logger,
 		Config: func(c *config.Config) {
 			c.DB = db
 			c.LogLevel = "debug"
+			c.AdminHTTP = "127.0.0.1:0"
 			c.DNSLeakZone = leakZone
 			c.DNSLeakAddr = netip.AddrPortFrom(leakAddr, uint16(hier.Port)).String()
 		}})
@@ -135,6 +116,10 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	}
 	if err := api.Do(ctx, http.MethodGet, "/api/v1/account/export", nil, nil); err != nil {
 		t.Fatalf("GET /api/v1/account/export: %v", err)
+	}
+	consent := true
+	if err := api.Do(ctx, http.MethodPatch, "/api/v1/account", apitypes.AccountPatch{MarketingConsent: &consent}, nil); err != nil {
+		t.Fatalf("PATCH /api/v1/account: %v", err)
 	}
 	if _, err := api.Devices(ctx); err != nil {
 		t.Fatalf("GET /api/v1/devices: %v", err)
@@ -166,8 +151,12 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 			t.Fatalf("GET %s: %q, %v (want the visitor's address, which shows the search below is meaningful)", path, body, err)
 		}
 	}
-	browserGet(t, env.HTTP, base+"/")
-	browserGet(t, env.HTTP, base+"/dnsleak")
+	browserGet(t, env.HTTP, base+"/", true)
+	browserGet(t, env.HTTP, base+"/dnsleak", true)
+	// The privacy engine's pages, where this build has them.
+	for _, p := range []string{"/privacy", "/privacy/versions", "/account"} {
+		browserGet(t, env.HTTP, base+p, false)
+	}
 	var leakIDs []string
 	direct, err := dnsleak.Check(ctx, env.HTTP, base, func(ctx context.Context, name string) error {
 		return queryFrom(ctx, clientAddr, env.Svc.DNSLeakAddr.String(), name)
@@ -204,6 +193,12 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 		needles = append(needles, needle{"DNS leak test id", []byte(id)})
 	}
 
+	// The operator's metrics, after all that traffic.
+	metrics, err := harness.Get(harness.HTTPClient(netip.Addr{}), env.Svc.AdminURL()+"/metrics")
+	if err != nil || !strings.Contains(metrics, "veil_") {
+		t.Fatalf("GET /metrics: %v\n%.500s", err, metrics)
+	}
+
 	tun.Close()
 	live := collect(t, env.Config.DataDir) // while running: SQLite's -wal and -shm exist
 	if err := env.Svc.Stop(); err != nil {
@@ -215,13 +210,13 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	hay = append(hay, stopped...)
 	hay = append(hay, collect(t, stateDir)...)
 	logBytes := logs.Bytes()
-	hay = append(hay, haystack{"log output", logBytes})
+	hay = append(hay, haystack{"log output", logBytes}, haystack{"/metrics", []byte(metrics)})
 	if dump != nil {
 		hay = append(hay, dump(t)...)
 	}
 
 	// The search must be able to find something.
-	if !bytes.Contains(logBytes, []byte(`"level":"DEBUG"`)) {
+	if !bytes.Contains(logBytes, []byte("level=DEBUG")) {
 		t.Fatalf("no debug log lines were collected (%d bytes): the audit would prove nothing", len(logBytes))
 	}
 	if !haveFile(hay, filepath.Join(stateDir, "state.json")) {
@@ -296,7 +291,9 @@ func hasResolver(r *dnsleak.Result, a netip.Addr) bool {
 	return false
 }
 
-func browserGet(t *testing.T, c *http.Client, u string) {
+// browserGet fetches u as a browser does; a missing page is an error
+// only when must is set.
+func browserGet(t *testing.T, c *http.Client, u string, must bool) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36")
@@ -306,6 +303,10 @@ func browserGet(t *testing.T, c *http.Client, u string) {
 		t.Fatalf("GET %s: %v", u, err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound && !must {
+		t.Logf("GET %s: not in this build", u)
+		return
+	}
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %s", u, resp.Status)
 	}
