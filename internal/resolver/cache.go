@@ -32,6 +32,7 @@ type cacheKey struct {
 type cacheEntry struct {
 	key     cacheKey
 	msg     *dns.Msg     // kindAnswer: the answer as received, TTLs untouched
+	wire    *wireAnswer  // kindAnswer: msg packed for the fast path; nil if unsuitable
 	servers []netip.Addr // kindDelegation: name server addresses of the zone
 	stored  time.Time
 	expires time.Time
@@ -120,6 +121,7 @@ func (r *Resolver) storeAnswer(name string, qtype uint16, m *dns.Msg) {
 	r.cache.put(&cacheEntry{
 		key:     cacheKey{name: name, qtype: qtype, kind: kindAnswer},
 		msg:     m,
+		wire:    packWire(m),
 		stored:  now,
 		expires: now.Add(ttl),
 	})

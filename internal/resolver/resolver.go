@@ -109,6 +109,7 @@ type Resolver struct {
 	blocks     *blocklist
 	policy     func(netip.Addr) []string
 	flight     singleflight.Group
+	noWire     bool // tests: answer cache hits through the general path only
 }
 
 var _ dns.Handler = (*Resolver)(nil)

@@ -51,14 +51,18 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
 		resp.Rcode = dns.RcodeRefused
 	default:
-		r.answerClient(req, resp, client)
+		if r.answerClient(w, req, resp, client) {
+			return
+		}
 	}
 	reply(w, req, resp)
 }
 
 // answerClient fills resp for a regular query, applying the client's
-// blocklists to the name and to every CNAME target on the way.
-func (r *Resolver) answerClient(req, resp *dns.Msg, client netip.Addr) {
+// blocklists to the name and to every CNAME target on the way. It reports
+// true when it has already written the reply itself: a fresh cache hit,
+// sent from the entry's packed form.
+func (r *Resolver) answerClient(w dns.ResponseWriter, req, resp *dns.Msg, client netip.Addr) bool {
 	q := req.Question[0]
 	name := dns.CanonicalName(q.Name)
 	var mask uint64
@@ -67,7 +71,13 @@ func (r *Resolver) answerClient(req, resp *dns.Msg, client netip.Addr) {
 	}
 	if r.blocks.blocked(name, mask) {
 		resp.Rcode = dns.RcodeNameError
-		return
+		return false
+	}
+	if !r.noWire {
+		_, tcp := w.RemoteAddr().(*net.TCPAddr)
+		if r.writeCached(w, req, name, mask, tcp) {
+			return true
+		}
 	}
 	m := r.cachedAnswer(name, q.Qtype, false) // the hot path: no context, no timer
 	if m == nil {
@@ -76,14 +86,14 @@ func (r *Resolver) answerClient(req, resp *dns.Msg, client netip.Addr) {
 		var err error
 		if m, err = r.resolve(ctx, name, q.Qtype); err != nil {
 			resp.Rcode = dns.RcodeServerFailure
-			return
+			return false
 		}
 	}
 	if mask != 0 {
 		for _, rr := range m.Answer {
 			if c, ok := rr.(*dns.CNAME); ok && r.blocks.blocked(dns.CanonicalName(c.Target), mask) {
 				resp.Rcode = dns.RcodeNameError
-				return
+				return false
 			}
 		}
 	}
@@ -94,6 +104,7 @@ func (r *Resolver) answerClient(req, resp *dns.Msg, client netip.Addr) {
 		dns.CanonicalName(resp.Answer[0].Header().Name) == name {
 		resp.Answer[0].Header().Name = q.Name
 	}
+	return false
 }
 
 // reply writes resp sized for the transport: EDNS0 clients get up to
