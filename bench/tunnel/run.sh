@@ -30,6 +30,9 @@
 #   VEIL_SRC  source tree veil is built from, default this repository
 #   VEIL_BENCH_INSTALL=1  apt-get install what is missing (nothing otherwise)
 #   KEEP_LOGS=1  keep the temporary directory (logs, iperf3 JSON)
+#   PERF=1    also record a perf profile of the tunnel processes in each run
+#             (costs CPU: figures from such a run are not comparable);
+#             with KEEP_LOGS=1 the top symbols stay in *.top files
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -138,6 +141,13 @@ measure() {
 	[ "$proto" = udp ] && args+=(-u -b "$udp_rate" -l "$udp_len")
 	local out=$tmp/$(echo "$path" | tr / _)-$proto-$round.json
 	local t0 h0 t1 h1
+	local perfs=() pp
+	if [ "${PERF:-}" = 1 ]; then # a CPU profile of each process of the path
+		for pp in "$@"; do
+			perf record -q -F 499 -g -p "$pp" -o "${out%.json}-$pp.perf" -- sleep "$dur" >/dev/null 2>&1 &
+			perfs+=($!)
+		done
+	fi
 	t0=$(ticks "$@") h0=$(host_busy)
 	if ! nsx "$C" timeout $((dur + 30)) iperf3 "${args[@]}" >"$out" 2>"${out%.json}.err"; then
 		log "$path $proto round $round: iperf3 failed: $(jq -r '.error // empty' "$out" 2>/dev/null || head -c 300 "$out")"
@@ -145,6 +155,13 @@ measure() {
 		return 0
 	fi
 	t1=$(ticks "$@") h1=$(host_busy)
+	for pp in "${perfs[@]}"; do wait "$pp" || true; done
+	for pp in "$@"; do
+		[ -f "${out%.json}-$pp.perf" ] || continue
+		perf report -i "${out%.json}-$pp.perf" --no-children --sort sym --stdio -g none 2>/dev/null |
+			grep -E "^ +[0-9]" | head -40 >"${out%.json}-$pp.top" || true
+		log "profile of $(tr '\0' ' ' </proc/$pp/cmdline | cut -c1-60): ${out%.json}-$pp.top"
+	done
 	jq -r --arg path "$path" --arg proto "$proto" --arg round "$round" \
 		--argjson cpu "$(( t1 - t0 ))" --argjson host "$(( h1 - h0 ))" --argjson hz "$hz" --argjson npids $# '
 		.end.sum_received as $r
