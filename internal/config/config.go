@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"os"
 	"reflect"
@@ -96,6 +97,29 @@ type Config struct {
 	// host candidates.
 	STUNURL string `toml:"stun_url" help:"STUN server for the WebRTC check"`
 
+	// SMTPHost is the mail relay; empty: mail waits in the outbox and is
+	// deleted undelivered after the outbox retention.
+	SMTPHost string `toml:"smtp_host" help:"SMTP relay host; empty: no mail is sent"`
+	// SMTPPort is the relay's port.
+	SMTPPort int `toml:"smtp_port" help:"SMTP relay port"`
+	// SMTPUser and SMTPPassword authenticate to the relay; empty: none.
+	SMTPUser     string `toml:"smtp_user" help:"SMTP user; empty: no authentication"`
+	SMTPPassword string `toml:"smtp_password" help:"SMTP password"`
+	// SMTPTLS is mandatory, opportunistic (STARTTLS when offered) or none.
+	SMTPTLS string `toml:"smtp_tls" help:"mandatory, opportunistic or none"`
+	// MailFrom is the sender address of Veil's mail.
+	MailFrom string `toml:"mail_from" help:"sender address of Veil's mail"`
+	// PolicyFile holds the operator's privacy-policy text, shown with the
+	// data inventory until a version is published; empty: a built-in text.
+	PolicyFile string `toml:"policy_file" help:"operator's privacy policy text"`
+	// RetentionEvery is how often the retention sweeper runs.
+	RetentionEvery Duration `toml:"retention_every" help:"retention sweep interval"`
+	// UnusedAccountDays is how long an account without paid or trial time
+	// and without a login is kept.
+	UnusedAccountDays int `toml:"unused_account_days" help:"days an unused, unpaid account is kept"`
+	// TaxYears is how long billing records are kept.
+	TaxYears int `toml:"tax_years" help:"years billing records are kept"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level" help:"debug, info, warn or error"`
 }
@@ -103,20 +127,26 @@ type Config struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		DataDir:        "./veil-data",
-		HTTP:           "127.0.0.1:8080",
-		AdminHTTP:      "127.0.0.1:9090",
-		WGPort:         51820,
-		BuiltinGateway: true,
-		GatewayName:    "local",
-		Location:       "xx-local",
-		TunnelIPv4Pool: "10.64.0.0/10",
-		TunnelIPv6Pool: "fd7a:7665:696c::/64",
-		MaxDevices:     5,
-		TrialDays:      7,
-		SessionTTL:     Duration(24 * time.Hour),
-		DNSLeakAddr:    "127.0.0.1:5353",
-		LogLevel:       "info",
+		DataDir:           "./veil-data",
+		HTTP:              "127.0.0.1:8080",
+		AdminHTTP:         "127.0.0.1:9090",
+		WGPort:            51820,
+		BuiltinGateway:    true,
+		GatewayName:       "local",
+		Location:          "xx-local",
+		TunnelIPv4Pool:    "10.64.0.0/10",
+		TunnelIPv6Pool:    "fd7a:7665:696c::/64",
+		MaxDevices:        5,
+		TrialDays:         7,
+		SessionTTL:        Duration(24 * time.Hour),
+		DNSLeakAddr:       "127.0.0.1:5353",
+		SMTPPort:          587,
+		SMTPTLS:           "opportunistic",
+		MailFrom:          "veil@localhost",
+		RetentionEvery:    Duration(time.Hour),
+		UnusedAccountDays: 90,
+		TaxYears:          7,
+		LogLevel:          "info",
 	}
 }
 
@@ -300,6 +330,26 @@ func (c *Config) Validate() error {
 	}
 	if d := time.Duration(c.SessionTTL); d < time.Minute || d > 90*24*time.Hour {
 		return bad("session_ttl", "want between 1m and 2160h, got %s", d)
+	}
+	if c.SMTPPort < 1 || c.SMTPPort > 65535 {
+		return bad("smtp_port", "%d is not a TCP port", c.SMTPPort)
+	}
+	switch c.SMTPTLS {
+	case "mandatory", "opportunistic", "none":
+	default:
+		return bad("smtp_tls", "want mandatory, opportunistic or none, got %q", c.SMTPTLS)
+	}
+	if a, err := mail.ParseAddress(c.MailFrom); err != nil || a.Name != "" || !strings.Contains(c.MailFrom, "@") {
+		return bad("mail_from", "want a plain address like veil@example.org, got %q", c.MailFrom)
+	}
+	if d := time.Duration(c.RetentionEvery); d < time.Minute || d > 7*24*time.Hour {
+		return bad("retention_every", "want between 1m and 168h, got %s", d)
+	}
+	if c.UnusedAccountDays < 1 || c.UnusedAccountDays > 3650 {
+		return bad("unused_account_days", "want 1 to 3650, got %d", c.UnusedAccountDays)
+	}
+	if c.TaxYears < 0 || c.TaxYears > 30 {
+		return bad("tax_years", "want 0 to 30, got %d", c.TaxYears)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -398,3 +398,6 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprintln(w, "You are unsubscribed from marketing mail. Transactional mail (receipts, policy changes) still reaches you while your account has an email.")
 }
+
+// SetPrivacy configures the privacy engine; call it before Register.
+func (s *Server) SetPrivacy(p PrivacyConfig) { s.cfg.Privacy = p }

@@ -103,6 +103,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		SessionTTL: time.Duration(cfg.SessionTTL),
 		Logger:     log.With("component", "api"),
 	})
+	if err := s.startPrivacy(ctx); err != nil {
+		cancel()
+		st.Close()
+		return nil, err
+	}
 	if err := s.startHTTP(ctx); err != nil {
 		cancel()
 		st.Close()
