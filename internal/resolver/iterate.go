@@ -416,7 +416,7 @@ func (r *Resolver) query(ctx context.Context, servers []netip.Addr, name string,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		addr := net.JoinHostPort(servers[idx].String(), r.port)
+		addr := netip.AddrPortFrom(servers[idx], r.port)
 		resp, err := r.exchange(ctx, "udp", addr, name, qtype)
 		if err == nil && resp.Truncated {
 			resp, err = r.exchange(ctx, "tcp", addr, name, qtype)
@@ -434,14 +434,28 @@ func (r *Resolver) query(ctx context.Context, servers []netip.Addr, name string,
 	return nil, lastErr
 }
 
-// exchange sends one query from a fresh socket (so a random source port)
-// with a random ID and 0x20 case, and checks the response matches.
-func (r *Resolver) exchange(ctx context.Context, network, addr, name string, qtype uint16) (*dns.Msg, error) {
+// exchange sends one query with a random ID and 0x20 case, and checks the
+// response matches. Over UDP it goes out of a pooled random-port socket
+// (see udpPool); over TCP on a fresh connection.
+func (r *Resolver) exchange(ctx context.Context, network string, addr netip.AddrPort, name string, qtype uint16) (*dns.Msg, error) {
 	q := newQuery(randomCase(name), qtype, false)
-	c := &dns.Client{Net: network, UDPSize: EDNSBufferSize, Timeout: r.timeout}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	resp, _, err := c.ExchangeContext(ctx, q, addr)
+	var resp *dns.Msg
+	var err error
+	if network == "udp" {
+		pool := r.udp4
+		if !addr.Addr().Is4() {
+			pool = r.udp6
+		}
+		var s *poolSocket
+		if s, err = pool.acquire(); err == nil {
+			resp, err = s.exchange(ctx, addr, q)
+		}
+	} else {
+		c := &dns.Client{Net: network, UDPSize: EDNSBufferSize, Timeout: r.timeout}
+		resp, _, err = c.ExchangeContext(ctx, q, addr.String())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("exchange: %w", err)
 	}

@@ -99,7 +99,8 @@ type Resolver struct {
 	log        *slog.Logger
 	now        func() time.Time
 	allow      func(netip.Addr) bool
-	port       string
+	port       uint16
+	udp4, udp6 *udpPool // upstream sockets for recursion
 	roots      []netip.Addr
 	forward    []upstream
 	timeout    time.Duration
@@ -121,7 +122,9 @@ func New(cfg Config) (*Resolver, error) {
 		log:        cfg.Logger,
 		now:        cfg.Clock,
 		allow:      cfg.Allow,
-		port:       "53",
+		port:       53,
+		udp4:       newUDPPool("udp4"),
+		udp6:       newUDPPool("udp6"),
 		timeout:    cfg.Timeout,
 		serveStale: cfg.ServeStale,
 		policy:     cfg.BlockPolicy,
@@ -137,7 +140,10 @@ func New(cfg Config) (*Resolver, error) {
 		r.allow = func(a netip.Addr) bool { return a.Unmap().IsLoopback() }
 	}
 	if cfg.Port != 0 {
-		r.port = fmt.Sprint(cfg.Port)
+		if cfg.Port < 0 || cfg.Port > 65535 {
+			return nil, fmt.Errorf("upstream port %d out of range", cfg.Port)
+		}
+		r.port = uint16(cfg.Port)
 	}
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout
