@@ -247,6 +247,22 @@ func TestServeLifecycle(t *testing.T) {
 		t.Errorf("disconnect: %s", stderr)
 	}
 
+	// The web pages every nav link leads to answer.
+	for path, want := range map[string]string{"/servers": "de-fra", "/dnsleak": "not set up", "/": "My IP"} {
+		req, _ := http.NewRequest("GET", srv.url+path, nil)
+		req.Header.Set("User-Agent", "Mozilla/5.0")
+		req.Header.Set("Accept", "text/html")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(page), want) {
+			t.Errorf("GET %s: %d, page lacks %q", path, resp.StatusCode, want)
+		}
+	}
+
 	// The operator's metrics are aggregate, on their own listener only.
 	resp, err = http.Get(srv.admin + "/metrics")
 	if err != nil {

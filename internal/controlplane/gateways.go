@@ -14,6 +14,7 @@ import (
 	"veil/internal/apitypes"
 	"veil/internal/config"
 	"veil/internal/store"
+	"veil/internal/web"
 )
 
 // onlineWithin is how recent a gateway's last report must be for the
@@ -247,4 +248,19 @@ func (s *Server) EnsureBuiltinGateway(ctx context.Context, req apitypes.GatewayC
 	}
 	g.Location, g.Endpoint, g.TokenHash = req.Location, req.Endpoint, s.cfg.Hasher.Token(token)
 	return s.cfg.Store.UpdateGateway(ctx, g)
+}
+
+// ServersPage is the public list of gateways as a web page, /servers.
+func (s *Server) ServersPage(w http.ResponseWriter, r *http.Request) {
+	gws, err := s.cfg.Store.Gateways(r.Context())
+	if err != nil {
+		s.log.Error("listing gateways", "err", err)
+		http.Error(w, "the server list is unavailable; try again later", http.StatusServiceUnavailable)
+		return
+	}
+	out := make([]apitypes.Server, 0, len(gws))
+	for i := range gws {
+		out = append(out, s.serverView(&gws[i]))
+	}
+	web.Render(w, r, "servers.html", web.Page{Title: "Servers", Data: out})
 }

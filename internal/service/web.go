@@ -27,6 +27,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	s.closers = append(s.closers, db.Close)
 	gws := &gatewayAddrs{store: s.Store}
 	web.Register(mux)
+	mux.HandleFunc("GET /servers", s.API.ServersPage)
 
 	var leak *dnsleak.Server
 	if s.Config.DNSLeakZone != "" {
@@ -47,6 +48,11 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 		}
 		s.DNSLeakAddr = addr
 		leak.Register(mux)
+	} else {
+		mux.HandleFunc("GET /dnsleak", func(w http.ResponseWriter, r *http.Request) {
+			web.Render(w, r, "notice.html", web.Page{Title: "DNS leak test",
+				Data: "The DNS leak test is not set up on this server (its operator has not delegated a zone to it)."})
+		})
 	}
 	(&myip.Handler{
 		Geo: db, Gateway: gws.lookup, DNSBL: s.Config.DNSBL,

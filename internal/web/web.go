@@ -63,7 +63,6 @@ type NavItem struct {
 var Nav = []NavItem{
 	{"/", "My IP"},
 	{"/dnsleak", "DNS leak test"},
-	{"/speedtest", "Speed test"},
 	{"/servers", "Servers"},
 	{"/account", "Account"},
 	{"/privacy", "Privacy"},
