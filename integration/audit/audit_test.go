@@ -125,6 +125,22 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 		t.Fatalf("GET /api/v1/devices: %v", err)
 	}
 
+	// The privacy engine: a support ticket, the client's version report,
+	// an access-code recovery request (for an email nobody has).
+	var ticket map[string]any
+	if err := api.Do(ctx, http.MethodPost, "/api/v1/support/tickets",
+		map[string]string{"subject": "audit ticket", "message": "the tunnel works"}, &ticket); err != nil {
+		t.Fatalf("POST /api/v1/support/tickets: %v", err)
+	}
+	if err := env.API("").Do(ctx, http.MethodPost, "/api/v1/client-report",
+		map[string]string{"os_version": "linux 6.1", "app_version": "1.0.0"}, nil); err != nil {
+		t.Fatalf("POST /api/v1/client-report: %v", err)
+	}
+	if err := env.API("").Do(ctx, http.MethodPost, "/api/v1/account/recover",
+		map[string]string{"email": "nobody@example.test"}, nil); err != nil {
+		t.Fatalf("POST /api/v1/account/recover: %v", err)
+	}
+
 	// The tunnel, and HTTP and DNS through it.
 	tun := env.Up(t, st, clientAddr)
 	socks := harness.SOCKSClient(t, tun.SOCKSAddr(), 20*time.Second)
@@ -153,9 +169,9 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	}
 	browserGet(t, env.HTTP, base+"/", true)
 	browserGet(t, env.HTTP, base+"/dnsleak", true)
-	// The privacy engine's pages, where this build has them.
-	for _, p := range []string{"/privacy", "/privacy/versions", "/account"} {
-		browserGet(t, env.HTTP, base+p, false)
+	// The privacy engine's pages.
+	for _, p := range []string{"/privacy", "/privacy/versions", "/account", "/support"} {
+		browserGet(t, env.HTTP, base+p, true)
 	}
 	var leakIDs []string
 	direct, err := dnsleak.Check(ctx, env.HTTP, base, func(ctx context.Context, name string) error {
