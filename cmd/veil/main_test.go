@@ -247,6 +247,13 @@ func TestServeLifecycle(t *testing.T) {
 		t.Errorf("disconnect: %s", stderr)
 	}
 
+	// Login and connect each reported the OS and app version, which the
+	// operator sees only as counts.
+	out, stderr, rc = veil(t, bin, "admin", "stats", "--json", "--data", data, "--control", srv.url)
+	if rc != 0 || !strings.Contains(out, `"app_version": "dev"`) || !strings.Contains(out, `"count": 2`) {
+		t.Errorf("admin stats: exit %d, %s %s", rc, out, stderr)
+	}
+
 	// The web pages every nav link leads to answer.
 	for path, want := range map[string]string{"/servers": "de-fra", "/dnsleak": "not set up", "/": "My IP"} {
 		req, _ := http.NewRequest("GET", srv.url+path, nil)

@@ -158,3 +158,11 @@ type PeerMap struct {
 	Peers   []Peer   `json:"peers"`
 	Removed []string `json:"removed,omitempty"`
 }
+
+// ClientReport is the body of POST /api/v1/client-report: the client's OS
+// and app version, counted per day in aggregate only, never linked to an
+// account, a device or an address (promise P6).
+type ClientReport struct {
+	OSVersion  string `json:"os_version"`  // "linux 6.1", "windows 11"
+	AppVersion string `json:"app_version"` // "1.4.2", "dev"
+}

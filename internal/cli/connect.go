@@ -212,6 +212,7 @@ func runForeground(cmd *cobra.Command, dir string, f connectFlags) (err error) {
 	if err != nil {
 		return err
 	}
+	reportVersion(ctx, api)
 	servers, err := api.Servers(ctx)
 	if err != nil {
 		return err

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +17,14 @@ func stateDir(flag string) (string, error) {
 		return flag, nil
 	}
 	return client.DefaultDir()
+}
+
+// reportVersion sends the OS and app version, counted only in aggregate
+// (promise P6); it waits a few seconds at most and never fails a command.
+func reportVersion(ctx context.Context, api *client.API) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	api.Report(ctx, Version)
 }
 
 func printJSON(cmd *cobra.Command, v any) error {
@@ -38,6 +48,7 @@ func newLoginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			reportVersion(cmd.Context(), &client.API{Base: st.Control, Token: st.Token})
 			fmt.Fprintf(cmd.OutOrStdout(), "Logged in. This device's tunnel addresses: %s, %s\n", st.IPv4, st.IPv6)
 			return nil
 		},

@@ -12,6 +12,7 @@ import (
 
 	"veil/internal/account"
 	"veil/internal/mail"
+	"veil/internal/apitypes"
 	"veil/internal/privacy"
 	"veil/internal/store"
 	"veil/internal/throttle"
@@ -319,12 +320,6 @@ func (s *Server) adminLegalHold(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"accounts": len(accs)})
 }
 
-// ClientReport is the body of POST /api/v1/client-report (promise P6).
-type ClientReport struct {
-	OSVersion  string `json:"os_version"`
-	AppVersion string `json:"app_version"`
-}
-
 // Version strings are short and plain so that none can carry an
 // identifier: "linux 6.1", "windows 11", "1.4.2", "1.5.0-rc1".
 var (
@@ -333,7 +328,7 @@ var (
 )
 
 func (s *Server) clientReport(w http.ResponseWriter, r *http.Request) {
-	var req ClientReport
+	var req apitypes.ClientReport
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -351,7 +346,7 @@ func (s *Server) clientReport(w http.ResponseWriter, r *http.Request) {
 
 // CountClient adds a client report to the day's aggregate count; nothing
 // about the request other than the two versions is used.
-func (s *Server) CountClient(ctx context.Context, c ClientReport) error {
+func (s *Server) CountClient(ctx context.Context, c apitypes.ClientReport) error {
 	osv, app := strings.ToLower(strings.TrimSpace(c.OSVersion)), strings.ToLower(strings.TrimSpace(c.AppVersion))
 	if !osVersionRE.MatchString(osv) || !appVersionRE.MatchString(app) {
 		return fmt.Errorf("%w: os_version like \"linux 6.1\" and app_version like \"1.2.3\" are required", errBadRequest)
