@@ -92,6 +92,8 @@ bg() {
 
 log "building veil from $src and the bench tools"
 (cd "$src" && go build -o "$tmp/veil" ./cmd/veil)
+rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -n "$(git -C "$src" status --porcelain -- cmd internal go.mod go.sum 2>/dev/null)" ] && rev="$rev+changes"
 go build -o "$tmp/" ./bench/tunnel/wgplain ./bench/tunnel/socksrelay
 veil=$tmp/veil
 
@@ -298,7 +300,7 @@ col() { # PATH PROTO COLUMN -> median of that column over rounds (NA skipped)
 }
 runs() { awk -F'\t' -v p="$1" -v q="$2" '$1==p && $2==q {printf "%s%s", sep, $4; sep=", "}' "$results"; }
 echo
-echo "iperf3 ${dur}s, one stream; UDP -b $udp_rate -l $udp_len; median of $rounds rounds; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average $load_start at start, $load_end at end; $(uname -r)"
+echo "veil $rev ($(go version | cut -d' ' -f3)); iperf3 ${dur}s, one stream; UDP -b $udp_rate -l $udp_len; median of $rounds rounds; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average $load_start at start, $load_end at end; $(uname -r)"
 echo
 echo "| Path | Proto | Mbit/s (median) | runs | UDP loss % | tunnel CPU s/Gbit | host CPU s/Gbit |"
 echo "|---|---|---:|---|---:|---:|---:|"
