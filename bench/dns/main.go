@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"veil/internal/resolver"
 )
@@ -41,6 +43,7 @@ func main() {
 		runHier   = flag.Bool("hierarchy", false, "run the synthetic authoritative hierarchy")
 		hierPort  = flag.Int("hierarchy-port", 53, "port the hierarchy listens on")
 		listeners = flag.Int("listeners", runtime.GOMAXPROCS(0), "UDP sockets sharing the address (SO_REUSEPORT)")
+		rcvbuf    = flag.Int("rcvbuf", 4<<20, "receive buffer of each UDP socket (run.sh gives Unbound the same so-rcvbuf)")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile to this file until the process is stopped")
 	)
 	flag.Parse()
@@ -71,7 +74,11 @@ func main() {
 			log.Fatal(err)
 		}
 		for range max(1, *listeners) {
-			servers = append(servers, &dns.Server{Addr: *addr, Net: "udp", Handler: res, ReusePort: true, MsgAcceptFunc: res.AcceptMsg})
+			pc, err := listenUDP(*addr, *rcvbuf)
+			if err != nil {
+				log.Fatal(err)
+			}
+			servers = append(servers, &dns.Server{PacketConn: pc, Handler: res, MsgAcceptFunc: res.AcceptMsg})
 		}
 		servers = append(servers, &dns.Server{Addr: *addr, Net: "tcp", Handler: res, MsgAcceptFunc: res.AcceptMsg})
 	default:
@@ -81,7 +88,13 @@ func main() {
 		ready := make(chan struct{})
 		s.NotifyStartedFunc = func() { close(ready) }
 		errc := make(chan error, 1)
-		go func() { errc <- s.ListenAndServe() }()
+		go func() {
+			if s.PacketConn != nil {
+				errc <- s.ActivateAndServe()
+			} else {
+				errc <- s.ListenAndServe()
+			}
+		}()
 		select {
 		case <-ready:
 		case err := <-errc:
@@ -93,6 +106,29 @@ func main() {
 	for _, s := range servers {
 		s.Shutdown()
 	}
+}
+
+// listenUDP opens one of several UDP sockets sharing addr (SO_REUSEPORT,
+// so the kernel spreads clients over them) with a receive buffer of rcvbuf
+// bytes, so that a burst while the process waits for a CPU is queued, not
+// dropped.
+func listenUDP(addr string, rcvbuf int) (net.PacketConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		return cmp.Or(err, serr)
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s/udp: %w", addr, err)
+	}
+	if err := pc.(*net.UDPConn).SetReadBuffer(rcvbuf); err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("setting receive buffer: %w", err)
+	}
+	return pc, nil
 }
 
 // hierarchy starts the root, TLD and authoritative servers.

@@ -8,10 +8,11 @@
 # Installs nothing unless VEIL_BENCH_INSTALL=1 (then apt-get installs
 # dnsperf and unbound). Prints a Markdown section for BENCHMARKS.md.
 #
-#   sudo bench/dns/run.sh            # DURATION=15 HIT_NAMES=1000 MISS_NAMES=20000
+#   sudo bench/dns/run.sh   # DURATION=15 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=20000
 set -eu
 
 DURATION=${DURATION:-15}
+HIT_RUNS=${HIT_RUNS:-3}
 HIT_NAMES=${HIT_NAMES:-1000}
 MISS_NAMES=${MISS_NAMES:-20000}
 VEIL_PORT=${VEIL_PORT:-5300}
@@ -56,6 +57,7 @@ server:
     module-config: "iterator"
     num-threads: $THREADS
     so-reuseport: yes
+    so-rcvbuf: 4m
     qname-minimisation: yes
     use-caps-for-id: yes
     chroot: ""
@@ -110,32 +112,39 @@ UNB_MISS=$(perf "$UNBOUND_PORT" -d "$WORK/miss.txt" -n 1)
 # Warm the hit set, then alternate runs so that background load hits both.
 perf "$VEIL_PORT" -d "$WORK/hit.txt" -n 1 >/dev/null
 perf "$UNBOUND_PORT" -d "$WORK/hit.txt" -n 1 >/dev/null
-VEIL_HIT1=$(perf "$VEIL_PORT" -d "$WORK/hit.txt" -l "$DURATION")
-UNB_HIT1=$(perf "$UNBOUND_PORT" -d "$WORK/hit.txt" -l "$DURATION")
-VEIL_HIT2=$(perf "$VEIL_PORT" -d "$WORK/hit.txt" -l "$DURATION")
-UNB_HIT2=$(perf "$UNBOUND_PORT" -d "$WORK/hit.txt" -l "$DURATION")
+VEIL_RUNS=""; UNB_RUNS=""
+r=0; while [ $r -lt "$HIT_RUNS" ]; do
+	VEIL_RUNS="$VEIL_RUNS$(perf "$VEIL_PORT" -d "$WORK/hit.txt" -l "$DURATION")
+"
+	UNB_RUNS="$UNB_RUNS$(perf "$UNBOUND_PORT" -d "$WORK/hit.txt" -l "$DURATION")
+"
+	r=$((r+1))
+done
 VEIL_PCT=$(pct "$VEIL_PORT" "$WORK/hit.txt")
 UNB_PCT=$(pct "$UNBOUND_PORT" "$WORK/hit.txt")
 
 f() { echo "$1" | cut -d' ' -f"$2"; }
-best() { a=$(f "$1" 1); b=$(f "$2" 1); [ "$a" -ge "$b" ] && echo "$1" || echo "$2"; }
-VEIL_HIT=$(best "$VEIL_HIT1" "$VEIL_HIT2")
-UNB_HIT=$(best "$UNB_HIT1" "$UNB_HIT2")
+# median RUNS: the run (line) with the median qps; all: every run's qps.
+median() { printf '%s' "$1" | sort -n | awk '{v[NR]=$0} END {print v[int((NR+1)/2)]}'; }
+all() { printf '%s' "$1" | cut -d' ' -f1 | paste -sd/ - | sed 's#/# / #g'; }
+VEIL_HIT=$(median "$VEIL_RUNS")
+UNB_HIT=$(median "$UNB_RUNS")
 
 cat <<MD
 ### DNS resolver: Veil vs Unbound (dnsperf)
 
 $(date -u +%Y-%m-%d), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $(cut -d' ' -f1-3 /proc/loadavg),
 $(go version | cut -d' ' -f3), Unbound $(unbound -V 2>/dev/null | awk '/^Version/ {print $2; exit}'), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}').
-Command: \`sudo bench/dns/run.sh\` (DURATION=$DURATION HIT_NAMES=$HIT_NAMES MISS_NAMES=$MISS_NAMES;
+Command: \`sudo bench/dns/run.sh\` (DURATION=$DURATION HIT_RUNS=$HIT_RUNS HIT_NAMES=$HIT_NAMES MISS_NAMES=$MISS_NAMES;
 dnsperf -c 4 -q 200; Unbound num-threads $THREADS, iterator only, qname-minimisation and 0x20 on;
-Veil with GOMAXPROCS $THREADS, rate limit off). Hit qps: best of two alternating runs
-(run 1 / run 2 in brackets). Percentiles: cache-hit set at a fixed 5000 qps.
+Veil with GOMAXPROCS $THREADS, rate limit off; both with $THREADS UDP sockets on SO_REUSEPORT and 4 MB
+receive buffers). Hit qps: median of $HIT_RUNS alternating runs (each run in brackets).
+Percentiles: cache-hit set at a fixed 5000 qps.
 
 | set | resolver | qps | avg latency ms | lost | p50 / p99 / p99.9 ms |
 |---|---|---:|---:|---:|---|
-| cache hit | Veil | $(f "$VEIL_HIT" 1) ($(f "$VEIL_HIT1" 1) / $(f "$VEIL_HIT2" 1)) | $(f "$VEIL_HIT" 2) | $(f "$VEIL_HIT" 3) | $(f "$VEIL_PCT" 1) / $(f "$VEIL_PCT" 2) / $(f "$VEIL_PCT" 3) |
-| cache hit | Unbound | $(f "$UNB_HIT" 1) ($(f "$UNB_HIT1" 1) / $(f "$UNB_HIT2" 1)) | $(f "$UNB_HIT" 2) | $(f "$UNB_HIT" 3) | $(f "$UNB_PCT" 1) / $(f "$UNB_PCT" 2) / $(f "$UNB_PCT" 3) |
+| cache hit | Veil | $(f "$VEIL_HIT" 1) ($(all "$VEIL_RUNS")) | $(f "$VEIL_HIT" 2) | $(f "$VEIL_HIT" 3) | $(f "$VEIL_PCT" 1) / $(f "$VEIL_PCT" 2) / $(f "$VEIL_PCT" 3) |
+| cache hit | Unbound | $(f "$UNB_HIT" 1) ($(all "$UNB_RUNS")) | $(f "$UNB_HIT" 2) | $(f "$UNB_HIT" 3) | $(f "$UNB_PCT" 1) / $(f "$UNB_PCT" 2) / $(f "$UNB_PCT" 3) |
 | cache miss ($MISS_NAMES names, 3-level hierarchy) | Veil | $(f "$VEIL_MISS" 1) | $(f "$VEIL_MISS" 2) | $(f "$VEIL_MISS" 3) | |
 | cache miss ($MISS_NAMES names, 3-level hierarchy) | Unbound | $(f "$UNB_MISS" 1) | $(f "$UNB_MISS" 2) | $(f "$UNB_MISS" 3) | |
 
