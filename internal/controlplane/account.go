@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -19,50 +20,66 @@ import (
 // so that a wrong code, a malformed one and a deleted account look alike.
 const errLogin = "access code not recognised"
 
-func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
-	src := sourceAddr(r)
+// Login failures that callers answer differently from internal errors.
+var (
+	errBadCode   = errors.New(errLogin)
+	errThrottled = errors.New("too many failed attempts; try again later")
+)
+
+// login checks an access code sent from src and opens a session. A wrong
+// code, a malformed one and a deleted account's all give errBadCode, and
+// cost the same work: the hash and the lookup run for every request.
+// Failures count against src in the in-memory throttle; when it refuses,
+// the error is errThrottled and wait says for how long.
+func (s *Server) login(ctx context.Context, src netip.Addr, code string) (sess apitypes.Session, wait time.Duration, err error) {
 	if ok, wait := s.cfg.Throttle.Allowed(src); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		writeError(w, http.StatusTooManyRequests, "too many failed attempts; try again later")
-		return
+		return sess, wait, errThrottled
 	}
+	code, normErr := account.NormalizeCode(code)
+	acc, err := s.cfg.Store.AccountByCodeHash(ctx, s.cfg.Hasher.Code(code))
+	if normErr != nil || errors.Is(err, store.ErrNotFound) {
+		s.cfg.Throttle.Fail(src)
+		return sess, 0, errBadCode
+	}
+	if err != nil {
+		return sess, 0, fmt.Errorf("looking up account: %w", err)
+	}
+	tok, err := account.NewToken()
+	if err != nil {
+		return sess, 0, err
+	}
+	exp := s.cfg.Now().Add(s.cfg.SessionTTL).UTC().Truncate(time.Second)
+	if err := s.cfg.Store.CreateSession(ctx, store.Session{
+		TokenHash: s.cfg.Hasher.Token(tok), AccountID: acc.ID, ExpiresAt: exp,
+	}); err != nil {
+		return sess, 0, fmt.Errorf("creating session: %w", err)
+	}
+	// The day of the login, nothing finer, decides when an unused account
+	// is removed (privacy.RuleUnusedAccount).
+	if err := s.cfg.Store.TouchAccount(ctx, acc.ID, s.cfg.Now()); err != nil {
+		return sess, 0, fmt.Errorf("recording account use: %w", err)
+	}
+	return apitypes.Session{Token: tok, ExpiresAt: exp}, 0, nil
+}
+
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.SessionRequest
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	// A malformed code costs the same work as a wrong one: the hash and
-	// the lookup run for every request.
-	code, normErr := account.NormalizeCode(req.AccessCode)
-	acc, err := s.cfg.Store.AccountByCodeHash(r.Context(), s.cfg.Hasher.Code(code))
-	if normErr != nil || errors.Is(err, store.ErrNotFound) {
-		s.cfg.Throttle.Fail(src)
+	sess, wait, err := s.login(r.Context(), sourceAddr(r), req.AccessCode)
+	switch {
+	case errors.Is(err, errThrottled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeError(w, http.StatusTooManyRequests, err.Error())
+	case errors.Is(err, errBadCode):
 		writeError(w, http.StatusUnauthorized, errLogin)
-		return
+	case err != nil:
+		s.fail(w, "logging in", err)
+	default:
+		writeJSON(w, http.StatusCreated, sess)
 	}
-	if err != nil {
-		s.fail(w, "looking up account", err)
-		return
-	}
-	tok, err := account.NewToken()
-	if err != nil {
-		s.fail(w, "creating session", err)
-		return
-	}
-	exp := s.cfg.Now().Add(s.cfg.SessionTTL).UTC().Truncate(time.Second)
-	if err := s.cfg.Store.CreateSession(r.Context(), store.Session{
-		TokenHash: s.cfg.Hasher.Token(tok), AccountID: acc.ID, ExpiresAt: exp,
-	}); err != nil {
-		s.fail(w, "creating session", err)
-		return
-	}
-	// The day of the login, nothing finer, decides when an unused account
-	// is removed (privacy.RuleUnusedAccount).
-	if err := s.cfg.Store.TouchAccount(r.Context(), acc.ID, s.cfg.Now()); err != nil {
-		s.fail(w, "recording account use", err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, apitypes.Session{Token: tok, ExpiresAt: exp})
 }
 
 func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"veil/internal/account"
 	"veil/internal/privacy"
 	"veil/internal/store"
 	"veil/internal/web"
@@ -191,6 +190,7 @@ var pageMessages = map[string]string{
 	"confirm":    "To erase your account, tick the confirmation box.",
 	"erased":     "Your account and everything held for it were erased.",
 	"out":        "You are logged out.",
+	"recover":    recoverAnswer,
 }
 
 func dateOrEmpty(t time.Time) string {
@@ -223,38 +223,18 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
-	src := sourceAddr(r)
-	if ok, _ := s.cfg.Throttle.Allowed(src); !ok {
+	sess, _, err := s.login(r.Context(), sourceAddr(r), r.PostForm.Get("access_code"))
+	switch {
+	case errors.Is(err, errThrottled):
 		http.Redirect(w, r, "/account?m=throttled", http.StatusSeeOther)
-		return
-	}
-	code, normErr := account.NormalizeCode(r.PostForm.Get("access_code"))
-	acc, err := s.cfg.Store.AccountByCodeHash(r.Context(), s.cfg.Hasher.Code(code))
-	if normErr != nil || errors.Is(err, store.ErrNotFound) {
-		s.cfg.Throttle.Fail(src)
+	case errors.Is(err, errBadCode):
 		http.Redirect(w, r, "/account?m=bad", http.StatusSeeOther)
-		return
+	case err != nil:
+		s.pageFail(w, "logging in", err)
+	default:
+		s.setSessionCookie(w, r, sess.Token, sess.ExpiresAt)
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
 	}
-	if err != nil {
-		s.pageFail(w, "looking up account", err)
-		return
-	}
-	tok, err := account.NewToken()
-	if err != nil {
-		s.pageFail(w, "creating session", err)
-		return
-	}
-	exp := s.cfg.Now().Add(s.cfg.SessionTTL).UTC().Truncate(time.Second)
-	if err := s.cfg.Store.CreateSession(r.Context(), store.Session{TokenHash: s.cfg.Hasher.Token(tok), AccountID: acc.ID, ExpiresAt: exp}); err != nil {
-		s.pageFail(w, "creating session", err)
-		return
-	}
-	if err := s.cfg.Store.TouchAccount(r.Context(), acc.ID, s.cfg.Now()); err != nil {
-		s.pageFail(w, "recording account use", err)
-		return
-	}
-	s.setSessionCookie(w, r, tok, exp)
-	http.Redirect(w, r, "/account", http.StatusSeeOther)
 }
 
 func (s *Server) accountLogout(w http.ResponseWriter, r *http.Request) {

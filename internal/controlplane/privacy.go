@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"veil/internal/account"
-	"veil/internal/mail"
 	"veil/internal/apitypes"
+	"veil/internal/mail"
 	"veil/internal/privacy"
 	"veil/internal/store"
 	"veil/internal/throttle"
@@ -53,6 +53,7 @@ func (s *Server) registerPrivacy(mux *http.ServeMux) {
 		th = throttle.New(5, time.Hour)
 	}
 	mux.HandleFunc("POST /api/v1/account/recover", s.recoverCode(th))
+	mux.HandleFunc("POST /account/recover", s.pageForm(s.recoverPage(th)))
 	mux.HandleFunc("GET /api/v1/privacy/versions", s.listPolicyVersions)
 	mux.HandleFunc("POST /api/v1/client-report", s.clientReport)
 	mux.HandleFunc("POST /unsubscribe", s.unsubscribe)
@@ -126,6 +127,29 @@ func (s *Server) recoverCode(th *throttle.Throttle) http.HandlerFunc {
 		}
 		th.Fail(src) // every request counts
 		s.recoverCodeOnce(w, r)
+	}
+}
+
+// recoverPage is the /account page's form for a lost access code; it
+// answers every well-formed request alike, as the API does.
+func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		src := sourceAddr(r)
+		if ok, _ := th.Allowed(src); !ok {
+			http.Redirect(w, r, "/account?m=throttled", http.StatusSeeOther)
+			return
+		}
+		th.Fail(src)
+		email, err := CleanEmail(r.PostForm.Get("email"))
+		if err != nil || email == "" {
+			http.Redirect(w, r, "/account?m=bademail", http.StatusSeeOther)
+			return
+		}
+		if err := s.RecoverCode(r.Context(), email); err != nil {
+			s.pageFail(w, "recovering access code", err)
+			return
+		}
+		http.Redirect(w, r, "/account?m=recover", http.StatusSeeOther)
 	}
 }
 

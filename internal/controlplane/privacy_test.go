@@ -293,3 +293,34 @@ func TestAccountPage(t *testing.T) {
 		t.Errorf("accounts after erase: %d; page %s", n, b)
 	}
 }
+
+// TestRecoverCodePage is the /account page's form for a lost code: the
+// same answer whether or not the email is known, and the new code mailed.
+func TestRecoverCodePage(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.login(t, e.newAccount(t, 30))
+	email := "page-owner@example.org"
+	if st := e.call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &email}, nil); st != 200 {
+		t.Fatal(st)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	where := map[string]string{}
+	for _, em := range []string{email, "stranger@example.org", "not an email"} {
+		resp, err := noRedirect.PostForm(e.url+"/account/recover", map[string][]string{"email": {em}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		where[em] = resp.Header.Get("Location")
+	}
+	if where[email] != "/account?m=recover" || where["stranger@example.org"] != where[email] {
+		t.Errorf("answers differ: %q", where)
+	}
+	if where["not an email"] != "/account?m=bademail" {
+		t.Errorf("malformed email answered %q", where["not an email"])
+	}
+	ms, err := e.store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
+	if err != nil || len(ms) != 1 || ms[0].To != email {
+		t.Fatalf("outbox = %+v, %v", ms, err)
+	}
+}
