@@ -73,12 +73,19 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		// UDP: Veil's own read loop on each socket, answering cache
+		// hits without a goroutine per packet (Resolver.ServePacket).
 		for range max(1, *listeners) {
 			pc, err := listenUDP(*addr, *rcvbuf)
 			if err != nil {
 				log.Fatal(err)
 			}
-			servers = append(servers, &dns.Server{PacketConn: pc, Handler: res, MsgAcceptFunc: res.AcceptMsg})
+			defer pc.Close()
+			go func() {
+				if err := res.ServePacket(ctx, pc); err != nil {
+					log.Fatal(err)
+				}
+			}()
 		}
 		servers = append(servers, &dns.Server{Addr: *addr, Net: "tcp", Handler: res, MsgAcceptFunc: res.AcceptMsg})
 	default:
@@ -88,13 +95,7 @@ func main() {
 		ready := make(chan struct{})
 		s.NotifyStartedFunc = func() { close(ready) }
 		errc := make(chan error, 1)
-		go func() {
-			if s.PacketConn != nil {
-				errc <- s.ActivateAndServe()
-			} else {
-				errc <- s.ListenAndServe()
-			}
-		}()
+		go func() { errc <- s.ListenAndServe() }()
 		select {
 		case <-ready:
 		case err := <-errc:

@@ -62,6 +62,15 @@ func (c *cache) get(k cacheKey) *cacheEntry {
 	return el.Value.(*cacheEntry)
 }
 
+// fresh reports whether k has an entry that has not expired at now,
+// without counting it as used.
+func (c *cache) fresh(k cacheKey, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[k]
+	return ok && now.Before(el.Value.(*cacheEntry).expires)
+}
+
 // put stores e, evicting the least recently used entries beyond the bound.
 func (c *cache) put(e *cacheEntry) {
 	c.mu.Lock()
