@@ -313,3 +313,41 @@ func TestServeLifecycle(t *testing.T) {
 		t.Errorf("bad login: exit %d, stderr %q", rc, stderr)
 	}
 }
+
+// TestGatewayCommand runs `veil gateway` (netstack mode, no root) against
+// a real serve, with its token from the environment, and waits until the
+// public list shows it online with its key.
+func TestGatewayCommand(t *testing.T) {
+	bin := veilBin(t)
+	data := filepath.Join(t.TempDir(), "veil-data")
+	srv := startServe(t, bin, "--data", data, "--http", "127.0.0.1:0", "--wg-port", "0", "--admin-http", "", "--builtin-gateway=false")
+	defer srv.stop(t)
+	token, stderr, rc := veil(t, bin, "admin", "gateway", "add", "ams1", "--location", "nl-ams", "--endpoint", "192.0.2.9:51820", "--data", data, "--control", srv.url)
+	if rc != 0 {
+		t.Fatalf("gateway add: %s", stderr)
+	}
+	gw := exec.Command(bin, "gateway", "--control", srv.url, "--wg-port", "0", "--log-level", "debug")
+	gw.Env = append(os.Environ(), "VEIL_TOKEN="+strings.TrimSpace(token))
+	var logs bytes.Buffer
+	gw.Stderr = &logs
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { gw.Process.Signal(syscall.SIGTERM); gw.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _, _ := veil(t, bin, "servers", "--json", "--control", srv.url)
+		var servers []apitypes.Server
+		json.Unmarshal([]byte(out), &servers)
+		if len(servers) == 1 && servers[0].Online && servers[0].PublicKey != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("veil gateway never came online: %s\n%s", out, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, stderr, rc := veil(t, bin, "gateway", "--control", srv.url); rc == 0 || !strings.Contains(stderr, "config: token") {
+		t.Errorf("gateway without a token: exit %d, %q", rc, stderr)
+	}
+}

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"fmt"
-	"net/netip"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -13,13 +11,9 @@ import (
 )
 
 func newGatewayCmd() *cobra.Command {
-	var (
-		control, token, mode, rootHints, logLevel, tunName string
-		port                                               int
-		egress, blocklists                                 []string
-	)
+	var file string
 	cmd := &cobra.Command{
-		Use:   "gateway",
+		Use:   "gateway --control URL --token TOKEN [--mode tun|netstack]",
 		Short: "Run a WireGuard gateway for a control plane",
 		Long: `Run a Veil gateway: WireGuard peers follow the control plane's peer map,
 tunnel traffic goes out to the internet through the egress guard, and a
@@ -29,36 +23,30 @@ no-log resolver answers DNS on the gateway's tunnel addresses.
 sockets. --mode tun (root) uses a kernel TUN with forwarding and
 masquerade in an nftables table of its own, removed at exit.
 
-The token may also come from VEIL_GATEWAY_TOKEN, which keeps it out of
-the process list.`,
+Configuration comes from defaults, then --config FILE (TOML), then VEIL_*
+variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if token == "" {
-				token = os.Getenv("VEIL_GATEWAY_TOKEN")
-			}
-			if control == "" || token == "" {
-				return fmt.Errorf("--control and --token are required")
-			}
-			allow, err := parsePrefixes(egress)
+			cfg, err := config.LoadGateway(config.Sources{File: file, Env: os.LookupEnv, Flags: cmd.Flags()})
 			if err != nil {
 				return err
 			}
-			lists, err := config.ParseBlocklists(blocklists)
+			lists, err := config.ParseBlocklists(cfg.DNSBlocklists)
 			if err != nil {
-				return fmt.Errorf("--dns-blocklist: %w", err)
+				return err
 			}
-			log := newLogger(cmd.ErrOrStderr(), logLevel)
-
+			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 			g, err := gateway.NewWithResolver(gateway.Config{
-				ControlURL:  control,
-				Token:       token,
-				Mode:        mode,
-				ListenPort:  port,
-				EgressAllow: allow,
+				ControlURL:  cfg.Control,
+				Token:       cfg.Token,
+				Mode:        cfg.Mode,
+				ListenPort:  cfg.WGPort,
+				EgressAllow: cfg.EgressPrefixes(),
 				Logger:      log,
-				TUNName:     tunName,
+				TUNName:     cfg.TUNName,
 			}, resolver.Config{
-				RootHints:  rootHints,
+				RootHints:  cfg.DNSRootHints,
+				Port:       cfg.DNSUpstreamPort,
 				Blocklists: lists,
 				Logger:     log,
 			})
@@ -68,28 +56,7 @@ the process list.`,
 			return g.Run(cmd.Context())
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&control, "control", "", "control plane URL, e.g. https://veil.example")
-	f.StringVar(&token, "token", "", "gateway token (from: veil admin gateway add)")
-	f.StringVar(&mode, "mode", gateway.ModeNetstack, "data plane: netstack (no root) or tun (root)")
-	f.IntVar(&port, "wg-port", 51820, "WireGuard UDP port")
-	f.StringSliceVar(&egress, "egress-allow", nil, "CIDRs tunnel traffic may reach although the egress guard refuses them")
-	f.StringVar(&rootHints, "dns-root-hints", "", "root hints file (named.root) for the resolver; empty: built in")
-	f.StringSliceVar(&blocklists, "dns-blocklist", nil, "category=FILE blocklists for the resolver (ads, trackers, malware, adult, gambling)")
-	f.StringVar(&tunName, "tun-name", "veil0", "TUN interface name in tun mode")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&file, "config", "", "TOML configuration file")
+	config.AddFlags(cmd.Flags(), config.DefaultGateway())
 	return cmd
-}
-
-// parsePrefixes parses --egress-allow values.
-func parsePrefixes(ss []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range ss {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("--egress-allow: %q is not a CIDR", s)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }

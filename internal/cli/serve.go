@@ -37,6 +37,6 @@ environment variables (VEIL_HTTP, VEIL_DB, …), then flags.`,
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "TOML configuration file")
-	config.AddFlags(cmd.Flags())
+	config.AddFlags(cmd.Flags(), config.Default())
 	return cmd
 }

@@ -187,11 +187,12 @@ type Sources struct {
 	Flags *pflag.FlagSet
 }
 
-// AddFlags registers one flag per config key on fs, named like the key with
-// dashes (data, db, http, wg-port, …).
-func AddFlags(fs *pflag.FlagSet) {
-	def := Default()
-	v := reflect.ValueOf(&def).Elem()
+// AddFlags registers one flag per key of a configuration struct on fs,
+// named like the key with dashes (data, db, http, wg-port, …), with the
+// values in def (a Config or a Gateway) as defaults.
+func AddFlags(fs *pflag.FlagSet, def any) {
+	v := reflect.New(reflect.TypeOf(def)).Elem()
+	v.Set(reflect.ValueOf(def))
 	forEachField(v, func(key string, f reflect.Value, help string) {
 		name := flagName(key)
 		switch p := f.Addr().Interface().(type) {
@@ -209,21 +210,30 @@ func AddFlags(fs *pflag.FlagSet) {
 	})
 }
 
-// Load reads the configuration from its sources and validates it. Errors
-// are one line and name the offending key.
+// Load reads the configuration of `veil serve` from its sources and
+// validates it. Errors are one line and name the offending key.
 func Load(src Sources) (Config, error) {
 	c := Default()
+	if err := load(&c, src); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// load overrides the struct dst points to with the file, the environment
+// and the flags, in that order.
+func load(dst any, src Sources) error {
 	if src.File != "" {
 		b, err := os.ReadFile(src.File)
 		if err != nil {
-			return c, fmt.Errorf("config: %w", err)
+			return fmt.Errorf("config: %w", err)
 		}
 		dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return c, fileError(src.File, err)
+		if err := dec.Decode(dst); err != nil {
+			return fileError(src.File, err)
 		}
 	}
-	v := reflect.ValueOf(&c).Elem()
+	v := reflect.ValueOf(dst).Elem()
 	var errs []error
 	if src.Env != nil {
 		forEachField(v, func(key string, f reflect.Value, _ string) {
@@ -253,9 +263,9 @@ func Load(src Sources) (Config, error) {
 		})
 	}
 	if len(errs) > 0 {
-		return c, errs[0]
+		return errs[0]
 	}
-	return c, c.Validate()
+	return nil
 }
 
 // Validate checks every key and returns the first problem, naming the key.
@@ -277,11 +287,8 @@ func (c *Config) Validate() error {
 			return bad("admin_http", "want HOST:PORT, got %q", c.AdminHTTP)
 		}
 	}
-	if c.WGPort < 0 || c.WGPort > 65535 {
-		return bad("wg_port", "%d is not a UDP port", c.WGPort)
-	}
-	if c.DNSUpstreamPort < 0 || c.DNSUpstreamPort > 65535 {
-		return bad("dns_upstream_port", "%d is not a port", c.DNSUpstreamPort)
+	if err := checkDataPlane(c.WGPort, c.DNSUpstreamPort, c.EgressAllow, c.DNSBlocklists, c.LogLevel); err != nil {
+		return err
 	}
 	if c.Endpoint != "" {
 		if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
@@ -290,14 +297,6 @@ func (c *Config) Validate() error {
 	}
 	if !ValidLocation(c.Location) {
 		return bad("location", "want cc-city (two-letter country, a dash, a city code), got %q", c.Location)
-	}
-	for _, s := range c.EgressAllow {
-		if _, err := netip.ParsePrefix(s); err != nil {
-			return bad("egress_allow", "%q is not a CIDR", s)
-		}
-	}
-	if _, err := ParseBlocklists(c.DNSBlocklists); err != nil {
-		return bad("dns_blocklists", "%v", err)
 	}
 	for _, s := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(s); err != nil {
@@ -351,10 +350,33 @@ func (c *Config) Validate() error {
 	if c.TaxYears < 0 || c.TaxYears > 30 {
 		return bad("tax_years", "want 0 to 30, got %d", c.TaxYears)
 	}
-	switch c.LogLevel {
+	return nil
+}
+
+// checkDataPlane validates the keys serve's built-in gateway and veil
+// gateway share.
+func checkDataPlane(wgPort, dnsPort int, egress, blocklists []string, logLevel string) error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if wgPort < 0 || wgPort > 65535 {
+		return bad("wg_port", "%d is not a UDP port", wgPort)
+	}
+	if dnsPort < 0 || dnsPort > 65535 {
+		return bad("dns_upstream_port", "%d is not a port", dnsPort)
+	}
+	for _, s := range egress {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return bad("egress_allow", "%q is not a CIDR", s)
+		}
+	}
+	if _, err := ParseBlocklists(blocklists); err != nil {
+		return bad("dns_blocklists", "%v", err)
+	}
+	switch logLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return bad("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
+		return bad("log_level", "want debug, info, warn or error, got %q", logLevel)
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ func envMap(m map[string]string) func(string) (string, bool) {
 func TestPrecedence(t *testing.T) {
 	file := writeFile(t, "http = \"127.0.0.1:1000\"\nwg_port = 1000\nmax_devices = 3\nsession_ttl = \"2h\"\n")
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-	AddFlags(fs)
+	AddFlags(fs, Default())
 	if err := fs.Parse([]string{"--wg-port=3000", "--egress-allow=10.9.0.0/24,fd00::/64"}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,4 +136,42 @@ func FuzzLoad(f *testing.F) {
 			t.Errorf("Load returned an invalid config: %v", err)
 		}
 	})
+}
+
+func TestGatewayConfig(t *testing.T) {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	AddFlags(fs, DefaultGateway())
+	if err := fs.Parse([]string{"--control=https://veil.example", "--egress-allow=10.9.0.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := LoadGateway(Sources{
+		File:  writeFile(t, "mode = \"tun\"\ndns_blocklists = [\"ads=/x\"]\n"),
+		Env:   envMap(map[string]string{"VEIL_TOKEN": "tok"}),
+		Flags: fs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Control != "https://veil.example" || g.Token != "tok" || g.Mode != "tun" || g.WGPort != 51820 ||
+		len(g.EgressPrefixes()) != 1 || len(g.DNSBlocklists) != 1 {
+		t.Errorf("gateway config = %+v", g)
+	}
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"VEIL_TOKEN": "t"}, "config: control"},
+		{map[string]string{"VEIL_CONTROL": "ftp://x", "VEIL_TOKEN": "t"}, "config: control"},
+		{map[string]string{"VEIL_CONTROL": "http://x"}, "config: token"},
+		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_MODE": "kernel"}, "config: mode"},
+		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_DNS_BLOCKLISTS": "crypto=/x"}, "dns_blocklists"},
+		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_WG_PORT": "99999"}, "wg_port"},
+	} {
+		if _, err := LoadGateway(Sources{Env: envMap(tt.env)}); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("LoadGateway(%v) = %v, want an error with %q", tt.env, err, tt.want)
+		}
+	}
+	if _, err := LoadGateway(Sources{File: writeFile(t, "http = \"x\"\n")}); err == nil || !strings.Contains(err.Error(), `unknown key "http"`) {
+		t.Errorf("a serve-only key in a gateway file: %v", err)
+	}
 }

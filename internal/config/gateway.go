@@ -1,0 +1,67 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+)
+
+// Gateway is everything `veil gateway` can be told, read like Config:
+// defaults, a TOML file, VEIL_* variables, flags.
+type Gateway struct {
+	// Control is the control plane's base URL.
+	Control string `toml:"control" help:"control plane URL, e.g. https://veil.example"`
+	// Token is the gateway's token from `veil admin gateway add`; prefer
+	// VEIL_TOKEN or the file to the flag, which others can read in ps.
+	Token string `toml:"token" help:"gateway token (from: veil admin gateway add)"`
+	// Mode is netstack (no root) or tun (root).
+	Mode string `toml:"mode" help:"data plane: netstack (no root) or tun (root)"`
+	// TUNName is the kernel interface in tun mode.
+	TUNName string `toml:"tun_name" help:"TUN interface name in tun mode"`
+
+	WGPort          int      `toml:"wg_port" help:"WireGuard UDP port"`
+	EgressAllow     []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
+	DNSRootHints    string   `toml:"dns_root_hints" help:"root hints file (named.root) for the resolver; empty: built in"`
+	DNSBlocklists   []string `toml:"dns_blocklists" help:"category=FILE blocklists (ads, trackers, malware, adult, gambling)"`
+	DNSUpstreamPort int      `toml:"dns_upstream_port" help:"port of authoritative DNS servers (tests); 0: 53"`
+	LogLevel        string   `toml:"log_level" help:"debug, info, warn or error"`
+}
+
+// DefaultGateway returns the gateway configuration used when nothing is
+// set.
+func DefaultGateway() Gateway {
+	return Gateway{Mode: "netstack", TUNName: "veil0", WGPort: 51820, LogLevel: "info"}
+}
+
+// LoadGateway reads the configuration of `veil gateway` from its sources
+// and validates it.
+func LoadGateway(src Sources) (Gateway, error) {
+	g := DefaultGateway()
+	if err := load(&g, src); err != nil {
+		return g, err
+	}
+	return g, g.Validate()
+}
+
+// Validate checks every key and returns the first problem, naming the key.
+func (g *Gateway) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if u, err := url.Parse(g.Control); g.Control == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad("control", "want the control plane's URL, like https://veil.example")
+	}
+	if g.Token == "" {
+		return bad("token", "required: the token `veil admin gateway add` printed")
+	}
+	if g.Mode != "netstack" && g.Mode != "tun" {
+		return bad("mode", "want netstack or tun, got %q", g.Mode)
+	}
+	if g.Mode == "tun" && (g.TUNName == "" || len(g.TUNName) > 15) {
+		return bad("tun_name", "want an interface name of 1 to 15 characters, got %q", g.TUNName)
+	}
+	return checkDataPlane(g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.DNSBlocklists, g.LogLevel)
+}
+
+// EgressPrefixes returns EgressAllow parsed; Validate has checked it.
+func (g *Gateway) EgressPrefixes() []netip.Prefix { return prefixes(g.EgressAllow) }
