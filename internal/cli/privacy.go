@@ -7,10 +7,10 @@ import (
 	"os"
 	"strconv"
 	"text/tabwriter"
+	"veil/internal/apitypes"
 
 	"github.com/spf13/cobra"
 
-	"veil/internal/controlplane"
 	"veil/internal/privacy"
 )
 
@@ -65,8 +65,8 @@ func newAdminPolicyCmd(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out controlplane.Published
-			if err := api.Do(cmd.Context(), http.MethodPost, "/api/v1/admin/policy", controlplane.PublishRequest{Prose: string(b)}, &out); err != nil {
+			var out apitypes.Published
+			if err := api.Do(cmd.Context(), http.MethodPost, "/api/v1/admin/policy", apitypes.PublishRequest{Prose: string(b)}, &out); err != nil {
 				return err
 			}
 			if f.json {
@@ -92,7 +92,7 @@ func newAdminSupportCmd(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []controlplane.TicketView
+			var out []apitypes.TicketView
 			if err := api.Do(cmd.Context(), http.MethodGet, "/api/v1/admin/support?status="+url.QueryEscape(status), nil, &out); err != nil {
 				return err
 			}
@@ -120,7 +120,7 @@ func newAdminSupportCmd(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var t controlplane.TicketView
+			var t apitypes.TicketView
 			if err := api.Do(cmd.Context(), http.MethodGet, "/api/v1/admin/support/"+args[0], nil, &t); err != nil {
 				return err
 			}
@@ -144,8 +144,8 @@ func newAdminSupportCmd(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var t controlplane.TicketView
-			req := controlplane.TicketMessage{Message: args[1], Close: closeIt}
+			var t apitypes.TicketView
+			req := apitypes.TicketMessage{Message: args[1], Close: closeIt}
 			if err := api.Do(cmd.Context(), http.MethodPost, "/api/v1/admin/support/"+args[0]+"/reply", req, &t); err != nil {
 				return err
 			}
@@ -161,7 +161,7 @@ func newAdminSupportCmd(f *adminFlags) *cobra.Command {
 	return cmd
 }
 
-func printTicket(cmd *cobra.Command, t controlplane.TicketView) {
+func printTicket(cmd *cobra.Command, t apitypes.TicketView) {
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "#%d %s (%s)\n", t.ID, t.Subject, t.Status)
 	for _, m := range t.Messages {
@@ -183,7 +183,7 @@ func newAdminStatsCmd(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []controlplane.ClientCount
+			var out []apitypes.ClientCount
 			if err := api.Do(cmd.Context(), http.MethodGet, "/api/v1/admin/stats", nil, &out); err != nil {
 				return err
 			}
@@ -213,7 +213,7 @@ func newAdminHoldCmd(f *adminFlags) *cobra.Command {
 				return err
 			}
 			var out map[string]int
-			req := controlplane.LegalHoldRequest{AccessCode: code, Email: email, Hold: !release}
+			req := apitypes.LegalHoldRequest{AccessCode: code, Email: email, Hold: !release}
 			if err := api.Do(cmd.Context(), http.MethodPost, "/api/v1/admin/legal-hold", req, &out); err != nil {
 				return err
 			}

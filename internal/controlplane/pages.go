@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"veil/internal/apitypes"
 
 	"veil/internal/privacy"
 	"veil/internal/store"
@@ -306,8 +307,8 @@ func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
 // supportPageView is what support.html shows.
 type supportPageView struct {
 	Error   string
-	Created *TicketCreated
-	Ticket  *TicketView
+	Created *apitypes.TicketCreated
+	Ticket  *apitypes.TicketView
 	Token   string
 }
 
@@ -320,7 +321,7 @@ func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 	if acc, _ := s.pageAccount(r); acc != nil && r.PostForm.Get("attach") == "1" {
 		accountID = acc.ID
 	}
-	req := TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
+	req := apitypes.TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
 	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
 		w.WriteHeader(http.StatusBadRequest)

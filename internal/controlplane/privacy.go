@@ -106,11 +106,6 @@ func (s *Server) publicURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// RecoverRequest is the body of POST /api/v1/account/recover.
-type RecoverRequest struct {
-	Email string `json:"email"`
-}
-
 // recoverAnswer is the one answer to every recovery request, so that it
 // never tells whether an email is registered.
 const recoverAnswer = "If an account has this email, a new access code is on its way to it. The old code no longer works."
@@ -154,7 +149,7 @@ func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
 }
 
 func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
-	var req RecoverRequest
+	var req apitypes.RecoverRequest
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -225,19 +220,8 @@ func (s *Server) listPolicyVersions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// PublishRequest is the body of POST /api/v1/admin/policy.
-type PublishRequest struct {
-	Prose string `json:"prose"`
-}
-
-// Published answers a policy publication.
-type Published struct {
-	Version int64 `json:"version"`
-	Notices int   `json:"notices"` // transactional notices queued
-}
-
 func (s *Server) adminPublishPolicy(w http.ResponseWriter, r *http.Request) {
-	var req PublishRequest
+	var req apitypes.PublishRequest
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -257,7 +241,7 @@ func (s *Server) adminPublishPolicy(w http.ResponseWriter, r *http.Request) {
 // PublishPolicy stores a new policy version from the operator's prose and
 // the inventory, and queues a transactional notice to every account with
 // an email.
-func (s *Server) PublishPolicy(ctx context.Context, prose, base string) (*Published, error) {
+func (s *Server) PublishPolicy(ctx context.Context, prose, base string) (*apitypes.Published, error) {
 	doc := privacy.Render(privacy.Languages[0], prose, s.periods())
 	v := &store.PolicyVersion{PublishedAt: s.cfg.Now().UTC(), Prose: prose, Body: doc.Text()}
 	if _, err := s.cfg.Store.PublishPolicy(ctx, v); err != nil {
@@ -279,7 +263,7 @@ func (s *Server) PublishPolicy(ctx context.Context, prose, base string) (*Publis
 		n++
 	}
 	s.wakeMail()
-	return &Published{Version: v.ID, Notices: n}, nil
+	return &apitypes.Published{Version: v.ID, Notices: n}, nil
 }
 
 func (s *Server) adminRetention(w http.ResponseWriter, r *http.Request) {
@@ -291,16 +275,8 @@ func (s *Server) adminRetention(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ds)
 }
 
-// LegalHoldRequest is the body of POST /api/v1/admin/legal-hold: the
-// accounts named by an access code or an email.
-type LegalHoldRequest struct {
-	AccessCode string `json:"access_code,omitempty"`
-	Email      string `json:"email,omitempty"`
-	Hold       bool   `json:"hold"`
-}
-
 func (s *Server) adminLegalHold(w http.ResponseWriter, r *http.Request) {
-	var req LegalHoldRequest
+	var req apitypes.LegalHoldRequest
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -378,23 +354,15 @@ func (s *Server) CountClient(ctx context.Context, c apitypes.ClientReport) error
 	return s.cfg.Store.CountClient(ctx, privacy.Day(s.cfg.Now()), osv, app)
 }
 
-// ClientCount is one row of GET /api/v1/admin/stats.
-type ClientCount struct {
-	Day        string `json:"day"`
-	OSVersion  string `json:"os_version"`
-	AppVersion string `json:"app_version"`
-	Count      int64  `json:"count"`
-}
-
 func (s *Server) adminStats(w http.ResponseWriter, r *http.Request) {
 	cs, err := s.cfg.Store.ClientCounts(r.Context())
 	if err != nil {
 		s.fail(w, "reading stats", err)
 		return
 	}
-	out := []ClientCount{}
+	out := []apitypes.ClientCount{}
 	for _, c := range cs {
-		out = append(out, ClientCount{c.Day, c.OSVersion, c.AppVersion, c.Count})
+		out = append(out, apitypes.ClientCount{Day: c.Day, OSVersion: c.OSVersion, AppVersion: c.AppVersion, Count: c.Count})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"veil/internal/apitypes"
-	"veil/internal/controlplane"
 	"veil/internal/privacy"
 	"veil/internal/store"
 )
@@ -34,8 +33,8 @@ func TestRights(t *testing.T) {
 	if st := e.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: newPub(t), Name: "laptop"}, &dev); st != 201 {
 		t.Fatalf("device: %d", st)
 	}
-	var tk controlplane.TicketCreated
-	if st := e.call(t, "POST", "/api/v1/support/tickets", tok, controlplane.TicketRequest{Subject: "Help", Message: "My tunnel"}, &tk); st != 201 {
+	var tk apitypes.TicketCreated
+	if st := e.call(t, "POST", "/api/v1/support/tickets", tok, apitypes.TicketRequest{Subject: "Help", Message: "My tunnel"}, &tk); st != 201 {
 		t.Fatalf("ticket: %d", st)
 	}
 	var exp privacy.Export
@@ -126,20 +125,20 @@ func TestRecoverCode(t *testing.T) {
 func TestSupportAndCounters(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	var tk controlplane.TicketCreated
-	if st := e.call(t, "POST", "/api/v1/support/tickets", "", controlplane.TicketRequest{Subject: "Hi", Message: "Anonymous question", Email: "anon@example.org"}, &tk); st != 201 {
+	var tk apitypes.TicketCreated
+	if st := e.call(t, "POST", "/api/v1/support/tickets", "", apitypes.TicketRequest{Subject: "Hi", Message: "Anonymous question", Email: "anon@example.org"}, &tk); st != 201 {
 		t.Fatalf("ticket: %d", st)
 	}
-	var list []controlplane.TicketView
+	var list []apitypes.TicketView
 	if st := e.call(t, "GET", "/api/v1/admin/support", e.admin, nil, &list); st != 200 || len(list) != 1 || list[0].Status != "open" {
 		t.Fatalf("admin list: %d %+v", st, list)
 	}
-	var after controlplane.TicketView
+	var after apitypes.TicketView
 	path := "/api/v1/admin/support/" + itoa(list[0].ID) + "/reply"
-	if st := e.call(t, "POST", path, e.admin, controlplane.TicketMessage{Message: "Here is the answer"}, &after); st != 200 || after.Status != "answered" || len(after.Messages) != 2 {
+	if st := e.call(t, "POST", path, e.admin, apitypes.TicketMessage{Message: "Here is the answer"}, &after); st != 200 || after.Status != "answered" || len(after.Messages) != 2 {
 		t.Fatalf("reply: %d %+v", st, after)
 	}
-	var mine controlplane.TicketView
+	var mine apitypes.TicketView
 	if st := e.call(t, "GET", "/api/v1/support/tickets/"+tk.Token, "", nil, &mine); st != 200 || len(mine.Messages) != 2 || !mine.Messages[1].FromOperator {
 		t.Fatalf("read by token: %d %+v", st, mine)
 	}
@@ -168,7 +167,7 @@ func TestSupportAndCounters(t *testing.T) {
 			t.Errorf("report %s: %d, want %d", r.body, st, r.want)
 		}
 	}
-	var stats []controlplane.ClientCount
+	var stats []apitypes.ClientCount
 	if st := e.call(t, "GET", "/api/v1/admin/stats", e.admin, nil, &stats); st != 200 {
 		t.Fatal(st)
 	}
@@ -203,8 +202,8 @@ func TestPolicyVersions(t *testing.T) {
 		}
 	}
 	for i, prose := range []string{"# About\n\nFirst text.", "# About\n\nSecond text."} {
-		var out controlplane.Published
-		if st := e.call(t, "POST", "/api/v1/admin/policy", e.admin, controlplane.PublishRequest{Prose: prose}, &out); st != 201 || out.Version != int64(i+1) || out.Notices != 1 {
+		var out apitypes.Published
+		if st := e.call(t, "POST", "/api/v1/admin/policy", e.admin, apitypes.PublishRequest{Prose: prose}, &out); st != 201 || out.Version != int64(i+1) || out.Notices != 1 {
 			t.Fatalf("publish %d: %d %+v", i, st, out)
 		}
 	}

@@ -7,66 +7,22 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
+	"veil/internal/apitypes"
 
 	"veil/internal/account"
 	"veil/internal/mail"
 	"veil/internal/store"
 )
 
-// TicketRequest is the body of POST /api/v1/support/tickets. With a
-// session token the ticket belongs to the account; without, it stands
-// alone and is read with the token in the answer.
-type TicketRequest struct {
-	Subject string `json:"subject"`
-	Message string `json:"message"`
-	// Email, optional, gets a notice when the operator replies.
-	Email string `json:"email,omitempty"`
-}
-
-// TicketCreated answers a new ticket. Token reads the ticket and is shown
-// only here.
-type TicketCreated struct {
-	ID    int64  `json:"id"`
-	Token string `json:"token"`
-}
-
-// TicketMessage is a reply: POST /api/v1/support/tickets/{token}/messages
-// and POST /api/v1/admin/support/{id}/reply.
-type TicketMessage struct {
-	Message string `json:"message"`
-	// Close, from the operator, closes the ticket.
-	Close bool `json:"close,omitempty"`
-}
-
-// TicketView is a ticket as the API shows it.
-type TicketView struct {
-	ID        int64         `json:"id"`
-	Subject   string        `json:"subject"`
-	Status    string        `json:"status"`
-	Account   bool          `json:"account"` // sent with an account
-	Email     string        `json:"email,omitempty"`
-	CreatedAt time.Time     `json:"created_at"`
-	UpdatedAt time.Time     `json:"updated_at"`
-	Messages  []MessageView `json:"messages,omitempty"`
-}
-
-// MessageView is one message of a ticket.
-type MessageView struct {
-	FromOperator bool      `json:"from_operator"`
-	Body         string    `json:"body"`
-	CreatedAt    time.Time `json:"created_at"`
-}
-
-func ticketView(t *store.Ticket, withEmail bool) TicketView {
-	v := TicketView{ID: t.ID, Subject: t.Subject, Status: t.Status, Account: t.AccountID != 0,
+func ticketView(t *store.Ticket, withEmail bool) apitypes.TicketView {
+	v := apitypes.TicketView{ID: t.ID, Subject: t.Subject, Status: t.Status, Account: t.AccountID != 0,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 	if withEmail {
 		v.Email = t.Email
 	}
 	for _, m := range t.Messages {
-		v.Messages = append(v.Messages, MessageView{m.FromOperator, m.Body, m.CreatedAt})
+		v.Messages = append(v.Messages, apitypes.MessageView{FromOperator: m.FromOperator, Body: m.Body, CreatedAt: m.CreatedAt})
 	}
 	return v
 }
@@ -110,7 +66,7 @@ func (s *Server) optionalAccount(r *http.Request) *store.Account {
 }
 
 func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
-	var req TicketRequest
+	var req apitypes.TicketRequest
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -138,7 +94,7 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 
 // CreateTicket stores a ticket (for accountID, or none when 0) and, when
 // an email is given, queues a receipt to it.
-func (s *Server) CreateTicket(ctx context.Context, accountID int64, req TicketRequest, base string) (*TicketCreated, error) {
+func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes.TicketRequest, base string) (*apitypes.TicketCreated, error) {
 	subject, message, err := cleanTicket(req.Subject, req.Message)
 	if err != nil {
 		return nil, err
@@ -163,7 +119,7 @@ func (s *Server) CreateTicket(ctx context.Context, accountID int64, req TicketRe
 		}
 		s.wakeMail()
 	}
-	return &TicketCreated{ID: t.ID, Token: tok}, nil
+	return &apitypes.TicketCreated{ID: t.ID, Token: tok}, nil
 }
 
 func (s *Server) ticketByToken(r *http.Request) (*store.Ticket, error) {
@@ -188,7 +144,7 @@ func (s *Server) getTicket(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) userReply(w http.ResponseWriter, r *http.Request) {
-	var req TicketMessage
+	var req apitypes.TicketMessage
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -220,7 +176,7 @@ func (s *Server) adminTickets(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "listing tickets", err)
 		return
 	}
-	out := []TicketView{}
+	out := []apitypes.TicketView{}
 	for i := range ts {
 		out = append(out, ticketView(&ts[i], true))
 	}
@@ -252,7 +208,7 @@ func (s *Server) adminTicket(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminReply(w http.ResponseWriter, r *http.Request) {
-	var req TicketMessage
+	var req apitypes.TicketMessage
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
