@@ -1,6 +1,9 @@
 package resolver
 
 import (
+	"context"
+	"net"
+
 	"testing"
 
 	"github.com/miekg/dns"
@@ -48,4 +51,32 @@ func BenchmarkServeDNSHit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkUpstreamUDP measures one upstream UDP exchange with a loopback
+// server: from the socket pool ("pool") and from a fresh connected socket
+// per query as before ("fresh", miekg/dns's Client).
+func BenchmarkUpstreamUDP(b *testing.B) {
+	server := fakeUpstream(b, func(pc net.PacketConn, from net.Addr, req *dns.Msg) {
+		send(pc, from, answerA(req, "192.0.2.1"))
+	})
+	b.Run("pool", func(b *testing.B) {
+		p := newUDPPool("udp4")
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := poolExchange(b, p, server, "www.example.test."); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fresh", func(b *testing.B) {
+		c := &dns.Client{Net: "udp", UDPSize: EDNSBufferSize}
+		b.ReportAllocs()
+		for b.Loop() {
+			q := newQuery(randomCase("www.example.test."), dns.TypeA, false)
+			if _, _, err := c.ExchangeContext(context.Background(), q, server.String()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -15,6 +15,8 @@
 //
 // ServeDNS checks Config.Allow itself too, so a plain
 // dns.Server{PacketConn: pc, Handler: res} is never an open resolver either.
+// For UDP, res.ServePacket(ctx, pc) is a faster alternative to dns.Server:
+// it answers cache hits without a goroutine per packet.
 package resolver
 
 import (
