@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/netip"
@@ -77,6 +78,27 @@ func TestProxyMode(t *testing.T) {
 		}
 		if st := env.Svc.Gateway.Stats(); st.Peers != 2 || st.RxBytes == 0 {
 			t.Fatalf("gateway stats = %+v, want 2 peers and traffic", st)
+		}
+	})
+
+	t.Run("my ip says protected through the tunnel only", func(t *testing.T) {
+		report := func(c *http.Client) map[string]any {
+			t.Helper()
+			body, err := harness.Get(c, env.Svc.URL()+"/api/v1/ip")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep map[string]any
+			if err := json.Unmarshal([]byte(body), &rep); err != nil {
+				t.Fatalf("%v: %q", err, body)
+			}
+			return rep
+		}
+		if rep := report(a.web); rep["protected"] != true || rep["gateway"] != env.Config.GatewayName {
+			t.Errorf("through the tunnel: %v", rep)
+		}
+		if rep := report(env.HTTP); rep["protected"] != false {
+			t.Errorf("a direct visit from the same machine: %v", rep)
 		}
 	})
 

@@ -227,6 +227,16 @@ func (g *Gateway) InTunnel(addr netip.Addr) bool {
 	return false
 }
 
+// Carries reports whether a TCP connection arriving from remote was opened
+// by this gateway on a peer's behalf: remote is the host-side end of one
+// of its live outbound sockets. Only netstack mode can tell (in tun mode
+// the kernel translates the addresses); it knows nothing about which peer.
+// The web tools use it to tell a visitor "you are protected".
+func (g *Gateway) Carries(remote netip.AddrPort) bool {
+	p, ok := g.plane.(*netstackPlane)
+	return ok && p.carries(remote)
+}
+
 // BlockFor returns the DNS blocking categories of the peer whose tunnel
 // address is addr. It fits resolver.Config.BlockPolicy.
 func (g *Gateway) BlockFor(addr netip.Addr) []string {

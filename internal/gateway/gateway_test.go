@@ -195,6 +195,31 @@ func TestNetstackTraffic(t *testing.T) {
 			t.Fatalf("GET through tunnel = %q, %v", body, err)
 		}
 	})
+	t.Run("carries", func(t *testing.T) {
+		// The server asks the gateway whether its visitor came through
+		// the tunnel, as the My IP page does.
+		answers := make(chan [2]bool, 2)
+		who := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			remote := netip.MustParseAddrPort(r.RemoteAddr)
+			other := netip.AddrPortFrom(remote.Addr(), remote.Port()+1)
+			answers <- [2]bool{g.Carries(remote), g.Carries(other)}
+		}))
+		t.Cleanup(who.Close)
+		if _, err := c.httpGet(testCtx(t), who.URL); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-answers; !got[0] || got[1] {
+			t.Errorf("through the tunnel: Carries(visitor) = %v, Carries(another port) = %v", got[0], got[1])
+		}
+		resp, err := http.Get(who.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := <-answers; got[0] {
+			t.Error("a direct visitor is taken for a tunnelled one")
+		}
+	})
 	t.Run("udp", func(t *testing.T) {
 		echo := startUDPEcho(t, "127.0.0.1:0")
 		got, err := c.udpEcho(echo, "ping over udp")

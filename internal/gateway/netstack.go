@@ -46,6 +46,7 @@ type netstackPlane struct {
 
 	mu     sync.Mutex
 	conns  map[io.Closer]struct{}
+	flows  map[netip.AddrPort]struct{} // local ends of live outbound TCP sockets
 	dns    []*dns.Server
 	echoes chan struct{} // echo requests in flight
 	noEcho atomic.Bool   // the host refused ping sockets
@@ -56,6 +57,7 @@ func newNetstackPlane(g *Gateway) (dataPlane, tunDevice, error) {
 	p := &netstackPlane{
 		g:      g,
 		conns:  make(map[io.Closer]struct{}),
+		flows:  make(map[netip.AddrPort]struct{}),
 		echoes: make(chan struct{}, maxEchoFlight),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -220,7 +222,27 @@ func (p *netstackPlane) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	defer doneOut()
+	if la, ok := out.LocalAddr().(*net.TCPAddr); ok {
+		local := la.AddrPort()
+		p.mu.Lock()
+		p.flows[local] = struct{}{}
+		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			delete(p.flows, local)
+			p.mu.Unlock()
+		}()
+	}
 	relayTCP(in, out)
+}
+
+// carries reports whether local is the host-side end of a TCP connection
+// this plane opened for a peer and still holds.
+func (p *netstackPlane) carries(local netip.AddrPort) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.flows[netip.AddrPortFrom(local.Addr().Unmap(), local.Port())]
+	return ok
 }
 
 // halfCloser is a connection that can end its write side alone.

@@ -55,6 +55,7 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 		return fmt.Errorf("registering the built-in gateway: %w", err)
 	}
 	s.Gateway = g
+	s.builtin.Store(g)
 	s.goRun(func() error { return g.Run(ctx) })
 	return nil
 }

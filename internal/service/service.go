@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"veil/internal/account"
@@ -41,6 +42,7 @@ type Service struct {
 	AdminToken string
 	// Gateway is the built-in gateway; nil when turned off.
 	Gateway *gateway.Gateway
+	builtin atomic.Pointer[gateway.Gateway] // Gateway, for handlers running before it is set
 	// DNSLeakAddr is the bound address of the DNS leak test server; nil
 	// when the test is off.
 	DNSLeakAddr net.Addr

@@ -55,7 +55,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 		})
 	}
 	(&myip.Handler{
-		Geo: db, Gateway: gws.lookup, DNSBL: s.Config.DNSBL,
+		Geo: db, Gateway: gws.lookup, Carried: s.carried, DNSBL: s.Config.DNSBL,
 		TrustedProxies: s.Config.TrustedProxyPrefixes(),
 		IPv4URL:        s.Config.IPv4URL, IPv6URL: s.Config.IPv6URL, STUNURL: s.Config.STUNURL,
 		DNSLeak: leak, Logger: s.log.With("component", "myip"),
@@ -63,9 +63,21 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	return nil
 }
 
+// carried reports whether a connection from remote was opened by the
+// built-in gateway for one of its peers.
+func (s *Service) carried(remote netip.AddrPort) (string, bool) {
+	if g := s.builtin.Load(); g != nil && g.Carries(remote) {
+		return s.Config.GatewayName, true
+	}
+	return "", false
+}
+
 // gatewayAddrs answers "is this address one of our gateways?" for the
 // privacy tools: the addresses of the gateways' endpoints, where their
-// traffic leaves, read from the store at most every 30 seconds.
+// traffic leaves, read from the store at most every 30 seconds. Loopback
+// endpoints (a built-in gateway on one machine) are left out: every local
+// visitor has that address, and carried knows the built-in gateway's
+// connections exactly.
 type gatewayAddrs struct {
 	store store.Store
 
@@ -84,7 +96,7 @@ func (g *gatewayAddrs) lookup(a netip.Addr) (string, bool) {
 			g.byAddr = make(map[netip.Addr]string, len(gws))
 			for _, gw := range gws {
 				host, _, err := net.SplitHostPort(gw.Endpoint)
-				if ip, perr := netip.ParseAddr(host); err == nil && perr == nil {
+				if ip, perr := netip.ParseAddr(host); err == nil && perr == nil && !ip.IsLoopback() {
 					g.byAddr[ip.Unmap()] = gw.Name
 				}
 			}

@@ -36,6 +36,11 @@ type Handler struct {
 	// Gateway says whether an address is the egress address of one of
 	// Veil's gateways, and which. If nil, no address is.
 	Gateway func(netip.Addr) (name string, ok bool)
+	// Carried says whether a connection from remote (the TCP peer) was
+	// opened by a gateway in this process on a peer's behalf, and which:
+	// exact where Gateway can only compare addresses. If nil, no
+	// connection is.
+	Carried func(remote netip.AddrPort) (name string, ok bool)
 	// LookupAddr does reverse DNS. If nil, net.DefaultResolver is used;
 	// every lookup is bounded by ReverseTimeout.
 	LookupAddr func(ctx context.Context, addr string) ([]string, error)
@@ -260,6 +265,11 @@ func (h *Handler) report(ctx context.Context, r *http.Request, ip netip.Addr, lo
 	}
 	if h.Gateway != nil {
 		rep.Gateway, rep.Protected = h.Gateway(ip)
+	}
+	if !lookup && !rep.Protected && h.Carried != nil {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && !h.trusted(ap.Addr().Unmap()) {
+			rep.Gateway, rep.Protected = h.Carried(ap)
+		}
 	}
 	if !lookup {
 		rep.ProxyHeaders = h.proxyHeaders(r)

@@ -282,3 +282,35 @@ func TestFetch(t *testing.T) {
 		t.Error("Fetch of a wrong URL succeeded")
 	}
 }
+
+func TestCarried(t *testing.T) {
+	h := testHandler(t)
+	carried := netip.MustParseAddrPort("127.0.0.1:40001")
+	h.Carried = func(ap netip.AddrPort) (string, bool) { return "local", ap == carried }
+	h.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	tests := []struct {
+		name, remote, path, xff string
+		want                    bool
+	}{
+		{"through the built-in gateway", "127.0.0.1:40001", "/api/v1/ip", "", true},
+		{"same host, another connection", "127.0.0.1:40002", "/api/v1/ip", "", false},
+		{"asking about another address", "127.0.0.1:40001", "/api/v1/ip?ip=198.51.100.1", "", false},
+		{"behind a trusted proxy", "192.0.2.1:40001", "/api/v1/ip", "198.51.100.1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", tt.path, nil)
+			req.RemoteAddr = tt.remote
+			if tt.xff != "" {
+				req.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			var rep Report
+			if err := json.Unmarshal(serve(h, req).Body.Bytes(), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if rep.Protected != tt.want || (tt.want && rep.Gateway != "local") {
+				t.Errorf("protected = %v (gateway %q), want %v", rep.Protected, rep.Gateway, tt.want)
+			}
+		})
+	}
+}
