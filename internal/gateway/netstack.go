@@ -47,7 +47,7 @@ type netstackPlane struct {
 	mu     sync.Mutex
 	conns  map[io.Closer]struct{}
 	flows  map[netip.AddrPort]struct{} // local ends of live outbound TCP sockets
-	dns    []*dns.Server
+	dns    []dnsServer
 	echoes chan struct{} // echo requests in flight
 	noEcho atomic.Bool   // the host refused ping sockets
 	wg     sync.WaitGroup
@@ -129,15 +129,52 @@ type dnsGuard interface {
 	AcceptMsg(dns.Header) dns.MsgAcceptAction
 }
 
+// dnsServer is a DNS server on one socket: a *dns.Server, or the
+// resolver's own UDP loop.
+type dnsServer interface {
+	ActivateAndServe() error
+	Shutdown() error
+}
+
+// packetServer is veil/internal/resolver's UDP read loop, which answers
+// cache hits without a goroutine per packet. It needs a socket bound to
+// one address, as the gateways' tunnel-address sockets are.
+type packetServer interface {
+	ServePacket(ctx context.Context, pc net.PacketConn) error
+}
+
+// packetLoop runs a packetServer as a dnsServer.
+type packetLoop struct {
+	ps     packetServer
+	pc     net.PacketConn
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (l *packetLoop) ActivateAndServe() error { return l.ps.ServePacket(l.ctx, l.pc) }
+
+func (l *packetLoop) Shutdown() error {
+	l.cancel()
+	return l.pc.Close()
+}
+
 // dnsServers returns the UDP and TCP servers of h on pc and ln.
-func dnsServers(h dns.Handler, pc net.PacketConn, ln net.Listener) []*dns.Server {
-	udp := &dns.Server{PacketConn: pc, Handler: h}
+func dnsServers(h dns.Handler, pc net.PacketConn, ln net.Listener) []dnsServer {
+	var udp dnsServer
 	tcp := &dns.Server{Listener: ln, Handler: h}
+	if ps, ok := h.(packetServer); ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		udp = &packetLoop{ps: ps, pc: pc, ctx: ctx, cancel: cancel}
+	} else {
+		udp = &dns.Server{PacketConn: pc, Handler: h}
+	}
 	if dg, ok := h.(dnsGuard); ok {
-		udp.PacketConn, udp.MsgAcceptFunc = dg.PacketConn(pc), dg.AcceptMsg
+		if s, ok := udp.(*dns.Server); ok {
+			s.PacketConn, s.MsgAcceptFunc = dg.PacketConn(pc), dg.AcceptMsg
+		}
 		tcp.Listener, tcp.MsgAcceptFunc = dg.Listener(ln), dg.AcceptMsg
 	}
-	return []*dns.Server{udp, tcp}
+	return []dnsServer{udp, tcp}
 }
 
 func (p *netstackPlane) close() error {

@@ -13,7 +13,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -37,7 +36,7 @@ type tunPlane struct {
 
 	mu       sync.Mutex
 	restore  map[string]string // sysctl files to put back
-	dns      []*dns.Server
+	dns      []dnsServer
 	wg       sync.WaitGroup
 	started  bool
 	stopping bool
