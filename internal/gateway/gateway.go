@@ -70,6 +70,9 @@ type Config struct {
 	// RetryMax caps the backoff between failed control-plane calls; zero
 	// means 30 s.
 	RetryMax time.Duration
+	// MaxPeers bounds the peers the device is given; zero means
+	// wg.MaxPeers, the most a WireGuard device holds.
+	MaxPeers int
 }
 
 // Stats are the gateway's aggregate counters; nothing per peer.
@@ -225,6 +228,13 @@ func (g *Gateway) InTunnel(addr netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+func (g *Gateway) maxPeers() int {
+	if g.cfg.MaxPeers > 0 {
+		return g.cfg.MaxPeers
+	}
+	return wg.MaxPeers
 }
 
 // Carries reports whether a TCP connection arriving from remote was opened

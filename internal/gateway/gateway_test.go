@@ -437,3 +437,50 @@ func TestNewErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestMorePeersThanTheDeviceHolds: a map larger than the device keeps the
+// gateway in step with the map (it does not loop on full resyncs), serves
+// what fits, and still applies removals.
+func TestMorePeersThanTheDeviceHolds(t *testing.T) {
+	control := newFakeControl(t)
+	g, logs := startGateway(t, control, loopback, nil, func(c *Config) { c.MaxPeers = 2 })
+	var keys []string
+	for i := range 3 {
+		k, _ := wg.GenerateKey()
+		keys = append(keys, k.Public().Base64())
+		control.set(apitypes.Peer{PublicKey: keys[i], AllowedIPs: []string{fmt.Sprintf("10.64.0.%d/32", i+2)}})
+	}
+	v := control.set(apitypes.Peer{PublicKey: keys[0], AllowedIPs: []string{"10.64.0.2/32"}})
+	waitFor(t, "map applied", func() bool { return g.Stats().PeerMapVersion >= v })
+	if n := g.Stats().Peers; n != 2 {
+		t.Fatalf("device holds %d peers, want the 2 that fit", n)
+	}
+	if !strings.Contains(logs.String(), "left_out=1") {
+		t.Errorf("no warning about the peer left out:\n%s", logs)
+	}
+	v = control.remove(keys[0])
+	waitFor(t, "removal applied", func() bool { return g.Stats().PeerMapVersion >= v })
+	if n := g.Stats().Peers; n > 2 {
+		t.Fatalf("device holds %d peers after a removal", n)
+	}
+	held := func(k string) bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		_, ok := g.peers.peers[mustKey(t, k)]
+		return ok
+	}
+	if held(keys[0]) {
+		t.Fatal("a removed peer is still on the device")
+	}
+	// The room freed lets the peer left out in.
+	waitFor(t, "the peer left out gets in", func() bool { return held(keys[1]) && held(keys[2]) })
+}
+
+func mustKey(t testing.TB, s string) wg.Key {
+	t.Helper()
+	k, err := wg.ParseKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

@@ -17,6 +17,8 @@ type peerState struct {
 	// configuration from the peer map, never activity.
 	block  map[wg.Key][]string
 	byAddr map[netip.Addr]wg.Key
+	// leftOut counts the peers of the last full map that did not fit.
+	leftOut int
 }
 
 // change is what one peer map asks of the device.
@@ -73,6 +75,35 @@ func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
 		}
 	}
 	return ch
+}
+
+// fit drops from ch the new peers that would take the device past max
+// after its removals, and returns how many it dropped. Changes to peers
+// already held always stay. Dropped peers are not recorded, so a later
+// full map offers them again.
+func (s *peerState) fit(ch *change, max int) int {
+	room := max - len(s.peers)
+	for _, k := range ch.remove {
+		if _, ok := s.peers[k]; ok {
+			room++
+		}
+	}
+	kept, over := ch.set[:0], 0
+	for _, p := range ch.set {
+		if _, held := s.peers[p.PublicKey]; held {
+			kept = append(kept, p)
+			continue
+		}
+		if room <= 0 {
+			over++
+			delete(ch.block, p.PublicKey)
+			continue
+		}
+		room--
+		kept = append(kept, p)
+	}
+	ch.set = kept
+	return over
 }
 
 // commit records ch, applied to the device, and the map's version.

@@ -131,12 +131,20 @@ func (d *Device) RemovePeer(pub Key) error {
 	return d.UpdatePeers(nil, []Key{pub})
 }
 
+// MaxPeers is the most peers one device holds (wireguard-go's limit).
+const MaxPeers = device.MaxPeers
+
 // UpdatePeers applies many single-peer changes in one configuration call:
 // each peer of set is added or changed as SetPeer does, each key of remove
 // removed. Peers named in neither are untouched, so live sessions never
 // drop, unlike a replace of the whole peer list.
 func (d *Device) UpdatePeers(set []Peer, remove []Key) error {
 	var b strings.Builder
+	// Removals first: they free room, and a revoked key must go even if
+	// a later line is refused.
+	for _, k := range remove {
+		b.WriteString("public_key=" + k.hex() + "\nremove=true\n")
+	}
 	for _, p := range set {
 		b.WriteString("public_key=" + p.PublicKey.hex() + "\nreplace_allowed_ips=true\n")
 		for _, pfx := range p.AllowedIPs {
@@ -148,9 +156,6 @@ func (d *Device) UpdatePeers(set []Peer, remove []Key) error {
 		if p.PersistentKeepalive > 0 {
 			fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(p.PersistentKeepalive/time.Second))
 		}
-	}
-	for _, k := range remove {
-		b.WriteString("public_key=" + k.hex() + "\nremove=true\n")
 	}
 	if b.Len() == 0 {
 		return nil
