@@ -8,6 +8,7 @@ import (
 	"veil/internal/config"
 	"veil/internal/gateway"
 	"veil/internal/resolver"
+	"veil/internal/wg"
 )
 
 func newGatewayCmd() *cobra.Command {
@@ -35,11 +36,18 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 			if err != nil {
 				return err
 			}
+			var key wg.Key
+			if cfg.KeyFile != "" {
+				if key, err = wg.LoadOrCreateKey(cfg.KeyFile); err != nil {
+					return err
+				}
+			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 			g, err := gateway.NewWithResolver(gateway.Config{
 				ControlURL:  cfg.Control,
 				Token:       cfg.Token,
 				Mode:        cfg.Mode,
+				PrivateKey:  key,
 				ListenPort:  cfg.WGPort,
 				EgressAllow: cfg.EgressPrefixes(),
 				Logger:      log,

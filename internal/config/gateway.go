@@ -16,6 +16,10 @@ type Gateway struct {
 	Token string `toml:"token" help:"gateway token (from: veil admin gateway add)"`
 	// Mode is netstack (no root) or tun (root).
 	Mode string `toml:"mode" help:"data plane: netstack (no root) or tun (root)"`
+	// KeyFile holds the gateway's WireGuard private key (wg(8) form),
+	// created on first start; empty: a new key at every start, and
+	// clients must fetch it again after a restart.
+	KeyFile string `toml:"key_file" help:"file with the gateway's WireGuard private key, created if missing; empty: a new key per start"`
 	// TUNName is the kernel interface in tun mode.
 	TUNName string `toml:"tun_name" help:"TUN interface name in tun mode"`
 

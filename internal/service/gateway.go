@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 
 	"veil/internal/account"
@@ -12,6 +13,7 @@ import (
 	"veil/internal/config"
 	"veil/internal/gateway"
 	"veil/internal/resolver"
+	"veil/internal/wg"
 )
 
 // startBuiltinGateway runs a netstack gateway in this process. It talks
@@ -26,10 +28,16 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The key outlives restarts, so connected clients keep their tunnels.
+	key, err := wg.LoadOrCreateKey(filepath.Join(s.Config.DataDir, GatewayKeyFile))
+	if err != nil {
+		return err
+	}
 	g, err := gateway.NewWithResolver(gateway.Config{
 		ControlURL:  s.URL(),
 		Token:       token,
 		Mode:        gateway.ModeNetstack,
+		PrivateKey:  key,
 		ListenPort:  s.Config.WGPort,
 		EgressAllow: s.Config.EgressPrefixes(),
 		Logger:      s.log, // the gateway adds its own component attribute

@@ -32,6 +32,7 @@ const (
 	SecretFile     = "secret"      // HMAC key for access codes and tokens
 	AdminTokenFile = "admin-token" // bearer token for `veil admin`
 	SQLiteFile     = "veil.db"
+	GatewayKeyFile = "gateway.key" // the built-in gateway's WireGuard private key
 )
 
 // Service is a running `veil serve`.
