@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,12 +12,18 @@ import (
 	"veil/internal/client"
 )
 
-// stateDir resolves --state, defaulting to $XDG_CONFIG_HOME/veil.
+// stateDir resolves --state, defaulting to $XDG_CONFIG_HOME/veil. The
+// path is made absolute: the background process of `veil connect` runs
+// from the root directory.
 func stateDir(flag string) (string, error) {
-	if flag != "" {
-		return flag, nil
+	if flag == "" {
+		return client.DefaultDir()
 	}
-	return client.DefaultDir()
+	dir, err := filepath.Abs(flag)
+	if err != nil {
+		return "", fmt.Errorf("state directory: %w", err)
+	}
+	return dir, nil
 }
 
 // reportVersion sends the OS and app version, counted only in aggregate
