@@ -8,6 +8,8 @@
 #                nftables masquerade on the gateway
 #   veil-tun     `veil connect --mode tun` (kill switch on, the default) to
 #                `veil gateway --mode tun`
+#   veil-tun/noks  (not run unless named in PATHS) veil-tun with
+#                --kill-switch=false, to see what the kill switch costs
 #   veil-tun/ns  `veil connect --mode tun` to `veil serve`'s built-in
 #                netstack gateway
 #   veil-proxy   `veil connect --mode proxy` to `veil gateway --mode tun`;
@@ -241,9 +243,10 @@ veil_setup() {
 	client_states+=("$tmp/client")
 	nsx "$C" "$veil" login "$code" --control $control --state "$tmp/client" >/dev/null
 }
-veil_up() { # MODE LOCATION -> $veil_cpid
-	nsx "$C" "$veil" connect --mode "$1" --location "$2" --state "$tmp/client" --timeout 15s \
-		--socks 127.0.0.1:1080 --http-proxy off >/dev/null
+veil_up() { # MODE LOCATION [FLAG...] -> $veil_cpid
+	local mode=$1 loc=$2; shift 2
+	nsx "$C" "$veil" connect --mode "$mode" --location "$loc" --state "$tmp/client" --timeout 15s \
+		--socks 127.0.0.1:1080 --http-proxy off "$@" >/dev/null
 	veil_cpid=$(nsx "$C" "$veil" status --json --state "$tmp/client" | jq .pid)
 }
 veil_down() { nsx "$C" "$veil" disconnect --state "$tmp/client" >/dev/null; }
@@ -271,10 +274,11 @@ for r in $(seq "$rounds"); do
 			measure wg tcp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
 			measure wg udp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
 			wg_down ;;
-		veil-tun | veil-tun/ns)
-			gw=$veil_gw_pid loc=vgw
+		veil-tun | veil-tun/ns | veil-tun/noks)
+			gw=$veil_gw_pid loc=vgw flags=()
 			[ "$p" = veil-tun/ns ] && gw=$serve_pid loc=builtin
-			veil_up tun "$loc"
+			[ "$p" = veil-tun/noks ] && flags=(--kill-switch=false)
+			veil_up tun "$loc" "${flags[@]}"
 			measure "$p" tcp "$r" $inet4 5201 "$veil_cpid" "$gw"
 			measure "$p" udp "$r" $inet4 5201 "$veil_cpid" "$gw"
 			veil_down ;;
