@@ -296,7 +296,14 @@ func newStatusCmd() *cobra.Command {
 }
 
 func printStatus(w io.Writer, st *client.Status) {
-	fmt.Fprintf(w, "Connected to %s (%s), mode %s\n", st.Gateway, st.Location, st.Mode)
+	if st.State == client.StateReconnecting {
+		// The gateway stopped answering: the holding process is looking
+		// for its new key or endpoint, or another gateway; the kill
+		// switch, if on, still blocks everything outside the tunnel.
+		fmt.Fprintf(w, "Reconnecting to %s (%s), mode %s\n", st.Gateway, st.Location, st.Mode)
+	} else {
+		fmt.Fprintf(w, "Connected to %s (%s), mode %s\n", st.Gateway, st.Location, st.Mode)
+	}
 	fmt.Fprintf(w, "  endpoint:       %s\n", st.Endpoint)
 	if st.IPv4 != "" {
 		fmt.Fprintf(w, "  tunnel IPv4:    %s\n", st.IPv4)

@@ -29,6 +29,8 @@ type ctlResponse struct {
 // directory's socket until a disconnect request (the tunnel is closed,
 // kill switch and DNS undone) or until ctx ends (the tunnel stops, but a
 // kill switch and the DNS setting stay until `veil disconnect`).
+// Meanwhile it runs t.Watch, which follows a gateway that changes its key
+// or endpoint, or moves to another when it goes away.
 func Hold(ctx context.Context, dir string, t *Tunnel) error {
 	path := filepath.Join(dir, socketFile)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -47,6 +49,9 @@ func Hold(ctx context.Context, dir string, t *Tunnel) error {
 	}
 	defer os.Remove(path)
 	defer ln.Close()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go t.Watch(wctx)
 	disconnect := make(chan net.Conn, 1)
 	go func() {
 		for {

@@ -16,12 +16,27 @@ import (
 // switch. Veil owns it alone: nothing else is touched.
 const KillSwitchTable = "veil"
 
+// killSwitchRules is what the kill switch lets out besides the tunnel
+// interface, loopback, DHCP and neighbour discovery.
+type killSwitchRules struct {
+	// Endpoints are the gateway's WireGuard endpoints (UDP). While the
+	// gateway moves there are two: the old and the new.
+	Endpoints []netip.AddrPort
+	// API are the control plane's addresses (TCP), let out only for
+	// sockets carrying Mark: the holding process's own, while it looks
+	// for the gateway's new key or endpoint. Empty the rest of the time.
+	API  []netip.AddrPort
+	Mark uint32
+}
+
 // installKillSwitch replaces the kill switch table with one that lets out
-// only the tunnel interface, the UDP flow to the gateway endpoint,
-// loopback, DHCP and neighbour discovery. Everything, including the removal
-// of an earlier table, is one transaction (one netlink batch): there is no
-// moment with half the rules.
-func installKillSwitch(iface string, ep netip.AddrPort) error {
+// only the tunnel interface, the UDP flows to the gateway endpoints,
+// loopback, DHCP and neighbour discovery, and, when asked, the marked TCP
+// flows to the control plane. Everything, including the removal of an
+// earlier table, is one transaction (one netlink batch): there is no
+// moment with half the rules, and replacing one endpoint by another never
+// lets anything else out.
+func installKillSwitch(iface string, ks killSwitchRules) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("kill switch: %w", err)
@@ -48,7 +63,12 @@ func installKillSwitch(iface string, ep netip.AddrPort) error {
 
 	rule(out, ifname(expr.MetaKeyOIFNAME, "lo")...)
 	rule(out, ifname(expr.MetaKeyOIFNAME, iface)...)
-	rule(out, udpTo(ep)...)
+	for _, ep := range ks.Endpoints {
+		rule(out, flowTo(unix.IPPROTO_UDP, ep)...)
+	}
+	for _, ap := range ks.API {
+		rule(out, append(markIs(ks.Mark), flowTo(unix.IPPROTO_TCP, ap)...)...)
+	}
 	rule(out, udpPort(false, 67)...)  // DHCP client to server
 	rule(out, udpPort(false, 547)...) // DHCPv6
 	rule(out, ndp()...)
@@ -129,8 +149,18 @@ func nfproto(v6 bool) []expr.Any {
 	}
 }
 
-// udpTo matches UDP to ep: the WireGuard flow.
-func udpTo(ep netip.AddrPort) []expr.Any {
+// markIs matches packets of sockets carrying mark (SO_MARK, which only a
+// process with CAP_NET_ADMIN can set).
+func markIs(mark uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+	}
+}
+
+// flowTo matches UDP or TCP (proto) to ep: the WireGuard flow, or the
+// control plane.
+func flowTo(proto byte, ep netip.AddrPort) []expr.Any {
 	ip := ep.Addr().Unmap()
 	off, l := uint32(16), uint32(4) // IPv4 destination
 	if ip.Is6() {
@@ -141,7 +171,7 @@ func udpTo(ep netip.AddrPort) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip.AsSlice()},
 	)
-	e = append(e, l4(unix.IPPROTO_UDP)...)
+	e = append(e, l4(proto)...)
 	return append(e,
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(ep.Port())},

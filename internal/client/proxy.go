@@ -187,8 +187,22 @@ var errNoSuchHost = errors.New("no such host")
 // tunnelResolver asks the gateway's resolver, through the tunnel, and
 // nothing else: no /etc/hosts, no search domains, no local resolver.
 type tunnelResolver struct {
-	dial    dialFunc
+	dial dialFunc
+	// mu guards servers, which change when Watch moves to another gateway.
+	mu      sync.Mutex
 	servers []netip.Addr
+}
+
+func (r *tunnelResolver) setServers(s []netip.Addr) {
+	r.mu.Lock()
+	r.servers = s
+	r.mu.Unlock()
+}
+
+func (r *tunnelResolver) currentServers() []netip.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.servers
 }
 
 // LookupNetIP returns host's IPv4 then IPv6 addresses; an address literal
@@ -197,7 +211,7 @@ func (r *tunnelResolver) LookupNetIP(ctx context.Context, host string) ([]netip.
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{ip.Unmap()}, nil
 	}
-	if len(r.servers) == 0 {
+	if len(r.currentServers()) == 0 {
 		return nil, errors.New("the gateway offers no DNS resolver")
 	}
 	name := dns.Fqdn(host)
@@ -231,7 +245,7 @@ func (r *tunnelResolver) query(ctx context.Context, name string, qtype uint16) (
 	m.SetQuestion(name, qtype)
 	m.RecursionDesired = true
 	var lastErr error
-	for _, srv := range r.servers {
+	for _, srv := range r.currentServers() {
 		in, err := r.exchange(ctx, m, srv, "udp")
 		if err == nil && in.Truncated {
 			in, err = r.exchange(ctx, m, srv, "tcp")

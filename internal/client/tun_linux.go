@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -34,9 +37,15 @@ type tunPlane struct {
 	dir        string
 	rec        record
 	killSwitch bool
+	// ks is what the installed kill switch lets out; only Up and then
+	// Watch (under Tunnel.opMu) change it.
+	ks killSwitchRules
+	// api is the control plane, resolved before the tunnel took DNS over,
+	// for Watch to reach over a marked socket.
+	api []netip.AddrPort
 }
 
-func (t *Tunnel) upTUN(_ context.Context, sp tunnelSpec) (err error) {
+func (t *Tunnel) upTUN(ctx context.Context, sp tunnelSpec) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("tun mode needs root; use --mode proxy to connect without it")
 	}
@@ -48,13 +57,25 @@ func (t *Tunnel) upTUN(_ context.Context, sp tunnelSpec) (err error) {
 	} else if old != nil {
 		return errors.New("an earlier connection's kill switch and routes are still in place: run `veil disconnect` first")
 	}
-	p := &tunPlane{dir: t.cfg.Dir, killSwitch: t.cfg.KillSwitch, rec: record{
+	// The control plane is resolved now, while the system's resolver
+	// still answers: once the tunnel is up and DNS points into it, a
+	// gateway that changed its key leaves no way to resolve anything.
+	var api []netip.AddrPort
+	if t.cfg.State.Control != "" && t.cfg.Servers == nil {
+		a, rerr := resolveControl(ctx, t.cfg.State.Control)
+		if rerr != nil {
+			t.log.Warn("cannot resolve the control plane; reconnecting will not find a moved gateway")
+		}
+		api = a
+	}
+	p := &tunPlane{dir: t.cfg.Dir, killSwitch: t.cfg.KillSwitch, api: api, rec: record{
 		PID:        os.Getpid(),
 		Interface:  t.cfg.TUNName,
 		Fwmark:     DefaultFwmark,
 		KillSwitch: t.cfg.KillSwitch,
 		ResolvConf: orDefault(t.cfg.ResolvConf, DefaultResolvConf),
 	}}
+	p.ks = killSwitchRules{Endpoints: []netip.AddrPort{sp.endpoint}, Mark: p.rec.Fwmark}
 	// The record goes first: whatever happens next, disconnect can undo.
 	if err := p.rec.save(p.dir); err != nil {
 		return fmt.Errorf("saving connection record: %w", err)
@@ -66,7 +87,7 @@ func (t *Tunnel) upTUN(_ context.Context, sp tunnelSpec) (err error) {
 		}
 	}()
 	if t.cfg.KillSwitch {
-		if err := installKillSwitch(t.cfg.TUNName, sp.endpoint); err != nil {
+		if err := installKillSwitch(p.rec.Interface, p.ks); err != nil {
 			return err
 		}
 	}
@@ -160,6 +181,71 @@ func rules(mark uint32) []*netlink.Rule {
 
 func ipnet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// allowEndpoints makes eps the gateway endpoints the kill switch lets out,
+// in one transaction.
+func (p *tunPlane) allowEndpoints(eps ...netip.AddrPort) error {
+	if !p.killSwitch {
+		return nil
+	}
+	ks := p.ks
+	ks.Endpoints = eps
+	if err := installKillSwitch(p.rec.Interface, ks); err != nil {
+		return err
+	}
+	p.ks = ks
+	return nil
+}
+
+// allowAPI lets this process's marked sockets reach the control plane
+// through the kill switch (on), or no longer (off).
+func (p *tunPlane) allowAPI(on bool) error {
+	if !p.killSwitch || len(p.api) == 0 || on == (len(p.ks.API) > 0) {
+		return nil
+	}
+	ks := p.ks
+	ks.API = nil
+	if on {
+		ks.API = p.api
+	}
+	if err := installKillSwitch(p.rec.Interface, ks); err != nil {
+		return err
+	}
+	p.ks = ks
+	return nil
+}
+
+// apiHTTP is a client for the control plane whose sockets carry the
+// tunnel's fwmark: they take the normal routes, not the tunnel, which
+// is what Watch needs while the gateway does not answer.
+func (p *tunPlane) apiHTTP() *http.Client {
+	addrs, mark := p.api, int(p.rec.Fwmark)
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, mark)
+		})
+		return errors.Join(err, serr)
+	}}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		err := errors.New("the control plane's address is unknown")
+		for _, ap := range addrs {
+			var c net.Conn
+			if c, err = d.DialContext(ctx, "tcp", ap.String()); err == nil {
+				return c, nil
+			}
+		}
+		return nil, err
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: dial, Proxy: nil, DisableKeepAlives: true,
+	}}
+}
+
+// setDNS points the system at the (new) gateway's resolvers.
+func (p *tunPlane) setDNS(servers []netip.Addr) error {
+	return setDNS(p.dir, p.rec.ResolvConf, servers)
 }
 
 func (p *tunPlane) close(keepLockdown bool) error {

@@ -5,6 +5,8 @@ package client
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/netip"
 )
 
 // tun mode and the kill switch are Linux only for now.
@@ -16,6 +18,14 @@ func (t *Tunnel) upTUN(context.Context, tunnelSpec) error {
 }
 
 func (p *tunPlane) close(bool) error { return nil }
+
+func (p *tunPlane) allowEndpoints(...netip.AddrPort) error { return nil }
+
+func (p *tunPlane) allowAPI(bool) error { return nil }
+
+func (p *tunPlane) apiHTTP() *http.Client { return nil }
+
+func (p *tunPlane) setDNS([]netip.Addr) error { return nil }
 
 func undo(string, *record) error { return nil }
 

@@ -65,6 +65,20 @@ type TunnelConfig struct {
 	// is logged.
 	Logger *slog.Logger
 
+	// Location is what the user asked for (--location): when Watch finds
+	// Server gone or offline it picks another by the same rule
+	// (PickServer). If empty, Server's own location: never a gateway
+	// elsewhere than the one the user connected to.
+	Location string
+	// StaleAfter is how old the last handshake may grow before Watch
+	// checks the server list again. WireGuard renews its session every
+	// two minutes while the keepalive runs; zero means 3 minutes.
+	StaleAfter time.Duration
+	// Servers fetches the gateway list for Watch. If nil, the control
+	// plane in State is asked (in tun mode over a socket that bypasses the
+	// tunnel, which the kill switch lets through only while reconnecting).
+	Servers func(ctx context.Context) ([]apitypes.Server, error)
+
 	// Bind carries the WireGuard UDP (proxy mode). If nil, wireguard-go's
 	// default bind on the host's sockets is used; tests pass one bound to
 	// a chosen source address.
@@ -78,13 +92,16 @@ type TunnelConfig struct {
 
 // Status is what `veil status` shows.
 type Status struct {
-	Mode          string    `json:"mode"`
-	Gateway       string    `json:"gateway"`
-	Location      string    `json:"location"`
-	Endpoint      string    `json:"endpoint"`
-	IPv4          string    `json:"ipv4,omitempty"`
-	IPv6          string    `json:"ipv6,omitempty"`
-	DNS           string    `json:"dns,omitempty"`
+	Mode     string `json:"mode"`
+	Gateway  string `json:"gateway"`
+	Location string `json:"location"`
+	Endpoint string `json:"endpoint"`
+	IPv4     string `json:"ipv4,omitempty"`
+	IPv6     string `json:"ipv6,omitempty"`
+	DNS      string `json:"dns,omitempty"`
+	// State is StateConnected, or StateReconnecting while the watcher
+	// looks for the gateway's new key or endpoint, or another gateway.
+	State         string    `json:"state"`
 	LastHandshake time.Time `json:"last_handshake,omitzero"`
 	// HandshakeAge is whole seconds since the last handshake, -1 if none.
 	HandshakeAge int64  `json:"handshake_age_seconds"`
@@ -97,19 +114,33 @@ type Status struct {
 	PID          int    `json:"pid"`
 }
 
+// Values of Status.State.
+const (
+	StateConnected    = "connected"
+	StateReconnecting = "reconnecting"
+)
+
 // Tunnel is a tunnel that is up. Close takes it down.
 type Tunnel struct {
-	cfg      TunnelConfig
-	log      *slog.Logger
-	dev      *wg.Device
-	peer     wg.Key
-	endpoint netip.AddrPort
-	addrs    []netip.Prefix
-	dns      []netip.Addr
+	cfg   TunnelConfig
+	log   *slog.Logger
+	dev   *wg.Device
+	addrs []netip.Prefix
+
+	// mu guards the gateway the tunnel points at, which Watch may change.
+	mu           sync.Mutex
+	server       apitypes.Server
+	peer         wg.Key
+	endpoint     netip.AddrPort
+	dns          []netip.Addr
+	reconnecting bool
 
 	proxy *proxyPlane // proxy mode
 	tun   *tunPlane   // tun mode
 
+	// opMu keeps a peer change and Close apart; closed ends Watch.
+	opMu      sync.Mutex
+	closed    chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -187,7 +218,14 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tunnel{cfg: cfg, log: cfg.Logger, peer: sp.peer, endpoint: sp.endpoint, addrs: sp.addrs, dns: sp.dns}
+	if cfg.Location == "" {
+		cfg.Location = cfg.Server.Location
+	}
+	if cfg.StaleAfter == 0 {
+		cfg.StaleAfter = DefaultStaleAfter
+	}
+	t := &Tunnel{cfg: cfg, log: cfg.Logger, server: cfg.Server, peer: sp.peer, endpoint: sp.endpoint,
+		addrs: sp.addrs, dns: sp.dns, closed: make(chan struct{})}
 	switch cfg.Mode {
 	case ModeProxy:
 		err = t.upProxy(ctx, sp)
@@ -210,16 +248,21 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 // addPeer configures the gateway as the device's only peer, for all
 // addresses, and starts the handshake (a keepalive goes out at once).
 func (t *Tunnel) addPeer() error {
+	return t.dev.SetPeer(t.peerConfig(t.peer, t.endpoint))
+}
+
+// peerConfig is the gateway peer: all addresses, keepalive on.
+func (t *Tunnel) peerConfig(key wg.Key, ep netip.AddrPort) wg.Peer {
 	allowed := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 	if hasFamily(t.addrs, false) {
 		allowed = append(allowed, netip.MustParsePrefix("::/0"))
 	}
-	return t.dev.SetPeer(wg.Peer{
-		PublicKey:           t.peer,
+	return wg.Peer{
+		PublicKey:           key,
 		AllowedIPs:          allowed,
-		Endpoint:            t.endpoint,
+		Endpoint:            ep,
 		PersistentKeepalive: keepalive,
-	})
+	}
 }
 
 // ErrNoHandshake is returned when the gateway does not answer.
@@ -248,14 +291,21 @@ func (t *Tunnel) waitHandshake(ctx context.Context) error {
 
 // Status returns the tunnel's live state.
 func (t *Tunnel) Status() Status {
+	t.mu.Lock()
+	peer, dns := t.peer, t.dns
 	st := Status{
 		Mode:         t.cfg.Mode,
-		Gateway:      t.cfg.Server.Name,
-		Location:     t.cfg.Server.Location,
+		State:        StateConnected,
+		Gateway:      t.server.Name,
+		Location:     t.server.Location,
 		Endpoint:     t.endpoint.String(),
 		HandshakeAge: -1,
 		KillSwitch:   t.tun != nil && t.tun.killSwitch,
 	}
+	if t.reconnecting {
+		st.State = StateReconnecting
+	}
+	t.mu.Unlock()
 	for _, p := range t.addrs {
 		if p.Addr().Is4() {
 			st.IPv4 = p.String()
@@ -263,8 +313,8 @@ func (t *Tunnel) Status() Status {
 			st.IPv6 = p.String()
 		}
 	}
-	if len(t.dns) > 0 {
-		st.DNS = t.dns[0].String()
+	if len(dns) > 0 {
+		st.DNS = dns[0].String()
 	}
 	if t.proxy != nil {
 		st.SOCKS, st.HTTPProxy = t.proxy.socksAddr(), t.proxy.httpAddr()
@@ -280,7 +330,7 @@ func (t *Tunnel) Status() Status {
 		return st
 	}
 	for _, p := range peers {
-		if p.PublicKey != t.peer {
+		if p.PublicKey != peer {
 			continue
 		}
 		st.RxBytes, st.TxBytes = p.RxBytes, p.TxBytes
@@ -308,6 +358,9 @@ func (t *Tunnel) Shutdown() error {
 
 func (t *Tunnel) close(keepLockdown bool) error {
 	t.closeOnce.Do(func() {
+		close(t.closed)
+		t.opMu.Lock() // a peer change in progress finishes first
+		defer t.opMu.Unlock()
 		if t.proxy != nil {
 			t.proxy.close()
 		}

@@ -1,0 +1,300 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"time"
+
+	"veil/internal/apitypes"
+	"veil/internal/wg"
+)
+
+// DefaultStaleAfter is TunnelConfig.StaleAfter's default: WireGuard
+// renews a session every 2 minutes while the keepalive runs, so a last
+// handshake older than this means the gateway no longer answers.
+const DefaultStaleAfter = 3 * time.Minute
+
+// Bounds of the wait between two looks at the server list that changed
+// nothing: doubling from the first to the last, so that a gateway that
+// is down for long costs one request every few minutes.
+const (
+	minBackoff = time.Second
+	maxBackoff = 5 * time.Minute
+)
+
+// Watch keeps the tunnel pointed at a gateway that answers, until ctx
+// ends or the tunnel is closed. When the last handshake is older than
+// StaleAfter (or a changed peer has not answered within the handshake
+// timeout) it fetches the server list again and, if the gateway's key or
+// endpoint changed, changes the peer in place; if the gateway is gone or
+// offline, it moves to another of the same Location. Status says
+// "reconnecting" meanwhile. The kill switch stays in place throughout.
+// Hold runs it.
+func (t *Tunnel) Watch(ctx context.Context) {
+	tick := time.NewTicker(min(time.Second, max(t.cfg.StaleAfter/4, 50*time.Millisecond)))
+	defer tick.Stop()
+	backoff := minBackoff
+	var next time.Time // no attempt before this
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.closed:
+			return
+		case <-tick.C:
+		}
+		if t.healthy() {
+			if t.setReconnecting(false) {
+				t.log.Info("tunnel restored")
+			}
+			backoff, next = minBackoff, time.Time{}
+			continue
+		}
+		if !t.setReconnecting(true) {
+			t.log.Info("no recent handshake with the gateway; reconnecting")
+		}
+		if time.Now().Before(next) {
+			continue
+		}
+		changed, err := t.reconnect(ctx)
+		switch {
+		case err != nil:
+			// Errors name no address or key: the ones that could are
+			// replaced by their kind below.
+			t.log.Warn("reconnect attempt failed", "err", err, "retry_in", backoff)
+		case changed:
+			t.log.Info("gateway changed; peer updated")
+		default:
+			t.log.Info("gateway unchanged; waiting", "retry_in", backoff)
+		}
+		if changed {
+			// Give the new peer the first handshake's time to answer.
+			next, backoff = time.Now().Add(t.cfg.HandshakeTimeout), minBackoff
+			continue
+		}
+		next = time.Now().Add(backoff)
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// setReconnecting sets the state and reports what it was.
+func (t *Tunnel) setReconnecting(on bool) (was bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	was, t.reconnecting = t.reconnecting, on
+	return was
+}
+
+// healthy reports whether the current peer has handshaken recently.
+func (t *Tunnel) healthy() bool {
+	t.mu.Lock()
+	peer := t.peer
+	t.mu.Unlock()
+	peers, err := t.dev.Peers()
+	if err != nil {
+		return false
+	}
+	for _, p := range peers {
+		if p.PublicKey == peer {
+			return !p.LastHandshake.IsZero() && time.Since(p.LastHandshake) < t.cfg.StaleAfter
+		}
+	}
+	return false
+}
+
+// errControl is the kind of a failed server list fetch; the error itself
+// may name the control plane's address.
+var errControl = errors.New("cannot fetch the server list")
+
+// reconnect looks at the server list once and, if the gateway moved or
+// went away, points the tunnel at where it is now, or at another.
+func (t *Tunnel) reconnect(ctx context.Context) (changed bool, err error) {
+	servers, err := t.fetchServers(ctx)
+	if err != nil {
+		return false, errControl
+	}
+	t.mu.Lock()
+	cur, curKey, curEP := t.server, t.peer, t.endpoint
+	t.mu.Unlock()
+	next, ok := findOnline(servers, cur.Name)
+	if !ok {
+		if next, err = PickServer(servers, t.cfg.Location); err != nil {
+			return false, ErrNoServer
+		}
+	}
+	key, err := wg.ParseKey(next.PublicKey)
+	if err != nil {
+		return false, errors.New("the gateway's listed key is not valid")
+	}
+	ep, err := t.resolveEndpoint(ctx, next.Endpoint)
+	if err != nil {
+		return false, errors.New("cannot resolve the gateway's endpoint")
+	}
+	if key == curKey && ep == curEP && next.Name == cur.Name {
+		return false, nil
+	}
+	var dns []netip.Addr
+	for _, s := range []string{next.TunnelIPv4, next.TunnelIPv6} {
+		if a, err := parseAddr(s); err == nil && (a.Is4() || hasFamily(t.addrs, false)) {
+			dns = append(dns, a)
+		}
+	}
+	if err := t.movePeer(next, key, ep, dns); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// findOnline returns the gateway called name if it is listed online.
+func findOnline(servers []apitypes.Server, name string) (apitypes.Server, bool) {
+	for _, s := range servers {
+		if s.Name == name && s.Online && s.PublicKey != "" {
+			return s, true
+		}
+	}
+	return apitypes.Server{}, false
+}
+
+// resolveEndpoint reads "HOST:PORT". A host name is resolved by the
+// system only outside tun mode: in tun mode the system's resolver is the
+// gateway's, behind the tunnel that does not answer.
+func (t *Tunnel) resolveEndpoint(ctx context.Context, endpoint string) (netip.AddrPort, error) {
+	if t.tun != nil {
+		ap, err := netip.ParseAddrPort(endpoint)
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	return lookupEndpoint(ctx, endpoint)
+}
+
+// fetchServers gets the server list: from TunnelConfig.Servers, or from
+// the control plane, over a socket outside the tunnel in tun mode (the
+// kill switch lets it through for the time of the request). The list is
+// public; a saved session goes along while it is valid, and is renewed
+// with the access code if the control plane asks for one.
+func (t *Tunnel) fetchServers(ctx context.Context) ([]apitypes.Server, error) {
+	if t.cfg.Servers != nil {
+		return t.cfg.Servers(ctx)
+	}
+	st := t.cfg.State
+	api := &API{Base: st.Control}
+	if t.tun != nil {
+		api.HTTP = t.tun.apiHTTP()
+		t.opMu.Lock()
+		err := t.tun.allowAPI(true)
+		t.opMu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			t.opMu.Lock()
+			if err := t.tun.allowAPI(false); err != nil {
+				t.log.Warn("closing the kill switch's control plane exception failed", "err", err)
+			}
+			t.opMu.Unlock()
+		}()
+	}
+	if time.Until(st.Expires) > time.Minute {
+		api.Token = st.Token
+	}
+	servers, err := api.Servers(ctx)
+	if !errors.Is(err, ErrUnauthorized) || st.AccessCode == "" {
+		return servers, err
+	}
+	sess, err := (&API{Base: st.Control, HTTP: api.HTTP}).Login(ctx, st.AccessCode)
+	if err != nil {
+		return nil, err
+	}
+	st.Token, st.Expires = sess.Token, sess.ExpiresAt
+	if t.cfg.Dir != "" {
+		if err := st.Save(t.cfg.Dir); err != nil {
+			t.log.Warn("saving the renewed session failed", "err", err)
+		}
+	}
+	api.Token = sess.Token
+	return api.Servers(ctx)
+}
+
+// movePeer points the tunnel at key and ep. With the kill switch, the
+// new endpoint is let out before the peer changes, and the old one is
+// shut only after: each step is one nftables transaction, and none lets
+// out anything but the two WireGuard flows.
+func (t *Tunnel) movePeer(srv apitypes.Server, key wg.Key, ep netip.AddrPort, dns []netip.Addr) error {
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	select {
+	case <-t.closed:
+		return errors.New("tunnel closed")
+	default:
+	}
+	t.mu.Lock()
+	oldKey, oldEP := t.peer, t.endpoint
+	t.mu.Unlock()
+	if t.tun != nil {
+		if err := t.tun.allowEndpoints(oldEP, ep); err != nil {
+			return err
+		}
+	}
+	var remove []wg.Key
+	if key != oldKey {
+		remove = []wg.Key{oldKey}
+	}
+	if err := t.dev.UpdatePeers([]wg.Peer{t.peerConfig(key, ep)}, remove); err != nil {
+		if t.tun != nil {
+			t.tun.allowEndpoints(oldEP)
+		}
+		return err
+	}
+	t.mu.Lock()
+	t.server, t.peer, t.endpoint = srv, key, ep
+	dnsChanged := !slices.Equal(dns, t.dns) && len(dns) > 0
+	if dnsChanged {
+		t.dns = dns
+	}
+	t.mu.Unlock()
+	var errs []error
+	if t.tun != nil {
+		if err := t.tun.allowEndpoints(ep); err != nil {
+			errs = append(errs, err)
+		}
+		if dnsChanged {
+			errs = append(errs, t.tun.setDNS(dns))
+		}
+	}
+	if t.proxy != nil && dnsChanged {
+		t.proxy.dialer.resolver.setServers(dns)
+	}
+	return errors.Join(errs...)
+}
+
+// resolveControl returns the addresses of the control plane's URL.
+func resolveControl(ctx context.Context, control string) ([]netip.AddrPort, error) {
+	u, err := url.Parse(control)
+	if err != nil || u.Hostname() == "" {
+		return nil, fmt.Errorf("bad control URL")
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	pn, err := net.LookupPort("tcp", port)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.AddrPort, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(pn)))
+	}
+	return out, nil
+}
