@@ -99,13 +99,27 @@ func (s *sqlStore) accounts(ctx context.Context, where string, args ...any) ([]A
 	return out, rows.Err()
 }
 
-// AccountsByEmail returns the accounts holding email, compared without case.
+// AccountsByEmail returns the accounts holding email, compared without
+// case. SQL's LOWER folds only ASCII on SQLite (and on PostgreSQL under
+// the C locale), so the query also fetches the addresses with any other
+// character and Go's lowering decides, the same on every database.
 func (s *sqlStore) AccountsByEmail(ctx context.Context, email string) ([]Account, error) {
-	as, err := s.accounts(ctx, "LOWER(email) = $1", strings.ToLower(email))
+	want := strings.ToLower(email)
+	other := "email GLOB '*[^ -~]*'"
+	if s.d.pg {
+		other = "email ~ '[^ -~]'"
+	}
+	as, err := s.accounts(ctx, "(LOWER(email) = $1 OR "+other+")", want)
 	if err != nil {
 		return nil, fmt.Errorf("reading accounts by email: %w", err)
 	}
-	return as, nil
+	var out []Account
+	for _, a := range as {
+		if strings.ToLower(a.Email) == want {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // AccountsWithEmail returns the accounts that have an email.
