@@ -244,7 +244,8 @@ type Store interface {
 	// AccountRows returns every stored row that belongs to the account,
 	// by table, each row mapping column to value (times as UTC time.Time,
 	// flags as bool, binary as hex), for the right of access: a column
-	// added later is exported without changing the exporter.
+	// added later is exported without changing the exporter. ErrNotFound
+	// when there is no such account.
 	AccountRows(ctx context.Context, accountID int64) (map[string][]map[string]any, error)
 	// DeleteUnusedAccounts removes the accounts not on legal hold whose
 	// paid time, trial time, last use and creation all lie before cutoff,
