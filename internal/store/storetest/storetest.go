@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"ConcurrentSync", testConcurrentSync},
 		{"DeleteAccount", testDeleteAccount},
 		{"Schema", testSchema},
+		{"Privacy", testPrivacy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
