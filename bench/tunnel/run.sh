@@ -10,6 +10,8 @@
 #                `veil gateway --mode tun`
 #   veil-tun/noks  (not run unless named in PATHS) veil-tun with
 #                --kill-switch=false, to see what the kill switch costs
+#   wg/veil-gw   (not run unless named) the wgplain client, configured from
+#                `veil wg-config`, to `veil gateway --mode tun`
 #   veil-tun/ns  `veil connect --mode tun` to `veil serve`'s built-in
 #                netstack gateway
 #   veil-proxy   `veil connect --mode proxy` to `veil gateway --mode tun`;
@@ -153,7 +155,8 @@ measure() {
 		done
 	fi
 	t0=$(ticks "$@") h0=$(host_busy)
-	if ! nsx "$C" timeout $((dur + 30)) iperf3 "${args[@]}" >"$out" 2>"${out%.json}.err"; then
+	if ! nsx "$C" timeout $((dur + 30)) iperf3 "${args[@]}" >"$out" 2>"${out%.json}.err" ||
+		! jq -e '.end.sum_received.bytes > 0' "$out" >/dev/null 2>&1; then
 		log "$path $proto round $round: iperf3 failed: $(jq -r '.error // empty' "$out" 2>/dev/null || head -c 300 "$out")"
 		printf '%s\t%s\t%s\tNA\tNA\tNA\tNA\n' "$path" "$proto" "$round" >>"$results"
 		return 0
@@ -213,6 +216,25 @@ wg_up() {
 		sleep 0.1
 	done
 	log "plain wireguard-go: no handshake"; return 1
+}
+# wg_veil_up: the wgplain client alone, configured from `veil wg-config`
+# for the Veil tun gateway: which side of veil-tun costs what.
+wg_veil_up() {
+	bg "$C" wgplain-client "$tmp/wgplain" "$wpc"; wg_cpid=$bgpid
+	for _ in $(seq 100); do [ -S "/var/run/wireguard/$wpc.sock" ] && break; sleep 0.05; done
+	local conf addr
+	conf=$(nsx "$C" "$veil" wg-config --location vgw --state "$tmp/client")
+	addr=$(echo "$conf" | sed -n 's/^Address = \([^,]*\),.*/\1/p')
+	echo "$conf" | grep -v -e '^Address' -e '^DNS' >"$tmp/wgveil.conf"
+	nsx "$C" wg setconf "$wpc" "$tmp/wgveil.conf"
+	nsx "$C" ip addr add "$addr" dev "$wpc"
+	nsx "$C" ip link set "$wpc" up
+	nsx "$C" ip route add $inet4/32 dev "$wpc"
+	for _ in $(seq 100); do
+		[ "$(nsx "$C" wg show "$wpc" latest-handshakes | awk '{print $2}')" != 0 ] && return 0
+		sleep 0.1
+	done
+	log "wgplain client to the Veil gateway: no handshake"; return 1
 }
 wg_down() {
 	kill "$wg_cpid" "$wg_gpid" 2>/dev/null || true
@@ -274,6 +296,11 @@ for r in $(seq "$rounds"); do
 			measure wg tcp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
 			measure wg udp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
 			wg_down ;;
+		wg/veil-gw)
+			wg_veil_up
+			measure "$p" tcp "$r" $inet4 5201 "$wg_cpid" "$veil_gw_pid"
+			measure "$p" udp "$r" $inet4 5201 "$wg_cpid" "$veil_gw_pid"
+			kill "$wg_cpid" 2>/dev/null || true; wait "$wg_cpid" 2>/dev/null || true ;;
 		veil-tun | veil-tun/ns | veil-tun/noks)
 			gw=$veil_gw_pid loc=vgw flags=()
 			[ "$p" = veil-tun/ns ] && gw=$serve_pid loc=builtin
