@@ -262,10 +262,11 @@ type Store interface {
 	// PolicyVersions lists every published version, oldest first.
 	PolicyVersions(ctx context.Context) ([]PolicyVersion, error)
 
-	// QueueMail adds a message to the outbox; it fills in m.ID.
+	// QueueMail adds a message to the outbox; it fills in m.ID. A message
+	// for an unknown account gives ErrNotFound and queues nothing.
 	QueueMail(ctx context.Context, m *Mail) (int64, error)
 	// DueMail returns up to limit messages whose next attempt is due at now,
-	// oldest first.
+	// earliest due first (a retried message goes behind newer ones).
 	DueMail(ctx context.Context, now time.Time, limit int) ([]Mail, error)
 	// AccountMail returns the account's messages waiting in the outbox.
 	AccountMail(ctx context.Context, accountID int64) ([]Mail, error)
