@@ -223,7 +223,7 @@ func runForeground(cmd *cobra.Command, dir string, f connectFlags) (err error) {
 	}
 	log := newLogger(cmd.ErrOrStderr(), f.logLevel).With("component", "client")
 	tun, err := client.Up(ctx, client.TunnelConfig{
-		State: st, Server: srv, Mode: f.mode,
+		State: st, Server: srv, Location: f.location, Mode: f.mode,
 		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch,
 		Dir: dir, HandshakeTimeout: f.timeout, Logger: log,
 	})
