@@ -2,7 +2,6 @@ package client
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -102,22 +101,6 @@ func removeKillSwitch() error {
 		return fmt.Errorf("removing the kill switch (nftables): %w", err)
 	}
 	return nil
-}
-
-// KillSwitchActive reports whether the kill switch table exists.
-func KillSwitchActive() (bool, error) {
-	c, err := nftables.New()
-	if err != nil {
-		return false, err
-	}
-	_, err = c.ListTableOfFamily(KillSwitchTable, nftables.TableFamilyINet)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return false, nil
-		}
-		return false, err
-	}
-	return true, nil
 }
 
 func accept() expr.Any { return &expr.Verdict{Kind: expr.VerdictAccept} }

@@ -29,7 +29,4 @@ func (p *tunPlane) setDNS([]netip.Addr) error { return nil }
 
 func undo(string, *record) error { return nil }
 
-// KillSwitchActive reports whether the kill switch is installed.
-func KillSwitchActive() (bool, error) { return false, nil }
-
 func removeKillSwitch() error { return nil }

@@ -1,8 +1,8 @@
-// Package redact gives addresses, keys and names types whose log form
+// Package redact gives addresses and names types whose log form
 // hides them, so that a careless log line cannot break the no-logs promise
 // (P1, P2, P3). Wrap a value before it goes near a logger:
 //
-//	log.Debug("peer added", "key", redact.Key(pub), "ip", redact.Addr(ip))
+//	log.Debug("query refused", "client", redact.Addr(ip), "name", redact.Name(q))
 package redact
 
 import (
@@ -28,16 +28,6 @@ func (a Addr) LogValue() slog.Value {
 
 // String hides the address in fmt output too.
 func (a Addr) String() string { return a.LogValue().String() }
-
-// Key is a WireGuard public key, a token or an access code: it logs as a
-// fixed marker.
-type Key string
-
-// LogValue implements slog.LogValuer.
-func (Key) LogValue() slog.Value { return slog.StringValue("key:redacted") }
-
-// String hides the key in fmt output too.
-func (k Key) String() string { return k.LogValue().String() }
 
 // Name is a DNS name or a destination host: it logs as a fixed marker.
 type Name string
