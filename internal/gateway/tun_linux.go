@@ -185,7 +185,12 @@ func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: all})
 	}
 
-	// Forward: deny (pools) beats allow beats the special ranges, as
+	// Forward: packets of flows already admitted pass at once, so only a
+	// flow's first packet walks the guard below (it runs for every
+	// packet otherwise: bench/tunnel). A refused first packet never makes
+	// a confirmed conntrack entry, and a flow's destination cannot change.
+	rule(fwd, ctEstablished(), verdict(expr.VerdictAccept))
+	// Then deny (pools) beats allow beats the special ranges, as
 	// netguard.Guard.Permit decides.
 	rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), ifname(expr.MetaKeyOIFNAME, tun), verdict(expr.VerdictDrop))
 	for _, pool := range tc.pools {
@@ -198,7 +203,6 @@ func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig
 		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(s, false), verdict(expr.VerdictDrop))
 	}
 	rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), verdict(expr.VerdictAccept))
-	rule(fwd, ifname(expr.MetaKeyOIFNAME, tun), ctEstablished(), verdict(expr.VerdictAccept))
 	rule(fwd, ifname(expr.MetaKeyOIFNAME, tun), verdict(expr.VerdictDrop))
 
 	// Input from peers: answers, DNS on the gateway's own addresses, and
