@@ -55,6 +55,7 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 			}, resolver.Config{
 				RootHints:  cfg.DNSRootHints,
 				Port:       cfg.DNSUpstreamPort,
+				Forward:    cfg.DNSForward,
 				Blocklists: lists,
 				Logger:     log,
 			})

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -56,6 +57,10 @@ type Config struct {
 	EgressAllow []string `toml:"egress_allow" help:"CIDRs the egress guard lets through"`
 	// DNSRootHints is a named.root file for the resolver; empty: built in.
 	DNSRootHints string `toml:"dns_root_hints" help:"root hints file for the DNS resolver"`
+	// DNSForward, when set, makes the resolver forward over DNS over TLS
+	// ("tls://host:853#name") or HTTPS ("https://host/dns-query") to the
+	// operator's upstreams instead of recursing from the root.
+	DNSForward []string `toml:"dns_forward" help:"forward DNS to these DoT (tls://host:853#name) or DoH (https://…) upstreams instead of recursing"`
 	// DNSBlocklists are the operator's blocklists, "category=FILE" (hosts
 	// or domain-list format); devices choose categories to apply.
 	DNSBlocklists []string `toml:"dns_blocklists" help:"category=FILE blocklists (ads, trackers, malware, adult, gambling)"`
@@ -287,7 +292,7 @@ func (c *Config) Validate() error {
 			return bad("admin_http", "want HOST:PORT, got %q", c.AdminHTTP)
 		}
 	}
-	if err := checkDataPlane(c.WGPort, c.DNSUpstreamPort, c.EgressAllow, c.DNSBlocklists, c.LogLevel); err != nil {
+	if err := checkDataPlane(c.WGPort, c.DNSUpstreamPort, c.EgressAllow, c.DNSBlocklists, c.DNSForward, c.LogLevel); err != nil {
 		return err
 	}
 	if c.Endpoint != "" {
@@ -355,7 +360,7 @@ func (c *Config) Validate() error {
 
 // checkDataPlane validates the keys serve's built-in gateway and veil
 // gateway share.
-func checkDataPlane(wgPort, dnsPort int, egress, blocklists []string, logLevel string) error {
+func checkDataPlane(wgPort, dnsPort int, egress, blocklists, forward []string, logLevel string) error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
 	}
@@ -372,6 +377,12 @@ func checkDataPlane(wgPort, dnsPort int, egress, blocklists []string, logLevel s
 	}
 	if _, err := ParseBlocklists(blocklists); err != nil {
 		return bad("dns_blocklists", "%v", err)
+	}
+	for _, f := range forward {
+		u, err := url.Parse(f)
+		if err != nil || (u.Scheme != "tls" && u.Scheme != "https") || u.Host == "" {
+			return bad("dns_forward", "%q: want tls://host:853#servername or https://host/dns-query", f)
+		}
 	}
 	switch logLevel {
 	case "debug", "info", "warn", "error":

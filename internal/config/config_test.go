@@ -85,6 +85,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad env", "", map[string]string{"VEIL_MAX_DEVICES": "lots"}, "VEIL_MAX_DEVICES"},
 		{"bad db", "db = \"mysql://x\"\n", nil, "db: must be a postgres"},
 		{"bad cidr", "egress_allow = [\"10.0.0.0/33\"]\n", nil, "egress_allow"},
+		{"plain dns forward", "dns_forward = [\"udp://9.9.9.9\"]\n", nil, "dns_forward"},
 		{"bad dns port", "dns_upstream_port = 70000\n", nil, "dns_upstream_port: 70000 is not a port"},
 	}
 	for _, tt := range tests {
@@ -170,6 +171,10 @@ func TestGatewayConfig(t *testing.T) {
 		if _, err := LoadGateway(Sources{Env: envMap(tt.env)}); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("LoadGateway(%v) = %v, want an error with %q", tt.env, err, tt.want)
 		}
+	}
+	if g, err := LoadGateway(Sources{Env: envMap(map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t",
+		"VEIL_DNS_FORWARD": "tls://dns.example:853#dns.example,https://dns.example/dns-query"})}); err != nil || len(g.DNSForward) != 2 {
+		t.Errorf("dns_forward for a gateway: %+v, %v", g.DNSForward, err)
 	}
 	if _, err := LoadGateway(Sources{File: writeFile(t, "http = \"x\"\n")}); err == nil || !strings.Contains(err.Error(), `unknown key "http"`) {
 		t.Errorf("a serve-only key in a gateway file: %v", err)

@@ -26,6 +26,7 @@ type Gateway struct {
 	WGPort          int      `toml:"wg_port" help:"WireGuard UDP port"`
 	EgressAllow     []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
 	DNSRootHints    string   `toml:"dns_root_hints" help:"root hints file (named.root) for the resolver; empty: built in"`
+	DNSForward      []string `toml:"dns_forward" help:"forward DNS to these DoT (tls://host:853#name) or DoH (https://…) upstreams instead of recursing"`
 	DNSBlocklists   []string `toml:"dns_blocklists" help:"category=FILE blocklists (ads, trackers, malware, adult, gambling)"`
 	DNSUpstreamPort int      `toml:"dns_upstream_port" help:"port of authoritative DNS servers (tests); 0: 53"`
 	LogLevel        string   `toml:"log_level" help:"debug, info, warn or error"`
@@ -64,7 +65,7 @@ func (g *Gateway) Validate() error {
 	if g.Mode == "tun" && (g.TUNName == "" || len(g.TUNName) > 15) {
 		return bad("tun_name", "want an interface name of 1 to 15 characters, got %q", g.TUNName)
 	}
-	return checkDataPlane(g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.DNSBlocklists, g.LogLevel)
+	return checkDataPlane(g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.DNSBlocklists, g.DNSForward, g.LogLevel)
 }
 
 // EgressPrefixes returns EgressAllow parsed; Validate has checked it.

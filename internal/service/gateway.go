@@ -44,6 +44,7 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 	}, resolver.Config{
 		RootHints:  s.Config.DNSRootHints,
 		Port:       s.Config.DNSUpstreamPort,
+		Forward:    s.Config.DNSForward,
 		Blocklists: lists,
 		Logger:     s.log, // the resolver adds its own component attribute
 	})
