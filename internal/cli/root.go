@@ -26,12 +26,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
-		fmt.Fprintf(stderr, "veil: %s\n", msg)
+		// A command that asks for a status has printed its own verdict.
 		var ec exitCode
 		if errors.As(err, &ec) {
 			return int(ec)
 		}
+		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+		fmt.Fprintf(stderr, "veil: %s\n", msg)
 		return 1
 	}
 	return 0

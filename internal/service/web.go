@@ -37,7 +37,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 		}
 		leak, err = dnsleak.New(dnsleak.Config{
 			Zone: s.Config.DNSLeakZone, Addr: s.Config.DNSLeakAddr, NSAddrs: nsAddrs,
-			Geo: db, IsOurResolver: gws.lookup, Logger: s.log.With("component", "dnsleak"),
+			Geo: db, IsOurResolver: gws.resolver, Logger: s.log.With("component", "dnsleak"),
 		})
 		if err != nil {
 			return err
@@ -74,10 +74,8 @@ func (s *Service) carried(remote netip.AddrPort) (string, bool) {
 
 // gatewayAddrs answers "is this address one of our gateways?" for the
 // privacy tools: the addresses of the gateways' endpoints, where their
-// traffic leaves, read from the store at most every 30 seconds. Loopback
-// endpoints (a built-in gateway on one machine) are left out: every local
-// visitor has that address, and carried knows the built-in gateway's
-// connections exactly.
+// traffic and their resolvers' queries leave, read from the store at most
+// every 30 seconds.
 type gatewayAddrs struct {
 	store store.Store
 
@@ -86,7 +84,19 @@ type gatewayAddrs struct {
 	byAddr  map[netip.Addr]string
 }
 
+// lookup is for visitors of My IP. Loopback endpoints (a built-in gateway
+// on one machine) are left out: every local visitor has that address, and
+// Service.carried knows the built-in gateway's connections exactly.
 func (g *gatewayAddrs) lookup(a netip.Addr) (string, bool) {
+	if a.Unmap().IsLoopback() {
+		return "", false
+	}
+	return g.resolver(a)
+}
+
+// resolver is for the DNS leak test: a resolver asking from loopback is
+// on this machine, the built-in gateway's.
+func (g *gatewayAddrs) resolver(a netip.Addr) (string, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if time.Since(g.fetched) > 30*time.Second {
@@ -96,7 +106,7 @@ func (g *gatewayAddrs) lookup(a netip.Addr) (string, bool) {
 			g.byAddr = make(map[netip.Addr]string, len(gws))
 			for _, gw := range gws {
 				host, _, err := net.SplitHostPort(gw.Endpoint)
-				if ip, perr := netip.ParseAddr(host); err == nil && perr == nil && !ip.IsLoopback() {
+				if ip, perr := netip.ParseAddr(host); err == nil && perr == nil {
 					g.byAddr[ip.Unmap()] = gw.Name
 				}
 			}
