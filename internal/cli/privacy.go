@@ -113,22 +113,7 @@ func newAdminSupportCmd(f *adminFlags) *cobra.Command {
 		Short: "Show a ticket with its messages",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := strconv.ParseInt(args[0], 10, 64); err != nil {
-				return fmt.Errorf("ticket id must be a number")
-			}
-			api, err := f.api()
-			if err != nil {
-				return err
-			}
-			var t apitypes.TicketView
-			if err := api.Do(cmd.Context(), http.MethodGet, "/api/v1/admin/support/"+args[0], nil, &t); err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(cmd, t)
-			}
-			printTicket(cmd, t)
-			return nil
+			return ticketCall(cmd, f, http.MethodGet, args[0], "", nil)
 		},
 	}
 	var closeIt bool
@@ -137,28 +122,34 @@ func newAdminSupportCmd(f *adminFlags) *cobra.Command {
 		Short: "Reply to a ticket; the person is notified by mail when they gave an email",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := strconv.ParseInt(args[0], 10, 64); err != nil {
-				return fmt.Errorf("ticket id must be a number")
-			}
-			api, err := f.api()
-			if err != nil {
-				return err
-			}
-			var t apitypes.TicketView
 			req := apitypes.TicketMessage{Message: args[1], Close: closeIt}
-			if err := api.Do(cmd.Context(), http.MethodPost, "/api/v1/admin/support/"+args[0]+"/reply", req, &t); err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(cmd, t)
-			}
-			printTicket(cmd, t)
-			return nil
+			return ticketCall(cmd, f, http.MethodPost, args[0], "/reply", req)
 		},
 	}
 	reply.Flags().BoolVar(&closeIt, "close", false, "close the ticket with this reply")
 	cmd.AddCommand(list, show, reply)
 	return cmd
+}
+
+// ticketCall sends one admin call about ticket id and prints the ticket
+// it answers with.
+func ticketCall(cmd *cobra.Command, f *adminFlags, method, id, suffix string, body any) error {
+	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+		return fmt.Errorf("ticket id must be a number")
+	}
+	api, err := f.api()
+	if err != nil {
+		return err
+	}
+	var t apitypes.TicketView
+	if err := api.Do(cmd.Context(), method, "/api/v1/admin/support/"+id+suffix, body, &t); err != nil {
+		return err
+	}
+	if f.json {
+		return printJSON(cmd, t)
+	}
+	printTicket(cmd, t)
+	return nil
 }
 
 func printTicket(cmd *cobra.Command, t apitypes.TicketView) {
