@@ -55,7 +55,7 @@ func TestDataDirSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc.Stop()
-	for _, name := range []string{SecretFile, AdminTokenFile, GatewayKeyFile} {
+	for _, name := range []string{SecretFile, AdminTokenFile, GatewayKeyFile, SQLiteFile} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Errorf("%s: %v", name, err)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path"
 	"runtime"
 	"sort"
@@ -82,6 +83,13 @@ func open(ctx context.Context, dsn string, log *slog.Logger, o options) (*sqlSto
 func openSQLite(ctx context.Context, p string, log *slog.Logger, o options) (*sqlStore, error) {
 	if strings.ContainsRune(p, '?') {
 		return nil, errors.New("opening database: sqlite path must not contain '?'")
+	}
+	// The database is the operator's alone; SQLite gives its -wal and
+	// -shm files the database file's mode.
+	if f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	} else {
+		f.Close()
 	}
 	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 	wdb, err := sql.Open("sqlite", p+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
