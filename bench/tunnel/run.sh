@@ -6,6 +6,9 @@
 #   wg           plain wireguard-go (bench/tunnel/wgplain, the same module
 #                version as Veil) configured with `wg`, forwarding and an
 #                nftables masquerade on the gateway
+#   wg/full      (not run unless named) wg with the client routing everything
+#                as wg-quick does (fwmark, policy rules, src_valid_mark), as
+#                veil-tun's client does: the like-for-like baseline
 #   veil-tun     `veil connect --mode tun` (kill switch on, the default) to
 #                `veil gateway --mode tun`
 #   veil-tun/noks  (not run unless named in PATHS) veil-tun with
@@ -183,7 +186,8 @@ measure() {
 }
 
 # --- plain wireguard-go --------------------------------------------------------
-wg_up() {
+wg_up() { # [full]: the client routes everything as wg-quick does
+	local full=${1:-}
 	umask 077
 	nsx "$C" wg genkey >"$tmp/wpc.key"
 	nsx "$G" wg genkey >"$tmp/wpg.key"
@@ -207,9 +211,20 @@ wg_up() {
 	nsx "$C" wg set "$wpc" private-key "$tmp/wpc.key" peer "$gpub" endpoint $gwin4:51830 allowed-ips 0.0.0.0/0 persistent-keepalive 25
 	nsx "$C" ip addr add 10.99.0.2/32 dev "$wpc"
 	nsx "$C" ip link set "$wpc" up
-	# Only the internet host's subnet through the tunnel: the endpoint
-	# stays reachable on c0 without wg-quick's policy routing.
-	nsx "$C" ip route add $inet4/32 dev "$wpc"
+	if [ "$full" = full ]; then
+		# wg-quick's full tunnel, as `veil connect --mode tun` sets it up:
+		# the WireGuard socket marked, everything else to a table of its
+		# own, the main table's default route suppressed, src_valid_mark.
+		nsx "$C" wg set "$wpc" fwmark 51820
+		nsx "$C" ip route add default dev "$wpc" table 51820
+		nsx "$C" ip rule add not fwmark 51820 table 51820 priority 32765
+		nsx "$C" ip rule add table main suppress_prefixlength 0 priority 32764
+		nsx "$C" sysctl -qw net.ipv4.conf.all.src_valid_mark=1
+	else
+		# Only the internet host's subnet through the tunnel: the endpoint
+		# stays reachable on c0 without wg-quick's policy routing.
+		nsx "$C" ip route add $inet4/32 dev "$wpc"
+	fi
 	# persistent-keepalive starts the handshake at once.
 	for _ in $(seq 100); do
 		[ "$(nsx "$C" wg show "$wpc" latest-handshakes | awk '{print $2}')" != 0 ] && return 0
@@ -240,6 +255,11 @@ wg_down() {
 	kill "$wg_cpid" "$wg_gpid" 2>/dev/null || true
 	wait "$wg_cpid" "$wg_gpid" 2>/dev/null || true
 	nsx "$G" nft delete table inet wgbench 2>/dev/null || true
+	# Undo wg/full's routing so that every path starts alike.
+	nsx "$C" ip rule del priority 32765 2>/dev/null || true
+	nsx "$C" ip rule del priority 32764 2>/dev/null || true
+	nsx "$C" ip route flush table 51820 2>/dev/null || true
+	nsx "$C" sysctl -qw net.ipv4.conf.all.src_valid_mark=0
 }
 
 # --- Veil ----------------------------------------------------------------------
@@ -291,10 +311,10 @@ for r in $(seq "$rounds"); do
 		veth)
 			measure veth tcp "$r" $inet4 5201
 			measure veth udp "$r" $inet4 5201 ;;
-		wg)
-			wg_up
-			measure wg tcp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
-			measure wg udp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
+		wg | wg/full)
+			[ "$p" = wg/full ] && wg_up full || wg_up
+			measure "$p" tcp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
+			measure "$p" udp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
 			wg_down ;;
 		wg/veil-gw)
 			wg_veil_up
