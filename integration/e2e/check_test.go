@@ -45,7 +45,7 @@ func TestStatusCheck(t *testing.T) {
 		Protected bool   `json:"protected"`
 		Gateway   string `json:"exit_gateway"`
 		DNSLeak   struct {
-			Verdict   string `json:"verdict"`
+			Verdict   string            `json:"verdict"`
 			Resolvers []json.RawMessage `json:"resolvers"`
 		} `json:"dns_leak"`
 	}
