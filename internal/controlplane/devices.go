@@ -95,15 +95,25 @@ func deviceID(r *http.Request) (int64, bool) {
 	return id, err == nil && id > 0
 }
 
-func (s *Server) rekeyDevice(w http.ResponseWriter, r *http.Request) {
+// deviceBody reads the device id from the path and the JSON body into v,
+// answering the request itself when either is bad.
+func deviceBody(w http.ResponseWriter, r *http.Request, v any) (int64, bool) {
 	id, ok := deviceID(r)
 	if !ok {
 		writeError(w, http.StatusNotFound, "no such device")
-		return
+		return 0, false
 	}
-	var req apitypes.DeviceRequest
-	if err := decode(w, r, &req); err != nil {
+	if err := decode(w, r, v); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) rekeyDevice(w http.ResponseWriter, r *http.Request) {
+	var req apitypes.DeviceRequest
+	id, ok := deviceBody(w, r, &req)
+	if !ok {
 		return
 	}
 	key, err := device.ParsePublicKey(req.PublicKey)
@@ -133,14 +143,9 @@ func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request) {
-	id, ok := deviceID(r)
-	if !ok {
-		writeError(w, http.StatusNotFound, "no such device")
-		return
-	}
 	var p apitypes.DevicePatch
-	if err := decode(w, r, &p); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	id, ok := deviceBody(w, r, &p)
+	if !ok {
 		return
 	}
 	acc := accountFrom(r)
