@@ -9,6 +9,8 @@
 #   wg/full      (not run unless named) wg with the client routing everything
 #                as wg-quick does (fwmark, policy rules, src_valid_mark), as
 #                veil-tun's client does: the like-for-like baseline
+#   wg/sid       (not run unless named) wg with the client started by
+#                setsid, in a session (so a scheduler autogroup) of its own
 #   veil-tun     `veil connect --mode tun` (kill switch on, the default) to
 #                `veil gateway --mode tun`
 #   veil-tun/noks  (not run unless named in PATHS) veil-tun with
@@ -186,15 +188,18 @@ measure() {
 }
 
 # --- plain wireguard-go --------------------------------------------------------
-wg_up() { # [full]: the client routes everything as wg-quick does
-	local full=${1:-}
+wg_up() { # [full|sid]: the client routes everything as wg-quick does,
+	# or runs in a session of its own
+	local full=${1:-}; full=${full#/}
 	umask 077
 	nsx "$C" wg genkey >"$tmp/wpc.key"
 	nsx "$G" wg genkey >"$tmp/wpg.key"
 	local cpub gpub
 	cpub=$(nsx "$C" wg pubkey <"$tmp/wpc.key") gpub=$(nsx "$G" wg pubkey <"$tmp/wpg.key")
 	bg "$G" wgplain-gw "$tmp/wgplain" "$wpg"; wg_gpid=$bgpid
-	bg "$C" wgplain-client "$tmp/wgplain" "$wpc"; wg_cpid=$bgpid
+	local sid=()
+	[ "$full" = sid ] && sid=(setsid) # execs: $bgpid stays the client's PID
+	bg "$C" wgplain-client "${sid[@]}" "$tmp/wgplain" "$wpc"; wg_cpid=$bgpid
 	for _ in $(seq 100); do
 		[ -S "/var/run/wireguard/$wpg.sock" ] && [ -S "/var/run/wireguard/$wpc.sock" ] && break
 		sleep 0.05
@@ -311,8 +316,8 @@ for r in $(seq "$rounds"); do
 		veth)
 			measure veth tcp "$r" $inet4 5201
 			measure veth udp "$r" $inet4 5201 ;;
-		wg | wg/full)
-			[ "$p" = wg/full ] && wg_up full || wg_up
+		wg | wg/full | wg/sid)
+			wg_up "${p#wg}"
 			measure "$p" tcp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
 			measure "$p" udp "$r" $inet4 5201 "$wg_cpid" "$wg_gpid"
 			wg_down ;;

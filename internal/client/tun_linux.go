@@ -14,7 +14,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-	"golang.zx2c4.com/wireguard/conn"
 
 	"veil/internal/wg"
 )
@@ -101,10 +100,10 @@ func (t *Tunnel) upTUN(ctx context.Context, sp tunnelSpec) (err error) {
 		return err
 	}
 	dev, err := wg.NewDevice(wg.DeviceConfig{
-		TUN:        tdev,
-		Bind:       &markBind{Bind: conn.NewDefaultBind(), mark: DefaultFwmark},
-		PrivateKey: sp.priv,
-		Logger:     t.log,
+		TUN:          tdev,
+		FirewallMark: DefaultFwmark,
+		PrivateKey:   sp.priv,
+		Logger:       t.log,
 	})
 	if err != nil {
 		return err
@@ -294,25 +293,4 @@ func undo(dir string, rec *record) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// markBind sets the fwmark on the WireGuard sockets as soon as they are
-// open, so that the tunnel's own UDP keeps the normal routes and is the
-// flow the kill switch lets out.
-type markBind struct {
-	conn.Bind
-	mark uint32
-}
-
-// Open opens the sockets and marks them.
-func (b *markBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
-	fns, p, err := b.Bind.Open(port)
-	if err != nil {
-		return nil, 0, err
-	}
-	if err := b.Bind.SetMark(b.mark); err != nil {
-		b.Bind.Close()
-		return nil, 0, fmt.Errorf("marking the WireGuard socket: %w", err)
-	}
-	return fns, p, nil
 }

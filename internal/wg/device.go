@@ -33,6 +33,9 @@ type DeviceConfig struct {
 	// ListenPort is the UDP port. Zero lets the system pick one; Port
 	// tells which.
 	ListenPort int
+	// FirewallMark, if not zero, marks the device's UDP sockets (SO_MARK)
+	// from the moment they open, before the first packet leaves.
+	FirewallMark uint32
 	// Logger receives wireguard-go's messages without their arguments
 	// (which hold keys and endpoints). If nil, nothing is logged.
 	Logger *slog.Logger
@@ -82,7 +85,8 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 		bind = conn.NewDefaultBind()
 	}
 	dev := device.NewDevice(cfg.TUN, bind, newLogger(cfg.Logger))
-	conf := fmt.Sprintf("private_key=%s\nlisten_port=%d\n", cfg.PrivateKey.hex(), cfg.ListenPort)
+	// Set before Up: wireguard-go marks the sockets as it opens them.
+	conf := fmt.Sprintf("private_key=%s\nlisten_port=%d\nfwmark=%d\n", cfg.PrivateKey.hex(), cfg.ListenPort, cfg.FirewallMark)
 	if err := dev.IpcSet(conf); err != nil {
 		dev.Close()
 		return nil, fmt.Errorf("configuring wireguard device: %w", err)
