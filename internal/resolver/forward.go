@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -41,15 +42,17 @@ func parseUpstreams(specs []string, roots *x509.CertPool, timeout time.Duration)
 			if name == "" {
 				name = host
 			}
-			ups = append(ups, &dotUpstream{client: &dns.Client{
-				Net:     "tcp-tls",
-				Timeout: timeout,
-				TLSConfig: &tls.Config{
-					ServerName: name,
-					RootCAs:    roots,
-					MinVersion: tls.VersionTLS12,
+			ups = append(ups, &dotUpstream{
+				addr: net.JoinHostPort(host, port),
+				dialer: &tls.Dialer{
+					NetDialer: &net.Dialer{Timeout: timeout},
+					Config: &tls.Config{
+						ServerName: name,
+						RootCAs:    roots,
+						MinVersion: tls.VersionTLS12,
+					},
 				},
-			}, addr: net.JoinHostPort(host, port)})
+			})
 		case "https":
 			tr := http.DefaultTransport.(*http.Transport).Clone()
 			tr.Proxy = nil // queries go to the operator's upstream and nowhere else
@@ -66,17 +69,103 @@ func parseUpstreams(specs []string, roots *x509.CertPool, timeout time.Duration)
 	return ups, nil
 }
 
+// dotUpstream is a DNS-over-TLS forwarder. It keeps up to maxIdleDoT
+// connections open between queries (RFC 7858 section 3.4), one query at
+// a time on each, so that a busy resolver does not pay a TCP and TLS
+// handshake per query.
 type dotUpstream struct {
-	client *dns.Client
 	addr   string
+	dialer *tls.Dialer
+
+	mu   sync.Mutex
+	idle []idleConn // most recently used last
 }
 
+type idleConn struct {
+	c     *dns.Conn
+	since time.Time
+}
+
+const (
+	maxIdleDoT = 8
+	// dotIdleTimeout is how long an unused connection is kept: servers
+	// close idle ones too (Unbound after 30 s by default), and a query
+	// sent on a connection the server has dropped costs a retry.
+	dotIdleTimeout = 20 * time.Second
+)
+
+// exchange sends m on an idle connection, or a new one. A reused
+// connection may have been closed by the server meanwhile; then the query
+// goes again on the next, and at the latest on a fresh connection.
 func (d *dotUpstream) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
-	resp, _, err := d.client.ExchangeContext(ctx, m, d.addr)
+	for {
+		c, reused := d.get()
+		if c == nil {
+			tc, err := d.dialer.DialContext(ctx, "tcp", d.addr)
+			if err != nil {
+				return nil, fmt.Errorf("dns over tls: %w", err)
+			}
+			c = &dns.Conn{Conn: tc}
+		}
+		resp, err := roundTrip(ctx, c, m)
+		if err == nil {
+			d.put(c)
+			return resp, nil
+		}
+		c.Close()
+		if !reused || ctx.Err() != nil {
+			return nil, fmt.Errorf("dns over tls: %w", err)
+		}
+	}
+}
+
+// roundTrip sends m on c and reads its answer, within ctx's deadline.
+func roundTrip(ctx context.Context, c *dns.Conn, m *dns.Msg) (*dns.Msg, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	} else {
+		c.SetDeadline(time.Time{})
+	}
+	if err := c.WriteMsg(m); err != nil {
+		return nil, err
+	}
+	resp, err := c.ReadMsg()
 	if err != nil {
-		return nil, fmt.Errorf("dns over tls: %w", err)
+		return nil, err
+	}
+	if resp.Id != m.Id {
+		// Not the answer to this query: the stream is out of step.
+		return nil, errMismatch
 	}
 	return resp, nil
+}
+
+// get takes the most recently used idle connection, closing those that
+// have been idle too long; reused is false when there is none.
+func (d *dotUpstream) get() (c *dns.Conn, reused bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	for len(d.idle) > 0 {
+		ic := d.idle[len(d.idle)-1]
+		d.idle = d.idle[:len(d.idle)-1]
+		if now.Sub(ic.since) < dotIdleTimeout {
+			return ic.c, true
+		}
+		ic.c.Close()
+	}
+	return nil, false
+}
+
+// put keeps c for the next query, or closes it when enough are kept.
+func (d *dotUpstream) put(c *dns.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.idle) >= maxIdleDoT {
+		c.Close()
+		return
+	}
+	d.idle = append(d.idle, idleConn{c: c, since: time.Now()})
 }
 
 type dohUpstream struct {

@@ -9,12 +9,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,20 +80,83 @@ func upstreamAnswer(req *dns.Msg, addr string) *dns.Msg {
 }
 
 func startDoT(tb testing.TB, cert tls.Certificate) string {
+	addr, _ := startCountingDoT(tb, cert, 0)
+	return addr
+}
+
+// startCountingDoT starts a DoT server that closes each connection after
+// maxQueries answers (0: never) and counts the connections it accepts.
+func startCountingDoT(tb testing.TB, cert tls.Certificate, maxQueries int) (string, *atomic.Int64) {
 	tb.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &dns.Server{Listener: ln, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	ln := &countingListener{Listener: tcp}
+	tl := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+	srv := &dns.Server{Listener: tl, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		w.WriteMsg(upstreamAnswer(req, "192.0.2.53"))
 	})}
+	if maxQueries > 0 {
+		srv.MaxTCPQueries = maxQueries
+	}
 	ready := make(chan struct{})
 	srv.NotifyStartedFunc = func() { close(ready) }
 	go srv.ActivateAndServe()
 	<-ready
 	tb.Cleanup(func() { srv.Shutdown() })
-	return ln.Addr().String()
+	return tcp.Addr().String(), &ln.accepted
+}
+
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
+}
+
+// TestDoTReusesConnections: sequential queries share one TLS connection,
+// and a server that closes connections between queries costs a retry,
+// never a failed query.
+func TestDoTReusesConnections(t *testing.T) {
+	pool, cert := testCA(t)
+	for _, tt := range []struct {
+		name       string
+		maxQueries int
+		wantConns  func(n int64) bool
+		want       string
+	}{
+		{"kept open", 0, func(n int64) bool { return n == 1 }, "1 connection"},
+		{"closed after each answer", 1, func(n int64) bool { return n >= 20 }, "a connection per query"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, accepted := startCountingDoT(t, cert, tt.maxQueries)
+			r, err := New(Config{Forward: []string{"tls://" + addr + "#dns.test"}, RootCAs: pool, Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				// Distinct names: the cache must not answer.
+				name := fmt.Sprintf("q%d.forwarded.test.", i)
+				m, err := r.Resolve(context.Background(), name, dns.TypeA)
+				if err != nil {
+					t.Fatalf("query %d: %v", i, err)
+				}
+				if got := answerData(m); !slices.Equal(got, []string{"192.0.2.53"}) {
+					t.Fatalf("query %d: answer %v", i, got)
+				}
+			}
+			if n := accepted.Load(); !tt.wantConns(n) {
+				t.Errorf("server accepted %d connections for 20 queries, want %s", n, tt.want)
+			}
+		})
+	}
 }
 
 func startDoH(tb testing.TB, cert tls.Certificate) string {
