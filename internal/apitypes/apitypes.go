@@ -93,11 +93,16 @@ type Device struct {
 
 // Server is one gateway in the public list, GET /api/v1/servers.
 type Server struct {
-	Name      string `json:"name"`
-	Location  string `json:"location"` // "CC-city", e.g. "se-sto"
-	Country   string `json:"country"`  // "CC" in lower case
-	Endpoint  string `json:"endpoint"` // HOST:PORT of the WireGuard listener
-	PublicKey string `json:"public_key,omitempty"`
+	Name     string `json:"name"`
+	Location string `json:"location"` // "CC-city", e.g. "se-sto"
+	Country  string `json:"country"`  // "CC" in lower case
+	Endpoint string `json:"endpoint"` // HOST:PORT of the WireGuard listener
+	// EndpointAddrs are Endpoint's host name resolved by the control
+	// plane, as ADDR:PORT; absent when Endpoint holds an address. A
+	// tun-mode client reconnecting uses them: its DNS is behind the
+	// tunnel then.
+	EndpointAddrs []string `json:"endpoint_addrs,omitempty"`
+	PublicKey     string   `json:"public_key,omitempty"`
 	// TunnelIPv4 and TunnelIPv6 are the gateway's own addresses inside
 	// the tunnel, where its DNS resolver answers.
 	TunnelIPv4 string `json:"tunnel_ipv4"`

@@ -131,7 +131,7 @@ func (t *Tunnel) reconnect(ctx context.Context) (changed bool, err error) {
 	if err != nil {
 		return false, errors.New("the gateway's listed key is not valid")
 	}
-	ep, err := t.resolveEndpoint(ctx, next.Endpoint)
+	ep, err := t.resolveEndpoint(ctx, next)
 	if err != nil {
 		return false, errors.New("cannot resolve the gateway's endpoint")
 	}
@@ -160,18 +160,20 @@ func findOnline(servers []apitypes.Server, name string) (apitypes.Server, bool) 
 	return apitypes.Server{}, false
 }
 
-// resolveEndpoint reads "HOST:PORT". A host name is resolved by the
-// system only outside tun mode: in tun mode the system's resolver is the
-// gateway's, behind the tunnel that does not answer.
-func (t *Tunnel) resolveEndpoint(ctx context.Context, endpoint string) (netip.AddrPort, error) {
-	if t.tun != nil {
-		ap, err := netip.ParseAddrPort(endpoint)
-		if err != nil {
-			return netip.AddrPort{}, err
-		}
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+// resolveEndpoint finds where to reach s, "HOST:PORT". A host name is
+// resolved by the system only outside tun mode: in tun mode the system's
+// resolver is the gateway's, behind the tunnel that does not answer, so
+// the addresses the control plane resolved for it are used.
+func (t *Tunnel) resolveEndpoint(ctx context.Context, s apitypes.Server) (netip.AddrPort, error) {
+	if t.tun == nil {
+		return lookupEndpoint(ctx, s.Endpoint)
 	}
-	return lookupEndpoint(ctx, endpoint)
+	for _, ep := range append([]string{s.Endpoint}, s.EndpointAddrs...) {
+		if ap, err := netip.ParseAddrPort(ep); err == nil {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+		}
+	}
+	return netip.AddrPort{}, errors.New("the endpoint is a name the control plane did not resolve")
 }
 
 // fetchServers gets the server list: from TunnelConfig.Servers, or from

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -397,6 +398,34 @@ func TestGatewayReport(t *testing.T) {
 	}
 	if st := e.call(t, "POST", "/api/v1/gateway/report", "wrong", apitypes.GatewayReport{}, nil); st != 401 {
 		t.Errorf("report with a wrong token: %d", st)
+	}
+}
+
+// TestServerListResolvesEndpoints: a gateway whose endpoint is a name is
+// listed with the addresses it resolves to (through the system resolver:
+// localhost), one whose endpoint is an address without.
+func TestServerListResolvesEndpoints(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addGateway(t, "byaddr")
+	req := apitypes.GatewayCreateRequest{Name: "byname", Location: "se-sto", Endpoint: "localhost:51999"}
+	if st := e.call(t, "POST", "/api/v1/admin/gateways", e.admin, req, nil); st != 201 {
+		t.Fatalf("add gateway: %d", st)
+	}
+	var servers []apitypes.Server
+	e.call(t, "GET", "/api/v1/servers", "", nil, &servers)
+	for _, s := range servers {
+		switch s.Name {
+		case "byaddr":
+			if s.EndpointAddrs != nil {
+				t.Errorf("%s: endpoint_addrs %v for an address endpoint", s.Name, s.EndpointAddrs)
+			}
+		case "byname":
+			if !slices.Contains(s.EndpointAddrs, "127.0.0.1:51999") && !slices.Contains(s.EndpointAddrs, "[::1]:51999") {
+				t.Errorf("%s: endpoint_addrs %v, want localhost's address with port 51999", s.Name, s.EndpointAddrs)
+			}
+		default:
+			t.Errorf("unexpected server %q", s.Name)
+		}
 	}
 }
 

@@ -40,9 +40,16 @@ func (s *Server) listServers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "listing gateways", err)
 		return
 	}
+	eps := make([]string, len(gws))
+	for i := range gws {
+		eps[i] = gws[i].Endpoint
+	}
+	resolved := s.endpoints.resolve(r.Context(), eps)
 	out := make([]apitypes.Server, 0, len(gws))
 	for i := range gws {
-		out = append(out, s.serverView(&gws[i]))
+		v := s.serverView(&gws[i])
+		v.EndpointAddrs = resolved[v.Endpoint]
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -53,9 +53,10 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	peers *notifier
+	cfg       Config
+	log       *slog.Logger
+	peers     *notifier
+	endpoints *endpointResolver
 }
 
 // New returns a Server. Call Run to follow peer-map changes.
@@ -72,7 +73,7 @@ func New(cfg Config) *Server {
 	if cfg.GatewayCapacity == 0 {
 		cfg.GatewayCapacity = 1000
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, peers: newNotifier()}
+	return &Server{cfg: cfg, log: cfg.Logger, peers: newNotifier(), endpoints: newEndpointResolver(cfg.Now)}
 }
 
 // Run follows the store's peer-map changes, waking long-polling gateways,
