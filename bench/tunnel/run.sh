@@ -159,6 +159,8 @@ measure() {
 			perfs+=($!)
 		done
 	fi
+	local each0=() each=() pp0
+	for pp0 in "$@"; do each0+=("$(ticks "$pp0")"); done
 	t0=$(ticks "$@") h0=$(host_busy)
 	if ! nsx "$C" timeout $((dur + 30)) iperf3 "${args[@]}" >"$out" 2>"${out%.json}.err" ||
 		! jq -e '.end.sum_received.bytes > 0' "$out" >/dev/null 2>&1; then
@@ -167,6 +169,8 @@ measure() {
 		return 0
 	fi
 	t1=$(ticks "$@") h1=$(host_busy)
+	local i=0
+	for pp0 in "$@"; do each+=("$(( $(ticks "$pp0") - each0[i] ))"); i=$((i + 1)); done
 	for pp in "${perfs[@]}"; do wait "$pp" || true; done
 	for pp in "$@"; do
 		[ -f "${out%.json}-$pp.perf" ] || continue
@@ -184,7 +188,8 @@ measure() {
 		   (if $npids == 0 then "-" else ($cpu / $hz / $gbit * 100 | round) / 100 end),
 		   ($host / $hz / $gbit * 100 | round) / 100]
 		| @tsv' "$out" >>"$results"
-	tail -1 "$results" | awk -F'\t' '{printf "run.sh: %-14s %s round %s: %6s Mbit/s  loss %s%%  cpu %s s/Gbit  host %s s/Gbit\n", $1, $2, $3, $4, $5, $6, $7}' >&2
+	# Per process (client, then gateway), in ticks: which side costs more.
+	tail -1 "$results" | awk -F'\t' -v each="${each[*]}" '{printf "run.sh: %-14s %s round %s: %6s Mbit/s  loss %s%%  cpu %s s/Gbit  host %s s/Gbit  ticks %s\n", $1, $2, $3, $4, $5, $6, $7, each}' >&2
 }
 
 # --- plain wireguard-go --------------------------------------------------------
