@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path"
@@ -21,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations
@@ -100,7 +102,7 @@ func openSQLite(ctx context.Context, p string, log *slog.Logger, o options) (*sq
 	wdb.SetMaxIdleConns(1)
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
-	if err := wdb.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, wdb); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
@@ -123,6 +125,25 @@ func openSQLite(ctx context.Context, p string, log *slog.Logger, o options) (*sq
 		return nil, err
 	}
 	return s, nil
+}
+
+// pingSQLite opens the writer connection. Turning a new file to WAL needs
+// a lock that SQLite does not wait for with the busy timeout, so when
+// several processes open one new database at once some are told "busy"
+// at once: they try again for up to the busy timeout.
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || sqliteCode(err)&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(10+rand.IntN(40)) * time.Millisecond):
+		}
+	}
 }
 
 // openPostgres opens a pgx pool, used through database/sql so both
