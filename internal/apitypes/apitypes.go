@@ -129,10 +129,17 @@ type GatewayCreated struct {
 // its key and aggregate load. Nothing per peer, ever (promise P3).
 type GatewayReport struct {
 	PublicKey string `json:"public_key"`
-	Peers     int    `json:"peers"`
-	RxBytes   uint64 `json:"rx_bytes"`
-	TxBytes   uint64 `json:"tx_bytes"`
+	// Egress are the addresses the gateway's traffic leaves from (its
+	// own, at most MaxEgress), by which My IP and the DNS leak test
+	// recognise it when they differ from its endpoint.
+	Egress  []string `json:"egress,omitempty"`
+	Peers   int      `json:"peers"`
+	RxBytes uint64   `json:"rx_bytes"`
+	TxBytes uint64   `json:"tx_bytes"`
 }
+
+// MaxEgress is the most egress addresses a gateway reports.
+const MaxEgress = 16
 
 // GatewayConfig answers a report: what the gateway needs to know about
 // itself from the control plane.

@@ -50,6 +50,7 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 				PrivateKey:  key,
 				ListenPort:  cfg.WGPort,
 				EgressAllow: cfg.EgressPrefixes(),
+				Egress:      cfg.Egress(),
 				Logger:      log,
 				TUNName:     cfg.TUNName,
 			}, resolver.Config{

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +143,7 @@ func FuzzLoad(f *testing.F) {
 func TestGatewayConfig(t *testing.T) {
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	AddFlags(fs, DefaultGateway())
-	if err := fs.Parse([]string{"--control=https://veil.example", "--egress-allow=10.9.0.0/24"}); err != nil {
+	if err := fs.Parse([]string{"--control=https://veil.example", "--egress-allow=10.9.0.0/24", "--egress-addrs=203.0.113.9,::ffff:198.51.100.8"}); err != nil {
 		t.Fatal(err)
 	}
 	g, err := LoadGateway(Sources{
@@ -154,8 +155,9 @@ func TestGatewayConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if g.Control != "https://veil.example" || g.Token != "tok" || g.Mode != "tun" || g.WGPort != 51820 ||
-		len(g.EgressPrefixes()) != 1 || len(g.DNSBlocklists) != 1 {
-		t.Errorf("gateway config = %+v", g)
+		len(g.EgressPrefixes()) != 1 || len(g.DNSBlocklists) != 1 ||
+		fmt.Sprint(g.Egress()) != "[203.0.113.9 198.51.100.8]" {
+		t.Errorf("gateway config = %+v (egress %v)", g, g.Egress())
 	}
 	for _, tt := range []struct {
 		env  map[string]string
@@ -167,6 +169,7 @@ func TestGatewayConfig(t *testing.T) {
 		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_MODE": "kernel"}, "config: mode"},
 		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_DNS_BLOCKLISTS": "crypto=/x"}, "dns_blocklists"},
 		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_WG_PORT": "99999"}, "wg_port"},
+		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_EGRESS_ADDRS": "gw.example"}, "egress_addrs"},
 	} {
 		if _, err := LoadGateway(Sources{Env: envMap(tt.env)}); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("LoadGateway(%v) = %v, want an error with %q", tt.env, err, tt.want)

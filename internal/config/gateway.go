@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+
+	"veil/internal/apitypes"
 )
 
 // Gateway is everything `veil gateway` can be told, read like Config:
@@ -25,6 +27,9 @@ type Gateway struct {
 
 	WGPort          int      `toml:"wg_port" help:"WireGuard UDP port"`
 	EgressAllow     []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
+	// EgressAddrs are the public addresses the gateway's traffic leaves
+	// from, when not the host's own (behind NAT, or another address).
+	EgressAddrs []string `toml:"egress_addrs" help:"public addresses its traffic leaves from; empty: the host's source addresses for the internet"`
 	DNSRootHints    string   `toml:"dns_root_hints" help:"root hints file (named.root) for the resolver; empty: built in"`
 	DNSForward      []string `toml:"dns_forward" help:"forward DNS to these DoT (tls://host:853#name) or DoH (https://…) upstreams instead of recursing"`
 	DNSBlocklists   []string `toml:"dns_blocklists" help:"category=FILE blocklists (ads, trackers, malware, adult, gambling)"`
@@ -65,7 +70,26 @@ func (g *Gateway) Validate() error {
 	if g.Mode == "tun" && (g.TUNName == "" || len(g.TUNName) > 15) {
 		return bad("tun_name", "want an interface name of 1 to 15 characters, got %q", g.TUNName)
 	}
+	if len(g.EgressAddrs) > apitypes.MaxEgress {
+		return bad("egress_addrs", "at most %d addresses", apitypes.MaxEgress)
+	}
+	for _, a := range g.EgressAddrs {
+		if _, err := netip.ParseAddr(a); err != nil {
+			return bad("egress_addrs", "%q is not an IP address", a)
+		}
+	}
 	return checkDataPlane(g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.DNSBlocklists, g.DNSForward, g.LogLevel)
+}
+
+// Egress returns EgressAddrs parsed; Validate has checked them.
+func (g *Gateway) Egress() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range g.EgressAddrs {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
 }
 
 // EgressPrefixes returns EgressAllow parsed; Validate has checked it.

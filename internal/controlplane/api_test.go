@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -391,6 +392,32 @@ func TestGatewayReport(t *testing.T) {
 	e.call(t, "GET", "/api/v1/servers", "", nil, &servers)
 	if len(servers) != 1 || servers[0].PublicKey != pub || servers[0].Load != 25 || !servers[0].Online || servers[0].Country != "se" {
 		t.Errorf("servers: %+v", servers)
+	}
+	// Egress addresses: recognised as the gateway's beside its endpoint.
+	rep := apitypes.GatewayReport{PublicKey: pub, Peers: 250, Egress: []string{"198.51.100.8", "::ffff:203.0.113.9", "2001:db8::8"}}
+	if st := e.call(t, "POST", "/api/v1/gateway/report", gw, rep, nil); st != 200 {
+		t.Fatalf("report with egress: %d", st)
+	}
+	addrs, err := e.api.GatewayAddrs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"192.0.2.1", "198.51.100.8", "203.0.113.9", "2001:db8::8"} {
+		if addrs[netip.MustParseAddr(a)] != "gw1" {
+			t.Errorf("GatewayAddrs[%s] = %q, want gw1 (all: %v)", a, addrs[netip.MustParseAddr(a)], addrs)
+		}
+	}
+	if len(addrs) != 4 {
+		t.Errorf("GatewayAddrs = %v, want the endpoint and three egress addresses", addrs)
+	}
+	tooMany := make([]string, apitypes.MaxEgress+1)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprintf("198.51.100.%d", i+1)
+	}
+	for _, bad := range [][]string{{"gw.example"}, {"fe80::1%eth0"}, tooMany} {
+		if st := e.call(t, "POST", "/api/v1/gateway/report", gw, apitypes.GatewayReport{PublicKey: pub, Egress: bad}, nil); st != 400 {
+			t.Errorf("report with egress %q: %d, want 400", bad, st)
+		}
 	}
 	// A per-peer field is refused: the report is aggregate only.
 	if st := e.call(t, "POST", "/api/v1/gateway/report", gw, `{"peers":1,"peer_endpoints":["198.51.100.7:1234"]}`, nil); st != 400 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -65,8 +66,13 @@ func (s *Server) gatewayReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "peers must not be negative")
 		return
 	}
+	egress, err := egressAddrs(rep.Egress)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if err := s.cfg.Store.ReportGatewayLoad(r.Context(), gw.ID, store.GatewayLoad{
-		PublicKey: rep.PublicKey, Peers: rep.Peers, RxBytes: rep.RxBytes, TxBytes: rep.TxBytes,
+		PublicKey: rep.PublicKey, Egress: egress, Peers: rep.Peers, RxBytes: rep.RxBytes, TxBytes: rep.TxBytes,
 		At: s.cfg.Now().UTC(),
 	}); err != nil {
 		s.fail(w, "recording gateway load", err)
@@ -141,6 +147,57 @@ func (s *Server) peerMapView(ch *store.PeerChanges) apitypes.PeerMap {
 		})
 	}
 	return m
+}
+
+// egressAddrs checks a report's egress addresses and writes them in
+// their canonical form.
+func egressAddrs(in []string) ([]string, error) {
+	if len(in) > apitypes.MaxEgress {
+		return nil, fmt.Errorf("at most %d egress addresses", apitypes.MaxEgress)
+	}
+	var out []string
+	for _, s := range in {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, errors.New("egress addresses must be IP addresses")
+		}
+		out = append(out, a.Unmap().String())
+	}
+	return out, nil
+}
+
+// GatewayAddrs maps every address that is one of the gateways' to the
+// gateway's name: endpoint addresses (names resolved as for the server
+// list) and the egress addresses gateways report. My IP and the DNS leak
+// test use it to recognise traffic that came through a gateway.
+func (s *Server) GatewayAddrs(ctx context.Context) (map[netip.Addr]string, error) {
+	gws, err := s.cfg.Store.Gateways(ctx)
+	if err != nil {
+		return nil, err
+	}
+	eps := make([]string, len(gws))
+	for i := range gws {
+		eps[i] = gws[i].Endpoint
+	}
+	resolved := s.endpoints.resolve(ctx, eps)
+	out := make(map[netip.Addr]string)
+	for _, g := range gws {
+		var addrs []string
+		if host, _, err := net.SplitHostPort(g.Endpoint); err == nil {
+			addrs = append(addrs, host)
+		}
+		for _, ap := range resolved[g.Endpoint] {
+			if host, _, err := net.SplitHostPort(ap); err == nil {
+				addrs = append(addrs, host)
+			}
+		}
+		for _, a := range append(addrs, g.Egress...) {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				out[ip.Unmap()] = g.Name
+			}
+		}
+	}
+	return out, nil
 }
 
 func validEndpoint(s string) bool {

@@ -71,6 +71,7 @@ func (g *Gateway) report(ctx context.Context) (apitypes.GatewayConfig, error) {
 	var gc apitypes.GatewayConfig
 	err := g.call(ctx, http.MethodPost, "/api/v1/gateway/report", apitypes.GatewayReport{
 		PublicKey: g.PublicKey().Base64(),
+		Egress:    g.egress(),
 		Peers:     st.Peers,
 		RxBytes:   st.RxBytes,
 		TxBytes:   st.TxBytes,

@@ -51,6 +51,11 @@ type Config struct {
 	// EgressAllow lists ranges that tunnel traffic may reach although the
 	// egress guard would refuse them (--egress-allow).
 	EgressAllow []netip.Prefix
+	// Egress are the public addresses the gateway's traffic leaves from,
+	// reported to the control plane so that My IP and the DNS leak test
+	// recognise them. If empty, the host's public source addresses are
+	// reported.
+	Egress []netip.Addr
 	// Resolver answers DNS on the gateway's tunnel addresses, port 53, UDP
 	// and TCP, for peers only. If nil, no DNS is served.
 	Resolver dns.Handler

@@ -264,6 +264,7 @@ var Inventory = []Category{
 			{"gateways.tx_bytes", "bytes sent (a total)"},
 			{"gateways.last_seen", "its last report"},
 			{"gateways.created_at", "when it was added"},
+			{"gateways.egress", "the addresses its traffic leaves from"},
 		},
 		Purpose:    "To list servers and their load.",
 		LegalBasis: basisInterest,

@@ -3,14 +3,12 @@ package service
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
 	"veil/internal/geo"
-	"veil/internal/store"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/tools/myip"
 	"veil/internal/web"
@@ -25,7 +23,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 		return fmt.Errorf("opening geolocation databases: %w", err)
 	}
 	s.closers = append(s.closers, db.Close)
-	gws := &gatewayAddrs{store: s.Store}
+	gws := &gatewayAddrs{list: s.API.GatewayAddrs}
 	web.Register(mux)
 	mux.HandleFunc("GET /servers", s.API.ServersPage)
 
@@ -73,11 +71,11 @@ func (s *Service) carried(remote netip.AddrPort) (string, bool) {
 }
 
 // gatewayAddrs answers "is this address one of our gateways?" for the
-// privacy tools: the addresses of the gateways' endpoints, where their
-// traffic and their resolvers' queries leave, read from the store at most
-// every 30 seconds.
+// privacy tools: the gateways' endpoint and egress addresses, where their
+// traffic and their resolvers' queries leave (controlplane's
+// GatewayAddrs), fetched at most every 30 seconds.
 type gatewayAddrs struct {
-	store store.Store
+	list func(context.Context) (map[netip.Addr]string, error)
 
 	mu      sync.Mutex
 	fetched time.Time
@@ -100,17 +98,10 @@ func (g *gatewayAddrs) resolver(a netip.Addr) (string, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if time.Since(g.fetched) > 30*time.Second {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		if gws, err := g.store.Gateways(ctx); err == nil {
-			g.byAddr = make(map[netip.Addr]string, len(gws))
-			for _, gw := range gws {
-				host, _, err := net.SplitHostPort(gw.Endpoint)
-				if ip, perr := netip.ParseAddr(host); err == nil && perr == nil {
-					g.byAddr[ip.Unmap()] = gw.Name
-				}
-			}
-			g.fetched = time.Now()
+		if m, err := g.list(ctx); err == nil {
+			g.byAddr, g.fetched = m, time.Now()
 		}
 	}
 	name, ok := g.byAddr[a.Unmap()]

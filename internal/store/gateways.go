@@ -5,19 +5,24 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
-const gatewayCols = "id, name, location, endpoint, token_hash, public_key, builtin, peers, rx_bytes, tx_bytes, last_seen, created_at"
+const gatewayCols = "id, name, location, endpoint, token_hash, public_key, builtin, peers, rx_bytes, tx_bytes, last_seen, created_at, egress"
 
 func scanGateway(row interface{ Scan(...any) error }) (*Gateway, error) {
 	var g Gateway
 	var rx, tx int64
+	var egress string
 	if err := row.Scan(&g.ID, &g.Name, &g.Location, &g.Endpoint, &g.TokenHash, &g.PublicKey, &g.Builtin,
-		&g.Peers, &rx, &tx, timeCol{&g.LastSeen}, timeCol{&g.CreatedAt}); err != nil {
+		&g.Peers, &rx, &tx, timeCol{&g.LastSeen}, timeCol{&g.CreatedAt}, &egress); err != nil {
 		return nil, err
 	}
 	g.RxBytes, g.TxBytes = uint64(rx), uint64(tx)
+	if egress != "" {
+		g.Egress = strings.Split(egress, ",")
+	}
 	return &g, nil
 }
 
@@ -111,8 +116,8 @@ func (s *sqlStore) ReportGatewayLoad(ctx context.Context, id int64, l GatewayLoa
 	if at.IsZero() {
 		at = s.now()
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE gateways SET public_key = $1, peers = $2, rx_bytes = $3, tx_bytes = $4, last_seen = $5
-		WHERE id = $6`, l.PublicKey, l.Peers, int64(l.RxBytes), int64(l.TxBytes), s.ts(at), id)
+	res, err := s.db.ExecContext(ctx, `UPDATE gateways SET public_key = $1, peers = $2, rx_bytes = $3, tx_bytes = $4, last_seen = $5,
+		egress = $6 WHERE id = $7`, l.PublicKey, l.Peers, int64(l.RxBytes), int64(l.TxBytes), s.ts(at), strings.Join(l.Egress, ","), id)
 	return affected("reporting gateway load", res, err)
 }
 

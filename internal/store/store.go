@@ -118,12 +118,15 @@ type Gateway struct {
 	TxBytes   uint64
 	LastSeen  time.Time // zero: never reported
 	CreatedAt time.Time
+	// Egress are the addresses its traffic leaves from, as last reported.
+	Egress []string
 }
 
 // GatewayLoad is an aggregate report from a gateway (promise P3: nothing
 // per peer).
 type GatewayLoad struct {
 	PublicKey string
+	Egress    []string // the gateway's own addresses, not a peer's
 	Peers     int
 	RxBytes   uint64
 	TxBytes   uint64
