@@ -36,7 +36,9 @@ func TestAccountAndPrivacyPages(t *testing.T) {
 		}
 	}
 
-	if err := chromedp.Do(ctx, chromedp.Click("#restrict"), chromedp.WaitVisible("#restrict")); err != nil {
+	// The old page's button stays visible until the form's answer
+	// replaces the page: wait for what only the new page has.
+	if err := chromedp.Do(ctx, chromedp.Click("#restrict"), chromedp.WaitVisible(`form[action="/account/restrict"] strong`)); err != nil {
 		t.Fatalf("restricting: %v", err)
 	}
 	if page := texts(t, ctx, "main")[0]; !strings.Contains(page, "Processing is restricted") {
