@@ -25,11 +25,11 @@ type Gateway struct {
 	// TUNName is the kernel interface in tun mode.
 	TUNName string `toml:"tun_name" help:"TUN interface name in tun mode"`
 
-	WGPort          int      `toml:"wg_port" help:"WireGuard UDP port"`
-	EgressAllow     []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
+	WGPort      int      `toml:"wg_port" help:"WireGuard UDP port"`
+	EgressAllow []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
 	// EgressAddrs are the public addresses the gateway's traffic leaves
 	// from, when not the host's own (behind NAT, or another address).
-	EgressAddrs []string `toml:"egress_addrs" help:"public addresses its traffic leaves from; empty: the host's source addresses for the internet"`
+	EgressAddrs     []string `toml:"egress_addrs" help:"public addresses its traffic leaves from; empty: the host's source addresses for the internet"`
 	DNSRootHints    string   `toml:"dns_root_hints" help:"root hints file (named.root) for the resolver; empty: built in"`
 	DNSForward      []string `toml:"dns_forward" help:"forward DNS to these DoT (tls://host:853#name) or DoH (https://…) upstreams instead of recursing"`
 	DNSBlocklists   []string `toml:"dns_blocklists" help:"category=FILE blocklists (ads, trackers, malware, adult, gambling)"`

@@ -41,11 +41,7 @@ func (s *Server) listServers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "listing gateways", err)
 		return
 	}
-	eps := make([]string, len(gws))
-	for i := range gws {
-		eps[i] = gws[i].Endpoint
-	}
-	resolved := s.endpoints.resolve(r.Context(), eps)
+	resolved := s.resolveEndpoints(r.Context(), gws)
 	out := make([]apitypes.Server, 0, len(gws))
 	for i := range gws {
 		v := s.serverView(&gws[i])
@@ -175,11 +171,7 @@ func (s *Server) GatewayAddrs(ctx context.Context) (map[netip.Addr]string, error
 	if err != nil {
 		return nil, err
 	}
-	eps := make([]string, len(gws))
-	for i := range gws {
-		eps[i] = gws[i].Endpoint
-	}
-	resolved := s.endpoints.resolve(ctx, eps)
+	resolved := s.resolveEndpoints(ctx, gws)
 	out := make(map[netip.Addr]string)
 	for _, g := range gws {
 		var addrs []string
@@ -198,6 +190,15 @@ func (s *Server) GatewayAddrs(ctx context.Context) (map[netip.Addr]string, error
 		}
 	}
 	return out, nil
+}
+
+// resolveEndpoints resolves the host names among gws' endpoints.
+func (s *Server) resolveEndpoints(ctx context.Context, gws []store.Gateway) map[string][]string {
+	eps := make([]string, len(gws))
+	for i := range gws {
+		eps[i] = gws[i].Endpoint
+	}
+	return s.endpoints.resolve(ctx, eps)
 }
 
 func validEndpoint(s string) bool {

@@ -227,14 +227,16 @@ func (n *Netstack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	case <-n.done:
 		return 0, os.ErrClosed
 	}
-	for i := 0; ; {
-		c, err := copyPacket(bufs[i][offset:], pkt)
-		pkt.DecRef()
-		if err != nil {
-			return i, err
+	i := 0
+	for {
+		// A packet larger than the buffer (the stack makes none at this
+		// MTU) is dropped: an error would stop wireguard-go's reader, and
+		// with it the device.
+		if c, ok := copyPacket(bufs[i][offset:], pkt); ok {
+			sizes[i] = c
+			i++
 		}
-		sizes[i] = c
-		i++
+		pkt.DecRef()
 		if i == len(bufs) {
 			return i, nil
 		}
@@ -246,16 +248,17 @@ func (n *Netstack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// copyPacket copies the whole of pkt, headers and payload, into dst.
-func copyPacket(dst []byte, pkt *stack.PacketBuffer) (int, error) {
+// copyPacket copies the whole of pkt, headers and payload, into dst, if
+// it fits.
+func copyPacket(dst []byte, pkt *stack.PacketBuffer) (int, bool) {
 	if pkt.Size() > len(dst) {
-		return 0, fmt.Errorf("netstack: a %d-byte packet does not fit a %d-byte buffer", pkt.Size(), len(dst))
+		return 0, false
 	}
 	c := 0
 	for _, s := range pkt.AsSlices() {
 		c += copy(dst[c:], s)
 	}
-	return c, nil
+	return c, true
 }
 
 // Write implements tun.Device: it gives the stack packets from the tunnel.
