@@ -132,11 +132,15 @@ func listenUDP(addr string, rcvbuf int) (net.PacketConn, error) {
 	return pc, nil
 }
 
-// hierarchy starts the root, TLD and authoritative servers.
+// hierarchy starts the root, TLD and authoritative servers. Each answers
+// for its own zone's apex NS and name servers' addresses too, so that a
+// resolver that primes (Unbound asks the root for ". NS" first) and checks
+// its name servers gets real answers.
 func hierarchy(port int) []*dns.Server {
 	zones := map[string]dns.HandlerFunc{
-		"127.0.0.2": referral("bench.", "ns.bench.", "127.0.0.3"),
-		"127.0.0.3": referral("zone.bench.", "ns.zone.bench.", "127.0.0.4"),
+		"127.0.0.2": referral(".", "a.root.bench.", "bench.", "ns.bench.", "127.0.0.3", nil),
+		"127.0.0.3": referral("bench.", "ns.bench.", "zone.bench.", "ns.zone.bench.", "127.0.0.4",
+			map[string]string{"a.root.bench.": "127.0.0.2", "ns.bench.": "127.0.0.3"}),
 		"127.0.0.4": authoritative("zone.bench."),
 	}
 	var out []*dns.Server
@@ -147,20 +151,38 @@ func hierarchy(port int) []*dns.Server {
 	return out
 }
 
-// referral answers every question under child with a delegation to ns at ip.
-func referral(child, ns, ip string) dns.HandlerFunc {
+// glue is an A record.
+func glue(name, ip string) dns.RR {
+	return &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 86400}, A: net.ParseIP(ip)}
+}
+
+// referral serves zone, whose name server is self: it delegates every
+// name under child to ns at ip, answers its apex NS, and the addresses of
+// the names in hosts; any other name does not exist.
+func referral(zone, self, child, ns, ip string, hosts map[string]string) dns.HandlerFunc {
+	selfIP := map[string]string{"a.root.bench.": "127.0.0.2", "ns.bench.": "127.0.0.3"}[self]
 	return func(w dns.ResponseWriter, req *dns.Msg) {
 		resp := new(dns.Msg)
 		resp.SetReply(req)
-		name := strings.ToLower(req.Question[0].Name)
-		if !dns.IsSubDomain(child, name) {
-			resp.Rcode = dns.RcodeNameError
+		q := req.Question[0]
+		name := strings.ToLower(q.Name)
+		switch {
+		case dns.IsSubDomain(child, name):
+			resp.Ns = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: child, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 86400}, Ns: ns}}
+			resp.Extra = []dns.RR{glue(ns, ip)}
+		case name == zone && q.Qtype == dns.TypeNS:
 			resp.Authoritative = true
-			w.WriteMsg(resp)
-			return
+			resp.Answer = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 86400}, Ns: self}}
+			resp.Extra = []dns.RR{glue(self, selfIP)}
+		case hosts[name] != "":
+			resp.Authoritative = true
+			if q.Qtype == dns.TypeA {
+				resp.Answer = []dns.RR{glue(name, hosts[name])}
+			}
+		default:
+			resp.Authoritative = true
+			resp.Rcode = dns.RcodeNameError
 		}
-		resp.Ns = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: child, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 86400}, Ns: ns}}
-		resp.Extra = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: ns, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 86400}, A: net.ParseIP(ip)}}
 		w.WriteMsg(resp)
 	}
 }
@@ -173,7 +195,9 @@ func authoritative(zone string) dns.HandlerFunc {
 		resp.SetReply(req)
 		resp.Authoritative = true
 		q := req.Question[0]
-		if q.Qtype == dns.TypeA {
+		if strings.EqualFold(q.Name, "ns."+zone) && q.Qtype == dns.TypeA {
+			resp.Answer = []dns.RR{glue(q.Name, "127.0.0.4")}
+		} else if q.Qtype == dns.TypeA {
 			h := fnv.New32a()
 			h.Write([]byte(strings.ToLower(q.Name)))
 			v := h.Sum32()

@@ -89,14 +89,23 @@ for port in $VEIL_PORT $UNBOUND_PORT; do
 	done
 done
 
-# perf PORT ARGS...: prints "qps avg_ms lost"
+# perf PORT ARGS...: prints "qps avg_ms lost". Every answer must be
+# NOERROR: a resolver answering SERVFAIL (as Unbound did while the
+# hierarchy could not answer its priming query) is fast and resolves
+# nothing, so such a run stops the benchmark.
 perf() {
 	port=$1; shift
-	dnsperf -s 127.0.0.1 -p "$port" -c 4 -q 200 "$@" 2>&1 | awk '
+	dnsperf -s 127.0.0.1 -p "$port" -c 4 -q 200 "$@" >"$WORK/dnsperf.out" 2>&1
+	if ! grep -q 'Response codes: *NOERROR [0-9]* (100.00%)$' "$WORK/dnsperf.out"; then
+		echo "run.sh: resolver on port $port did not answer NOERROR to every query:" >&2
+		grep 'Response codes' "$WORK/dnsperf.out" >&2
+		exit 1
+	fi
+	awk '
 		/Queries lost/ {lost=$3}
 		/Queries per second/ {qps=$4}
 		/Average Latency/ {avg=$4*1000}
-		END {printf "%.0f %.3f %s\n", qps, avg, lost}'
+		END {printf "%.0f %.3f %s\n", qps, avg, lost}' "$WORK/dnsperf.out"
 }
 # pct PORT DATA: latency percentiles (ms) at a fixed 5000 qps, so that
 # per-query reporting does not limit either server.
