@@ -57,6 +57,12 @@ wait_port $veil_port
 run() { # name url -> prints one line, appends req/s to $tmp/name.rps
 	local rps p99
 	"${pin_wrk[@]}" wrk -t"$threads" -c"$conns" -d"$dur" --latency "$2" >"$tmp/$1.txt"
+	# Errors answer fast: a run with any is not a measurement.
+	if grep -q 'Non-2xx or 3xx responses\|Socket errors' "$tmp/$1.txt"; then
+		echo "run.sh: $1 answered errors under load:" >&2
+		grep 'Non-2xx or 3xx responses\|Socket errors' "$tmp/$1.txt" >&2
+		exit 1
+	fi
 	rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/$1.txt")
 	p99=$(awk '$1 == "99%" {print $2}' "$tmp/$1.txt")
 	printf '%-8s %-44s %12s req/s   p99 %s\n' "$1" "$2" "$rps" "$p99"

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,7 +148,7 @@ func orUnknown(s string) string {
 
 // target is the address a request asks about: ?ip= or the visitor's.
 func (h *Handler) target(r *http.Request) (ip netip.Addr, lookup bool, err error) {
-	if q := r.URL.Query().Get("ip"); q != "" {
+	if q := queryValue(r.URL.RawQuery, "ip"); q != "" {
 		ip, err := netip.ParseAddr(q)
 		if err != nil {
 			return netip.Addr{}, true, fmt.Errorf("not an IP address")
@@ -156,6 +157,26 @@ func (h *Handler) target(r *http.Request) (ip netip.Addr, lookup bool, err error
 	}
 	ip, err = h.clientAddr(r)
 	return ip, false, err
+}
+
+// queryValue is r.URL.Query().Get(key) without building the whole map
+// (this is the hot path of /json?ip=): the first well-formed value of key.
+func queryValue(raw, key string) string {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.Contains(pair, ";") {
+			continue // url.ParseQuery refuses these too
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(k); err != nil || k != key {
+			continue
+		}
+		if v, err := url.QueryUnescape(v); err == nil {
+			return v
+		}
+	}
+	return ""
 }
 
 // clientAddr is the visitor's address: the TCP peer, or the nearest
@@ -277,16 +298,17 @@ func (h *Handler) report(ctx context.Context, r *http.Request, ip netip.Addr, lo
 	if !full {
 		return rep
 	}
-	var wg sync.WaitGroup
+	// The reverse lookup answers on a channel, so that rep itself does not
+	// escape to the heap on every request.
+	var hostname chan string
 	if !h.DisableReverseDNS {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rep.Hostname = h.reverse(ctx, ip)
-		}()
+		hostname = make(chan string, 1)
+		go func() { hostname <- h.reverse(ctx, ip) }()
 	}
 	rep.Blocklists = h.blocklists(ctx, ip)
-	wg.Wait()
+	if hostname != nil {
+		rep.Hostname = <-hostname
+	}
 	return rep
 }
 
