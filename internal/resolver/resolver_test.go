@@ -368,15 +368,23 @@ func TestRealServer(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	allowed.Store(&lo)
 	r := newTestResolver(t, h, Config{Allow: func(a netip.Addr) bool { return a == *allowed.Load() }})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// One port for UDP and TCP; the UDP port the system picks may be in
+	// use for TCP, so try a few.
+	var pc net.PacketConn
+	var ln net.Listener
+	for try := 0; ln == nil; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if try == 20 {
+				t.Fatal(err)
+			}
+		}
 	}
 	port := pc.LocalAddr().(*net.UDPAddr).Port
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, srv := range []*dns.Server{
 		{PacketConn: r.PacketConn(pc), Handler: r, MsgAcceptFunc: r.AcceptMsg},
 		{Listener: r.Listener(ln), Handler: r, MsgAcceptFunc: r.AcceptMsg},

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -418,18 +419,33 @@ func clientSubnet(req *dns.Msg) netip.Prefix {
 	return netip.Prefix{}
 }
 
+// listenBoth binds UDP and TCP on one port. With port 0 the system picks
+// the UDP port, which TCP may have in use (an outgoing connection's local
+// port): then another is tried.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for try := 0; ; try++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listening for dns on udp: %w", err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		if port != "0" || !errors.Is(err, syscall.EADDRINUSE) || try == 20 {
+			return nil, nil, fmt.Errorf("listening for dns on tcp: %w", err)
+		}
+	}
+}
+
 // Start binds UDP and TCP on Config.Addr (the same port) and serves until
 // ctx ends. It returns the bound address once both listen.
 func (s *Server) Start(ctx context.Context) (net.Addr, error) {
-	pc, err := net.ListenPacket("udp", s.cfg.Addr)
+	pc, l, err := listenBoth(s.cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("listening for dns on udp: %w", err)
-	}
-	tcpAddr := pc.LocalAddr().String()
-	l, err := net.Listen("tcp", tcpAddr)
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("listening for dns on tcp: %w", err)
+		return nil, err
 	}
 	udp := &dns.Server{PacketConn: pc, Handler: s}
 	tcp := &dns.Server{Listener: l, Handler: s}
