@@ -40,6 +40,7 @@ func (t *Tunnel) Watch(ctx context.Context) {
 	defer tick.Stop()
 	backoff := minBackoff
 	var next time.Time // no attempt before this
+	controlLooked := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -53,6 +54,10 @@ func (t *Tunnel) Watch(ctx context.Context) {
 				t.log.Info("tunnel restored")
 			}
 			backoff, next = minBackoff, time.Time{}
+			if t.tun != nil && time.Since(controlLooked) >= controlRefresh {
+				controlLooked = time.Now()
+				t.refreshControl(ctx)
+			}
 			continue
 		}
 		if !t.setReconnecting(true) {
@@ -80,6 +85,34 @@ func (t *Tunnel) Watch(ctx context.Context) {
 		next = time.Now().Add(backoff)
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// controlRefresh is how often a working tun-mode tunnel looks the control
+// plane up again.
+const controlRefresh = 10 * time.Minute
+
+// refreshControl looks the control plane's address up again while the
+// tunnel works (the system resolver answers through it), so that a
+// reconnect, which cannot resolve anything, finds the control plane where
+// it is now and not where it was at connect time. A failed lookup keeps
+// what is known.
+func (t *Tunnel) refreshControl(ctx context.Context) {
+	if t.cfg.Servers != nil || t.cfg.State == nil || t.cfg.State.Control == "" {
+		return
+	}
+	lookup := t.lookupControl
+	if lookup == nil {
+		lookup = resolveControl
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	addrs, err := lookup(ctx, t.cfg.State.Control)
+	if err != nil || len(addrs) == 0 {
+		return
+	}
+	t.opMu.Lock()
+	t.tun.setAPI(addrs)
+	t.opMu.Unlock()
 }
 
 // setReconnecting sets the state and reports what it was.

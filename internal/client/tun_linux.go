@@ -215,6 +215,10 @@ func (p *tunPlane) allowAPI(on bool) error {
 	return nil
 }
 
+// setAPI replaces the control plane's addresses (under Tunnel.opMu, while
+// the kill switch has no exception open for them).
+func (p *tunPlane) setAPI(addrs []netip.AddrPort) { p.api = addrs }
+
 // apiHTTP is a client for the control plane whose sockets carry the
 // tunnel's fwmark: they take the normal routes, not the tunnel, which
 // is what Watch needs while the gateway does not answer.

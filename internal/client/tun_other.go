@@ -25,6 +25,8 @@ func (p *tunPlane) allowAPI(bool) error { return nil }
 
 func (p *tunPlane) apiHTTP() *http.Client { return nil }
 
+func (p *tunPlane) setAPI([]netip.AddrPort) {}
+
 func (p *tunPlane) setDNS([]netip.Addr) error { return nil }
 
 func undo(string, *record) error { return nil }

@@ -137,6 +137,9 @@ type Tunnel struct {
 
 	proxy *proxyPlane // proxy mode
 	tun   *tunPlane   // tun mode
+	// lookupControl resolves the control plane's URL for tun mode; nil
+	// means resolveControl (the system resolver).
+	lookupControl func(ctx context.Context, control string) ([]netip.AddrPort, error)
 
 	// opMu keeps a peer change and Close apart; closed ends Watch.
 	opMu      sync.Mutex
