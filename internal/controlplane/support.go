@@ -130,14 +130,24 @@ func (s *Server) ticketByToken(r *http.Request) (*store.Ticket, error) {
 	return s.cfg.Store.TicketByTokenHash(r.Context(), s.cfg.Hasher.Token("ticket:"+tok))
 }
 
-func (s *Server) getTicket(w http.ResponseWriter, r *http.Request) {
+// apiTicket is the ticket named by the request's token, or an error
+// answer written (false).
+func (s *Server) apiTicket(w http.ResponseWriter, r *http.Request) (*store.Ticket, bool) {
 	t, err := s.ticketByToken(r)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no such ticket (tickets are deleted after 6 months)")
-		return
+		return nil, false
 	}
 	if err != nil {
 		s.fail(w, "reading ticket", err)
+		return nil, false
+	}
+	return t, true
+}
+
+func (s *Server) getTicket(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.apiTicket(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, ticketView(t, true))
@@ -149,13 +159,8 @@ func (s *Server) userReply(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	t, err := s.ticketByToken(r)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no such ticket (tickets are deleted after 6 months)")
-		return
-	}
-	if err != nil {
-		s.fail(w, "reading ticket", err)
+	t, ok := s.apiTicket(w, r)
+	if !ok {
 		return
 	}
 	_, msg, err := cleanTicket("-", req.Message)
