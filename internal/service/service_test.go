@@ -2,9 +2,12 @@ package service
 
 import (
 	"context"
+	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"veil/internal/config"
 )
@@ -64,5 +67,58 @@ func TestDataDirSecrets(t *testing.T) {
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s has mode %v, want 0600", name, fi.Mode().Perm())
 		}
+	}
+}
+
+// TestGatewayAddrsRefresh: only the first answer waits for the gateway
+// list; a stale list is replaced in the background while requests answer
+// from the old one, and a failed fetch keeps the old list.
+func TestGatewayAddrsRefresh(t *testing.T) {
+	a1, a2 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+	release := make(chan struct{})
+	calls := make(chan int, 10)
+	n := 0
+	g := &gatewayAddrs{list: func(context.Context) (map[netip.Addr]string, error) {
+		n++
+		calls <- n
+		switch n {
+		case 1:
+			return map[netip.Addr]string{a1: "gw1"}, nil
+		case 2:
+			<-release // a slow refresh
+			return map[netip.Addr]string{a2: "gw2"}, nil
+		}
+		return nil, errors.New("store down")
+	}}
+	if name, ok := g.lookup(a1); !ok || name != "gw1" {
+		t.Fatalf("first lookup = %q, %v; want gw1 from the first list", name, ok)
+	}
+	g.mu.Lock()
+	g.fetched = time.Now().Add(-time.Minute)
+	g.mu.Unlock()
+	if name, ok := g.lookup(a1); !ok || name != "gw1" {
+		t.Fatalf("lookup during a slow refresh = %q, %v; want the old list's gw1 at once", name, ok)
+	}
+	<-calls
+	<-calls // the refresh has started and waits
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if name, ok := g.lookup(a2); ok && name == "gw2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the refreshed list never took the old one's place")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	g.mu.Lock()
+	g.fetched = time.Now().Add(-time.Minute)
+	g.mu.Unlock()
+	g.lookup(a2) // starts a refresh that fails
+	<-calls
+	time.Sleep(50 * time.Millisecond)
+	if name, ok := g.lookup(a2); !ok || name != "gw2" {
+		t.Errorf("after a failed refresh: %q, %v; want the last good list", name, ok)
 	}
 }

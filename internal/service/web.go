@@ -73,14 +73,20 @@ func (s *Service) carried(remote netip.AddrPort) (string, bool) {
 // gatewayAddrs answers "is this address one of our gateways?" for the
 // privacy tools: the gateways' endpoint and egress addresses, where their
 // traffic and their resolvers' queries leave (controlplane's
-// GatewayAddrs), fetched at most every 30 seconds.
+// GatewayAddrs, which may wait on DNS for gateways named by host name).
+// Only the first answer waits for the list; after that a list older than
+// gatewayAddrsEvery is replaced in the background, one fetch at a time,
+// and requests meanwhile answer from the old one.
 type gatewayAddrs struct {
 	list func(context.Context) (map[netip.Addr]string, error)
 
-	mu      sync.Mutex
-	fetched time.Time
-	byAddr  map[netip.Addr]string
+	mu         sync.Mutex
+	fetched    time.Time // the last attempt, failed or not
+	refreshing bool
+	byAddr     map[netip.Addr]string
 }
+
+const gatewayAddrsEvery = 30 * time.Second
 
 // lookup is for visitors of My IP. Loopback endpoints (a built-in gateway
 // on one machine) are left out: every local visitor has that address, and
@@ -97,13 +103,37 @@ func (g *gatewayAddrs) lookup(a netip.Addr) (string, bool) {
 func (g *gatewayAddrs) resolver(a netip.Addr) (string, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if time.Since(g.fetched) > 30*time.Second {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		if m, err := g.list(ctx); err == nil {
-			g.byAddr, g.fetched = m, time.Now()
+	if time.Since(g.fetched) > gatewayAddrsEvery {
+		if g.byAddr == nil {
+			// Nothing to answer from yet: fetch holding the lock, so
+			// that concurrent first callers wait for the same list.
+			g.store(g.fetch())
+		} else if !g.refreshing {
+			g.refreshing = true
+			go func() {
+				m, err := g.fetch()
+				g.mu.Lock()
+				defer g.mu.Unlock()
+				g.refreshing = false
+				g.store(m, err)
+			}()
 		}
 	}
 	name, ok := g.byAddr[a.Unmap()]
 	return name, ok
+}
+
+func (g *gatewayAddrs) fetch() (map[netip.Addr]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return g.list(ctx)
+}
+
+// store keeps a fetched list; a failed fetch keeps the old one until the
+// next attempt. g.mu must be held.
+func (g *gatewayAddrs) store(m map[netip.Addr]string, err error) {
+	g.fetched = time.Now()
+	if err == nil {
+		g.byAddr = m
+	}
 }
