@@ -195,7 +195,7 @@ measure() {
 # --- plain wireguard-go --------------------------------------------------------
 wg_up() { # [full|sid]: the client routes everything as wg-quick does,
 	# or runs in a session of its own
-	local full=${1:-}; full=${full#/}
+	local variant=${1:-}; variant=${variant#/}
 	umask 077
 	nsx "$C" wg genkey >"$tmp/wpc.key"
 	nsx "$G" wg genkey >"$tmp/wpg.key"
@@ -203,7 +203,7 @@ wg_up() { # [full|sid]: the client routes everything as wg-quick does,
 	cpub=$(nsx "$C" wg pubkey <"$tmp/wpc.key") gpub=$(nsx "$G" wg pubkey <"$tmp/wpg.key")
 	bg "$G" wgplain-gw "$tmp/wgplain" "$wpg"; wg_gpid=$bgpid
 	local sid=()
-	[ "$full" = sid ] && sid=(setsid) # execs: $bgpid stays the client's PID
+	[ "$variant" = sid ] && sid=(setsid) # execs: $bgpid stays the client's PID
 	bg "$C" wgplain-client "${sid[@]}" "$tmp/wgplain" "$wpc"; wg_cpid=$bgpid
 	for _ in $(seq 100); do
 		[ -S "/var/run/wireguard/$wpg.sock" ] && [ -S "/var/run/wireguard/$wpc.sock" ] && break
@@ -221,7 +221,7 @@ wg_up() { # [full|sid]: the client routes everything as wg-quick does,
 	nsx "$C" wg set "$wpc" private-key "$tmp/wpc.key" peer "$gpub" endpoint $gwin4:51830 allowed-ips 0.0.0.0/0 persistent-keepalive 25
 	nsx "$C" ip addr add 10.99.0.2/32 dev "$wpc"
 	nsx "$C" ip link set "$wpc" up
-	if [ "$full" = full ]; then
+	if [ "$variant" = full ]; then
 		# wg-quick's full tunnel, as `veil connect --mode tun` sets it up:
 		# the WireGuard socket marked, everything else to a table of its
 		# own, the main table's default route suppressed, src_valid_mark.
