@@ -24,6 +24,8 @@
 #                its connections through the SOCKS5 proxy: TCP only
 #   veil-proxy/ns  the same to the built-in netstack gateway
 # For each: one TCP stream and one UDP stream (receiver's Mbit/s and loss),
+# the UDP stream at the highest rate the path carries with at most
+# UDP_LOSS per cent loss (found by bisection before the measured run),
 # and CPU seconds per Gbit transferred: of the tunnel's own processes
 # (client and gateway, from /proc/PID/stat) and of the whole host (from
 # /proc/stat: iperf3, the kernel and anything else running).
@@ -33,8 +35,14 @@
 # Run as root:  bench/tunnel/run.sh
 # Environment:
 #   DURATION  seconds per iperf3 run, default 10;  ROUNDS default 3
-#   UDP_RATE  iperf3 -b for UDP, default 0 (as fast as the sender can);
-#             UDP_LEN datagram payload, default 1360 (fits every path's MTU)
+#   UDP_RATE  iperf3 -b for UDP instead of the search (0: as fast as the
+#             sender can, which measures a flood at ~90% loss, not a rate
+#             anyone gets); UDP_LEN datagram payload, default 1360 (fits
+#             every path's MTU)
+#   UDP_LOSS  loss the search accepts, per cent, default 1; UDP_MAX its
+#             upper bound in Mbit/s, default 4000; UDP_STEPS bisections,
+#             default 8 (a ratio of 1.7% between the last two rates);
+#             UDP_STEP_DURATION seconds per try, default 3
 #   PATHS     which paths, default "veth wg veil-tun veil-tun/ns veil-proxy veil-proxy/ns"
 #   VEIL_SRC  source tree veil is built from, default this repository
 #   VEIL_BENCH_INSTALL=1  apt-get install what is missing (nothing otherwise)
@@ -46,7 +54,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
 dur=${DURATION:-10} rounds=${ROUNDS:-3}
-udp_rate=${UDP_RATE:-0} udp_len=${UDP_LEN:-1360}
+udp_rate=${UDP_RATE:-search} udp_len=${UDP_LEN:-1360}
+udp_loss=${UDP_LOSS:-1} udp_max=${UDP_MAX:-4000} udp_steps=${UDP_STEPS:-8} udp_step_dur=${UDP_STEP_DURATION:-3}
 paths=${PATHS:-"veth wg veil-tun veil-tun/ns veil-proxy veil-proxy/ns"}
 src=${VEIL_SRC:-$repo}
 
@@ -148,8 +157,11 @@ results=$tmp/results.tsv
 # client namespace; appends PATH PROTO ROUND Mbit/s loss% cpu/Gbit host/Gbit.
 measure() {
 	local path=$1 proto=$2 round=$3 target=$4 port=$5; shift 5
-	local args=(-c "$target" -p "$port" -t "$dur" -J)
-	[ "$proto" = udp ] && args+=(-u -b "$udp_rate" -l "$udp_len")
+	local args=(-c "$target" -p "$port" -t "$dur" -J) rate=$udp_rate
+	if [ "$proto" = udp ]; then
+		[ "$rate" = search ] && rate=$(udp_search "$path" "$target" "$port")M
+		args+=(-u -b "$rate" -l "$udp_len")
+	fi
 	local out=$tmp/$(echo "$path" | tr / _)-$proto-$round.json
 	local t0 h0 t1 h1
 	local perfs=() pp
@@ -190,6 +202,27 @@ measure() {
 		| @tsv' "$out" >>"$results"
 	# Per process (client, then gateway), in ticks: which side costs more.
 	tail -1 "$results" | awk -F'\t' -v each="${each[*]}" '{printf "run.sh: %-14s %s round %s: %6s Mbit/s  loss %s%%  cpu %s s/Gbit  host %s s/Gbit  ticks %s\n", $1, $2, $3, $4, $5, $6, $7, each}' >&2
+}
+
+# udp_search PATH TARGET PORT: the highest rate, in Mbit/s, that the path
+# carries with at most udp_loss per cent loss: bisection on a log scale
+# between 10 Mbit/s and udp_max, udp_step_dur seconds per try.
+udp_search() {
+	local path=$1 target=$2 port=$3 lo=10 hi=$udp_max mid loss i
+	local out=$tmp/search.json
+	for i in $(seq "$udp_steps"); do
+		mid=$(awk -v a="$lo" -v b="$hi" 'BEGIN { printf "%d", sqrt(a * b) }') loss=
+		if nsx "$C" timeout $((udp_step_dur + 30)) iperf3 -c "$target" -p "$port" -t "$udp_step_dur" -J \
+			-u -b "${mid}M" -l "$udp_len" >"$out" 2>/dev/null &&
+			loss=$(jq -e '.end.sum_received.lost_percent' "$out" 2>/dev/null) &&
+			awk -v l="$loss" -v m="$udp_loss" 'BEGIN { exit !(l <= m) }'; then
+			lo=$mid
+		else
+			hi=$mid
+		fi
+		log "$path udp search: ${mid} Mbit/s, loss ${loss:-?}% -> [$lo, $hi]"
+	done
+	echo "$lo"
 }
 
 # --- plain wireguard-go --------------------------------------------------------
@@ -361,7 +394,7 @@ col() { # PATH PROTO COLUMN -> median of that column over rounds (NA skipped)
 }
 runs() { awk -F'\t' -v p="$1" -v q="$2" '$1==p && $2==q {printf "%s%s", sep, $4; sep=", "}' "$results"; }
 echo
-echo "veil $rev ($(go version | cut -d' ' -f3)); iperf3 ${dur}s, one stream; UDP -b $udp_rate -l $udp_len; median of $rounds rounds; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average $load_start at start, $load_end at end; $(uname -r)"
+echo "veil $rev ($(go version | cut -d' ' -f3)); iperf3 ${dur}s, one stream; UDP $( [ "$udp_rate" = search ] && echo "at the highest rate with <= ${udp_loss}% loss" || echo "-b $udp_rate") -l $udp_len; median of $rounds rounds; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average $load_start at start, $load_end at end; $(uname -r)"
 echo
 echo "| Path | Proto | Mbit/s (median) | runs | UDP loss % | tunnel CPU s/Gbit | host CPU s/Gbit |"
 echo "|---|---|---:|---|---:|---:|---:|"
