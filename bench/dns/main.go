@@ -9,7 +9,7 @@
 //
 //	127.0.0.2  the root      bench. -> 127.0.0.3
 //	127.0.0.3  bench.        zone.bench. -> 127.0.0.4
-//	127.0.0.4  zone.bench.   every name has an A record (TTL 1 day)
+//	127.0.0.4  zone.bench.   every name has an A record (a wildcard, TTL 1 day)
 package main
 
 import (
@@ -17,7 +17,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"hash/fnv"
 	"log"
 	"net"
 	"net/netip"
@@ -25,12 +24,12 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
+	"veil/internal/dnstest"
 	"veil/internal/resolver"
 )
 
@@ -59,10 +58,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var servers []*dns.Server
 	switch {
 	case *runHier:
-		servers = hierarchy(*hierPort)
+		for _, s := range hierarchy(*hierPort) {
+			defer s.Close()
+		}
 	case *runRes:
 		res, err := resolver.New(resolver.Config{
 			RootHints: *hints,
@@ -87,26 +87,22 @@ func main() {
 				}
 			}()
 		}
-		servers = append(servers, &dns.Server{Addr: *addr, Net: "tcp", Handler: res, MsgAcceptFunc: res.AcceptMsg})
-	default:
-		log.Fatal("give -resolver or -hierarchy")
-	}
-	for _, s := range servers {
+		tcp := &dns.Server{Addr: *addr, Net: "tcp", Handler: res, MsgAcceptFunc: res.AcceptMsg}
 		ready := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(ready) }
+		tcp.NotifyStartedFunc = func() { close(ready) }
 		errc := make(chan error, 1)
-		go func() { errc <- s.ListenAndServe() }()
+		go func() { errc <- tcp.ListenAndServe() }()
 		select {
 		case <-ready:
 		case err := <-errc:
-			log.Fatalf("listening on %s/%s: %v", s.Addr, s.Net, err)
+			log.Fatalf("listening on %s/tcp: %v", *addr, err)
 		}
+		defer tcp.Shutdown()
+	default:
+		log.Fatal("give -resolver or -hierarchy")
 	}
 	fmt.Println("ready")
 	<-ctx.Done()
-	for _, s := range servers {
-		s.Shutdown()
-	}
 }
 
 // listenUDP opens one of several UDP sockets sharing addr (SO_REUSEPORT,
@@ -136,81 +132,31 @@ func listenUDP(addr string, rcvbuf int) (net.PacketConn, error) {
 // for its own zone's apex NS and name servers' addresses too, so that a
 // resolver that primes (Unbound asks the root for ". NS" first) and checks
 // its name servers gets real answers.
-func hierarchy(port int) []*dns.Server {
-	zones := map[string]dns.HandlerFunc{
-		"127.0.0.2": referral(".", "a.root.bench.", "bench.", "ns.bench.", "127.0.0.3", nil),
-		"127.0.0.3": referral("bench.", "ns.bench.", "zone.bench.", "ns.zone.bench.", "127.0.0.4",
-			map[string]string{"a.root.bench.": "127.0.0.2", "ns.bench.": "127.0.0.3"}),
-		"127.0.0.4": authoritative("zone.bench."),
+func hierarchy(port int) []*dnstest.Server {
+	zones := map[string]*dnstest.Zone{
+		"127.0.0.2": dnstest.MustZone(`
+. 86400 IN NS a.root.bench.
+a.root.bench. 86400 IN A 127.0.0.2
+bench. 86400 IN NS ns.bench.
+ns.bench. 86400 IN A 127.0.0.3`, "."),
+		"127.0.0.3": dnstest.MustZone(`
+bench. 86400 IN NS ns.bench.
+ns.bench. 86400 IN A 127.0.0.3
+a.root.bench. 86400 IN A 127.0.0.2
+zone.bench. 86400 IN NS ns.zone.bench.
+ns.zone.bench. 86400 IN A 127.0.0.4`, "bench."),
+		"127.0.0.4": dnstest.MustZone(`
+zone.bench. 86400 IN NS ns.zone.bench.
+ns.zone.bench. 86400 IN A 127.0.0.4
+*.zone.bench. 86400 IN A 10.0.0.1`, "zone.bench."),
 	}
-	var out []*dns.Server
-	for ip, h := range zones {
-		a := net.JoinHostPort(ip, fmt.Sprint(port))
-		out = append(out, &dns.Server{Addr: a, Net: "udp", Handler: h}, &dns.Server{Addr: a, Net: "tcp", Handler: h})
+	var out []*dnstest.Server
+	for ip, z := range zones {
+		s, err := dnstest.Serve(netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(port)), z)
+		if err != nil {
+			log.Fatal(err)
+		}
+		out = append(out, s)
 	}
 	return out
-}
-
-// glue is an A record.
-func glue(name, ip string) dns.RR {
-	return &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 86400}, A: net.ParseIP(ip)}
-}
-
-// referral serves zone, whose name server is self: it delegates every
-// name under child to ns at ip, answers its apex NS, and the addresses of
-// the names in hosts; any other name does not exist.
-func referral(zone, self, child, ns, ip string, hosts map[string]string) dns.HandlerFunc {
-	selfIP := map[string]string{"a.root.bench.": "127.0.0.2", "ns.bench.": "127.0.0.3"}[self]
-	return func(w dns.ResponseWriter, req *dns.Msg) {
-		resp := new(dns.Msg)
-		resp.SetReply(req)
-		q := req.Question[0]
-		name := strings.ToLower(q.Name)
-		switch {
-		case dns.IsSubDomain(child, name):
-			resp.Ns = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: child, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 86400}, Ns: ns}}
-			resp.Extra = []dns.RR{glue(ns, ip)}
-		case name == zone && q.Qtype == dns.TypeNS:
-			resp.Authoritative = true
-			resp.Answer = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 86400}, Ns: self}}
-			resp.Extra = []dns.RR{glue(self, selfIP)}
-		case hosts[name] != "":
-			resp.Authoritative = true
-			if q.Qtype == dns.TypeA {
-				resp.Answer = []dns.RR{glue(name, hosts[name])}
-			}
-		default:
-			resp.Authoritative = true
-			resp.Rcode = dns.RcodeNameError
-		}
-		w.WriteMsg(resp)
-	}
-}
-
-// authoritative answers A for every name under zone, with an address
-// derived from the name.
-func authoritative(zone string) dns.HandlerFunc {
-	return func(w dns.ResponseWriter, req *dns.Msg) {
-		resp := new(dns.Msg)
-		resp.SetReply(req)
-		resp.Authoritative = true
-		q := req.Question[0]
-		if strings.EqualFold(q.Name, "ns."+zone) && q.Qtype == dns.TypeA {
-			resp.Answer = []dns.RR{glue(q.Name, "127.0.0.4")}
-		} else if q.Qtype == dns.TypeA {
-			h := fnv.New32a()
-			h.Write([]byte(strings.ToLower(q.Name)))
-			v := h.Sum32()
-			resp.Answer = []dns.RR{&dns.A{
-				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 86400},
-				A:   net.IPv4(10, byte(v>>16), byte(v>>8), byte(v)),
-			}}
-		} else {
-			resp.Ns = []dns.RR{&dns.SOA{
-				Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 3600},
-				Ns:  "ns." + zone, Mbox: "host." + zone, Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 3600,
-			}}
-		}
-		w.WriteMsg(resp)
-	}
 }

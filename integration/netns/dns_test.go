@@ -6,16 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/miekg/dns"
-
-	"veil/integration/harness"
+	"veil/internal/dnstest"
 )
 
 // roleDNS serves, on port 53 of every address, an authoritative root
@@ -27,23 +25,16 @@ func roleDNS() {
 			rrs = os.Args[i+1:]
 		}
 	}
-	zone, err := harness.NewZone(".", rrs)
+	zone, err := dnstest.NewZone([]string{"."}, rrs)
+	if err == nil {
+		// The unspecified IPv6 address takes IPv4 too.
+		_, err = dnstest.Serve(netip.AddrPortFrom(netip.IPv6Unspecified(), 53), zone)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	pc, err := net.ListenPacket("udp", ":53")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ln, err := net.Listen("tcp", ":53")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	go (&dns.Server{Listener: ln, Handler: zone}).ActivateAndServe()
-	(&dns.Server{PacketConn: pc, Handler: zone}).ActivateAndServe()
+	select {}
 }
 
 // TestDNSThroughTunnel (issue 4, point 6): with `veil connect --mode tun`,

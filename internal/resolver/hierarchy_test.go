@@ -1,130 +1,17 @@
 package resolver
 
 import (
-	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"slices"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"veil/internal/dnstest"
 )
-
-// authServer is an authoritative test server on 127.0.0.x: it answers
-// from the zone records it holds, with referrals for delegated names.
-type authServer struct {
-	ip    string
-	zones []string // apexes served, canonical
-	rrs   []dns.RR
-
-	mu      sync.Mutex
-	seen    []string // question names received, as sent
-	mangle  func(req, resp *dns.Msg, udp bool)
-	servers []*dns.Server
-}
-
-func (s *authServer) queries(name string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, q := range s.seen {
-		if strings.EqualFold(q, name) {
-			n++
-		}
-	}
-	return n
-}
-
-// names returns the question names received so far, as sent.
-func (s *authServer) names() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.seen)
-}
-
-func (s *authServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	q := req.Question[0]
-	s.mu.Lock()
-	s.seen = append(s.seen, q.Name)
-	mangle := s.mangle
-	s.mu.Unlock()
-	resp := new(dns.Msg)
-	resp.SetReply(req)
-	s.answer(resp, dns.CanonicalName(q.Name), q.Qtype)
-	_, udp := w.RemoteAddr().(*net.UDPAddr)
-	if mangle != nil {
-		mangle(req, resp, udp)
-	}
-	w.WriteMsg(resp)
-}
-
-func (s *authServer) answer(resp *dns.Msg, name string, qtype uint16) {
-	zone := ""
-	for _, z := range s.zones {
-		if dns.IsSubDomain(z, name) && len(z) > len(zone) {
-			zone = z
-		}
-	}
-	if zone == "" {
-		resp.Rcode = dns.RcodeRefused
-		return
-	}
-	// A delegation below the apex on the way to name: refer.
-	for _, rr := range s.rrs {
-		h := rr.Header()
-		owner := dns.CanonicalName(h.Name)
-		if h.Rrtype == dns.TypeNS && owner != zone && dns.IsSubDomain(zone, owner) && dns.IsSubDomain(owner, name) {
-			for _, rr := range s.rrs {
-				if rr.Header().Rrtype == dns.TypeNS && dns.CanonicalName(rr.Header().Name) == owner {
-					resp.Ns = append(resp.Ns, rr)
-					target := dns.CanonicalName(rr.(*dns.NS).Ns)
-					for _, g := range s.rrs {
-						if g.Header().Rrtype == dns.TypeA && dns.CanonicalName(g.Header().Name) == target {
-							resp.Extra = append(resp.Extra, g)
-						}
-					}
-				}
-			}
-			return
-		}
-	}
-	resp.Authoritative = true
-	exists := false
-	for _, rr := range s.rrs {
-		owner := dns.CanonicalName(rr.Header().Name)
-		if dns.IsSubDomain(name, owner) {
-			exists = true
-		}
-		if owner != name {
-			continue
-		}
-		switch t := rr.Header().Rrtype; {
-		case t == qtype:
-			resp.Answer = append(resp.Answer, rr)
-		case t == dns.TypeCNAME:
-			resp.Answer = append(resp.Answer, rr)
-			target := dns.CanonicalName(rr.(*dns.CNAME).Target)
-			for _, rr := range s.rrs {
-				if dns.CanonicalName(rr.Header().Name) == target && rr.Header().Rrtype == qtype {
-					resp.Answer = append(resp.Answer, rr)
-				}
-			}
-		}
-	}
-	if len(resp.Answer) > 0 {
-		return
-	}
-	if !exists {
-		resp.Rcode = dns.RcodeNameError
-	}
-	apex := strings.TrimPrefix(zone, ".")
-	soa := fmt.Sprintf("%s 300 IN SOA ns.%s host.%s 1 3600 600 86400 120", zone, apex, apex)
-	resp.Ns = append(resp.Ns, mustRR(soa))
-}
 
 func mustRR(s string) dns.RR {
 	rr, err := dns.NewRR(s)
@@ -147,9 +34,8 @@ func mustRR(s string) dns.RR {
 //	127.0.0.7  bad.test.      answers with the question lower-cased
 //	127.0.0.8  spoof.test.    adds records about other zones
 type hierarchy struct {
-	port    int
-	hints   string
-	servers map[string]*authServer // by last octet: "2" ... "8"
+	*dnstest.Hierarchy
+	servers map[string]*dnstest.Zone // by last octet: "2" ... "8"
 }
 
 var hierarchyZones = []struct {
@@ -215,82 +101,16 @@ var mangles = map[string]func(req, resp *dns.Msg, udp bool){
 // newHierarchy starts the test hierarchy and writes its root hints file.
 func newHierarchy(tb testing.TB) *hierarchy {
 	tb.Helper()
-	for attempt := 0; ; attempt++ {
-		h, err := startHierarchy(tb)
-		if err == nil {
-			return h
-		}
-		if attempt == 5 {
-			tb.Fatalf("starting test hierarchy: %v", err)
-		}
-	}
-}
-
-func startHierarchy(tb testing.TB) (*hierarchy, error) {
-	h := &hierarchy{servers: make(map[string]*authServer)}
-	var started []*authServer
-	cleanup := func() {
-		for _, s := range started {
-			s.stop()
-		}
-	}
+	h := &hierarchy{servers: make(map[string]*dnstest.Zone)}
+	var hosts []dnstest.Host
 	for _, z := range hierarchyZones {
-		s := &authServer{ip: z.ip, zones: z.zones}
-		for _, line := range strings.Split(strings.TrimSpace(z.rrs), "\n") {
-			s.rrs = append(s.rrs, mustRR(line))
-		}
-		s.mangle = mangles[z.ip]
-		if err := s.start(h.port); err != nil {
-			cleanup()
-			return nil, err
-		}
-		if h.port == 0 {
-			h.port = s.servers[0].PacketConn.LocalAddr().(*net.UDPAddr).Port
-		}
-		started = append(started, s)
-		h.servers[z.ip[len("127.0.0."):]] = s
+		zone := dnstest.MustZone(strings.TrimSpace(z.rrs), z.zones...)
+		zone.Mangle = mangles[z.ip]
+		h.servers[z.ip[len("127.0.0."):]] = zone
+		hosts = append(hosts, dnstest.Host{Addr: netip.MustParseAddr(z.ip), Handler: zone})
 	}
-	tb.Cleanup(cleanup)
-	h.hints = filepath.Join(tb.TempDir(), "named.root")
-	hints := ".  3600000  NS  a.root.test.\na.root.test.  3600000  A  127.0.0.2\n"
-	if err := os.WriteFile(h.hints, []byte(hints), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return h, nil
-}
-
-func (s *authServer) start(port int) error {
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(s.ip, fmt.Sprint(port)))
-	if err != nil {
-		return err
-	}
-	port = pc.LocalAddr().(*net.UDPAddr).Port
-	ln, err := net.Listen("tcp", net.JoinHostPort(s.ip, fmt.Sprint(port)))
-	if err != nil {
-		pc.Close()
-		return err
-	}
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: s}, {Listener: ln, Handler: s}} {
-		ready := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(ready) }
-		go srv.ActivateAndServe()
-		<-ready
-		s.servers = append(s.servers, srv)
-	}
-	return nil
-}
-
-func (s *authServer) stop() {
-	for _, srv := range s.servers {
-		srv.Shutdown()
-	}
-}
-
-// stop shuts every server of the hierarchy down.
-func (h *hierarchy) stop() {
-	for _, s := range h.servers {
-		s.stop()
-	}
+	h.Hierarchy = dnstest.Start(tb, hosts...)
+	return h
 }
 
 // testClock is a settable clock.

@@ -46,7 +46,7 @@ func TestNothingLogged(t *testing.T) {
 			r.ServeDNS(w, query(name, qtype))
 		}
 	}
-	h.stop()
+	h.Stop()
 	clock.advance(2 * maxTTL)
 	r.Resolve(context.Background(), "www.example.test.", dns.TypeA) // fails, logged as such
 	if logs.Len() == 0 {

@@ -20,8 +20,8 @@ import (
 // newTestResolver returns a resolver recursing through h.
 func newTestResolver(tb testing.TB, h *hierarchy, cfg Config) *Resolver {
 	tb.Helper()
-	cfg.RootHints = h.hints
-	cfg.Port = h.port
+	cfg.RootHints = h.Hints
+	cfg.Port = h.Port
 	if cfg.Timeout == 0 {
 		cfg.Timeout = time.Second
 	}
@@ -86,13 +86,13 @@ func TestRecursion(t *testing.T) {
 		})
 	}
 	// QNAME minimisation: the root and the TLD never saw the full name.
-	if n := h.servers["2"].queries("www.example.test."); n != 0 {
+	if n := h.servers["2"].Count("www.example.test."); n != 0 {
 		t.Errorf("root saw the full name %d times", n)
 	}
-	if n := h.servers["3"].queries("www.example.test."); n != 0 {
+	if n := h.servers["3"].Count("www.example.test."); n != 0 {
 		t.Errorf("TLD saw the full name %d times", n)
 	}
-	if n := h.servers["2"].queries("test."); n == 0 {
+	if n := h.servers["2"].Count("test."); n == 0 {
 		t.Errorf("root was not asked the minimised name")
 	}
 }
@@ -104,20 +104,20 @@ func TestCaseRandomisation(t *testing.T) {
 		r.Resolve(context.Background(), name, dns.TypeA)
 	}
 	mixed := false
-	for _, q := range h.servers["5"].names() {
+	for _, q := range h.servers["5"].Queries() {
 		if q != strings.ToLower(q) {
 			mixed = true
 		}
 	}
 	if !mixed {
-		t.Errorf("no upstream question used 0x20 case: %v", h.servers["5"].names())
+		t.Errorf("no upstream question used 0x20 case: %v", h.servers["5"].Queries())
 	}
 	// A server that does not echo the case is ignored.
 	_, err := r.Resolve(context.Background(), "www.bad.test.", dns.TypeA)
 	if !errors.Is(err, ErrServFail) {
 		t.Errorf("resolving through a 0x20-breaking server: err = %v, want ErrServFail", err)
 	}
-	if h.servers["7"].queries("www.bad.test.") == 0 {
+	if h.servers["7"].Count("www.bad.test.") == 0 {
 		t.Errorf("the 0x20-breaking server was never asked")
 	}
 }
@@ -146,14 +146,14 @@ func TestCache(t *testing.T) {
 	if ttl := resolveTTL("ttl.example.test."); ttl != 40 {
 		t.Errorf("TTL after 20s = %d, want 40", ttl)
 	}
-	if n := auth.queries("ttl.example.test."); n != 1 {
+	if n := auth.Count("ttl.example.test."); n != 1 {
 		t.Errorf("upstream asked %d times within the TTL, want 1", n)
 	}
 	clock.advance(41 * time.Second)
 	if ttl := resolveTTL("ttl.example.test."); ttl != 60 {
 		t.Errorf("TTL after expiry = %d, want a fresh 60", ttl)
 	}
-	if n := auth.queries("ttl.example.test."); n != 2 {
+	if n := auth.Count("ttl.example.test."); n != 2 {
 		t.Errorf("upstream asked %d times after expiry, want 2", n)
 	}
 
@@ -161,12 +161,12 @@ func TestCache(t *testing.T) {
 	for range 3 {
 		resolveTTL("missing.example.test.")
 	}
-	if n := auth.queries("missing.example.test."); n != 1 {
+	if n := auth.Count("missing.example.test."); n != 1 {
 		t.Errorf("NXDOMAIN asked upstream %d times, want 1", n)
 	}
 	clock.advance(121 * time.Second)
 	resolveTTL("missing.example.test.")
-	if n := auth.queries("missing.example.test."); n != 2 {
+	if n := auth.Count("missing.example.test."); n != 2 {
 		t.Errorf("NXDOMAIN asked upstream %d times after negative TTL, want 2", n)
 	}
 }
@@ -179,7 +179,7 @@ func TestServeStale(t *testing.T) {
 	if _, err := r.Resolve(ctx, "ttl.example.test.", dns.TypeA); err != nil {
 		t.Fatal(err)
 	}
-	h.stop()
+	h.Stop()
 	clock.advance(10 * time.Minute)
 	m, err := r.Resolve(ctx, "ttl.example.test.", dns.TypeA)
 	if err != nil {
