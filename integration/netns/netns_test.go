@@ -404,6 +404,14 @@ func TestTunnel(t *testing.T) {
 				t.Errorf("GET %s: internet host saw %q, want the gateway's %s", tc.url, got, tc.want)
 			}
 		}
+		// The kill switch matches flows by address and port: it must not
+		// turn on connection tracking, which costs every tunnelled packet
+		// (the gateway's masquerade has the module loaded).
+		if n, err := tp.in(tp.c, "cat", "/proc/sys/net/netfilter/nf_conntrack_count").Output(); err != nil {
+			t.Logf("no conntrack in this kernel (%v): tracking not checked", err)
+		} else if strings.TrimSpace(string(n)) != "0" {
+			t.Errorf("the client namespace tracks %s connections while connected, want 0", strings.TrimSpace(string(n)))
+		}
 	})
 
 	t.Run("b gateway killed: kill switch", func(t *testing.T) {
