@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"veil/internal/apitypes"
+	"veil/internal/client"
 )
 
 // Addresses, from the documentation ranges: client—gateway on
@@ -39,7 +40,9 @@ type topo struct {
 	serveArgs []string
 }
 
-func requireNetns(t *testing.T) {
+// requireNetns skips the test unless it may make namespaces and has the
+// tools every namespace test uses and those given.
+func requireNetns(t *testing.T, tools ...string) {
 	t.Helper()
 	if os.Getenv("VEIL_TEST_NETNS") != "1" {
 		t.Skip("network-namespace test: set VEIL_TEST_NETNS=1 and run as root (scripts/test.sh does)")
@@ -47,7 +50,7 @@ func requireNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("network-namespace test: needs root")
 	}
-	for _, tool := range []string{"ip", "nft", "tcpdump"} {
+	for _, tool := range append([]string{"ip", "nft", "tcpdump"}, tools...) {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("network-namespace test: %s is not installed (scripts/test-deps.sh)", tool)
 		}
@@ -195,15 +198,25 @@ func (tp *topo) veil(t testing.TB, ns string, args ...string) string {
 	return strings.TrimSpace(tp.runIn(t, ns, append([]string{tp.bin}, args...)...))
 }
 
-// gateway is the gateway side: `veil serve` with its built-in netstack
-// gateway when this build has one, else a stand-in.
+// gatewayKind is which of Veil's gateways a test connects through.
+type gatewayKind string
+
+const (
+	// builtinGateway is `veil serve`'s own gateway: gVisor netstack,
+	// flows leave through host sockets.
+	builtinGateway gatewayKind = "builtin"
+	// tunGateway is `veil gateway --mode tun` beside a `veil serve`
+	// without a gateway of its own: kernel TUN, forwarding, masquerade.
+	tunGateway gatewayKind = "tun"
+)
+
+// gateway is the gateway host's Veil processes.
 type gateway struct {
 	serve    *exec.Cmd
+	node     *exec.Cmd // `veil gateway`, for tunGateway
 	data     string
-	standin  *standin
-	extra    *exec.Cmd // `veil gateway`, when serve has no built-in one
-	location string
-	port     string
+	location string // the server name clients pick
+	port     string // its WireGuard port
 }
 
 func (tp *topo) startServe(t testing.TB, data string) *exec.Cmd {
@@ -216,46 +229,45 @@ func (tp *topo) startServe(t testing.TB, data string) *exec.Cmd {
 	return cmd
 }
 
-func (tp *topo) startGateway(t *testing.T) *gateway {
+// startGateway starts the control plane and a gateway of that kind on
+// the gateway host and waits until the control plane lists it online.
+func (tp *topo) startGateway(t testing.TB, kind gatewayKind) *gateway {
 	t.Helper()
 	gw := &gateway{data: filepath.Join(tp.tmp, "serve")}
-	gw.serve = tp.startServe(t, gw.data)
-	for range 50 {
-		if s := tp.onlineServer(t, "builtin"); s != nil {
-			gw.location, gw.port = "builtin", "51820"
-			t.Log("gateway: veil serve's built-in netstack gateway")
+	switch kind {
+	case builtinGateway:
+		gw.serve = tp.startServe(t, gw.data)
+		gw.location, gw.port = "builtin", "51820"
+	case tunGateway:
+		tp.serveArgs = append(tp.serveArgs, "--builtin-gateway=false")
+		gw.serve = tp.startServe(t, gw.data)
+		gw.location, gw.port = "vgw", "51822"
+		token := tp.veil(t, tp.g, "admin", "gateway", "add", gw.location, "--location", "zz-vgw",
+			"--endpoint", gwIn4+":"+gw.port, "--control", control, "--data", gw.data)
+		gw.node = tp.start(t, tp.g, []string{"VEIL_TOKEN=" + token}, tp.bin, "gateway", "--control", control,
+			"--mode", "tun", "--wg-port", gw.port, "--egress-allow", "198.51.100.0/24,2001:db8:2::/64")
+	default:
+		t.Fatalf("unknown gateway kind %q", kind)
+	}
+	for range 100 {
+		if tp.onlineServer(t, gw.location) != nil {
 			return gw
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if help, _ := tp.in(tp.g, tp.bin, "gateway", "--help").Output(); strings.Contains(string(help), "--token") {
-		t.Log("gateway: `veil gateway --mode netstack` (veil serve has no built-in gateway in this build)")
-		gw.extra = tp.startVeilGateway(t, gw.data)
-		gw.location, gw.port = "vgw", "51822"
-		return gw
-	}
-	t.Log("gateway: this build has neither a built-in gateway nor `veil gateway`; using the wireguard-go stand-in (kernel forwarding and masquerade)")
-	gw.standin = tp.startStandin(t, gw.data)
-	gw.location, gw.port = "standin", "51821"
-	return gw
+	t.Fatalf("the %s gateway did not come online", kind)
+	return nil
 }
 
-// startVeilGateway registers and runs `veil gateway` in netstack mode and
-// waits until the control plane lists it online.
-func (tp *topo) startVeilGateway(t *testing.T, data string) *exec.Cmd {
+// kill stops the gateway's data plane at once.
+func (gw *gateway) kill(t testing.TB) {
 	t.Helper()
-	token := tp.veil(t, tp.g, "admin", "gateway", "add", "vgw", "--location", "zz-vgw",
-		"--endpoint", gwIn4+":51822", "--control", control, "--data", data)
-	cmd := tp.start(t, tp.g, nil, tp.bin, "gateway", "--control", control, "--token", token,
-		"--mode", "netstack", "--wg-port", "51822", "--egress-allow", "198.51.100.0/24,2001:db8:2::/64")
-	for range 100 {
-		if tp.onlineServer(t, "vgw") != nil {
-			return cmd
+	for _, p := range []*exec.Cmd{gw.serve, gw.node} {
+		if p != nil {
+			p.Process.Signal(syscall.SIGKILL)
+			p.Wait()
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatal("`veil gateway` did not come online")
-	return nil
 }
 
 func (tp *topo) onlineServer(t testing.TB, name string) *apitypes.Server {
@@ -360,31 +372,55 @@ func readResolv(t testing.TB, ns string) string {
 	return string(b)
 }
 
-// TestTunnel runs the issue's cases (a), (b) and (c) on one topology:
-// traffic exits from the gateway's address; with the gateway gone, and
-// then with the client SIGKILLed, nothing but the WireGuard flow leaves
-// the client until `veil disconnect`.
+// checkExit fetches from the internet host over IPv4 and IPv6 and checks
+// that it saw the gateway's address each time, never the client's.
+func (tp *topo) checkExit(t testing.TB) {
+	t.Helper()
+	for _, tc := range []struct{ url, want string }{
+		{"http://" + inet4 + "/", gwOut4},
+		{"http://[" + inet6 + "]/", gwOut6},
+	} {
+		got, err := tp.httpIn(tp.c, "GET", tc.url, "-", "")
+		if err != nil {
+			t.Fatalf("GET %s through the tunnel: %v", tc.url, err)
+		}
+		if got != tc.want {
+			t.Errorf("GET %s: internet host saw %q, want the gateway's %s", tc.url, got, tc.want)
+		}
+	}
+}
+
+// TestTunnel runs the issue's cases (a), (b) and (c) through each of
+// Veil's gateways: traffic exits from the gateway's address; with the
+// gateway gone, and then with the client SIGKILLed, nothing but the
+// WireGuard flow leaves the client until `veil disconnect`.
 func TestTunnel(t *testing.T) {
 	requireNetns(t)
+	for _, kind := range []gatewayKind{builtinGateway, tunGateway} {
+		t.Run(string(kind), func(t *testing.T) { testTunnel(t, kind) })
+	}
+}
+
+func testTunnel(t *testing.T, kind gatewayKind) {
 	tp := newTopo(t)
-	gw := tp.startGateway(t)
+	gw := tp.startGateway(t, kind)
 	state := filepath.Join(tp.tmp, "client")
 	tp.login(t, gw.data, state)
-	gw.prepare(t)
 	t.Cleanup(func() { tp.in(tp.c, tp.bin, "disconnect", "--state", state).Run() })
 
 	out := tp.veil(t, tp.c, "connect", "--mode", "tun", "--location", gw.location, "--state", state, "--timeout", "15s")
 	t.Logf("connect: %s", out)
-	var st struct {
-		Gateway      string `json:"gateway"`
-		HandshakeAge int64  `json:"handshake_age_seconds"`
-		KillSwitch   bool   `json:"kill_switch"`
-		PID          int    `json:"pid"`
+	status := func() client.Status {
+		t.Helper()
+		var st client.Status
+		if err := json.Unmarshal([]byte(tp.veil(t, tp.c, "status", "--json", "--state", state)), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
 	}
-	if err := json.Unmarshal([]byte(tp.veil(t, tp.c, "status", "--json", "--state", state)), &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.HandshakeAge < 0 || !st.KillSwitch || st.PID == 0 {
+	st := status()
+	if st.Gateway != gw.location || st.Endpoint != gwIn4+":"+gw.port || st.IPv4 == "" || st.IPv6 == "" ||
+		st.HandshakeAge < 0 || !st.KillSwitch || st.PID == 0 || st.State != client.StateConnected {
 		t.Fatalf("status after connect = %+v", st)
 	}
 	if r := readResolv(t, tp.c); !strings.Contains(r, "nameserver 10.64.0.1") {
@@ -392,17 +428,10 @@ func TestTunnel(t *testing.T) {
 	}
 
 	t.Run("a exits from the gateway's address", func(t *testing.T) {
-		for _, tc := range []struct{ url, want string }{
-			{"http://" + inet4 + "/", gwOut4},
-			{"http://[" + inet6 + "]/", gwOut6},
-		} {
-			got, err := tp.httpIn(tp.c, "GET", tc.url, "-", "")
-			if err != nil {
-				t.Fatalf("GET %s through the tunnel: %v", tc.url, err)
-			}
-			if got != tc.want {
-				t.Errorf("GET %s: internet host saw %q, want the gateway's %s", tc.url, got, tc.want)
-			}
+		tp.checkExit(t)
+		if after := status(); after.RxBytes <= st.RxBytes || after.TxBytes <= st.TxBytes {
+			t.Errorf("status bytes did not grow with traffic: before %d/%d, after %d/%d",
+				st.RxBytes, st.TxBytes, after.RxBytes, after.TxBytes)
 		}
 		// The kill switch matches flows by address and port: it must not
 		// turn on connection tracking, which costs every tunnelled packet

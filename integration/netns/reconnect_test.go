@@ -68,10 +68,7 @@ func roleReconnectClient(dir, location string) error {
 func TestReconnectKeyChange(t *testing.T) {
 	requireNetns(t)
 	tp := newTopo(t)
-	gw := tp.startGateway(t)
-	if gw.location != "builtin" {
-		t.Skip("needs veil serve's built-in gateway")
-	}
+	gw := tp.startGateway(t, builtinGateway)
 	state := filepath.Join(tp.tmp, "client")
 	tp.login(t, gw.data, state)
 	t.Cleanup(func() { tp.in(tp.c, tp.bin, "disconnect", "--state", state).Run() })
