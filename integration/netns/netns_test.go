@@ -364,6 +364,35 @@ func (tp *topo) killSwitchPresent(t testing.TB) bool {
 	return tp.in(tp.c, "nft", "list", "table", "inet", "veil").Run() == nil
 }
 
+// sigkill kills the process pid and waits until it is gone.
+func sigkill(t testing.TB, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("killing pid %d: %v", pid, err)
+	}
+	for i := 0; syscall.Kill(pid, 0) == nil; i++ {
+		if i == 100 {
+			t.Fatalf("pid %d outlived SIGKILL", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// disconnect runs `veil disconnect` in the client namespace and checks
+// that it lifted the kill switch and restored the resolver file.
+func (tp *topo) disconnect(t testing.TB, state string) {
+	t.Helper()
+	if out := tp.veil(t, tp.c, "disconnect", "--state", state); out != "Disconnected" {
+		t.Fatalf("disconnect said %q", out)
+	}
+	if tp.killSwitchPresent(t) {
+		t.Fatal("kill switch still there after disconnect")
+	}
+	if r := readResolv(t, tp.c); r != sentinelDNS {
+		t.Fatalf("resolv.conf after disconnect = %q, want the original", r)
+	}
+}
+
 func readResolv(t testing.TB, ns string) string {
 	b, err := os.ReadFile(filepath.Join("/etc/netns", ns, "resolv.conf"))
 	if err != nil {
@@ -453,15 +482,7 @@ func testTunnel(t *testing.T, kind gatewayKind) {
 	})
 
 	t.Run("c client SIGKILLed: kill switch until disconnect", func(t *testing.T) {
-		if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-			t.Fatalf("killing the client: %v", err)
-		}
-		for range 100 { // until the process is gone
-			if syscall.Kill(st.PID, 0) != nil {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		sigkill(t, st.PID)
 		if !tp.killSwitchPresent(t) {
 			t.Fatal("kill switch table gone after SIGKILL")
 		}
@@ -473,15 +494,7 @@ func testTunnel(t *testing.T, kind gatewayKind) {
 		if out := tp.veil(t, tp.c, "status", "--state", state+"-none"); !strings.Contains(out, "Not connected") {
 			t.Fatalf("status with another state dir: %q", out)
 		}
-		if out := tp.veil(t, tp.c, "disconnect", "--state", state); out != "Disconnected" {
-			t.Fatalf("disconnect said %q", out)
-		}
-		if tp.killSwitchPresent(t) {
-			t.Fatal("kill switch still there after disconnect")
-		}
-		if r := readResolv(t, tp.c); r != sentinelDNS {
-			t.Fatalf("resolv.conf after disconnect = %q, want the original", r)
-		}
+		tp.disconnect(t, state)
 		// The capture can fail: without the kill switch, the same probe
 		// is on the wire.
 		stop = tp.capture(t, gw.port)

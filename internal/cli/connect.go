@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -72,7 +73,7 @@ root, proxy otherwise.`,
 				return err
 			}
 			if cmd.Flags().Changed("block") {
-				if err := setBlock(cmd.Context(), dir, f.block); err != nil {
+				if err := setBlock(cmd.Context(), dir, f.mode, f.block); err != nil {
 					return err
 				}
 			}
@@ -100,8 +101,8 @@ root, proxy otherwise.`,
 
 // setBlock saves this device's DNS blocking categories at the control
 // plane, which passes them to every gateway's resolver.
-func setBlock(ctx context.Context, dir string, block []string) error {
-	st, err := client.LoadState(dir)
+func setBlock(ctx context.Context, dir, mode string, block []string) error {
+	st, err := loadForConnect(dir, mode)
 	if err != nil {
 		return err
 	}
@@ -113,6 +114,28 @@ func setBlock(ctx context.Context, dir string, block []string) error {
 		return fmt.Errorf("setting DNS blocking: %w", err)
 	}
 	return nil
+}
+
+// loadForConnect loads the saved login for a connection in mode. When a
+// dead tun-mode connection left its kill switch on, a new tun-mode one
+// reaches the control plane through it (client.OpenLockdown) and takes it
+// over without a moment unprotected; proxy mode cannot get through it.
+func loadForConnect(dir, mode string) (*client.State, error) {
+	st, err := client.LoadState(dir)
+	if err != nil {
+		return nil, err
+	}
+	left, err := client.Leftover(dir)
+	if err != nil || left == nil || !left.KillSwitch {
+		return st, err
+	}
+	if mode != client.ModeTUN {
+		return nil, errors.New("the kill switch of an earlier tun-mode connection is on and blocks all traffic: `veil disconnect` lifts it")
+	}
+	if st.HTTP, err = client.OpenLockdown(dir); err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // runBackground starts `veil connect --foreground` detached (own session,
@@ -217,30 +240,17 @@ func runForeground(cmd *cobra.Command, dir string, f connectFlags) (err error) {
 	if _, err := client.QueryStatus(ctx, dir); err == nil {
 		return errors.New("already connected (see `veil status`; `veil disconnect` first)")
 	}
-	st, err := client.LoadState(dir)
-	if err != nil {
-		return err
-	}
-	api, err := st.API(ctx, dir)
-	if err != nil {
-		return err
-	}
-	reportVersion(ctx, api)
-	servers, err := api.Servers(ctx)
-	if err != nil {
-		return err
-	}
-	srv, err := client.PickServer(servers, f.location)
+	st, err := loadForConnect(dir, f.mode)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cmd.ErrOrStderr(), f.logLevel).With("component", "client")
-	tun, err := client.Up(ctx, client.TunnelConfig{
-		State: st, Server: srv, Location: f.location, Mode: f.mode,
-		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch,
-		Dir: dir, HandshakeTimeout: f.timeout, Logger: log,
-	})
+	tun, err := up(ctx, dir, st, f, log)
 	if err != nil {
+		if st.HTTP != nil && !errors.Is(err, client.ErrLockedDown) {
+			// Through a kill switch left on, which stays.
+			err = fmt.Errorf("%w; %w", err, client.ErrLockedDown)
+		}
 		return err
 	}
 	done := make(chan error, 1)
@@ -263,6 +273,28 @@ func runForeground(cmd *cobra.Command, dir string, f connectFlags) (err error) {
 	return <-done
 }
 
+// up picks the gateway and brings the tunnel up.
+func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *slog.Logger) (*client.Tunnel, error) {
+	api, err := st.API(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	reportVersion(ctx, api)
+	servers, err := api.Servers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := client.PickServer(servers, f.location)
+	if err != nil {
+		return nil, err
+	}
+	return client.Up(ctx, client.TunnelConfig{
+		State: st, Server: srv, Location: f.location, Mode: f.mode,
+		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch,
+		Dir: dir, HandshakeTimeout: f.timeout, Logger: log,
+	})
+}
+
 func newStatusCmd() *cobra.Command {
 	var state string
 	var asJSON, check bool
@@ -279,7 +311,7 @@ func newStatusCmd() *cobra.Command {
 			if errors.Is(err, client.ErrNotConnected) {
 				left, lerr := client.Leftover(dir)
 				if lerr == nil && left != nil && left.KillSwitch {
-					return errors.New("not connected; the kill switch is still on and blocks all traffic (`veil disconnect` lifts it)")
+					return errors.New("not connected; the kill switch is still on and blocks all traffic (`veil connect` takes it over, `veil disconnect` lifts it)")
 				}
 				if asJSON {
 					return printJSON(cmd, map[string]any{"connected": false})

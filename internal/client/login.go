@@ -76,11 +76,11 @@ func deviceKnown(ctx context.Context, api *API, st *State) (bool, error) {
 // the session with the saved access code when it has expired (and saving
 // the new one in dir).
 func (s *State) API(ctx context.Context, dir string) (*API, error) {
-	api := &API{Base: s.Control, Token: s.Token}
+	api := &API{Base: s.Control, Token: s.Token, HTTP: s.HTTP}
 	if s.Token != "" && time.Until(s.Expires) > time.Minute {
 		return api, nil
 	}
-	sess, err := (&API{Base: s.Control}).Login(ctx, s.AccessCode)
+	sess, err := (&API{Base: s.Control, HTTP: s.HTTP}).Login(ctx, s.AccessCode)
 	if err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status == 401 {

@@ -65,14 +65,21 @@ func parseHostPrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// lookupEndpoint resolves a gateway endpoint, "HOST:PORT". It runs before
-// the tunnel exists, so a host name here is resolved by the system; the
-// control plane normally gives an address.
-func lookupEndpoint(ctx context.Context, endpoint string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(endpoint); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+// serverEndpoint finds where to reach s: its endpoint if that is an
+// address, else an address the control plane resolved the endpoint's name
+// to, else, if system, the system resolver's answer for the name. Behind
+// a kill switch or a tunnel the system resolver may not answer, so the
+// control plane's addresses come first.
+func serverEndpoint(ctx context.Context, s apitypes.Server, system bool) (netip.AddrPort, error) {
+	for _, ep := range append([]string{s.Endpoint}, s.EndpointAddrs...) {
+		if ap, err := netip.ParseAddrPort(ep); err == nil {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+		}
 	}
-	host, port, err := net.SplitHostPort(endpoint)
+	if !system {
+		return netip.AddrPort{}, errors.New("the endpoint is a name the control plane did not resolve")
+	}
+	host, port, err := net.SplitHostPort(s.Endpoint)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("gateway endpoint is not HOST:PORT: %w", err)
 	}

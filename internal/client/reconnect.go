@@ -193,20 +193,11 @@ func findOnline(servers []apitypes.Server, name string) (apitypes.Server, bool) 
 	return apitypes.Server{}, false
 }
 
-// resolveEndpoint finds where to reach s, "HOST:PORT". A host name is
-// resolved by the system only outside tun mode: in tun mode the system's
-// resolver is the gateway's, behind the tunnel that does not answer, so
-// the addresses the control plane resolved for it are used.
+// resolveEndpoint finds where to reach s. A host name is resolved by the
+// system only outside tun mode: in tun mode the system's resolver is the
+// gateway's, behind the tunnel that does not answer.
 func (t *Tunnel) resolveEndpoint(ctx context.Context, s apitypes.Server) (netip.AddrPort, error) {
-	if t.tun == nil {
-		return lookupEndpoint(ctx, s.Endpoint)
-	}
-	for _, ep := range append([]string{s.Endpoint}, s.EndpointAddrs...) {
-		if ap, err := netip.ParseAddrPort(ep); err == nil {
-			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
-		}
-	}
-	return netip.AddrPort{}, errors.New("the endpoint is a name the control plane did not resolve")
+	return serverEndpoint(ctx, s, t.tun == nil)
 }
 
 // fetchServers gets the server list: from TunnelConfig.Servers, or from

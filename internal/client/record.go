@@ -20,6 +20,10 @@ type record struct {
 	KillSwitch bool   `json:"kill_switch"`
 	// ResolvConf is the file whose original content is in dnsBackupFile.
 	ResolvConf string `json:"resolv_conf,omitempty"`
+	// API are the control plane's addresses, resolved while the system's
+	// resolver still answered, so that a later `veil connect` can reach
+	// the control plane through a kill switch this connection leaves.
+	API []netip.AddrPort `json:"api,omitempty"`
 }
 
 const (

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,6 +30,11 @@ type State struct {
 	DeviceID   int64  `json:"device_id"`
 	IPv4       string `json:"ipv4"`
 	IPv6       string `json:"ipv6"`
+
+	// HTTP carries the API calls of API; nil: a plain client. It is not
+	// saved: `veil connect` sets it to reach the control plane through a
+	// kill switch left on (OpenLockdown).
+	HTTP *http.Client `json:"-"`
 }
 
 const stateFile = "state.json"

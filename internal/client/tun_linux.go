@@ -42,25 +42,52 @@ type tunPlane struct {
 	// api is the control plane, resolved before the tunnel took DNS over,
 	// for Watch to reach over a marked socket.
 	api []netip.AddrPort
+	// locked is set once a kill switch, this connection's or a dead
+	// one's, is in place: a connection that then fails leaves it on.
+	locked bool
 }
 
-func (t *Tunnel) upTUN(ctx context.Context, sp tunnelSpec) (err error) {
+// lockedDown reports whether a kill switch is in place.
+func (p *tunPlane) lockedDown() bool { return p.locked }
+
+func (t *Tunnel) upTUN(ctx context.Context, sp tunnelSpec) error {
 	if os.Geteuid() != 0 {
 		return errors.New("tun mode needs root; use --mode proxy to connect without it")
 	}
 	if t.cfg.Dir == "" {
 		return errors.New("tun mode needs a state directory")
 	}
-	if old, err := loadRecord(t.cfg.Dir); err != nil {
+	old, err := loadRecord(t.cfg.Dir)
+	if err != nil {
 		return err
-	} else if old != nil {
-		return errors.New("an earlier connection's kill switch and routes are still in place: run `veil disconnect` first")
+	}
+	if old != nil {
+		if holderAlive(old.PID) {
+			return fmt.Errorf("another veil process (pid %d) holds the connection: `veil disconnect` first", old.PID)
+		}
+		// A dead connection's routes, link and DNS setting go; its kill
+		// switch stays until this connection's replaces it in one
+		// transaction, so nothing leaks in between.
+		if err := undoRoutes(t.cfg.Dir, old); err != nil {
+			return fmt.Errorf("taking over the earlier connection: %w", err)
+		}
+		if old.KillSwitch && !t.cfg.KillSwitch {
+			if err := removeKillSwitch(); err != nil {
+				return err
+			}
+		}
 	}
 	// The control plane is resolved now, while the system's resolver
 	// still answers: once the tunnel is up and DNS points into it, a
 	// gateway that changed its key leaves no way to resolve anything.
+	// Behind a dead connection's kill switch it does not answer either:
+	// that connection's addresses serve.
 	var api []netip.AddrPort
-	if t.cfg.State.Control != "" && t.cfg.Servers == nil {
+	switch {
+	case t.cfg.State.Control == "" || t.cfg.Servers != nil:
+	case old != nil && old.KillSwitch && len(old.API) > 0:
+		api = old.API
+	default:
 		a, rerr := resolveControl(ctx, t.cfg.State.Control)
 		if rerr != nil {
 			t.log.Warn("cannot resolve the control plane; reconnecting will not find a moved gateway")
@@ -73,22 +100,20 @@ func (t *Tunnel) upTUN(ctx context.Context, sp tunnelSpec) (err error) {
 		Fwmark:     DefaultFwmark,
 		KillSwitch: t.cfg.KillSwitch,
 		ResolvConf: orDefault(t.cfg.ResolvConf, DefaultResolvConf),
+		API:        api,
 	}}
+	p.locked = t.cfg.KillSwitch && old != nil && old.KillSwitch
 	p.ks = killSwitchRules{Endpoints: []netip.AddrPort{sp.endpoint}, Mark: p.rec.Fwmark}
 	// The record goes first: whatever happens next, disconnect can undo.
 	if err := p.rec.save(p.dir); err != nil {
 		return fmt.Errorf("saving connection record: %w", err)
 	}
 	t.tun = p
-	defer func() {
-		if err != nil {
-			t.close(false)
-		}
-	}()
 	if t.cfg.KillSwitch {
 		if err := installKillSwitch(p.rec.Interface, p.ks); err != nil {
 			return err
 		}
+		p.locked = true
 	}
 	// A link of that name left by another program would receive our
 	// addresses; refuse instead.
@@ -216,14 +241,22 @@ func (p *tunPlane) allowAPI(on bool) error {
 }
 
 // setAPI replaces the control plane's addresses (under Tunnel.opMu, while
-// the kill switch has no exception open for them).
-func (p *tunPlane) setAPI(addrs []netip.AddrPort) { p.api = addrs }
+// the kill switch has no exception open for them), in the record too.
+func (p *tunPlane) setAPI(addrs []netip.AddrPort) {
+	p.api = addrs
+	p.rec.API = addrs
+	p.rec.save(p.dir) // best effort: the old addresses are only less current
+}
 
 // apiHTTP is a client for the control plane whose sockets carry the
 // tunnel's fwmark: they take the normal routes, not the tunnel, which
 // is what Watch needs while the gateway does not answer.
-func (p *tunPlane) apiHTTP() *http.Client {
-	addrs, mark := p.api, int(p.rec.Fwmark)
+func (p *tunPlane) apiHTTP() *http.Client { return markedHTTP(p.api, p.rec.Fwmark) }
+
+// markedHTTP is an HTTP client that reaches the control plane at addrs,
+// whatever host its URL names, over sockets carrying mark.
+func markedHTTP(addrs []netip.AddrPort, fwmark uint32) *http.Client {
+	mark := int(fwmark)
 	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -261,6 +294,22 @@ func (p *tunPlane) close(keepLockdown bool) error {
 // undo reverses what a tun-mode connection did, as far as it got: rules,
 // routes, link, DNS, kill switch (last, so nothing leaks before), record.
 func undo(dir string, rec *record) error {
+	errs := []error{undoRoutes(dir, rec)}
+	if rec.KillSwitch {
+		errs = append(errs, removeKillSwitch())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, recordFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// undoRoutes reverses all of a tun-mode connection but its kill switch
+// and record: rules, routes, link, DNS.
+func undoRoutes(dir string, rec *record) error {
 	var errs []error
 	for _, r := range rules(rec.Fwmark) {
 		if err := netlink.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
@@ -286,15 +335,46 @@ func undo(dir string, rec *record) error {
 			errs = append(errs, err)
 		}
 	}
-	if rec.KillSwitch {
-		if err := removeKillSwitch(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) == 0 {
-		if err := os.Remove(filepath.Join(dir, recordFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
 	return errors.Join(errs...)
+}
+
+// OpenLockdown lets this process reach the control plane through the kill
+// switch that a dead tun-mode connection (crashed, killed, or one whose
+// connect failed) left on, so that a new `veil connect` can take over
+// without lifting it. In one transaction the kill switch becomes one that
+// lets out only TCP to the control plane's addresses, and only from
+// sockets carrying the tunnel's firewall mark, as the returned client's
+// do. It returns nil and no error when no kill switch was left.
+func OpenLockdown(dir string) (*http.Client, error) {
+	rec, err := loadRecord(dir)
+	if err != nil || rec == nil || !rec.KillSwitch {
+		return nil, err
+	}
+	if holderAlive(rec.PID) {
+		return nil, fmt.Errorf("another veil process (pid %d) holds the connection: `veil disconnect` first", rec.PID)
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the kill switch of an earlier connection is on: connect as root, or `veil disconnect` to lift it")
+	}
+	if len(rec.API) == 0 {
+		return nil, errors.New("the kill switch of an earlier connection is on and the control plane's address was not kept: `veil disconnect` lifts it")
+	}
+	if err := installKillSwitch(rec.Interface, killSwitchRules{API: rec.API, Mark: rec.Fwmark}); err != nil {
+		return nil, err
+	}
+	return markedHTTP(rec.API, rec.Fwmark), nil
+}
+
+// holderAlive reports whether pid is another running veil process, which
+// may hold the connection its record describes.
+func holderAlive(pid int) bool {
+	if pid <= 0 || pid == os.Getpid() || unix.Kill(pid, 0) != nil {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return true // cannot tell: assume it may be
+	}
+	self, err := os.Readlink("/proc/self/exe")
+	return err != nil || exe == self
 }

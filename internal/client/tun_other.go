@@ -19,6 +19,11 @@ func (t *Tunnel) upTUN(context.Context, tunnelSpec) error {
 
 func (p *tunPlane) close(bool) error { return nil }
 
+func (p *tunPlane) lockedDown() bool { return false }
+
+// OpenLockdown has nothing to open where there is no kill switch.
+func OpenLockdown(string) (*http.Client, error) { return nil, nil }
+
 func (p *tunPlane) allowEndpoints(...netip.AddrPort) error { return nil }
 
 func (p *tunPlane) allowAPI(bool) error { return nil }

@@ -190,7 +190,7 @@ func parseSpec(ctx context.Context, cfg TunnelConfig) (tunnelSpec, error) {
 			sp.dns = append(sp.dns, a)
 		}
 	}
-	if sp.endpoint, err = lookupEndpoint(ctx, cfg.Server.Endpoint); err != nil {
+	if sp.endpoint, err = serverEndpoint(ctx, cfg.Server, true); err != nil {
 		return sp, err
 	}
 	return sp, nil
@@ -237,16 +237,31 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	default:
 		return nil, fmt.Errorf("unknown mode %q (tun or proxy)", cfg.Mode)
 	}
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = t.waitHandshake(ctx)
 	}
-	if err := t.waitHandshake(ctx); err != nil {
-		t.Close()
-		return nil, err
+	if err != nil {
+		return nil, t.failed(err)
 	}
 	t.log.Info("tunnel up", "mode", cfg.Mode)
 	return t, nil
 }
+
+// failed takes down a tunnel that did not come up and says why. A kill
+// switch already in place stays, as after a crash: the user asked that
+// nothing leave outside the tunnel, and only `veil disconnect` lifts it.
+func (t *Tunnel) failed(err error) error {
+	if t.tun != nil && t.tun.lockedDown() {
+		t.Shutdown()
+		return fmt.Errorf("%w; %w", err, ErrLockedDown)
+	}
+	t.Close()
+	return err
+}
+
+// ErrLockedDown is wrapped by the error of a connection that failed with
+// a kill switch in place, which stays.
+var ErrLockedDown = errors.New("the kill switch stays on and blocks all traffic: `veil connect` again, or `veil disconnect` to lift it")
 
 // addPeer configures the gateway as the device's only peer, for all
 // addresses, and starts the handshake (a keepalive goes out at once).
