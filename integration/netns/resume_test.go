@@ -5,6 +5,7 @@ package netns
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,6 +109,21 @@ func TestResume(t *testing.T) {
 		}
 		noLeaks(stop)
 		tp.checkExit(t)
+	})
+
+	t.Run("damaged record", func(t *testing.T) {
+		// A crash, then a record that no longer reads (a full disk, a
+		// hand edit): disconnect must still lift the kill switch.
+		sigkill(t, holder())
+		if err := os.WriteFile(filepath.Join(state, "connection.json"), []byte(`{"pid": 12`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := connect("15s"); err == nil || !strings.Contains(out, "veil disconnect") {
+			t.Errorf("connect over a damaged record: %v: %q, want an error naming `veil disconnect`", err, out)
+		}
+		if !tp.killSwitchPresent(t) {
+			t.Fatal("the kill switch went with the damaged record")
+		}
 	})
 
 	tp.disconnect(t, state)

@@ -163,6 +163,12 @@ func Disconnect(ctx context.Context, dir string) error {
 		return err
 	}
 	rec, err := loadRecord(dir)
+	if errors.Is(err, errRecordDamaged) {
+		// What it said is lost; what a connection sets up by default
+		// is undone, so that a damaged file cannot keep the kill
+		// switch on for good.
+		rec, err = defaultRecord(), nil
+	}
 	if err != nil {
 		return err
 	}

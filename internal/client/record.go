@@ -42,9 +42,18 @@ func loadRecord(dir string) (*record, error) {
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("connection record is damaged: %w", err)
+		return nil, fmt.Errorf("%w (`veil disconnect` clears it): %v", errRecordDamaged, err)
 	}
 	return &r, nil
+}
+
+// errRecordDamaged is returned for a record that cannot be read.
+var errRecordDamaged = errors.New("the connection record is damaged")
+
+// defaultRecord is what a tun-mode connection with the defaults sets up:
+// what to undo when its record is damaged.
+func defaultRecord() *record {
+	return &record{Interface: DefaultTUNName, Fwmark: DefaultFwmark, KillSwitch: true, ResolvConf: DefaultResolvConf}
 }
 
 func (r *record) save(dir string) error {

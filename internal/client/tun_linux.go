@@ -26,9 +26,6 @@ const (
 	prioTunnel   = 32765
 )
 
-// DefaultResolvConf is the file tun mode points at the gateway's resolver.
-const DefaultResolvConf = "/etc/resolv.conf"
-
 // tunPlane is tun mode: a kernel TUN with the default routes in a table of
 // their own, selected by policy rules as wg-quick does, so that the
 // WireGuard socket's own packets (marked) keep the normal routes.

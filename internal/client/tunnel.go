@@ -29,6 +29,9 @@ const (
 	DefaultSOCKS     = "127.0.0.1:1080"
 	DefaultHTTPProxy = "127.0.0.1:8118"
 	DefaultTUNName   = "veil0"
+	// DefaultResolvConf is the file tun mode points at the gateway's
+	// resolver.
+	DefaultResolvConf = "/etc/resolv.conf"
 	// DefaultFwmark marks the WireGuard socket's packets, and numbers the
 	// routing table, as wg-quick does (51820).
 	DefaultFwmark = 0xca6c
