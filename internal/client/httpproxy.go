@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -28,9 +29,9 @@ func newHTTPProxy(dial dialFunc, log *slog.Logger) *http.Server {
 			r.Out.Host = r.In.Host
 		},
 		Transport: tr,
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			log.Debug("http proxy request failed")
-			http.Error(w, "veil: the destination could not be reached through the tunnel", http.StatusBadGateway)
+			proxyError(w, err)
 		},
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -52,7 +53,7 @@ func httpConnect(w http.ResponseWriter, r *http.Request, dial dialFunc, log *slo
 	cancel()
 	if err != nil {
 		log.Debug("http proxy connect failed")
-		http.Error(w, "veil: the destination could not be reached through the tunnel", http.StatusBadGateway)
+		proxyError(w, err)
 		return
 	}
 	defer up.Close()
@@ -76,4 +77,13 @@ func httpConnect(w http.ResponseWriter, r *http.Request, dial dialFunc, log *slo
 		from = io.MultiReader(io.LimitReader(brw.Reader, int64(n)), c)
 	}
 	splice(c, from, up)
+}
+
+// proxyError answers a request whose destination could not be reached.
+func proxyError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errLocalDestination) {
+		http.Error(w, "veil: "+errLocalDestination.Error(), http.StatusForbidden)
+		return
+	}
+	http.Error(w, "veil: the destination could not be reached through the tunnel", http.StatusBadGateway)
 }

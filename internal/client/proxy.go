@@ -44,7 +44,8 @@ func (t *Tunnel) upProxy(_ context.Context, sp tunnelSpec) error {
 	}
 	t.dev = dev
 	p := &proxyPlane{ns: ns, done: make(chan struct{})}
-	p.dialer = &tunnelDialer{dial: ns.DialContext, resolver: &tunnelResolver{dial: ns.DialContext, servers: sp.dns}}
+	p.dialer = &tunnelDialer{dial: ns.DialContext, resolver: &tunnelResolver{dial: ns.DialContext, servers: sp.dns},
+		allowLoopback: t.cfg.AllowLoopback}
 	t.proxy = p
 	if err := t.addPeer(); err != nil {
 		t.close(false)
@@ -149,7 +150,13 @@ type dialFunc func(ctx context.Context, network, address string) (net.Conn, erro
 type tunnelDialer struct {
 	dial     dialFunc
 	resolver *tunnelResolver
+	// allowLoopback: see TunnelConfig.AllowLoopback.
+	allowLoopback bool
 }
+
+// errLocalDestination is a loopback or unspecified destination: it names
+// this machine, which the tunnel does not lead to.
+var errLocalDestination = errors.New("a loopback address is not reached through the tunnel")
 
 // DialContext dials "HOST:PORT", trying each address of HOST in turn.
 func (d *tunnelDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
@@ -167,6 +174,13 @@ func (d *tunnelDialer) DialContext(ctx context.Context, network, address string)
 	}
 	var firstErr error
 	for _, ip := range ips {
+		if !d.allowLoopback && (ip.IsLoopback() || ip.IsUnspecified()) {
+			// The userspace stack would drop the packets unanswered.
+			if firstErr == nil {
+				firstErr = errLocalDestination
+			}
+			continue
+		}
 		c, err := d.dial(ctx, network, netip.AddrPortFrom(ip, uint16(pn)).String())
 		if err == nil {
 			return c, nil

@@ -38,6 +38,7 @@ const (
 
 	socksOK             = 0
 	socksFailure        = 1
+	socksNotAllowed     = 2
 	socksNetUnreachable = 3
 	socksHostUnreach    = 4
 	socksRefused        = 5
@@ -179,6 +180,8 @@ func socksReply(w io.Writer, code byte, bound netip.AddrPort) error {
 
 func socksErrCode(err error) byte {
 	switch {
+	case errors.Is(err, errLocalDestination):
+		return socksNotAllowed
 	case errors.Is(err, errNoSuchHost):
 		return socksHostUnreach
 	case errors.Is(err, syscall.ECONNREFUSED), containsText(err, "refused"):

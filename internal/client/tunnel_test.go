@@ -205,6 +205,32 @@ func TestProxyMode(t *testing.T) {
 			t.Fatalf("answer = %q", b)
 		}
 	})
+	t.Run("loopback refused with a reason", func(t *testing.T) {
+		// This machine is not behind the tunnel: the proxies say so at
+		// once instead of leaving the client to its timeout.
+		c, err := net.Dial("tcp", tun.SOCKSAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		c.Write([]byte{5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 80})
+		reply := make([]byte, 12)
+		if _, err := io.ReadFull(c, reply); err != nil {
+			t.Fatalf("SOCKS5 reply: %v", err)
+		}
+		if reply[3] != socksNotAllowed {
+			t.Errorf("SOCKS5 CONNECT 127.0.0.1:80 answered %d, want %d (not allowed)", reply[3], socksNotAllowed)
+		}
+		resp, err := httpProxy.Get("http://127.0.0.1/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("HTTP proxy GET http://127.0.0.1/ answered %s, want 403", resp.Status)
+		}
+	})
 	t.Run("unknown name fails, not resolved locally", func(t *testing.T) {
 		// localhost resolves on every machine; through the tunnel it is
 		// NXDOMAIN here, which shows the lookup did not happen locally.

@@ -128,6 +128,16 @@ func (c *client) httpGet(ctx context.Context, url string) (string, error) {
 	return string(b), err
 }
 
+// checkRefused fails unless err is the peer's connection being refused:
+// the gateway answered the refused flow, and did not leave the peer to
+// wait until its own deadline.
+func checkRefused(t testing.TB, err error) {
+	t.Helper()
+	if !strings.Contains(err.Error(), "refused") {
+		t.Errorf("got %v, want the connection refused", err)
+	}
+}
+
 // udpEcho sends msg to addr through the tunnel and returns the answer.
 func (c *client) udpEcho(addr netip.AddrPort, msg string) (string, error) {
 	uc, err := c.net.DialContext(context.Background(), "udp", addr.String())
@@ -245,9 +255,11 @@ func TestNetstackTraffic(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if body, err := c.httpGet(testCtx(t), tt.url); err == nil {
+				body, err := c.httpGet(testCtx(t), tt.url)
+				if err == nil {
 					t.Fatalf("GET %s through tunnel succeeded (%q), want refusal", tt.url, body)
 				}
+				checkRefused(t, err)
 			})
 		}
 	})

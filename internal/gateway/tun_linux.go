@@ -191,16 +191,23 @@ func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig
 	// a confirmed conntrack entry, and a flow's destination cannot change.
 	rule(fwd, ctEstablished(), verdict(expr.VerdictAccept))
 	// Then deny (pools) beats allow beats the special ranges, as
-	// netguard.Guard.Permit decides.
-	rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), ifname(expr.MetaKeyOIFNAME, tun), verdict(expr.VerdictDrop))
+	// netguard.Guard.Permit decides. A refused flow is answered (a TCP
+	// reset, else ICMP administratively prohibited), as the netstack
+	// gateway answers, so that the peer's application fails at once
+	// instead of waiting for a timeout.
+	refuse := c.AddChain(&nftables.Chain{Name: "refuse", Table: t})
+	rule(refuse, l4proto(unix.IPPROTO_TCP), []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}})
+	rule(refuse, []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}})
+	toRefuse := []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: refuse.Name}}
+	rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), ifname(expr.MetaKeyOIFNAME, tun), toRefuse)
 	for _, pool := range tc.pools {
-		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(pool, false), verdict(expr.VerdictDrop))
+		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(pool, false), toRefuse)
 	}
 	for _, a := range allow {
 		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(a, false), verdict(expr.VerdictAccept))
 	}
 	for _, s := range netguard.Special() {
-		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(s, false), verdict(expr.VerdictDrop))
+		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(s, false), toRefuse)
 	}
 	rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), verdict(expr.VerdictAccept))
 	rule(fwd, ifname(expr.MetaKeyOIFNAME, tun), verdict(expr.VerdictDrop))

@@ -122,11 +122,13 @@ func tunChild(t *testing.T) {
 		})
 	}
 	t.Run("guard refuses", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if got, err := c.httpGet(ctx, "http://203.0.113.2/"); err == nil {
+		got, err := c.httpGet(ctx, "http://203.0.113.2/")
+		if err == nil {
 			t.Fatalf("refused destination answered %q", got)
 		}
+		checkRefused(t, err)
 	})
 	t.Run("host closed to peers", func(t *testing.T) {
 		// A service of the gateway host on every address: peers must
