@@ -66,9 +66,7 @@ func TestDNSThroughTunnel(t *testing.T) {
 	tp.serveArgs = []string{"--dns-root-hints", hints}
 
 	gw := tp.startGateway(t, builtinGateway)
-	state := filepath.Join(tp.tmp, "client")
-	tp.login(t, gw.data, state)
-	t.Cleanup(func() { tp.in(tp.c, tp.bin, "disconnect", "--state", state).Run() })
+	state := tp.login(t, gw)
 	tp.veil(t, tp.c, "connect", "--mode", "tun", "--location", gw.location, "--state", state, "--timeout", "15s")
 	if r := readResolv(t, tp.c); !strings.Contains(r, "nameserver 10.64.0.1") {
 		t.Fatalf("resolv.conf while connected:\n%s", r)

@@ -285,11 +285,16 @@ func (tp *topo) onlineServer(t testing.TB, name string) *apitypes.Server {
 	return nil
 }
 
-// login creates an account and logs the client namespace in.
-func (tp *topo) login(t testing.TB, data, state string) {
+// login creates an account on gw's control plane, logs the client
+// namespace in and returns its state directory; whatever a test leaves
+// connected is disconnected at cleanup.
+func (tp *topo) login(t testing.TB, gw *gateway) string {
 	t.Helper()
-	code := tp.veil(t, tp.g, "admin", "account", "create", "--days", "30", "--control", control, "--data", data)
+	state := filepath.Join(tp.tmp, "client")
+	code := tp.veil(t, tp.g, "admin", "account", "create", "--days", "30", "--control", control, "--data", gw.data)
 	tp.veil(t, tp.c, "login", code, "--control", control, "--state", state)
+	t.Cleanup(func() { tp.in(tp.c, tp.bin, "disconnect", "--state", state).Run() })
+	return state
 }
 
 // capture runs tcpdump on the client's veth and returns a function that
@@ -433,9 +438,7 @@ func TestTunnel(t *testing.T) {
 func testTunnel(t *testing.T, kind gatewayKind) {
 	tp := newTopo(t)
 	gw := tp.startGateway(t, kind)
-	state := filepath.Join(tp.tmp, "client")
-	tp.login(t, gw.data, state)
-	t.Cleanup(func() { tp.in(tp.c, tp.bin, "disconnect", "--state", state).Run() })
+	state := tp.login(t, gw)
 
 	out := tp.veil(t, tp.c, "connect", "--mode", "tun", "--location", gw.location, "--state", state, "--timeout", "15s")
 	t.Logf("connect: %s", out)

@@ -69,9 +69,7 @@ func TestReconnectKeyChange(t *testing.T) {
 	requireNetns(t)
 	tp := newTopo(t)
 	gw := tp.startGateway(t, builtinGateway)
-	state := filepath.Join(tp.tmp, "client")
-	tp.login(t, gw.data, state)
-	t.Cleanup(func() { tp.in(tp.c, tp.bin, "disconnect", "--state", state).Run() })
+	state := tp.login(t, gw)
 	tp.start(t, tp.c, []string{"VEIL_NETNS_ROLE=reconnect-client", "VEIL_STATE=" + state, "VEIL_LOCATION=" + gw.location}, tp.self)
 	get := func() error {
 		got, err := tp.httpIn(tp.c, "GET", "http://"+inet4+"/", "-", "")

@@ -23,9 +23,7 @@ func TestResume(t *testing.T) {
 	requireNetns(t)
 	tp := newTopo(t)
 	gw := tp.startGateway(t, builtinGateway)
-	state := filepath.Join(tp.tmp, "client")
-	tp.login(t, gw.data, state)
-	t.Cleanup(func() { tp.in(tp.c, tp.bin, "disconnect", "--state", state).Run() })
+	state := tp.login(t, gw)
 	connect := func(timeout string) (string, error) {
 		out, err := tp.in(tp.c, tp.bin, "connect", "--mode", "tun", "--location", gw.location,
 			"--state", state, "--timeout", timeout).CombinedOutput()

@@ -18,8 +18,7 @@ func TestWGQuick(t *testing.T) {
 	requireNetns(t, "wg-quick", "wireguard-go")
 	tp := newTopo(t)
 	gw := tp.startGateway(t, tunGateway)
-	state := filepath.Join(tp.tmp, "client")
-	tp.login(t, gw.data, state)
+	state := tp.login(t, gw)
 	conf := tp.veil(t, tp.c, "wg-config", "--location", gw.location, "--state", state)
 	if _, err := exec.LookPath("resolvconf"); err != nil {
 		// wg-quick hands DNS = to resolvconf(8); without it, it fails.

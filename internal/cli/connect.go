@@ -45,6 +45,8 @@ tunnel up in a background process; return once it is up.
 Modes: tun (root) routes the whole system through the tunnel, sets DNS to
 the gateway's resolver and, unless --kill-switch=false, installs a kill
 switch that lets nothing out but the tunnel until ` + "`veil disconnect`" + `.
+A kill switch left on by a connection that died or failed is taken over
+by the next tun-mode connect, which reaches the control plane through it.
 proxy (no root) offers the tunnel as a SOCKS5 and an HTTP proxy on
 127.0.0.1; names are resolved through the tunnel. The default is tun as
 root, proxy otherwise.`,
@@ -125,17 +127,15 @@ func loadForConnect(dir, mode string) (*client.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	left, err := client.Leftover(dir)
-	if err != nil || left == nil || !left.KillSwitch {
+	if mode == client.ModeTUN {
+		st.HTTP, err = client.OpenLockdown(dir) // nil when none was left
 		return st, err
 	}
-	if mode != client.ModeTUN {
-		return nil, errors.New("the kill switch of an earlier tun-mode connection is on and blocks all traffic: `veil disconnect` lifts it")
+	left, err := client.Leftover(dir)
+	if err == nil && left != nil && left.KillSwitch {
+		err = errors.New("the kill switch of an earlier tun-mode connection is on and blocks all traffic: `veil disconnect` lifts it")
 	}
-	if st.HTTP, err = client.OpenLockdown(dir); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return st, err
 }
 
 // runBackground starts `veil connect --foreground` detached (own session,

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -240,6 +241,9 @@ func (p *tunPlane) allowAPI(on bool) error {
 // setAPI replaces the control plane's addresses (under Tunnel.opMu, while
 // the kill switch has no exception open for them), in the record too.
 func (p *tunPlane) setAPI(addrs []netip.AddrPort) {
+	if slices.Equal(addrs, p.api) {
+		return
+	}
 	p.api = addrs
 	p.rec.API = addrs
 	p.rec.save(p.dir) // best effort: the old addresses are only less current
