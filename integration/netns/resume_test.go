@@ -16,9 +16,10 @@ import (
 // TestResume: the kill switch that a dead connection leaves on, after the
 // client was SIGKILLed or after a connect that failed, is taken over by
 // the next `veil connect`, which reaches the control plane through it and
-// brings the tunnel back without lifting it; meanwhile nothing leaves the
-// client but the WireGuard flow and its own requests to the control
-// plane. Only `veil disconnect` lifts it.
+// brings the tunnel back without lifting it, or, when it fails, leaves it
+// letting out nothing; meanwhile nothing leaves the client but the
+// WireGuard flow and its own requests to the control plane. Only `veil
+// disconnect` lifts it.
 func TestResume(t *testing.T) {
 	requireNetns(t)
 	tp := newTopo(t)
@@ -71,6 +72,35 @@ func TestResume(t *testing.T) {
 		noLeaks(stop)
 		if pid := holder(); pid == first {
 			t.Fatalf("the holder is still pid %d", pid)
+		}
+		tp.checkExit(t)
+	})
+
+	t.Run("after a failed takeover", func(t *testing.T) {
+		// The takeover reaches the control plane through the left kill
+		// switch, finds no gateway where it is asked to go, and must
+		// leave the kill switch as tight as it found it.
+		sigkill(t, holder())
+		stop := capture()
+		out, err := tp.in(tp.c, tp.bin, "connect", "--mode", "tun", "--location", "nowhere",
+			"--state", state, "--timeout", "5s").CombinedOutput()
+		if err == nil {
+			t.Fatalf("connect to a location without gateways succeeded: %s", out)
+		}
+		if !strings.Contains(string(out), "kill switch stays on") {
+			t.Errorf("a failed takeover said %q, not that the kill switch stays", out)
+		}
+		rules, err := tp.in(tp.c, "nft", "list", "table", "inet", "veil").Output()
+		if err != nil {
+			t.Fatalf("a failed takeover removed the kill switch: %v", err)
+		}
+		if strings.Contains(string(rules), "tcp") {
+			t.Errorf("after a failed takeover the kill switch still lets TCP out:\n%s", rules)
+		}
+		tp.probe(t)
+		noLeaks(stop)
+		if out, err := connect("15s"); err != nil {
+			t.Fatalf("connect after a failed takeover: %v: %s", err, out)
 		}
 		tp.checkExit(t)
 	})

@@ -247,8 +247,15 @@ func runForeground(cmd *cobra.Command, dir string, f connectFlags) (err error) {
 	log := newLogger(cmd.ErrOrStderr(), f.logLevel).With("component", "client")
 	tun, err := up(ctx, dir, st, f, log)
 	if err != nil {
-		if st.HTTP != nil && !errors.Is(err, client.ErrLockedDown) {
-			// Through a kill switch left on, which stays.
+		if st.HTTP == nil {
+			return err
+		}
+		// Through a kill switch left on, which stays, and lets the
+		// control plane out no longer.
+		if serr := client.SealLockdown(dir); serr != nil {
+			err = fmt.Errorf("%w; %w", err, serr)
+		}
+		if !errors.Is(err, client.ErrLockedDown) {
 			err = fmt.Errorf("%w; %w", err, client.ErrLockedDown)
 		}
 		return err

@@ -366,6 +366,19 @@ func OpenLockdown(dir string) (*http.Client, error) {
 	return markedHTTP(rec.API, rec.Fwmark), nil
 }
 
+// SealLockdown takes back what OpenLockdown let out, after a connect
+// through it failed: the kill switch left on then lets out nothing but
+// loopback, DHCP and neighbour discovery until the next connect or
+// `veil disconnect`. It does nothing when no kill switch was left, or
+// when another live process holds the connection.
+func SealLockdown(dir string) error {
+	rec, err := loadRecord(dir)
+	if err != nil || rec == nil || !rec.KillSwitch || holderAlive(rec.PID) {
+		return err
+	}
+	return installKillSwitch(rec.Interface, killSwitchRules{Mark: rec.Fwmark})
+}
+
 // holderAlive reports whether pid is another running veil process, which
 // may hold the connection its record describes.
 func holderAlive(pid int) bool {

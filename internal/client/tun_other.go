@@ -24,6 +24,9 @@ func (p *tunPlane) lockedDown() bool { return false }
 // OpenLockdown has nothing to open where there is no kill switch.
 func OpenLockdown(string) (*http.Client, error) { return nil, nil }
 
+// SealLockdown has nothing to seal either.
+func SealLockdown(string) error { return nil }
+
 func (p *tunPlane) allowEndpoints(...netip.AddrPort) error { return nil }
 
 func (p *tunPlane) allowAPI(bool) error { return nil }
