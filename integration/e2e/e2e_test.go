@@ -7,8 +7,10 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -16,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +38,8 @@ func randomLabel(t *testing.T, prefix string) string {
 
 // TestProxyMode shows a whole proxy-mode use: HTTP through the SOCKS5 and
 // HTTP proxies reaches a test server, which sees the gateway's side, not
-// the client; a host name is resolved by the gateway's own resolver; a
+// the client; a host name is resolved by the gateway's own resolver; UDP
+// goes through a SOCKS5 association; a
 // revoked device and then an expired account lose their tunnels at the
 // next peer-map sync while other tunnels stay up.
 func TestProxyMode(t *testing.T) {
@@ -129,6 +133,72 @@ func TestProxyMode(t *testing.T) {
 		// resolved elsewhere.
 		if _, err := harness.Get(a.web, "http://missing."+strings.SplitN(probe, ".", 2)[1]+"/"); err == nil {
 			t.Fatal("a name that does not exist was fetched")
+		}
+	})
+
+	t.Run("socks5 udp associate", func(t *testing.T) {
+		udpEcho := harness.StartUDPEcho(t, loop)
+		u := harness.AssociateUDP(t, a.tun.SOCKSAddr())
+		before := a.tun.Status()
+		ask := func(host, payload string) {
+			t.Helper()
+			if err := u.Send(host, udpEcho.Port(), []byte(payload)); err != nil {
+				t.Fatal(err)
+			}
+			src, got, err := u.Recv(10 * time.Second)
+			if err != nil {
+				t.Fatalf("no answer through the association for %s: %v", host, err)
+			}
+			if src != udpEcho {
+				t.Errorf("the answer's header names %v, want the server %v", src, udpEcho)
+			}
+			if want := loop.String() + " " + payload; string(got) != want {
+				t.Fatalf("the server answered %q, want %q (it must see the gateway's side)", got, want)
+			}
+		}
+		ask(loop.String(), "by address")
+		// A name only the gateway's resolver knows.
+		ask(probe, "by name")
+		if after := a.tun.Status(); after.TxBytes <= before.TxBytes || after.RxBytes <= before.RxBytes {
+			t.Fatalf("the tunnel's counters did not move (%d/%d → %d/%d): the datagrams went around it",
+				before.TxBytes, before.RxBytes, after.TxBytes, after.RxBytes)
+		}
+
+		// A fragment and a malformed header are dropped; the association
+		// goes on.
+		u.SendRaw([]byte{0, 0, 1, 1, 127, 0, 0, 1, byte(udpEcho.Port() >> 8), byte(udpEcho.Port()), 'f'})
+		u.SendRaw([]byte{0, 0, 0, 9, 'x'})
+		ask(loop.String(), "after junk")
+
+		// Another socket on this machine cannot use the relay port.
+		stranger, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(u.Relay))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stranger.Close()
+		d := append([]byte{0, 0, 0, 1}, loop.AsSlice()...)
+		stranger.Write(append(binary.BigEndian.AppendUint16(d, udpEcho.Port()), "stranger"...))
+		if _, got, err := u.Recv(time.Second); err == nil {
+			t.Fatalf("a stranger's datagram was relayed: %q came back", got)
+		}
+		stranger.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		if n, err := stranger.Read(make([]byte, 512)); err == nil {
+			t.Fatalf("the stranger got %d bytes from the relay", n)
+		}
+
+		// The association ends with its TCP connection: the relay port
+		// closes, and the kernel refuses what is sent to it.
+		u.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			u.Send(loop.String(), udpEcho.Port(), []byte("late"))
+			_, _, err := u.Recv(200 * time.Millisecond)
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the relay port still open after the TCP connection closed: %v", err)
+			}
 		}
 	})
 

@@ -56,7 +56,7 @@ func (t *Tunnel) upProxy(_ context.Context, sp tunnelSpec) error {
 			t.close(false)
 			return fmt.Errorf("SOCKS5 proxy: %w", err)
 		}
-		s := &socksServer{dial: p.dialer.DialContext, log: t.log}
+		s := &socksServer{dial: p.dialer.DialContext, resolve: p.dialer.destinations, udp: p.listenUDP, log: t.log}
 		p.wg.Go(func() { s.serve(p.socks) })
 	}
 	if addr := orDefault(t.cfg.HTTPProxy, DefaultHTTPProxy); addr != "off" {
@@ -92,6 +92,20 @@ func listenLoopback(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// listenUDP opens an unconnected UDP socket in the tunnel, for SOCKS5
+// UDP associations.
+func (p *proxyPlane) listenUDP(v6 bool) (net.PacketConn, error) {
+	unspec := netip.IPv4Unspecified()
+	if v6 {
+		unspec = netip.IPv6Unspecified()
+	}
+	pc, err := p.ns.ListenUDP(netip.AddrPortFrom(unspec, 0))
+	if err != nil {
+		return nil, err
+	}
+	return pc, nil
 }
 
 func (p *proxyPlane) socksAddr() string {
@@ -168,19 +182,12 @@ func (d *tunnelDialer) DialContext(ctx context.Context, network, address string)
 	if err != nil {
 		return nil, fmt.Errorf("bad port %q", port)
 	}
-	ips, err := d.resolver.LookupNetIP(ctx, host)
+	ips, err := d.destinations(ctx, host)
 	if err != nil {
 		return nil, err
 	}
 	var firstErr error
 	for _, ip := range ips {
-		if !d.allowLoopback && (ip.IsLoopback() || ip.IsUnspecified()) {
-			// The userspace stack would drop the packets unanswered.
-			if firstErr == nil {
-				firstErr = errLocalDestination
-			}
-			continue
-		}
 		c, err := d.dial(ctx, network, netip.AddrPortFrom(ip, uint16(pn)).String())
 		if err == nil {
 			return c, nil
@@ -193,6 +200,26 @@ func (d *tunnelDialer) DialContext(ctx context.Context, network, address string)
 		}
 	}
 	return nil, firstErr
+}
+
+// destinations resolves host through the tunnel, leaving out the
+// addresses that name this machine: the userspace stack would drop their
+// packets unanswered.
+func (d *tunnelDialer) destinations(ctx context.Context, host string) ([]netip.Addr, error) {
+	ips, err := d.resolver.LookupNetIP(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	out := ips[:0]
+	for _, ip := range ips {
+		if d.allowLoopback || !(ip.IsLoopback() || ip.IsUnspecified()) {
+			out = append(out, ip)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errLocalDestination
+	}
+	return out, nil
 }
 
 // errNoSuchHost is what a name that does not resolve gives.
