@@ -21,7 +21,8 @@
 #                netstack gateway
 #   veil-proxy   `veil connect --mode proxy` to `veil gateway --mode tun`;
 #                iperf3 speaks no SOCKS, so bench/tunnel/socksrelay carries
-#                its connections through the SOCKS5 proxy: TCP only
+#                its TCP connections (CONNECT) and UDP stream (UDP
+#                ASSOCIATE) through the SOCKS5 proxy
 #   veil-proxy/ns  the same to the built-in netstack gateway
 # For each: one TCP stream and one UDP stream (receiver's Mbit/s and loss),
 # the UDP stream at the highest rate the path carries with at most
@@ -30,7 +31,10 @@
 # (client and gateway, from /proc/PID/stat) and of the whole host (from
 # /proc/stat: iperf3, the kernel and anything else running).
 # Prints a Markdown table of medians over ROUNDS rounds; in each round
-# every path runs once, so that load from elsewhere spreads over all.
+# every path runs once, so that load from elsewhere spreads over all, in
+# an order that rotates from round to round; and, for tun mode against
+# wireguard-go, the median of the ratios of the two paths' runs in the
+# same round besides the ratio of the medians.
 #
 # Run as root:  bench/tunnel/run.sh
 # Environment:
@@ -348,8 +352,17 @@ relay_down() { kill "$relay_pid" 2>/dev/null || true; wait "$relay_pid" 2>/dev/n
 case " $paths " in *" veil-"*) veil_setup ;; esac
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "namespaces $C $G $I; ${dur}s per run, $rounds rounds; load average $load_start"
+# Each round starts one path further along the list, so that no path
+# always runs first: the machine's speed drifts over a run (other load,
+# the host's own state), and a fixed order would charge the drift to the
+# paths that come late.
+order() { # ROUND -> the paths, rotated by ROUND-1
+	local -a ps=($paths)
+	local k=$((($1 - 1) % ${#ps[@]}))
+	echo "${ps[@]:k}" "${ps[@]:0:k}"
+}
 for r in $(seq "$rounds"); do
-	for p in $paths; do
+	for p in $(order "$r"); do
 		case $p in
 		veth)
 			measure veth tcp "$r" $inet4 5201
@@ -379,6 +392,7 @@ for r in $(seq "$rounds"); do
 			relay_up
 			# The relay stands in for the application: not counted.
 			measure "$p" tcp "$r" 127.0.0.1 15201 "$veil_cpid" "$gw"
+			measure "$p" udp "$r" 127.0.0.1 15201 "$veil_cpid" "$gw"
 			relay_down
 			veil_down ;;
 		*) log "unknown path $p"; exit 1 ;;
@@ -393,6 +407,10 @@ col() { # PATH PROTO COLUMN -> median of that column over rounds (NA skipped)
 	awk -F'\t' -v p="$1" -v q="$2" -v c="$3" '$1==p && $2==q && $c!="NA" {print $c}' "$results" | median
 }
 runs() { awk -F'\t' -v p="$1" -v q="$2" '$1==p && $2==q {printf "%s%s", sep, $4; sep=", "}' "$results"; }
+paired() { # A B PROTO -> median over rounds of A / B, each pair from one round
+	awk -F'\t' -v a="$1" -v b="$2" -v q="$3" '$2==q && $4!="NA" { if ($1==a) x[$3]=$4; if ($1==b) y[$3]=$4 }
+		END { for (r in x) if ((r in y) && y[r] > 0) printf "%.0f\n", 100 * x[r] / y[r] }' "$results" | median
+}
 echo
 echo "veil $rev ($(go version | cut -d' ' -f3)); iperf3 ${dur}s, one stream; UDP $( [ "$udp_rate" = search ] && echo "at the highest rate with <= ${udp_loss}% loss" || echo "-b $udp_rate") -l $udp_len; median of $rounds rounds; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average $load_start at start, $load_end at end; $(uname -r)"
 echo
@@ -400,7 +418,6 @@ echo "| Path | Proto | Mbit/s (median) | runs | UDP loss % | tunnel CPU s/Gbit |
 echo "|---|---|---:|---|---:|---:|---:|"
 for p in $paths; do
 	for q in tcp udp; do
-		case $p in veil-proxy*) [ $q = udp ] && continue ;; esac
 		echo "| $p | $q | $(col "$p" $q 4) | $(runs "$p" $q) | $(col "$p" $q 5) | $(col "$p" $q 6) | $(col "$p" $q 7) |"
 	done
 done
@@ -408,9 +425,11 @@ echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.0f%%", 100 * a / b }'; }
 has() { case " $paths " in *" $1 "*) return 0 ;; esac; return 1; }
 for q in tcp udp; do
-	has wg && has veil-tun && echo "- veil-tun / wg, $q: $(ratio "$(col veil-tun $q 4)" "$(col wg $q 4)") (target >= 95%)"
+	has wg && has veil-tun && echo "- veil-tun / wg, $q: $(ratio "$(col veil-tun $q 4)" "$(col wg $q 4)") of the medians; $(paired veil-tun wg $q)% the median of the rounds' ratios (target >= 95%)"
 done
-has veil-tun && has veil-proxy && echo "- veil-proxy / veil-tun, tcp: $(ratio "$(col veil-proxy tcp 4)" "$(col veil-tun tcp 4)") (target >= 50%)"
-has veil-tun/ns && has veil-proxy/ns && echo "- veil-proxy/ns / veil-tun/ns, tcp: $(ratio "$(col veil-proxy/ns tcp 4)" "$(col veil-tun/ns tcp 4)")"
+for q in tcp udp; do
+	has veil-tun && has veil-proxy && echo "- veil-proxy / veil-tun, $q: $(ratio "$(col veil-proxy $q 4)" "$(col veil-tun $q 4)") (target >= 50%)"
+	has veil-tun/ns && has veil-proxy/ns && echo "- veil-proxy/ns / veil-tun/ns, $q: $(ratio "$(col veil-proxy/ns $q 4)" "$(col veil-tun/ns $q 4)")"
+done
 echo
 echo "tunnel CPU: utime+stime of the client and gateway processes of the path (none for veth; the SOCKS relay not counted). host CPU: all CPUs from /proc/stat, including iperf3, the kernel and other load."
