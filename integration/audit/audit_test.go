@@ -1,6 +1,6 @@
 // Package audit is the no-logs audit (issue 6, point 8; promises P1, P2,
-// P3, P12): it drives a whole use of the service from a distinctive client
-// address, with every component logging at debug level, then searches
+// P3, P12): it drives a whole use of the service (the privacy tools, the
+// speed test included) from a distinctive client address, with every component logging at debug level, then searches
 // everything the service and the client left behind for that address,
 // the names the client resolved and the addresses it reached.
 package audit
@@ -169,6 +169,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	}
 	browserGet(t, env.HTTP, base+"/", true)
 	browserGet(t, env.HTTP, base+"/dnsleak", true)
+	speedTest(t, env.HTTP, base)
 	// The privacy engine's pages.
 	for _, p := range []string{"/privacy", "/privacy/versions", "/account", "/support"} {
 		browserGet(t, env.HTTP, base+p, true)
@@ -305,6 +306,30 @@ func hasResolver(r *dnsleak.Result, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// speedTest runs what the speed test page runs: its page, the visitor
+// line, pings, a download and an upload.
+func speedTest(t *testing.T, c *http.Client, base string) {
+	t.Helper()
+	browserGet(t, c, base+"/speedtest", true)
+	be := base + "/speedtest/backend/"
+	if body, err := harness.Get(c, be+"getIP.php"); err != nil || !strings.Contains(body, clientAddr.String()) {
+		t.Fatalf("GET getIP.php: %q, %v (want the visitor's address)", body, err)
+	}
+	for _, u := range []string{be + "empty.php?r=1", be + "garbage.php?ckSize=2"} {
+		if _, err := harness.Get(c, u); err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+	}
+	resp, err := c.Post(be+"empty.php", "application/octet-stream", strings.NewReader(strings.Repeat("u", 1<<20)))
+	if err != nil {
+		t.Fatalf("POST empty.php: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST empty.php: %s", resp.Status)
+	}
 }
 
 // browserGet fetches u as a browser does; a missing page is an error

@@ -30,6 +30,7 @@ import (
 	"veil/internal/geo/geotest"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/tools/myip"
+	"veil/internal/tools/speedtest"
 	"veil/internal/web"
 )
 
@@ -108,7 +109,7 @@ func screenshot(tb testing.TB, ctx context.Context, a chromedp.Action[[]byte]) [
 	return b
 }
 
-// site serves My IP and the DNS leak test on loopback, with a geo
+// site serves My IP, the DNS leak test and the speed test on loopback, with a geo
 // database that places loopback in Stockholm.
 func site(tb testing.TB) *httptest.Server {
 	tb.Helper()
@@ -140,6 +141,7 @@ func siteWith(tb testing.TB) (*httptest.Server, *myip.Handler, *http.ServeMux) {
 	h := &myip.Handler{Geo: db, DNSLeak: leak, DisableReverseDNS: true}
 	h.Register(mux)
 	leak.Register(mux)
+	(&speedtest.Handler{Visitor: h.Describe}).Register(mux)
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(srv.Close)
 	return srv, h, mux
@@ -161,13 +163,7 @@ func TestMyIPPage(t *testing.T) {
 	scoreAttr := attr(t, ctx, "#score", "data-score")
 	shot := screenshot(t, ctx, chromedp.CaptureScreenshot())
 	scoreShot := screenshot(t, ctx, chromedp.Screenshot("#score-card"))
-	dir := os.Getenv("VEIL_TEST_ARTIFACTS") // keep the screenshot for a person to look at
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	out := filepath.Join(dir, "myip.png")
-	os.WriteFile(out, shot, 0o644)
-	t.Logf("screenshot: %s; score %s; deductions:\n%s", out, score, deductions)
+	t.Logf("screenshot: %s; score %s; deductions:\n%s", keep(t, "myip.png", shot), score, deductions)
 
 	if ip != "127.0.0.1" {
 		t.Errorf("page shows address %q, want 127.0.0.1", ip)
@@ -245,6 +241,48 @@ func TestDNSLeakPage(t *testing.T) {
 	if state != dnsleak.NoQueries || !strings.Contains(verdict, "No resolver") {
 		t.Errorf("verdict %q (%s)", verdict, state)
 	}
+}
+
+// TestSpeedTestPage runs the speed test page against its own server:
+// the visitor line names the address and its network, and ping, jitter,
+// download and upload all come out as measured numbers.
+func TestSpeedTestPage(t *testing.T) {
+	ctx := browser(t)
+	srv := site(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/speedtest?seconds=1"),
+		chromedp.WaitVisible("#start"), chromedp.Click("#start"),
+		chromedp.WaitVisible(`#phase[data-done]`)); err != nil {
+		t.Fatal(err)
+	}
+	if done := attr(t, ctx, "#phase", "data-done"); done != "1" {
+		t.Fatalf("the test ended with %q: %s", done, texts(t, ctx, "#phase")[0])
+	}
+	v := texts(t, ctx, "#ip", "#ping", "#jitter", "#download", "#upload")
+	if want := "127.0.0.1 - AS64500 Loopback Networks AB, Sweden"; v[0] != want {
+		t.Errorf("visitor %q, want %q", v[0], want)
+	}
+	for i, name := range []string{"ping", "jitter", "download", "upload"} {
+		f, err := strconv.ParseFloat(v[i+1], 64)
+		if err != nil || f < 0 || (f == 0 && (name == "download" || name == "upload")) {
+			t.Errorf("%s shows %q, want a measured number", name, v[i+1])
+		}
+	}
+	shot := screenshot(t, ctx, chromedp.CaptureScreenshot())
+	checkPNG(t, shot, 800, 600)
+	t.Logf("ping %s ms, jitter %s ms, download %s Mbit/s, upload %s Mbit/s (loopback, 1 s phases); screenshot %s",
+		v[1], v[2], v[3], v[4], keep(t, "speedtest.png", shot))
+}
+
+// keep writes a screenshot where a person can look at it: into
+// $VEIL_TEST_ARTIFACTS, or the test's temporary directory.
+func keep(t *testing.T, name string, png []byte) string {
+	dir := os.Getenv("VEIL_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	out := filepath.Join(dir, name)
+	os.WriteFile(out, png, 0o644)
+	return out
 }
 
 // checkPNG fails unless b is a PNG at least w×h with real content: many

@@ -11,6 +11,7 @@ import (
 	"veil/internal/geo"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/tools/myip"
+	"veil/internal/tools/speedtest"
 	"veil/internal/web"
 )
 
@@ -52,12 +53,14 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 				Data: "The DNS leak test is not set up on this server (its operator has not delegated a zone to it)."})
 		})
 	}
-	(&myip.Handler{
+	ip := &myip.Handler{
 		Geo: db, Gateway: gws.lookup, Carried: s.carried, DNSBL: s.Config.DNSBL,
 		TrustedProxies: s.Config.TrustedProxyPrefixes(),
 		IPv4URL:        s.Config.IPv4URL, IPv6URL: s.Config.IPv6URL, STUNURL: s.Config.STUNURL,
 		DNSLeak: leak, Logger: s.log.With("component", "myip"),
-	}).Register(mux)
+	}
+	ip.Register(mux)
+	(&speedtest.Handler{Visitor: ip.Describe}).Register(mux)
 	return nil
 }
 

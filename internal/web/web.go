@@ -63,6 +63,7 @@ type NavItem struct {
 var Nav = []NavItem{
 	{"/", "My IP"},
 	{"/dnsleak", "DNS leak test"},
+	{"/speedtest", "Speed test"},
 	{"/servers", "Servers"},
 	{"/account", "Account"},
 	{"/privacy", "Privacy"},

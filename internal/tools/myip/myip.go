@@ -179,6 +179,35 @@ func queryValue(raw, key string) string {
 	return ""
 }
 
+// Describe names the visitor's address and its network ("AS64500 Example
+// AB, Sweden", with the gateway first when it is one of Veil's), as the
+// other tools show it: the quick answer, without reverse DNS or
+// blocklists.
+func (h *Handler) Describe(r *http.Request) (ip, network string, err error) {
+	addr, err := h.clientAddr(r)
+	if err != nil {
+		return "", "", err
+	}
+	rep := h.report(r.Context(), r, addr, false, false)
+	var parts []string
+	if rep.Protected {
+		parts = append(parts, "Veil gateway "+rep.Gateway)
+	}
+	var as []string
+	for _, v := range []string{rep.ASN, rep.ASNOrg} {
+		if v != "" && v != geo.Unknown {
+			as = append(as, v)
+		}
+	}
+	if len(as) > 0 {
+		parts = append(parts, strings.Join(as, " "))
+	}
+	if rep.Country != "" && rep.Country != geo.Unknown {
+		parts = append(parts, rep.Country)
+	}
+	return rep.IP, strings.Join(parts, ", "), nil
+}
+
 // clientAddr is the visitor's address: the TCP peer, or the nearest
 // untrusted hop of X-Forwarded-For when the peer is a trusted proxy.
 func (h *Handler) clientAddr(r *http.Request) (netip.Addr, error) {

@@ -328,3 +328,27 @@ func FuzzQueryValue(f *testing.F) {
 		}
 	})
 }
+
+// TestDescribe: the line other tools (the speed test) show for the
+// visitor: address, gateway, network and country, leaving out what the
+// databases do not know.
+func TestDescribe(t *testing.T) {
+	h := testHandler(t)
+	for _, tc := range []struct{ remote, ip, network string }{
+		{"203.0.113.7:1", "203.0.113.7", "Veil gateway se-sto-1, AS64500 Veil Test AB, Sweden"},
+		{"198.51.100.9:1", "198.51.100.9", "AS64501 Home ISP, Germany"},
+		{"192.0.2.1:1", "192.0.2.1", ""},
+	} {
+		req := httptest.NewRequest("GET", "/speedtest/backend/getIP.php", nil)
+		req.RemoteAddr = tc.remote
+		ip, network, err := h.Describe(req)
+		if err != nil || ip != tc.ip || network != tc.network {
+			t.Errorf("%s: %q %q %v, want %q %q", tc.remote, ip, network, err, tc.ip, tc.network)
+		}
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	req.RemoteAddr = "not an address"
+	if _, _, err := h.Describe(req); err == nil {
+		t.Error("a malformed peer address was described")
+	}
+}

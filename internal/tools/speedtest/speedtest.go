@@ -1,0 +1,221 @@
+// Package speedtest is the site's speed test: the page at /speedtest and
+// the endpoints it measures with, which follow LibreSpeed's backend so
+// that LibreSpeed's clients (the web client, librespeed-cli) can use a
+// Veil server too:
+//
+//	GET  /speedtest/backend/empty.php         ping: an empty answer
+//	POST /speedtest/backend/empty.php         upload: the body is read and dropped
+//	GET  /speedtest/backend/garbage.php?ckSize=N  download: N MiB (default 4, at most 1024)
+//	GET  /speedtest/backend/getIP.php         the visitor's address and network
+//	GET  /speedtest/servers.json              this server, as a LibreSpeed server list
+//
+// Nothing of a test is kept or logged: not the address, not the results
+// (LibreSpeed's telemetry has no counterpart here).
+package speedtest
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"veil/internal/web"
+)
+
+// Visitor describes the request's own address: the address and its
+// network ("AS64500 Example AB, Sweden"), for getIP.php.
+type Visitor func(r *http.Request) (ip, network string, err error)
+
+// Handler serves the speed test.
+type Handler struct {
+	// Visitor names the visitor's address for getIP.php; nil answers
+	// with the TCP peer's address alone.
+	Visitor Visitor
+	// MaxTransfers bounds the downloads and uploads running at once,
+	// server-wide (default 64); more are answered 503, so that the test
+	// cannot starve the rest of the site.
+	MaxTransfers int
+	// MaxUpload bounds one upload request's body (default 256 MiB;
+	// LibreSpeed's clients send about 20 MiB at a time).
+	MaxUpload int64
+
+	once  sync.Once
+	slots chan struct{}
+}
+
+// Size limits.
+const (
+	chunk         = 1 << 20   // a download is whole chunks of this many bytes
+	defaultChunks = 4         // LibreSpeed's default ckSize
+	maxChunks     = 1024      // and its upper bound
+	maxUpload     = 256 << 20 // Handler.MaxUpload's default
+)
+
+// garbage is the download's content: random, so that nothing on the way
+// can compress it, made once.
+var garbage = sync.OnceValue(func() []byte {
+	b := make([]byte, chunk)
+	rand.Read(b)
+	return b
+})
+
+// Register mounts the page and the endpoints on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /speedtest", h.servePage)
+	mux.HandleFunc("GET /speedtest/servers.json", h.serveServers)
+	mux.HandleFunc("GET /speedtest/backend/empty.php", h.serveEmpty)
+	mux.HandleFunc("POST /speedtest/backend/empty.php", h.transfer(h.serveUpload))
+	mux.HandleFunc("GET /speedtest/backend/garbage.php", h.transfer(h.serveGarbage))
+	mux.HandleFunc("GET /speedtest/backend/getIP.php", h.serveIP)
+	mux.HandleFunc("OPTIONS /speedtest/backend/", h.servePreflight)
+}
+
+func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
+	web.Render(w, r, "speedtest.html", web.Page{Title: "Speed test"})
+}
+
+// Server is one entry of a LibreSpeed server list.
+type Server struct {
+	ID       int    `json:"id"`
+	Name     string `json:"name"`
+	Server   string `json:"server"`
+	DlURL    string `json:"dlURL"`
+	UlURL    string `json:"ulURL"`
+	PingURL  string `json:"pingURL"`
+	GetIPURL string `json:"getIpURL"`
+}
+
+// serveServers lists this server for librespeed-cli (--server-json) and
+// LibreSpeed's multi-server web client, at the address it was asked by.
+func (h *Handler) serveServers(w http.ResponseWriter, r *http.Request) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	noCache(w.Header())
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode([]Server{{
+		ID: 1, Name: "Veil", Server: scheme + "://" + r.Host + "/speedtest/",
+		DlURL: "backend/garbage.php", UlURL: "backend/empty.php",
+		PingURL: "backend/empty.php", GetIPURL: "backend/getIP.php",
+	}})
+}
+
+// noCache keeps every cache on the way out of a measurement, and lets
+// LibreSpeed clients served from other origins measure against this one
+// (no credentials are involved).
+func noCache(hd http.Header) {
+	hd.Set("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0, s-maxage=0")
+	hd.Set("Pragma", "no-cache")
+	hd.Set("Access-Control-Allow-Origin", "*")
+}
+
+func (h *Handler) servePreflight(w http.ResponseWriter, r *http.Request) {
+	noCache(w.Header())
+	w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	w.Header().Set("Access-Control-Allow-Headers", "Content-Encoding, Content-Type")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) serveEmpty(w http.ResponseWriter, r *http.Request) {
+	noCache(w.Header())
+	w.WriteHeader(http.StatusOK)
+}
+
+// transfer runs next if a transfer slot is free, and answers 503 if not.
+func (h *Handler) transfer(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h.once.Do(func() {
+			n := h.MaxTransfers
+			if n <= 0 {
+				n = 64
+			}
+			h.slots = make(chan struct{}, n)
+		})
+		select {
+		case h.slots <- struct{}{}:
+			defer func() { <-h.slots }()
+			next(w, r)
+		default:
+			noCache(w.Header())
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "too many speed tests are running; try again in a moment", http.StatusServiceUnavailable)
+		}
+	}
+}
+
+func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request) {
+	noCache(w.Header())
+	limit := h.MaxUpload
+	if limit <= 0 {
+		limit = maxUpload
+	}
+	n, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, limit))
+	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+		http.Error(w, "an upload request carries at most "+strconv.FormatInt(limit>>20, 10)+" MiB", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if err != nil {
+		return // the client went away
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, strconv.FormatInt(n, 10))
+}
+
+func (h *Handler) serveGarbage(w http.ResponseWriter, r *http.Request) {
+	n := defaultChunks
+	if s := r.URL.Query().Get("ckSize"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			noCache(w.Header())
+			http.Error(w, "ckSize must be a whole number of MiB from 1 to 1024", http.StatusBadRequest)
+			return
+		}
+		n = min(v, maxChunks)
+	}
+	hd := w.Header()
+	noCache(hd)
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Content-Description", "File Transfer")
+	hd.Set("Content-Disposition", "attachment; filename=random.dat")
+	hd.Set("Content-Transfer-Encoding", "binary")
+	hd.Set("Content-Length", strconv.Itoa(n*chunk))
+	b := garbage()
+	for range n {
+		if _, err := w.Write(b); err != nil {
+			return
+		}
+	}
+}
+
+// IP is getIP.php's answer, in LibreSpeed's shape.
+type IP struct {
+	ProcessedString string `json:"processedString"`
+	RawISPInfo      string `json:"rawIspInfo"`
+}
+
+func (h *Handler) serveIP(w http.ResponseWriter, r *http.Request) {
+	var ip, network string
+	var err error
+	if h.Visitor != nil {
+		ip, network, err = h.Visitor(r)
+	} else {
+		ip, _, err = net.SplitHostPort(r.RemoteAddr)
+	}
+	noCache(w.Header())
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		json.NewEncoder(w).Encode(IP{ProcessedString: "unknown"})
+		return
+	}
+	s := ip
+	if network != "" {
+		s += " - " + network
+	}
+	json.NewEncoder(w).Encode(IP{ProcessedString: s})
+}

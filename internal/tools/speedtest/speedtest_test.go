@@ -1,0 +1,198 @@
+package speedtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func start(t *testing.T, h *Handler) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, method, url string, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading: %v", method, url, err)
+	}
+	return resp, b
+}
+
+// TestLibreSpeedEndpoints checks what LibreSpeed's clients rely on: an
+// empty uncached answer for ping, downloads of exactly ckSize MiB of
+// incompressible bytes, uploads read to the end, getIP's JSON, and
+// answers that other origins may read.
+func TestLibreSpeedEndpoints(t *testing.T) {
+	srv := start(t, &Handler{Visitor: func(*http.Request) (string, string, error) {
+		return "192.0.2.1", "AS64500 Example AB, Sweden", nil
+	}})
+	be := srv.URL + "/speedtest/backend/"
+	uncached := func(t *testing.T, resp *http.Response) {
+		t.Helper()
+		if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+			t.Errorf("Cache-Control %q, want no-store", cc)
+		}
+		if o := resp.Header.Get("Access-Control-Allow-Origin"); o != "*" {
+			t.Errorf("Access-Control-Allow-Origin %q, want *", o)
+		}
+	}
+
+	t.Run("ping", func(t *testing.T) {
+		resp, b := do(t, "GET", be+"empty.php?r=0.5", nil)
+		if resp.StatusCode != 200 || len(b) != 0 {
+			t.Fatalf("GET empty.php: %d, %d bytes", resp.StatusCode, len(b))
+		}
+		uncached(t, resp)
+	})
+
+	t.Run("download", func(t *testing.T) {
+		resp, b := do(t, "GET", be+"garbage.php?ckSize=3", nil)
+		if resp.StatusCode != 200 || len(b) != 3<<20 || resp.Header.Get("Content-Length") != strconv.Itoa(3<<20) {
+			t.Fatalf("ckSize=3: %d, %d bytes, Content-Length %s", resp.StatusCode, len(b), resp.Header.Get("Content-Length"))
+		}
+		uncached(t, resp)
+		var seen [256]bool
+		n := 0
+		for _, c := range b[:4096] {
+			if !seen[c] {
+				seen[c] = true
+				n++
+			}
+		}
+		if n < 200 {
+			t.Errorf("the first 4 KiB hold %d distinct byte values: not random", n)
+		}
+		if resp, b := do(t, "GET", be+"garbage.php", nil); resp.StatusCode != 200 || len(b) != defaultChunks<<20 {
+			t.Errorf("no ckSize: %d, %d bytes, want %d MiB", resp.StatusCode, len(b), defaultChunks)
+		}
+	})
+
+	t.Run("download size bounds", func(t *testing.T) {
+		for _, bad := range []string{"0", "-1", "x", "1e3", strings.Repeat("9", 40)} {
+			if resp, _ := do(t, "GET", be+"garbage.php?ckSize="+bad, nil); resp.StatusCode != 400 {
+				t.Errorf("ckSize=%s: %d, want 400", bad, resp.StatusCode)
+			}
+		}
+		resp, err := http.Get(be + "garbage.php?ckSize=100000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ContentLength != maxChunks<<20 {
+			t.Errorf("ckSize=100000 offers %d bytes, want at most %d MiB", resp.ContentLength, maxChunks)
+		}
+	})
+
+	t.Run("upload", func(t *testing.T) {
+		resp, b := do(t, "POST", be+"empty.php", bytes.NewReader(make([]byte, 5<<20)))
+		if resp.StatusCode != 200 || string(b) != strconv.Itoa(5<<20) {
+			t.Fatalf("POST 5 MiB: %d %q, want 200 and the count read", resp.StatusCode, b)
+		}
+		uncached(t, resp)
+	})
+
+	t.Run("getIP", func(t *testing.T) {
+		resp, b := do(t, "GET", be+"getIP.php?isp=true", nil)
+		var ip IP
+		if err := json.Unmarshal(b, &ip); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%d %q: %v", resp.StatusCode, b, err)
+		}
+		if ip.ProcessedString != "192.0.2.1 - AS64500 Example AB, Sweden" {
+			t.Fatalf("processedString %q", ip.ProcessedString)
+		}
+	})
+
+	t.Run("preflight", func(t *testing.T) {
+		resp, _ := do(t, "OPTIONS", be+"empty.php", nil)
+		if resp.StatusCode != 204 || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") {
+			t.Fatalf("OPTIONS: %d, methods %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Methods"))
+		}
+	})
+
+	t.Run("server list", func(t *testing.T) {
+		_, b := do(t, "GET", srv.URL+"/speedtest/servers.json", nil)
+		var list []Server
+		if err := json.Unmarshal(b, &list); err != nil || len(list) != 1 {
+			t.Fatalf("%q: %v", b, err)
+		}
+		s := list[0]
+		if s.Server != srv.URL+"/speedtest/" || s.DlURL != "backend/garbage.php" || s.UlURL != "backend/empty.php" || s.GetIPURL != "backend/getIP.php" {
+			t.Fatalf("server entry %+v", s)
+		}
+		// The entry's URLs lead to the endpoints.
+		if resp, _ := do(t, "GET", s.Server+s.PingURL, nil); resp.StatusCode != 200 {
+			t.Fatalf("%s%s: %d", s.Server, s.PingURL, resp.StatusCode)
+		}
+	})
+}
+
+func TestVisitorWithoutDescriber(t *testing.T) {
+	srv := start(t, &Handler{})
+	_, b := do(t, "GET", srv.URL+"/speedtest/backend/getIP.php", nil)
+	var ip IP
+	if err := json.Unmarshal(b, &ip); err != nil || ip.ProcessedString != "127.0.0.1" {
+		t.Fatalf("%q: %v, want the peer's address alone", b, err)
+	}
+}
+
+func TestUploadLimit(t *testing.T) {
+	srv := start(t, &Handler{MaxUpload: 1 << 20})
+	resp, b := do(t, "POST", srv.URL+"/speedtest/backend/empty.php", bytes.NewReader(make([]byte, 2<<20)))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("2 MiB over a 1 MiB limit: %d %q, want 413", resp.StatusCode, b)
+	}
+}
+
+// TestTransferSlots: transfers beyond MaxTransfers are turned away with
+// 503 and Retry-After, and a slot frees when its transfer ends.
+func TestTransferSlots(t *testing.T) {
+	srv := start(t, &Handler{MaxTransfers: 1})
+	be := srv.URL + "/speedtest/backend/"
+	held, err := http.Get(be + "garbage.php?ckSize=1024")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read a little, so the handler is surely writing (and holds its slot).
+	if _, err := io.ReadFull(held.Body, make([]byte, 1<<16)); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := do(t, "POST", be+"empty.php", strings.NewReader("x"))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second transfer while one runs: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp, _ := do(t, "GET", be+"empty.php", nil); resp.StatusCode != 200 {
+		t.Fatalf("ping while a transfer runs: %d, want 200 (pings take no slot)", resp.StatusCode)
+	}
+	held.Body.Close()
+	for i := 0; ; i++ {
+		resp, _ := do(t, "POST", be+"empty.php", strings.NewReader("x"))
+		if resp.StatusCode == 200 {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the slot was not freed: %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
