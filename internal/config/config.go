@@ -210,7 +210,8 @@ func AddFlags(fs *pflag.FlagSet, def any) {
 		case *[]string:
 			fs.StringSlice(name, *p, help)
 		case *Duration:
-			fs.Var(new(Duration), name, help+" (default "+p.String()+")")
+			d := *p // the default, which the help shows
+			fs.Var(&d, name, help)
 		}
 	})
 }

@@ -2,19 +2,19 @@ package speedtest
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 )
 
-// The speed test's own ceiling on loopback, against the loopback limit
-// (BenchmarkLoopbackTCP: the same bytes over a bare TCP connection):
+// The handlers' own cost, one stream on loopback:
 //
 //	go test -run '^$' -bench . -benchtime 20x ./internal/tools/speedtest
 //
 // Each iteration moves 100 MiB, as one LibreSpeed download request
-// (ckSize=100) or upload stream would.
+// (ckSize=100) would. bench/speedtest/run.sh measures the whole server
+// with parallel streams against the loopback limit and LibreSpeed's Go
+// backend.
 const benchBytes = 100 << 20
 
 func benchServer(b *testing.B) *httptest.Server {
@@ -56,41 +56,6 @@ func BenchmarkUpload(b *testing.B) {
 		if resp.StatusCode != 200 {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
-	}
-}
-
-// BenchmarkLoopbackTCP is the limit: the same bytes written to a bare
-// loopback TCP connection and read to the end.
-func BenchmarkLoopbackTCP(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				io.Copy(io.Discard, c)
-				c.Close()
-			}()
-		}
-	}()
-	b.SetBytes(benchBytes)
-	for b.Loop() {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.Copy(c, io.LimitReader(repeat(garbage()), benchBytes)); err != nil {
-			b.Fatal(err)
-		}
-		c.(*net.TCPConn).CloseWrite()
-		io.Copy(io.Discard, c) // until the reader has read everything and closed
-		c.Close()
 	}
 }
 
