@@ -46,6 +46,8 @@ var (
 	// leakAddr is the DNS leak test's server, delegated from the test
 	// hierarchy so that the gateway's resolver can reach it too.
 	leakAddr = netip.MustParseAddr("127.53.0.4")
+	// whoisAddr is the whois tool's first server.
+	whoisAddr = netip.MustParseAddr("127.43.0.1")
 )
 
 const (
@@ -93,6 +95,8 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 		Records:  map[string]netip.Addr{httpName: destAddr, dnsName: destAddr},
 		Delegate: map[string]netip.Addr{leakZone: leakAddr}})
 	echo := harness.StartEcho(t, destAddr)
+	whoisServer := netip.AddrPortFrom(whoisAddr, uint16(harness.StartWhois(t, whoisAddr))).String()
+	whoisLabel := label("auditwhois")
 
 	logger, logs := logtest.New()
 	env := harness.Start(t, harness.Options{DNS: hier, Source: clientAddr, Logger: logger,
@@ -102,6 +106,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 			c.AdminHTTP = "127.0.0.1:0"
 			c.DNSLeakZone = leakZone
 			c.DNSLeakAddr = netip.AddrPortFrom(leakAddr, uint16(hier.Port)).String()
+			c.WhoisServer = whoisServer
 		}})
 	base := env.Svc.URL()
 
@@ -170,6 +175,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	browserGet(t, env.HTTP, base+"/", true)
 	browserGet(t, env.HTTP, base+"/dnsleak", true)
 	speedTest(t, env.HTTP, base)
+	outboundTools(t, env.HTTP, base, whoisLabel+".example")
 	// The privacy engine's pages.
 	for _, p := range []string{"/privacy", "/privacy/versions", "/account", "/support"} {
 		browserGet(t, env.HTTP, base+p, true)
@@ -203,7 +209,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	// Everything the service and the client hold.
 	needles := needlesFor(clientAddr, "client address")
 	needles = append(needles, needlesFor(destAddr, "destination")...)
-	for _, n := range []string{httpLabel, dnsLabel} {
+	for _, n := range []string{httpLabel, dnsLabel, whoisLabel} {
 		needles = append(needles, needle{"resolved name " + n, []byte(n)})
 	}
 	for _, id := range leakIDs {
@@ -329,6 +335,26 @@ func speedTest(t *testing.T, c *http.Client, base string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST empty.php: %s", resp.Status)
+	}
+}
+
+// outboundTools pings the destination the client reached and looks a
+// name up in whois, from the client's address.
+func outboundTools(t *testing.T, c *http.Client, base, name string) {
+	t.Helper()
+	resp, err := c.Get(base + "/api/v1/ping?count=1&host=" + destAddr.String())
+	if err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	resp.Body.Close()
+	// Without root (or a ping group) the server has no ICMP socket and
+	// says so; either way the request went through the handler.
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("ping %s: %s", destAddr, resp.Status)
+	}
+	body, err := harness.Get(c, base+"/whois?q="+name)
+	if err != nil || !strings.Contains(body, "answer for "+name) {
+		t.Fatalf("whois %s: %v\n%.1000s", name, err, body)
 	}
 }
 

@@ -26,11 +26,15 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"veil/integration/harness"
 	"veil/internal/geo"
 	"veil/internal/geo/geotest"
+	"veil/internal/netguard"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/tools/myip"
+	"veil/internal/tools/ping"
 	"veil/internal/tools/speedtest"
+	"veil/internal/tools/whois"
 	"veil/internal/web"
 )
 
@@ -109,7 +113,8 @@ func screenshot(tb testing.TB, ctx context.Context, a chromedp.Action[[]byte]) [
 	return b
 }
 
-// site serves My IP, the DNS leak test and the speed test on loopback, with a geo
+// site serves My IP, the DNS leak test, the speed test, ping and whois
+// (its server on loopback too) on loopback, with a geo
 // database that places loopback in Stockholm.
 func site(tb testing.TB) *httptest.Server {
 	tb.Helper()
@@ -142,6 +147,9 @@ func siteWith(tb testing.TB) (*httptest.Server, *myip.Handler, *http.ServeMux) {
 	h.Register(mux)
 	leak.Register(mux)
 	(&speedtest.Handler{Visitor: h.Describe}).Register(mux)
+	loopback := netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	(&ping.Handler{Pinger: &ping.Pinger{Guard: loopback, Interval: 10 * time.Millisecond}}).Register(mux)
+	(&whois.Handler{Client: &whois.Client{Root: "127.0.0.1", Port: harness.StartWhois(tb, netip.MustParseAddr("127.0.0.1")), Dial: loopback.DialContext}}).Register(mux)
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(srv.Close)
 	return srv, h, mux
@@ -271,6 +279,38 @@ func TestSpeedTestPage(t *testing.T) {
 	checkPNG(t, shot, 800, 600)
 	t.Logf("ping %s ms, jitter %s ms, download %s Mbit/s, upload %s Mbit/s (loopback, 1 s phases); screenshot %s",
 		v[1], v[2], v[3], v[4], keep(t, "speedtest.png", shot))
+}
+
+// TestPingAndWhoisPages fills in and submits each tool's form, as a
+// visitor does, and reads the answer off the page.
+func TestPingAndWhoisPages(t *testing.T) {
+	ctx := browser(t)
+	srv := site(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/whois"),
+		chromedp.SendKeys("#q", "Example.ORG"), chromedp.Submit("#q"),
+		chromedp.WaitVisible(".answer pre")); err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(t, ctx, ".answer pre")[0]; !strings.Contains(got, "answer for example.org") {
+		t.Errorf("whois page shows %q", got)
+	}
+	checkPNG(t, screenshot(t, ctx, chromedp.CaptureScreenshot()), 800, 600)
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/ping"),
+		chromedp.SendKeys("#host", "127.0.0.1"), chromedp.Submit("#host"),
+		chromedp.WaitVisible("#summary, #error")); err != nil {
+		t.Fatal(err)
+	}
+	errText, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("error")||{}).textContent||""`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(errText, "ICMP is not available") {
+		t.Skip("no ICMP socket for this user: the ping page said so (" + errText + ")")
+	}
+	if got := texts(t, ctx, "#summary")[0]; !strings.HasPrefix(got, "4 sent, 4 received") {
+		t.Errorf("ping page shows %q (error %q)", got, errText)
+	}
 }
 
 // keep writes a screenshot where a person can look at it: into

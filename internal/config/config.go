@@ -101,6 +101,9 @@ type Config struct {
 	// STUNURL is the STUN server for the page's WebRTC check; empty: only
 	// host candidates.
 	STUNURL string `toml:"stun_url" help:"STUN server for the WebRTC check"`
+	// WhoisServer is the whois tool's first server, HOST:PORT; the
+	// servers it refers to are asked on the same port.
+	WhoisServer string `toml:"whois_server" help:"first server of the whois tool, HOST:PORT"`
 
 	// SMTPHost is the mail relay; empty: mail waits in the outbox and is
 	// deleted undelivered after the outbox retention.
@@ -145,6 +148,7 @@ func Default() Config {
 		TrialDays:         7,
 		SessionTTL:        Duration(24 * time.Hour),
 		DNSLeakAddr:       "127.0.0.1:5353",
+		WhoisServer:       "whois.iana.org:43",
 		SMTPPort:          587,
 		SMTPTLS:           "opportunistic",
 		MailFrom:          "veil@localhost",
@@ -288,6 +292,9 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		return bad("http", "want HOST:PORT, got %q", c.HTTP)
 	}
+	if _, _, err := c.WhoisAddr(); err != nil {
+		return bad("whois_server", "want HOST:PORT, got %q", c.WhoisServer)
+	}
 	if c.AdminHTTP != "" {
 		if _, _, err := net.SplitHostPort(c.AdminHTTP); err != nil {
 			return bad("admin_http", "want HOST:PORT, got %q", c.AdminHTTP)
@@ -391,6 +398,19 @@ func checkDataPlane(wgPort, dnsPort int, egress, blocklists, forward []string, l
 		return bad("log_level", "want debug, info, warn or error, got %q", logLevel)
 	}
 	return nil
+}
+
+// WhoisAddr splits WhoisServer into its host and port.
+func (c *Config) WhoisAddr() (host string, port int, err error) {
+	host, ps, err := net.SplitHostPort(c.WhoisServer)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err = strconv.Atoi(ps)
+	if err != nil || port < 1 || port > 65535 || host == "" {
+		return "", 0, errors.New("bad whois server")
+	}
+	return host, port, nil
 }
 
 // EgressPrefixes returns EgressAllow parsed; Validate has checked it.

@@ -324,8 +324,7 @@ func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 	req := apitypes.TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
 	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
-		w.WriteHeader(http.StatusBadRequest)
-		web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error()}})
+		web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error()}, Status: http.StatusBadRequest})
 		return
 	}
 	if err != nil {

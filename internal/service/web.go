@@ -9,9 +9,13 @@ import (
 	"time"
 
 	"veil/internal/geo"
+	"veil/internal/netguard"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/tools/myip"
+	"veil/internal/tools/ping"
+	"veil/internal/tools/outbound"
 	"veil/internal/tools/speedtest"
+	"veil/internal/tools/whois"
 	"veil/internal/web"
 )
 
@@ -61,6 +65,15 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	}
 	ip.Register(mux)
 	(&speedtest.Handler{Visitor: ip.Describe}).Register(mux)
+
+	// The tools that reach out for the visitor go through the egress
+	// guard, and each visitor has a quota of them.
+	guard := netguard.Guard{Allow: s.Config.EgressPrefixes()}
+	(&ping.Handler{Pinger: &ping.Pinger{Guard: guard},
+		Quota: outbound.NewQuota(20, 10*time.Minute, ip.ClientAddr)}).Register(mux)
+	whoisHost, whoisPort, _ := s.Config.WhoisAddr() // Validate has checked it
+	(&whois.Handler{Client: &whois.Client{Root: whoisHost, Port: whoisPort, Dial: guard.DialContext},
+		Quota: outbound.NewQuota(30, 10*time.Minute, ip.ClientAddr)}).Register(mux)
 	return nil
 }
 

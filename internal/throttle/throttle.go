@@ -1,5 +1,6 @@
-// Package throttle counts failures per source in memory, to slow down
-// guessing of access codes, without ever holding a source address.
+// Package throttle counts failures (or uses) per source in memory, to slow
+// down guessing of access codes and to rate-limit the outbound tools,
+// without ever holding a source address.
 //
 // A source is known only by a keyed hash of its address (promise P1). The
 // key is random, lives in RAM, and is replaced at the start of every
@@ -54,6 +55,21 @@ func (t *Throttle) Fail(src netip.Addr) {
 	defer t.mu.Unlock()
 	t.rotate()
 	t.counts[t.hash(src)]++
+}
+
+// Take records one use by src and reports whether it was within the
+// limit, and if not, how long until the window ends: a rate limit for
+// things counted on every use rather than on failure.
+func (t *Throttle) Take(src netip.Addr) (bool, time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.rotate()
+	h := t.hash(src)
+	if t.counts[h] >= t.Limit {
+		return false, t.start.Add(t.Window).Sub(now)
+	}
+	t.counts[h]++
+	return true, 0
 }
 
 // Sources returns how many distinct sources are counted now (for tests

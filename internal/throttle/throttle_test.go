@@ -44,3 +44,26 @@ func TestIPv6SharesSlash64(t *testing.T) {
 		t.Fatal("another /64 is limited")
 	}
 }
+
+func TestTake(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	th := New(2, time.Minute)
+	th.Now = func() time.Time { return now }
+	a := netip.MustParseAddr("127.9.8.7")
+	for i := range 2 {
+		if ok, _ := th.Take(a); !ok {
+			t.Fatalf("use %d refused, limit 2", i+1)
+		}
+	}
+	now = now.Add(20 * time.Second)
+	if ok, wait := th.Take(a); ok || wait != 40*time.Second {
+		t.Fatalf("third use: allowed=%v wait=%v, want refused for 40s", ok, wait)
+	}
+	if ok, _ := th.Take(netip.MustParseAddr("127.9.8.8")); !ok {
+		t.Fatal("another source is refused")
+	}
+	now = now.Add(40 * time.Second)
+	if ok, _ := th.Take(a); !ok {
+		t.Fatal("refused in a new window")
+	}
+}

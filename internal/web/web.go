@@ -45,6 +45,8 @@ type Page struct {
 	// leak zone ("http://*.leak.example").
 	ConnectSrc []string
 	ImgSrc     []string
+	// Status is the HTTP status of the page; 0 is 200.
+	Status int
 }
 
 // Credit is one attribution line with its link.
@@ -64,6 +66,8 @@ var Nav = []NavItem{
 	{"/", "My IP"},
 	{"/dnsleak", "DNS leak test"},
 	{"/speedtest", "Speed test"},
+	{"/ping", "Ping"},
+	{"/whois", "Whois"},
 	{"/servers", "Servers"},
 	{"/account", "Account"},
 	{"/privacy", "Privacy"},
@@ -81,6 +85,7 @@ var base = template.Must(template.New("base").Funcs(Funcs).ParseFS(templateFS, "
 // Funcs are the template functions every page may use.
 var Funcs = template.FuncMap{
 	"join": strings.Join,
+	"inc":  func(i int) int { return i + 1 },
 	// coord formats a latitude or longitude to about 10 m.
 	"coord": func(v *float64) string {
 		if v == nil {
@@ -143,6 +148,9 @@ func Execute(w http.ResponseWriter, r *http.Request, t *template.Template, p Pag
 	SecurityHeaders(h, p.ConnectSrc, p.ImgSrc)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	if p.Status != 0 {
+		w.WriteHeader(p.Status)
+	}
 	w.Write(buf.Bytes())
 }
 

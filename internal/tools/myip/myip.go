@@ -155,7 +155,7 @@ func (h *Handler) target(r *http.Request) (ip netip.Addr, lookup bool, err error
 		}
 		return ip.Unmap(), true, nil
 	}
-	ip, err = h.clientAddr(r)
+	ip, err = h.ClientAddr(r)
 	return ip, false, err
 }
 
@@ -184,7 +184,7 @@ func queryValue(raw, key string) string {
 // other tools show it: the quick answer, without reverse DNS or
 // blocklists.
 func (h *Handler) Describe(r *http.Request) (ip, network string, err error) {
-	addr, err := h.clientAddr(r)
+	addr, err := h.ClientAddr(r)
 	if err != nil {
 		return "", "", err
 	}
@@ -208,9 +208,9 @@ func (h *Handler) Describe(r *http.Request) (ip, network string, err error) {
 	return rep.IP, strings.Join(parts, ", "), nil
 }
 
-// clientAddr is the visitor's address: the TCP peer, or the nearest
+// ClientAddr is the visitor's address: the TCP peer, or the nearest
 // untrusted hop of X-Forwarded-For when the peer is a trusted proxy.
-func (h *Handler) clientAddr(r *http.Request) (netip.Addr, error) {
+func (h *Handler) ClientAddr(r *http.Request) (netip.Addr, error) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("reading peer address: %w", err)

@@ -1,0 +1,121 @@
+// Package outbound is what the tools that reach out to the internet on a
+// visitor's behalf (ping, whois) share: a per-visitor quota, so that the
+// site cannot be turned into someone else's flood, and the pair of a
+// page with a form and a JSON API around one question. Visitors are
+// counted by throttle's keyed hashes in memory (promise P1): no address
+// is held, and neither questions nor answers are kept.
+package outbound
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"veil/internal/throttle"
+	"veil/internal/web"
+)
+
+// Quota counts uses per visitor within a window.
+type Quota struct {
+	// Source is the visitor's address (My IP's, which knows the trusted
+	// proxies); nil: the TCP peer.
+	Source func(*http.Request) (netip.Addr, error)
+	t      *throttle.Throttle
+}
+
+// NewQuota allows limit uses per visitor per window.
+func NewQuota(limit int, window time.Duration, source func(*http.Request) (netip.Addr, error)) *Quota {
+	return &Quota{Source: source, t: throttle.New(limit, window)}
+}
+
+// Take counts one use by r's visitor. When the visitor is over the limit
+// it returns false and how long until it may try again.
+func (q *Quota) Take(r *http.Request) (bool, time.Duration) {
+	var src netip.Addr
+	var err error
+	if q.Source != nil {
+		src, err = q.Source(r)
+	} else {
+		var ap netip.AddrPort
+		ap, err = netip.ParseAddrPort(r.RemoteAddr)
+		src = ap.Addr().Unmap()
+	}
+	if err != nil {
+		// Every visitor whose address cannot be read shares one count.
+		src = netip.IPv6Unspecified()
+	}
+	return q.t.Take(src)
+}
+
+// Tool is one outbound tool as the site offers it.
+type Tool[R any] struct {
+	// Page and API are the paths ("/whois", "/api/v1/whois"); Param is
+	// the query parameter holding the question ("q").
+	Page, API, Param string
+	// Template and Title render the page; its data is a PageData[R].
+	Template, Title string
+	// Check refuses a malformed request (the question, other parameters)
+	// before it costs quota.
+	Check func(r *http.Request, question string) error
+	// Run answers a question; the status is the HTTP status of an error
+	// (a 4xx for the visitor's mistakes, 5xx for the far end's).
+	Run func(r *http.Request, question string) (R, int, error)
+	// Quota is charged once per checked question.
+	Quota *Quota
+}
+
+// PageData is what a tool's page template sees.
+type PageData[R any] struct {
+	Question string
+	Result   *R
+	Error    string
+}
+
+// Register mounts the page and the API on mux.
+func (t *Tool[R]) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+t.Page, t.servePage)
+	mux.HandleFunc("GET "+t.API, t.serveAPI)
+}
+
+func (t *Tool[R]) servePage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query().Get(t.Param)
+	d := PageData[R]{Question: q}
+	code := http.StatusOK
+	if q != "" {
+		res, status, err := t.answer(r, q)
+		if err != nil {
+			d.Error, code = err.Error(), status
+		} else {
+			d.Result = &res
+		}
+	}
+	web.Render(w, r, t.Template, web.Page{Title: t.Title, Data: d, Status: code})
+}
+
+func (t *Tool[R]) serveAPI(w http.ResponseWriter, r *http.Request) {
+	res, status, err := t.answer(r, r.URL.Query().Get(t.Param))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		return
+	}
+	json.NewEncoder(w).Encode(res)
+}
+
+// answer checks the question and the visitor's quota, then runs.
+func (t *Tool[R]) answer(r *http.Request, q string) (R, int, error) {
+	var zero R
+	if err := t.Check(r, q); err != nil {
+		return zero, http.StatusBadRequest, err
+	}
+	if ok, wait := t.Quota.Take(r); !ok {
+		return zero, http.StatusTooManyRequests,
+			errors.New("too many requests from your address; try again in " + strconv.Itoa(int(wait.Seconds())+1) + " s")
+	}
+	return t.Run(r, q)
+}
