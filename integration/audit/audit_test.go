@@ -96,7 +96,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 		Delegate: map[string]netip.Addr{leakZone: leakAddr}})
 	echo := harness.StartEcho(t, destAddr)
 	whoisServer := netip.AddrPortFrom(whoisAddr, uint16(harness.StartWhois(t, whoisAddr))).String()
-	whoisLabel := label("auditwhois")
+	whoisLabel, proxyLabel := label("auditwhois"), label("auditproxy")
 
 	logger, logs := logtest.New()
 	env := harness.Start(t, harness.Options{DNS: hier, Source: clientAddr, Logger: logger,
@@ -175,7 +175,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	browserGet(t, env.HTTP, base+"/", true)
 	browserGet(t, env.HTTP, base+"/dnsleak", true)
 	speedTest(t, env.HTTP, base)
-	outboundTools(t, env.HTTP, base, whoisLabel+".example")
+	outboundTools(t, env.HTTP, base, whoisLabel+".example", echo.URL+"/"+proxyLabel)
 	// The privacy engine's pages.
 	for _, p := range []string{"/privacy", "/privacy/versions", "/account", "/support"} {
 		browserGet(t, env.HTTP, base+p, true)
@@ -209,7 +209,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	// Everything the service and the client hold.
 	needles := needlesFor(clientAddr, "client address")
 	needles = append(needles, needlesFor(destAddr, "destination")...)
-	for _, n := range []string{httpLabel, dnsLabel, whoisLabel} {
+	for _, n := range []string{httpLabel, dnsLabel, whoisLabel, proxyLabel} {
 		needles = append(needles, needle{"resolved name " + n, []byte(n)})
 	}
 	for _, id := range leakIDs {
@@ -338,10 +338,15 @@ func speedTest(t *testing.T, c *http.Client, base string) {
 	}
 }
 
-// outboundTools pings the destination the client reached and looks a
-// name up in whois, from the client's address.
-func outboundTools(t *testing.T, c *http.Client, base, name string) {
+// outboundTools pings the destination the client reached, looks a name
+// up in whois and opens a page through the web proxy, from the client's
+// address.
+func outboundTools(t *testing.T, c *http.Client, base, name, page string) {
 	t.Helper()
+	// The echo server answers with the address it saw: the server's.
+	if body, err := harness.Get(c, base+"/proxy?url="+url.QueryEscape(page)); err != nil || body == "" || body == clientAddr.String() {
+		t.Fatalf("web proxy %s: %v; the site saw %q", page, err, body)
+	}
 	resp, err := c.Get(base + "/api/v1/ping?count=1&host=" + destAddr.String())
 	if err != nil {
 		t.Fatalf("ping: %v", err)

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"veil/internal/tools/myip"
 	"veil/internal/tools/ping"
 	"veil/internal/tools/speedtest"
+	"veil/internal/tools/webproxy"
 	"veil/internal/tools/whois"
 	"veil/internal/web"
 )
@@ -150,6 +152,7 @@ func siteWith(tb testing.TB) (*httptest.Server, *myip.Handler, *http.ServeMux) {
 	loopback := netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	(&ping.Handler{Pinger: &ping.Pinger{Guard: loopback, Interval: 10 * time.Millisecond}}).Register(mux)
 	(&whois.Handler{Client: &whois.Client{Root: "127.0.0.1", Port: harness.StartWhois(tb, netip.MustParseAddr("127.0.0.1")), Dial: loopback.DialContext}}).Register(mux)
+	(&webproxy.Handler{Guard: loopback}).Register(mux)
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(srv.Close)
 	return srv, h, mux
@@ -311,6 +314,60 @@ func TestPingAndWhoisPages(t *testing.T) {
 	if got := texts(t, ctx, "#summary")[0]; !strings.HasPrefix(got, "4 sent, 4 received") {
 		t.Errorf("ping page shows %q (error %q)", got, errText)
 	}
+}
+
+// TestWebProxyPage opens a page through the web proxy: its image comes
+// through the proxy and shows, its script does not run, and a link leads
+// back through the proxy.
+func TestWebProxyPage(t *testing.T) {
+	ctx := browser(t)
+	srv := site(t)
+	var pngBuf bytes.Buffer
+	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	png.Encode(&pngBuf, img)
+	var direct atomic.Int32 // requests that did not come through the proxy
+	originMux := http.NewServeMux()
+	originMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("User-Agent") != "Mozilla/5.0 (compatible; Veil web proxy)" {
+			direct.Add(1)
+		}
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<html><head><title>origin</title></head><body><h1 id="h">Hello from the origin</h1>`+
+			`<img id="pic" src="/pic.png"><a id="next" href="/second">second</a>`+
+			`<script>document.title = "script ran"</script><img id="leak" src="http://127.0.0.1:1/direct.png"></body></html>`)
+	})
+	originMux.HandleFunc("/pic.png", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("User-Agent") != "Mozilla/5.0 (compatible; Veil web proxy)" {
+			direct.Add(1)
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBuf.Bytes())
+	})
+	origin := httptest.NewServer(originMux)
+	t.Cleanup(origin.Close)
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/proxy"),
+		chromedp.SendKeys("#url", origin.URL+"/"), chromedp.Submit("#url"),
+		chromedp.WaitVisible("#h")); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the image to settle (it loads through the proxy).
+	width, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const i = document.getElementById("pic"); return i.complete ? String(i.naturalWidth) : false })()`))
+	if err != nil || width != "40" {
+		t.Fatalf("the proxied image is %s px wide (%v), want 40", width, err)
+	}
+	title, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.title`))
+	href := attr(t, ctx, "#next", "href")
+	if title == "script ran" || !strings.Contains(href, "/proxy?url=") {
+		t.Errorf("title %q (the script must not run), link %q (must go through the proxy)", title, href)
+	}
+	if n := direct.Load(); n != 0 {
+		t.Errorf("the origin was reached %d times other than through the proxy", n)
+	}
+	checkPNG(t, screenshot(t, ctx, chromedp.CaptureScreenshot()), 800, 600)
 }
 
 // keep writes a screenshot where a person can look at it: into

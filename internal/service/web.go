@@ -12,9 +12,10 @@ import (
 	"veil/internal/netguard"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/tools/myip"
-	"veil/internal/tools/ping"
 	"veil/internal/tools/outbound"
+	"veil/internal/tools/ping"
 	"veil/internal/tools/speedtest"
+	"veil/internal/tools/webproxy"
 	"veil/internal/tools/whois"
 	"veil/internal/web"
 )
@@ -74,6 +75,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	whoisHost, whoisPort, _ := s.Config.WhoisAddr() // Validate has checked it
 	(&whois.Handler{Client: &whois.Client{Root: whoisHost, Port: whoisPort, Dial: guard.DialContext},
 		Quota: outbound.NewQuota(30, 10*time.Minute, ip.ClientAddr)}).Register(mux)
+	(&webproxy.Handler{Guard: guard, Quota: outbound.NewQuota(1000, 10*time.Minute, ip.ClientAddr)}).Register(mux)
 	return nil
 }
 

@@ -68,6 +68,7 @@ var Nav = []NavItem{
 	{"/speedtest", "Speed test"},
 	{"/ping", "Ping"},
 	{"/whois", "Whois"},
+	{"/proxy", "Web proxy"},
 	{"/servers", "Servers"},
 	{"/account", "Account"},
 	{"/privacy", "Privacy"},
