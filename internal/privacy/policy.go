@@ -156,4 +156,8 @@ This Veil service is run by its operator, who is responsible for the data descri
 
 # Our promise
 
-We keep no logs of what you do through the VPN: no IP addresses, no DNS queries, no connection records. Your account is a random access code; an email is optional.`
+We keep no logs of what you do through the VPN: no IP addresses, no DNS queries, no connection records. Your account is a random access code; an email is optional.
+
+# The privacy tools
+
+My IP, the DNS leak test, the speed test, ping, whois and the web proxy keep nothing about you: not your address, not what you asked, not the answers. What they hold lives in memory for minutes: a DNS leak test is forgotten within 10 minutes, and the limit on how often one visitor may use ping, whois and the web proxy counts keyed hashes that are replaced every 10 minutes. The web proxy sends the sites you open nothing of yours: no address, cookie or referrer.`
