@@ -32,10 +32,15 @@ type Handler struct {
 	// Quota bounds fetches per visitor (a page's images and style sheets
 	// each count); nil: 1,000 per 10 minutes per TCP peer.
 	Quota *outbound.Quota
-	// MaxBytes bounds one fetched resource (default 8 MiB).
-	MaxBytes int64
+	// MaxBytes bounds one fetched resource (default 8 MiB), which is
+	// held in memory while it is rewritten; MaxFetches bounds the fetches
+	// running at once, server-wide (default 32), so that memory stays
+	// under MaxBytes × MaxFetches. More are answered 503.
+	MaxBytes   int64
+	MaxFetches int
 
 	client *http.Client
+	slots  chan struct{}
 }
 
 // Path is where the proxy is mounted.
@@ -57,6 +62,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	if h.MaxBytes <= 0 {
 		h.MaxBytes = 8 << 20
 	}
+	if h.MaxFetches <= 0 {
+		h.MaxFetches = 32
+	}
+	h.slots = make(chan struct{}, h.MaxFetches)
 	h.client = &http.Client{
 		Transport: &http.Transport{
 			DialContext:            h.Guard.DialContext,
@@ -121,6 +130,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if ok, wait := h.Quota.Take(r); !ok {
 		h.fail(w, r, http.StatusTooManyRequests, "too many requests from your address; try again in "+strconv.Itoa(int(wait.Seconds())+1)+" s")
+		return
+	}
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		h.fail(w, r, http.StatusServiceUnavailable, "the proxy is busy; try again in a moment")
 		return
 	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)

@@ -199,3 +199,25 @@ func TestGuard(t *testing.T) {
 		t.Fatalf("the refused site was reached %d times", len(inside.got))
 	}
 }
+
+// TestBusy: fetches beyond MaxFetches are turned away with 503 while the
+// others run.
+func TestBusy(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		io.WriteString(w, "done")
+	}))
+	defer slow.Close()
+	defer close(release)
+	srv := proxy(t, &Handler{Guard: netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, MaxFetches: 1})
+	u := srv.URL + "/proxy?url=" + url.QueryEscape(slow.URL+"/")
+	go http.Get(u)
+	<-started
+	resp, _ := get(t, u, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second fetch while one runs: %d, want 503 with Retry-After", resp.StatusCode)
+	}
+}
