@@ -207,16 +207,27 @@ var Inventory = []Category{
 		PerAccount: true,
 	},
 	{
-		ID:         "billing",
-		Name:       "Billing records",
+		ID:   "billing",
+		Name: "Billing records",
+		Fields: []Field{
+			{"billing_records.id", "record number"},
+			{"billing_records.account_id", "the account paid for; emptied when the account is erased"},
+			{"billing_records.processor", "the payment processor"},
+			{"billing_records.reference", "the processor's reference of the payment"},
+			{"billing_records.product", "what was bought"},
+			{"billing_records.days", "the paid time it gave"},
+			{"billing_records.amount_cents", "the amount, in cents"},
+			{"billing_records.currency", "the currency"},
+			{"billing_records.created_at", "when the payment was recorded"},
+		},
 		Purpose:    "To account for payments, as tax law requires.",
 		LegalBasis: basisLegal,
 		Retention:  RuleTax,
 		Storage:    storageDB,
 		SharedWith: []string{"the payment processor you choose, which handles the payment itself (Veil never sees card numbers)", "tax authorities, when the law requires"},
 		PerAccount: true,
-		Note: "No billing record is stored yet: payments are not enabled. When they are, a record holds the processor, its reference, " +
-			"product, duration and amount; erasing your account detaches the record from it, and the record is deleted at the end of the tax period.",
+		Note: "A record is made when a payment processor reports your payment; it holds no card data, name or address. " +
+			"Erasing your account detaches the record from it, and the record is deleted at the end of the tax period.",
 	},
 	{
 		ID:   "client_counters",

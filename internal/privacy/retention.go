@@ -18,6 +18,7 @@ type SweepStore interface {
 	DeleteSupportBefore(ctx context.Context, cutoff time.Time) (tickets, messages int, err error)
 	DeleteMailBefore(ctx context.Context, cutoff time.Time) (int, error)
 	DeleteClientCountsBefore(ctx context.Context, day string) (int, error)
+	DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error)
 	PrunePeerHistory(ctx context.Context, cutoff time.Time) (int, error)
 }
 
@@ -102,9 +103,8 @@ func (s *Sweeper) apply(ctx context.Context, c Category, now time.Time) ([]Delet
 		n, err := s.Store.DeleteMailBefore(ctx, now.Add(-OutboxRetention))
 		return one("mail_outbox", n, err)
 	case RuleTax:
-		// No billing table exists yet; when it does, its records older
-		// than Periods.TaxYears are deleted here.
-		return one("billing records", 0, nil)
+		n, err := s.Store.DeleteBillingBefore(ctx, now.AddDate(-s.Periods.TaxYears, 0, 0))
+		return one("billing_records", n, err)
 	case RuleCounters:
 		n, err := s.Store.DeleteClientCountsBefore(ctx, Day(now.Add(-CounterRetention)))
 		return one("client_counters", n, err)

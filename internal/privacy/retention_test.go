@@ -68,6 +68,9 @@ func TestSweeper(t *testing.T) {
 		if err := s.CountClient(ctx, privacy.Day(start), "linux 6.1", "1.0.0"); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: paid.ID, Processor: "testpay", Reference: "r1", Product: "premium-30", Days: 30, Currency: "EUR"}); err != nil {
+			t.Fatal(err)
+		}
 		// A device removed now leaves a tombstone.
 		d, err := s.CreateDevice(ctx, store.NewDevice{AccountID: paid.ID, PublicKey: "gone", MaxDevices: 5, MinIndex: 2, MaxIndex: 9})
 		if err != nil {
@@ -82,7 +85,7 @@ func TestSweeper(t *testing.T) {
 			touch   *store.Account // logged in at the new time
 			want    map[string]int
 		}{
-			{0, nil, map[string]int{"accounts": 0, "sessions": 0, "support_tickets": 0, "support_messages": 0, "mail_outbox": 0, "peer_tombstones": 0}},
+			{0, nil, map[string]int{"accounts": 0, "sessions": 0, "support_tickets": 0, "support_messages": 0, "mail_outbox": 0, "peer_tombstones": 0, "billing_records": 0}},
 			{2 * time.Hour, nil, map[string]int{"sessions": 1}},
 			{2 * 24 * time.Hour, nil, map[string]int{"peer_tombstones": 1}},
 			{8 * 24 * time.Hour, used, map[string]int{"mail_outbox": 1}},
@@ -94,7 +97,10 @@ func TestSweeper(t *testing.T) {
 			{150 * 24 * time.Hour, nil, map[string]int{"support_tickets": 2, "support_messages": 2, "accounts": 1}},
 			// Past 2 years: the counters go, and the paid account whose
 			// year ran out 30 days ago.
-			{600 * 24 * time.Hour, nil, map[string]int{"client_counters": 1, "accounts": 1}},
+			{600 * 24 * time.Hour, nil, map[string]int{"client_counters": 1, "accounts": 1, "billing_records": 0}},
+			// Past 7 years: the billing record goes, detached from its
+			// erased account all this time.
+			{7 * 366 * 24 * time.Hour, nil, map[string]int{"billing_records": 1}},
 		}
 		for i, st := range steps {
 			clk.Add(st.advance)
@@ -172,6 +178,10 @@ func (f *failingStore) DeleteClientCountsBefore(context.Context, string) (int, e
 	f.calls["counters"] = true
 	return 0, nil
 }
+func (f *failingStore) DeleteBillingBefore(context.Context, time.Time) (int, error) {
+	f.calls["billing"] = true
+	return 0, nil
+}
 func (f *failingStore) PrunePeerHistory(context.Context, time.Time) (int, error) {
 	f.calls["peers"] = true
 	return 0, errFail
@@ -186,7 +196,7 @@ func TestSweeperRunsEveryRule(t *testing.T) {
 	if !errors.Is(err, errFail) {
 		t.Fatalf("Run = %v, want the store's error", err)
 	}
-	for _, k := range []string{"accounts", "sessions", "support", "mail", "counters", "peers"} {
+	for _, k := range []string{"accounts", "sessions", "support", "mail", "counters", "billing", "peers"} {
 		if !f.calls[k] {
 			t.Errorf("rule for %s not run", k)
 		}

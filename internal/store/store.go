@@ -67,6 +67,20 @@ type AccountUpdate struct {
 	CodeHash         []byte // nil: unchanged
 }
 
+// Payment is a payment a processor reported. Veil never sees card data.
+type Payment struct {
+	// AccountID is the account it pays for; 0 when none is known.
+	AccountID int64
+	// Processor and Reference name the payment at the processor.
+	Processor, Reference string
+	// Product is what was bought ("premium-30"); Days the paid time.
+	Product string
+	Days    int
+	// AmountCents and Currency ("EUR") are what was paid.
+	AmountCents int64
+	Currency    string
+}
+
 // Device is one WireGuard key of an account. AddrIndex is the host index in
 // both tunnel pools: the device's IPv4 and IPv6 addresses are the pools'
 // bases plus AddrIndex, so one unique index gives two unique addresses.
@@ -310,4 +324,10 @@ type Store interface {
 	// DeleteClientCountsBefore removes the counts of days before day,
 	// returning how many rows went.
 	DeleteClientCountsBefore(ctx context.Context, day string) (int, error)
+
+	// RecordPayment stores a payment once and extends the account's paid
+	// time; see sqlStore.RecordPayment.
+	RecordPayment(ctx context.Context, p Payment) (applied bool, err error)
+	// DeleteBillingBefore removes billing records made before cutoff.
+	DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error)
 }

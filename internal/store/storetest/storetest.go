@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"DeleteAccount", testDeleteAccount},
 		{"Schema", testSchema},
 		{"Privacy", testPrivacy},
+		{"Billing", testBilling},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
@@ -986,6 +987,8 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"support_tickets":  {"id", "account_id", "email", "token_hash", "subject", "status", "created_at", "updated_at"},
 		"support_messages": {"id", "ticket_id", "from_operator", "body", "created_at"},
 		"client_counters":  {"day", "os_version", "app_version", "count"},
+		// Billing (0005).
+		"billing_records": {"id", "account_id", "processor", "reference", "product", "days", "amount_cents", "currency", "created_at"},
 	}
 	if fmt.Sprint(schema) != fmt.Sprint(want) {
 		t.Errorf("Schema() =\n%v\nwant\n%v", schema, want)

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RecordPayment stores a payment and, the first time it is told of it,
+// extends the account's paid time by p.Days from the later of now and
+// its current end, on the premium plan, in one transaction. A payment
+// already recorded (same processor and reference) changes nothing and
+// reports applied false. A payment for an account that no longer exists
+// (AccountID 0, or erased) is recorded detached, as tax law wants it
+// kept. The peer map follows at the next SyncPeerActivity.
+func (s *sqlStore) RecordPayment(ctx context.Context, p Payment) (applied bool, err error) {
+	if p.Processor == "" || p.Reference == "" || p.Days <= 0 || p.AmountCents < 0 {
+		return false, errors.New("recording payment: processor, reference and a positive duration are required")
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		applied = false
+		now := s.now()
+		var account any
+		var paid time.Time
+		if p.AccountID != 0 {
+			err := tx.QueryRowContext(ctx, "SELECT paid_until FROM accounts WHERE id = $1", p.AccountID).Scan(timeCol{&paid})
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return err
+			default:
+				account = p.AccountID
+			}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO billing_records
+			(account_id, processor, reference, product, days, amount_cents, currency, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (processor, reference) DO NOTHING`,
+			account, p.Processor, p.Reference, p.Product, p.Days, p.AmountCents, p.Currency, s.ts(now))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // a repeat: nothing more to do
+		}
+		applied = true
+		if account == nil {
+			return nil
+		}
+		from := now
+		if paid.After(now) {
+			from = paid
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE accounts SET paid_until = $1, plan = $2 WHERE id = $3",
+			s.ts(from.AddDate(0, 0, p.Days)), PlanPremium, p.AccountID)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording payment: %w", err)
+	}
+	return applied, nil
+}
+
+// DeleteBillingBefore removes the billing records made before cutoff.
+func (s *sqlStore) DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error) {
+	n, err := s.deleted(ctx, "DELETE FROM billing_records WHERE created_at < $1", s.ts(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("deleting old billing records: %w", err)
+	}
+	return n, nil
+}

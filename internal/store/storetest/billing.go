@@ -1,0 +1,88 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"veil/internal/store"
+)
+
+// testBilling: a payment extends the paid time once however often it is
+// reported, from its end when it is still running and from now when it
+// has ended; a payment for an unknown account is kept detached; erasing
+// the account detaches its records; retention deletes by age.
+func testBilling(t *testing.T, open func(testing.TB) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	running := createAccount(t, s, store.Account{PaidUntil: now.Add(48 * time.Hour).Truncate(time.Microsecond)})
+	ended := createAccount(t, s, store.Account{PaidUntil: now.Add(-48 * time.Hour)})
+	pay := func(accountID int64, ref string, days int) bool {
+		t.Helper()
+		ok, err := s.RecordPayment(ctx, store.Payment{AccountID: accountID, Processor: "testpay", Reference: ref,
+			Product: "premium-30", Days: days, AmountCents: 500, Currency: "EUR"})
+		if err != nil {
+			t.Fatalf("RecordPayment(%s): %v", ref, err)
+		}
+		return ok
+	}
+
+	if !pay(running.ID, "pay-1", 30) {
+		t.Fatal("a new payment was not applied")
+	}
+	got := accountByID(t, s, running.ID)
+	if want := running.PaidUntil.AddDate(0, 0, 30); !got.PaidUntil.Equal(want) || got.Plan != store.PlanPremium {
+		t.Errorf("running account: paid until %v on %s, want %v on premium", got.PaidUntil, got.Plan, want)
+	}
+	// The processor tells again: nothing changes.
+	if pay(running.ID, "pay-1", 30) {
+		t.Error("a repeated notification was applied")
+	}
+	if again := accountByID(t, s, running.ID); !again.PaidUntil.Equal(got.PaidUntil) {
+		t.Errorf("a repeated notification moved paid time to %v", again.PaidUntil)
+	}
+
+	pay(ended.ID, "pay-2", 30)
+	got = accountByID(t, s, ended.ID)
+	if d := got.PaidUntil.Sub(now.AddDate(0, 0, 30)); d < 0 || d > time.Minute {
+		t.Errorf("ended account: paid until %v, want 30 days from now (%v)", got.PaidUntil, now.AddDate(0, 0, 30))
+	}
+
+	// Unknown account: recorded, detached, changes no account.
+	if !pay(987654321, "pay-3", 30) {
+		t.Error("a payment for an unknown account was not recorded")
+	}
+	for _, bad := range []store.Payment{
+		{AccountID: running.ID, Processor: "", Reference: "x", Days: 30},
+		{AccountID: running.ID, Processor: "p", Reference: "", Days: 30},
+		{AccountID: running.ID, Processor: "p", Reference: "x", Days: 0},
+		{AccountID: running.ID, Processor: "p", Reference: "x", Days: 30, AmountCents: -1},
+	} {
+		if _, err := s.RecordPayment(ctx, bad); err == nil {
+			t.Errorf("RecordPayment(%+v) succeeded", bad)
+		}
+	}
+
+	rows, err := s.AccountRows(ctx, running.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs := rows["billing_records"]; len(recs) != 1 || recs[0]["reference"] != "pay-1" || recs[0]["days"] != int64(30) {
+		t.Errorf("the account's billing rows = %v, want pay-1 alone", recs)
+	}
+
+	// Erasure detaches; the record stays for its tax period.
+	if err := s.DeleteAccount(ctx, ended.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteBillingBefore(ctx, now.Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("DeleteBillingBefore(an hour ago) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.DeleteBillingBefore(ctx, now.Add(time.Hour)); err != nil || n != 3 {
+		t.Fatalf("DeleteBillingBefore(in an hour) = %d, %v; want the 3 records", n, err)
+	}
+	rows, err = s.AccountRows(ctx, running.ID)
+	if err != nil || len(rows["billing_records"]) != 0 {
+		t.Errorf("after retention: %v, %v", rows["billing_records"], err)
+	}
+}
