@@ -7,12 +7,14 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base32"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -155,4 +157,32 @@ func writeExclusive(path string, data []byte) error {
 		return fmt.Errorf("installing secret: %w", err)
 	}
 	return nil
+}
+
+// PaymentRef is the reference an account gives a payment processor at
+// checkout, which the processor's notification carries back: the
+// account's number and a keyed check code, so that it names the account
+// without the access code, cannot be guessed for another account, and
+// needs nothing stored.
+func (h *Hasher) PaymentRef(accountID int64) string {
+	id := strconv.FormatInt(accountID, 10)
+	return id + "-" + h.paymentCheck(id)
+}
+
+// ParsePaymentRef returns the account a reference from PaymentRef names;
+// false for anything else.
+func (h *Hasher) ParsePaymentRef(ref string) (int64, bool) {
+	id, check, ok := strings.Cut(strings.TrimSpace(ref), "-")
+	n, err := strconv.ParseInt(id, 10, 64)
+	if !ok || err != nil || n <= 0 || strconv.FormatInt(n, 10) != id {
+		return 0, false
+	}
+	if !hmac.Equal([]byte(check), []byte(h.paymentCheck(id))) {
+		return 0, false
+	}
+	return n, true
+}
+
+func (h *Hasher) paymentCheck(id string) string {
+	return strings.ToLower(base32.StdEncoding.EncodeToString(h.sum("payment-ref", id))[:10])
 }

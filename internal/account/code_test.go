@@ -93,3 +93,21 @@ func TestLoadOrCreateSecretRace(t *testing.T) {
 		t.Errorf("secret mode %v, want 0600", fi.Mode().Perm())
 	}
 }
+
+func TestPaymentRef(t *testing.T) {
+	h, _ := NewHasher(make([]byte, 32))
+	other, _ := NewHasher(append(make([]byte, 31), 1))
+	ref := h.PaymentRef(42)
+	if id, ok := h.ParsePaymentRef(ref); !ok || id != 42 {
+		t.Fatalf("ParsePaymentRef(%q) = %d, %v", ref, id, ok)
+	}
+	if id, ok := h.ParsePaymentRef(" " + ref + " "); !ok || id != 42 {
+		t.Fatalf("with spaces: %d, %v", id, ok)
+	}
+	forged := "43" + ref[2:]
+	for _, bad := range []string{forged, other.PaymentRef(42), "42", "42-", "-" + ref, "042" + ref[2:], "0-x", "", "x-y", ref + "x"} {
+		if id, ok := h.ParsePaymentRef(bad); ok {
+			t.Errorf("ParsePaymentRef(%q) = %d, accepted", bad, id)
+		}
+	}
+}

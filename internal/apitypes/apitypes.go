@@ -34,6 +34,9 @@ type Account struct {
 	CreatedAt        time.Time  `json:"created_at"`
 	Devices          int        `json:"devices"`
 	MaxDevices       int        `json:"max_devices"`
+	// PaymentReference is what to give a payment processor at checkout:
+	// it names the account without the access code.
+	PaymentReference string `json:"payment_reference"`
 }
 
 // AccountPatch is the body of PATCH /api/v1/account. A nil field is left

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,6 +102,9 @@ type Config struct {
 	// STUNURL is the STUN server for the page's WebRTC check; empty: only
 	// host candidates.
 	STUNURL string `toml:"stun_url" help:"STUN server for the WebRTC check"`
+	// BillingSecrets are the payment processors whose signed
+	// notifications POST /api/v1/billing/NAME takes, "NAME=SECRET".
+	BillingSecrets []string `toml:"billing_secrets" help:"payment processors' webhook signing secrets, NAME=SECRET"`
 	// WhoisServer is the whois tool's first server, HOST:PORT; the
 	// servers it refers to are asked on the same port.
 	WhoisServer string `toml:"whois_server" help:"first server of the whois tool, HOST:PORT"`
@@ -292,6 +296,9 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		return bad("http", "want HOST:PORT, got %q", c.HTTP)
 	}
+	if _, err := c.BillingSecretMap(); err != nil {
+		return bad("billing_secrets", "%v", err)
+	}
 	if _, _, err := c.WhoisAddr(); err != nil {
 		return bad("whois_server", "want HOST:PORT, got %q", c.WhoisServer)
 	}
@@ -398,6 +405,24 @@ func checkDataPlane(wgPort, dnsPort int, egress, blocklists, forward []string, l
 		return bad("log_level", "want debug, info, warn or error, got %q", logLevel)
 	}
 	return nil
+}
+
+var processorName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// BillingSecretMap returns BillingSecrets by processor name.
+func (c *Config) BillingSecretMap() (map[string]string, error) {
+	out := map[string]string{}
+	for _, e := range c.BillingSecrets {
+		name, secret, ok := strings.Cut(e, "=")
+		if !ok || !processorName.MatchString(name) || len(secret) < 16 {
+			return nil, errors.New("want NAME=SECRET: a lower-case name, a secret of 16 characters or more")
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("processor %s given twice", name)
+		}
+		out[name] = secret
+	}
+	return out, nil
 }
 
 // WhoisAddr splits WhoisServer into its host and port.

@@ -107,6 +107,7 @@ func (s *Server) accountView(r *http.Request, acc *store.Account) (apitypes.Acco
 		CreatedAt:        acc.CreatedAt,
 		Devices:          len(devs),
 		MaxDevices:       s.cfg.MaxDevices,
+		PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
 	}, nil
 }
 

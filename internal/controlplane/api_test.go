@@ -78,6 +78,7 @@ func newEnv(t testing.TB, st store.Store) *env {
 	e.api = controlplane.New(controlplane.Config{
 		Store: st, Hasher: hasher, Pools: pools, AdminToken: e.admin,
 		MaxDevices: 5, TrialDays: 7, SessionTTL: time.Hour, Logger: log, Now: e.now.Now,
+		BillingSecrets: map[string]string{"testpay": testPaySecret},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -178,6 +178,7 @@ type accountInfo struct {
 	Restricted       bool
 	Devices          int
 	Tickets          int
+	PaymentReference string
 }
 
 var pageMessages = map[string]string{
@@ -217,7 +218,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 		v.Account = &accountInfo{
 			Email: acc.Email, Plan: acc.Plan, PaidUntil: dateOrEmpty(acc.PaidUntil), TrialUntil: dateOrEmpty(acc.TrialUntil),
 			Active: acc.Active(s.cfg.Now()), MarketingConsent: acc.MarketingConsent, Restricted: acc.Restricted,
-			Devices: len(devs), Tickets: len(ts),
+			Devices: len(devs), Tickets: len(ts), PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
 		}
 	}
 	web.Render(w, r, "account.html", web.Page{Title: "Account", Data: v})

@@ -49,6 +49,9 @@ type Config struct {
 	Now func() time.Time
 	// Privacy configures the privacy engine's routes (privacy.go).
 	Privacy PrivacyConfig
+	// BillingSecrets are the payment processors whose notifications are
+	// taken, each with its signing secret (billing.go); none: billing off.
+	BillingSecrets map[string]string
 }
 
 // Server serves the API.
@@ -126,6 +129,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/gateway/report", s.withGateway(s.gatewayReport))
 	mux.HandleFunc("GET /api/v1/gateway/peers", s.withGateway(s.gatewayPeers))
 
+	mux.HandleFunc("POST /api/v1/billing/{processor}", s.billingWebhook)
 	mux.HandleFunc("POST /api/v1/admin/accounts", s.withAdmin(s.adminCreateAccount))
 	mux.HandleFunc("GET /api/v1/admin/gateways", s.withAdmin(s.adminListGateways))
 	mux.HandleFunc("POST /api/v1/admin/gateways", s.withAdmin(s.adminCreateGateway))

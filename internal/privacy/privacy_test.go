@@ -190,10 +190,10 @@ func TestExportComplete(t *testing.T) {
 		if _, err := s.QueueMail(ctx, &store.Mail{Kind: store.MailTransactional, AccountID: a.ID, To: a.Email, Subject: "receipt", Body: "thanks"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: a.ID, Processor: "testpay", Reference: "r1", Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"}); err != nil {
+		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: a.ID, Processor: "testpay", Reference: "r1", Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: other.ID, Processor: "testpay", Reference: "r2", Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"}); err != nil {
+		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: other.ID, Processor: "testpay", Reference: "r2", Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		e := &privacy.Exporter{Store: s, Addresses: func(i int64) (string, string) { return "10.0.0.x", "fd00::x" }}

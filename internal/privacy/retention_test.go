@@ -68,7 +68,7 @@ func TestSweeper(t *testing.T) {
 		if err := s.CountClient(ctx, privacy.Day(start), "linux 6.1", "1.0.0"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: paid.ID, Processor: "testpay", Reference: "r1", Product: "premium-30", Days: 30, Currency: "EUR"}); err != nil {
+		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: paid.ID, Processor: "testpay", Reference: "r1", Product: "premium-30", Days: 30, Currency: "EUR"}, start); err != nil {
 			t.Fatal(err)
 		}
 		// A device removed now leaves a tombstone.

@@ -100,11 +100,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		Config: cfg, Store: st, AdminToken: adminToken, log: log,
 		cancel: cancel, done: make(chan struct{}),
 	}
+	billing, _ := cfg.BillingSecretMap() // Validate has checked them
 	s.API = controlplane.New(controlplane.Config{
 		Store: st, Hasher: hasher, Pools: pools, AdminToken: adminToken,
 		MaxDevices: cfg.MaxDevices, TrialDays: cfg.TrialDays,
-		SessionTTL: time.Duration(cfg.SessionTTL),
-		Logger:     log.With("component", "api"),
+		SessionTTL:     time.Duration(cfg.SessionTTL),
+		BillingSecrets: billing,
+		Logger:         log.With("component", "api"),
 	})
 	if err := s.startPrivacy(ctx); err != nil {
 		cancel()

@@ -8,20 +8,20 @@ import (
 	"time"
 )
 
-// RecordPayment stores a payment and, the first time it is told of it,
-// extends the account's paid time by p.Days from the later of now and
-// its current end, on the premium plan, in one transaction. A payment
+// RecordPayment stores a payment made at now and, the first time it is
+// told of it, extends the account's paid time by p.Days from the later of
+// now and its current end, on the premium plan, in one transaction. A payment
 // already recorded (same processor and reference) changes nothing and
 // reports applied false. A payment for an account that no longer exists
 // (AccountID 0, or erased) is recorded detached, as tax law wants it
 // kept. The peer map follows at the next SyncPeerActivity.
-func (s *sqlStore) RecordPayment(ctx context.Context, p Payment) (applied bool, err error) {
+func (s *sqlStore) RecordPayment(ctx context.Context, p Payment, now time.Time) (applied bool, err error) {
 	if p.Processor == "" || p.Reference == "" || p.Days <= 0 || p.AmountCents < 0 {
 		return false, errors.New("recording payment: processor, reference and a positive duration are required")
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		applied = false
-		now := s.now()
+		now := now.UTC().Truncate(time.Microsecond)
 		var account any
 		var paid time.Time
 		if p.AccountID != 0 {

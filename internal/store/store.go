@@ -327,7 +327,7 @@ type Store interface {
 
 	// RecordPayment stores a payment once and extends the account's paid
 	// time; see sqlStore.RecordPayment.
-	RecordPayment(ctx context.Context, p Payment) (applied bool, err error)
+	RecordPayment(ctx context.Context, p Payment, now time.Time) (applied bool, err error)
 	// DeleteBillingBefore removes billing records made before cutoff.
 	DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error)
 }

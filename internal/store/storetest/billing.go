@@ -20,7 +20,7 @@ func testBilling(t *testing.T, open func(testing.TB) store.Store) {
 	pay := func(accountID int64, ref string, days int) bool {
 		t.Helper()
 		ok, err := s.RecordPayment(ctx, store.Payment{AccountID: accountID, Processor: "testpay", Reference: ref,
-			Product: "premium-30", Days: days, AmountCents: 500, Currency: "EUR"})
+			Product: "premium-30", Days: days, AmountCents: 500, Currency: "EUR"}, time.Now())
 		if err != nil {
 			t.Fatalf("RecordPayment(%s): %v", ref, err)
 		}
@@ -58,7 +58,7 @@ func testBilling(t *testing.T, open func(testing.TB) store.Store) {
 		{AccountID: running.ID, Processor: "p", Reference: "x", Days: 0},
 		{AccountID: running.ID, Processor: "p", Reference: "x", Days: 30, AmountCents: -1},
 	} {
-		if _, err := s.RecordPayment(ctx, bad); err == nil {
+		if _, err := s.RecordPayment(ctx, bad, time.Now()); err == nil {
 			t.Errorf("RecordPayment(%+v) succeeded", bad)
 		}
 	}

@@ -1,0 +1,164 @@
+package controlplane
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"veil/internal/store"
+)
+
+// Billing (promise P7): payment processors take the payment; Veil only
+// hears, by a signed notification, that an account has paid, and keeps
+// the record the data inventory describes. No card number, name or
+// address ever reaches it.
+//
+//	POST /api/v1/billing/{processor}
+//	Veil-Signature: t=UNIX-TIME,v1=HEX(HMAC-SHA256(secret, "UNIX-TIME." + body))
+//
+//	{"type": "payment.succeeded", "reference": "pi_123", "account": "42-abcdefghij",
+//	 "product": "premium-30", "days": 30, "amount_cents": 500, "currency": "EUR"}
+//
+// account is the payment reference the account page shows (Hasher.
+// PaymentRef). A notification told twice (same processor and reference)
+// counts once. Other event types are acknowledged and ignored. The
+// answer is {"applied": true} for a payment recorded now, false for a
+// repeat.
+
+// PaymentEvent is the body of a processor's notification.
+type PaymentEvent struct {
+	Type        string `json:"type"`
+	Reference   string `json:"reference"`
+	Account     string `json:"account"`
+	Product     string `json:"product"`
+	Days        int    `json:"days"`
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+}
+
+// EventPaid is the event type that records a payment.
+const EventPaid = "payment.succeeded"
+
+// signatureTolerance is how far a notification's time may be from ours.
+const signatureTolerance = 5 * time.Minute
+
+// SignPayment returns the Veil-Signature header value for body, as a
+// processor (or a test) computes it.
+func SignPayment(secret string, at time.Time, body []byte) string {
+	t := strconv.FormatInt(at.Unix(), 10)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(t + "."))
+	m.Write(body)
+	return "t=" + t + ",v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// checkSignature verifies header against body and secret at time now.
+func checkSignature(header, secret string, body []byte, now time.Time) error {
+	var ts string
+	var sigs []string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sigs = append(sigs, v)
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(sigs) == 0 {
+		return errors.New("missing or malformed Veil-Signature")
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > signatureTolerance || d < -signatureTolerance {
+		return errors.New("signature time too far from now (replayed, or a clock is wrong)")
+	}
+	want := SignPayment(secret, time.Unix(sec, 0), body)
+	_, want, _ = strings.Cut(want, ",v1=")
+	for _, s := range sigs {
+		if hmac.Equal([]byte(s), []byte(want)) {
+			return nil
+		}
+	}
+	return errors.New("signature does not match")
+}
+
+var (
+	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+	textRE     = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`) // printable ASCII, no spaces
+)
+
+// check validates a payment event's fields.
+func (e *PaymentEvent) check() error {
+	switch {
+	case !textRE.MatchString(e.Reference):
+		return errors.New("reference: 1 to 200 printable characters")
+	case !textRE.MatchString(e.Product) || len(e.Product) > 64:
+		return errors.New("product: 1 to 64 printable characters")
+	case e.Days < 1 || e.Days > 3660:
+		return errors.New("days: 1 to 3660")
+	case e.AmountCents < 0:
+		return errors.New("amount_cents: not negative")
+	case !currencyRE.MatchString(e.Currency):
+		return errors.New("currency: an ISO 4217 code such as EUR")
+	}
+	return nil
+}
+
+func (s *Server) billingWebhook(w http.ResponseWriter, r *http.Request) {
+	processor := r.PathValue("processor")
+	secret, ok := s.cfg.BillingSecrets[processor]
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such payment processor")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "request body unreadable or too large")
+		return
+	}
+	if err := checkSignature(r.Header.Get("Veil-Signature"), secret, body, s.cfg.Now()); err != nil {
+		writeError(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	var ev PaymentEvent
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&ev); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed JSON: "+describeJSONError(err))
+		return
+	}
+	if ev.Type != EventPaid {
+		writeJSON(w, http.StatusOK, map[string]bool{"ignored": true})
+		return
+	}
+	if err := ev.check(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// A reference that names no account still records the payment,
+	// detached: the money was taken, and support can attach it.
+	accountID, ok := s.cfg.Hasher.ParsePaymentRef(ev.Account)
+	if !ok {
+		accountID = 0
+	}
+	applied, err := s.cfg.Store.RecordPayment(r.Context(), store.Payment{
+		AccountID: accountID, Processor: processor, Reference: ev.Reference,
+		Product: ev.Product, Days: ev.Days, AmountCents: ev.AmountCents, Currency: ev.Currency,
+	}, s.cfg.Now())
+	if err != nil {
+		s.fail(w, "recording payment", err)
+		return
+	}
+	if applied {
+		s.log.Info("payment recorded", "processor", processor, "attached", accountID != 0)
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"applied": applied})
+}

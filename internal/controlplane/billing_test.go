@@ -1,0 +1,161 @@
+package controlplane_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"veil/internal/apitypes"
+	"veil/internal/controlplane"
+)
+
+const testPaySecret = "test-secret-0123456789"
+
+// notify sends a processor's notification signed with secret at time at.
+func (e *env) notify(t *testing.T, processor, secret string, at time.Time, body []byte) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.url+"/api/v1/billing/"+processor, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Veil-Signature", controlplane.SignPayment(secret, at, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func paymentBody(t *testing.T, ev controlplane.PaymentEvent) []byte {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestBillingWebhook: a signed notification pays for the account its
+// reference names, once however often it comes; an expired account's
+// device comes back into the peer map; anything unsigned, stale or
+// malformed changes nothing.
+func TestBillingWebhook(t *testing.T) {
+	e := newEnv(t, nil)
+	gw := e.addGateway(t, "gw1")
+	code := e.newAccount(t, 1)
+	tok := e.login(t, code)
+	var acc apitypes.Account
+	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
+	if acc.PaymentReference == "" || !strings.Contains(acc.PaymentReference, "-") {
+		t.Fatalf("account shows payment reference %q", acc.PaymentReference)
+	}
+	key := newPub(t)
+	e.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: key}, nil)
+
+	// The paid day ends (trial included): the device leaves the map.
+	m := pollPeers(t, e.url, gw, 0, 0)
+	e.now.Add(10 * 24 * time.Hour)
+	if m2 := pollPeers(t, e.url, gw, m.Version, 20*time.Second); len(m2.Removed) != 1 {
+		t.Fatalf("expired account still in the map: %+v", m2)
+	}
+	tok = e.login(t, code) // the session, an hour long, has ended too
+	acc = apitypes.Account{}
+	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
+	if acc.Active {
+		t.Fatal("the account is still active after its time ran out")
+	}
+
+	ev := controlplane.PaymentEvent{Type: controlplane.EventPaid, Reference: "pi_1", Account: acc.PaymentReference,
+		Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"}
+	body := paymentBody(t, ev)
+	refused := map[string]func() (int, map[string]any){
+		"no signature": func() (int, map[string]any) {
+			resp, err := http.Post(e.url+"/api/v1/billing/testpay", "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		},
+		"wrong secret": func() (int, map[string]any) {
+			return e.notify(t, "testpay", "another-secret-0123456789", e.now.Now(), body)
+		},
+		"stale": func() (int, map[string]any) {
+			return e.notify(t, "testpay", testPaySecret, e.now.Now().Add(-10*time.Minute), body)
+		},
+		"unknown processor": func() (int, map[string]any) { return e.notify(t, "other", testPaySecret, e.now.Now(), body) },
+		"malformed": func() (int, map[string]any) {
+			return e.notify(t, "testpay", testPaySecret, e.now.Now(), []byte(`{"type": "payment.succeeded", "days": "thirty"`))
+		},
+		"bad currency": func() (int, map[string]any) {
+			bad := ev
+			bad.Currency = "euro"
+			return e.notify(t, "testpay", testPaySecret, e.now.Now(), paymentBody(t, bad))
+		},
+		"no days": func() (int, map[string]any) {
+			bad := ev
+			bad.Days = 0
+			return e.notify(t, "testpay", testPaySecret, e.now.Now(), paymentBody(t, bad))
+		},
+	}
+	want := map[string]int{"no signature": 401, "wrong secret": 401, "stale": 401, "unknown processor": 404, "malformed": 400, "bad currency": 400, "no days": 400}
+	for name, send := range refused {
+		if st, _ := send(); st != want[name] {
+			t.Errorf("%s: %d, want %d", name, st, want[name])
+		}
+	}
+	acc = apitypes.Account{}
+	if st := e.call(t, "GET", "/api/v1/account", tok, nil, &acc); st != 200 || acc.Active {
+		t.Fatalf("after refused notifications: %d %+v", st, acc)
+	}
+
+	// Other events are acknowledged and ignored.
+	other := ev
+	other.Type = "payment.refunded"
+	if st, out := e.notify(t, "testpay", testPaySecret, e.now.Now(), paymentBody(t, other)); st != 200 || out["ignored"] != true {
+		t.Errorf("another event type: %d %v", st, out)
+	}
+
+	// The payment: applied once, however often it is told.
+	for i, wantApplied := range []bool{true, false, false} {
+		st, out := e.notify(t, "testpay", testPaySecret, e.now.Now(), body)
+		if st != 200 || out["applied"] != wantApplied {
+			t.Fatalf("notification %d: %d %v, want applied=%v", i+1, st, out, wantApplied)
+		}
+	}
+	acc = apitypes.Account{}
+	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
+	if !acc.Active || acc.Plan != "premium" || acc.PaidUntil == nil {
+		t.Fatalf("after paying: %+v", acc)
+	}
+	if want := e.now.Now().AddDate(0, 0, 30); !acc.PaidUntil.Equal(want.Truncate(time.Microsecond)) {
+		t.Errorf("paid until %v, want 30 days from now (%v), once", acc.PaidUntil, want)
+	}
+	// The device returns at the next activity sync.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := pollPeers(t, e.url, gw, 0, 0); len(m.Peers) == 1 && m.Peers[0].PublicKey == key {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the paid account's device did not come back into the peer map")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A reference that names no account (forged, or its account erased)
+	// is recorded detached and pays for nobody.
+	forged := ev
+	forged.Reference, forged.Account = "pi_2", "1-aaaaaaaaaa"
+	if st, out := e.notify(t, "testpay", testPaySecret, e.now.Now(), paymentBody(t, forged)); st != 200 || out["applied"] != true {
+		t.Fatalf("forged reference: %d %v", st, out)
+	}
+	var again apitypes.Account
+	e.call(t, "GET", "/api/v1/account", tok, nil, &again)
+	if !again.PaidUntil.Equal(*acc.PaidUntil) {
+		t.Errorf("a forged reference moved the account's paid time to %v", again.PaidUntil)
+	}
+}
