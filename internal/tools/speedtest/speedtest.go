@@ -43,7 +43,6 @@ type Handler struct {
 	// LibreSpeed's clients send about 20 MiB at a time).
 	MaxUpload int64
 
-	once  sync.Once
 	slots chan struct{}
 }
 
@@ -65,6 +64,13 @@ var garbage = sync.OnceValue(func() []byte {
 
 // Register mounts the page and the endpoints on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
+	if h.MaxTransfers <= 0 {
+		h.MaxTransfers = 64
+	}
+	if h.MaxUpload <= 0 {
+		h.MaxUpload = maxUpload
+	}
+	h.slots = make(chan struct{}, h.MaxTransfers)
 	mux.HandleFunc("GET /speedtest", h.servePage)
 	mux.HandleFunc("GET /speedtest/servers.json", h.serveServers)
 	mux.HandleFunc("GET /speedtest/backend/empty.php", h.serveEmpty)
@@ -129,13 +135,6 @@ func (h *Handler) serveEmpty(w http.ResponseWriter, r *http.Request) {
 // transfer runs next if a transfer slot is free, and answers 503 if not.
 func (h *Handler) transfer(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		h.once.Do(func() {
-			n := h.MaxTransfers
-			if n <= 0 {
-				n = 64
-			}
-			h.slots = make(chan struct{}, n)
-		})
 		select {
 		case h.slots <- struct{}{}:
 			defer func() { <-h.slots }()
@@ -151,9 +150,6 @@ func (h *Handler) transfer(next http.HandlerFunc) http.HandlerFunc {
 func (h *Handler) serveUpload(w http.ResponseWriter, r *http.Request) {
 	noCache(w.Header())
 	limit := h.MaxUpload
-	if limit <= 0 {
-		limit = maxUpload
-	}
 	n, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, limit))
 	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
 		http.Error(w, "an upload request carries at most "+strconv.FormatInt(limit>>20, 10)+" MiB", http.StatusRequestEntityTooLarge)
