@@ -181,3 +181,17 @@ type ClientReport struct {
 	OSVersion  string `json:"os_version"`  // "linux 6.1", "windows 11"
 	AppVersion string `json:"app_version"` // "1.4.2", "dev"
 }
+
+// BillingRecord is one stored payment, for the operator's accounts
+// (GET /api/v1/admin/billing). Account is 0 when the record is detached.
+type BillingRecord struct {
+	ID          int64     `json:"id"`
+	Account     int64     `json:"account,omitempty"`
+	Processor   string    `json:"processor"`
+	Reference   string    `json:"reference"`
+	Product     string    `json:"product"`
+	Days        int       `json:"days"`
+	AmountCents int64     `json:"amount_cents"`
+	Currency    string    `json:"currency"`
+	CreatedAt   time.Time `json:"created_at"`
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"text/tabwriter"
+	"time"
 	"veil/internal/apitypes"
 
 	"github.com/spf13/cobra"
@@ -15,9 +16,9 @@ import (
 )
 
 // newAdminPrivacyCmds returns the privacy engine's admin commands:
-// retention, policy, support, stats and legal hold.
+// retention, policy, support, stats, legal hold and billing.
 func newAdminPrivacyCmds(f *adminFlags) []*cobra.Command {
-	return []*cobra.Command{newAdminRetentionCmd(f), newAdminPolicyCmd(f), newAdminSupportCmd(f), newAdminStatsCmd(f), newAdminHoldCmd(f)}
+	return []*cobra.Command{newAdminRetentionCmd(f), newAdminPolicyCmd(f), newAdminSupportCmd(f), newAdminStatsCmd(f), newAdminHoldCmd(f), newAdminBillingCmd(f)}
 }
 
 func newAdminRetentionCmd(f *adminFlags) *cobra.Command {
@@ -189,6 +190,49 @@ func newAdminStatsCmd(f *adminFlags) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+func newAdminBillingCmd(f *adminFlags) *cobra.Command {
+	var from, to string
+	cmd := &cobra.Command{
+		Use:   "billing [--from YYYY-MM-DD] [--to YYYY-MM-DD]",
+		Short: "Billing records (payments processors reported), for the accounts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := f.api()
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			if from != "" {
+				q.Set("from", from)
+			}
+			if to != "" {
+				q.Set("to", to)
+			}
+			var out []apitypes.BillingRecord
+			if err := api.Do(cmd.Context(), http.MethodGet, "/api/v1/admin/billing?"+q.Encode(), nil, &out); err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd, out)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DATE\tPROCESSOR\tREFERENCE\tPRODUCT\tDAYS\tAMOUNT\tACCOUNT")
+			for _, r := range out {
+				account := "detached"
+				if r.Account != 0 {
+					account = strconv.FormatInt(r.Account, 10)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d.%02d %s\t%s\n", r.CreatedAt.Format(time.DateOnly), r.Processor,
+					r.Reference, r.Product, r.Days, r.AmountCents/100, r.AmountCents%100, r.Currency, account)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "first day (UTC)")
+	cmd.Flags().StringVar(&to, "to", "", "day after the last (UTC)")
+	return cmd
 }
 
 func newAdminHoldCmd(f *adminFlags) *cobra.Command {

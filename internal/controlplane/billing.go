@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"veil/internal/apitypes"
 	"veil/internal/store"
 )
 
@@ -161,4 +162,34 @@ func (s *Server) billingWebhook(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("payment recorded", "processor", processor, "attached", accountID != 0)
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"applied": applied})
+}
+
+// adminBilling lists billing records for the operator's accounts:
+// ?from=YYYY-MM-DD&to=YYYY-MM-DD (UTC days, to exclusive), both optional.
+func (s *Server) adminBilling(w http.ResponseWriter, r *http.Request) {
+	var bounds [2]time.Time
+	for i, k := range []string{"from", "to"} {
+		v := r.URL.Query().Get(k)
+		if v == "" {
+			continue
+		}
+		d, err := time.Parse(time.DateOnly, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, k+": want a date like 2026-01-31")
+			return
+		}
+		bounds[i] = d
+	}
+	recs, err := s.cfg.Store.BillingRecords(r.Context(), bounds[0], bounds[1])
+	if err != nil {
+		s.fail(w, "reading billing records", err)
+		return
+	}
+	out := []apitypes.BillingRecord{}
+	for _, rec := range recs {
+		out = append(out, apitypes.BillingRecord{ID: rec.ID, Account: rec.AccountID, Processor: rec.Processor,
+			Reference: rec.Reference, Product: rec.Product, Days: rec.Days, AmountCents: rec.AmountCents,
+			Currency: rec.Currency, CreatedAt: rec.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -159,3 +159,34 @@ func TestBillingWebhook(t *testing.T) {
 		t.Errorf("a forged reference moved the account's paid time to %v", again.PaidUntil)
 	}
 }
+
+// TestAdminBilling: the operator lists the records, by date range, with
+// the admin token only.
+func TestAdminBilling(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.login(t, e.newAccount(t, 30))
+	var acc apitypes.Account
+	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
+	ev := controlplane.PaymentEvent{Type: controlplane.EventPaid, Reference: "pi_9", Account: acc.PaymentReference,
+		Product: "premium-365", Days: 365, AmountCents: 4999, Currency: "EUR"}
+	if st, _ := e.notify(t, "testpay", testPaySecret, e.now.Now(), paymentBody(t, ev)); st != 200 {
+		t.Fatalf("notification: %d", st)
+	}
+	var recs []apitypes.BillingRecord
+	if st := e.call(t, "GET", "/api/v1/admin/billing", e.admin, nil, &recs); st != 200 || len(recs) != 1 {
+		t.Fatalf("list: %d %+v", st, recs)
+	}
+	if r := recs[0]; r.Reference != "pi_9" || r.Processor != "testpay" || r.Days != 365 || r.AmountCents != 4999 || r.Account == 0 {
+		t.Errorf("record %+v", r)
+	}
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	if st := e.call(t, "GET", "/api/v1/admin/billing?from="+tomorrow, e.admin, nil, &recs); st != 200 || len(recs) != 0 {
+		t.Errorf("from tomorrow: %d %+v", st, recs)
+	}
+	if st := e.call(t, "GET", "/api/v1/admin/billing?from=yesterday", e.admin, nil, nil); st != 400 {
+		t.Errorf("a bad date: %d, want 400", st)
+	}
+	if st := e.call(t, "GET", "/api/v1/admin/billing", tok, nil, nil); st != 401 && st != 403 {
+		t.Errorf("an account's token: %d, want refused", st)
+	}
+}

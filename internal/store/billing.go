@@ -70,3 +70,38 @@ func (s *sqlStore) DeleteBillingBefore(ctx context.Context, cutoff time.Time) (i
 	}
 	return n, nil
 }
+
+// BillingRecords lists the records made in [from, to), oldest first.
+func (s *sqlStore) BillingRecords(ctx context.Context, from, to time.Time) ([]BillingRecord, error) {
+	q := `SELECT id, account_id, processor, reference, product, days, amount_cents, currency, created_at
+		FROM billing_records WHERE TRUE`
+	var args []any
+	if !from.IsZero() {
+		args = append(args, s.ts(from))
+		q += fmt.Sprintf(" AND created_at >= $%d", len(args))
+	}
+	if !to.IsZero() {
+		args = append(args, s.ts(to))
+		q += fmt.Sprintf(" AND created_at < $%d", len(args))
+	}
+	rows, err := s.rdb.QueryContext(ctx, q+" ORDER BY created_at, id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading billing records: %w", err)
+	}
+	defer rows.Close()
+	var out []BillingRecord
+	for rows.Next() {
+		var r BillingRecord
+		var account sql.NullInt64
+		if err := rows.Scan(&r.ID, &account, &r.Processor, &r.Reference, &r.Product, &r.Days,
+			&r.AmountCents, &r.Currency, timeCol{&r.CreatedAt}); err != nil {
+			return nil, fmt.Errorf("reading billing records: %w", err)
+		}
+		r.AccountID = account.Int64
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading billing records: %w", err)
+	}
+	return out, nil
+}

@@ -81,6 +81,13 @@ type Payment struct {
 	Currency    string
 }
 
+// BillingRecord is a stored payment.
+type BillingRecord struct {
+	ID int64
+	Payment
+	CreatedAt time.Time
+}
+
 // Device is one WireGuard key of an account. AddrIndex is the host index in
 // both tunnel pools: the device's IPv4 and IPv6 addresses are the pools'
 // bases plus AddrIndex, so one unique index gives two unique addresses.
@@ -328,6 +335,9 @@ type Store interface {
 	// RecordPayment stores a payment once and extends the account's paid
 	// time; see sqlStore.RecordPayment.
 	RecordPayment(ctx context.Context, p Payment, now time.Time) (applied bool, err error)
+	// BillingRecords lists the records made in [from, to), oldest first;
+	// a zero bound is open. AccountID is 0 for a detached record.
+	BillingRecords(ctx context.Context, from, to time.Time) ([]BillingRecord, error)
 	// DeleteBillingBefore removes billing records made before cutoff.
 	DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error)
 }

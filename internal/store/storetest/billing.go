@@ -75,6 +75,24 @@ func testBilling(t *testing.T, open func(testing.TB) store.Store) {
 	if err := s.DeleteAccount(ctx, ended.ID); err != nil {
 		t.Fatal(err)
 	}
+	recs, err := s.BillingRecords(ctx, time.Time{}, time.Time{})
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("BillingRecords = %+v, %v; want 3", recs, err)
+	}
+	r := recs[0]
+	if r.Reference != "pay-1" || r.AccountID != running.ID || r.Processor != "testpay" || r.Product != "premium-30" ||
+		r.Days != 30 || r.AmountCents != 500 || r.Currency != "EUR" || r.CreatedAt.Sub(now) > time.Minute || r.CreatedAt.Before(now.Add(-time.Minute)) {
+		t.Errorf("first record %+v", r)
+	}
+	if recs[1].AccountID != 0 || recs[2].AccountID != 0 {
+		t.Errorf("the erased account's and the unknown account's records are attached: %d, %d", recs[1].AccountID, recs[2].AccountID)
+	}
+	if in, err := s.BillingRecords(ctx, now.Add(time.Hour), time.Time{}); err != nil || len(in) != 0 {
+		t.Errorf("records from an hour on: %v, %v", in, err)
+	}
+	if in, err := s.BillingRecords(ctx, time.Time{}, now.Add(time.Hour)); err != nil || len(in) != 3 {
+		t.Errorf("records before an hour on: %d, %v", len(in), err)
+	}
 	if n, err := s.DeleteBillingBefore(ctx, now.Add(-time.Hour)); err != nil || n != 0 {
 		t.Fatalf("DeleteBillingBefore(an hour ago) = %d, %v; want 0", n, err)
 	}
