@@ -195,3 +195,9 @@ type BillingRecord struct {
 	Currency    string    `json:"currency"`
 	CreatedAt   time.Time `json:"created_at"`
 }
+
+// BillingAttachRequest is the body of POST /api/v1/admin/billing/{id}/attach:
+// the payment reference of the account a detached payment belongs to.
+type BillingAttachRequest struct {
+	PaymentReference string `json:"payment_reference"`
+}

@@ -195,7 +195,7 @@ func newAdminStatsCmd(f *adminFlags) *cobra.Command {
 func newAdminBillingCmd(f *adminFlags) *cobra.Command {
 	var from, to string
 	cmd := &cobra.Command{
-		Use:   "billing [--from YYYY-MM-DD] [--to YYYY-MM-DD]",
+		Use:   "billing [--from YYYY-MM-DD] [--to YYYY-MM-DD] | billing attach RECORD-ID PAYMENT-REFERENCE",
 		Short: "Billing records (payments processors reported), for the accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -232,6 +232,23 @@ func newAdminBillingCmd(f *adminFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&from, "from", "", "first day (UTC)")
 	cmd.Flags().StringVar(&to, "to", "", "day after the last (UTC)")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "attach RECORD-ID PAYMENT-REFERENCE",
+		Short: "Give a detached payment to the account whose payment reference the customer gives",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := f.api()
+			if err != nil {
+				return err
+			}
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("record id %q is not a number", args[0])
+			}
+			return api.Do(cmd.Context(), http.MethodPost, "/api/v1/admin/billing/"+strconv.FormatInt(id, 10)+"/attach",
+				apitypes.BillingAttachRequest{PaymentReference: args[1]}, nil)
+		},
+	})
 	return cmd
 }
 

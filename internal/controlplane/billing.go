@@ -193,3 +193,34 @@ func (s *Server) adminBilling(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// adminAttachBilling gives a detached payment to the account whose
+// payment reference the customer told support.
+func (s *Server) adminAttachBilling(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad record id")
+		return
+	}
+	var req apitypes.BillingAttachRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	accountID, ok := s.cfg.Hasher.ParsePaymentRef(req.PaymentReference)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "not a payment reference of this service")
+		return
+	}
+	err = s.cfg.Store.AttachPayment(r.Context(), id, accountID, s.cfg.Now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such billing record or account")
+	case errors.Is(err, store.ErrAttached):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		s.fail(w, "attaching payment", err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}

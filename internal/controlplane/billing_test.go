@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -188,5 +189,34 @@ func TestAdminBilling(t *testing.T) {
 	}
 	if st := e.call(t, "GET", "/api/v1/admin/billing", tok, nil, nil); st != 401 && st != 403 {
 		t.Errorf("an account's token: %d, want refused", st)
+	}
+
+	// A payment whose reference was mistyped arrives detached; support
+	// attaches it to the account the customer names by its reference.
+	lost := ev
+	lost.Reference, lost.Account = "pi_10", "typo"
+	e.notify(t, "testpay", testPaySecret, e.now.Now(), paymentBody(t, lost))
+	e.call(t, "GET", "/api/v1/admin/billing", e.admin, nil, &recs)
+	if len(recs) != 2 || recs[1].Account != 0 {
+		t.Fatalf("the mistyped payment: %+v", recs)
+	}
+	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
+	before := *acc.PaidUntil
+	attach := func(id int64, ref string) int {
+		return e.call(t, "POST", fmt.Sprintf("/api/v1/admin/billing/%d/attach", id), e.admin, apitypes.BillingAttachRequest{PaymentReference: ref}, nil)
+	}
+	if st := attach(recs[1].ID, "1-forgedxxxx"); st != 400 {
+		t.Errorf("attach with a forged reference: %d, want 400", st)
+	}
+	if st := attach(recs[1].ID, acc.PaymentReference); st != 204 {
+		t.Fatalf("attach: %d", st)
+	}
+	if st := attach(recs[1].ID, acc.PaymentReference); st != 409 {
+		t.Errorf("attach twice: %d, want 409", st)
+	}
+	acc = apitypes.Account{}
+	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
+	if !acc.PaidUntil.Equal(before.AddDate(0, 0, 365)) {
+		t.Errorf("after attaching: paid until %v, want %v", acc.PaidUntil, before.AddDate(0, 0, 365))
 	}
 }

@@ -131,6 +131,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 	mux.HandleFunc("POST /api/v1/billing/{processor}", s.billingWebhook)
 	mux.HandleFunc("GET /api/v1/admin/billing", s.withAdmin(s.adminBilling))
+	mux.HandleFunc("POST /api/v1/admin/billing/{id}/attach", s.withAdmin(s.adminAttachBilling))
 	mux.HandleFunc("POST /api/v1/admin/accounts", s.withAdmin(s.adminCreateAccount))
 	mux.HandleFunc("GET /api/v1/admin/gateways", s.withAdmin(s.adminListGateways))
 	mux.HandleFunc("POST /api/v1/admin/gateways", s.withAdmin(s.adminCreateGateway))

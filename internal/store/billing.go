@@ -48,18 +48,64 @@ func (s *sqlStore) RecordPayment(ctx context.Context, p Payment, now time.Time) 
 		if account == nil {
 			return nil
 		}
-		from := now
-		if paid.After(now) {
-			from = paid
-		}
-		_, err = tx.ExecContext(ctx, "UPDATE accounts SET paid_until = $1, plan = $2 WHERE id = $3",
-			s.ts(from.AddDate(0, 0, p.Days)), PlanPremium, p.AccountID)
-		return err
+		return s.extendPaid(ctx, tx, p.AccountID, paid, p.Days, now)
 	})
 	if err != nil {
 		return false, fmt.Errorf("recording payment: %w", err)
 	}
 	return applied, nil
+}
+
+// extendPaid moves the account's paid time, which ends at paid, days
+// further from the later of paid and now, on the premium plan.
+func (s *sqlStore) extendPaid(ctx context.Context, tx *sql.Tx, accountID int64, paid time.Time, days int, now time.Time) error {
+	from := now
+	if paid.After(now) {
+		from = paid
+	}
+	_, err := tx.ExecContext(ctx, "UPDATE accounts SET paid_until = $1, plan = $2 WHERE id = $3",
+		s.ts(from.AddDate(0, 0, days)), PlanPremium, accountID)
+	return err
+}
+
+// ErrAttached is returned for a billing record that already has its
+// account.
+var ErrAttached = errors.New("the billing record already belongs to an account")
+
+// AttachPayment gives a detached billing record (a payment whose
+// reference named no account) to an account, and the account the paid
+// time the payment bought, counted from now or from its current end.
+func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64, now time.Time) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var owner sql.NullInt64
+		var days int
+		err := tx.QueryRowContext(ctx, "SELECT account_id, days FROM billing_records WHERE id = $1", recordID).Scan(&owner, &days)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if owner.Valid {
+			return ErrAttached
+		}
+		var paid time.Time
+		err = tx.QueryRowContext(ctx, "SELECT paid_until FROM accounts WHERE id = $1", accountID).Scan(timeCol{&paid})
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE billing_records SET account_id = $1 WHERE id = $2", accountID, recordID); err != nil {
+			return err
+		}
+		return s.extendPaid(ctx, tx, accountID, paid, days, now.UTC().Truncate(time.Microsecond))
+	})
+	if err != nil {
+		return fmt.Errorf("attaching payment: %w", err)
+	}
+	return nil
 }
 
 // DeleteBillingBefore removes the billing records made before cutoff.

@@ -338,6 +338,10 @@ type Store interface {
 	// BillingRecords lists the records made in [from, to), oldest first;
 	// a zero bound is open. AccountID is 0 for a detached record.
 	BillingRecords(ctx context.Context, from, to time.Time) ([]BillingRecord, error)
+	// AttachPayment gives a detached record's payment to an account;
+	// ErrNotFound for no such record or account, ErrAttached for a record
+	// that has its account.
+	AttachPayment(ctx context.Context, recordID, accountID int64, now time.Time) error
 	// DeleteBillingBefore removes billing records made before cutoff.
 	DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error)
 }

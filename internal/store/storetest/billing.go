@@ -87,6 +87,18 @@ func testBilling(t *testing.T, open func(testing.TB) store.Store) {
 	if recs[1].AccountID != 0 || recs[2].AccountID != 0 {
 		t.Errorf("the erased account's and the unknown account's records are attached: %d, %d", recs[1].AccountID, recs[2].AccountID)
 	}
+	// Support gives the unknown account's payment to the running account.
+	before := accountByID(t, s, running.ID).PaidUntil
+	if err := s.AttachPayment(ctx, recs[2].ID, running.ID, now); err != nil {
+		t.Fatalf("AttachPayment: %v", err)
+	}
+	if got := accountByID(t, s, running.ID).PaidUntil; !got.Equal(before.AddDate(0, 0, 30)) {
+		t.Errorf("after attaching: paid until %v, want %v", got, before.AddDate(0, 0, 30))
+	}
+	wantErr(t, "attaching twice", s.AttachPayment(ctx, recs[2].ID, running.ID, now), store.ErrAttached)
+	wantErr(t, "attaching an attached record", s.AttachPayment(ctx, recs[0].ID, running.ID, now), store.ErrAttached)
+	wantErr(t, "attaching no record", s.AttachPayment(ctx, 987654, running.ID, now), store.ErrNotFound)
+	wantErr(t, "attaching to no account", s.AttachPayment(ctx, recs[1].ID, 987654, now), store.ErrNotFound)
 	if in, err := s.BillingRecords(ctx, now.Add(time.Hour), time.Time{}); err != nil || len(in) != 0 {
 		t.Errorf("records from an hour on: %v, %v", in, err)
 	}
