@@ -118,7 +118,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, c := range []string{"serve", "gateway", "admin", "login", "servers", "connect", "status", "disconnect", "wg-config", "version"} {
+	for _, c := range []string{"serve", "gateway", "admin", "login", "account", "servers", "connect", "status", "disconnect", "wg-config", "version"} {
 		if !regexp.MustCompile(`(?m)^\s+` + c + `\s`).MatchString(out) {
 			t.Errorf("--help does not list %q:\n%s", c, out)
 		}
@@ -198,6 +198,10 @@ func TestServeLifecycle(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+gwToken)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("gateway report: %v %v", err, resp)
+	}
+	acct, stderr, rc := veil(t, bin, "account", "--state", state)
+	if rc != 0 || !regexp.MustCompile(`Payment reference:\s+\d+-[a-z2-7]{10}`).MatchString(acct) || !strings.Contains(acct, "(active)") {
+		t.Errorf("account: exit %d\n%s%s", rc, acct, stderr)
 	}
 	conf, stderr, rc := veil(t, bin, "wg-config", "--location", "de", "--state", state)
 	if rc != 0 {
