@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"veil/internal/client"
 )
 
 func newAccountCmd() *cobra.Command {
@@ -22,11 +20,7 @@ reference to give a payment processor when paying (it names the account
 without the access code).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := stateDir(state)
-			if err != nil {
-				return err
-			}
-			st, err := client.LoadState(dir)
+			dir, st, err := loadState(state)
 			if err != nil {
 				return err
 			}

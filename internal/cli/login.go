@@ -26,6 +26,15 @@ func stateDir(flag string) (string, error) {
 	return dir, nil
 }
 
+// loadState reads the saved login from the state directory flag names.
+func loadState(flag string) (dir string, st *client.State, err error) {
+	if dir, err = stateDir(flag); err != nil {
+		return "", nil, err
+	}
+	st, err = client.LoadState(dir)
+	return dir, st, err
+}
+
 // reportVersion sends the OS and app version, counted only in aggregate
 // (promise P6); it waits a few seconds at most and never fails a command.
 func reportVersion(ctx context.Context, api *client.API) {

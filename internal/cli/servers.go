@@ -19,11 +19,7 @@ func newServersCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if control == "" {
-				dir, err := stateDir(state)
-				if err != nil {
-					return err
-				}
-				st, err := client.LoadState(dir)
+				_, st, err := loadState(state)
 				if err != nil {
 					return fmt.Errorf("%w (or pass --control URL)", err)
 				}

@@ -15,11 +15,7 @@ func newWGConfigCmd() *cobra.Command {
 		Short: "Print a wg-quick file for routers, phones and the official WireGuard apps",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := stateDir(state)
-			if err != nil {
-				return err
-			}
-			st, err := client.LoadState(dir)
+			_, st, err := loadState(state)
 			if err != nil {
 				return err
 			}
