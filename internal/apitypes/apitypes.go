@@ -185,15 +185,16 @@ type ClientReport struct {
 // BillingRecord is one stored payment, for the operator's accounts
 // (GET /api/v1/admin/billing). Account is 0 when the record is detached.
 type BillingRecord struct {
-	ID          int64     `json:"id"`
-	Account     int64     `json:"account,omitempty"`
-	Processor   string    `json:"processor"`
-	Reference   string    `json:"reference"`
-	Product     string    `json:"product"`
-	Days        int       `json:"days"`
-	AmountCents int64     `json:"amount_cents"`
-	Currency    string    `json:"currency"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          int64      `json:"id"`
+	Account     int64      `json:"account,omitempty"`
+	Processor   string     `json:"processor"`
+	Reference   string     `json:"reference"`
+	Product     string     `json:"product"`
+	Days        int        `json:"days"`
+	AmountCents int64      `json:"amount_cents"`
+	Currency    string     `json:"currency"`
+	CreatedAt   time.Time  `json:"created_at"`
+	RefundedAt  *time.Time `json:"refunded_at,omitempty"`
 }
 
 // BillingAttachRequest is the body of POST /api/v1/admin/billing/{id}/attach:

@@ -224,6 +224,9 @@ func newAdminBillingCmd(f *adminFlags) *cobra.Command {
 				if r.Account != 0 {
 					account = strconv.FormatInt(r.Account, 10)
 				}
+				if r.RefundedAt != nil {
+					account += ", refunded " + r.RefundedAt.Format(time.DateOnly)
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d.%02d %s\t%s\n", r.CreatedAt.Format(time.DateOnly), r.Processor,
 					r.Reference, r.Product, r.Days, r.AmountCents/100, r.AmountCents%100, r.Currency, account)
 			}

@@ -31,9 +31,10 @@ import (
 //
 // account is the payment reference the account page shows (Hasher.
 // PaymentRef). A notification told twice (same processor and reference)
-// counts once. Other event types are acknowledged and ignored. The
-// answer is {"applied": true} for a payment recorded now, false for a
-// repeat.
+// counts once. {"type": "payment.refunded", "reference": "pi_123"} takes
+// back the paid time that payment bought. Other event types are
+// acknowledged and ignored. The answer is {"applied": true} for a change
+// made now, false for a repeat.
 
 // PaymentEvent is the body of a processor's notification.
 type PaymentEvent struct {
@@ -46,8 +47,12 @@ type PaymentEvent struct {
 	Currency    string `json:"currency"`
 }
 
-// EventPaid is the event type that records a payment.
-const EventPaid = "payment.succeeded"
+// The event types taken: a payment, and its refund (which needs only the
+// reference).
+const (
+	EventPaid     = "payment.succeeded"
+	EventRefunded = "payment.refunded"
+)
 
 // signatureTolerance is how far a notification's time may be from ours.
 const signatureTolerance = 5 * time.Minute
@@ -136,7 +141,12 @@ func (s *Server) billingWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "malformed JSON: "+describeJSONError(err))
 		return
 	}
-	if ev.Type != EventPaid {
+	switch ev.Type {
+	case EventPaid:
+	case EventRefunded:
+		s.refund(w, r, processor, ev.Reference)
+		return
+	default:
 		writeJSON(w, http.StatusOK, map[string]bool{"ignored": true})
 		return
 	}
@@ -160,6 +170,27 @@ func (s *Server) billingWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if applied {
 		s.log.Info("payment recorded", "processor", processor, "attached", accountID != 0)
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"applied": applied})
+}
+
+// refund takes back the paid time of a refunded payment. A refund of a
+// payment never told is acknowledged (a retry would not help) and logged
+// for the operator.
+func (s *Server) refund(w http.ResponseWriter, r *http.Request, processor, reference string) {
+	if !textRE.MatchString(reference) {
+		writeError(w, http.StatusBadRequest, "reference: 1 to 200 printable characters")
+		return
+	}
+	applied, err := s.cfg.Store.RefundPayment(r.Context(), processor, reference, s.cfg.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("refund of a payment never recorded", "processor", processor)
+		writeJSON(w, http.StatusOK, map[string]bool{"applied": false})
+		return
+	}
+	if err != nil {
+		s.fail(w, "refunding payment", err)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"applied": applied})
 }
@@ -189,7 +220,7 @@ func (s *Server) adminBilling(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range recs {
 		out = append(out, apitypes.BillingRecord{ID: rec.ID, Account: rec.AccountID, Processor: rec.Processor,
 			Reference: rec.Reference, Product: rec.Product, Days: rec.Days, AmountCents: rec.AmountCents,
-			Currency: rec.Currency, CreatedAt: rec.CreatedAt})
+			Currency: rec.Currency, CreatedAt: rec.CreatedAt, RefundedAt: timePtr(rec.RefundedAt)})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -115,7 +115,7 @@ func TestBillingWebhook(t *testing.T) {
 
 	// Other events are acknowledged and ignored.
 	other := ev
-	other.Type = "payment.refunded"
+	other.Type = "payment.pending"
 	if st, out := e.notify(t, "testpay", testPaySecret, e.now.Now(), paymentBody(t, other)); st != 200 || out["ignored"] != true {
 		t.Errorf("another event type: %d %v", st, out)
 	}
@@ -218,5 +218,28 @@ func TestAdminBilling(t *testing.T) {
 	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
 	if !acc.PaidUntil.Equal(before.AddDate(0, 0, 365)) {
 		t.Errorf("after attaching: paid until %v, want %v", acc.PaidUntil, before.AddDate(0, 0, 365))
+	}
+
+	// A refund takes back what the payment bought, once; a refund of a
+	// payment never told is acknowledged and changes nothing.
+	refund := func(ref string) (int, map[string]any) {
+		return e.notify(t, "testpay", testPaySecret, e.now.Now(), []byte(`{"type": "payment.refunded", "reference": "`+ref+`"}`))
+	}
+	for i, want := range []bool{true, false} {
+		if st, out := refund("pi_10"); st != 200 || out["applied"] != want {
+			t.Fatalf("refund %d: %d %v, want applied=%v", i+1, st, out, want)
+		}
+	}
+	if st, out := refund("pi_unknown"); st != 200 || out["applied"] != false {
+		t.Errorf("refund of an unknown payment: %d %v", st, out)
+	}
+	acc = apitypes.Account{}
+	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
+	if !acc.PaidUntil.Equal(before) {
+		t.Errorf("after the refund: paid until %v, want %v", acc.PaidUntil, before)
+	}
+	e.call(t, "GET", "/api/v1/admin/billing", e.admin, nil, &recs)
+	if len(recs) != 2 || recs[1].RefundedAt == nil || recs[0].RefundedAt != nil {
+		t.Errorf("refund marks: %+v", recs)
 	}
 }

@@ -219,6 +219,7 @@ var Inventory = []Category{
 			{"billing_records.amount_cents", "the amount, in cents"},
 			{"billing_records.currency", "the currency"},
 			{"billing_records.created_at", "when the payment was recorded"},
+			{"billing_records.refunded_at", "when it was refunded, if it was"},
 		},
 		Purpose:    "To account for payments, as tax law requires.",
 		LegalBasis: basisLegal,

@@ -74,12 +74,15 @@ var ErrAttached = errors.New("the billing record already belongs to an account")
 
 // AttachPayment gives a detached billing record (a payment whose
 // reference named no account) to an account, and the account the paid
-// time the payment bought, counted from now or from its current end.
+// time the payment bought, counted from now or from its current end,
+// unless the payment was refunded.
 func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64, now time.Time) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var owner sql.NullInt64
 		var days int
-		err := tx.QueryRowContext(ctx, "SELECT account_id, days FROM billing_records WHERE id = $1", recordID).Scan(&owner, &days)
+		var refunded time.Time
+		err := tx.QueryRowContext(ctx, "SELECT account_id, days, refunded_at FROM billing_records WHERE id = $1", recordID).
+			Scan(&owner, &days, timeCol{&refunded})
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -100,12 +103,61 @@ func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64,
 		if _, err := tx.ExecContext(ctx, "UPDATE billing_records SET account_id = $1 WHERE id = $2", accountID, recordID); err != nil {
 			return err
 		}
+		if !refunded.IsZero() {
+			return nil // refunded: it buys nothing
+		}
 		return s.extendPaid(ctx, tx, accountID, paid, days, now.UTC().Truncate(time.Microsecond))
 	})
 	if err != nil {
 		return fmt.Errorf("attaching payment: %w", err)
 	}
 	return nil
+}
+
+// RefundPayment marks the payment refunded at now and moves the paid time
+// of its account, if it has one, back by the days it bought, to no earlier
+// than now.
+func (s *sqlStore) RefundPayment(ctx context.Context, processor, reference string, now time.Time) (applied bool, err error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		applied = false
+		var id int64
+		var owner sql.NullInt64
+		var days int
+		var refunded time.Time
+		err := tx.QueryRowContext(ctx, "SELECT id, account_id, days, refunded_at FROM billing_records WHERE processor = $1 AND reference = $2",
+			processor, reference).Scan(&id, &owner, &days, timeCol{&refunded})
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil || !refunded.IsZero() {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE billing_records SET refunded_at = $1 WHERE id = $2", s.ts(now), id); err != nil {
+			return err
+		}
+		applied = true
+		if !owner.Valid {
+			return nil
+		}
+		var paid time.Time
+		if err := tx.QueryRowContext(ctx, "SELECT paid_until FROM accounts WHERE id = $1", owner.Int64).Scan(timeCol{&paid}); err != nil {
+			return err
+		}
+		back := paid.AddDate(0, 0, -days)
+		if back.Before(now) {
+			back = now
+		}
+		if !back.Before(paid) {
+			return nil // the paid time had run out already
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE accounts SET paid_until = $1 WHERE id = $2", s.ts(back), owner.Int64)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("refunding payment: %w", err)
+	}
+	return applied, nil
 }
 
 // DeleteBillingBefore removes the billing records made before cutoff.
@@ -119,7 +171,7 @@ func (s *sqlStore) DeleteBillingBefore(ctx context.Context, cutoff time.Time) (i
 
 // BillingRecords lists the records made in [from, to), oldest first.
 func (s *sqlStore) BillingRecords(ctx context.Context, from, to time.Time) ([]BillingRecord, error) {
-	q := `SELECT id, account_id, processor, reference, product, days, amount_cents, currency, created_at
+	q := `SELECT id, account_id, processor, reference, product, days, amount_cents, currency, created_at, refunded_at
 		FROM billing_records WHERE TRUE`
 	var args []any
 	if !from.IsZero() {
@@ -140,7 +192,7 @@ func (s *sqlStore) BillingRecords(ctx context.Context, from, to time.Time) ([]Bi
 		var r BillingRecord
 		var account sql.NullInt64
 		if err := rows.Scan(&r.ID, &account, &r.Processor, &r.Reference, &r.Product, &r.Days,
-			&r.AmountCents, &r.Currency, timeCol{&r.CreatedAt}); err != nil {
+			&r.AmountCents, &r.Currency, timeCol{&r.CreatedAt}, timeCol{&r.RefundedAt}); err != nil {
 			return nil, fmt.Errorf("reading billing records: %w", err)
 		}
 		r.AccountID = account.Int64

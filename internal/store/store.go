@@ -86,6 +86,8 @@ type BillingRecord struct {
 	ID int64
 	Payment
 	CreatedAt time.Time
+	// RefundedAt is when the payment was refunded; zero if it was not.
+	RefundedAt time.Time
 }
 
 // Device is one WireGuard key of an account. AddrIndex is the host index in
@@ -342,6 +344,10 @@ type Store interface {
 	// ErrNotFound for no such record or account, ErrAttached for a record
 	// that has its account.
 	AttachPayment(ctx context.Context, recordID, accountID int64, now time.Time) error
+	// RefundPayment marks a payment refunded and takes back the paid time
+	// it bought; applied is false for one already refunded, ErrNotFound
+	// for one never recorded.
+	RefundPayment(ctx context.Context, processor, reference string, now time.Time) (applied bool, err error)
 	// DeleteBillingBefore removes billing records made before cutoff.
 	DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error)
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -99,17 +100,48 @@ func testBilling(t *testing.T, open func(testing.TB) store.Store) {
 	wantErr(t, "attaching an attached record", s.AttachPayment(ctx, recs[0].ID, running.ID, now), store.ErrAttached)
 	wantErr(t, "attaching no record", s.AttachPayment(ctx, 987654, running.ID, now), store.ErrNotFound)
 	wantErr(t, "attaching to no account", s.AttachPayment(ctx, recs[1].ID, 987654, now), store.ErrNotFound)
+	// A refund takes the paid time back, once, and marks the record.
+	before = accountByID(t, s, running.ID).PaidUntil
+	if ok, err := s.RefundPayment(ctx, "testpay", "pay-1", now); err != nil || !ok {
+		t.Fatalf("RefundPayment: %v, %v", ok, err)
+	}
+	if got := accountByID(t, s, running.ID).PaidUntil; !got.Equal(before.AddDate(0, 0, -30)) {
+		t.Errorf("after the refund: paid until %v, want %v", got, before.AddDate(0, 0, -30))
+	}
+	if ok, err := s.RefundPayment(ctx, "testpay", "pay-1", now); err != nil || ok {
+		t.Errorf("refunding twice: %v, %v; want not applied", ok, err)
+	}
+	if _, err := s.RefundPayment(ctx, "testpay", "never", now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("refunding an unknown payment: %v, want ErrNotFound", err)
+	}
+	recs, _ = s.BillingRecords(ctx, time.Time{}, time.Time{})
+	if recs[0].RefundedAt.IsZero() || !recs[1].RefundedAt.IsZero() {
+		t.Errorf("refund marks: %v, %v", recs[0].RefundedAt, recs[1].RefundedAt)
+	}
+	// Paid time never moves back past now: a refunded account whose time
+	// ran out meanwhile just ends.
+	short := createAccount(t, s, store.Account{})
+	if _, err := s.RecordPayment(ctx, store.Payment{AccountID: short.ID, Processor: "testpay", Reference: "pay-4",
+		Product: "premium-30", Days: 30, Currency: "EUR"}, now.AddDate(0, 0, -20)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RefundPayment(ctx, "testpay", "pay-4", now); err != nil {
+		t.Fatal(err)
+	}
+	if got := accountByID(t, s, short.ID).PaidUntil; got.Sub(now.Truncate(time.Microsecond)).Abs() > time.Millisecond {
+		t.Errorf("refund after 20 of 30 days: paid until %v, want now (%v)", got, now)
+	}
 	if in, err := s.BillingRecords(ctx, now.Add(time.Hour), time.Time{}); err != nil || len(in) != 0 {
 		t.Errorf("records from an hour on: %v, %v", in, err)
 	}
-	if in, err := s.BillingRecords(ctx, time.Time{}, now.Add(time.Hour)); err != nil || len(in) != 3 {
+	if in, err := s.BillingRecords(ctx, now.Add(-time.Hour), now.Add(time.Hour)); err != nil || len(in) != 3 {
 		t.Errorf("records before an hour on: %d, %v", len(in), err)
 	}
-	if n, err := s.DeleteBillingBefore(ctx, now.Add(-time.Hour)); err != nil || n != 0 {
-		t.Fatalf("DeleteBillingBefore(an hour ago) = %d, %v; want 0", n, err)
+	if n, err := s.DeleteBillingBefore(ctx, now.Add(-time.Hour)); err != nil || n != 1 {
+		t.Fatalf("DeleteBillingBefore(an hour ago) = %d, %v; want pay-4's record, made 20 days ago", n, err)
 	}
 	if n, err := s.DeleteBillingBefore(ctx, now.Add(time.Hour)); err != nil || n != 3 {
-		t.Fatalf("DeleteBillingBefore(in an hour) = %d, %v; want the 3 records", n, err)
+		t.Fatalf("DeleteBillingBefore(in an hour) = %d, %v; want the 3 others", n, err)
 	}
 	rows, err = s.AccountRows(ctx, running.ID)
 	if err != nil || len(rows["billing_records"]) != 0 {

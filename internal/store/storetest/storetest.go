@@ -988,7 +988,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"support_messages": {"id", "ticket_id", "from_operator", "body", "created_at"},
 		"client_counters":  {"day", "os_version", "app_version", "count"},
 		// Billing (0005).
-		"billing_records": {"id", "account_id", "processor", "reference", "product", "days", "amount_cents", "currency", "created_at"},
+		"billing_records": {"id", "account_id", "processor", "reference", "product", "days", "amount_cents", "currency", "created_at", "refunded_at"},
 	}
 	if fmt.Sprint(schema) != fmt.Sprint(want) {
 		t.Errorf("Schema() =\n%v\nwant\n%v", schema, want)
