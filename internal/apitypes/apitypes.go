@@ -37,6 +37,8 @@ type Account struct {
 	// PaymentReference is what to give a payment processor at checkout:
 	// it names the account without the access code.
 	PaymentReference string `json:"payment_reference"`
+	// CheckoutURL is the operator's payment page for this account, if any.
+	CheckoutURL string `json:"checkout_url,omitempty"`
 }
 
 // AccountPatch is the body of PATCH /api/v1/account. A nil field is left

@@ -51,6 +51,9 @@ without the access code).`,
 			fmt.Fprintf(tw, "Trial until:\t%s\n", day(acc.TrialUntil))
 			fmt.Fprintf(tw, "Devices:\t%d of %d\n", acc.Devices, acc.MaxDevices)
 			fmt.Fprintf(tw, "Payment reference:\t%s\n", acc.PaymentReference)
+			if acc.CheckoutURL != "" {
+				fmt.Fprintf(tw, "Pay at:\t%s\n", acc.CheckoutURL)
+			}
 			return tw.Flush()
 		},
 	}

@@ -105,6 +105,11 @@ type Config struct {
 	// BillingSecrets are the payment processors whose signed
 	// notifications POST /api/v1/billing/NAME takes, "NAME=SECRET".
 	BillingSecrets []string `toml:"billing_secrets" help:"payment processors' webhook signing secrets, NAME=SECRET"`
+	// CheckoutURL is where customers pay: a processor's payment page, with
+	// {ref} replaced by the account's payment reference (for example
+	// "https://pay.example/veil?client_reference_id={ref}"); empty: the
+	// account page shows the reference alone.
+	CheckoutURL string `toml:"checkout_url" help:"payment page; {ref} is replaced by the account's payment reference"`
 	// WhoisServer is the whois tool's first server, HOST:PORT; the
 	// servers it refers to are asked on the same port.
 	WhoisServer string `toml:"whois_server" help:"first server of the whois tool, HOST:PORT"`
@@ -298,6 +303,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.BillingSecretMap(); err != nil {
 		return bad("billing_secrets", "%v", err)
+	}
+	if c.CheckoutURL != "" {
+		if u, err := url.Parse(strings.ReplaceAll(c.CheckoutURL, "{ref}", "1-a")); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return bad("checkout_url", "want an http(s) URL, got %q", c.CheckoutURL)
+		}
 	}
 	if _, _, err := c.WhoisAddr(); err != nil {
 		return bad("whois_server", "want HOST:PORT, got %q", c.WhoisServer)

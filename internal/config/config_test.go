@@ -88,6 +88,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad cidr", "egress_allow = [\"10.0.0.0/33\"]\n", nil, "egress_allow"},
 		{"plain dns forward", "dns_forward = [\"udp://9.9.9.9\"]\n", nil, "dns_forward"},
 		{"bad dns port", "dns_upstream_port = 70000\n", nil, "dns_upstream_port: 70000 is not a port"},
+		{"bad whois server", "whois_server = \"whois.iana.org\"\n", nil, "whois_server"},
+		{"short billing secret", "billing_secrets = [\"pay=short\"]\n", nil, "billing_secrets"},
+		{"billing without a name", "billing_secrets = [\"=0123456789abcdef\"]\n", nil, "billing_secrets"},
+		{"repeated processor", "billing_secrets = [\"pay=0123456789abcdef\", \"pay=fedcba9876543210\"]\n", nil, "given twice"},
+		{"bad checkout url", "checkout_url = \"javascript:alert(1)\"\n", nil, "checkout_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -108,6 +108,7 @@ func (s *Server) accountView(r *http.Request, acc *store.Account) (apitypes.Acco
 		Devices:          len(devs),
 		MaxDevices:       s.cfg.MaxDevices,
 		PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
+		CheckoutURL:      s.checkoutURL(acc.ID),
 	}, nil
 }
 

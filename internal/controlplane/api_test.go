@@ -79,6 +79,7 @@ func newEnv(t testing.TB, st store.Store) *env {
 		Store: st, Hasher: hasher, Pools: pools, AdminToken: e.admin,
 		MaxDevices: 5, TrialDays: 7, SessionTTL: time.Hour, Logger: log, Now: e.now.Now,
 		BillingSecrets: map[string]string{"testpay": testPaySecret},
+		CheckoutURL:    "https://pay.example/veil?client_reference_id={ref}",
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

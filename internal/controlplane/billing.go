@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -254,4 +255,12 @@ func (s *Server) adminAttachBilling(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// checkoutURL is the account's payment page, or "" when none is set.
+func (s *Server) checkoutURL(accountID int64) string {
+	if s.cfg.CheckoutURL == "" {
+		return ""
+	}
+	return strings.ReplaceAll(s.cfg.CheckoutURL, "{ref}", url.QueryEscape(s.cfg.Hasher.PaymentRef(accountID)))
 }

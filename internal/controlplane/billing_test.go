@@ -53,6 +53,9 @@ func TestBillingWebhook(t *testing.T) {
 	if acc.PaymentReference == "" || !strings.Contains(acc.PaymentReference, "-") {
 		t.Fatalf("account shows payment reference %q", acc.PaymentReference)
 	}
+	if want := "https://pay.example/veil?client_reference_id=" + acc.PaymentReference; acc.CheckoutURL != want {
+		t.Errorf("checkout URL %q, want %q", acc.CheckoutURL, want)
+	}
 	key := newPub(t)
 	e.call(t, "POST", "/api/v1/devices", tok, apitypes.DeviceRequest{PublicKey: key}, nil)
 

@@ -179,6 +179,7 @@ type accountInfo struct {
 	Devices          int
 	Tickets          int
 	PaymentReference string
+	CheckoutURL      string
 }
 
 var pageMessages = map[string]string{
@@ -219,6 +220,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			Email: acc.Email, Plan: acc.Plan, PaidUntil: dateOrEmpty(acc.PaidUntil), TrialUntil: dateOrEmpty(acc.TrialUntil),
 			Active: acc.Active(s.cfg.Now()), MarketingConsent: acc.MarketingConsent, Restricted: acc.Restricted,
 			Devices: len(devs), Tickets: len(ts), PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
+			CheckoutURL: s.checkoutURL(acc.ID),
 		}
 	}
 	web.Render(w, r, "account.html", web.Page{Title: "Account", Data: v})

@@ -52,6 +52,9 @@ type Config struct {
 	// BillingSecrets are the payment processors whose notifications are
 	// taken, each with its signing secret (billing.go); none: billing off.
 	BillingSecrets map[string]string
+	// CheckoutURL is the payment page, {ref} standing for the account's
+	// payment reference; empty: none.
+	CheckoutURL string
 }
 
 // Server serves the API.

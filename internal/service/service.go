@@ -106,6 +106,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		MaxDevices: cfg.MaxDevices, TrialDays: cfg.TrialDays,
 		SessionTTL:     time.Duration(cfg.SessionTTL),
 		BillingSecrets: billing,
+		CheckoutURL:    cfg.CheckoutURL,
 		Logger:         log.With("component", "api"),
 	})
 	if err := s.startPrivacy(ctx); err != nil {
