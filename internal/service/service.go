@@ -48,6 +48,9 @@ type Service struct {
 	// when the test is off.
 	DNSLeakAddr net.Addr
 
+	// pools are the tunnel address pools, which the outbound web tools
+	// never reach, as the gateways' peers never reach one another.
+	pools     device.Pools
 	log       *slog.Logger
 	closers   []func() error
 	httpSrv   *http.Server
@@ -97,7 +100,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Service{
-		Config: cfg, Store: st, AdminToken: adminToken, log: log,
+		Config: cfg, Store: st, AdminToken: adminToken, pools: pools, log: log,
 		cancel: cancel, done: make(chan struct{}),
 	}
 	billing, _ := cfg.BillingSecretMap() // Validate has checked them

@@ -3,9 +3,13 @@ package service
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +124,39 @@ func TestGatewayAddrsRefresh(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if name, ok := g.lookup(a2); !ok || name != "gw2" {
 		t.Errorf("after a failed refresh: %q, %v; want the last good list", name, ok)
+	}
+}
+
+// TestToolsNeverReachTunnelPools: an operator who opens 10.0.0.0/8 to the
+// tools does not open the tunnel pool inside it, as for the gateways.
+func TestToolsNeverReachTunnelPools(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.EgressAllow = []string{"10.0.0.0/8"}
+	svc, err := Start(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop() })
+	for host, want := range map[string]int{
+		"10.64.0.7":         http.StatusForbidden, // a device's tunnel address
+		"fd7a:7665:696c::7": http.StatusForbidden,
+	} {
+		resp, err := http.Get(svc.URL() + "/api/v1/ping?count=1&host=" + host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("ping %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Get(svc.URL() + "/proxy?url=" + url.QueryEscape("http://10.64.0.7/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "not reached from here") {
+		t.Errorf("proxy to a tunnel address: %d", resp.StatusCode)
 	}
 }

@@ -68,8 +68,9 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	(&speedtest.Handler{Visitor: ip.Describe}).Register(mux)
 
 	// The tools that reach out for the visitor go through the egress
-	// guard, and each visitor has a quota of them.
-	guard := netguard.Guard{Allow: s.Config.EgressPrefixes()}
+	// guard, which, as the gateways' does, never lets them into the tunnel
+	// pools; each visitor has a quota of them.
+	guard := netguard.Guard{Allow: s.Config.EgressPrefixes(), Deny: []netip.Prefix{s.pools.V4, s.pools.V6}}
 	(&ping.Handler{Pinger: &ping.Pinger{Guard: guard},
 		Quota: outbound.NewQuota(20, 10*time.Minute, ip.ClientAddr)}).Register(mux)
 	whoisHost, whoisPort, _ := s.Config.WhoisAddr() // Validate has checked it
