@@ -155,12 +155,9 @@ func (s *Server) billingWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	// A reference that names no account still records the payment,
+	// A reference that names no account (0) still records the payment,
 	// detached: the money was taken, and support can attach it.
-	accountID, ok := s.cfg.Hasher.ParsePaymentRef(ev.Account)
-	if !ok {
-		accountID = 0
-	}
+	accountID, _ := s.cfg.Hasher.ParsePaymentRef(ev.Account)
 	applied, err := s.cfg.Store.RecordPayment(r.Context(), store.Payment{
 		AccountID: accountID, Processor: processor, Reference: ev.Reference,
 		Product: ev.Product, Days: ev.Days, AmountCents: ev.AmountCents, Currency: ev.Currency,

@@ -50,6 +50,15 @@ func (q *Quota) Take(r *http.Request) (bool, time.Duration) {
 	return q.t.Take(src)
 }
 
+// Use counts one use by r's visitor and, over the limit, returns the
+// error to show: when to try again.
+func (q *Quota) Use(r *http.Request) error {
+	if ok, wait := q.Take(r); !ok {
+		return errors.New("too many requests from your address; try again in " + strconv.Itoa(int(wait.Seconds())+1) + " s")
+	}
+	return nil
+}
+
 // Tool is one outbound tool as the site offers it.
 type Tool[R any] struct {
 	// Page and API are the paths ("/whois", "/api/v1/whois"); Param is
@@ -113,9 +122,8 @@ func (t *Tool[R]) answer(r *http.Request, q string) (R, int, error) {
 	if err := t.Check(r, q); err != nil {
 		return zero, http.StatusBadRequest, err
 	}
-	if ok, wait := t.Quota.Take(r); !ok {
-		return zero, http.StatusTooManyRequests,
-			errors.New("too many requests from your address; try again in " + strconv.Itoa(int(wait.Seconds())+1) + " s")
+	if err := t.Quota.Use(r); err != nil {
+		return zero, http.StatusTooManyRequests, err
 	}
 	return t.Run(r, q)
 }

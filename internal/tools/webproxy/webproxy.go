@@ -10,6 +10,7 @@
 package webproxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"html"
@@ -17,7 +18,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -128,8 +128,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if ok, wait := h.Quota.Take(r); !ok {
-		h.fail(w, r, http.StatusTooManyRequests, "too many requests from your address; try again in "+strconv.Itoa(int(wait.Seconds())+1)+" s")
+	if err := h.Quota.Use(r); err != nil {
+		h.fail(w, r, http.StatusTooManyRequests, err.Error())
 		return
 	}
 	select {
@@ -188,7 +188,7 @@ func (h *Handler) write(w http.ResponseWriter, resp *http.Response, body []byte)
 		w.WriteHeader(resp.StatusCode)
 		banner := `<div style="all:initial;display:block;font:14px sans-serif;background:#1d2433;color:#fff;padding:6px 12px">` +
 			`Seen through Veil's web proxy: ` + html.EscapeString(resp.Request.URL.String()) + ` · <a style="color:#9cf" href="` + Path + `">another address</a></div>`
-		rw.html(w, strings.NewReader(string(body)), banner)
+		rw.html(w, bytes.NewReader(body), banner)
 	case mt == "text/css":
 		hd.Set("Content-Type", "text/css"+charset(params))
 		w.WriteHeader(resp.StatusCode)
