@@ -90,7 +90,7 @@ func (s *socksServer) handle(c net.Conn) {
 		return
 	}
 	defer up.Close()
-	local, _ := netip.ParseAddrPort(up.LocalAddr().String())
+	local := addrPort(up.LocalAddr())
 	if err := socksReply(c, socksOK, local); err != nil {
 		return
 	}
