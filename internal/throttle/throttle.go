@@ -1,6 +1,7 @@
 // Package throttle counts failures (or uses) per source in memory, to slow
-// down guessing of access codes and to rate-limit the outbound tools,
-// without ever holding a source address.
+// down guessing of access codes and to rate-limit the outbound tools, and
+// the uses each source holds at once (Concurrent), without ever holding a
+// source address.
 //
 // A source is known only by a keyed hash of its address (promise P1). The
 // key is random, lives in RAM, and is replaced at the start of every
@@ -89,24 +90,30 @@ func (t *Throttle) rotate() time.Time {
 		now = t.Now()
 	}
 	if t.counts == nil || now.Sub(t.start) >= t.Window || now.Before(t.start) {
-		if _, err := rand.Read(t.key[:]); err != nil {
-			panic("throttle: crypto/rand failed: " + err.Error())
-		}
+		newKey(&t.key)
 		t.start = now
 		t.counts = make(map[[16]byte]int)
 	}
 	return now
 }
 
-// hash keys a source: the whole IPv4 address, or the /64 of an IPv6
-// address, since one IPv6 client holds a whole /64.
-func (t *Throttle) hash(src netip.Addr) [16]byte {
+func (t *Throttle) hash(src netip.Addr) [16]byte { return keyed(&t.key, src) }
+
+func newKey(key *[32]byte) {
+	if _, err := rand.Read(key[:]); err != nil {
+		panic("throttle: crypto/rand failed: " + err.Error())
+	}
+}
+
+// keyed hashes a source under key: the whole IPv4 address, or the /64 of
+// an IPv6 address, since one IPv6 client holds a whole /64.
+func keyed(key *[32]byte, src netip.Addr) [16]byte {
 	src = src.Unmap()
 	if src.Is6() {
 		p, _ := src.Prefix(64)
 		src = p.Addr()
 	}
-	m := hmac.New(sha256.New, t.key[:])
+	m := hmac.New(sha256.New, key[:])
 	b := src.AsSlice()
 	m.Write(b)
 	var out [16]byte

@@ -67,3 +67,40 @@ func TestTake(t *testing.T) {
 		t.Fatal("refused in a new window")
 	}
 }
+
+func TestConcurrent(t *testing.T) {
+	c := NewConcurrent(2)
+	a := netip.MustParseAddr("127.9.8.7")
+	b := netip.MustParseAddr("2001:db8::1")
+	r1, ok1 := c.Acquire(a)
+	r2, ok2 := c.Acquire(a)
+	if !ok1 || !ok2 {
+		t.Fatal("a source is refused below its limit")
+	}
+	if _, ok := c.Acquire(a); ok {
+		t.Fatal("a third use at once was allowed over a limit of 2")
+	}
+	if _, ok := c.Acquire(netip.MustParseAddr("::ffff:127.9.8.7")); ok {
+		t.Fatal("the IPv4-mapped form of an address escapes its limit")
+	}
+	rb, ok := c.Acquire(b)
+	if !ok {
+		t.Fatal("another source is refused while the first is at its limit")
+	}
+	if _, ok := c.Acquire(netip.MustParseAddr("2001:db8::2")); !ok {
+		t.Fatal("a second use in the same /64 is refused below the limit")
+	}
+	r1()
+	r1() // a second call must not free another use
+	if _, ok := c.Acquire(a); !ok {
+		t.Fatal("a released use was not given back")
+	}
+	if _, ok := c.Acquire(a); ok {
+		t.Fatal("a double release gave back two uses")
+	}
+	r2()
+	rb()
+	if c.Sources() != 2 {
+		t.Fatalf("%d sources held, want 2 (a once, the /64 of b once)", c.Sources())
+	}
+}
