@@ -68,7 +68,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	sess, wait, err := s.login(r.Context(), sourceAddr(r), req.AccessCode)
+	sess, wait, err := s.login(r.Context(), s.cfg.Visitors.Key(r), req.AccessCode)
 	switch {
 	case errors.Is(err, errThrottled):
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))

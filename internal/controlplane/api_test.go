@@ -52,8 +52,8 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // newEnv starts the API over a real store: SQLite in a temp dir, or the
-// given store.
-func newEnv(t testing.TB, st store.Store) *env {
+// given store; opts change the config before the server is made.
+func newEnv(t testing.TB, st store.Store, opts ...func(*controlplane.Config)) *env {
 	t.Helper()
 	e := &env{logs: &logtest.Buffer{}, admin: "admin-token-for-tests", now: &clock{t: time.Now().UTC()}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -75,12 +75,16 @@ func newEnv(t testing.TB, st store.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.api = controlplane.New(controlplane.Config{
+	cfg := controlplane.Config{
 		Store: st, Hasher: hasher, Pools: pools, AdminToken: e.admin,
 		MaxDevices: 5, TrialDays: 7, SessionTTL: time.Hour, Logger: log, Now: e.now.Now,
 		BillingSecrets: map[string]string{"testpay": testPaySecret},
 		CheckoutURL:    "https://pay.example/veil?client_reference_id={ref}",
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e.api = controlplane.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.api.Run(ctx, 50*time.Millisecond); close(done) }()

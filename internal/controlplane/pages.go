@@ -227,7 +227,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
-	sess, _, err := s.login(r.Context(), sourceAddr(r), r.PostForm.Get("access_code"))
+	sess, _, err := s.login(r.Context(), s.cfg.Visitors.Key(r), r.PostForm.Get("access_code"))
 	switch {
 	case errors.Is(err, errThrottled):
 		http.Redirect(w, r, "/account?m=throttled", http.StatusSeeOther)

@@ -114,7 +114,7 @@ const recoverAnswer = "If an account has this email, a new access code is on its
 // by th (in memory, on a keyed hash of the address).
 func (s *Server) recoverCode(th *throttle.Throttle) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		src := sourceAddr(r)
+		src := s.cfg.Visitors.Key(r)
 		if ok, wait := th.Allowed(src); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			writeError(w, http.StatusTooManyRequests, "too many requests; try again later")
@@ -129,7 +129,7 @@ func (s *Server) recoverCode(th *throttle.Throttle) http.HandlerFunc {
 // answers every well-formed request alike, as the API does.
 func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		src := sourceAddr(r)
+		src := s.cfg.Visitors.Key(r)
 		if ok, _ := th.Allowed(src); !ok {
 			http.Redirect(w, r, "/account?m=throttled", http.StatusSeeOther)
 			return

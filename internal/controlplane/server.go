@@ -3,8 +3,9 @@
 // reports, and the operator's admin calls. It is stateless over the store,
 // so several processes can serve one PostgreSQL.
 //
-// There is no access log: a request's source address is used only, in
-// memory, to throttle failed logins (promise P1).
+// There is no access log: a request's source address (the visitor, as
+// package visitor finds it behind the trusted proxies) is used only, in
+// memory, to throttle failed logins and recovery requests (promise P1).
 package controlplane
 
 import (
@@ -15,9 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"veil/internal/device"
 	"veil/internal/store"
 	"veil/internal/throttle"
+	"veil/internal/visitor"
 )
 
 // Config wires a Server.
@@ -43,6 +43,9 @@ type Config struct {
 	GatewayCapacity int
 	// Throttle limits failed logins per source; nil: 10 per 10 minutes.
 	Throttle *throttle.Throttle
+	// Visitors tells who sent a request, for the throttles; nil: the TCP
+	// peer (no trusted proxy).
+	Visitors *visitor.Resolver
 	// Logger; nil: discard.
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
@@ -228,16 +231,6 @@ func (s *Server) fail(w http.ResponseWriter, what string, err error) {
 	}
 	s.log.Error(what, "err", err)
 	writeError(w, http.StatusInternalServerError, "internal error; try again later")
-}
-
-// sourceAddr is the request's peer address, used only in memory.
-func sourceAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
 }
 
 func bearer(r *http.Request) string {

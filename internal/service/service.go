@@ -25,6 +25,7 @@ import (
 	"veil/internal/device"
 	"veil/internal/gateway"
 	"veil/internal/store"
+	"veil/internal/visitor"
 )
 
 // File names in the data directory.
@@ -50,7 +51,10 @@ type Service struct {
 
 	// pools are the tunnel address pools, which the outbound web tools
 	// never reach, as the gateways' peers never reach one another.
-	pools     device.Pools
+	pools device.Pools
+	// visitors tells who sent a request, behind the trusted proxies, to
+	// every throttle, quota and tool.
+	visitors  *visitor.Resolver
 	log       *slog.Logger
 	closers   []func() error
 	httpSrv   *http.Server
@@ -101,7 +105,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Service{
 		Config: cfg, Store: st, AdminToken: adminToken, pools: pools, log: log,
-		cancel: cancel, done: make(chan struct{}),
+		visitors: visitor.New(cfg.TrustedProxyPrefixes()),
+		cancel:   cancel, done: make(chan struct{}),
 	}
 	billing, _ := cfg.BillingSecretMap() // Validate has checked them
 	s.API = controlplane.New(controlplane.Config{
@@ -110,6 +115,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		SessionTTL:     time.Duration(cfg.SessionTTL),
 		BillingSecrets: billing,
 		CheckoutURL:    cfg.CheckoutURL,
+		Visitors:       s.visitors,
 		Logger:         log.With("component", "api"),
 	})
 	if err := s.startPrivacy(ctx); err != nil {

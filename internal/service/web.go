@@ -41,7 +41,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 		}
 		leak, err = dnsleak.New(dnsleak.Config{
 			Zone: s.Config.DNSLeakZone, Addr: s.Config.DNSLeakAddr, NSAddrs: nsAddrs,
-			Geo: db, IsOurResolver: gws.resolver, Logger: s.log.With("component", "dnsleak"),
+			Geo: db, IsOurResolver: gws.resolver, Visitors: s.visitors, Logger: s.log.With("component", "dnsleak"),
 		})
 		if err != nil {
 			return err
@@ -60,23 +60,24 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	}
 	ip := &myip.Handler{
 		Geo: db, Gateway: gws.lookup, Carried: s.carried, DNSBL: s.Config.DNSBL,
-		TrustedProxies: s.Config.TrustedProxyPrefixes(),
-		IPv4URL:        s.Config.IPv4URL, IPv6URL: s.Config.IPv6URL, STUNURL: s.Config.STUNURL,
+		Visitors: s.visitors,
+		IPv4URL:  s.Config.IPv4URL, IPv6URL: s.Config.IPv6URL, STUNURL: s.Config.STUNURL,
 		DNSLeak: leak, Logger: s.log.With("component", "myip"),
 	}
 	ip.Register(mux)
-	(&speedtest.Handler{Visitor: ip.Describe}).Register(mux)
+	(&speedtest.Handler{Visitor: ip.Describe, Visitors: s.visitors}).Register(mux)
 
 	// The tools that reach out for the visitor go through the egress
 	// guard, which, as the gateways' does, never lets them into the tunnel
-	// pools; each visitor has a quota of them.
+	// pools; each visitor has a quota of them (and of the speed test and
+	// the proxy, a share of the slots).
 	guard := netguard.Guard{Allow: s.Config.EgressPrefixes(), Deny: []netip.Prefix{s.pools.V4, s.pools.V6}}
 	(&ping.Handler{Pinger: &ping.Pinger{Guard: guard},
-		Quota: outbound.NewQuota(20, 10*time.Minute, ip.ClientAddr)}).Register(mux)
+		Quota: outbound.NewQuota(20, 10*time.Minute, s.visitors)}).Register(mux)
 	whoisHost, whoisPort, _ := s.Config.WhoisAddr() // Validate has checked it
 	(&whois.Handler{Client: &whois.Client{Root: whoisHost, Port: whoisPort, Dial: guard.DialContext},
-		Quota: outbound.NewQuota(30, 10*time.Minute, ip.ClientAddr)}).Register(mux)
-	(&webproxy.Handler{Guard: guard, Quota: outbound.NewQuota(1000, 10*time.Minute, ip.ClientAddr)}).Register(mux)
+		Quota: outbound.NewQuota(30, 10*time.Minute, s.visitors)}).Register(mux)
+	(&webproxy.Handler{Guard: guard, Visitors: s.visitors}).Register(mux)
 	return nil
 }
 

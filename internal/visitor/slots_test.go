@@ -2,12 +2,12 @@ package visitor
 
 import (
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"veil/internal/visitor/visitortest"
 )
 
 func request(remote string) *http.Request {
@@ -64,13 +64,7 @@ func TestSlowReaderLosesSlot(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.(*net.TCPConn).SetReadBuffer(4 << 10)
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	visitortest.Stall(t, srv.Listener.Addr().String(), "/")
 	select {
 	case err := <-returned:
 		if err == nil {

@@ -29,6 +29,8 @@ import (
 
 	"veil/internal/geo"
 	"veil/internal/redact"
+	"veil/internal/throttle"
+	"veil/internal/visitor"
 )
 
 // MaxTTL is the longest a test is kept, whatever the config says.
@@ -64,6 +66,11 @@ type Config struct {
 	// MaxTests bounds the tests held at once; default 10000. Beyond it,
 	// new tests are refused until old ones expire.
 	MaxTests int
+	// PerVisitor bounds the tests one visitor may start over the API
+	// within TTL, so that no one visitor can fill MaxTests; default 60.
+	PerVisitor int
+	// Visitors tells visitors apart for PerVisitor; nil: by TCP peer.
+	Visitors *visitor.Resolver
 	// Logger gets server errors, never an address or a name. If nil,
 	// nothing is logged.
 	Logger *slog.Logger
@@ -80,6 +87,10 @@ type Server struct {
 	cfg  Config
 	zone string // canonical, with trailing dot, lower case
 	log  *slog.Logger
+
+	// perVisitor counts the tests each visitor starts, by keyed hash in
+	// memory; a test itself holds nothing of who started it.
+	perVisitor *throttle.Throttle
 
 	mu    sync.Mutex
 	tests map[string]*test
@@ -122,11 +133,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxTests <= 0 {
 		cfg.MaxTests = 10000
 	}
+	if cfg.PerVisitor <= 0 {
+		cfg.PerVisitor = 60
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, zone: zone, log: log, tests: map[string]*test{}}, nil
+	perVisitor := throttle.New(cfg.PerVisitor, cfg.TTL)
+	perVisitor.Now = cfg.Clock
+	return &Server{cfg: cfg, zone: zone, log: log, perVisitor: perVisitor, tests: map[string]*test{}}, nil
 }
 
 // Zone is the zone served, with a trailing dot.

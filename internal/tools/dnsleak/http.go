@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"veil/internal/web"
 )
@@ -33,6 +34,11 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveNew(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.perVisitor.Take(s.cfg.Visitors.Key(r)); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "You have started too many tests; try again in " + strconv.Itoa(int(wait.Minutes())+1) + " min."})
+		return
+	}
 	t, err := s.NewTest()
 	if errors.Is(err, ErrFull) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "Too many tests are running; try again in a minute."})

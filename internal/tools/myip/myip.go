@@ -25,6 +25,7 @@ import (
 	"veil/internal/geo"
 	"veil/internal/redact"
 	"veil/internal/tools/dnsleak"
+	"veil/internal/visitor"
 	"veil/internal/web"
 )
 
@@ -57,10 +58,9 @@ type Handler struct {
 	// DNSBLTimeout bounds all blocklist queries of one request together;
 	// default 1.5s.
 	DNSBLTimeout time.Duration
-	// TrustedProxies are the peers whose X-Forwarded-For is believed (a
-	// reverse proxy in front of Veil). Default none: the TCP peer is the
-	// visitor.
-	TrustedProxies []netip.Prefix
+	// Visitors tells who the visitor is (the trusted proxies in front of
+	// Veil). If nil, the TCP peer is the visitor.
+	Visitors *visitor.Resolver
 	// IPv4URL and IPv6URL are base URLs of this service on hostnames that
 	// resolve only over IPv4 and only over IPv6 (such as
 	// "https://ipv4.veil.example"); the page asks both to see which
@@ -155,7 +155,7 @@ func (h *Handler) target(r *http.Request) (ip netip.Addr, lookup bool, err error
 		}
 		return ip.Unmap(), true, nil
 	}
-	ip, err = h.ClientAddr(r)
+	ip, err = h.Visitors.Addr(r)
 	return ip, false, err
 }
 
@@ -184,7 +184,7 @@ func queryValue(raw, key string) string {
 // other tools show it: the quick answer, without reverse DNS or
 // blocklists.
 func (h *Handler) Describe(r *http.Request) (ip, network string, err error) {
-	addr, err := h.ClientAddr(r)
+	addr, err := h.Visitors.Addr(r)
 	if err != nil {
 		return "", "", err
 	}
@@ -208,48 +208,6 @@ func (h *Handler) Describe(r *http.Request) (ip, network string, err error) {
 	return rep.IP, strings.Join(parts, ", "), nil
 }
 
-// ClientAddr is the visitor's address: the TCP peer, or the nearest
-// untrusted hop of X-Forwarded-For when the peer is a trusted proxy.
-func (h *Handler) ClientAddr(r *http.Request) (netip.Addr, error) {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("reading peer address: %w", err)
-	}
-	ip := ap.Addr().Unmap()
-	if !h.trusted(ip) {
-		return ip, nil
-	}
-	hops := forwardedFor(r.Header)
-	for i := len(hops) - 1; i >= 0; i-- {
-		ip = hops[i]
-		if !h.trusted(ip) {
-			break
-		}
-	}
-	return ip, nil
-}
-
-func (h *Handler) trusted(ip netip.Addr) bool {
-	for _, p := range h.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-func forwardedFor(hd http.Header) []netip.Addr {
-	var out []netip.Addr
-	for _, v := range hd.Values("X-Forwarded-For") {
-		for _, s := range strings.Split(v, ",") {
-			if ip, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil {
-				out = append(out, ip.Unmap())
-			}
-		}
-	}
-	return out
-}
-
 // proxyHeaderNames are headers that proxies add to requests they pass on.
 var proxyHeaderNames = []string{
 	"Via", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
@@ -262,10 +220,7 @@ var proxyHeaderNames = []string{
 // proxy, what that proxy itself adds is not counted: the last
 // X-Forwarded-For hop and its X-Real-IP and X-Forwarded-Proto/Host.
 func (h *Handler) proxyHeaders(r *http.Request) []Header {
-	peerTrusted := false
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		peerTrusted = h.trusted(ap.Addr().Unmap())
-	}
+	_, peerTrusted, _ := h.Visitors.Peer(r)
 	out := []Header{}
 	for _, name := range proxyHeaderNames {
 		vals := r.Header.Values(name)
@@ -317,7 +272,7 @@ func (h *Handler) report(ctx context.Context, r *http.Request, ip netip.Addr, lo
 		rep.Gateway, rep.Protected = h.Gateway(ip)
 	}
 	if !lookup && !rep.Protected && h.Carried != nil {
-		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && !h.trusted(ap.Addr().Unmap()) {
+		if ap, proxy, err := h.Visitors.Peer(r); err == nil && !proxy {
 			rep.Gateway, rep.Protected = h.Carried(ap)
 		}
 	}

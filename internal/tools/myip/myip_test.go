@@ -14,6 +14,7 @@ import (
 
 	"veil/internal/geo"
 	"veil/internal/geo/geotest"
+	"veil/internal/visitor"
 )
 
 func testGeo(tb testing.TB) *geo.DB {
@@ -149,7 +150,7 @@ func TestClientAddrAndProxyHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := &Handler{TrustedProxies: tt.trusted, DisableReverseDNS: true}
+			h := &Handler{Visitors: visitor.New(tt.trusted), DisableReverseDNS: true}
 			req := httptest.NewRequest("GET", "/json", nil)
 			req.RemoteAddr = tt.remote
 			for k, v := range tt.headers {
@@ -288,7 +289,7 @@ func TestCarried(t *testing.T) {
 	h := testHandler(t)
 	carried := netip.MustParseAddrPort("127.0.0.1:40001")
 	h.Carried = func(ap netip.AddrPort) (string, bool) { return "local", ap == carried }
-	h.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	h.Visitors = visitor.New([]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")})
 	tests := []struct {
 		name, remote, path, xff string
 		want                    bool

@@ -10,44 +10,30 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"time"
 
 	"veil/internal/throttle"
+	"veil/internal/visitor"
 	"veil/internal/web"
 )
 
 // Quota counts uses per visitor within a window.
 type Quota struct {
-	// Source is the visitor's address (My IP's, which knows the trusted
-	// proxies); nil: the TCP peer.
-	Source func(*http.Request) (netip.Addr, error)
-	t      *throttle.Throttle
+	who *visitor.Resolver
+	t   *throttle.Throttle
 }
 
-// NewQuota allows limit uses per visitor per window.
-func NewQuota(limit int, window time.Duration, source func(*http.Request) (netip.Addr, error)) *Quota {
-	return &Quota{Source: source, t: throttle.New(limit, window)}
+// NewQuota allows limit uses per visitor per window, as who tells
+// visitors apart (nil: by TCP peer).
+func NewQuota(limit int, window time.Duration, who *visitor.Resolver) *Quota {
+	return &Quota{who: who, t: throttle.New(limit, window)}
 }
 
 // Take counts one use by r's visitor. When the visitor is over the limit
 // it returns false and how long until it may try again.
 func (q *Quota) Take(r *http.Request) (bool, time.Duration) {
-	var src netip.Addr
-	var err error
-	if q.Source != nil {
-		src, err = q.Source(r)
-	} else {
-		var ap netip.AddrPort
-		ap, err = netip.ParseAddrPort(r.RemoteAddr)
-		src = ap.Addr().Unmap()
-	}
-	if err != nil {
-		// Every visitor whose address cannot be read shares one count.
-		src = netip.IPv6Unspecified()
-	}
-	return q.t.Take(src)
+	return q.t.Take(q.who.Key(r))
 }
 
 // Use counts one use by r's visitor and, over the limit, returns the

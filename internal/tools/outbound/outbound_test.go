@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"veil/internal/visitor"
 )
 
 func TestQuota(t *testing.T) {
@@ -27,13 +29,11 @@ func TestQuota(t *testing.T) {
 		t.Fatal("another visitor was refused")
 	}
 
-	// With a Source, the visitor is whom it names (a proxy's client).
-	q = NewQuota(1, time.Minute, func(r *http.Request) (netip.Addr, error) {
-		return netip.ParseAddr(r.Header.Get("X-Test-Visitor"))
-	})
+	// Behind a trusted proxy, the visitor is the client it names.
+	q = NewQuota(1, time.Minute, visitor.New([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}))
 	a, b := req("10.0.0.1:1"), req("10.0.0.1:1")
-	a.Header.Set("X-Test-Visitor", "198.51.100.1")
-	b.Header.Set("X-Test-Visitor", "198.51.100.2")
+	a.Header.Set("X-Forwarded-For", "198.51.100.1")
+	b.Header.Set("X-Forwarded-For", "198.51.100.2")
 	if ok, _ := q.Take(a); !ok {
 		t.Fatal("first visitor refused")
 	}

@@ -18,11 +18,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 
+	"veil/internal/visitor"
 	"veil/internal/web"
 )
 
@@ -33,17 +34,25 @@ type Visitor func(r *http.Request) (ip, network string, err error)
 // Handler serves the speed test.
 type Handler struct {
 	// Visitor names the visitor's address for getIP.php; nil answers
-	// with the TCP peer's address alone.
+	// with the address alone, as Visitors finds it.
 	Visitor Visitor
+	// Visitors tells visitors apart for MaxPerVisitor; nil: by TCP peer.
+	Visitors *visitor.Resolver
 	// MaxTransfers bounds the downloads and uploads running at once,
 	// server-wide (default 64); more are answered 503, so that the test
-	// cannot starve the rest of the site.
-	MaxTransfers int
+	// cannot starve the rest of the site. MaxPerVisitor bounds one
+	// visitor's share of them (default 8: the page runs 4 streams,
+	// LibreSpeed's client 6); more are answered 429.
+	MaxTransfers, MaxPerVisitor int
+	// Pace is the slowest a transfer may go before it loses its slot;
+	// zero fields: visitor.Pace's defaults (256 KiB per 15 s, 2 minutes
+	// in all, which is longer than any client measures).
+	Pace visitor.Pace
 	// MaxUpload bounds one upload request's body (default 256 MiB;
 	// LibreSpeed's clients send about 20 MiB at a time).
 	MaxUpload int64
 
-	slots chan struct{}
+	slots *visitor.Slots
 }
 
 // Size limits.
@@ -70,7 +79,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	if h.MaxUpload <= 0 {
 		h.MaxUpload = maxUpload
 	}
-	h.slots = make(chan struct{}, h.MaxTransfers)
+	if h.MaxPerVisitor <= 0 {
+		h.MaxPerVisitor = 8
+	}
+	h.slots = visitor.NewSlots(h.Visitors, h.MaxTransfers, h.MaxPerVisitor, h.Pace)
 	mux.HandleFunc("GET /speedtest", h.servePage)
 	mux.HandleFunc("GET /speedtest/servers.json", h.serveServers)
 	mux.HandleFunc("GET /speedtest/backend/empty.php", h.serveEmpty)
@@ -132,18 +144,20 @@ func (h *Handler) serveEmpty(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// transfer runs next if a transfer slot is free, and answers 503 if not.
+// transfer runs next if the visitor may have a transfer slot, and
+// answers 429 or 503 if not. next writes to a writer that drops a reader
+// too slow to keep the slot.
 func (h *Handler) transfer(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case h.slots <- struct{}{}:
-			defer func() { <-h.slots }()
-			next(w, r)
-		default:
+		sw, release, err := h.slots.Hold(w, r)
+		if err != nil {
 			noCache(w.Header())
 			w.Header().Set("Retry-After", "5")
-			http.Error(w, "too many speed tests are running; try again in a moment", http.StatusServiceUnavailable)
+			http.Error(w, err.Error(), visitor.Status(err))
+			return
 		}
+		defer release()
+		next(sw, r)
 	}
 }
 
@@ -200,7 +214,9 @@ func (h *Handler) serveIP(w http.ResponseWriter, r *http.Request) {
 	if h.Visitor != nil {
 		ip, network, err = h.Visitor(r)
 	} else {
-		ip, _, err = net.SplitHostPort(r.RemoteAddr)
+		var a netip.Addr
+		a, err = h.Visitors.Addr(r)
+		ip = a.String()
 	}
 	noCache(w.Header())
 	w.Header().Set("Content-Type", "application/json")

@@ -6,10 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"veil/internal/visitor"
+	"veil/internal/visitor/visitortest"
 )
 
 func start(t *testing.T, h *Handler) *httptest.Server {
@@ -195,4 +199,58 @@ func TestTransferSlots(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestTransferShare: one visitor taking all the transfers it may does not
+// stop another visitor behind the same proxy.
+func TestTransferShare(t *testing.T) {
+	who := visitor.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")})
+	srv := start(t, &Handler{Visitors: who, MaxTransfers: 3, MaxPerVisitor: 2})
+	be := srv.URL + "/speedtest/backend/"
+	get := func(forwardedFor, path string, body io.Reader) *http.Response {
+		t.Helper()
+		method := "GET"
+		if body != nil {
+			method = "POST"
+		}
+		req, _ := http.NewRequest(method, be+path, body)
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	var refused *http.Response
+	for range 3 {
+		resp := get("198.51.100.1", "garbage.php?ckSize=1024", nil)
+		if resp.StatusCode != 200 {
+			refused = resp
+			break
+		}
+		// Read a little, so the handler is surely writing.
+		if _, err := io.ReadFull(resp.Body, make([]byte, 1<<16)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if refused == nil || refused.StatusCode != http.StatusTooManyRequests || refused.Header.Get("Retry-After") == "" {
+		t.Fatalf("a visitor took every transfer slot; want 429 with Retry-After beyond its share of 2")
+	}
+	if resp := get("198.51.100.2", "empty.php", strings.NewReader("x")); resp.StatusCode != 200 {
+		t.Fatalf("a second visitor's upload while the first holds its share: %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestSlowDownloadLosesSlot: a download nobody reads gives its slot back
+// once its write deadline passes.
+func TestSlowDownloadLosesSlot(t *testing.T) {
+	srv := start(t, &Handler{MaxTransfers: 1, Pace: visitor.Pace{Step: 64 << 10, Within: 100 * time.Millisecond}})
+	visitortest.Stall(t, srv.Listener.Addr().String(), "/speedtest/backend/garbage.php?ckSize=1024")
+	upload := func() int {
+		resp, _ := do(t, "POST", srv.URL+"/speedtest/backend/empty.php", strings.NewReader("x"))
+		return resp.StatusCode
+	}
+	visitortest.WaitStatus(t, "an upload while the unread download runs", http.StatusServiceUnavailable, upload)
+	visitortest.WaitStatus(t, "an upload after the unread download's deadline", http.StatusOK, upload)
 }

@@ -23,24 +23,33 @@ import (
 
 	"veil/internal/netguard"
 	"veil/internal/tools/outbound"
+	"veil/internal/visitor"
 	"veil/internal/web"
 )
 
 // Handler serves the proxy at /proxy.
 type Handler struct {
 	Guard netguard.Guard
+	// Visitors tells visitors apart for the default Quota and for
+	// MaxPerVisitor; nil: by TCP peer.
+	Visitors *visitor.Resolver
 	// Quota bounds fetches per visitor (a page's images and style sheets
-	// each count); nil: 1,000 per 10 minutes per TCP peer.
+	// each count); nil: 1,000 per 10 minutes per visitor.
 	Quota *outbound.Quota
 	// MaxBytes bounds one fetched resource (default 8 MiB), which is
 	// held in memory while it is rewritten; MaxFetches bounds the fetches
 	// running at once, server-wide (default 32), so that memory stays
-	// under MaxBytes × MaxFetches. More are answered 503.
-	MaxBytes   int64
-	MaxFetches int
+	// under MaxBytes × MaxFetches. More are answered 503. MaxPerVisitor
+	// bounds one visitor's share of them (default 6, the connections a
+	// browser opens to one site); more are answered 429.
+	MaxBytes                  int64
+	MaxFetches, MaxPerVisitor int
+	// Pace is the slowest a visitor may read an answer before its fetch
+	// slot is taken back; zero fields: visitor.Pace's defaults.
+	Pace visitor.Pace
 
 	client *http.Client
-	slots  chan struct{}
+	slots  *visitor.Slots
 }
 
 // Path is where the proxy is mounted.
@@ -57,7 +66,7 @@ const policy = "sandbox allow-forms; default-src 'none'; img-src 'self' data:; s
 // Register mounts the proxy on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	if h.Quota == nil {
-		h.Quota = outbound.NewQuota(1000, 10*time.Minute, nil)
+		h.Quota = outbound.NewQuota(1000, 10*time.Minute, h.Visitors)
 	}
 	if h.MaxBytes <= 0 {
 		h.MaxBytes = 8 << 20
@@ -65,7 +74,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	if h.MaxFetches <= 0 {
 		h.MaxFetches = 32
 	}
-	h.slots = make(chan struct{}, h.MaxFetches)
+	if h.MaxPerVisitor <= 0 {
+		h.MaxPerVisitor = 6
+	}
+	h.slots = visitor.NewSlots(h.Visitors, h.MaxFetches, h.MaxPerVisitor, h.Pace)
 	h.client = &http.Client{
 		Transport: &http.Transport{
 			DialContext:            h.Guard.DialContext,
@@ -132,14 +144,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusTooManyRequests, err.Error())
 		return
 	}
-	select {
-	case h.slots <- struct{}{}:
-		defer func() { <-h.slots }()
-	default:
+	sw, release, err := h.slots.Hold(w, r)
+	if err != nil {
 		w.Header().Set("Retry-After", "5")
-		h.fail(w, r, http.StatusServiceUnavailable, "the proxy is busy; try again in a moment")
+		h.fail(w, r, visitor.Status(err), err.Error())
 		return
 	}
+	defer release()
+	w = sw // a visitor too slow to read the answer loses the slot
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
 	if err != nil {
 		h.fail(w, r, http.StatusBadRequest, "give an http:// or https:// address")
