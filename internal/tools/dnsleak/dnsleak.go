@@ -7,7 +7,9 @@
 //
 // What is noted lives in memory only and is dropped when the test expires
 // (at most 10 minutes, promise P12). No visitor address is ever noted:
-// only the resolvers that ask, and the subnet they choose to reveal.
+// only the resolvers that ask, and the subnet they choose to reveal. The
+// API counts the tests each visitor starts by a keyed hash in memory
+// (package throttle), tied to no test.
 package dnsleak
 
 import (
