@@ -52,6 +52,23 @@ func TestAccountAndPrivacyPages(t *testing.T) {
 		t.Errorf("account after the page's restriction: %+v, %v", acc, err)
 	}
 
+	// Support, reached by the link every page carries, attaches the
+	// ticket to the account logged in.
+	err = chromedp.Do(ctx,
+		chromedp.Click(`header nav a[href="/support"]`),
+		chromedp.WaitVisible("#attach"),
+		chromedp.SendKeys("#subject", "From the browser"),
+		chromedp.SendKeys("#message", "Please attach me."),
+		chromedp.Click("#send"),
+		chromedp.WaitVisible(`form[action^="/support/ticket/"]`),
+	)
+	if err != nil {
+		t.Fatalf("sending the support form: %v", err)
+	}
+	if ts, err := env.Svc.Store.Tickets(t.Context(), ""); err != nil || len(ts) != 1 || ts[0].AccountID == 0 {
+		t.Errorf("tickets after the logged-in support form: %+v, %v; want one, attached", ts, err)
+	}
+
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/privacy"), chromedp.WaitVisible("#account")); err != nil {
 		t.Fatalf("opening /privacy: %v", err)
 	}

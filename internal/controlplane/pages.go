@@ -14,8 +14,9 @@ import (
 	"veil/internal/web"
 )
 
-// sessionCookie holds the account page's session token: HttpOnly,
-// SameSite=Strict, Secure over HTTPS.
+// sessionCookie holds the site's session token: HttpOnly,
+// SameSite=Strict, Secure over HTTPS, for the whole site (path /) so that
+// the support form can attach a ticket to the account.
 const sessionCookie = "veil_session"
 
 // registerPages adds the privacy engine's web pages: the policy and its
@@ -156,9 +157,16 @@ func (s *Server) pageAccount(r *http.Request) (*store.Account, []byte) {
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, tok string, exp time.Time) {
+	secure := r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: tok, Path: "/account", Expires: exp,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+		Name: sessionCookie, Value: tok, Path: "/", Expires: exp,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure,
+	})
+	// The cookie was once scoped to /account; an old one there would
+	// shadow this one on the account page.
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Path: "/account", Expires: time.Unix(1, 0),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure,
 	})
 }
 
@@ -309,25 +317,29 @@ func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
 
 // supportPageView is what support.html shows.
 type supportPageView struct {
-	Error   string
+	Error string
+	// LoggedIn offers to attach the ticket to the visitor's account.
+	LoggedIn bool
 	Created *apitypes.TicketCreated
 	Ticket  *apitypes.TicketView
 	Token   string
 }
 
 func (s *Server) supportPage(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{}})
+	acc, _ := s.pageAccount(r)
+	web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{LoggedIn: acc != nil}})
 }
 
 func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 	var accountID int64
-	if acc, _ := s.pageAccount(r); acc != nil && r.PostForm.Get("attach") == "1" {
+	acc, _ := s.pageAccount(r)
+	if acc != nil && r.PostForm.Get("attach") == "1" {
 		accountID = acc.ID
 	}
 	req := apitypes.TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
 	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
-		web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error()}, Status: http.StatusBadRequest})
+		web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error(), LoggedIn: acc != nil}, Status: http.StatusBadRequest})
 		return
 	}
 	if err != nil {

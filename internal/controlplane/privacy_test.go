@@ -227,16 +227,7 @@ func TestPolicyVersions(t *testing.T) {
 
 func get(t testing.TB, u string) string {
 	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
-	}
-	return string(b)
+	return getPage(t, http.DefaultClient, u)
 }
 
 // TestAccountPage drives the /account page with a cookie jar: login by

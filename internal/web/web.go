@@ -71,6 +71,7 @@ var Nav = []NavItem{
 	{"/proxy", "Web proxy"},
 	{"/servers", "Servers"},
 	{"/account", "Account"},
+	{"/support", "Support"},
 	{"/privacy", "Privacy"},
 }
 

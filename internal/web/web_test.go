@@ -21,7 +21,7 @@ func TestExecuteOtherPackagePage(t *testing.T) {
 	body := rec.Body.String()
 	for _, want := range []string{
 		"<title>Account · Veil</title>", `<p id="x">&lt;hello&gt;</p>`, `href="/account" aria-current="page"`,
-		`href="/privacy"`, `href="/servers"`, `href="/dnsleak"`, "By DB-IP",
+		`href="/privacy"`, `href="/servers"`, `href="/dnsleak"`, `href="/support"`, "By DB-IP",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
