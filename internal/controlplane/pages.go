@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 	"veil/internal/apitypes"
@@ -106,20 +105,21 @@ func (s *Server) pageFail(w http.ResponseWriter, what string, err error) {
 	http.Error(w, "internal error; try again later", http.StatusInternalServerError)
 }
 
-// pageForm guards form posts: a same-site Origin when the browser sends
-// one (the session cookie is SameSite=Strict as well), and a parsed form.
+// pageForm guards form posts (csrf.go): the site's own Origin and the
+// form token, on a parsed form.
 func (s *Server) pageForm(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && o != "null" {
-			u, err := url.Parse(o)
-			if err != nil || u.Host != r.Host {
-				http.Error(w, "cross-site form refused", http.StatusForbidden)
-				return
-			}
+		if !s.sameOrigin(r) {
+			refuseForm(w, r)
+			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, "malformed form", http.StatusBadRequest)
+			return
+		}
+		if !s.checkCSRF(r) {
+			refuseForm(w, r)
 			return
 		}
 		h(w, r)
@@ -157,7 +157,7 @@ func (s *Server) pageAccount(r *http.Request) (*store.Account, []byte) {
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, tok string, exp time.Time) {
-	secure := r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+	secure := secureRequest(r)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: tok, Path: "/", Expires: exp,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure,
@@ -231,7 +231,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			CheckoutURL: s.checkoutURL(acc.ID),
 		}
 	}
-	web.Render(w, r, "account.html", web.Page{Title: "Account", Data: v})
+	s.page(w, r, "account.html", web.Page{Title: "Account", Data: v})
 }
 
 func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
@@ -320,14 +320,14 @@ type supportPageView struct {
 	Error string
 	// LoggedIn offers to attach the ticket to the visitor's account.
 	LoggedIn bool
-	Created *apitypes.TicketCreated
-	Ticket  *apitypes.TicketView
-	Token   string
+	Created  *apitypes.TicketCreated
+	Ticket   *apitypes.TicketView
+	Token    string
 }
 
 func (s *Server) supportPage(w http.ResponseWriter, r *http.Request) {
 	acc, _ := s.pageAccount(r)
-	web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{LoggedIn: acc != nil}})
+	s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{LoggedIn: acc != nil}})
 }
 
 func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
@@ -339,7 +339,7 @@ func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 	req := apitypes.TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
 	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
-		web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error(), LoggedIn: acc != nil}, Status: http.StatusBadRequest})
+		s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error(), LoggedIn: acc != nil}, Status: http.StatusBadRequest})
 		return
 	}
 	if err != nil {
@@ -360,7 +360,7 @@ func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := ticketView(t, true)
-	web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
+	s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
 }
 
 func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {

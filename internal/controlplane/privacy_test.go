@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strconv"
 	"strings"
@@ -230,56 +229,32 @@ func get(t testing.TB, u string) string {
 	return getPage(t, http.DefaultClient, u)
 }
 
-// TestAccountPage drives the /account page with a cookie jar: login by
-// access code, cookie attributes, object to marketing, export, erase.
+// TestAccountPage drives the /account page as a browser does: login by
+// access code, cookie attributes, export, erase.
 func TestAccountPage(t *testing.T) {
 	e := newEnv(t, nil)
 	code := e.newAccount(t, 30)
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar}
-	resp, err := hc.PostForm(e.url+"/account/login", url.Values{"access_code": {code}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), "Download everything held") {
-		t.Fatalf("account page after login: %s", b)
-	}
-	u, _ := url.Parse(e.url + "/account")
-	if cs := jar.Cookies(u); len(cs) != 1 {
-		t.Fatalf("cookies = %v", cs)
+	v := newVisitor(t, e.url)
+	if _, page := v.post("/account/login", url.Values{"access_code": {code}}); !strings.Contains(page, "Download everything held") {
+		t.Fatalf("account page after login: %s", page)
 	}
 	// The Set-Cookie attributes.
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = noRedirect.PostForm(e.url+"/account/login", url.Values{"access_code": {code}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := v.submit("/account/login", url.Values{"access_code": {code}})
 	sc := resp.Header.Get("Set-Cookie")
-	if !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") {
+	if !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") || !strings.Contains(sc, "Path=/;") {
 		t.Errorf("Set-Cookie = %q", sc)
 	}
-	resp, err = hc.Get(e.url + "/account/export")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `"client_counters"`) {
-		t.Errorf("export: %d %s", resp.StatusCode, b)
+	st, b := v.get("/account/export")
+	if st != 200 || !strings.Contains(b, `"client_counters"`) {
+		t.Errorf("export: %d %s", st, b)
 	}
 	// Erase without confirmation does nothing; with it, the account goes.
-	resp, _ = hc.PostForm(e.url+"/account/erase", url.Values{})
-	resp.Body.Close()
+	v.post("/account/erase", url.Values{})
 	if n, _ := e.store.CountAccounts(context.Background()); n != 1 {
 		t.Fatalf("accounts after unconfirmed erase: %d", n)
 	}
-	resp, _ = hc.PostForm(e.url+"/account/erase", url.Values{"confirm": {"yes"}})
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if n, _ := e.store.CountAccounts(context.Background()); n != 0 || !strings.Contains(string(b), "were erased") {
+	_, b = v.post("/account/erase", url.Values{"confirm": {"yes"}})
+	if n, _ := e.store.CountAccounts(context.Background()); n != 0 || !strings.Contains(b, "were erased") {
 		t.Errorf("accounts after erase: %d; page %s", n, b)
 	}
 }
@@ -293,15 +268,10 @@ func TestRecoverCodePage(t *testing.T) {
 	if st := e.call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &email}, nil); st != 200 {
 		t.Fatal(st)
 	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	v := newVisitor(t, e.url)
 	where := map[string]string{}
 	for _, em := range []string{email, "stranger@example.org", "not an email"} {
-		resp, err := noRedirect.PostForm(e.url+"/account/recover", map[string][]string{"email": {em}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		where[em] = resp.Header.Get("Location")
+		where[em] = v.submit("/account/recover", url.Values{"email": {em}}).Header.Get("Location")
 	}
 	if where[email] != "/account?m=recover" || where["stranger@example.org"] != where[email] {
 		t.Errorf("answers differ: %q", where)

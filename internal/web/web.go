@@ -47,6 +47,9 @@ type Page struct {
 	ImgSrc     []string
 	// Status is the HTTP status of the page; 0 is 200.
 	Status int
+	// CSRF is the token the page's forms carry ({{template "csrf" $}}
+	// in a form); empty: the page posts no form.
+	CSRF string
 }
 
 // Credit is one attribution line with its link.
@@ -169,7 +172,10 @@ func SecurityHeaders(h http.Header, connectSrc, imgSrc []string) {
 		csp += " " + s
 	}
 	h.Set("Content-Security-Policy", csp)
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer a browser sends
+	// "Origin: null" with the site's own form posts, which the forms'
+	// guard must refuse. Other sites still get no referrer.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 }
