@@ -37,6 +37,7 @@ type env struct {
 	logs   *logtest.Buffer
 	dbPath string
 	now    *clock
+	hasher *account.Hasher
 }
 
 type clock struct {
@@ -75,6 +76,7 @@ func newEnv(t testing.TB, st store.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.hasher = hasher
 	e.api = controlplane.New(controlplane.Config{
 		Store: st, Hasher: hasher, Pools: pools, AdminToken: e.admin,
 		MaxDevices: 5, TrialDays: 7, SessionTTL: time.Hour, Logger: log, Now: e.now.Now,

@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"bytes"
 	"context"
 	"html"
 	"io"
@@ -83,7 +84,9 @@ func (v *visitor) submit(path string, form url.Values) *http.Response {
 	if err != nil {
 		v.t.Fatal(err)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
 	return resp
 }
 
@@ -95,7 +98,8 @@ func (v *visitor) post(path string, form url.Values) (int, string) {
 	if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusSeeOther && loc != "" {
 		return v.get(loc)
 	}
-	return resp.StatusCode, ""
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // csrfField is the form field of the site's token.

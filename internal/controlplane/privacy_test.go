@@ -5,12 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"veil/internal/apitypes"
+	"veil/internal/mail"
 	"veil/internal/privacy"
 	"veil/internal/store"
 )
@@ -79,8 +81,11 @@ func TestRights(t *testing.T) {
 	}
 }
 
-// TestRecoverCode is point 5's recovery: same answer for registered and
-// unknown emails, the old code stops working, the new one arrives by mail.
+// TestRecoverCode: a recovery request changes nothing but a mail with a
+// one-time link; the outbox holds no code and no usable link; the link's
+// page spends nothing on a GET (mail scanners fetch links); its button
+// issues the new code, shown once, and ends every session, a stranger's
+// included.
 func TestRecoverCode(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
@@ -103,21 +108,106 @@ func TestRecoverCode(t *testing.T) {
 	if answers["OWNER@example.org"] != answers["nobody@example.org"] || !strings.HasPrefix(answers["nobody@example.org"], "202") {
 		t.Errorf("answers differ or are not 202: %q", answers)
 	}
-	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 401 {
-		t.Errorf("old code after recovery: %d, want 401", st)
+	// Nothing changed yet: a stranger who knows the email locks nobody out.
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 201 {
+		t.Errorf("old code after a recovery request: %d, want 201", st)
 	}
 	ms, err := e.store.DueMail(ctx, time.Now().Add(time.Hour), 10)
 	if err != nil || len(ms) != 1 || ms[0].To != email || ms[0].Kind != store.MailTransactional {
 		t.Fatalf("outbox = %+v, %v", ms, err)
 	}
-	_, after, _ := strings.Cut(ms[0].Body, "Your new access code: ")
-	newCode, _, _ := strings.Cut(after, "\n")
-	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: newCode}, nil); st != 201 {
-		t.Errorf("login with the mailed code %q: %d", newCode, st)
+	queued := ms[0].Body
+	if codeRE.MatchString(queued) {
+		t.Errorf("the queued mail holds an access code:\n%s", queued)
 	}
-	if strings.Contains(e.logs.String(), email) || strings.Contains(e.logs.String(), newCode) {
+	for _, w := range tokenRE.FindAllString(queued, -1) {
+		if e.recoveryLinkValid(t, w) {
+			t.Errorf("the queued mail holds a usable link token %q:\n%s", w, queued)
+		}
+	}
+	// The sender completes the link.
+	sent := mail.ExpandLinks(queued, e.url, e.api.Sign)
+	_, link, ok := strings.Cut(sent, e.url)
+	link, _, _ = strings.Cut(link, "\n")
+	if !ok || !strings.HasPrefix(link, "/account/recover/") || !e.recoveryLinkValid(t, strings.TrimPrefix(link, "/account/recover/")) {
+		t.Fatalf("the sent mail has no working link:\n%s", sent)
+	}
+
+	v := newVisitor(t, e.url)
+	for range 2 { // a scanner's fetch, then the person's
+		st, page := v.get(link)
+		if st != 200 || !strings.Contains(page, `id="issue"`) {
+			t.Fatalf("link page: %d %s", st, page)
+		}
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 201 {
+		t.Errorf("old code after fetching the link: %d, want 201", st)
+	}
+	st, page := v.post(link, nil)
+	newCode := newCodeRE.FindStringSubmatch(page)
+	if st != 200 || newCode == nil {
+		t.Fatalf("using the link: %d %s", st, page)
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 401 {
+		t.Errorf("old code after using the link: %d, want 401", st)
+	}
+	if st := e.call(t, "GET", "/api/v1/account", tok, nil, nil); st != 401 {
+		t.Errorf("a session from before the recovery: %d, want 401", st)
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: newCode[1]}, nil); st != 201 {
+		t.Errorf("login with the new code %q: %d", newCode[1], st)
+	}
+	if st, _ := v.post(link, nil); st != 404 {
+		t.Errorf("using the link twice: %d, want 404", st)
+	}
+	if st, _ := v.get(link); st != 404 {
+		t.Errorf("the used link's page: %d, want 404", st)
+	}
+	if strings.Contains(e.logs.String(), email) || strings.Contains(e.logs.String(), newCode[1]) {
 		t.Errorf("logs hold the email or the code:\n%s", e.logs)
 	}
+}
+
+// TestRecoverLinkExpires: an unused link stops working after
+// privacy.RecoveryLinkTTL, and the old code still works.
+func TestRecoverLinkExpires(t *testing.T) {
+	e := newEnv(t, nil)
+	code := e.newAccount(t, 30)
+	email := "late@example.org"
+	if st := e.call(t, "PATCH", "/api/v1/account", e.login(t, code), apitypes.AccountPatch{Email: &email}, nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st := e.call(t, "POST", "/api/v1/account/recover", "", apitypes.RecoverRequest{Email: email}, nil); st != 202 {
+		t.Fatal(st)
+	}
+	ms, _ := e.store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
+	sent := mail.ExpandLinks(ms[0].Body, "", e.api.Sign)
+	link := recoverLinkRE.FindString(sent)
+	e.now.Add(privacy.RecoveryLinkTTL)
+	v := newVisitor(t, e.url)
+	if st, _ := v.get(link); st != 404 {
+		t.Errorf("an expired link's page: %d, want 404", st)
+	}
+	if st, _ := v.post(link, nil); st != 404 {
+		t.Errorf("using an expired link: %d, want 404", st)
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 201 {
+		t.Errorf("old code after the link expired: %d, want 201", st)
+	}
+}
+
+var (
+	codeRE        = regexp.MustCompile(`[0-9]{4} ?[0-9]{4} ?[0-9]{4} ?[0-9]{4}`)
+	tokenRE       = regexp.MustCompile(`[A-Za-z0-9_-]{20,}`)
+	newCodeRE     = regexp.MustCompile(`<code id="new-code">([0-9 ]+)</code>`)
+	recoverLinkRE = regexp.MustCompile(`/account/recover/[A-Za-z0-9_-]+`)
+)
+
+// recoveryLinkValid reports whether tok opens a live recovery link.
+func (e *env) recoveryLinkValid(t testing.TB, tok string) bool {
+	t.Helper()
+	_, err := e.store.RecoveryTokenByHash(context.Background(), e.hasher.Token("recover:"+tok), e.now.Now())
+	return err == nil
 }
 
 // TestSupportAndCounters covers points 6 and 7 over the API.

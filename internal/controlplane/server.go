@@ -108,6 +108,9 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 			if _, err := s.cfg.Store.DeleteExpiredSessions(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("deleting expired sessions", "err", err)
 			}
+			if _, err := s.cfg.Store.DeleteExpiredRecoveryTokens(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("deleting expired recovery links", "err", err)
+			}
 		}
 	}
 }
