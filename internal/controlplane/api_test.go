@@ -118,6 +118,9 @@ func callWith(t testing.TB, hc *http.Client, base, method, path, token string, b
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -223,6 +226,38 @@ func TestLoginThrottled(t *testing.T) {
 	}
 	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 429 {
 		t.Fatalf("after 10 failures: %d, want 429", st)
+	}
+}
+
+// TestContentType: a JSON body must be declared exactly as JSON, with at
+// most a utf-8 charset; anything else is 415 and does nothing.
+func TestContentType(t *testing.T) {
+	e := newEnv(t, nil)
+	for ct, want := range map[string]int{
+		"application/json":                   401,
+		"application/json; charset=utf-8":    401,
+		"Application/JSON;charset=UTF-8":     401,
+		"application/jsonx":                  415,
+		"application/json-seq":               415,
+		"application/json; charset=latin1":   415,
+		"application/json; profile=x":        415,
+		"application/json; charset=utf-8; x": 415,
+		"text/plain":                         415,
+		"application/x-www-form-urlencoded":  415,
+		"":                                   415,
+	} {
+		req, _ := http.NewRequest("POST", e.url+"/api/v1/sessions", strings.NewReader(`{"access_code":"1234123412341234"}`))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Content-Type %q: %d, want %d", ct, resp.StatusCode, want)
+		}
 	}
 }
 

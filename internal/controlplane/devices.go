@@ -62,7 +62,7 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 	acc := accountFrom(r)
 	var req apitypes.DeviceRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	key, err := device.ParsePublicKey(req.PublicKey)
@@ -104,7 +104,7 @@ func deviceBody(w http.ResponseWriter, r *http.Request, v any) (int64, bool) {
 		return 0, false
 	}
 	if err := decode(w, r, v); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return 0, false
 	}
 	return id, true

@@ -154,7 +154,7 @@ func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
 func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.RecoverRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	email, err := CleanEmail(req.Email)
@@ -304,7 +304,7 @@ func (s *Server) listPolicyVersions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminPublishPolicy(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.PublishRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	if strings.TrimSpace(req.Prose) == "" {
@@ -359,7 +359,7 @@ func (s *Server) adminRetention(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminLegalHold(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.LegalHoldRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	var accs []store.Account
@@ -411,7 +411,7 @@ var (
 func (s *Server) clientReport(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.ClientReport
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	if err := s.CountClient(r.Context(), req); err != nil {
