@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -226,6 +227,60 @@ func TestLoginThrottled(t *testing.T) {
 	}
 	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 429 {
 		t.Fatalf("after 10 failures: %d, want 429", st)
+	}
+}
+
+// TestSessionLimit: an account holds at most store.MaxSessions sessions;
+// each login beyond them ends the oldest.
+func TestSessionLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	code := e.newAccount(t, 30)
+	var toks []string
+	for range store.MaxSessions + 3 {
+		toks = append(toks, e.login(t, code))
+		e.now.Add(time.Second)
+	}
+	for i, tok := range toks {
+		want := 200
+		if i < 3 {
+			want = 401
+		}
+		if st := e.call(t, "GET", "/api/v1/account", tok, nil, nil); st != want {
+			t.Errorf("session %d of %d: %d, want %d", i+1, len(toks), st, want)
+		}
+	}
+}
+
+// TestDeviceKeyTaken: a key another account holds gets the very answer
+// a key of this account's own gets, on create and on rekey, and the answer
+// does not say that the key is registered.
+func TestDeviceKeyTaken(t *testing.T) {
+	e := newEnv(t, nil)
+	owner, stranger := e.login(t, e.newAccount(t, 30)), e.login(t, e.newAccount(t, 30))
+	key := newPub(t)
+	if st := e.call(t, "POST", "/api/v1/devices", owner, apitypes.DeviceRequest{PublicKey: key}, nil); st != 201 {
+		t.Fatal(st)
+	}
+	var dev apitypes.Device
+	if st := e.call(t, "POST", "/api/v1/devices", stranger, apitypes.DeviceRequest{PublicKey: newPub(t)}, &dev); st != 201 {
+		t.Fatal(st)
+	}
+	answer := func(method, path, tok string) string {
+		var er apitypes.Error
+		st := e.call(t, method, path, tok, apitypes.DeviceRequest{PublicKey: key}, &er)
+		return fmt.Sprint(st, " ", er.Error)
+	}
+	own := answer("POST", "/api/v1/devices", owner)
+	for name, got := range map[string]string{
+		"another account's key":          answer("POST", "/api/v1/devices", stranger),
+		"rekey to another account's key": answer("PUT", "/api/v1/devices/"+strconv.FormatInt(dev.ID, 10), stranger),
+	} {
+		if got != own {
+			t.Errorf("%s: %q, want the answer to this account's own key, %q", name, got, own)
+		}
+	}
+	if !strings.HasPrefix(own, "409 ") || strings.Contains(own, "registered") || strings.Contains(own, "exists") || strings.Contains(own, "another") {
+		t.Errorf("answer to a taken key %q: want a 409 that tells nothing about the key", own)
 	}
 }
 
