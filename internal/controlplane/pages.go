@@ -352,7 +352,7 @@ func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
 	t, err := s.ticketByToken(r)
 	if errors.Is(err, store.ErrNotFound) {
-		http.Error(w, "No such ticket (tickets are deleted after 6 months).", http.StatusNotFound)
+		noTicket(w, r)
 		return
 	}
 	if err != nil {
@@ -365,8 +365,12 @@ func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
 	t, err := s.ticketByToken(r)
+	if errors.Is(err, store.ErrNotFound) {
+		noTicket(w, r)
+		return
+	}
 	if err != nil {
-		http.Error(w, "No such ticket.", http.StatusNotFound)
+		s.pageFail(w, "reading ticket", err)
 		return
 	}
 	_, msg, err := cleanTicket("-", r.PostForm.Get("message"))
@@ -378,6 +382,11 @@ func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, "/support/ticket/"+r.PathValue("token"), http.StatusSeeOther)
+}
+
+func noTicket(w http.ResponseWriter, r *http.Request) {
+	web.Render(w, r, "notice.html", web.Page{Title: "No such ticket", Status: http.StatusNotFound,
+		Data: "There is no ticket at this address: tickets are deleted 6 months after their last message."})
 }
 
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {

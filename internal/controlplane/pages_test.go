@@ -126,6 +126,9 @@ func TestSupportAttach(t *testing.T) {
 		t.Fatalf("support form: %d", st)
 	}
 	anon := newVisitor(t, e.url)
+	if st, page := anon.get("/support/ticket/nosuch"); st != 404 || !strings.Contains(page, `href="/support"`) {
+		t.Errorf("an unknown ticket: %d, want the site's 404 page: %s", st, page)
+	}
 	if _, page := anon.get("/support"); strings.Contains(page, `name="attach"`) {
 		t.Errorf("the support page offers attaching to a visitor not logged in")
 	}
