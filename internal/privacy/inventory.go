@@ -214,7 +214,7 @@ var Inventory = []Category{
 			{"mail_outbox.account_id", "the account it is for, if any"},
 			{"mail_outbox.to_addr", "recipient email"},
 			{"mail_outbox.subject", "subject"},
-			{"mail_outbox.body", "text; a recovery mail holds a one-time link, never an access code"},
+			{"mail_outbox.body", "text; a recovery mail holds no access code, and its one-time link is completed only as it is sent"},
 			{"mail_outbox.attempts", "failed delivery attempts"},
 			{"mail_outbox.next_attempt_at", "when delivery is tried next"},
 			{"mail_outbox.created_at", "when it was queued"},
