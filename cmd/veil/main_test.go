@@ -196,6 +196,7 @@ func TestServeLifecycle(t *testing.T) {
 	report, _ := json.Marshal(apitypes.GatewayReport{PublicKey: k.Public().Base64(), Peers: 1})
 	req, _ = http.NewRequest("POST", srv.url+"/api/v1/gateway/report", bytes.NewReader(report))
 	req.Header.Set("Authorization", "Bearer "+gwToken)
+	req.Header.Set("Content-Type", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("gateway report: %v %v", err, resp)
 	}

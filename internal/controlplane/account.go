@@ -65,7 +65,7 @@ func (s *Server) login(ctx context.Context, src netip.Addr, code string) (sess a
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.SessionRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	sess, wait, err := s.login(r.Context(), s.cfg.Visitors.Key(r), req.AccessCode)
@@ -152,7 +152,7 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 	acc := accountFrom(r)
 	var p apitypes.AccountPatch
 	if err := decode(w, r, &p); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	u := store.AccountUpdate{MarketingConsent: p.MarketingConsent, Restricted: p.Restricted}
@@ -213,7 +213,7 @@ func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminCreateAccount(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.AccountCreateRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	if req.Days < 0 || req.Days > 36500 {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,7 @@ type env struct {
 	logs   *logtest.Buffer
 	dbPath string
 	now    *clock
+	hasher *account.Hasher
 }
 
 type clock struct {
@@ -75,6 +77,7 @@ func newEnv(t testing.TB, st store.Store, opts ...func(*controlplane.Config)) *e
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.hasher = hasher
 	cfg := controlplane.Config{
 		Store: st, Hasher: hasher, Pools: pools, AdminToken: e.admin,
 		MaxDevices: 5, TrialDays: 7, SessionTTL: time.Hour, Logger: log, Now: e.now.Now,
@@ -119,6 +122,9 @@ func callWith(t testing.TB, hc *http.Client, base, method, path, token string, b
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -225,6 +231,92 @@ func TestLoginThrottled(t *testing.T) {
 	}
 	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 429 {
 		t.Fatalf("after 10 failures: %d, want 429", st)
+	}
+}
+
+// TestSessionLimit: an account holds at most store.MaxSessions sessions;
+// each login beyond them ends the oldest.
+func TestSessionLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	code := e.newAccount(t, 30)
+	var toks []string
+	for range store.MaxSessions + 3 {
+		toks = append(toks, e.login(t, code))
+		e.now.Add(time.Second)
+	}
+	for i, tok := range toks {
+		want := 200
+		if i < 3 {
+			want = 401
+		}
+		if st := e.call(t, "GET", "/api/v1/account", tok, nil, nil); st != want {
+			t.Errorf("session %d of %d: %d, want %d", i+1, len(toks), st, want)
+		}
+	}
+}
+
+// TestDeviceKeyTaken: a key another account holds gets the very answer
+// a key of this account's own gets, on create and on rekey, and the answer
+// does not say that the key is registered.
+func TestDeviceKeyTaken(t *testing.T) {
+	e := newEnv(t, nil)
+	owner, stranger := e.login(t, e.newAccount(t, 30)), e.login(t, e.newAccount(t, 30))
+	key := newPub(t)
+	if st := e.call(t, "POST", "/api/v1/devices", owner, apitypes.DeviceRequest{PublicKey: key}, nil); st != 201 {
+		t.Fatal(st)
+	}
+	var dev apitypes.Device
+	if st := e.call(t, "POST", "/api/v1/devices", stranger, apitypes.DeviceRequest{PublicKey: newPub(t)}, &dev); st != 201 {
+		t.Fatal(st)
+	}
+	answer := func(method, path, tok string) string {
+		var er apitypes.Error
+		st := e.call(t, method, path, tok, apitypes.DeviceRequest{PublicKey: key}, &er)
+		return fmt.Sprint(st, " ", er.Error)
+	}
+	own := answer("POST", "/api/v1/devices", owner)
+	for name, got := range map[string]string{
+		"another account's key":          answer("POST", "/api/v1/devices", stranger),
+		"rekey to another account's key": answer("PUT", "/api/v1/devices/"+strconv.FormatInt(dev.ID, 10), stranger),
+	} {
+		if got != own {
+			t.Errorf("%s: %q, want the answer to this account's own key, %q", name, got, own)
+		}
+	}
+	if !strings.HasPrefix(own, "409 ") || strings.Contains(own, "registered") || strings.Contains(own, "exists") || strings.Contains(own, "another") {
+		t.Errorf("answer to a taken key %q: want a 409 that tells nothing about the key", own)
+	}
+}
+
+// TestContentType: a JSON body must be declared exactly as JSON, with at
+// most a utf-8 charset; anything else is 415 and does nothing.
+func TestContentType(t *testing.T) {
+	e := newEnv(t, nil)
+	for ct, want := range map[string]int{
+		"application/json":                   401,
+		"application/json; charset=utf-8":    401,
+		"Application/JSON;charset=UTF-8":     401,
+		"application/jsonx":                  415,
+		"application/json-seq":               415,
+		"application/json; charset=latin1":   415,
+		"application/json; profile=x":        415,
+		"application/json; charset=utf-8; x": 415,
+		"text/plain":                         415,
+		"application/x-www-form-urlencoded":  415,
+		"":                                   415,
+	} {
+		req, _ := http.NewRequest("POST", e.url+"/api/v1/sessions", strings.NewReader(`{"access_code":"1234123412341234"}`))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Content-Type %q: %d, want %d", ct, resp.StatusCode, want)
+		}
 	}
 }
 

@@ -1,12 +1,11 @@
 package controlplane
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"veil/internal/apitypes"
 	"veil/internal/store"
@@ -69,13 +71,20 @@ func SignPayment(secret string, at time.Time, body []byte) string {
 }
 
 // checkSignature verifies header against body and secret at time now.
+// The header is read strictly: one t, in decimal digits, and at least
+// one v1 (several allow a processor to roll its secret); other schemes
+// are ignored.
 func checkSignature(header, secret string, body []byte, now time.Time) error {
+	errMalformed := errors.New("missing or malformed Veil-Signature")
 	var ts string
 	var sigs []string
 	for _, part := range strings.Split(header, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
 		switch k {
 		case "t":
+			if ts != "" || !digitsRE.MatchString(v) {
+				return errMalformed
+			}
 			ts = v
 		case "v1":
 			sigs = append(sigs, v)
@@ -83,7 +92,7 @@ func checkSignature(header, secret string, body []byte, now time.Time) error {
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || len(sigs) == 0 {
-		return errors.New("missing or malformed Veil-Signature")
+		return errMalformed
 	}
 	if d := now.Sub(time.Unix(sec, 0)); d > signatureTolerance || d < -signatureTolerance {
 		return errors.New("signature time too far from now (replayed, or a clock is wrong)")
@@ -96,6 +105,34 @@ func checkSignature(header, secret string, body []byte, now time.Time) error {
 		}
 	}
 	return errors.New("signature does not match")
+}
+
+// digitsRE is a signature's time: decimal digits, no sign.
+var digitsRE = regexp.MustCompile(`^[0-9]{1,19}$`)
+
+// parseEvent reads a notification's body strictly: one JSON object and
+// nothing after it, no key twice (encoding/json v1 takes the last one
+// silently). The signature covers the bytes, not their meaning; a body
+// that two parsers read differently could make Veil act on what the
+// processor never meant.
+func parseEvent(body []byte) (PaymentEvent, error) {
+	var ev PaymentEvent
+	err := jsonv2.Unmarshal(body, &ev)
+	switch {
+	case err == nil:
+		return ev, nil
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		return ev, errors.New("malformed JSON: a key given twice")
+	}
+	var syn *jsontext.SyntacticError
+	if errors.As(err, &syn) {
+		return ev, fmt.Errorf("malformed JSON at byte %d: one object, nothing after it", syn.ByteOffset)
+	}
+	var sem *jsonv2.SemanticError
+	if errors.As(err, &sem) && sem.JSONPointer != "" {
+		return ev, fmt.Errorf("malformed JSON: field %s has the wrong type", truncate(string(sem.JSONPointer), 40))
+	}
+	return ev, errors.New("malformed JSON: want one object")
 }
 
 var (
@@ -136,10 +173,9 @@ func (s *Server) billingWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, err.Error())
 		return
 	}
-	var ev PaymentEvent
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&ev); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed JSON: "+describeJSONError(err))
+	ev, err := parseEvent(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	switch ev.Type {
@@ -233,7 +269,7 @@ func (s *Server) adminAttachBilling(w http.ResponseWriter, r *http.Request) {
 	}
 	var req apitypes.BillingAttachRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	accountID, ok := s.cfg.Hasher.ParsePaymentRef(req.PaymentReference)

@@ -18,9 +18,21 @@ const testPaySecret = "test-secret-0123456789"
 // notify sends a processor's notification signed with secret at time at.
 func (e *env) notify(t *testing.T, processor, secret string, at time.Time, body []byte) (int, map[string]any) {
 	t.Helper()
+	return e.send(t, processor, controlplane.SignPayment(secret, at, body), body)
+}
+
+// signed sends a notification to testpay with the Veil-Signature header
+// sig.
+func (e *env) signed(t *testing.T, sig string, body []byte) (int, map[string]any) {
+	t.Helper()
+	return e.send(t, "testpay", sig, body)
+}
+
+func (e *env) send(t *testing.T, processor, sig string, body []byte) (int, map[string]any) {
+	t.Helper()
 	req, _ := http.NewRequest("POST", e.url+"/api/v1/billing/"+processor, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Veil-Signature", controlplane.SignPayment(secret, at, body))
+	req.Header.Set("Veil-Signature", sig)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +116,29 @@ func TestBillingWebhook(t *testing.T) {
 			bad.Days = 0
 			return e.notify(t, "testpay", testPaySecret, e.now.Now(), paymentBody(t, bad))
 		},
+		// A body two parsers could read differently is refused even when
+		// signed: a second object after the first, a key given twice.
+		"trailing data": func() (int, map[string]any) {
+			return e.notify(t, "testpay", testPaySecret, e.now.Now(), append(append([]byte{}, body...), []byte(` {"days": 3000}`)...))
+		},
+		"trailing garbage": func() (int, map[string]any) {
+			return e.notify(t, "testpay", testPaySecret, e.now.Now(), append(append([]byte{}, body...), []byte(`x`)...))
+		},
+		"duplicate key": func() (int, map[string]any) {
+			dup := bytes.Replace(body, []byte(`"days":30`), []byte(`"days":30,"days":3000`), 1)
+			return e.notify(t, "testpay", testPaySecret, e.now.Now(), dup)
+		},
+		"two times": func() (int, map[string]any) {
+			sig := controlplane.SignPayment(testPaySecret, e.now.Now(), body)
+			return e.signed(t, "t=1,"+sig, body)
+		},
+		"time not a number": func() (int, map[string]any) {
+			sig := controlplane.SignPayment(testPaySecret, e.now.Now(), body)
+			return e.signed(t, strings.Replace(sig, "t=", "t=+", 1), body)
+		},
 	}
-	want := map[string]int{"no signature": 401, "wrong secret": 401, "stale": 401, "unknown processor": 404, "malformed": 400, "bad currency": 400, "no days": 400}
+	want := map[string]int{"no signature": 401, "wrong secret": 401, "stale": 401, "unknown processor": 404, "malformed": 400, "bad currency": 400, "no days": 400,
+		"trailing data": 400, "trailing garbage": 400, "duplicate key": 400, "two times": 401, "time not a number": 401}
 	for name, send := range refused {
 		if st, _ := send(); st != want[name] {
 			t.Errorf("%s: %d, want %d", name, st, want[name])

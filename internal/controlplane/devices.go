@@ -42,13 +42,22 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, devs)
 }
 
+// errKeyTaken is the one answer to a key that cannot be registered
+// because a device holds it, this account's or another's. It says
+// neither which nor that the key is registered: a key is unique among all
+// of Veil's devices (the gateways know peers by key), so a refusal cannot
+// be avoided, but it must not tell a stranger whose key it is or that it
+// belongs to this account rather than another. A freshly generated key
+// never collides, so the honest advice serves every real client.
+const errKeyTaken = "this public key cannot be used; generate a new key pair and try again"
+
 // deviceError answers the store's registration errors in the user's terms.
 func (s *Server) deviceError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, store.ErrDeviceLimit):
 		writeError(w, http.StatusConflict, fmt.Sprintf("this account already has %d devices; remove one first", s.cfg.MaxDevices))
 	case errors.Is(err, store.ErrDuplicateKey):
-		writeError(w, http.StatusConflict, "this public key is already registered")
+		writeError(w, http.StatusConflict, errKeyTaken)
 	case errors.Is(err, store.ErrPoolExhausted):
 		writeError(w, http.StatusServiceUnavailable, "no tunnel addresses left; the operator must enlarge the pool")
 	case errors.Is(err, store.ErrNotFound):
@@ -62,7 +71,7 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 	acc := accountFrom(r)
 	var req apitypes.DeviceRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	key, err := device.ParsePublicKey(req.PublicKey)
@@ -104,7 +113,7 @@ func deviceBody(w http.ResponseWriter, r *http.Request, v any) (int64, bool) {
 		return 0, false
 	}
 	if err := decode(w, r, v); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return 0, false
 	}
 	return id, true

@@ -55,7 +55,7 @@ func (s *Server) gatewayReport(w http.ResponseWriter, r *http.Request) {
 	gw := r.Context().Value(ctxGateway).(*store.Gateway)
 	var rep apitypes.GatewayReport
 	if err := decode(w, r, &rep); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	if rep.Peers < 0 {
@@ -225,7 +225,7 @@ func validGatewayName(s string) bool {
 func (s *Server) adminCreateGateway(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.GatewayCreateRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	tok, g, err := s.AddGateway(r.Context(), req, false)

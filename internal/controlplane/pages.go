@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 	"veil/internal/apitypes"
@@ -14,8 +13,9 @@ import (
 	"veil/internal/web"
 )
 
-// sessionCookie holds the account page's session token: HttpOnly,
-// SameSite=Strict, Secure over HTTPS.
+// sessionCookie holds the site's session token: HttpOnly,
+// SameSite=Strict, Secure over HTTPS, for the whole site (path /) so that
+// the support form can attach a ticket to the account.
 const sessionCookie = "veil_session"
 
 // registerPages adds the privacy engine's web pages: the policy and its
@@ -105,20 +105,21 @@ func (s *Server) pageFail(w http.ResponseWriter, what string, err error) {
 	http.Error(w, "internal error; try again later", http.StatusInternalServerError)
 }
 
-// pageForm guards form posts: a same-site Origin when the browser sends
-// one (the session cookie is SameSite=Strict as well), and a parsed form.
+// pageForm guards form posts (csrf.go): the site's own Origin and the
+// form token, on a parsed form.
 func (s *Server) pageForm(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && o != "null" {
-			u, err := url.Parse(o)
-			if err != nil || u.Host != r.Host {
-				http.Error(w, "cross-site form refused", http.StatusForbidden)
-				return
-			}
+		if !s.sameOrigin(r) {
+			refuseForm(w, r)
+			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, "malformed form", http.StatusBadRequest)
+			return
+		}
+		if !s.checkCSRF(r) {
+			refuseForm(w, r)
 			return
 		}
 		h(w, r)
@@ -156,9 +157,16 @@ func (s *Server) pageAccount(r *http.Request) (*store.Account, []byte) {
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, tok string, exp time.Time) {
+	secure := secureRequest(r)
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: tok, Path: "/account", Expires: exp,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+		Name: sessionCookie, Value: tok, Path: "/", Expires: exp,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure,
+	})
+	// The cookie was once scoped to /account; an old one there would
+	// shadow this one on the account page.
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Path: "/account", Expires: time.Unix(1, 0),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure,
 	})
 }
 
@@ -223,7 +231,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			CheckoutURL: s.checkoutURL(acc.ID),
 		}
 	}
-	web.Render(w, r, "account.html", web.Page{Title: "Account", Data: v})
+	s.page(w, r, "account.html", web.Page{Title: "Account", Data: v})
 }
 
 func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
@@ -309,25 +317,29 @@ func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
 
 // supportPageView is what support.html shows.
 type supportPageView struct {
-	Error   string
-	Created *apitypes.TicketCreated
-	Ticket  *apitypes.TicketView
-	Token   string
+	Error string
+	// LoggedIn offers to attach the ticket to the visitor's account.
+	LoggedIn bool
+	Created  *apitypes.TicketCreated
+	Ticket   *apitypes.TicketView
+	Token    string
 }
 
 func (s *Server) supportPage(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{}})
+	acc, _ := s.pageAccount(r)
+	s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{LoggedIn: acc != nil}})
 }
 
 func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 	var accountID int64
-	if acc, _ := s.pageAccount(r); acc != nil && r.PostForm.Get("attach") == "1" {
+	acc, _ := s.pageAccount(r)
+	if acc != nil && r.PostForm.Get("attach") == "1" {
 		accountID = acc.ID
 	}
 	req := apitypes.TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
 	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
-		web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error()}, Status: http.StatusBadRequest})
+		s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error(), LoggedIn: acc != nil}, Status: http.StatusBadRequest})
 		return
 	}
 	if err != nil {
@@ -340,7 +352,7 @@ func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
 	t, err := s.ticketByToken(r)
 	if errors.Is(err, store.ErrNotFound) {
-		http.Error(w, "No such ticket (tickets are deleted after 6 months).", http.StatusNotFound)
+		noTicket(w, r)
 		return
 	}
 	if err != nil {
@@ -348,13 +360,17 @@ func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := ticketView(t, true)
-	web.Render(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
+	s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
 }
 
 func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
 	t, err := s.ticketByToken(r)
+	if errors.Is(err, store.ErrNotFound) {
+		noTicket(w, r)
+		return
+	}
 	if err != nil {
-		http.Error(w, "No such ticket.", http.StatusNotFound)
+		s.pageFail(w, "reading ticket", err)
 		return
 	}
 	_, msg, err := cleanTicket("-", r.PostForm.Get("message"))
@@ -366,6 +382,11 @@ func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, "/support/ticket/"+r.PathValue("token"), http.StatusSeeOther)
+}
+
+func noTicket(w http.ResponseWriter, r *http.Request) {
+	web.Render(w, r, "notice.html", web.Page{Title: "No such ticket", Status: http.StatusNotFound,
+		Data: "There is no ticket at this address: tickets are deleted 6 months after their last message."})
 }
 
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ import (
 	"veil/internal/privacy"
 	"veil/internal/store"
 	"veil/internal/throttle"
+	"veil/internal/web"
 )
 
 // PrivacyConfig configures the privacy engine's routes: rights, policy,
@@ -54,6 +55,8 @@ func (s *Server) registerPrivacy(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("POST /api/v1/account/recover", s.recoverCode(th))
 	mux.HandleFunc("POST /account/recover", s.pageForm(s.recoverPage(th)))
+	mux.HandleFunc("GET /account/recover/{token}", s.recoverLinkPage)
+	mux.HandleFunc("POST /account/recover/{token}", s.pageForm(s.recoverLinkUse))
 	mux.HandleFunc("GET /api/v1/privacy/versions", s.listPolicyVersions)
 	mux.HandleFunc("POST /api/v1/client-report", s.clientReport)
 	mux.HandleFunc("POST /unsubscribe", s.unsubscribe)
@@ -108,7 +111,7 @@ func (s *Server) publicURL(r *http.Request) string {
 
 // recoverAnswer is the one answer to every recovery request, so that it
 // never tells whether an email is registered.
-const recoverAnswer = "If an account has this email, a new access code is on its way to it. The old code no longer works."
+const recoverAnswer = "If an account has this email, a link to get a new access code is on its way to it. Your current code keeps working until the link is used."
 
 // recoverCode answers access-code recovery requests, limited per source
 // by th (in memory, on a keyed hash of the address).
@@ -151,7 +154,7 @@ func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
 func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.RecoverRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	email, err := CleanEmail(req.Email)
@@ -166,38 +169,116 @@ func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"message": recoverAnswer})
 }
 
-// RecoverCode gives every account holding email a new access code and
-// queues it by mail; the old codes stop working at once.
+// RecoverCode mails every account holding email a one-time link to a
+// page that issues a new access code. Nothing changes until the link is
+// used, so a stranger who knows the email cannot lock the owner out. The
+// outbox holds no code and no usable link: the mail sender completes the
+// link's token from a nonce (mail.LinkPlaceholder), and the store keeps
+// only the token's keyed hash. An account that has
+// store.MaxRecoveryLinks unused links gets no more mail until they
+// expire.
 func (s *Server) RecoverCode(ctx context.Context, email string) error {
 	accs, err := s.cfg.Store.AccountsByEmail(ctx, email)
 	if err != nil {
 		return err
 	}
+	sent := false
 	for _, a := range accs {
-		var code string
-		for range 5 {
-			if code, err = account.NewCode(); err != nil {
-				return err
-			}
-			err = s.cfg.Store.UpdateAccount(ctx, a.ID, store.AccountUpdate{CodeHash: s.cfg.Hasher.Code(code)})
-			if !errors.Is(err, store.ErrCodeCollision) {
-				break
-			}
+		nonce, err := account.NewToken()
+		if err != nil {
+			return err
+		}
+		now := s.cfg.Now()
+		err = s.cfg.Store.CreateRecoveryToken(ctx, store.RecoveryToken{
+			TokenHash: s.recoveryHash(mail.LinkToken(s.Sign, nonce)), AccountID: a.ID, ExpiresAt: now.Add(privacy.RecoveryLinkTTL),
+		}, now)
+		if errors.Is(err, store.ErrRecoveryLimit) || errors.Is(err, store.ErrNotFound) {
+			continue
 		}
 		if err != nil {
 			return err
 		}
-		body := fmt.Sprintf("You asked for a new Veil access code.\n\nYour new access code: %s\n\nThe old code no longer works. If you did not ask for this, your account is safe: only this mailbox received the new code.\n",
-			account.FormatCode(code))
+		body := fmt.Sprintf("Someone, hopefully you, asked for a new Veil access code for the account with this email.\n\n"+
+			"To get one, open this link within %d minutes and confirm:\n%s\n\n"+
+			"Your current code keeps working until you do. Getting a new code ends every login of the account: apps and browsers log in again with the new code.\n\n"+
+			"If you did not ask for this, ignore this mail; nothing changes.\n",
+			int(privacy.RecoveryLinkTTL/time.Minute), mail.LinkPlaceholder("/account/recover/", nonce))
 		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: a.ID, To: a.Email,
-			Subject: "Your new Veil access code", Body: body}); err != nil {
+			Subject: "Your Veil access code recovery link", Body: body}); err != nil {
 			return err
 		}
+		sent = true
 	}
-	if len(accs) > 0 {
+	if sent {
 		s.wakeMail()
 	}
 	return nil
+}
+
+func (s *Server) recoveryHash(tok string) []byte { return s.cfg.Hasher.Token("recover:" + tok) }
+
+// recoverView is what recover.html shows: the confirmation form, then
+// the new code.
+type recoverView struct {
+	Token string
+	Code  string
+}
+
+// recoverLinkPage is where the mailed link leads: a confirmation form
+// only, since mail scanners fetch links and must not spend them.
+func (s *Server) recoverLinkPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.PathValue("token")
+	if len(tok) > 128 {
+		s.recoverLinkGone(w, r)
+		return
+	}
+	_, err := s.cfg.Store.RecoveryTokenByHash(r.Context(), s.recoveryHash(tok), s.cfg.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		s.recoverLinkGone(w, r)
+		return
+	}
+	if err != nil {
+		s.pageFail(w, "reading recovery link", err)
+		return
+	}
+	s.page(w, r, "recover.html", web.Page{Title: "New access code", Data: recoverView{Token: tok}})
+}
+
+// recoverLinkUse spends the link: a new access code, shown once, and
+// every session of the account ended.
+func (s *Server) recoverLinkUse(w http.ResponseWriter, r *http.Request) {
+	tok := r.PathValue("token")
+	if len(tok) > 128 {
+		s.recoverLinkGone(w, r)
+		return
+	}
+	var code string
+	var err error
+	for range 5 {
+		if code, err = account.NewCode(); err != nil {
+			break
+		}
+		_, err = s.cfg.Store.UseRecoveryToken(r.Context(), s.recoveryHash(tok), s.cfg.Hasher.Code(code), s.cfg.Now())
+		if !errors.Is(err, store.ErrCodeCollision) {
+			break
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		s.recoverLinkGone(w, r)
+		return
+	}
+	if err != nil {
+		s.pageFail(w, "recovering access code", err)
+		return
+	}
+	// This browser's session, if any, has ended with the others.
+	s.setSessionCookie(w, r, "", time.Unix(1, 0))
+	s.page(w, r, "recover.html", web.Page{Title: "New access code", Data: recoverView{Code: account.FormatCode(code)}})
+}
+
+func (s *Server) recoverLinkGone(w http.ResponseWriter, r *http.Request) {
+	web.Render(w, r, "notice.html", web.Page{Title: "Link expired", Status: http.StatusNotFound,
+		Data: "This link has expired or was already used. Ask for a new one on the account page."})
 }
 
 // PolicyVersionInfo is one published policy version in the API.
@@ -223,7 +304,7 @@ func (s *Server) listPolicyVersions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminPublishPolicy(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.PublishRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	if strings.TrimSpace(req.Prose) == "" {
@@ -278,7 +359,7 @@ func (s *Server) adminRetention(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminLegalHold(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.LegalHoldRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	var accs []store.Account
@@ -330,7 +411,7 @@ var (
 func (s *Server) clientReport(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.ClientReport
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	if err := s.CountClient(r.Context(), req); err != nil {

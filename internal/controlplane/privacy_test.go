@@ -4,14 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"veil/internal/apitypes"
+	"veil/internal/mail"
 	"veil/internal/privacy"
 	"veil/internal/store"
 )
@@ -80,8 +81,11 @@ func TestRights(t *testing.T) {
 	}
 }
 
-// TestRecoverCode is point 5's recovery: same answer for registered and
-// unknown emails, the old code stops working, the new one arrives by mail.
+// TestRecoverCode: a recovery request changes nothing but a mail with a
+// one-time link; the outbox holds no code and no usable link; the link's
+// page spends nothing on a GET (mail scanners fetch links); its button
+// issues the new code, shown once, and ends every session, a stranger's
+// included.
 func TestRecoverCode(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
@@ -104,21 +108,106 @@ func TestRecoverCode(t *testing.T) {
 	if answers["OWNER@example.org"] != answers["nobody@example.org"] || !strings.HasPrefix(answers["nobody@example.org"], "202") {
 		t.Errorf("answers differ or are not 202: %q", answers)
 	}
-	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 401 {
-		t.Errorf("old code after recovery: %d, want 401", st)
+	// Nothing changed yet: a stranger who knows the email locks nobody out.
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 201 {
+		t.Errorf("old code after a recovery request: %d, want 201", st)
 	}
 	ms, err := e.store.DueMail(ctx, time.Now().Add(time.Hour), 10)
 	if err != nil || len(ms) != 1 || ms[0].To != email || ms[0].Kind != store.MailTransactional {
 		t.Fatalf("outbox = %+v, %v", ms, err)
 	}
-	_, after, _ := strings.Cut(ms[0].Body, "Your new access code: ")
-	newCode, _, _ := strings.Cut(after, "\n")
-	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: newCode}, nil); st != 201 {
-		t.Errorf("login with the mailed code %q: %d", newCode, st)
+	queued := ms[0].Body
+	if codeRE.MatchString(queued) {
+		t.Errorf("the queued mail holds an access code:\n%s", queued)
 	}
-	if strings.Contains(e.logs.String(), email) || strings.Contains(e.logs.String(), newCode) {
+	for _, w := range tokenRE.FindAllString(queued, -1) {
+		if e.recoveryLinkValid(t, w) {
+			t.Errorf("the queued mail holds a usable link token %q:\n%s", w, queued)
+		}
+	}
+	// The sender completes the link.
+	sent := mail.ExpandLinks(queued, e.url, e.api.Sign)
+	_, link, ok := strings.Cut(sent, e.url)
+	link, _, _ = strings.Cut(link, "\n")
+	if !ok || !strings.HasPrefix(link, "/account/recover/") || !e.recoveryLinkValid(t, strings.TrimPrefix(link, "/account/recover/")) {
+		t.Fatalf("the sent mail has no working link:\n%s", sent)
+	}
+
+	v := newVisitor(t, e.url)
+	for range 2 { // a scanner's fetch, then the person's
+		st, page := v.get(link)
+		if st != 200 || !strings.Contains(page, `id="issue"`) {
+			t.Fatalf("link page: %d %s", st, page)
+		}
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 201 {
+		t.Errorf("old code after fetching the link: %d, want 201", st)
+	}
+	st, page := v.post(link, nil)
+	newCode := newCodeRE.FindStringSubmatch(page)
+	if st != 200 || newCode == nil {
+		t.Fatalf("using the link: %d %s", st, page)
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 401 {
+		t.Errorf("old code after using the link: %d, want 401", st)
+	}
+	if st := e.call(t, "GET", "/api/v1/account", tok, nil, nil); st != 401 {
+		t.Errorf("a session from before the recovery: %d, want 401", st)
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: newCode[1]}, nil); st != 201 {
+		t.Errorf("login with the new code %q: %d", newCode[1], st)
+	}
+	if st, _ := v.post(link, nil); st != 404 {
+		t.Errorf("using the link twice: %d, want 404", st)
+	}
+	if st, _ := v.get(link); st != 404 {
+		t.Errorf("the used link's page: %d, want 404", st)
+	}
+	if strings.Contains(e.logs.String(), email) || strings.Contains(e.logs.String(), newCode[1]) {
 		t.Errorf("logs hold the email or the code:\n%s", e.logs)
 	}
+}
+
+// TestRecoverLinkExpires: an unused link stops working after
+// privacy.RecoveryLinkTTL, and the old code still works.
+func TestRecoverLinkExpires(t *testing.T) {
+	e := newEnv(t, nil)
+	code := e.newAccount(t, 30)
+	email := "late@example.org"
+	if st := e.call(t, "PATCH", "/api/v1/account", e.login(t, code), apitypes.AccountPatch{Email: &email}, nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st := e.call(t, "POST", "/api/v1/account/recover", "", apitypes.RecoverRequest{Email: email}, nil); st != 202 {
+		t.Fatal(st)
+	}
+	ms, _ := e.store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
+	sent := mail.ExpandLinks(ms[0].Body, "", e.api.Sign)
+	link := recoverLinkRE.FindString(sent)
+	e.now.Add(privacy.RecoveryLinkTTL)
+	v := newVisitor(t, e.url)
+	if st, _ := v.get(link); st != 404 {
+		t.Errorf("an expired link's page: %d, want 404", st)
+	}
+	if st, _ := v.post(link, nil); st != 404 {
+		t.Errorf("using an expired link: %d, want 404", st)
+	}
+	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 201 {
+		t.Errorf("old code after the link expired: %d, want 201", st)
+	}
+}
+
+var (
+	codeRE        = regexp.MustCompile(`[0-9]{4} ?[0-9]{4} ?[0-9]{4} ?[0-9]{4}`)
+	tokenRE       = regexp.MustCompile(`[A-Za-z0-9_-]{20,}`)
+	newCodeRE     = regexp.MustCompile(`<code id="new-code">([0-9 ]+)</code>`)
+	recoverLinkRE = regexp.MustCompile(`/account/recover/[A-Za-z0-9_-]+`)
+)
+
+// recoveryLinkValid reports whether tok opens a live recovery link.
+func (e *env) recoveryLinkValid(t testing.TB, tok string) bool {
+	t.Helper()
+	_, err := e.store.RecoveryTokenByHash(context.Background(), e.hasher.Token("recover:"+tok), e.now.Now())
+	return err == nil
 }
 
 // TestSupportAndCounters covers points 6 and 7 over the API.
@@ -227,68 +316,35 @@ func TestPolicyVersions(t *testing.T) {
 
 func get(t testing.TB, u string) string {
 	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
-	}
-	return string(b)
+	return getPage(t, http.DefaultClient, u)
 }
 
-// TestAccountPage drives the /account page with a cookie jar: login by
-// access code, cookie attributes, object to marketing, export, erase.
+// TestAccountPage drives the /account page as a browser does: login by
+// access code, cookie attributes, export, erase.
 func TestAccountPage(t *testing.T) {
 	e := newEnv(t, nil)
 	code := e.newAccount(t, 30)
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar}
-	resp, err := hc.PostForm(e.url+"/account/login", url.Values{"access_code": {code}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), "Download everything held") {
-		t.Fatalf("account page after login: %s", b)
-	}
-	u, _ := url.Parse(e.url + "/account")
-	if cs := jar.Cookies(u); len(cs) != 1 {
-		t.Fatalf("cookies = %v", cs)
+	v := newVisitor(t, e.url)
+	if _, page := v.post("/account/login", url.Values{"access_code": {code}}); !strings.Contains(page, "Download everything held") {
+		t.Fatalf("account page after login: %s", page)
 	}
 	// The Set-Cookie attributes.
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = noRedirect.PostForm(e.url+"/account/login", url.Values{"access_code": {code}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := v.submit("/account/login", url.Values{"access_code": {code}})
 	sc := resp.Header.Get("Set-Cookie")
-	if !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") {
+	if !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") || !strings.Contains(sc, "Path=/;") {
 		t.Errorf("Set-Cookie = %q", sc)
 	}
-	resp, err = hc.Get(e.url + "/account/export")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `"client_counters"`) {
-		t.Errorf("export: %d %s", resp.StatusCode, b)
+	st, b := v.get("/account/export")
+	if st != 200 || !strings.Contains(b, `"client_counters"`) {
+		t.Errorf("export: %d %s", st, b)
 	}
 	// Erase without confirmation does nothing; with it, the account goes.
-	resp, _ = hc.PostForm(e.url+"/account/erase", url.Values{})
-	resp.Body.Close()
+	v.post("/account/erase", url.Values{})
 	if n, _ := e.store.CountAccounts(context.Background()); n != 1 {
 		t.Fatalf("accounts after unconfirmed erase: %d", n)
 	}
-	resp, _ = hc.PostForm(e.url+"/account/erase", url.Values{"confirm": {"yes"}})
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if n, _ := e.store.CountAccounts(context.Background()); n != 0 || !strings.Contains(string(b), "were erased") {
+	_, b = v.post("/account/erase", url.Values{"confirm": {"yes"}})
+	if n, _ := e.store.CountAccounts(context.Background()); n != 0 || !strings.Contains(b, "were erased") {
 		t.Errorf("accounts after erase: %d; page %s", n, b)
 	}
 }
@@ -302,15 +358,10 @@ func TestRecoverCodePage(t *testing.T) {
 	if st := e.call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &email}, nil); st != 200 {
 		t.Fatal(st)
 	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	v := newVisitor(t, e.url)
 	where := map[string]string{}
 	for _, em := range []string{email, "stranger@example.org", "not an email"} {
-		resp, err := noRedirect.PostForm(e.url+"/account/recover", map[string][]string{"email": {em}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		where[em] = resp.Header.Get("Location")
+		where[em] = v.submit("/account/recover", url.Values{"email": {em}}).Header.Get("Location")
 	}
 	if where[email] != "/account?m=recover" || where["stranger@example.org"] != where[email] {
 		t.Errorf("answers differ: %q", where)

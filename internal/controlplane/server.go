@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -111,6 +112,9 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 			if _, err := s.cfg.Store.DeleteExpiredSessions(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("deleting expired sessions", "err", err)
 			}
+			if _, err := s.cfg.Store.DeleteExpiredRecoveryTokens(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("deleting expired recovery links", "err", err)
+			}
 		}
 	}
 }
@@ -161,11 +165,15 @@ const maxBody = 64 << 10
 // errBadRequest marks decoding errors whose text is written for the user.
 var errBadRequest = errors.New("bad request")
 
-// decode reads a JSON body into v: bounded in size, unknown fields and
-// trailing data refused. Its errors never echo the body's values.
+// errMediaType is decode's answer to a body that is not declared JSON.
+var errMediaType = errors.New("send Content-Type: application/json")
+
+// decode reads a JSON body into v: declared as JSON, bounded in size,
+// unknown fields and trailing data refused. Its errors never echo the
+// body's values.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return fmt.Errorf("%w: send Content-Type application/json", errBadRequest)
+	if !isJSON(r.Header.Get("Content-Type")) {
+		return errMediaType
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
@@ -179,6 +187,33 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return fmt.Errorf("%w: unexpected data after the JSON object", errBadRequest)
 	}
 	return nil
+}
+
+// isJSON reports whether a Content-Type is JSON's: application/json,
+// with at most a charset parameter, utf-8 (RFC 8259 allows no other). A
+// body without one is refused too: a cross-site page can send such a
+// body, or text/plain, without the browser asking first (CORS).
+func isJSON(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return false
+		}
+	}
+	return true
+}
+
+// writeDecodeError answers decode's error: 415 for a body not declared
+// JSON, 400 for the others.
+func writeDecodeError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errMediaType) {
+		writeError(w, http.StatusUnsupportedMediaType, err.Error())
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error())
 }
 
 func describeJSONError(err error) string {

@@ -68,7 +68,7 @@ func (s *Server) optionalAccount(r *http.Request) *store.Account {
 func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.TicketRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	var accountID int64
@@ -156,7 +156,7 @@ func (s *Server) getTicket(w http.ResponseWriter, r *http.Request) {
 func (s *Server) userReply(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.TicketMessage
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	t, ok := s.apiTicket(w, r)
@@ -215,7 +215,7 @@ func (s *Server) adminTicket(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminReply(w http.ResponseWriter, r *http.Request) {
 	var req apitypes.TicketMessage
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeDecodeError(w, err)
 		return
 	}
 	_, msg, err := cleanTicket("-", req.Message)

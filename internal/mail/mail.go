@@ -12,10 +12,12 @@ package mail
 import (
 	"context"
 	"crypto/hmac"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +83,31 @@ func UnsubscribeURL(base string, sign Signer, accountID int64) string {
 	return fmt.Sprintf("%s/unsubscribe?a=%d&t=%s", base, accountID, UnsubscribeToken(sign, accountID))
 }
 
+// A queued body may hold links that the sender completes at send time
+// (LinkPlaceholder): the outbox keeps a nonce, and the link's token is
+// its signature, so whoever reads the outbox (a backup, a stolen
+// database) holds nothing the link would accept.
+var linkRE = regexp.MustCompile(`\[\[link (/[!-~]*?) ([A-Za-z0-9_-]{22,64})\]\]`)
+
+// LinkPlaceholder is the text a queued body holds for the link to path
+// (under the site's base URL) followed by LinkToken(nonce); nonce is
+// URL-safe base64 of 22 to 64 characters (account.NewToken fits).
+func LinkPlaceholder(path, nonce string) string { return "[[link " + path + " " + nonce + "]]" }
+
+// LinkToken is the token that ends the link of a placeholder's nonce.
+func LinkToken(sign Signer, nonce string) string {
+	return base64.RawURLEncoding.EncodeToString(sign("link:" + nonce))
+}
+
+// ExpandLinks replaces the placeholders of body with their links under
+// base.
+func ExpandLinks(body, base string, sign Signer) string {
+	return linkRE.ReplaceAllStringFunc(body, func(p string) string {
+		m := linkRE.FindStringSubmatch(p)
+		return base + m[1] + LinkToken(sign, m[2])
+	})
+}
+
 // SMTP is how the sender reaches the mail relay.
 type SMTP struct {
 	Host     string
@@ -96,9 +123,11 @@ type Sender struct {
 	Store Store
 	SMTP  SMTP
 	From  string
-	// BaseURL is the public URL of the site, for unsubscribe links.
+	// BaseURL is the public URL of the site, for unsubscribe links and
+	// the links of LinkPlaceholder.
 	BaseURL string
-	Sign    Signer
+	// Sign makes the links' signatures.
+	Sign Signer
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// Logger; nil: discard.
@@ -159,7 +188,14 @@ func (s *Sender) message(m store.Mail) (*gomail.Msg, error) {
 	msg.Subject(m.Subject)
 	msg.SetDate()
 	msg.SetMessageID()
-	msg.SetBodyString(gomail.TypeTextPlain, m.Body)
+	body := m.Body
+	if linkRE.MatchString(body) {
+		if s.Sign == nil {
+			return nil, errors.New("a link to complete and no signer")
+		}
+		body = ExpandLinks(body, s.BaseURL, s.Sign)
+	}
+	msg.SetBodyString(gomail.TypeTextPlain, body)
 	if m.Kind == store.MailMarketing {
 		// RFC 8058: a POST to the link unsubscribes with no further step.
 		msg.SetGenHeader(gomail.HeaderListUnsubscribe, "<"+UnsubscribeURL(s.BaseURL, s.Sign, m.AccountID)+">")

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime/quotedprintable"
 	"net"
 	"net/textproto"
 	"strings"
@@ -145,7 +146,9 @@ func TestSender(t *testing.T) {
 		limited := newAcc("limited", "limited@example.org", true, true)
 		later := newAcc("later", "later@example.org", true, false)
 
-		if err := mail.Queue(ctx, st, &store.Mail{Kind: store.MailTransactional, AccountID: quiet.ID, To: quiet.Email, Subject: "Receipt", Body: "Thanks."}); err != nil {
+		nonce := "bm9uY2Ugb2YgdGhlIGxpbmsgaW4gdGhpcyB0ZXN0"
+		receiptBody := "Thanks. Your link: " + mail.LinkPlaceholder("/account/recover/", nonce) + "\n"
+		if err := mail.Queue(ctx, st, &store.Mail{Kind: store.MailTransactional, AccountID: quiet.ID, To: quiet.Email, Subject: "Receipt", Body: receiptBody}); err != nil {
 			t.Fatal(err)
 		}
 		if err := mail.Queue(ctx, st, &store.Mail{Kind: store.MailMarketing, AccountID: fan.ID, Subject: "News", Body: "New servers."}); err != nil {
@@ -211,6 +214,20 @@ func TestSender(t *testing.T) {
 		}
 		if len(receipt.to) != 1 || receipt.to[0] != "quiet@example.org" || !strings.Contains(receipt.body, "Thanks.") {
 			t.Errorf("receipt = %+v", receipt)
+		}
+		// The link is completed at send time: the outbox held only the
+		// nonce.
+		text := receipt.body
+		if receipt.header.Get("Content-Transfer-Encoding") == "quoted-printable" {
+			b, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(text)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text = string(b)
+		}
+		link := "https://vpn.example/account/recover/" + mail.LinkToken(sign, nonce)
+		if !strings.Contains(text, link) || strings.Contains(text, "[[link") || strings.Contains(receiptBody, mail.LinkToken(sign, nonce)) {
+			t.Errorf("receipt body %q, want the link %s", text, link)
 		}
 		if receipt.header.Get("List-Unsubscribe") != "" {
 			t.Errorf("transactional mail has List-Unsubscribe")

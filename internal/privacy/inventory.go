@@ -26,6 +26,9 @@ const (
 	RuleWithAccount Rule = "with-account"
 	// RuleSessionExpiry: goes when the session expires.
 	RuleSessionExpiry Rule = "session-expiry"
+	// RuleLinkExpiry: goes when the link is used or expires, at most
+	// RecoveryLinkTTL after it was mailed.
+	RuleLinkExpiry Rule = "link-expiry"
 	// RuleSupport: messages go SupportRetention after they were written,
 	// tickets when their last message has gone.
 	RuleSupport Rule = "support"
@@ -51,6 +54,9 @@ const (
 	OutboxRetention  = 7 * 24 * time.Hour
 	CounterRetention = 2 * 365 * 24 * time.Hour
 	PeerHistory      = 24 * time.Hour
+	// RecoveryLinkTTL is how long a mailed link for a lost access code
+	// stays usable.
+	RecoveryLinkTTL = time.Hour
 )
 
 // Periods are the retention periods the operator configures.
@@ -161,6 +167,20 @@ var Inventory = []Category{
 		PerAccount: true,
 	},
 	{
+		ID:   "recovery",
+		Name: "Access-code recovery links",
+		Fields: []Field{
+			{"recovery_tokens.token_hash", "keyed hash of the one-time link mailed to you (the link itself is not stored)"},
+			{"recovery_tokens.account_id", "the account whose email asked for it"},
+			{"recovery_tokens.expires_at", "when the link stops working"},
+		},
+		Purpose:    "To let the holder of your email set a new access code when the old one is lost; the old code works until the link is used.",
+		LegalBasis: basisContract,
+		Retention:  RuleLinkExpiry,
+		Storage:    storageDB,
+		PerAccount: true,
+	},
+	{
 		ID:   "support",
 		Name: "Support tickets and messages",
 		Fields: []Field{
@@ -194,7 +214,7 @@ var Inventory = []Category{
 			{"mail_outbox.account_id", "the account it is for, if any"},
 			{"mail_outbox.to_addr", "recipient email"},
 			{"mail_outbox.subject", "subject"},
-			{"mail_outbox.body", "text, which for a recovery mail holds your new access code"},
+			{"mail_outbox.body", "text; a recovery mail holds no access code, and its one-time link is completed only as it is sent"},
 			{"mail_outbox.attempts", "failed delivery attempts"},
 			{"mail_outbox.next_attempt_at", "when delivery is tried next"},
 			{"mail_outbox.created_at", "when it was queued"},

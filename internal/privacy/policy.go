@@ -39,6 +39,8 @@ func RetentionText(r Rule, p Periods) string {
 		return "Until you delete it, or with the account; a deleted device leaves every gateway within one synchronisation."
 	case RuleSessionExpiry:
 		return "Until the session expires or you log out."
+	case RuleLinkExpiry:
+		return fmt.Sprintf("Until the link is used, at most %d hour.", int(RecoveryLinkTTL/time.Hour))
 	case RuleSupport:
 		return fmt.Sprintf("%d months after each message was written, unless a legal hold applies.", SupportMonths)
 	case RuleOutbox:

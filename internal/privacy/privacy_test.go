@@ -180,6 +180,9 @@ func TestExportComplete(t *testing.T) {
 		if err := s.CreateSession(ctx, store.Session{TokenHash: []byte("tok"), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.CreateRecoveryToken(ctx, store.RecoveryToken{TokenHash: []byte("rec"), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+			t.Fatal(err)
+		}
 		tk := &store.Ticket{AccountID: a.ID, TokenHash: []byte("t1"), Subject: "help"}
 		if _, err := s.CreateTicket(ctx, tk, store.TicketMessage{Body: "it broke"}); err != nil {
 			t.Fatal(err)

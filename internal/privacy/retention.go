@@ -15,6 +15,7 @@ import (
 type SweepStore interface {
 	DeleteUnusedAccounts(ctx context.Context, cutoff time.Time) (int, error)
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+	DeleteExpiredRecoveryTokens(ctx context.Context, now time.Time) (int, error)
 	DeleteSupportBefore(ctx context.Context, cutoff time.Time) (tickets, messages int, err error)
 	DeleteMailBefore(ctx context.Context, cutoff time.Time) (int, error)
 	DeleteClientCountsBefore(ctx context.Context, day string) (int, error)
@@ -94,6 +95,9 @@ func (s *Sweeper) apply(ctx context.Context, c Category, now time.Time) ([]Delet
 	case RuleSessionExpiry:
 		n, err := s.Store.DeleteExpiredSessions(ctx, now)
 		return one("sessions", n, err)
+	case RuleLinkExpiry:
+		n, err := s.Store.DeleteExpiredRecoveryTokens(ctx, now)
+		return one("recovery_tokens", n, err)
 	case RuleSupport:
 		t, m, err := s.Store.DeleteSupportBefore(ctx, now.AddDate(0, -SupportMonths, 0))
 		return []Deleted{{c.ID, "support_tickets", t}, {c.ID, "support_messages", m}}, err

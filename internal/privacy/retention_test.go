@@ -166,6 +166,10 @@ func (f *failingStore) DeleteExpiredSessions(context.Context, time.Time) (int, e
 	f.calls["sessions"] = true
 	return 0, nil
 }
+func (f *failingStore) DeleteExpiredRecoveryTokens(context.Context, time.Time) (int, error) {
+	f.calls["recovery"] = true
+	return 0, nil
+}
 func (f *failingStore) DeleteSupportBefore(context.Context, time.Time) (int, int, error) {
 	f.calls["support"] = true
 	return 0, 0, nil
@@ -196,7 +200,7 @@ func TestSweeperRunsEveryRule(t *testing.T) {
 	if !errors.Is(err, errFail) {
 		t.Fatalf("Run = %v, want the store's error", err)
 	}
-	for _, k := range []string{"accounts", "sessions", "support", "mail", "counters", "billing", "peers"} {
+	for _, k := range []string{"accounts", "sessions", "recovery", "support", "mail", "counters", "billing", "peers"} {
 		if !f.calls[k] {
 			t.Errorf("rule for %s not run", k)
 		}

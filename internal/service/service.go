@@ -26,6 +26,7 @@ import (
 	"veil/internal/gateway"
 	"veil/internal/store"
 	"veil/internal/visitor"
+	"veil/internal/web"
 )
 
 // File names in the data directory.
@@ -156,7 +157,7 @@ func (s *Service) startHTTP(ctx context.Context) error {
 	}
 	s.httpAddr = ln.Addr()
 	s.httpSrv = &http.Server{
-		Handler:           recoverer(mux, s.log),
+		Handler:           recoverer(web.WithNotFound(mux), s.log),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -160,3 +160,24 @@ func TestToolsNeverReachTunnelPools(t *testing.T) {
 		t.Errorf("proxy to a tunnel address: %d", resp.StatusCode)
 	}
 }
+
+// TestMissingPage: the whole site answers a path with no route with its
+// own 404 page, in the layout, for a browser.
+func TestMissingPage(t *testing.T) {
+	svc, err := Start(context.Background(), testConfig(t, t.TempDir()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop() })
+	req, _ := http.NewRequest("GET", svc.URL()+"/no/such/page", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `href="/support"`) {
+		t.Errorf("missing page: %d %s", resp.StatusCode, b)
+	}
+}

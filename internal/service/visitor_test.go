@@ -31,6 +31,9 @@ func TestBehindTrustedProxy(t *testing.T) {
 			r = bytes.NewReader(j)
 		}
 		req, _ := http.NewRequest(method, svc.URL()+path, r)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}

@@ -257,6 +257,7 @@ var accountTables = []struct{ table, query string }{
 	{"accounts", "SELECT * FROM accounts WHERE id = $1"},
 	{"devices", "SELECT * FROM devices WHERE account_id = $1 ORDER BY id"},
 	{"sessions", "SELECT * FROM sessions WHERE account_id = $1 ORDER BY expires_at"},
+	{"recovery_tokens", "SELECT * FROM recovery_tokens WHERE account_id = $1 ORDER BY expires_at"},
 	{"support_tickets", "SELECT * FROM support_tickets WHERE account_id = $1 ORDER BY id"},
 	{"support_messages", "SELECT m.* FROM support_messages m JOIN support_tickets t ON t.id = m.ticket_id WHERE t.account_id = $1 ORDER BY m.id"},
 	{"mail_outbox", "SELECT * FROM mail_outbox WHERE account_id = $1 ORDER BY id"},

@@ -8,21 +8,51 @@ import (
 	"time"
 )
 
-// CreateSession stores a session; ErrNotFound when the account does not
-// exist.
+// MaxSessions is how many sessions one account holds at most: a login
+// beyond it ends the account's session that ends first (the oldest, the
+// lifetime being the same for all), so logins cannot pile up rows.
+const MaxSessions = 20
+
+// CreateSession stores a session, ending the account's oldest beyond
+// MaxSessions; ErrNotFound when the account does not exist.
 func (s *sqlStore) CreateSession(ctx context.Context, se Session) error {
 	if len(se.TokenHash) == 0 {
 		return errors.New("creating session: empty token hash")
 	}
-	_, err := s.db.ExecContext(ctx, "INSERT INTO sessions (token_hash, account_id, expires_at) VALUES ($1, $2, $3)",
-		se.TokenHash, se.AccountID, s.ts(se.ExpiresAt))
-	if isForeignKey(err) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// The account's row lock serializes its logins, so that two at
+		// once cannot both keep MaxSessions others.
+		if err := s.lockAccount(ctx, tx, se.AccountID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO sessions (token_hash, account_id, expires_at) VALUES ($1, $2, $3)",
+			se.TokenHash, se.AccountID, s.ts(se.ExpiresAt)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2 AND token_hash NOT IN
+			(SELECT token_hash FROM sessions WHERE account_id = $1 AND token_hash <> $2 ORDER BY expires_at DESC LIMIT $3)`,
+			se.AccountID, se.TokenHash, MaxSessions-1)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) || isForeignKey(err) {
 		return ErrNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)
 	}
 	return nil
+}
+
+// lockAccount takes the account's row lock for the transaction (on
+// SQLite the write transaction holds the database already), or
+// ErrNotFound.
+func (s *sqlStore) lockAccount(ctx context.Context, tx *sql.Tx, id int64) error {
+	var one int
+	err := tx.QueryRowContext(ctx, "SELECT 1 FROM accounts WHERE id = $1"+s.d.forUpdate, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
 }
 
 // SessionByTokenHash returns the session if it expires after now, or
@@ -51,13 +81,19 @@ func (s *sqlStore) DeleteSession(ctx context.Context, hash []byte) error {
 
 // DeleteExpiredSessions removes the sessions expired at now.
 func (s *sqlStore) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM sessions WHERE expires_at <= $1", s.ts(now))
+	return s.deleteExpired(ctx, "sessions", now)
+}
+
+// deleteExpired removes the rows of table (one with expires_at) expired
+// at now.
+func (s *sqlStore) deleteExpired(ctx context.Context, table string, now time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM "+table+" WHERE expires_at <= $1", s.ts(now))
 	if err != nil {
-		return 0, fmt.Errorf("deleting expired sessions: %w", err)
+		return 0, fmt.Errorf("deleting expired %s: %w", table, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("deleting expired sessions: %w", err)
+		return 0, fmt.Errorf("deleting expired %s: %w", table, err)
 	}
 	return int(n), nil
 }

@@ -23,6 +23,7 @@ var (
 	ErrSchemaTooNew   = errors.New("database schema is newer than this binary")
 	ErrCodeCollision  = errors.New("access code hash already exists")
 	ErrInvalidSession = errors.New("session unknown or expired")
+	ErrRecoveryLimit  = errors.New("too many unexpired recovery links")
 )
 
 // Plan names.
@@ -127,6 +128,14 @@ type Session struct {
 	ExpiresAt time.Time
 }
 
+// RecoveryToken is a mailed one-time link for a lost access code; only
+// the token's hash is stored.
+type RecoveryToken struct {
+	TokenHash []byte
+	AccountID int64
+	ExpiresAt time.Time
+}
+
 // Gateway is a registered WireGuard gateway and its aggregate load.
 type Gateway struct {
 	ID        int64
@@ -210,7 +219,8 @@ type Store interface {
 	// map carries the change to the gateways.
 	SetDeviceBlock(ctx context.Context, accountID, deviceID int64, block []string) (*Device, error)
 
-	// CreateSession stores a session.
+	// CreateSession stores a session; the account's oldest beyond
+	// MaxSessions ends.
 	CreateSession(ctx context.Context, s Session) error
 	// SessionByTokenHash returns a live session or ErrInvalidSession.
 	SessionByTokenHash(ctx context.Context, hash []byte, now time.Time) (*Session, error)
@@ -218,6 +228,18 @@ type Store interface {
 	DeleteSession(ctx context.Context, hash []byte) error
 	// DeleteExpiredSessions removes sessions expired at now.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
+	// CreateRecoveryToken stores a recovery link's token; ErrNotFound for
+	// no such account, ErrRecoveryLimit when it has MaxRecoveryLinks
+	// unexpired at now.
+	CreateRecoveryToken(ctx context.Context, t RecoveryToken, now time.Time) error
+	// RecoveryTokenByHash returns a token unexpired at now, or ErrNotFound.
+	RecoveryTokenByHash(ctx context.Context, hash []byte, now time.Time) (*RecoveryToken, error)
+	// UseRecoveryToken spends a token: the account's code hash becomes
+	// codeHash, its sessions and links end; see sqlStore.UseRecoveryToken.
+	UseRecoveryToken(ctx context.Context, hash, codeHash []byte, now time.Time) (accountID int64, err error)
+	// DeleteExpiredRecoveryTokens removes the links expired at now.
+	DeleteExpiredRecoveryTokens(ctx context.Context, now time.Time) (int, error)
 
 	// CreateGateway registers a gateway; ErrDuplicateName when taken.
 	CreateGateway(ctx context.Context, g *Gateway) (int64, error)

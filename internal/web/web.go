@@ -18,11 +18,16 @@ package web
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"veil/internal/apitypes"
 )
 
 //go:embed templates/*.html
@@ -47,6 +52,9 @@ type Page struct {
 	ImgSrc     []string
 	// Status is the HTTP status of the page; 0 is 200.
 	Status int
+	// CSRF is the token the page's forms carry ({{template "csrf" $}}
+	// in a form); empty: the page posts no form.
+	CSRF string
 }
 
 // Credit is one attribution line with its link.
@@ -71,6 +79,7 @@ var Nav = []NavItem{
 	{"/proxy", "Web proxy"},
 	{"/servers", "Servers"},
 	{"/account", "Account"},
+	{"/support", "Support"},
 	{"/privacy", "Privacy"},
 }
 
@@ -168,7 +177,10 @@ func SecurityHeaders(h http.Header, connectSrc, imgSrc []string) {
 		csp += " " + s
 	}
 	h.Set("Content-Security-Policy", csp)
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer a browser sends
+	// "Origin: null" with the site's own form posts, which the forms'
+	// guard must refuse. Other sites still get no referrer.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 }
@@ -178,7 +190,9 @@ func Register(mux *http.ServeMux) {
 	mux.Handle("GET /static/", Static())
 }
 
-// Static serves the embedded static files; mount it at /static/.
+// Static serves the embedded static files; mount it at /static/. Only
+// files are served: a directory (the listing http.FileServer would show)
+// or a name no file has is NotFound.
 func Static() http.Handler {
 	fsys, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -186,8 +200,76 @@ func Static() http.Handler {
 	}
 	files := http.StripPrefix("/static/", http.FileServerFS(fsys))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/static/")
+		if fi, err := fs.Stat(fsys, name); !ok || !utf8.ValidString(name) || !fs.ValidPath(name) || err != nil || !fi.Mode().IsRegular() {
+			NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		files.ServeHTTP(w, r)
 	})
+}
+
+// NotFound answers a request for no page: the site's page for a browser
+// (one that accepts text/html), the API's JSON error under /api/, and
+// plain text for other clients such as curl.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	switch {
+	case r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/"):
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(apitypes.Error{Error: "no such API endpoint; see the API reference in the README"})
+	case strings.Contains(r.Header.Get("Accept"), "text/html"):
+		Render(w, r, "notice.html", Page{Title: "Page not found", Status: http.StatusNotFound,
+			Data: "There is no page at this address. The links above lead to every part of the site."})
+	default:
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "not found\n")
+	}
+}
+
+// WithNotFound serves mux, answering a request that matches none of its
+// routes with NotFound instead of Go's bare "404 page not found". A
+// route's own 404 (no such device, no such ticket) and the mux's 405 for
+// a known path with another method pass through.
+func WithNotFound(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(&notFoundWriter{ResponseWriter: w, r: r}, r)
+	})
+}
+
+// notFoundWriter turns the mux's own 404 into NotFound and drops the
+// mux's text.
+type notFoundWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	replaced bool
+}
+
+func (n *notFoundWriter) WriteHeader(code int) {
+	if code == http.StatusNotFound {
+		n.replaced = true
+		for k := range n.ResponseWriter.Header() {
+			n.ResponseWriter.Header().Del(k)
+		}
+		NotFound(n.ResponseWriter, n.r)
+		return
+	}
+	n.ResponseWriter.WriteHeader(code)
+}
+
+func (n *notFoundWriter) Write(b []byte) (int, error) {
+	if n.replaced {
+		return len(b), nil
+	}
+	return n.ResponseWriter.Write(b)
 }

@@ -37,6 +37,8 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"Rekey", testRekey},
 		{"DeviceBlock", testDeviceBlock},
 		{"Sessions", testSessions},
+		{"SessionLimit", testSessionLimit},
+		{"RecoveryTokens", testRecoveryTokens},
 		{"Gateways", testGateways},
 		{"PeerMap", testPeerMap},
 		{"Tombstones", testTombstones},
@@ -989,6 +991,8 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"client_counters":  {"day", "os_version", "app_version", "count"},
 		// Billing (0005).
 		"billing_records": {"id", "account_id", "processor", "reference", "product", "days", "amount_cents", "currency", "created_at", "refunded_at"},
+		// Recovery links (0007).
+		"recovery_tokens": {"token_hash", "account_id", "expires_at"},
 	}
 	if fmt.Sprint(schema) != fmt.Sprint(want) {
 		t.Errorf("Schema() =\n%v\nwant\n%v", schema, want)
