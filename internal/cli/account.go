@@ -20,7 +20,7 @@ reference to give a payment processor when paying (it names the account
 without the access code).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, dir, st, err := f.loadState(cmd)
+			dir, st, err := f.loadState(cmd)
 			if err != nil {
 				return err
 			}

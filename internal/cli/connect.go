@@ -319,11 +319,7 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the tunnel's state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.load(cmd, config.Client{})
-			if err != nil {
-				return err
-			}
-			dir, err := stateDir(cfg.State)
+			dir, err := f.stateDir(cmd)
 			if err != nil {
 				return err
 			}
@@ -513,11 +509,7 @@ func newDisconnectCmd() *cobra.Command {
 		Short: "Take the tunnel down, restore DNS and lift the kill switch",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.load(cmd, config.Client{})
-			if err != nil {
-				return err
-			}
-			dir, err := stateDir(cfg.State)
+			dir, err := f.stateDir(cmd)
 			if err != nil {
 				return err
 			}

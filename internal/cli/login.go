@@ -141,11 +141,20 @@ func (f *clientFlags) load(cmd *cobra.Command, def config.Client) (config.Client
 	return config.LoadClient(def, config.Sources{File: f.config, Env: os.LookupEnv, Flags: cmd.Flags()})
 }
 
-// loadState reads the settings and the saved login they point to.
-func (f *clientFlags) loadState(cmd *cobra.Command) (cfg config.Client, dir string, st *client.State, err error) {
-	if cfg, err = f.load(cmd, config.Client{}); err != nil {
-		return cfg, "", nil, err
+// stateDir reads the settings and returns the state directory they name.
+func (f *clientFlags) stateDir(cmd *cobra.Command) (string, error) {
+	cfg, err := f.load(cmd, config.Client{})
+	if err != nil {
+		return "", err
 	}
-	dir, st, err = loadState(cfg.State)
-	return cfg, dir, st, err
+	return stateDir(cfg.State)
+}
+
+// loadState reads the settings and the saved login they point to.
+func (f *clientFlags) loadState(cmd *cobra.Command) (dir string, st *client.State, err error) {
+	if dir, err = f.stateDir(cmd); err != nil {
+		return "", nil, err
+	}
+	st, err = client.LoadState(dir)
+	return dir, st, err
 }

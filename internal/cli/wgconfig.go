@@ -16,7 +16,7 @@ func newWGConfigCmd() *cobra.Command {
 		Short: "Print a wg-quick file for routers, phones and the official WireGuard apps",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, _, st, err := f.loadState(cmd)
+			_, st, err := f.loadState(cmd)
 			if err != nil {
 				return err
 			}
