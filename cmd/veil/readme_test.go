@@ -116,6 +116,9 @@ func TestReadmeOneMachine(t *testing.T) {
 		regexp.MustCompile(`(?m)^Connected to local \(xx-local\), mode proxy$`),
 		regexp.MustCompile(`(?m)^veil: --check cannot run here: the control plane http://` + regexp.QuoteMeta(httpAddr) + ` is on this machine.*$`),
 		regexp.MustCompile(`(?m)^Disconnected$`),
+		// Wait returns once every process holding the output has closed
+		// it: serve has stopped, on the block's last line.
+		regexp.MustCompile(`(?m)level=INFO msg=stopped$`),
 	} {
 		if !want.MatchString(got) {
 			t.Errorf("the block's output lacks %s", want)
