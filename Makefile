@@ -3,6 +3,9 @@
 
 GO ?= go
 DATA ?= ./veil-data
+# What `veil --version` prints; a build without it shows the module version
+# Go stamped in, or "dev".
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 .PHONY: run build test test-deps test-short fuzz geoip bench clean
 
@@ -10,7 +13,7 @@ run: build
 	./bin/veil serve --data $(DATA)
 
 build:
-	$(GO) build -o bin/veil ./cmd/veil
+	$(GO) build -ldflags "-X veil/internal/cli.Version=$(or $(VERSION),dev)" -o bin/veil ./cmd/veil
 
 # The whole suite: Debian packages the tests need, a throwaway PostgreSQL,
 # root-only namespace tests when run as root, browser tests with chromium.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark (issue 3, point 8): iperf3 through three network namespaces,
+# Benchmark: iperf3 through three network namespaces,
 # client — gateway — internet, joined only by veth pairs, side by side in
 # one run:
 #   veth         plain routing through the gateway namespace (the limit)

@@ -1,5 +1,5 @@
-// Package audit is the no-logs audit (issue 6, point 8; promises P1, P2,
-// P3, P12): it drives a whole use of the service (the privacy tools, the
+// Package audit is the no-logs audit (promises P1, P2, P3 and P12 in
+// docs/promises.md): it drives a whole use of the service (the privacy tools, the
 // speed test included) from a distinctive client address, with every component logging at debug level, then searches
 // everything the service and the client left behind for that address,
 // the names the client resolved and the addresses it reached.

@@ -229,7 +229,7 @@ func TestDualStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := texts(t, ctx, "#protection", "#check-dualstack", "#deductions")
-	if !strings.Contains(v[0], "You are protected") || !strings.Contains(v[0], "lo-gw-1") {
+	if !strings.HasPrefix(v[0], "You are not fully protected") || !strings.Contains(v[0], "lo-gw-1") || !strings.Contains(v[0], "IPv6 goes around the tunnel") {
 		t.Errorf("protection: %q", v[0])
 	}
 	if v[1] != "IPv4: 127.0.0.1 · IPv6: ::1" {

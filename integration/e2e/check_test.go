@@ -13,7 +13,7 @@ import (
 	"veil/internal/config"
 )
 
-// TestStatusCheck runs `veil status --check` (issue 5, point 6) against a
+// TestStatusCheck runs `veil status --check` against a
 // proxy-mode tunnel held as `veil connect` holds it: the exit check sees
 // the built-in gateway, and the DNS leak test, whose zone the test's root
 // delegates to serve's leak server, sees only Veil's resolver.

@@ -1,4 +1,4 @@
-// Package e2e is Veil's in-process end-to-end test (issue 3, point 6):
+// Package e2e is Veil's in-process end-to-end test:
 // `veil serve` with its built-in netstack gateway, a DNS hierarchy for the
 // gateway's resolver, and proxy-mode clients, all on loopback in one test
 // process, with no root.

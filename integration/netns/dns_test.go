@@ -36,7 +36,7 @@ func roleDNS() {
 	select {}
 }
 
-// TestDNSThroughTunnel (issue 4, point 6): with `veil connect --mode tun`,
+// TestDNSThroughTunnel: with `veil connect --mode tun`,
 // the client's applications resolve names through the tunnel with the
 // gateway's own resolver, which recurses from root hints pointing at the
 // internet host's authoritative server; the client's veth carries no

@@ -424,10 +424,10 @@ func (tp *topo) checkExit(t testing.TB) {
 	}
 }
 
-// TestTunnel runs the issue's cases (a), (b) and (c) through each of
-// Veil's gateways: traffic exits from the gateway's address; with the
-// gateway gone, and then with the client SIGKILLed, nothing but the
-// WireGuard flow leaves the client until `veil disconnect`.
+// TestTunnel runs three cases through each of Veil's gateways: traffic
+// exits from the gateway's address; with the gateway gone, and then with
+// the client SIGKILLed, nothing but the WireGuard flow leaves the client
+// until `veil disconnect`.
 func TestTunnel(t *testing.T) {
 	requireNetns(t)
 	for _, kind := range []gatewayKind{builtinGateway, tunGateway} {

@@ -9,7 +9,7 @@ import (
 )
 
 func newAccountCmd() *cobra.Command {
-	var state string
+	var f *clientFlags
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "account",
@@ -20,7 +20,7 @@ reference to give a payment processor when paying (it names the account
 without the access code).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, st, err := loadState(state)
+			dir, st, err := f.loadState(cmd)
 			if err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ without the access code).`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
+	f = addClientFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,6 +24,7 @@ import (
 
 	"veil/internal/apitypes"
 	"veil/internal/client"
+	"veil/internal/config"
 	"veil/internal/tools/dnsleak"
 )
 
@@ -32,6 +35,7 @@ type connectFlags struct {
 	timeout                                 time.Duration
 	logLevel                                string
 	block                                   []string
+	settings                                *clientFlags
 }
 
 func newConnectCmd() *cobra.Command {
@@ -52,6 +56,11 @@ proxy (no root) offers the tunnel as a SOCKS5 and an HTTP proxy on
 root, proxy otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.settings.load(cmd, config.Client{SOCKS: client.DefaultSOCKS, HTTPProxy: client.DefaultHTTPProxy})
+			if err != nil {
+				return err
+			}
+			f.state, f.socks, f.httpProxy = cfg.State, cfg.SOCKS, cfg.HTTPProxy
 			if f.mode == "" {
 				f.mode = client.ModeProxy
 				if os.Geteuid() == 0 {
@@ -85,8 +94,8 @@ root, proxy otherwise.`,
 			return runBackground(cmd, dir, f)
 		},
 	}
+	f.settings = addClientFlags(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
 	fl.StringVar(&f.location, "location", "", "country (se), location (se-sto) or gateway name")
 	fl.StringVar(&f.mode, "mode", "", "tun (root) or proxy (default: tun as root, proxy otherwise)")
 	fl.StringVar(&f.socks, "socks", client.DefaultSOCKS, `proxy mode: SOCKS5 listener on loopback, or "off"`)
@@ -303,14 +312,14 @@ func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *
 }
 
 func newStatusCmd() *cobra.Command {
-	var state string
+	var f *clientFlags
 	var asJSON, check bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the tunnel's state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := stateDir(state)
+			dir, err := f.stateDir(cmd)
 			if err != nil {
 				return err
 			}
@@ -341,7 +350,7 @@ func newStatusCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
+	f = addClientFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&check, "check", false, "also check the exit address and run a DNS leak test")
 	return cmd
@@ -402,6 +411,14 @@ func runCheck(cmd *cobra.Command, dir string, st *client.Status, asJSON bool) er
 	if err != nil {
 		return err
 	}
+	if st.Mode == client.ModeTUN {
+		// The kernel delivers loopback traffic locally, never through
+		// the tunnel: the control plane would see this machine's own
+		// address, and name it the gateway's when that is loopback too.
+		if err := checkable(s.Control); err != nil {
+			return err
+		}
+	}
 	hc := &http.Client{Timeout: 20 * time.Second}
 	resolve := func(ctx context.Context, name string) error {
 		_, err := net.DefaultResolver.LookupHost(ctx, name)
@@ -437,6 +454,9 @@ func runCheck(cmd *cobra.Command, dir string, st *client.Status, asJSON bool) er
 		Gateway   string `json:"gateway"`
 	}
 	if err := (&client.API{Base: s.Control, HTTP: hc}).Do(ctx, http.MethodGet, "/api/v1/ip", nil, &ip); err != nil {
+		if cerr := checkable(s.Control); cerr != nil {
+			return cerr
+		}
 		return fmt.Errorf("exit check: %w", err)
 	}
 	res.ExitIP, res.Protected, res.ExitVia = ip.IP, ip.Protected, ip.Gateway
@@ -464,14 +484,32 @@ func runCheck(cmd *cobra.Command, dir string, st *client.Status, asJSON bool) er
 	return nil
 }
 
+// checkable says why --check cannot work against the control plane at
+// control: on this machine's loopback it is not reached through the
+// tunnel (the proxy keeps loopback destinations off it, and in tun mode
+// the kernel delivers them locally), so what it sees says nothing of the
+// tunnel.
+func checkable(control string) error {
+	u, err := url.Parse(control)
+	if err != nil {
+		return fmt.Errorf("control plane URL: %w", err)
+	}
+	host := u.Hostname()
+	ip, err := netip.ParseAddr(host)
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || (err == nil && (ip.IsLoopback() || ip.IsUnspecified())) {
+		return fmt.Errorf("--check cannot run here: the control plane %s is on this machine, which traffic through the tunnel never reaches, so it cannot see the tunnel's exit; it needs a control plane at a public address", control)
+	}
+	return nil
+}
+
 func newDisconnectCmd() *cobra.Command {
-	var state string
+	var f *clientFlags
 	cmd := &cobra.Command{
 		Use:   "disconnect",
 		Short: "Take the tunnel down, restore DNS and lift the kill switch",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := stateDir(state)
+			dir, err := f.stateDir(cmd)
 			if err != nil {
 				return err
 			}
@@ -489,6 +527,6 @@ func newDisconnectCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
+	f = addClientFlags(cmd)
 	return cmd
 }

@@ -28,7 +28,7 @@ func newAdminRetentionCmd(f *adminFlags) *cobra.Command {
 		Short: "Delete what the data inventory says has expired, now, and print what went by category",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			api, err := f.api()
+			api, err := f.api(cmd)
 			if err != nil {
 				return err
 			}
@@ -62,7 +62,7 @@ func newAdminPolicyCmd(f *adminFlags) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("reading policy text: %w", err)
 			}
-			api, err := f.api()
+			api, err := f.api(cmd)
 			if err != nil {
 				return err
 			}
@@ -89,7 +89,7 @@ func newAdminSupportCmd(f *adminFlags) *cobra.Command {
 		Short: "List tickets, newest activity first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			api, err := f.api()
+			api, err := f.api(cmd)
 			if err != nil {
 				return err
 			}
@@ -138,7 +138,7 @@ func ticketCall(cmd *cobra.Command, f *adminFlags, method, id, suffix string, bo
 	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
 		return fmt.Errorf("ticket id must be a number")
 	}
-	api, err := f.api()
+	api, err := f.api(cmd)
 	if err != nil {
 		return err
 	}
@@ -171,7 +171,7 @@ func newAdminStatsCmd(f *adminFlags) *cobra.Command {
 		Short: "Client counts per OS version, app version and day (aggregate only)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			api, err := f.api()
+			api, err := f.api(cmd)
 			if err != nil {
 				return err
 			}
@@ -199,7 +199,7 @@ func newAdminBillingCmd(f *adminFlags) *cobra.Command {
 		Short: "Billing records (payments processors reported), for the accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			api, err := f.api()
+			api, err := f.api(cmd)
 			if err != nil {
 				return err
 			}
@@ -240,7 +240,7 @@ func newAdminBillingCmd(f *adminFlags) *cobra.Command {
 		Short: "Give a detached payment to the account whose payment reference the customer gives",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := f.api()
+			api, err := f.api(cmd)
 			if err != nil {
 				return err
 			}
@@ -263,7 +263,7 @@ func newAdminHoldCmd(f *adminFlags) *cobra.Command {
 		Short: "Suspend (or, with --release, resume) retention deletion of an account",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			api, err := f.api()
+			api, err := f.api(cmd)
 			if err != nil {
 				return err
 			}

@@ -8,24 +8,29 @@ import (
 
 	"veil/internal/apitypes"
 	"veil/internal/client"
+	"veil/internal/config"
 )
 
 func newServersCmd() *cobra.Command {
-	var state, control string
+	var f *clientFlags
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "servers",
 		Short: "List gateways: location, load, endpoint",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if control == "" {
-				_, st, err := loadState(state)
+			cfg, err := f.load(cmd, config.Client{})
+			if err != nil {
+				return err
+			}
+			if cfg.Control == "" {
+				_, st, err := loadState(cfg.State)
 				if err != nil {
 					return fmt.Errorf("%w (or pass --control URL)", err)
 				}
-				control = st.Control
+				cfg.Control = st.Control
 			}
-			servers, err := (&client.API{Base: control}).Servers(cmd.Context())
+			servers, err := (&client.API{Base: cfg.Control}).Servers(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -36,8 +41,8 @@ func newServersCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
-	cmd.Flags().StringVar(&control, "control", "", "control plane URL (default: the one logged in to)")
+	f = addClientFlags(cmd)
+	cmd.Flags().String("control", "", "control plane URL (default: the one logged in to)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -9,13 +9,14 @@ import (
 )
 
 func newWGConfigCmd() *cobra.Command {
-	var state, location string
+	var f *clientFlags
+	var location string
 	cmd := &cobra.Command{
 		Use:   "wg-config [--location CC|CC-city|NAME]",
 		Short: "Print a wg-quick file for routers, phones and the official WireGuard apps",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, st, err := loadState(state)
+			_, st, err := f.loadState(cmd)
 			if err != nil {
 				return err
 			}
@@ -31,7 +32,7 @@ func newWGConfigCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&state, "state", "", "client state directory (default $XDG_CONFIG_HOME/veil)")
+	f = addClientFlags(cmd)
 	cmd.Flags().StringVar(&location, "location", "", "country, location or gateway name")
 	return cmd
 }

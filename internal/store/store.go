@@ -278,7 +278,7 @@ type Store interface {
 	// Close releases the database.
 	Close() error
 
-	// --- Privacy engine (issue 6): retention, rights, mail, support,
+	// --- Privacy engine (docs/privacy.md): retention, rights, mail, support,
 	// client counters and policy versions. Types in privacy.go. ---
 
 	// AccountsByEmail returns the accounts holding email (compared without

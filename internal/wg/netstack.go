@@ -114,8 +114,8 @@ func NewNetstack(cfg NetstackConfig) (*Netstack, error) {
 		return nil, fmt.Errorf("netstack: enabling TCP SACK: %v", err)
 	}
 	// gVisor's RACK loss detection cost 11.5% of a proxy-mode client's
-	// CPU in bench/tunnel; Tailscale turns it off for the same reason
-	// (tailscale#9707). Larger buffers let one stream fill the tunnel.
+	// CPU in bench/tunnel; Tailscale's netstack turns it off for the same
+	// reason. Larger buffers let one stream fill the tunnel.
 	rack := tcpip.TCPRecovery(0)
 	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &rack); err != nil {
 		return nil, fmt.Errorf("netstack: turning RACK off: %v", err)

@@ -1,6 +1,8 @@
 // The browser half of the My IP anonymity check. Every check adds a
 // deduction with its explanation and advice; the score is 100 minus the
-// deductions. Nothing found here is sent anywhere.
+// deductions, and assess() turns the findings into the one verdict that
+// both the score and the line above it show. Nothing found here is sent
+// anywhere.
 "use strict";
 (function () {
   const cfg = JSON.parse(document.getElementById("veil-config").textContent);
@@ -8,8 +10,12 @@
   const deductions = [];
   const $ = (id) => document.getElementById(id);
 
+  // EXPOSES is the weight of a finding that shows who or where you are
+  // (an address that is not Veil's, a leak around the tunnel): enough on
+  // its own to take the score below half, as the verdict turns red.
+  const EXPOSES = 50;
   function deduct(points, title, why, advice) {
-    deductions.push({ points, title, why, advice });
+    deductions.push({ points, title, why, advice, exposes: points >= EXPOSES });
   }
   function show(id, cls, text) {
     const el = $(id);
@@ -33,7 +39,7 @@
   // Server-side findings, already in the report.
   function serverChecks() {
     if (!rep.protected) {
-      deduct(15, "Not connected through Veil",
+      deduct(60, "Not connected through Veil",
         "Sites see " + rep.ip + (rep.asn_org !== "unknown" ? ", held by " + rep.asn_org : "") + ". Your provider can tell them who had this address.",
         "Connect with `veil connect` or a Veil WireGuard config, then reload this page.");
     }
@@ -71,7 +77,7 @@
     const exposed = seen.filter((r) => !r.protected);
     if (seen.some((r) => r.protected) && exposed.length > 0) {
       show("check-dualstack", "bad", text);
-      deduct(20, "IPv" + exposed[0].ip_version + " goes around the tunnel",
+      deduct(EXPOSES, "IPv" + exposed[0].ip_version + " goes around the tunnel",
         "Your IPv" + exposed[0].ip_version + " traffic leaves as " + exposed[0].ip + ", not through Veil.",
         "Let Veil carry both IPv4 and IPv6 (the client does by default), or turn IPv6 off.");
     } else {
@@ -131,7 +137,7 @@
         const priv = addrs.filter((a) => isPrivate(a));
         if (pub.length > 0) {
           show("check-webrtc", "bad", "exposes " + pub.join(", "));
-          deduct(20, "WebRTC shows another address",
+          deduct(EXPOSES, "WebRTC shows another address",
             "WebRTC in your browser hands out " + pub.join(", ") + ", not the address above. Any page can read it, with no permission asked.",
             "Connect through Veil in tun mode so every route goes through the tunnel, or turn WebRTC off (uBlock Origin: \"Prevent WebRTC from leaking local IP addresses\").");
         } else if (priv.length > 0) {
@@ -163,7 +169,7 @@
       if (r.verdict === "leak") {
         const others = r.resolvers.filter((x) => !x.ours);
         show("check-dns", "bad", r.summary);
-        deduct(20, "DNS leak",
+        deduct(EXPOSES, "DNS leak",
           "Your lookups reach " + others.map((x) => x.ip + " (" + x.asn_org + ")").join(", ") + ", outside Veil. Whoever runs them sees every site you visit.",
           "Let Veil set your DNS (the client does so in tun mode), and turn off the browser's own secure DNS if it points elsewhere.");
       } else {
@@ -204,13 +210,46 @@
       "Remove the user-agent switcher; use a browser built to look uniform, such as Tor Browser or Mullvad Browser.");
   }
 
+  // assess is the one decision the verdict and the score come from:
+  // "bad" when you are not behind Veil or something gives you away around
+  // it, else "warn" when the score is under 80, else "ok".
+  function assess() {
+    const score = Math.max(0, 100 - deductions.reduce((s, d) => s + d.points, 0));
+    const exposing = deductions.filter((d) => d.exposes && d.title !== "Not connected through Veil");
+    const gw = "this is the Veil gateway " + rep.gateway;
+    if (!rep.protected) {
+      return { score, level: "bad", verdict: "You are not protected: this address is not one of Veil's." };
+    }
+    if (exposing.length > 0) {
+      return { score, level: "bad", verdict: "You are not fully protected: " + gw + ", but " + exposing.map((d) => d.title).join("; ") + "." };
+    }
+    if (score < 80) {
+      return { score, level: "warn", verdict: "You are protected: " + gw + ", but the checks below find ways to tell you apart." };
+    }
+    return { score, level: "ok", verdict: "You are protected: " + gw + "." };
+  }
+
+  // withCode appends text to el, its `quoted` parts as code elements.
+  function withCode(el, text) {
+    text.split("`").forEach((part, i) => {
+      if (i % 2 === 0) { el.append(part); return; }
+      const c = document.createElement("code");
+      c.textContent = part;
+      el.appendChild(c);
+    });
+  }
+
   function render() {
-    const total = deductions.reduce((s, d) => s + d.points, 0);
-    const score = Math.max(0, 100 - total);
+    const a = assess();
+    const verdict = $("protection");
+    verdict.textContent = a.verdict;
+    verdict.className = "status " + a.level;
+    verdict.dataset.level = a.level;
     const el = $("score");
-    el.textContent = score + "%";
-    el.className = "score " + (score >= 80 ? "ok" : score >= 50 ? "warn" : "bad");
-    el.dataset.score = String(score);
+    el.textContent = a.score + "%";
+    el.className = "score " + a.level;
+    el.dataset.score = String(a.score);
+    el.dataset.level = a.level;
     const list = $("deductions");
     list.replaceChildren();
     if (deductions.length === 0) {
@@ -226,7 +265,7 @@
       why.textContent = d.why;
       const adv = document.createElement("div");
       adv.className = "advice";
-      adv.textContent = "What to do: " + d.advice;
+      withCode(adv, "What to do: " + d.advice);
       li.append(h, why, adv);
       list.appendChild(li);
     }

@@ -1,4 +1,4 @@
--- Privacy engine (issue 6). Times are UTC.
+-- Privacy engine (docs/privacy.md). Times are UTC.
 
 -- legal_hold: an operator's hold suspends every retention deletion of the
 -- account and its support tickets. last_used: the day (midnight UTC) of
