@@ -1,8 +1,6 @@
 package wg
 
 import (
-	"context"
-		"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -221,32 +219,8 @@ func TestAdmitOnDemand(t *testing.T) {
 		t.Fatalf("server holds %d peers before any handshake", st.Peers)
 	}
 
-	ln, err := server.ns.ListenTCP(netip.AddrPortFrom(server.addr, 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(c, c)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.ns.DialContext(ctx, "tcp", "10.9.0.1:7")
-	if err != nil {
-		t.Fatalf("dial through an on-demand tunnel: %v", err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	c.Write([]byte("hello"))
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
-		t.Fatalf("echo = %q, %v", buf, err)
-	}
+	echoThrough(t, server, client)
+	buf := make([]byte, 64)
 	if n := rl.initiations.Load(); n != 1 {
 		t.Errorf("client sent %d initiations; the first should have succeeded", n)
 	}
