@@ -165,38 +165,25 @@ func (g *Gateway) poll(ctx context.Context, since int64) (apitypes.PeerMap, erro
 	return m, err
 }
 
-// apply brings the device to the peer map m, one peer at a time.
+// apply takes the peer map m into the authorised set, and its changes
+// and removals of active peers onto the device, one peer at a time.
 func (g *Gateway) apply(m apitypes.PeerMap) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ch := g.peers.diff(m, g.tunnel.pools) // g.mu guards both
-	over := g.peers.fit(&ch, g.maxPeers())
-	if over > 0 {
-		// Failing the whole update would leave the gateway re-reading the
-		// full map forever, deaf to later removals. Keep its place and
-		// serve what fits; the rest waits for room.
-		g.log.Warn("peer map larger than this gateway holds; peers left out", "left_out", over, "max", g.maxPeers())
-	}
-	if len(ch.set) > 0 || len(ch.remove) > 0 {
-		if err := g.dev.UpdatePeers(ch.set, ch.remove); err != nil {
+	set, remove := g.peers.onDevice(ch)
+	if len(set) > 0 || len(remove) > 0 {
+		if err := g.dev.UpdatePeers(set, remove); err != nil {
 			// The device may be half updated: ask for the whole map.
 			g.peers.version = 0
 			return err
 		}
 	}
 	g.peers.commit(m.Version, ch)
-	if m.Full {
-		g.peers.leftOut = over
-	} else {
-		g.peers.leftOut += over
-		if over == 0 && g.peers.leftOut > 0 && len(g.peers.peers) < g.maxPeers() {
-			// Room freed while peers wait: ask for the whole map again.
-			g.peers.version = 0
-		}
-	}
 	if len(ch.set) > 0 || len(ch.remove) > 0 || ch.invalid > 0 {
 		g.log.Info("peer map applied", "version", m.Version, "full", m.Full,
-			"set", len(ch.set), "removed", len(ch.remove), "invalid", ch.invalid, "peers", len(g.peers.peers))
+			"set", len(ch.set), "removed", len(ch.remove), "invalid", ch.invalid,
+			"authorized", len(g.peers.peers), "active", len(g.peers.active))
 	}
 	return nil
 }

@@ -3,22 +3,38 @@ package gateway
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"veil/internal/apitypes"
 	"veil/internal/wg"
 )
 
-// peerState is the gateway's picture of its peers, in RAM only.
+// peerState is the gateway's picture of its peers, in RAM only: the
+// authorised set the peer map gives, and which of those the device holds
+// now. A device is put on the WireGuard device by its first valid
+// handshake (admit) and taken off when idle, so the device's memory and
+// its 65,536-peer limit follow the active devices, not the authorised.
 type peerState struct {
 	version int64
-	peers   map[wg.Key][]netip.Prefix
-	// block holds each peer's DNS blocking categories, and byAddr finds a
-	// peer by tunnel address, so the resolver can apply them. Both are
-	// configuration from the peer map, never activity.
-	block  map[wg.Key][]string
+	// peers is the authorised set: each device's allowed IPs.
+	peers map[wg.Key][]netip.Prefix
+	// block holds each peer's DNS blocking categories: configuration
+	// from the peer map, never activity.
+	block map[wg.Key][]string
+	// active are the peers the device holds, with when each was put
+	// there; byAddr finds an active peer by tunnel address, so the
+	// resolver can apply its blocking. Live state, gone when idle.
+	active map[wg.Key]time.Time
 	byAddr map[netip.Addr]wg.Key
-	// leftOut counts the peers of the last full map that did not fit.
-	leftOut int
+}
+
+func newPeerState() peerState {
+	return peerState{
+		peers:  make(map[wg.Key][]netip.Prefix),
+		block:  make(map[wg.Key][]string),
+		active: make(map[wg.Key]time.Time),
+		byAddr: make(map[netip.Addr]wg.Key),
+	}
 }
 
 // change is what one peer map asks of the device.
@@ -77,46 +93,31 @@ func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
 	return ch
 }
 
-// fit drops from ch the new peers that would take the device past max
-// after its removals, and returns how many it dropped. Changes to peers
-// already held always stay. Dropped peers are not recorded, so a later
-// full map offers them again.
-func (s *peerState) fit(ch *change, max int) int {
-	room := max - len(s.peers)
-	for _, k := range ch.remove {
-		if _, ok := s.peers[k]; ok {
-			room++
-		}
-	}
-	kept, over := ch.set[:0], 0
+// onDevice returns what ch asks of the device: the changes and removals
+// of the peers it holds. Authorised peers that are not active wait for
+// their first handshake.
+func (s *peerState) onDevice(ch change) (set []wg.Peer, remove []wg.Key) {
 	for _, p := range ch.set {
-		if _, held := s.peers[p.PublicKey]; held {
-			kept = append(kept, p)
-			continue
+		if _, ok := s.active[p.PublicKey]; ok {
+			set = append(set, p)
 		}
-		if room <= 0 {
-			over++
-			delete(ch.block, p.PublicKey)
-			continue
-		}
-		room--
-		kept = append(kept, p)
 	}
-	ch.set = kept
-	return over
+	for _, k := range ch.remove {
+		if _, ok := s.active[k]; ok {
+			remove = append(remove, k)
+		}
+	}
+	return set, remove
 }
 
 // commit records ch, applied to the device, and the map's version.
 func (s *peerState) commit(version int64, ch change) {
-	if s.block == nil {
-		s.block = make(map[wg.Key][]string)
-		s.byAddr = make(map[netip.Addr]wg.Key)
-	}
 	for _, p := range ch.set {
+		_, active := s.active[p.PublicKey]
 		s.forget(p.PublicKey)
 		s.peers[p.PublicKey] = p.AllowedIPs
-		for _, a := range p.AllowedIPs {
-			s.byAddr[a.Addr()] = p.PublicKey
+		if active {
+			s.index(p.PublicKey)
 		}
 	}
 	for k, b := range ch.block {
@@ -127,11 +128,79 @@ func (s *peerState) commit(version int64, ch change) {
 		}
 	}
 	for _, k := range ch.remove {
-		s.forget(k)
+		s.deactivate(k)
 		delete(s.peers, k)
 		delete(s.block, k)
 	}
 	s.version = version
+}
+
+// admission is what admit decides about an initiator.
+type admission int
+
+const (
+	admitNo     admission = iota // not authorised, or already held
+	admitYes                     // put it on the device
+	admitNoRoom                  // authorised, but the device is full
+)
+
+// admit decides whether key, whose handshake initiation opened, goes on
+// the device, which holds at most max peers; with admitYes, peer is its
+// configuration. Call activate once the device holds it.
+func (s *peerState) admit(key wg.Key, max int) (wg.Peer, admission) {
+	allowed, ok := s.peers[key]
+	if !ok {
+		return wg.Peer{}, admitNo
+	}
+	if _, ok := s.active[key]; ok {
+		return wg.Peer{}, admitNo
+	}
+	if len(s.active) >= max {
+		return wg.Peer{}, admitNoRoom
+	}
+	return wg.Peer{PublicKey: key, AllowedIPs: allowed}, admitYes
+}
+
+// activate records that the device holds key since now.
+func (s *peerState) activate(key wg.Key, now time.Time) {
+	s.active[key] = now
+	s.index(key)
+}
+
+// deactivate records that the device no longer holds key.
+func (s *peerState) deactivate(key wg.Key) {
+	if _, ok := s.active[key]; ok {
+		s.forget(key)
+		delete(s.active, key)
+	}
+}
+
+// idle returns the active peers to take off the device: those whose last
+// handshake (or, before one, whose admission) is older than timeout, and
+// any peer the device holds that is not recorded as active.
+func (s *peerState) idle(live []wg.PeerStats, now time.Time, timeout time.Duration) []wg.Key {
+	var out []wg.Key
+	for _, p := range live {
+		since, ok := s.active[p.PublicKey]
+		switch {
+		case !ok:
+			out = append(out, p.PublicKey)
+		case p.LastHandshake.After(since):
+			if now.Sub(p.LastHandshake) > timeout {
+				out = append(out, p.PublicKey)
+			}
+		case now.Sub(since) > timeout:
+			out = append(out, p.PublicKey)
+		}
+	}
+	return out
+}
+
+// index adds k's addresses to the address index.
+func (s *peerState) index(k wg.Key) {
+	for _, a := range s.peers[k] {
+		s.byAddr[a.Addr()] = k
+	}
 }
 
 // forget drops k's addresses from the address index.
