@@ -3,9 +3,9 @@ package wg
 import (
 	"bytes"
 	"net"
-	"runtime"
 	"sync"
 
+	"golang.org/x/time/rate"
 	"golang.zx2c4.com/wireguard/conn"
 )
 
@@ -22,9 +22,17 @@ type Admitter interface {
 	Admit(Key)
 }
 
-// admitQueue bounds the initiations waiting for the check. Beyond it they
-// go to wireguard-go unchecked (see receive).
-const admitQueue = 1024
+// The check's cost is bounded, since anyone who knows the device's public
+// key can send initiations that pass mac1: one checker goroutine (at most
+// one core), at most checkRate checks a second, and admitQueue waiting.
+// Beyond that, initiations go to wireguard-go unchecked (see receive):
+// a held peer's rekey still succeeds there, under wireguard-go's own
+// cookie defence; a new device's waits for its client to retry.
+const (
+	admitQueue = 1024
+	checkRate  = 10000
+	checkBurst = 1000
+)
 
 // admitBind wraps a bind so that every handshake initiation is checked
 // before wireguard-go sees it: one whose initiator the device does not
@@ -38,6 +46,8 @@ type admitBind struct {
 	// device comes up.
 	held func(Key) bool
 
+	limit *rate.Limiter
+
 	mu     sync.Mutex
 	closed chan struct{} // closed by Close; a new one per Open
 }
@@ -49,7 +59,7 @@ type pending struct {
 }
 
 func newAdmitBind(b conn.Bind, priv Key, a Admitter) *admitBind {
-	return &admitBind{Bind: b, resp: NewResponder(priv), admit: a}
+	return &admitBind{Bind: b, resp: NewResponder(priv), admit: a, limit: rate.NewLimiter(checkRate, checkBurst)}
 }
 
 // Open opens the wrapped bind and starts the checkers.
@@ -64,9 +74,7 @@ func (b *admitBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	b.mu.Lock()
 	b.closed = closed
 	b.mu.Unlock()
-	for range runtime.GOMAXPROCS(0) {
-		go b.check(closed, queue, ready)
-	}
+	go b.check(closed, queue, ready)
 	out := make([]conn.ReceiveFunc, 0, len(fns)+1)
 	for _, fn := range fns {
 		out = append(out, b.receive(fn, queue))
@@ -98,13 +106,13 @@ func (b *admitBind) receive(fn conn.ReceiveFunc, queue chan<- pending) conn.Rece
 				sizes[i] = 0 // wireguard-go would drop it as well
 				continue
 			}
+			if !b.limit.Allow() {
+				continue // over budget: to wireguard-go unchecked
+			}
 			select {
 			case queue <- pending{msg: bytes.Clone(msg), ep: eps[i]}:
 				sizes[i] = 0 // wireguard-go skips it; handOn brings it back
-			default:
-				// The check is saturated (a flood): leave the packet to
-				// wireguard-go, whose cookie defence applies under load.
-				// A held peer's rekey still succeeds; a new one retries.
+			default: // the check is saturated: to wireguard-go unchecked
 			}
 		}
 		return n, err

@@ -18,6 +18,7 @@ const (
 	noiseConstruction = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
 	wgIdentifier      = "WireGuard v1 zx2c4 Jason@zx2c4.com"
 	labelMAC1         = "mac1----"
+	labelCookie       = "cookie--"
 
 	// InitiationSize is the length of a handshake initiation message.
 	InitiationSize = 148
@@ -26,6 +27,7 @@ const (
 	offEphemeral   = 8
 	offStatic      = 40
 	offMAC1        = 116
+	offMAC2        = 132
 	sizeStatic     = KeyLen + chacha20poly1305.Overhead
 )
 
@@ -217,4 +219,35 @@ func ResponseReceiver(msg []byte) (uint32, bool) {
 		return 0, false
 	}
 	return binary.LittleEndian.Uint32(msg[8:]), true
+}
+
+// WithCookie answers a cookie reply (message type 3, what a device under
+// load sends instead of a response) to the initiation msg from a device
+// whose public key is peerPub: it returns msg with mac2 set from the
+// cookie, to be sent again, as a client does.
+func WithCookie(msg, reply []byte, peerPub Key) ([]byte, bool) {
+	if len(reply) != 64 || binary.LittleEndian.Uint32(reply) != 3 || !IsInitiation(msg) {
+		return nil, false
+	}
+	key := blake2s.Sum256(append([]byte(labelCookie), peerPub[:]...))
+	aead, err := chacha20poly1305.NewX(key[:])
+	if err != nil {
+		return nil, false
+	}
+	cookie, err := aead.Open(nil, reply[8:32], reply[32:64], msg[offMAC1:offMAC1+16])
+	if err != nil {
+		return nil, false
+	}
+	out := append([]byte(nil), msg...)
+	m := mac(cookie, out[:offMAC2])
+	copy(out[offMAC2:], m[:])
+	return out, true
+}
+
+// CookieReceiver returns the receiver index of a cookie reply.
+func CookieReceiver(msg []byte) (uint32, bool) {
+	if len(msg) != 64 || binary.LittleEndian.Uint32(msg) != 3 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint32(msg[4:]), true
 }
