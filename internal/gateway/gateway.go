@@ -92,8 +92,8 @@ type Stats struct {
 	// the peer map lets in.
 	Peers      int
 	Authorized int
-	RxBytes uint64
-	TxBytes uint64
+	RxBytes    uint64
+	TxBytes    uint64
 	// PeerMapVersion is the version of the peer map last applied.
 	PeerMapVersion int64
 }

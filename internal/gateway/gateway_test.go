@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -487,6 +489,19 @@ func TestActivePeersOnDemand(t *testing.T) {
 	}
 	if st := g.Stats(); st.Peers != 2 {
 		t.Fatalf("%d active after two clients, want 2", st.Peers)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(g.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+	}
+	if want := map[string]float64{"veil_gateway_active_peers": 2, "veil_gateway_authorized_peers": 3, "veil_gateway_active_peers_max": 2}; !maps.Equal(got, want) {
+		t.Errorf("metrics = %v, want %v", got, want)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
