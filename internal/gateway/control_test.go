@@ -245,7 +245,7 @@ func TestPeerStateDiff(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newPeerState()
 			for key, v := range tt.have {
-				s.peers[key] = v
+				s.setAllowed(key, v)
 			}
 			ch := s.diff(tt.m, pools)
 			var set []wg.Key
@@ -384,5 +384,35 @@ func TestPeerStateOnDemand(t *testing.T) {
 	s.commit(3, ch)
 	if len(s.active) != 0 || len(s.byAddr) != 0 {
 		t.Errorf("after removal: %d active, %d indexed", len(s.active), len(s.byAddr))
+	}
+}
+
+// TestAllowedCompact: the compact form gives back what it was given, and
+// a shape it cannot hold is kept whole.
+func TestAllowedCompact(t *testing.T) {
+	s := newPeerState()
+	for i, in := range [][]string{
+		{"10.64.0.2/32", "fd7a:7665:696c::2/128"},
+		{"10.64.0.2/32"},
+		{"fd7a:7665:696c::2/128"},
+		{"10.64.0.2/32", "10.64.0.3/32", "fd7a:7665:696c::2/128"},
+		{"10.64.1.0/24"},
+	} {
+		var ps []netip.Prefix
+		for _, x := range in {
+			ps = append(ps, netip.MustParsePrefix(x))
+		}
+		k := wg.Key{byte(i + 1)}
+		s.setAllowed(k, ps)
+		if got := s.allowedIPs(k); !slices.Equal(got, ps) {
+			t.Errorf("allowedIPs after setAllowed(%v) = %v", ps, got)
+		}
+	}
+	if len(s.extra) != 1 {
+		t.Errorf("%d devices kept whole, want only the one with two IPv4 prefixes", len(s.extra))
+	}
+	s.setAllowed(wg.Key{4}, []netip.Prefix{netip.MustParsePrefix("10.64.0.9/32")})
+	if len(s.extra) != 0 {
+		t.Error("a device whose allowed IPs shrank to the compact shape is still kept whole")
 	}
 }

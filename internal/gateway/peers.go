@@ -16,23 +16,29 @@ import (
 // its 65,536-peer limit follow the active devices, not the authorised.
 type peerState struct {
 	version int64
-	// peers is the authorised set: each device's allowed IPs.
-	peers map[wg.Key][]netip.Prefix
+	// peers is the authorised set: each device's allowed IPs, compact
+	// and free of pointers, so that a million cost little memory and the
+	// garbage collector nothing to scan; extra holds the rare device
+	// whose allowed IPs do not fit that shape.
+	peers map[wg.Key]allowed
+	extra map[wg.Key][]netip.Prefix
 	// block holds each peer's DNS blocking categories: configuration
 	// from the peer map, never activity.
 	block map[wg.Key][]string
 	// active are the peers the device holds, with when each was put
-	// there; byAddr finds an active peer by tunnel address, so the
-	// resolver can apply its blocking. Live state, gone when idle.
-	active map[wg.Key]time.Time
+	// there (Unix nanoseconds); byAddr finds an active peer by tunnel
+	// address, so the resolver can apply its blocking. Live state, gone
+	// when idle.
+	active map[wg.Key]int64
 	byAddr map[netip.Addr]wg.Key
 }
 
 func newPeerState() peerState {
 	return peerState{
-		peers:  make(map[wg.Key][]netip.Prefix),
+		peers:  make(map[wg.Key]allowed),
+		extra:  make(map[wg.Key][]netip.Prefix),
 		block:  make(map[wg.Key][]string),
-		active: make(map[wg.Key]time.Time),
+		active: make(map[wg.Key]int64),
 		byAddr: make(map[netip.Addr]wg.Key),
 	}
 }
@@ -67,7 +73,7 @@ func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
 		if !slices.Equal(s.block[key], p.Block) {
 			ch.block[key] = p.Block
 		}
-		if old, ok := s.peers[key]; ok && slices.Equal(old, allowed) {
+		if _, ok := s.peers[key]; ok && slices.Equal(s.allowedIPs(key), allowed) {
 			continue
 		}
 		ch.set = append(ch.set, wg.Peer{PublicKey: key, AllowedIPs: allowed})
@@ -115,7 +121,7 @@ func (s *peerState) commit(version int64, ch change) {
 	for _, p := range ch.set {
 		_, active := s.active[p.PublicKey]
 		s.forget(p.PublicKey)
-		s.peers[p.PublicKey] = p.AllowedIPs
+		s.setAllowed(p.PublicKey, p.AllowedIPs)
 		if active {
 			s.index(p.PublicKey)
 		}
@@ -130,6 +136,7 @@ func (s *peerState) commit(version int64, ch change) {
 	for _, k := range ch.remove {
 		s.deactivate(k)
 		delete(s.peers, k)
+		delete(s.extra, k)
 		delete(s.block, k)
 	}
 	s.version = version
@@ -148,8 +155,7 @@ const (
 // the device, which holds at most max peers; with admitYes, peer is its
 // configuration. Call activate once the device holds it.
 func (s *peerState) admit(key wg.Key, max int) (wg.Peer, admission) {
-	allowed, ok := s.peers[key]
-	if !ok {
+	if _, ok := s.peers[key]; !ok {
 		return wg.Peer{}, admitNo
 	}
 	if _, ok := s.active[key]; ok {
@@ -158,12 +164,12 @@ func (s *peerState) admit(key wg.Key, max int) (wg.Peer, admission) {
 	if len(s.active) >= max {
 		return wg.Peer{}, admitNoRoom
 	}
-	return wg.Peer{PublicKey: key, AllowedIPs: allowed}, admitYes
+	return wg.Peer{PublicKey: key, AllowedIPs: s.allowedIPs(key)}, admitYes
 }
 
 // activate records that the device holds key since now.
 func (s *peerState) activate(key wg.Key, now time.Time) {
-	s.active[key] = now
+	s.active[key] = now.UnixNano()
 	s.index(key)
 }
 
@@ -181,7 +187,8 @@ func (s *peerState) deactivate(key wg.Key) {
 func (s *peerState) idle(live []wg.PeerStats, now time.Time, timeout time.Duration) []wg.Key {
 	var out []wg.Key
 	for _, p := range live {
-		since, ok := s.active[p.PublicKey]
+		at, ok := s.active[p.PublicKey]
+		since := time.Unix(0, at)
 		switch {
 		case !ok:
 			out = append(out, p.PublicKey)
@@ -198,18 +205,73 @@ func (s *peerState) idle(live []wg.PeerStats, now time.Time, timeout time.Durati
 
 // index adds k's addresses to the address index.
 func (s *peerState) index(k wg.Key) {
-	for _, a := range s.peers[k] {
+	for _, a := range s.allowedIPs(k) {
 		s.byAddr[a.Addr()] = k
 	}
 }
 
 // forget drops k's addresses from the address index.
 func (s *peerState) forget(k wg.Key) {
-	for _, a := range s.peers[k] {
+	for _, a := range s.allowedIPs(k) {
 		if s.byAddr[a.Addr()] == k {
 			delete(s.byAddr, a.Addr())
 		}
 	}
+}
+
+// allowed is a device's allowed IPs in the shape the control plane gives
+// every device, one IPv4 and one IPv6 prefix at most, without pointers.
+type allowed struct {
+	v4           [4]byte
+	v6           [16]byte
+	bits4, bits6 uint8
+	has4, has6   bool
+}
+
+// compact returns ps as an allowed, and whether they fit its shape.
+func compact(ps []netip.Prefix) (allowed, bool) {
+	var a allowed
+	for _, p := range ps {
+		switch {
+		case p.Addr().Is4() && !a.has4:
+			a.v4, a.bits4, a.has4 = p.Addr().As4(), uint8(p.Bits()), true
+		case p.Addr().Is6() && !a.has6 && p.Addr().Zone() == "":
+			a.v6, a.bits6, a.has6 = p.Addr().As16(), uint8(p.Bits()), true
+		default:
+			return allowed{}, false
+		}
+	}
+	return a, true
+}
+
+// setAllowed records k's allowed IPs, sorted as allowedIPs returns them.
+func (s *peerState) setAllowed(k wg.Key, ps []netip.Prefix) {
+	a, ok := compact(ps)
+	s.peers[k] = a
+	if ok {
+		delete(s.extra, k)
+	} else {
+		s.extra[k] = ps
+	}
+}
+
+// allowedIPs returns k's allowed IPs, IPv4 first; nil if unknown.
+func (s *peerState) allowedIPs(k wg.Key) []netip.Prefix {
+	if ps, ok := s.extra[k]; ok {
+		return ps
+	}
+	a, ok := s.peers[k]
+	if !ok {
+		return nil
+	}
+	out := make([]netip.Prefix, 0, 2)
+	if a.has4 {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4(a.v4), int(a.bits4)))
+	}
+	if a.has6 {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom16(a.v6), int(a.bits6)))
+	}
+	return out
 }
 
 // blockFor returns the blocking categories of the peer holding addr.
