@@ -327,8 +327,19 @@ func testAddressReuse(t *testing.T, open func(testing.TB) store.Store) {
 			t.Fatal(err)
 		}
 		if d.AddrIndex != want {
-			t.Errorf("reused index %d, want %d (lowest free)", d.AddrIndex, want)
+			t.Errorf("reused index %d, want %d (lowest free, once the top is taken)", d.AddrIndex, want)
 		}
+	}
+	// Below the top, a new device goes after the highest held, not into
+	// the gap a removed one left.
+	wide := func() (*store.Device, error) {
+		return s.CreateDevice(ctx, store.NewDevice{AccountID: b.ID, PublicKey: newKey(t), MaxDevices: 10, MinIndex: 10, MaxIndex: 20})
+	}
+	if err := s.DeleteDevice(ctx, ds[1].AccountID, ds[1].ID); err != nil { // frees 11
+		t.Fatal(err)
+	}
+	if d, err := wide(); err != nil || d.AddrIndex != 14 {
+		t.Errorf("with room above, got index %v (%v), want 14", d, err)
 	}
 	wantErr(t, "DeleteDevice of another account", s.DeleteDevice(ctx, b.ID, ds[1].ID+1000), store.ErrNotFound)
 	wantErr(t, "DeleteDevice with the wrong account", s.DeleteDevice(ctx, a.ID, ds[1].ID), store.ErrNotFound)
