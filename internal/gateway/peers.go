@@ -16,6 +16,9 @@ import (
 // its 65,536-peer limit follow the active devices, not the authorised.
 type peerState struct {
 	version int64
+	// gen counts the full maps taken; a peer's allowed carries the gen
+	// of the last full map that named it.
+	gen uint32
 	// peers is the authorised set: each device's allowed IPs, compact
 	// and free of pointers, so that a million cost little memory and the
 	// garbage collector nothing to scan; extra holds the rare device
@@ -51,51 +54,97 @@ type change struct {
 	invalid int                 // entries skipped: bad key, or no allowed IP inside a pool
 }
 
-// diff computes the single-peer changes that bring s to m. A full map
-// becomes the additions, changes and removals against s, never a replace
-// of every peer. Allowed IPs outside the tunnel pools are dropped, so a
-// peer can never claim traffic for other destinations.
-func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
+// mapApply takes one peer map into s as it streams in: its peers batch
+// by batch, then its end. A full map becomes the additions, changes and
+// removals against s, never a replace of every peer; allowed IPs outside
+// the tunnel pools are dropped, so a peer can never claim traffic for
+// other destinations.
+type mapApply struct {
+	s     *peerState
+	pools []netip.Prefix
+	full  bool
+	// seen are a delta's peers, so that a key it both removes and adds
+	// stays; a full map stamps its peers with s.gen instead, which costs
+	// no memory however large the map.
+	seen map[wg.Key]bool
+}
+
+// begin starts applying a map; full says whether it is the whole map.
+func (s *peerState) begin(full bool, pools []netip.Prefix) *mapApply {
+	a := &mapApply{s: s, pools: pools, full: full}
+	if full {
+		s.gen++
+	} else {
+		a.seen = make(map[wg.Key]bool)
+	}
+	return a
+}
+
+// peers returns the changes that one batch of the map's peers asks for.
+// Commit it before the next batch.
+func (a *mapApply) peers(batch []apitypes.Peer) change {
+	s := a.s
 	ch := change{block: make(map[wg.Key][]string)}
-	seen := make(map[wg.Key]bool, len(m.Peers))
-	for _, p := range m.Peers {
+	for _, p := range batch {
 		key, err := wg.ParseKey(p.PublicKey)
 		if err != nil {
 			ch.invalid++
 			continue
 		}
-		allowed := allowedIPs(p.AllowedIPs, pools)
+		allowed := allowedIPs(p.AllowedIPs, a.pools)
 		if len(allowed) == 0 {
 			ch.invalid++
 			continue
 		}
-		seen[key] = true
+		if a.seen != nil {
+			a.seen[key] = true
+		}
 		if !slices.Equal(s.block[key], p.Block) {
 			ch.block[key] = p.Block
 		}
-		if _, ok := s.peers[key]; ok && slices.Equal(s.allowedIPs(key), allowed) {
+		if old, ok := s.peers[key]; ok && slices.Equal(s.allowedIPs(key), allowed) {
+			old.gen = s.gen
+			s.peers[key] = old
 			continue
 		}
 		ch.set = append(ch.set, wg.Peer{PublicKey: key, AllowedIPs: allowed})
 	}
-	if m.Full {
-		for key := range s.peers {
-			if !seen[key] {
+	return ch
+}
+
+// end returns the map's last change: for a full map, the removal of every
+// peer it did not name; for a delta, its removals.
+func (a *mapApply) end(removed []string) change {
+	s := a.s
+	ch := change{block: make(map[wg.Key][]string)}
+	if a.full {
+		for key, al := range s.peers {
+			if al.gen != s.gen {
 				ch.remove = append(ch.remove, key)
 			}
 		}
 		return ch
 	}
-	for _, r := range m.Removed {
+	for _, r := range removed {
 		key, err := wg.ParseKey(r)
 		if err != nil {
 			ch.invalid++
 			continue
 		}
-		if _, ok := s.peers[key]; ok && !seen[key] {
+		if _, ok := s.peers[key]; ok && !a.seen[key] {
 			ch.remove = append(ch.remove, key)
 		}
 	}
+	return ch
+}
+
+// diff is the whole of one map m's changes at once, for a map at hand.
+func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
+	a := s.begin(m.Full, pools)
+	ch := a.peers(m.Peers)
+	last := a.end(m.Removed)
+	ch.remove = last.remove
+	ch.invalid += last.invalid
 	return ch
 }
 
@@ -118,6 +167,12 @@ func (s *peerState) onDevice(ch change) (set []wg.Peer, remove []wg.Key) {
 
 // commit records ch, applied to the device, and the map's version.
 func (s *peerState) commit(version int64, ch change) {
+	s.record(ch)
+	s.version = version
+}
+
+// record records ch, applied to the device.
+func (s *peerState) record(ch change) {
 	for _, p := range ch.set {
 		_, active := s.active[p.PublicKey]
 		s.forget(p.PublicKey)
@@ -139,7 +194,6 @@ func (s *peerState) commit(version int64, ch change) {
 		delete(s.extra, k)
 		delete(s.block, k)
 	}
-	s.version = version
 }
 
 // admission is what admit decides about an initiator.
@@ -226,6 +280,7 @@ type allowed struct {
 	v6           [16]byte
 	bits4, bits6 uint8
 	has4, has6   bool
+	gen          uint32 // see peerState.gen
 }
 
 // compact returns ps as an allowed, and whether they fit its shape.
@@ -247,6 +302,7 @@ func compact(ps []netip.Prefix) (allowed, bool) {
 // setAllowed records k's allowed IPs, sorted as allowedIPs returns them.
 func (s *peerState) setAllowed(k wg.Key, ps []netip.Prefix) {
 	a, ok := compact(ps)
+	a.gen = s.gen
 	s.peers[k] = a
 	if ok {
 		delete(s.extra, k)
