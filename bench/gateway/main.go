@@ -1,23 +1,34 @@
 // Command gateway benchmarks a real netstack gateway (internal/gateway)
-// following a peer map of N peers: its resident memory after applying
-// the whole map, and how long a one-peer delta and a full map take to
-// apply, measured from the control plane's side as a gateway sees it in
-// production (long poll, JSON over HTTP on loopback, diff, device update).
+// holding a large authorised set with on-demand peers: its resident
+// memory with N devices authorised and M of them active, how long a cold
+// device's first handshake takes against a warm one's, how long a
+// one-device change of the peer map takes to apply at N, and whether a
+// flood of initiations from unknown keys stops the active devices.
 //
-// The parent process is a fake control plane serving random peers (keys
-// from wg.GenerateKey, addresses from the 10.64.0.0/10 and
-// fd7a:7665:696c::/64 pools); each size runs in a child process of its own
-// holding nothing but the gateway, so that its memory is the gateway's.
-// An apply is timed from the moment the control plane answers a long poll
-// to the moment the gateway polls again with the new version, which it
-// does right after the device has taken the change.
+// The parent process is a fake control plane serving the peer map (long
+// poll, JSON over HTTP on loopback, as the real one) and M clients: real
+// WireGuard keys (wg.GenerateKey) sending real handshake initiations
+// (wg.Initiation) over loopback UDP to the gateway, which answers with
+// wireguard-go's own handshake response. The N-M devices that never
+// connect have random 32-byte public keys. The gateway runs alone in a
+// child process, so its memory is its own.
 //
-// Usage: go run ./bench/gateway [-peers 1000,10000,60000] [-deltas 50] [-fulls 3]
+// A handshake is timed from the initiation's send to the response's
+// arrival; the first one of a device is cold (the gateway puts the peer on
+// its WireGuard device on the way), a later one warm. A peer-map change is
+// timed from the control plane answering the gateway's long poll to the
+// gateway's next poll, which it makes once the change is applied.
+//
+// Usage: go run ./bench/gateway [-authorized 1000000] [-active 10000] [-deltas 50] [-flood 20000]
+//
+// It ends with one JSON line of the figures.
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -35,6 +46,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,9 +58,11 @@ import (
 const token = "bench-token"
 
 func main() {
-	peers := flag.String("peers", "1000,10000,60000", "peer-map sizes, comma-separated (wireguard-go holds at most 65536 peers per device)")
-	deltas := flag.Int("deltas", 50, "one-peer deltas timed per size (half additions, half removals)")
-	fulls := flag.Int("fulls", 3, "full maps timed per size, each replacing 1% of the peers")
+	authorized := flag.Int("authorized", 1_000_000, "devices in the peer map")
+	active := flag.Int("active", 10_000, "devices that handshake (at most -authorized)")
+	deltas := flag.Int("deltas", 50, "one-device peer-map changes timed (half additions, half removals)")
+	flood := flag.Int("flood", 100_000, "handshake initiations from unknown keys sent as a flood")
+	floodRate := flag.Int("flood-rate", 50_000, "initiations a second the flood sends (0: as fast as loopback takes them)")
 	role := flag.String("role", "", "internal: \"gateway\" runs the gateway child")
 	control := flag.String("control", "", "internal: the control plane URL for the child")
 	flag.Parse()
@@ -59,32 +73,28 @@ func main() {
 		}
 		return
 	}
-	var rows []result
-	for _, s := range strings.Split(*peers, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "bad -peers entry %q\n", s)
-			os.Exit(2)
-		}
-		r, err := runSize(n, *deltas, *fulls)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%d peers: %v\n", n, err)
-			os.Exit(1)
-		}
-		rows = append(rows, r)
+	if *authorized < 1 || *active < 1 || *active > *authorized {
+		fmt.Fprintln(os.Stderr, "want 1 <= -active <= -authorized")
+		os.Exit(2)
 	}
-	printTable(rows)
+	r, err := run(*authorized, *active, *deltas, *flood, *floodRate)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	b, _ := json.Marshal(r)
+	fmt.Println(string(b))
 }
 
 // memStats is what the child reports after a forced GC.
 type memStats struct {
 	RSS        uint64 `json:"rss"` // VmRSS, bytes
 	HeapInuse  uint64 `json:"heap_inuse"`
-	HeapAlloc  uint64 `json:"heap_alloc"`
-	StackInuse uint64 `json:"stack_inuse"`
-	Sys        uint64 `json:"sys"`
 	Gorout     int    `json:"goroutines"`
-	Peers      int    `json:"peers"`
+	Active     int    `json:"active"`
+	Authorized int    `json:"authorized"`
+	Port       int    `json:"port"`
+	PublicKey  string `json:"public_key"`
 }
 
 // runChild runs a netstack gateway against control and answers every
@@ -99,6 +109,8 @@ func runChild(control string) error {
 		Mode:        gateway.ModeNetstack,
 		ReportEvery: time.Hour,
 		PollWait:    time.Minute,
+		IdleTimeout: time.Hour,
+		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, // the traffic probe's echo server
 		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -111,12 +123,9 @@ func runChild(control string) error {
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		st := memStats{RSS: vmRSS(), HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc,
-			StackInuse: ms.StackInuse, Sys: ms.Sys, Gorout: runtime.NumGoroutine()}
-		if in.Text() == "peers" { // reading the count walks every peer: only when asked
-			st.Peers = g.Stats().Peers
-		}
-		b, _ := json.Marshal(st)
+		st := g.Stats()
+		b, _ := json.Marshal(memStats{RSS: vmRSS(), HeapInuse: ms.HeapInuse, Gorout: runtime.NumGoroutine(),
+			Active: st.Peers, Authorized: st.Authorized, Port: g.Port(), PublicKey: g.PublicKey().Base64()})
 		fmt.Println(string(b))
 	}
 	stop()
@@ -251,33 +260,73 @@ func (c *control) waitApplied(v int64, limit time.Duration) (time.Duration, erro
 	}
 }
 
-// peer makes the i-th peer: a fresh key and the i-th addresses of the pools.
-func peer(i int) apitypes.Peer {
-	k, err := wg.GenerateKey()
-	if err != nil {
-		panic(err)
+// device is one authorised device; priv is set for those that connect.
+type device struct {
+	priv wg.Key
+	peer apitypes.Peer
+}
+
+// newDevice makes the i-th device: the i-th addresses of the pools, and a
+// real key pair when it will connect, else random public-key bytes.
+func newDevice(i int, real bool) device {
+	var d device
+	var pub wg.Key
+	if real {
+		k, err := wg.GenerateKey()
+		if err != nil {
+			panic(err)
+		}
+		d.priv, pub = k, k.Public()
+	} else {
+		rand.Read(pub[:])
 	}
 	n := uint32(i + 2) // .0 is the network, .1 the gateway
 	a4 := netip.AddrFrom4([4]byte{10, 64 | byte(n>>16&0x3f), byte(n >> 8), byte(n)})
 	a6 := netip.MustParseAddr("fd7a:7665:696c::").As16()
 	a6[12], a6[13], a6[14], a6[15] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
-	return apitypes.Peer{PublicKey: k.Public().Base64(), Plan: "standard",
+	d.peer = apitypes.Peer{PublicKey: base64.StdEncoding.EncodeToString(pub[:]), Plan: "standard",
 		AllowedIPs: []string{a4.String() + "/32", netip.AddrFrom16(a6).String() + "/128"}}
+	return d
 }
 
+// result is the benchmark's JSON line.
 type result struct {
-	n                   int
-	base, full          memStats
-	firstFull           time.Duration
-	fullSame            time.Duration
-	fullChurn           []time.Duration
-	deltaAdd, deltaDrop []time.Duration
-	mapBytes            int
-	genTime             time.Duration
+	Authorized       int     `json:"authorized"`
+	Active           int     `json:"active"`
+	RSSBytes         uint64  `json:"rss_bytes"`
+	RSSAuthorized    uint64  `json:"rss_bytes_authorized_only"`
+	RSSEmpty         uint64  `json:"rss_bytes_empty"`
+	HeapBytes        uint64  `json:"heap_inuse_bytes"`
+	Goroutines       int     `json:"goroutines"`
+	FullMapMS        float64 `json:"full_map_apply_ms"`
+	MapBytes         int     `json:"full_map_json_bytes"`
+	ColdP50          float64 `json:"cold_handshake_ms_p50"`
+	ColdP99          float64 `json:"cold_handshake_ms_p99"`
+	WarmP50          float64 `json:"warm_handshake_ms_p50"`
+	WarmP99          float64 `json:"warm_handshake_ms_p99"`
+	ColdMinusWarm    float64 `json:"cold_minus_warm_ms_p50"`
+	DeltaP50         float64 `json:"delta_ms_p50"`
+	DeltaP99         float64 `json:"delta_ms_p99"`
+	Flood            int     `json:"flood_initiations"`
+	FloodSeconds     float64 `json:"flood_seconds"`
+	EchoBefore       int     `json:"echo_round_trips_1s_before_flood"`
+	EchoBeforeP50    float64 `json:"echo_rtt_ms_p50_before_flood"`
+	EchoDuring       int     `json:"echo_round_trips_during_flood"`
+	EchoDuringPerS   float64 `json:"echo_round_trips_per_s_during_flood"`
+	EchoDuringP50    float64 `json:"echo_rtt_ms_p50_during_flood"`
+	FloodRate        float64 `json:"flood_initiations_per_s"`
+	FloodRateAsked   int     `json:"flood_rate_asked"`
+	FloodWarmAsked   int     `json:"flood_warm_handshakes"`
+	FloodWarmOK      int     `json:"flood_warm_answered"`
+	FloodWarmP50     float64 `json:"flood_warm_handshake_ms_p50"`
+	FloodCookies     int     `json:"flood_cookie_replies_answered"`
+	ActiveAfterFlood int     `json:"active_after_flood"`
+	CPUs             int     `json:"cpus"`
+	LoadAvg          string  `json:"loadavg"`
 }
 
-func runSize(n, deltas, fulls int) (result, error) {
-	r := result{n: n}
+func run(n, m, deltas, flood, floodRate int) (result, error) {
+	r := result{Authorized: n, Active: m, CPUs: runtime.NumCPU()}
 	c := newControl()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -304,134 +353,423 @@ func runSize(n, deltas, fulls int) (result, error) {
 		cmd.Wait()
 	}()
 	out := bufio.NewScanner(stdout)
-	mem := func(withPeers bool) (memStats, error) {
-		q := "mem\n"
-		if withPeers {
-			q = "peers\n"
-		}
-		io.WriteString(stdin, q)
+	mem := func() (memStats, error) {
+		io.WriteString(stdin, "mem\n")
 		if !out.Scan() {
 			return memStats{}, fmt.Errorf("the gateway child ended")
 		}
-		var m memStats
-		return m, json.Unmarshal(out.Bytes(), &m)
+		var ms memStats
+		return ms, json.Unmarshal(out.Bytes(), &ms)
 	}
 
-	// Empty map first: the gateway is up and polling with no peers.
 	if _, err := c.waitApplied(1, 30*time.Second); err != nil {
 		return r, err
 	}
-	if r.base, err = mem(false); err != nil {
+	base, err := mem()
+	if err != nil {
 		return r, err
 	}
-
-	t0 := time.Now()
-	all := make([]apitypes.Peer, n+deltas+fulls*(n/100+1))
-	for i := range all {
-		all[i] = peer(i)
+	r.RSSEmpty = base.RSS
+	gwPub, err := wg.ParseKey(base.PublicKey)
+	if err != nil {
+		return r, fmt.Errorf("gateway key: %w", err)
 	}
-	r.genTime = time.Since(t0)
-	next := n
+	gwAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(base.Port))
+
+	fmt.Fprintf(os.Stderr, "making %d devices (%d with real keys)...\n", n, m)
+	devs := make([]device, n+deltas)
+	for i := range devs {
+		devs[i] = newDevice(i, i < m)
+	}
 	v := c.change(false, func(v int64) {
-		for _, p := range all[:n] {
-			c.add(v, p)
+		for _, d := range devs[:n] {
+			c.add(v, d.peer)
 		}
 	})
-	if r.firstFull, err = c.waitApplied(v, 10*time.Minute); err != nil {
+	d, err := c.waitApplied(v, 10*time.Minute)
+	if err != nil {
 		return r, err
 	}
-	if b, err := json.Marshal(apitypes.PeerMap{Version: v, Full: true, Peers: all[:n]}); err == nil {
-		r.mapBytes = len(b)
+	r.FullMapMS = ms(d)
+	if b, err := json.Marshal(apitypes.PeerMap{Version: v, Full: true, Peers: peersOf(devs[:n])}); err == nil {
+		r.MapBytes = len(b)
 	}
-	if r.full, err = mem(true); err != nil {
+	st, err := mem()
+	if err != nil {
 		return r, err
 	}
-	if r.full.Peers != n {
-		return r, fmt.Errorf("device has %d peers, want %d", r.full.Peers, n)
+	if st.Authorized != n || st.Active != 0 {
+		return r, fmt.Errorf("after the full map: %d authorised, %d active; want %d, 0", st.Authorized, st.Active, n)
 	}
+	r.RSSAuthorized = st.RSS
+	fmt.Fprintf(os.Stderr, "full map of %d applied in %v, RSS %d MiB\n", n, d.Round(time.Millisecond), st.RSS>>20)
 
-	// The whole map again, unchanged: what a gateway does after losing
-	// its place (version 0) costs a transfer, a decode and a diff.
-	v = c.change(true, func(int64) {})
-	if r.fullSame, err = c.waitApplied(v, 10*time.Minute); err != nil {
+	hs, err := newShaker(gwAddr, gwPub)
+	if err != nil {
 		return r, err
 	}
-	// Full maps in which 1% of the peers left and as many arrived.
-	live := slices.Clone(all[:n])
-	for range fulls {
-		k := n/100 + 1
-		v = c.change(true, func(v int64) {
-			for j := range k {
-				c.remove(v, live[j].PublicKey)
-				live[j] = all[next]
-				c.add(v, all[next])
-				next++
-			}
-		})
-		d, err := c.waitApplied(v, 10*time.Minute)
+	defer hs.close()
+	// Cold handshakes of every active device, one at a time; between
+	// them, warm ones of devices that connected a while ago (wireguard-go
+	// takes at most one initiation per peer per 20 ms).
+	const warmLag = 64
+	var cold, warm []time.Duration
+	for i := range m {
+		d, err := hs.handshake(devs[i].priv, uint32(i))
 		if err != nil {
-			return r, err
+			return r, fmt.Errorf("cold handshake %d: %w", i, err)
 		}
-		r.fullChurn = append(r.fullChurn, d)
+		cold = append(cold, d)
+		if i >= warmLag && i%4 == 0 {
+			d, err := hs.handshake(devs[i-warmLag].priv, uint32(i-warmLag))
+			if err != nil {
+				return r, fmt.Errorf("warm handshake: %w", err)
+			}
+			warm = append(warm, d)
+		}
 	}
-	// One-peer deltas: a device added, then removed.
+	if len(warm) == 0 { // too few devices to interleave: warm them now
+		for i := range m {
+			time.Sleep(25 * time.Millisecond)
+			d, err := hs.handshake(devs[i].priv, uint32(i))
+			if err != nil {
+				return r, fmt.Errorf("warm handshake: %w", err)
+			}
+			warm = append(warm, d)
+		}
+	}
+	r.ColdP50, r.ColdP99 = ms(pct(cold, 50)), ms(pct(cold, 99))
+	r.WarmP50, r.WarmP99 = ms(pct(warm, 50)), ms(pct(warm, 99))
+	r.ColdMinusWarm = r.ColdP50 - r.WarmP50
+	if st, err = mem(); err != nil {
+		return r, err
+	}
+	if st.Active != m {
+		return r, fmt.Errorf("after %d handshakes the device holds %d peers", m, st.Active)
+	}
+	r.RSSBytes, r.HeapBytes, r.Goroutines = st.RSS, st.HeapInuse, st.Gorout
+	fmt.Fprintf(os.Stderr, "%d active: cold p50 %.2f ms, warm p50 %.2f ms, RSS %d MiB\n", m, r.ColdP50, r.WarmP50, st.RSS>>20)
+
+	// One-device changes at n: a device added, then removed.
+	var changes []time.Duration
 	for i := range deltas {
-		p := all[next]
-		next++
+		p := devs[n+i].peer
 		v = c.change(false, func(v int64) { c.add(v, p) })
 		d, err := c.waitApplied(v, time.Minute)
 		if err != nil {
 			return r, err
 		}
-		r.deltaAdd = append(r.deltaAdd, d)
 		v = c.change(false, func(v int64) { c.remove(v, p.PublicKey) })
-		if d, err = c.waitApplied(v, time.Minute); err != nil {
+		d2, err := c.waitApplied(v, time.Minute)
+		if err != nil {
 			return r, err
 		}
-		r.deltaDrop = append(r.deltaDrop, d)
-		_ = i
+		changes = append(changes, d, d2)
 	}
-	fmt.Fprintf(os.Stderr, "%d peers: full %v, delta add %v drop %v, RSS %d MiB\n",
-		n, r.firstFull.Round(time.Millisecond), median(r.deltaAdd), median(r.deltaDrop), r.full.RSS>>20)
+	r.DeltaP50, r.DeltaP99 = ms(pct(changes, 50)), ms(pct(changes, 99))
+
+	// A flood of initiations from unknown keys, valid mac1 and all, while
+	// a real tunnel of an active device carries traffic and active
+	// devices keep handshaking.
+	if flood > 0 {
+		probe, err := newProbe(devs[0], gwAddr, gwPub)
+		if err != nil {
+			return r, fmt.Errorf("traffic probe: %w", err)
+		}
+		defer probe.close()
+		before := probe.run(time.Second, nil)
+		r.EchoBefore, r.EchoBeforeP50 = len(before), ms(pct(before, 50))
+		msgs, err := floodMessages(gwPub, flood)
+		if err != nil {
+			return r, err
+		}
+		stop := make(chan struct{})
+		during := make(chan []time.Duration, 1)
+		go func() { during <- probe.run(time.Minute, stop) }()
+		runFlood(&r, hs, gwAddr, devs[:m], msgs, floodRate)
+		close(stop)
+		rtts := <-during
+		r.EchoDuring, r.EchoDuringP50 = len(rtts), ms(pct(rtts, 50))
+		r.EchoDuringPerS = float64(len(rtts)) / r.FloodSeconds
+		if st, err = mem(); err != nil {
+			return r, err
+		}
+		r.ActiveAfterFlood = st.Active
+	}
+	r.LoadAvg = loadavg()
 	return r, nil
 }
 
-func median(ds []time.Duration) time.Duration {
+// probe is a real WireGuard tunnel (wireguard-go on a netstack) of one
+// active device, through which TCP round trips reach an echo server on
+// loopback by way of the gateway.
+type probe struct {
+	dev  *wg.Device
+	ln   net.Listener
+	conn net.Conn
+}
+
+func newProbe(d device, gw netip.AddrPort, gwPub wg.Key) (*probe, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	addr := netip.MustParsePrefix(d.peer.AllowedIPs[0]).Addr()
+	ns, err := wg.NewNetstack(wg.NetstackConfig{Addresses: []netip.Addr{addr}, AllowLoopback: true})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	dev, err := wg.NewDevice(wg.DeviceConfig{TUN: ns, PrivateKey: d.priv})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	p := &probe{dev: dev, ln: ln}
+	if err := dev.SetPeer(wg.Peer{PublicKey: gwPub, Endpoint: gw, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}); err != nil {
+		p.close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if p.conn, err = ns.DialContext(ctx, "tcp", ln.Addr().String()); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// run makes 64-byte round trips for at most d or until stop closes, and
+// returns their times.
+func (p *probe) run(d time.Duration, stop <-chan struct{}) []time.Duration {
+	var out []time.Duration
+	buf := make([]byte, 64)
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		select {
+		case <-stop:
+			return out
+		default:
+		}
+		p.conn.SetDeadline(time.Now().Add(5 * time.Second))
+		t0 := time.Now()
+		if _, err := p.conn.Write(buf); err != nil {
+			return out
+		}
+		if _, err := io.ReadFull(p.conn, buf); err != nil {
+			return out
+		}
+		out = append(out, time.Since(t0))
+	}
+	return out
+}
+
+func (p *probe) close() {
+	if p.conn != nil {
+		p.conn.Close()
+	}
+	p.dev.Close()
+	p.ln.Close()
+}
+
+func peersOf(ds []device) []apitypes.Peer {
+	out := make([]apitypes.Peer, len(ds))
+	for i, d := range ds {
+		out[i] = d.peer
+	}
+	return out
+}
+
+// shaker sends initiations from one UDP socket and matches responses by
+// the sender index.
+type shaker struct {
+	conn *net.UDPConn
+	to   netip.AddrPort
+	gw   wg.Key
+	mu   sync.Mutex
+	wait map[uint32]*pendingHandshake
+	// cookies counts the cookie replies answered (the gateway under load).
+	cookies atomic.Int64
+}
+
+type pendingHandshake struct {
+	msg  []byte
+	done chan time.Time
+}
+
+func newShaker(to netip.AddrPort, gw wg.Key) (*shaker, error) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	s := &shaker{conn: c, to: to, gw: gw, wait: map[uint32]*pendingHandshake{}}
+	go s.read()
+	return s, nil
+}
+
+func (s *shaker) read() {
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := s.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		at := time.Now()
+		if idx, ok := wg.CookieReceiver(buf[:n]); ok {
+			// Under load the gateway asks for proof of the address first,
+			// as wireguard-go's cookie defence does; a client answers it.
+			s.mu.Lock()
+			p := s.wait[idx]
+			s.mu.Unlock()
+			if p == nil {
+				continue
+			}
+			if again, ok := wg.WithCookie(p.msg, buf[:n], s.gw); ok {
+				s.cookies.Add(1)
+				s.conn.WriteToUDPAddrPort(again, s.to)
+			}
+			continue
+		}
+		idx, ok := wg.ResponseReceiver(buf[:n])
+		if !ok {
+			continue
+		}
+		s.mu.Lock()
+		p := s.wait[idx]
+		delete(s.wait, idx)
+		s.mu.Unlock()
+		if p != nil {
+			p.done <- at
+		}
+	}
+}
+
+// handshake sends one initiation for priv and waits for its response.
+func (s *shaker) handshake(priv wg.Key, idx uint32) (time.Duration, error) {
+	msg, err := wg.Initiation(priv, s.gw, idx, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	p := &pendingHandshake{msg: msg, done: make(chan time.Time, 1)}
+	s.mu.Lock()
+	s.wait[idx] = p
+	s.mu.Unlock()
+	t0 := time.Now()
+	if _, err := s.conn.WriteToUDPAddrPort(msg, s.to); err != nil {
+		return 0, err
+	}
+	// Resend as a client does when no answer comes (wireguard-go waits
+	// 5 s; here 250 ms, to see when the gateway would answer).
+	resend := time.NewTicker(250 * time.Millisecond)
+	defer resend.Stop()
+	give := time.After(5 * time.Second)
+	for {
+		select {
+		case at := <-p.done:
+			return at.Sub(t0), nil
+		case <-resend.C:
+			s.conn.WriteToUDPAddrPort(msg, s.to)
+		case <-give:
+			s.mu.Lock()
+			delete(s.wait, idx)
+			s.mu.Unlock()
+			return 0, fmt.Errorf("no response within 5 s")
+		}
+	}
+}
+
+func (s *shaker) close() { s.conn.Close() }
+
+// floodMessages makes n initiations from fresh keys the gateway does not
+// know, valid in every other way.
+func floodMessages(gw wg.Key, n int) ([][]byte, error) {
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		k, err := wg.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		if msgs[i], err = wg.Initiation(k, gw, uint32(1<<31+i), time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	return msgs, nil
+}
+
+// runFlood sends msgs from four sockets at once, at perSec in all (0: no
+// pacing), while the active devices handshake again one after another.
+func runFlood(r *result, hs *shaker, to netip.AddrPort, active []device, msgs [][]byte, perSec int) {
+	var sent atomic.Int64
+	var wgr sync.WaitGroup
+	stop := make(chan struct{})
+	t0 := time.Now()
+	for w := range 4 {
+		wgr.Add(1)
+		go func() {
+			defer wgr.Done()
+			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for i := w; i < len(msgs); i += 4 {
+				if perSec > 0 && i%400 == w { // pace in steps of 100 per socket
+					due := t0.Add(time.Duration(i) * time.Second / time.Duration(perSec))
+					time.Sleep(time.Until(due))
+				}
+				c.Write(msgs[i])
+				sent.Add(1)
+			}
+		}()
+	}
+	var sendTime time.Duration
+	go func() { wgr.Wait(); sendTime = time.Since(t0); close(stop) }()
+	var warm []time.Duration
+	asked := 0
+loop:
+	for i := 0; ; i = (i + 1) % len(active) {
+		select {
+		case <-stop:
+			break loop
+		default:
+		}
+		asked++
+		if d, err := hs.handshake(active[i].priv, uint32(i)); err == nil {
+			warm = append(warm, d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(t0)
+	r.FloodSeconds = elapsed.Seconds()
+	r.Flood = int(sent.Load())
+	r.FloodRate = float64(r.Flood) / sendTime.Seconds()
+	r.FloodRateAsked = perSec
+	r.FloodWarmAsked, r.FloodWarmOK = asked, len(warm)
+	r.FloodWarmP50 = ms(pct(warm, 50))
+	r.FloodCookies = int(hs.cookies.Load())
+	fmt.Fprintf(os.Stderr, "flood: %d initiations in %v; %d of %d warm handshakes answered\n", r.Flood, elapsed.Round(time.Millisecond), len(warm), asked)
+}
+
+// pct is the p-th percentile of ds.
+func pct(ds []time.Duration, p int) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}
 	s := slices.Clone(ds)
 	slices.Sort(s)
-	return s[len(s)/2]
+	return s[min(len(s)-1, len(s)*p/100)]
 }
 
-func mib(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
-
-func dur(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	case d >= time.Millisecond:
-		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
-	}
-}
-
-func printTable(rows []result) {
-	fmt.Printf("%d CPUs, %s, GOMAXPROCS %d; load average %s\n\n", runtime.NumCPU(), runtime.Version(), runtime.GOMAXPROCS(0), loadavg())
-	fmt.Println("| Peers | RSS (MiB) | Go heap in use (MiB) | goroutine stacks (MiB) | goroutines | per peer (KiB RSS) | full map, empty gateway | full map, unchanged | full map, 1% churn | one-peer delta: add | one-peer delta: remove | map JSON (MiB) |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, r := range rows {
-		per := float64(r.full.RSS-min(r.base.RSS, r.full.RSS)) / float64(r.n) / 1024
-		fmt.Printf("| %d | %s (empty: %s) | %s (empty: %s) | %s | %d | %.1f | %s | %s | %s | %s | %s | %s |\n",
-			r.n, mib(r.full.RSS), mib(r.base.RSS), mib(r.full.HeapInuse), mib(r.base.HeapInuse), mib(r.full.StackInuse), r.full.Gorout, per,
-			dur(r.firstFull), dur(r.fullSame), dur(median(r.fullChurn)), dur(median(r.deltaAdd)), dur(median(r.deltaDrop)),
-			mib(uint64(r.mapBytes)))
-	}
-	fmt.Println()
-	fmt.Println("Times are medians (full map with churn: of -fulls runs; deltas: of -deltas runs), from the control plane answering a long poll to the gateway's next poll. RSS and heap after runtime/debug.FreeOSMemory in the gateway's own process.")
-}
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func loadavg() string {
 	b, _ := os.ReadFile("/proc/loadavg")

@@ -288,7 +288,7 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"veil_accounts 1", `veil_gateway_peers{gateway="fra1",location="de-fra"} 1`, "veil_peer_map_version"} {
+	for _, want := range []string{"veil_accounts 1", `veil_gateway_peers{gateway="fra1",location="de-fra"} 1`, "veil_peer_map_version", "veil_gateway_authorized_peers 1", "veil_gateway_active_peers 1"} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -1,8 +1,15 @@
 package cli
 
 import (
+	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"veil/internal/config"
@@ -53,6 +60,7 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 				Egress:      cfg.Egress(),
 				Logger:      log,
 				TUNName:     cfg.TUNName,
+				IdleTimeout: time.Duration(cfg.IdleTimeout),
 			}, resolver.Config{
 				RootHints:  cfg.DNSRootHints,
 				Port:       cfg.DNSUpstreamPort,
@@ -63,10 +71,33 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 			if err != nil {
 				return err
 			}
+			if cfg.AdminHTTP != "" {
+				stop, err := serveMetrics(cfg.AdminHTTP, g.Collector())
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return g.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "TOML configuration file")
 	config.AddFlags(cmd.Flags(), config.DefaultGateway())
 	return cmd
+}
+
+// serveMetrics serves /metrics on the operator listener addr, with c and
+// the Go runtime's collectors; stop closes it.
+func serveMetrics(addr string, c prometheus.Collector) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s (admin_http): %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
 }

@@ -175,6 +175,8 @@ func TestGatewayConfig(t *testing.T) {
 		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_DNS_BLOCKLISTS": "crypto=/x"}, "dns_blocklists"},
 		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_WG_PORT": "99999"}, "wg_port"},
 		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_EGRESS_ADDRS": "gw.example"}, "egress_addrs"},
+		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_IDLE_TIMEOUT": "30s"}, "idle_timeout"},
+		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_ADMIN_HTTP": "9091"}, "admin_http"},
 	} {
 		if _, err := LoadGateway(Sources{Env: envMap(tt.env)}); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("LoadGateway(%v) = %v, want an error with %q", tt.env, err, tt.want)

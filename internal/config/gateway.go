@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
+	"time"
 
 	"veil/internal/apitypes"
 )
@@ -35,12 +37,17 @@ type Gateway struct {
 	DNSBlocklists   []string `toml:"dns_blocklists" help:"category=FILE blocklists (ads, trackers, malware, adult, gambling)"`
 	DNSUpstreamPort int      `toml:"dns_upstream_port" help:"port of authoritative DNS servers (tests); 0: 53"`
 	LogLevel        string   `toml:"log_level" help:"debug, info, warn or error"`
+	// IdleTimeout is how long a device stays on the WireGuard device with
+	// no handshake; devices are put there by their first one.
+	IdleTimeout Duration `toml:"idle_timeout" help:"how long an idle device stays on the WireGuard device (at least 3m)"`
+	// AdminHTTP is the operator listener for /metrics; empty disables it.
+	AdminHTTP string `toml:"admin_http" help:"operator listener (metrics), HOST:PORT; empty: off"`
 }
 
 // DefaultGateway returns the gateway configuration used when nothing is
 // set.
 func DefaultGateway() Gateway {
-	return Gateway{Mode: "netstack", TUNName: "veil0", WGPort: 51820, LogLevel: "info"}
+	return Gateway{Mode: "netstack", TUNName: "veil0", WGPort: 51820, LogLevel: "info", IdleTimeout: Duration(5 * time.Minute)}
 }
 
 // LoadGateway reads the configuration of `veil gateway` from its sources
@@ -76,6 +83,16 @@ func (g *Gateway) Validate() error {
 	for _, a := range g.EgressAddrs {
 		if _, err := netip.ParseAddr(a); err != nil {
 			return bad("egress_addrs", "%q is not an IP address", a)
+		}
+	}
+	// A WireGuard session lasts up to 3 minutes: a device taken off
+	// sooner would lose a live session and wait for its client to retry.
+	if time.Duration(g.IdleTimeout) < 3*time.Minute {
+		return bad("idle_timeout", "at least 3m, got %s", g.IdleTimeout)
+	}
+	if g.AdminHTTP != "" {
+		if _, _, err := net.SplitHostPort(g.AdminHTTP); err != nil {
+			return bad("admin_http", "want HOST:PORT, got %q", g.AdminHTTP)
 		}
 	}
 	return checkDataPlane(g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.DNSBlocklists, g.DNSForward, g.LogLevel)

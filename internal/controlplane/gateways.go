@@ -1,9 +1,12 @@
 package controlplane
 
 import (
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -114,13 +117,13 @@ func (s *Server) gatewayPeers(w http.ResponseWriter, r *http.Request) {
 		// Take the wake-up channel before reading, so a change that lands
 		// between the read and the wait is not missed.
 		changed := s.peers.wait()
-		ch, err := s.cfg.Store.PeersSince(r.Context(), since)
+		v, err := s.cfg.Store.PeerVersion(r.Context())
 		if err != nil {
 			s.fail(w, "reading peer map", err)
 			return
 		}
-		if ch.Full || ch.Version != since {
-			writeJSON(w, http.StatusOK, s.peerMapView(ch))
+		if since == 0 || v != since {
+			s.streamPeerMap(w, r, since)
 			return
 		}
 		select {
@@ -134,15 +137,83 @@ func (s *Server) gatewayPeers(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) peerMapView(ch *store.PeerChanges) apitypes.PeerMap {
-	m := apitypes.PeerMap{Version: ch.Version, Full: ch.Full, Peers: make([]apitypes.Peer, 0, len(ch.Peers)), Removed: ch.Removed}
-	for _, p := range ch.Peers {
-		a4, a6 := s.cfg.Pools.AllowedIPs(p.AddrIndex)
-		m.Peers = append(m.Peers, apitypes.Peer{
-			PublicKey: p.PublicKey, AllowedIPs: []string{a4.String(), a6.String()}, Plan: p.Plan, Block: p.Block,
-		})
+// streamPeerMap writes the peer map since since as apitypes.PeerMap's
+// JSON, compact, each peer encoded as the store reads it, so a full map
+// of any size costs constant memory here; gzipped when the gateway
+// accepts it (a full map shrinks to a third). An error after the first
+// peer cuts the answer short, which the gateway takes as a failed poll.
+func (s *Server) streamPeerMap(w http.ResponseWriter, r *http.Request, since int64) {
+	var out io.Writer = w
+	started := false
+	var gz *gzip.Writer
+	start := func(h *store.PeerChanges) {
+		started = true
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Add("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+			out = gz
+		}
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintf(out, `{"version":%d,"full":%t,"peers":[`, h.Version, h.Full)
 	}
-	return m
+	enc := json.NewEncoder(out)
+	n := 0
+	pc, err := s.cfg.Store.StreamPeers(r.Context(), since, func(h *store.PeerChanges, p store.Peer) error {
+		if !started {
+			start(h)
+			enc = json.NewEncoder(out)
+		}
+		if n > 0 {
+			io.WriteString(out, ",")
+		}
+		n++
+		return enc.Encode(s.peerView(p)) // Encode's newline is JSON white space
+	})
+	if err != nil {
+		if !started {
+			s.fail(w, "reading peer map", err)
+		} else {
+			s.log.Warn("peer map cut short", "err", err)
+			if gz != nil {
+				gz.Close()
+			}
+			panic(http.ErrAbortHandler) // the gateway must not take a truncated map
+		}
+		return
+	}
+	if !started {
+		start(pc)
+	}
+	io.WriteString(out, "]")
+	if len(pc.Removed) > 0 {
+		io.WriteString(out, `,"removed":`)
+		json.NewEncoder(out).Encode(pc.Removed)
+	}
+	io.WriteString(out, "}\n")
+	if gz != nil {
+		gz.Close()
+	}
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding takes gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) peerView(p store.Peer) apitypes.Peer {
+	a4, a6 := s.cfg.Pools.AllowedIPs(p.AddrIndex)
+	return apitypes.Peer{PublicKey: p.PublicKey, AllowedIPs: []string{a4.String(), a6.String()}, Plan: p.Plan, Block: p.Block}
 }
 
 // egressAddrs checks a report's egress addresses and writes them in

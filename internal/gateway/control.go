@@ -31,17 +31,31 @@ func (e *errStatus) Error() string {
 // call sends one request to the control plane and decodes a 200 answer
 // into out.
 func (g *Gateway) call(ctx context.Context, method, path string, in, out any) error {
+	body, err := g.open(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if err := json.NewDecoder(body).Decode(out); err != nil {
+		return fmt.Errorf("decoding control plane answer: %w", err)
+	}
+	return nil
+}
+
+// open sends one request to the control plane and returns the body of a
+// 200 answer, for the caller to close.
+func (g *Gateway) open(ctx context.Context, method, path string, in any) (io.ReadCloser, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("encoding request: %w", err)
+			return nil, fmt.Errorf("encoding request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, g.cfg.ControlURL+path, body)
 	if err != nil {
-		return fmt.Errorf("building request: %w", err)
+		return nil, fmt.Errorf("building request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+g.cfg.Token)
 	if in != nil {
@@ -49,18 +63,15 @@ func (g *Gateway) call(ctx context.Context, method, path string, in, out any) er
 	}
 	resp, err := g.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
 		var e apitypes.Error
 		json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
-		return &errStatus{code: resp.StatusCode, msg: e.Error}
+		return nil, &errStatus{code: resp.StatusCode, msg: e.Error}
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decoding control plane answer: %w", err)
-	}
-	return nil
+	return resp.Body, nil
 }
 
 // report sends the aggregate load and returns the gateway's configuration.
@@ -138,11 +149,7 @@ func (g *Gateway) syncLoop(ctx context.Context) {
 		g.mu.Lock()
 		since := g.peers.version
 		g.mu.Unlock()
-		m, err := g.poll(ctx, since)
-		if err == nil {
-			err = g.apply(m)
-		}
-		if err != nil {
+		if err := g.poll(ctx, since); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -155,50 +162,139 @@ func (g *Gateway) syncLoop(ctx context.Context) {
 	}
 }
 
-// poll asks for the changes since version since.
-func (g *Gateway) poll(ctx context.Context, since int64) (apitypes.PeerMap, error) {
+// poll asks for the changes since version since and applies them as
+// they stream in, a batch of peers at a time, so that a map of a million
+// devices is never held whole; between batches the bind can admit peers.
+func (g *Gateway) poll(ctx context.Context, since int64) error {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.PollWait+15*time.Second)
 	defer cancel()
 	q := url.Values{"since": {strconv.FormatInt(since, 10)}, "wait": {g.cfg.PollWait.String()}}
-	var m apitypes.PeerMap
-	err := g.call(ctx, http.MethodGet, "/api/v1/gateway/peers?"+q.Encode(), nil, &m)
-	return m, err
+	body, err := g.open(ctx, http.MethodGet, "/api/v1/gateway/peers?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	return g.applyStream(json.NewDecoder(body))
 }
 
-// apply brings the device to the peer map m, one peer at a time.
-func (g *Gateway) apply(m apitypes.PeerMap) error {
+// peerBatch is how many peers of a streamed map are applied at a time.
+const peerBatch = 1024
+
+// applyStream reads one apitypes.PeerMap from dec and applies it. Its
+// version and full come before its peers, as the control plane writes
+// them. A map cut short leaves the version where it was, so the next poll
+// asks again; a device that refuses a change makes it ask for the whole
+// map.
+func (g *Gateway) applyStream(dec *json.Decoder) error {
+	bad := func(what string) error { return fmt.Errorf("decoding peer map: %s", what) }
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return bad("not an object")
+	}
+	var (
+		version          int64
+		full, haveFull   bool
+		haveVersion      bool
+		removed          []string
+		apply            *mapApply
+		set, rm, invalid int
+	)
+	start := func() {
+		g.mu.Lock()
+		apply = g.peers.begin(full, g.tunnel.pools)
+		g.mu.Unlock()
+	}
+	take := func(ch change) error {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		s, r := g.peers.onDevice(ch)
+		if len(s) > 0 || len(r) > 0 {
+			if err := g.dev.UpdatePeers(s, r); err != nil {
+				g.peers.version = 0 // the device may be half updated
+				return err
+			}
+		}
+		g.peers.record(ch)
+		set, rm, invalid = set+len(ch.set), rm+len(ch.remove), invalid+ch.invalid
+		return nil
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return bad(err.Error())
+		}
+		switch t {
+		case "version":
+			err, haveVersion = dec.Decode(&version), true
+		case "full":
+			err, haveFull = dec.Decode(&full), true
+		case "removed":
+			err = dec.Decode(&removed)
+		case "peers":
+			if !haveVersion || !haveFull {
+				return bad("peers before version and full")
+			}
+			start()
+			err = g.streamPeers(dec, apply, take)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return bad(err.Error())
+		}
+	}
+	if _, err := dec.Token(); err != nil || !haveVersion {
+		return bad("cut short")
+	}
+	if apply == nil {
+		start()
+	}
+	if err := take(apply.end(removed)); err != nil {
+		return err
+	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	ch := g.peers.diff(m, g.tunnel.pools) // g.mu guards both
-	over := g.peers.fit(&ch, g.maxPeers())
-	if over > 0 {
-		// Failing the whole update would leave the gateway re-reading the
-		// full map forever, deaf to later removals. Keep its place and
-		// serve what fits; the rest waits for room.
-		g.log.Warn("peer map larger than this gateway holds; peers left out", "left_out", over, "max", g.maxPeers())
-	}
-	if len(ch.set) > 0 || len(ch.remove) > 0 {
-		if err := g.dev.UpdatePeers(ch.set, ch.remove); err != nil {
-			// The device may be half updated: ask for the whole map.
-			g.peers.version = 0
-			return err
-		}
-	}
-	g.peers.commit(m.Version, ch)
-	if m.Full {
-		g.peers.leftOut = over
-	} else {
-		g.peers.leftOut += over
-		if over == 0 && g.peers.leftOut > 0 && len(g.peers.peers) < g.maxPeers() {
-			// Room freed while peers wait: ask for the whole map again.
-			g.peers.version = 0
-		}
-	}
-	if len(ch.set) > 0 || len(ch.remove) > 0 || ch.invalid > 0 {
-		g.log.Info("peer map applied", "version", m.Version, "full", m.Full,
-			"set", len(ch.set), "removed", len(ch.remove), "invalid", ch.invalid, "peers", len(g.peers.peers))
+	g.peers.version = version
+	authorized, active := len(g.peers.peers), len(g.peers.active)
+	g.mu.Unlock()
+	if set > 0 || rm > 0 || invalid > 0 {
+		g.log.Info("peer map applied", "version", version, "full", full,
+			"set", set, "removed", rm, "invalid", invalid, "authorized", authorized, "active", active)
 	}
 	return nil
+}
+
+// streamPeers decodes the peers array a batch at a time into take.
+func (g *Gateway) streamPeers(dec *json.Decoder, apply *mapApply, take func(change) error) error {
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		if err == nil && t == nil {
+			return nil // "peers": null
+		}
+		return errors.New("peers is not a list")
+	}
+	batch := make([]apitypes.Peer, 0, peerBatch)
+	flush := func() error {
+		g.mu.Lock()
+		ch := apply.peers(batch)
+		g.mu.Unlock()
+		batch = batch[:0]
+		return take(ch)
+	}
+	for dec.More() {
+		batch = append(batch, apitypes.Peer{})
+		if err := dec.Decode(&batch[len(batch)-1]); err != nil {
+			return err
+		}
+		if len(batch) == peerBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	_, err := dec.Token() // ]
+	return err
 }
 
 // errText is err's text for a log line. Network errors from net/http

@@ -243,9 +243,9 @@ func TestPeerStateDiff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := peerState{peers: make(map[wg.Key][]netip.Prefix)}
+			s := newPeerState()
 			for key, v := range tt.have {
-				s.peers[key] = v
+				s.setAllowed(key, v)
 			}
 			ch := s.diff(tt.m, pools)
 			var set []wg.Key
@@ -276,10 +276,14 @@ func TestPeerStateBlock(t *testing.T) {
 	key := wg.Key{9}
 	peer := apitypes.Peer{PublicKey: key.Base64(), AllowedIPs: []string{"10.64.0.9/32", "fd7a:7665:696c::9/128"}, Block: []string{"ads"}}
 	v4, v6 := netip.MustParseAddr("10.64.0.9"), netip.MustParseAddr("fd7a:7665:696c::9")
-	s := peerState{peers: make(map[wg.Key][]netip.Prefix)}
+	s := newPeerState()
 
 	ch := s.diff(apitypes.PeerMap{Full: true, Peers: []apitypes.Peer{peer}}, pools)
 	s.commit(1, ch)
+	if got := s.blockFor(v4); got != nil {
+		t.Errorf("an authorised peer not yet active has categories %q by address", got)
+	}
+	s.activate(key, time.Now())
 	if got := s.blockFor(v4); !slices.Equal(got, []string{"ads"}) {
 		t.Errorf("blockFor(v4) = %q", got)
 	}
@@ -305,5 +309,110 @@ func TestPeerStateBlock(t *testing.T) {
 	s.commit(3, s.diff(apitypes.PeerMap{Removed: []string{key.Base64()}}, pools))
 	if got := s.blockFor(v4); got != nil || len(s.byAddr) != 0 || len(s.block) != 0 {
 		t.Errorf("after removal: blockFor = %q, byAddr %d, block %d", got, len(s.byAddr), len(s.block))
+	}
+}
+
+// TestPeerStateOnDemand: the device is asked only about active peers;
+// admission follows the authorised set and the room left; idle peers go.
+func TestPeerStateOnDemand(t *testing.T) {
+	pools := []netip.Prefix{netip.MustParsePrefix("10.64.0.0/10")}
+	a, b, c := wg.Key{1}, wg.Key{2}, wg.Key{3}
+	peer := func(k wg.Key, ip string) apitypes.Peer {
+		return apitypes.Peer{PublicKey: k.Base64(), AllowedIPs: []string{ip}}
+	}
+	s := newPeerState()
+	ch := s.diff(apitypes.PeerMap{Full: true, Peers: []apitypes.Peer{peer(a, "10.64.0.2/32"), peer(b, "10.64.0.3/32")}}, pools)
+	if set, rm := s.onDevice(ch); len(set) != 0 || len(rm) != 0 {
+		t.Fatalf("a full map asks the device for %d sets, %d removals before any handshake", len(set), len(rm))
+	}
+	s.commit(1, ch)
+
+	if _, v := s.admit(c, 1); v != admitNo {
+		t.Errorf("admit(unknown) = %v", v)
+	}
+	p, v := s.admit(a, 1)
+	if v != admitYes || p.PublicKey != a || len(p.AllowedIPs) != 1 || p.AllowedIPs[0].String() != "10.64.0.2/32" {
+		t.Fatalf("admit(authorised) = %+v, %v", p, v)
+	}
+	t0 := time.Now()
+	s.activate(a, t0)
+	if _, v := s.admit(a, 1); v != admitNo {
+		t.Errorf("admit(active) = %v", v)
+	}
+	if _, v := s.admit(b, 1); v != admitNoRoom {
+		t.Errorf("admit past the limit = %v", v)
+	}
+
+	// A change and a removal reach the device only for the active peer.
+	ch = s.diff(apitypes.PeerMap{Peers: []apitypes.Peer{peer(a, "10.64.0.9/32"), peer(b, "10.64.0.8/32")}}, pools)
+	if set, _ := s.onDevice(ch); len(set) != 1 || set[0].PublicKey != a {
+		t.Errorf("onDevice(change) sets %d peers, want only the active one", len(set))
+	}
+	s.commit(2, ch)
+	if got, ok := s.byAddr[netip.MustParseAddr("10.64.0.9")]; !ok || got != a {
+		t.Error("the active peer's new address is not indexed")
+	}
+	if _, ok := s.byAddr[netip.MustParseAddr("10.64.0.8")]; ok {
+		t.Error("an inactive peer's address is indexed")
+	}
+
+	// Idle: a handshake older than the timeout, or none since an old
+	// admission, takes the peer off; a recent one keeps it.
+	timeout := 5 * time.Minute
+	live := []wg.PeerStats{{PublicKey: a, LastHandshake: t0.Add(time.Second)}}
+	if got := s.idle(live, t0.Add(time.Minute), timeout); len(got) != 0 {
+		t.Errorf("a fresh peer is idle")
+	}
+	if got := s.idle(live, t0.Add(6*time.Minute), timeout); len(got) != 1 || got[0] != a {
+		t.Errorf("idle after the timeout = %d peers", len(got))
+	}
+	noHandshake := []wg.PeerStats{{PublicKey: a}}
+	if got := s.idle(noHandshake, t0.Add(time.Minute), timeout); len(got) != 0 {
+		t.Errorf("a peer just admitted is idle before its handshake")
+	}
+	if got := s.idle(noHandshake, t0.Add(6*time.Minute), timeout); len(got) != 1 {
+		t.Errorf("a peer that never completed a handshake stays")
+	}
+	if got := s.idle([]wg.PeerStats{{PublicKey: c}}, t0, timeout); len(got) != 1 {
+		t.Errorf("a device peer not recorded as active stays")
+	}
+
+	ch = s.diff(apitypes.PeerMap{Removed: []string{a.Base64()}}, pools)
+	if _, rm := s.onDevice(ch); len(rm) != 1 || rm[0] != a {
+		t.Errorf("removing an active peer does not reach the device")
+	}
+	s.commit(3, ch)
+	if len(s.active) != 0 || len(s.byAddr) != 0 {
+		t.Errorf("after removal: %d active, %d indexed", len(s.active), len(s.byAddr))
+	}
+}
+
+// TestAllowedCompact: the compact form gives back what it was given, and
+// a shape it cannot hold is kept whole.
+func TestAllowedCompact(t *testing.T) {
+	s := newPeerState()
+	for i, in := range [][]string{
+		{"10.64.0.2/32", "fd7a:7665:696c::2/128"},
+		{"10.64.0.2/32"},
+		{"fd7a:7665:696c::2/128"},
+		{"10.64.0.2/32", "10.64.0.3/32", "fd7a:7665:696c::2/128"},
+		{"10.64.1.0/24"},
+	} {
+		var ps []netip.Prefix
+		for _, x := range in {
+			ps = append(ps, netip.MustParsePrefix(x))
+		}
+		k := wg.Key{byte(i + 1)}
+		s.setAllowed(k, ps)
+		if got := s.allowedIPs(k); !slices.Equal(got, ps) {
+			t.Errorf("allowedIPs after setAllowed(%v) = %v", ps, got)
+		}
+	}
+	if len(s.extra) != 1 {
+		t.Errorf("%d devices kept whole, want only the one with two IPv4 prefixes", len(s.extra))
+	}
+	s.setAllowed(wg.Key{4}, []netip.Prefix{netip.MustParsePrefix("10.64.0.9/32")})
+	if len(s.extra) != 0 {
+		t.Error("a device whose allowed IPs shrank to the compact shape is still kept whole")
 	}
 }

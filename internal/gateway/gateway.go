@@ -75,16 +75,25 @@ type Config struct {
 	// RetryMax caps the backoff between failed control-plane calls; zero
 	// means 30 s.
 	RetryMax time.Duration
-	// MaxPeers bounds the peers the device is given; zero means
-	// wg.MaxPeers, the most a WireGuard device holds.
+	// MaxPeers bounds the peers active at once on the device; zero means
+	// wg.MaxPeers, the most a WireGuard device holds. The authorised set
+	// has no such bound: a device is put on the WireGuard device only by
+	// its first valid handshake.
 	MaxPeers int
+	// IdleTimeout is how long an active peer stays on the device without
+	// a handshake (WireGuard rekeys every 2 minutes while traffic flows);
+	// zero means 5 minutes. Its next handshake brings it back.
+	IdleTimeout time.Duration
 }
 
 // Stats are the gateway's aggregate counters; nothing per peer.
 type Stats struct {
-	Peers   int
-	RxBytes uint64
-	TxBytes uint64
+	// Peers are the peers active on the device; Authorized the devices
+	// the peer map lets in.
+	Peers      int
+	Authorized int
+	RxBytes    uint64
+	TxBytes    uint64
 	// PeerMapVersion is the version of the peer map last applied.
 	PeerMapVersion int64
 }
@@ -106,6 +115,9 @@ type Gateway struct {
 
 	mu    sync.Mutex
 	peers peerState
+	// fullSince is when the device last refused a peer for want of
+	// room, so that the log says so once a minute, not per handshake.
+	fullSince time.Time
 }
 
 // dataPlane is what a mode sets up around the WireGuard device.
@@ -151,6 +163,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Second
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
 	cfg.ControlURL = strings.TrimRight(cfg.ControlURL, "/")
 	g := &Gateway{
 		cfg:   cfg,
@@ -158,7 +173,7 @@ func New(cfg Config) (*Gateway, error) {
 		http:  cfg.HTTPClient,
 		priv:  cfg.PrivateKey,
 		ready: make(chan struct{}),
-		peers: peerState{peers: make(map[wg.Key][]netip.Prefix)},
+		peers: newPeerState(),
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -196,6 +211,7 @@ func New(cfg Config) (*Gateway, error) {
 		PrivateKey: g.priv,
 		ListenPort: cfg.ListenPort,
 		Logger:     g.log,
+		Admit:      admitter{g},
 	})
 	if err != nil {
 		g.plane.close()
@@ -264,9 +280,9 @@ func (g *Gateway) BlockFor(addr netip.Addr) []string {
 func (g *Gateway) Stats() Stats {
 	st, _ := g.dev.Stats()
 	g.mu.Lock()
-	v := g.peers.version
+	v, n := g.peers.version, len(g.peers.peers)
 	g.mu.Unlock()
-	return Stats{Peers: st.Peers, RxBytes: st.RxBytes, TxBytes: st.TxBytes, PeerMapVersion: v}
+	return Stats{Peers: st.Peers, Authorized: n, RxBytes: st.RxBytes, TxBytes: st.TxBytes, PeerMapVersion: v}
 }
 
 // Run serves until ctx ends, then returns nil after removing the device, the data plane's
@@ -297,9 +313,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	close(g.ready)
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); g.reportLoop(ctx) }()
 	go func() { defer wg.Done(); g.syncLoop(ctx) }()
+	go func() { defer wg.Done(); g.idleLoop(ctx) }()
 	wg.Wait()
 	return nil
 }
@@ -313,7 +330,7 @@ func (g *Gateway) shutdown() {
 		}
 		g.dev.Close()
 		g.mu.Lock()
-		g.peers = peerState{peers: make(map[wg.Key][]netip.Prefix)}
+		g.peers = newPeerState()
 		g.mu.Unlock()
 		g.log.Info("gateway stopped")
 	})
@@ -357,4 +374,55 @@ func backoff(d, max time.Duration) time.Duration {
 		return min(250*time.Millisecond, max)
 	}
 	return min(2*d, max)
+}
+
+// admitter puts an authorised device on the WireGuard device when its
+// handshake initiation arrives (wg.DeviceConfig.Admit).
+type admitter struct{ g *Gateway }
+
+// Admit implements wg.Admitter.
+func (a admitter) Admit(key wg.Key) {
+	g := a.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p, verdict := g.peers.admit(key, g.maxPeers())
+	switch verdict {
+	case admitNoRoom:
+		if now := time.Now(); now.Sub(g.fullSince) > time.Minute {
+			g.fullSince = now
+			g.log.Warn("active peers at the device's limit; new devices' handshakes are refused until some go idle",
+				"active", len(g.peers.active), "max", g.maxPeers())
+		}
+		return
+	case admitNo:
+		return
+	}
+	if err := g.dev.SetPeer(p); err != nil {
+		g.log.Warn("adding an active peer failed", "err", err)
+		return
+	}
+	g.peers.activate(key, time.Now())
+}
+
+// idleLoop takes peers off the device once idle (Config.IdleTimeout).
+func (g *Gateway) idleLoop(ctx context.Context) {
+	every := min(g.cfg.IdleTimeout/4, 30*time.Second)
+	for sleep(ctx, every) {
+		live, err := g.dev.Peers()
+		if err != nil {
+			continue
+		}
+		g.mu.Lock()
+		idle := g.peers.idle(live, time.Now(), g.cfg.IdleTimeout)
+		if len(idle) > 0 {
+			if err := g.dev.UpdatePeers(nil, idle); err != nil {
+				g.log.Warn("removing idle peers failed", "err", err)
+			} else {
+				for _, k := range idle {
+					g.peers.deactivate(k)
+				}
+			}
+		}
+		g.mu.Unlock()
+	}
 }

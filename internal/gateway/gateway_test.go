@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -89,6 +91,20 @@ func newClient(t testing.TB, g *Gateway) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startClient(t, g, key, v4, v6)
+}
+
+// newClientWithKey is a new WireGuard device for the same key and
+// addresses as c: a fresh handshake from a known device.
+func newClientWithKey(t testing.TB, g *Gateway, c *client) *client {
+	t.Helper()
+	v4 := netip.MustParsePrefix(c.peer.AllowedIPs[0]).Addr()
+	v6 := netip.MustParsePrefix(c.peer.AllowedIPs[1]).Addr()
+	return startClient(t, g, c.key, v4, v6)
+}
+
+func startClient(t testing.TB, g *Gateway, key wg.Key, v4, v6 netip.Addr) *client {
+	t.Helper()
 	tnet, err := wg.NewNetstack(wg.NetstackConfig{Addresses: []netip.Addr{v4, v6}, AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
@@ -424,8 +440,8 @@ func TestControlPlaneUnreachable(t *testing.T) {
 	v = control.set(late.peer)
 	control.down.Store(false)
 	waitFor(t, "sync resumed", func() bool { return g.Stats().PeerMapVersion >= v })
-	if n := g.Stats().Peers; n != 1 {
-		t.Fatalf("%d peers after resync, want 1", n)
+	if st := g.Stats(); st.Peers != 0 || st.Authorized != 1 {
+		t.Fatalf("after resync: %d active, %d authorised; want 0 and 1", st.Peers, st.Authorized)
 	}
 	if _, err := late.httpGet(testCtx(t), srv.URL); err != nil {
 		t.Fatalf("peer added while control plane was down: %v", err)
@@ -450,42 +466,83 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-// TestMorePeersThanTheDeviceHolds: a map larger than the device keeps the
-// gateway in step with the map (it does not loop on full resyncs), serves
-// what fits, and still applies removals.
-func TestMorePeersThanTheDeviceHolds(t *testing.T) {
+// TestActivePeersOnDemand: authorised peers reach the device only with
+// their first handshake; past MaxPeers active ones a new device is
+// refused, and said so in the log, until an active one leaves.
+func TestActivePeersOnDemand(t *testing.T) {
 	control := newFakeControl(t)
 	g, logs := startGateway(t, control, loopback, nil, func(c *Config) { c.MaxPeers = 2 })
-	var keys []string
-	for i := range 3 {
-		k, _ := wg.GenerateKey()
-		keys = append(keys, k.Public().Base64())
-		control.set(apitypes.Peer{PublicKey: keys[i], AllowedIPs: []string{fmt.Sprintf("10.64.0.%d/32", i+2)}})
+	clients := []*client{newClient(t, g), newClient(t, g), newClient(t, g)}
+	var v int64
+	for _, c := range clients {
+		v = control.set(c.peer)
 	}
-	v := control.set(apitypes.Peer{PublicKey: keys[0], AllowedIPs: []string{"10.64.0.2/32"}})
 	waitFor(t, "map applied", func() bool { return g.Stats().PeerMapVersion >= v })
-	if n := g.Stats().Peers; n != 2 {
-		t.Fatalf("device holds %d peers, want the 2 that fit", n)
+	if st := g.Stats(); st.Peers != 0 || st.Authorized != 3 {
+		t.Fatalf("before any handshake: %d active, %d authorised; want 0 and 3", st.Peers, st.Authorized)
 	}
-	if !strings.Contains(logs.String(), "left_out=1") {
-		t.Errorf("no warning about the peer left out:\n%s", logs)
+	srv := startHTTP(t)
+	for _, c := range clients[:2] {
+		if _, err := c.httpGet(testCtx(t), srv.URL); err != nil {
+			t.Fatalf("GET through an on-demand peer: %v", err)
+		}
 	}
-	v = control.remove(keys[0])
+	if st := g.Stats(); st.Peers != 2 {
+		t.Fatalf("%d active after two clients, want 2", st.Peers)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(g.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+	}
+	if want := map[string]float64{"veil_gateway_active_peers": 2, "veil_gateway_authorized_peers": 3, "veil_gateway_active_peers_max": 2}; !maps.Equal(got, want) {
+		t.Errorf("metrics = %v, want %v", got, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := clients[2].httpGet(ctx, srv.URL); err == nil {
+		t.Fatal("a third device got in past MaxPeers active")
+	}
+	if !strings.Contains(logs.String(), "active peers at the device's limit") {
+		t.Errorf("no word in the log about the limit:\n%s", logs)
+	}
+
+	v = control.remove(clients[0].peer.PublicKey)
 	waitFor(t, "removal applied", func() bool { return g.Stats().PeerMapVersion >= v })
-	if n := g.Stats().Peers; n > 2 {
-		t.Fatalf("device holds %d peers after a removal", n)
+	if st := g.Stats(); st.Peers != 1 || st.Authorized != 2 {
+		t.Fatalf("after a removal: %d active, %d authorised", st.Peers, st.Authorized)
 	}
-	held := func(k string) bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		_, ok := g.peers.peers[mustKey(t, k)]
-		return ok
+	if _, err := clients[2].httpGet(testCtx(t), srv.URL); err != nil {
+		t.Fatalf("the waiting device after room was freed: %v", err)
 	}
-	if held(keys[0]) {
-		t.Fatal("a removed peer is still on the device")
+}
+
+// TestIdlePeerLeaves: an active peer without a handshake for IdleTimeout
+// leaves the device but stays authorised; its next handshake brings it
+// back.
+func TestIdlePeerLeaves(t *testing.T) {
+	control := newFakeControl(t)
+	g, _ := startGateway(t, control, loopback, nil, func(c *Config) { c.IdleTimeout = 400 * time.Millisecond })
+	c := newClient(t, g)
+	v := control.set(c.peer)
+	waitFor(t, "map applied", func() bool { return g.Stats().PeerMapVersion >= v })
+	srv := startHTTP(t)
+	if _, err := c.httpGet(testCtx(t), srv.URL); err != nil {
+		t.Fatal(err)
 	}
-	// The room freed lets the peer left out in.
-	waitFor(t, "the peer left out gets in", func() bool { return held(keys[1]) && held(keys[2]) })
+	waitFor(t, "idle peer taken off", func() bool { return g.Stats().Peers == 0 })
+	if st := g.Stats(); st.Authorized != 1 {
+		t.Fatalf("%d authorised after idling, want 1", st.Authorized)
+	}
+	again := newClientWithKey(t, g, c)
+	if _, err := again.httpGet(testCtx(t), srv.URL); err != nil {
+		t.Fatalf("the same device after idling: %v", err)
+	}
 }
 
 func mustKey(t testing.TB, s string) wg.Key {

@@ -3,22 +3,47 @@ package gateway
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"veil/internal/apitypes"
 	"veil/internal/wg"
 )
 
-// peerState is the gateway's picture of its peers, in RAM only.
+// peerState is the gateway's picture of its peers, in RAM only: the
+// authorised set the peer map gives, and which of those the device holds
+// now. A device is put on the WireGuard device by its first valid
+// handshake (admit) and taken off when idle, so the device's memory and
+// its 65,536-peer limit follow the active devices, not the authorised.
 type peerState struct {
 	version int64
-	peers   map[wg.Key][]netip.Prefix
-	// block holds each peer's DNS blocking categories, and byAddr finds a
-	// peer by tunnel address, so the resolver can apply them. Both are
-	// configuration from the peer map, never activity.
-	block  map[wg.Key][]string
+	// gen counts the full maps taken; a peer's allowed carries the gen
+	// of the last full map that named it.
+	gen uint32
+	// peers is the authorised set: each device's allowed IPs, compact
+	// and free of pointers, so that a million cost little memory and the
+	// garbage collector nothing to scan; extra holds the rare device
+	// whose allowed IPs do not fit that shape.
+	peers map[wg.Key]allowed
+	extra map[wg.Key][]netip.Prefix
+	// block holds each peer's DNS blocking categories: configuration
+	// from the peer map, never activity.
+	block map[wg.Key][]string
+	// active are the peers the device holds, with when each was put
+	// there (Unix nanoseconds); byAddr finds an active peer by tunnel
+	// address, so the resolver can apply its blocking. Live state, gone
+	// when idle.
+	active map[wg.Key]int64
 	byAddr map[netip.Addr]wg.Key
-	// leftOut counts the peers of the last full map that did not fit.
-	leftOut int
+}
+
+func newPeerState() peerState {
+	return peerState{
+		peers:  make(map[wg.Key]allowed),
+		extra:  make(map[wg.Key][]netip.Prefix),
+		block:  make(map[wg.Key][]string),
+		active: make(map[wg.Key]int64),
+		byAddr: make(map[netip.Addr]wg.Key),
+	}
 }
 
 // change is what one peer map asks of the device.
@@ -29,94 +54,131 @@ type change struct {
 	invalid int                 // entries skipped: bad key, or no allowed IP inside a pool
 }
 
-// diff computes the single-peer changes that bring s to m. A full map
-// becomes the additions, changes and removals against s, never a replace
-// of every peer. Allowed IPs outside the tunnel pools are dropped, so a
-// peer can never claim traffic for other destinations.
-func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
+// mapApply takes one peer map into s as it streams in: its peers batch
+// by batch, then its end. A full map becomes the additions, changes and
+// removals against s, never a replace of every peer; allowed IPs outside
+// the tunnel pools are dropped, so a peer can never claim traffic for
+// other destinations.
+type mapApply struct {
+	s     *peerState
+	pools []netip.Prefix
+	full  bool
+	// seen are a delta's peers, so that a key it both removes and adds
+	// stays; a full map stamps its peers with s.gen instead, which costs
+	// no memory however large the map.
+	seen map[wg.Key]bool
+}
+
+// begin starts applying a map; full says whether it is the whole map.
+func (s *peerState) begin(full bool, pools []netip.Prefix) *mapApply {
+	a := &mapApply{s: s, pools: pools, full: full}
+	if full {
+		s.gen++
+	} else {
+		a.seen = make(map[wg.Key]bool)
+	}
+	return a
+}
+
+// peers returns the changes that one batch of the map's peers asks for.
+// Commit it before the next batch.
+func (a *mapApply) peers(batch []apitypes.Peer) change {
+	s := a.s
 	ch := change{block: make(map[wg.Key][]string)}
-	seen := make(map[wg.Key]bool, len(m.Peers))
-	for _, p := range m.Peers {
+	for _, p := range batch {
 		key, err := wg.ParseKey(p.PublicKey)
 		if err != nil {
 			ch.invalid++
 			continue
 		}
-		allowed := allowedIPs(p.AllowedIPs, pools)
+		allowed := allowedIPs(p.AllowedIPs, a.pools)
 		if len(allowed) == 0 {
 			ch.invalid++
 			continue
 		}
-		seen[key] = true
+		if a.seen != nil {
+			a.seen[key] = true
+		}
 		if !slices.Equal(s.block[key], p.Block) {
 			ch.block[key] = p.Block
 		}
-		if old, ok := s.peers[key]; ok && slices.Equal(old, allowed) {
+		if old, ok := s.peers[key]; ok && slices.Equal(s.allowedIPs(key), allowed) {
+			old.gen = s.gen
+			s.peers[key] = old
 			continue
 		}
 		ch.set = append(ch.set, wg.Peer{PublicKey: key, AllowedIPs: allowed})
 	}
-	if m.Full {
-		for key := range s.peers {
-			if !seen[key] {
+	return ch
+}
+
+// end returns the map's last change: for a full map, the removal of every
+// peer it did not name; for a delta, its removals.
+func (a *mapApply) end(removed []string) change {
+	s := a.s
+	ch := change{block: make(map[wg.Key][]string)}
+	if a.full {
+		for key, al := range s.peers {
+			if al.gen != s.gen {
 				ch.remove = append(ch.remove, key)
 			}
 		}
 		return ch
 	}
-	for _, r := range m.Removed {
+	for _, r := range removed {
 		key, err := wg.ParseKey(r)
 		if err != nil {
 			ch.invalid++
 			continue
 		}
-		if _, ok := s.peers[key]; ok && !seen[key] {
+		if _, ok := s.peers[key]; ok && !a.seen[key] {
 			ch.remove = append(ch.remove, key)
 		}
 	}
 	return ch
 }
 
-// fit drops from ch the new peers that would take the device past max
-// after its removals, and returns how many it dropped. Changes to peers
-// already held always stay. Dropped peers are not recorded, so a later
-// full map offers them again.
-func (s *peerState) fit(ch *change, max int) int {
-	room := max - len(s.peers)
-	for _, k := range ch.remove {
-		if _, ok := s.peers[k]; ok {
-			room++
-		}
-	}
-	kept, over := ch.set[:0], 0
+// diff is the whole of one map m's changes at once, for a map at hand.
+func (s *peerState) diff(m apitypes.PeerMap, pools []netip.Prefix) change {
+	a := s.begin(m.Full, pools)
+	ch := a.peers(m.Peers)
+	last := a.end(m.Removed)
+	ch.remove = last.remove
+	ch.invalid += last.invalid
+	return ch
+}
+
+// onDevice returns what ch asks of the device: the changes and removals
+// of the peers it holds. Authorised peers that are not active wait for
+// their first handshake.
+func (s *peerState) onDevice(ch change) (set []wg.Peer, remove []wg.Key) {
 	for _, p := range ch.set {
-		if _, held := s.peers[p.PublicKey]; held {
-			kept = append(kept, p)
-			continue
+		if _, ok := s.active[p.PublicKey]; ok {
+			set = append(set, p)
 		}
-		if room <= 0 {
-			over++
-			delete(ch.block, p.PublicKey)
-			continue
-		}
-		room--
-		kept = append(kept, p)
 	}
-	ch.set = kept
-	return over
+	for _, k := range ch.remove {
+		if _, ok := s.active[k]; ok {
+			remove = append(remove, k)
+		}
+	}
+	return set, remove
 }
 
 // commit records ch, applied to the device, and the map's version.
 func (s *peerState) commit(version int64, ch change) {
-	if s.block == nil {
-		s.block = make(map[wg.Key][]string)
-		s.byAddr = make(map[netip.Addr]wg.Key)
-	}
+	s.record(ch)
+	s.version = version
+}
+
+// record records ch, applied to the device.
+func (s *peerState) record(ch change) {
 	for _, p := range ch.set {
+		_, active := s.active[p.PublicKey]
 		s.forget(p.PublicKey)
-		s.peers[p.PublicKey] = p.AllowedIPs
-		for _, a := range p.AllowedIPs {
-			s.byAddr[a.Addr()] = p.PublicKey
+		s.setAllowed(p.PublicKey, p.AllowedIPs)
+		if active {
+			s.index(p.PublicKey)
 		}
 	}
 	for k, b := range ch.block {
@@ -127,20 +189,145 @@ func (s *peerState) commit(version int64, ch change) {
 		}
 	}
 	for _, k := range ch.remove {
-		s.forget(k)
+		s.deactivate(k)
 		delete(s.peers, k)
+		delete(s.extra, k)
 		delete(s.block, k)
 	}
-	s.version = version
+}
+
+// admission is what admit decides about an initiator.
+type admission int
+
+const (
+	admitNo     admission = iota // not authorised, or already held
+	admitYes                     // put it on the device
+	admitNoRoom                  // authorised, but the device is full
+)
+
+// admit decides whether key, whose handshake initiation opened, goes on
+// the device, which holds at most max peers; with admitYes, peer is its
+// configuration. Call activate once the device holds it.
+func (s *peerState) admit(key wg.Key, max int) (wg.Peer, admission) {
+	if _, ok := s.peers[key]; !ok {
+		return wg.Peer{}, admitNo
+	}
+	if _, ok := s.active[key]; ok {
+		return wg.Peer{}, admitNo
+	}
+	if len(s.active) >= max {
+		return wg.Peer{}, admitNoRoom
+	}
+	return wg.Peer{PublicKey: key, AllowedIPs: s.allowedIPs(key)}, admitYes
+}
+
+// activate records that the device holds key since now.
+func (s *peerState) activate(key wg.Key, now time.Time) {
+	s.active[key] = now.UnixNano()
+	s.index(key)
+}
+
+// deactivate records that the device no longer holds key.
+func (s *peerState) deactivate(key wg.Key) {
+	if _, ok := s.active[key]; ok {
+		s.forget(key)
+		delete(s.active, key)
+	}
+}
+
+// idle returns the active peers to take off the device: those whose last
+// handshake (or, before one, whose admission) is older than timeout, and
+// any peer the device holds that is not recorded as active.
+func (s *peerState) idle(live []wg.PeerStats, now time.Time, timeout time.Duration) []wg.Key {
+	var out []wg.Key
+	for _, p := range live {
+		at, ok := s.active[p.PublicKey]
+		since := time.Unix(0, at)
+		switch {
+		case !ok:
+			out = append(out, p.PublicKey)
+		case p.LastHandshake.After(since):
+			if now.Sub(p.LastHandshake) > timeout {
+				out = append(out, p.PublicKey)
+			}
+		case now.Sub(since) > timeout:
+			out = append(out, p.PublicKey)
+		}
+	}
+	return out
+}
+
+// index adds k's addresses to the address index.
+func (s *peerState) index(k wg.Key) {
+	for _, a := range s.allowedIPs(k) {
+		s.byAddr[a.Addr()] = k
+	}
 }
 
 // forget drops k's addresses from the address index.
 func (s *peerState) forget(k wg.Key) {
-	for _, a := range s.peers[k] {
+	for _, a := range s.allowedIPs(k) {
 		if s.byAddr[a.Addr()] == k {
 			delete(s.byAddr, a.Addr())
 		}
 	}
+}
+
+// allowed is a device's allowed IPs in the shape the control plane gives
+// every device, one IPv4 and one IPv6 prefix at most, without pointers.
+type allowed struct {
+	v4           [4]byte
+	v6           [16]byte
+	bits4, bits6 uint8
+	has4, has6   bool
+	gen          uint32 // see peerState.gen
+}
+
+// compact returns ps as an allowed, and whether they fit its shape.
+func compact(ps []netip.Prefix) (allowed, bool) {
+	var a allowed
+	for _, p := range ps {
+		switch {
+		case p.Addr().Is4() && !a.has4:
+			a.v4, a.bits4, a.has4 = p.Addr().As4(), uint8(p.Bits()), true
+		case p.Addr().Is6() && !a.has6 && p.Addr().Zone() == "":
+			a.v6, a.bits6, a.has6 = p.Addr().As16(), uint8(p.Bits()), true
+		default:
+			return allowed{}, false
+		}
+	}
+	return a, true
+}
+
+// setAllowed records k's allowed IPs, sorted as allowedIPs returns them.
+func (s *peerState) setAllowed(k wg.Key, ps []netip.Prefix) {
+	a, ok := compact(ps)
+	a.gen = s.gen
+	s.peers[k] = a
+	if ok {
+		delete(s.extra, k)
+	} else {
+		s.extra[k] = ps
+	}
+}
+
+// allowedIPs returns k's allowed IPs, IPv4 first; nil if unknown.
+func (s *peerState) allowedIPs(k wg.Key) []netip.Prefix {
+	if ps, ok := s.extra[k]; ok {
+		return ps
+	}
+	a, ok := s.peers[k]
+	if !ok {
+		return nil
+	}
+	out := make([]netip.Prefix, 0, 2)
+	if a.has4 {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4(a.v4), int(a.bits4)))
+	}
+	if a.has6 {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom16(a.v6), int(a.bits6)))
+	}
+	return out
 }
 
 // blockFor returns the blocking categories of the peer holding addr.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"veil/internal/account"
 	"veil/internal/apitypes"
 	"veil/internal/config"
@@ -67,4 +69,19 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 	s.builtin.Store(g)
 	s.goRun(func() error { return g.Run(ctx) })
 	return nil
+}
+
+// builtinMetrics exports the built-in gateway's own counts once it runs.
+// It is an unchecked collector (Describe sends nothing) because the
+// gateway may start after the admin listener.
+type builtinMetrics struct{ s *Service }
+
+// Describe implements prometheus.Collector.
+func (builtinMetrics) Describe(chan<- *prometheus.Desc) {}
+
+// Collect implements prometheus.Collector.
+func (b builtinMetrics) Collect(ch chan<- prometheus.Metric) {
+	if g := b.s.builtin.Load(); g != nil {
+		g.Collector().Collect(ch)
+	}
 }

@@ -89,15 +89,28 @@ func exists(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool, e
 	return err == nil, err
 }
 
-// freeIndex returns the lowest addr_index in [lo, hi] that no device
-// holds: lo itself, or the lowest taken index in range whose successor is
-// free.
+// freeIndex returns an addr_index in [lo, hi] that no device holds: the
+// one after the highest held, an index seek that costs the same at a
+// million devices as at none. Only once the pool's top is taken does it
+// look for the lowest gap, a scan; so a freed address also rests a while
+// before another device gets it.
 func freeIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) (int64, error) {
+	var top int64
+	err := tx.QueryRowContext(ctx, `SELECT addr_index FROM devices
+		WHERE addr_index >= $1 AND addr_index <= $2 ORDER BY addr_index DESC LIMIT 1`, lo, hi).Scan(&top)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return lo, nil
+	case err != nil:
+		return 0, err
+	case top < hi:
+		return top + 1, nil
+	}
 	if taken, err := exists(ctx, tx, "SELECT 1 FROM devices WHERE addr_index = $1", lo); err != nil || !taken {
 		return lo, err
 	}
 	var idx sql.NullInt64
-	err := tx.QueryRowContext(ctx, `SELECT MIN(d.addr_index) + 1 FROM devices d
+	err = tx.QueryRowContext(ctx, `SELECT MIN(d.addr_index) + 1 FROM devices d
 		WHERE d.addr_index >= $1 AND d.addr_index < $2
 		AND NOT EXISTS (SELECT 1 FROM devices e WHERE e.addr_index = d.addr_index + 1)`, lo, hi).Scan(&idx)
 	if err != nil {

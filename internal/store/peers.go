@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -11,8 +12,42 @@ import (
 // A since of 0, older than the kept history, or newer than the current
 // version (a restored database) gets the full map.
 func (s *sqlStore) PeersSince(ctx context.Context, since int64) (*PeerChanges, error) {
+	var peers []Peer
+	pc, err := s.streamPeers(ctx, since, func(_ *PeerChanges, p Peer) error {
+		peers = append(peers, p)
+		return nil
+	}, func() { peers = peers[:0] })
+	if err != nil {
+		return nil, err
+	}
+	pc.Peers = append([]Peer{}, peers...)
+	return pc, nil
+}
+
+// errStreamRetried stops a stream that would start again after peers went out.
+var errStreamRetried = errors.New("the snapshot failed after peers were sent")
+
+// StreamPeers reads what PeersSince returns from one snapshot, handing
+// each peer to fn as its row is read, in address order, so a map of any
+// size takes constant memory; fn gets the version and fullness, known
+// before the first peer. The result holds the removals (a delta's
+// tombstones) and no peers.
+func (s *sqlStore) StreamPeers(ctx context.Context, since int64, fn func(*PeerChanges, Peer) error) (*PeerChanges, error) {
+	return s.streamPeers(ctx, since, fn, nil)
+}
+
+// streamPeers is StreamPeers; a snapshot that fails for contention is
+// read again only if restart, called first, can undo what fn was given.
+func (s *sqlStore) streamPeers(ctx context.Context, since int64, fn func(*PeerChanges, Peer) error, restart func()) (*PeerChanges, error) {
 	var pc *PeerChanges
+	sent := false
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		if sent && restart == nil {
+			return errStreamRetried
+		}
+		if restart != nil {
+			restart()
+		}
 		pc = &PeerChanges{Peers: []Peer{}, Removed: []string{}}
 		var floor int64
 		if err := tx.QueryRowContext(ctx, "SELECT version, history_floor FROM peer_version WHERE id = 1").Scan(&pc.Version, &floor); err != nil {
@@ -37,7 +72,10 @@ func (s *sqlStore) PeersSince(ctx context.Context, since int64) (*PeerChanges, e
 				return err
 			}
 			p.Block = splitBlock(block)
-			pc.Peers = append(pc.Peers, p)
+			sent = true
+			if err := fn(pc, p); err != nil {
+				return err
+			}
 		}
 		if err := rows.Err(); err != nil || pc.Full {
 			return err

@@ -259,6 +259,10 @@ type Store interface {
 	// PeersSince returns the peer map changes after version since, or the
 	// full map when since is 0 or older than the retained history.
 	PeersSince(ctx context.Context, since int64) (*PeerChanges, error)
+	// StreamPeers reads the same from one snapshot, handing each peer to
+	// fn as it is read (constant memory for any map); fn's PeerChanges
+	// has the version and fullness. It returns the removals, no peers.
+	StreamPeers(ctx context.Context, since int64, fn func(*PeerChanges, Peer) error) (*PeerChanges, error)
 	// PeerVersion returns the current peer-map version.
 	PeerVersion(ctx context.Context) (int64, error)
 	// SyncPeerActivity brings the peer map in line with account activity at

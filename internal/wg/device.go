@@ -39,6 +39,11 @@ type DeviceConfig struct {
 	// Logger receives wireguard-go's messages without their arguments
 	// (which hold keys and endpoints). If nil, nothing is logged.
 	Logger *slog.Logger
+	// Admit, if set, installs peers on demand: every handshake
+	// initiation is checked before wireguard-go sees it, and one from an
+	// initiator the device does not hold waits for Admit to decide. If
+	// nil, the device knows only the peers it is given.
+	Admit Admitter
 }
 
 // Device is a running WireGuard device.
@@ -84,7 +89,15 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 	if bind == nil {
 		bind = conn.NewDefaultBind()
 	}
+	var ab *admitBind
+	if cfg.Admit != nil {
+		ab = newAdmitBind(bind, cfg.PrivateKey, cfg.Admit)
+		bind = ab
+	}
 	dev := device.NewDevice(cfg.TUN, bind, newLogger(cfg.Logger))
+	if ab != nil {
+		ab.held = func(k Key) bool { return dev.LookupPeer(device.NoisePublicKey(k)) != nil }
+	}
 	// Set before Up: wireguard-go marks the sockets as it opens them.
 	conf := fmt.Sprintf("private_key=%s\nlisten_port=%d\nfwmark=%d\n", cfg.PrivateKey.hex(), cfg.ListenPort, cfg.FirewallMark)
 	if err := dev.IpcSet(conf); err != nil {

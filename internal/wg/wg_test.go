@@ -110,35 +110,7 @@ func TestDeviceNetstack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ln, err := a.ns.ListenTCP(netip.AddrPortFrom(a.addr, 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(c, c)
-	}()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := b.ns.DialContext(ctx, "tcp", "10.9.0.1:7")
-	if err != nil {
-		t.Fatalf("dial through tunnel: %v", err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := c.Write([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
-		t.Fatalf("echo = %q, %v", buf, err)
-	}
+	echoThrough(t, a, b)
 
 	st, err := a.dev.Stats()
 	if err != nil {
@@ -160,5 +132,39 @@ func TestDeviceNetstack(t *testing.T) {
 	}
 	if st, _ := a.dev.Stats(); st.Peers != 0 {
 		t.Fatalf("after removal, %d peers", st.Peers)
+	}
+}
+
+// echoThrough sends "hello" from b to an echo server on a's tunnel
+// address, through the tunnel, and checks it comes back.
+func echoThrough(t testing.TB, a, b *node) {
+	t.Helper()
+	ln, err := a.ns.ListenTCP(netip.AddrPortFrom(a.addr, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := b.ns.DialContext(ctx, "tcp", netip.AddrPortFrom(a.addr, 7).String())
+	if err != nil {
+		t.Fatalf("dial through tunnel: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("echo = %q, %v", buf, err)
 	}
 }

@@ -115,6 +115,24 @@ func peersSince(tb testing.TB, s store.Store, since int64) *store.PeerChanges {
 	if err != nil {
 		tb.Fatalf("PeersSince(%d): %v", since, err)
 	}
+	// StreamPeers must hand out the same, in the same order, with the
+	// version and fullness known from the first peer on.
+	var streamed []store.Peer
+	st, err := s.StreamPeers(tb.Context(), since, func(h *store.PeerChanges, p store.Peer) error {
+		if h.Version != pc.Version || h.Full != pc.Full {
+			tb.Errorf("StreamPeers(%d) header = version %d full %v; PeersSince says %d %v", since, h.Version, h.Full, pc.Version, pc.Full)
+		}
+		streamed = append(streamed, p)
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("StreamPeers(%d): %v", since, err)
+	}
+	if len(streamed) != len(pc.Peers) || !slices.EqualFunc(streamed, pc.Peers, func(a, b store.Peer) bool {
+		return a.PublicKey == b.PublicKey && a.AddrIndex == b.AddrIndex && a.Plan == b.Plan && slices.Equal(a.Block, b.Block)
+	}) || !slices.Equal(st.Removed, pc.Removed) || len(st.Peers) != 0 {
+		tb.Errorf("StreamPeers(%d) = %d peers, removed %v; PeersSince = %d peers, removed %v", since, len(streamed), st.Removed, len(pc.Peers), pc.Removed)
+	}
 	return pc
 }
 
@@ -329,8 +347,19 @@ func testAddressReuse(t *testing.T, open func(testing.TB) store.Store) {
 			t.Fatal(err)
 		}
 		if d.AddrIndex != want {
-			t.Errorf("reused index %d, want %d (lowest free)", d.AddrIndex, want)
+			t.Errorf("reused index %d, want %d (lowest free, once the top is taken)", d.AddrIndex, want)
 		}
+	}
+	// Below the top, a new device goes after the highest held, not into
+	// the gap a removed one left.
+	wide := func() (*store.Device, error) {
+		return s.CreateDevice(ctx, store.NewDevice{AccountID: b.ID, PublicKey: newKey(t), MaxDevices: 10, MinIndex: 10, MaxIndex: 20})
+	}
+	if err := s.DeleteDevice(ctx, ds[1].AccountID, ds[1].ID); err != nil { // frees 11
+		t.Fatal(err)
+	}
+	if d, err := wide(); err != nil || d.AddrIndex != 14 {
+		t.Errorf("with room above, got index %v (%v), want 14", d, err)
 	}
 	wantErr(t, "DeleteDevice of another account", s.DeleteDevice(ctx, b.ID, ds[1].ID+1000), store.ErrNotFound)
 	wantErr(t, "DeleteDevice with the wrong account", s.DeleteDevice(ctx, a.ID, ds[1].ID), store.ErrNotFound)
@@ -962,10 +991,11 @@ func testDeleteAccount(t *testing.T, open func(testing.TB) store.Store) {
 	if ds, err := s.Devices(ctx, a.ID); err != nil || len(ds) != 0 {
 		t.Errorf("devices of a deleted account: %v, %v", ds, err)
 	}
-	// The keys and addresses are free again.
-	d, err := s.CreateDevice(ctx, store.NewDevice{AccountID: keep.ID, PublicKey: d1.PublicKey, MaxDevices: 5, MinIndex: 1, MaxIndex: 100})
-	if err != nil || d.AddrIndex != d1.AddrIndex {
-		t.Errorf("re-registering a deleted account's key: %+v, %v (want index %d)", d, err, d1.AddrIndex)
+	// The keys and addresses are free again (an address once the pool's
+	// top is taken: here the pool ends at the highest address held).
+	d, err := s.CreateDevice(ctx, store.NewDevice{AccountID: keep.ID, PublicKey: d1.PublicKey, MaxDevices: 5, MinIndex: 1, MaxIndex: dk.AddrIndex})
+	if err != nil || d.AddrIndex != min(d1.AddrIndex, d2.AddrIndex) {
+		t.Errorf("re-registering a deleted account's key: %+v, %v (want index %d)", d, err, min(d1.AddrIndex, d2.AddrIndex))
 	}
 }
 
