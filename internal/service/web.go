@@ -58,8 +58,13 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 				Data: "The DNS leak test is not set up on this server (its operator has not delegated a zone to it)."})
 		})
 	}
+	// The tools that reach out for the visitor go through the egress
+	// guard, which, as the gateways' does, never lets them into the tunnel
+	// pools; each visitor has a quota of them.
+	guard := netguard.Guard{Allow: s.Config.EgressPrefixes(), Deny: []netip.Prefix{s.pools.V4, s.pools.V6}}
 	ip := &myip.Handler{
-		Geo: db, Gateway: gws.lookup, Carried: s.carried, DNSBL: s.Config.DNSBL,
+		Ports: &myip.PortCheck{Guard: guard},
+		Geo:   db, Gateway: gws.lookup, Carried: s.carried, DNSBL: s.Config.DNSBL,
 		TrustedProxies: s.Config.TrustedProxyPrefixes(),
 		IPv4URL:        s.Config.IPv4URL, IPv6URL: s.Config.IPv6URL, STUNURL: s.Config.STUNURL,
 		DNSLeak: leak, Logger: s.log.With("component", "myip"),
@@ -67,10 +72,6 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	ip.Register(mux)
 	(&speedtest.Handler{Visitor: ip.Describe}).Register(mux)
 
-	// The tools that reach out for the visitor go through the egress
-	// guard, which, as the gateways' does, never lets them into the tunnel
-	// pools; each visitor has a quota of them.
-	guard := netguard.Guard{Allow: s.Config.EgressPrefixes(), Deny: []netip.Prefix{s.pools.V4, s.pools.V6}}
 	(&ping.Handler{Pinger: &ping.Pinger{Guard: guard},
 		Quota: outbound.NewQuota(20, 10*time.Minute, ip.ClientAddr)}).Register(mux)
 	whoisHost, whoisPort, _ := s.Config.WhoisAddr() // Validate has checked it
