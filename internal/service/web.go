@@ -70,7 +70,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 		DNSLeak: leak, Logger: s.log.With("component", "myip"),
 	}
 	ip.Register(mux)
-	(&speedtest.Handler{Visitor: ip.Describe}).Register(mux)
+	(&speedtest.Handler{Visitor: ip.Describe, Lookup: ip.Lookup}).Register(mux)
 
 	(&ping.Handler{Pinger: &ping.Pinger{Guard: guard},
 		Quota: outbound.NewQuota(20, 10*time.Minute, ip.ClientAddr)}).Register(mux)

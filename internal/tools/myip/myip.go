@@ -247,6 +247,21 @@ func (h *Handler) Describe(r *http.Request) (ip, network string, err error) {
 	return rep.IP, strings.Join(parts, ", "), nil
 }
 
+// Lookup is the report on the visitor's own address for other tools
+// (the speed test's ISP line): the quick answer plus reverse DNS, without
+// blocklists.
+func (h *Handler) Lookup(r *http.Request) (Report, error) {
+	addr, err := h.ClientAddr(r)
+	if err != nil {
+		return Report{}, err
+	}
+	rep := h.report(r.Context(), r, addr, false, false)
+	if !h.DisableReverseDNS {
+		rep.Hostname = h.reverse(r.Context(), addr)
+	}
+	return rep, nil
+}
+
 // ClientAddr is the visitor's address: the TCP peer, or the nearest
 // untrusted hop of X-Forwarded-For when the peer is a trusted proxy.
 func (h *Handler) ClientAddr(r *http.Request) (netip.Addr, error) {
