@@ -303,21 +303,7 @@ func TestPingAndWhoisPages(t *testing.T) {
 	// the summary. TCP to a loopback listener works for every user; ICMP
 	// where this user may open ICMP sockets (else it falls back to TCP,
 	// port 443 here, and says so).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	port := fmt.Sprint(harness.StartTCP(t, netip.MustParseAddr("127.0.0.1")))
 	summary := `(() => { const s = document.getElementById("live-summary").textContent, e = document.getElementById("stream-error");
 		return s || (!e.hidden && "error: " + e.textContent) })()`
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/ping"),
