@@ -75,7 +75,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	(&ping.Handler{Pinger: &ping.Pinger{Guard: guard},
 		Quota: outbound.NewQuota(20, 10*time.Minute, ip.ClientAddr)}).Register(mux)
 	whoisHost, whoisPort, _ := s.Config.WhoisAddr() // Validate has checked it
-	(&whois.Handler{Client: &whois.Client{Root: whoisHost, Port: whoisPort, Dial: guard.DialContext},
+	(&whois.Handler{Client: &whois.Client{Root: whoisHost, Port: whoisPort, Dial: guard.DialContext, RDAP: whois.IANA()},
 		Quota: outbound.NewQuota(30, 10*time.Minute, ip.ClientAddr)}).Register(mux)
 	(&webproxy.Handler{Guard: guard, Quota: outbound.NewQuota(1000, 10*time.Minute, ip.ClientAddr)}).Register(mux)
 	return nil
