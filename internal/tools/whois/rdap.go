@@ -88,10 +88,13 @@ func (b *Bootstrap) servers(query string) (rdap.Request, []*url.URL) {
 	return req, ans.URLs
 }
 
-// Summary is the key fields of an RDAP answer (RFC 9083), the parts a
-// visitor looks for first.
+// Summary is the key fields of an answer, the parts a visitor looks for
+// first: all of RDAP's (RFC 9083), or those a port-43 text labels in a
+// common way.
 type Summary struct {
-	// Server is the RDAP base URL that answered.
+	// Protocol is "rdap" or "whois" (port 43, read from the text).
+	Protocol string `json:"protocol"`
+	// Server is the RDAP base URL or the whois server that answered.
 	Server string `json:"server"`
 	// Kind is "domain", "ip network" or "autnum".
 	Kind   string `json:"kind"`
@@ -134,7 +137,7 @@ func (c *Client) askRDAP(ctx context.Context, query string) (*Summary, string, e
 		resp, err := client.Do(req.WithServer(u).WithContext(ctx))
 		if err == nil && resp != nil && len(resp.HTTP) > 0 {
 			if sum := summarize(resp.Object); sum != nil {
-				sum.Server = u.String()
+				sum.Protocol, sum.Server = "rdap", u.String()
 				var raw bytes.Buffer
 				if json.Indent(&raw, resp.HTTP[len(resp.HTTP)-1].Body, "", "  ") != nil {
 					raw.Reset()

@@ -105,14 +105,17 @@ func TestRDAPFirst(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.q, err)
 		}
-		if res.RDAP == nil {
+		if res.Summary == nil {
 			t.Fatalf("%s: no RDAP answer: %+v", tt.q, res)
 		}
-		got := *res.RDAP
+		got := *res.Summary
 		if !strings.HasPrefix(got.Server, "http://127.0.0.1:") {
 			t.Errorf("%s: server %q", tt.q, got.Server)
 		}
-		got.Server = ""
+		if got.Protocol != "rdap" {
+			t.Errorf("%s: protocol %q", tt.q, got.Protocol)
+		}
+		got.Server, got.Protocol = "", ""
 		g, _ := json.Marshal(got)
 		w, _ := json.Marshal(tt.want)
 		if string(g) != string(w) {
@@ -132,12 +135,12 @@ func TestRDAPFirst(t *testing.T) {
 	// Where RDAP is offered but fails (here: the object is unknown to
 	// it), port 43 answers, and the page says why.
 	res, err := c.Lookup(context.Background(), "other.test")
-	if err != nil || res.RDAP != nil || len(res.Answers) != 2 || !strings.Contains(res.Note, "RDAP did not answer") {
+	if err != nil || res.Summary != nil || len(res.Answers) != 2 || !strings.Contains(res.Note, "RDAP did not answer") {
 		t.Fatalf("RDAP failing: %+v, %v; want port 43's answers and a note", res, err)
 	}
 	// Where it is not offered, port 43 is asked without a note.
 	res, err = c.Lookup(context.Background(), "example.org")
-	if err != nil || res.RDAP != nil || res.Note != "" || len(res.Answers) != 2 {
+	if err != nil || res.Summary != nil || res.Note != "" || len(res.Answers) != 2 {
 		t.Fatalf("no RDAP: %+v, %v", res, err)
 	}
 }
@@ -148,7 +151,7 @@ func TestRDAPGuard(t *testing.T) {
 	boot, rdapAsked := startRDAP(t)
 	c := &Client{Root: "127.0.0.1", Port: 1, Dial: netguard.Guard{}.DialContext, RDAP: boot}
 	res, err := c.Lookup(context.Background(), "example.test")
-	if !errors.Is(err, netguard.ErrDenied) || res.RDAP != nil || rdapAsked.Load() != 0 {
+	if !errors.Is(err, netguard.ErrDenied) || res.Summary != nil || rdapAsked.Load() != 0 {
 		t.Fatalf("%+v, %v, RDAP asked %d times; want ErrDenied and nothing fetched", res, err, rdapAsked.Load())
 	}
 	if !strings.Contains(res.Note, "private, local or reserved range") {
@@ -188,12 +191,52 @@ func TestRDAPPage(t *testing.T) {
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/whois?q=example.test", nil))
 	body := rec.Body.String()
-	for _, want := range []string{`id="rdap"`, "Example Registrar, Inc.", "a.ns.example.test, b.ns.example.test", "expiration", "2030-08-13T04:00:00Z", "client transfer prohibited", `&#34;ldhName&#34;: &#34;EXAMPLE.TEST&#34;`} {
+	for _, want := range []string{`id="summary"`, "Example Registrar, Inc.", "a.ns.example.test, b.ns.example.test", "expiration", "2030-08-13T04:00:00Z", "client transfer prohibited", `&#34;ldhName&#34;: &#34;EXAMPLE.TEST&#34;`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	if rec.Code != 200 || strings.Index(body, `id="rdap"`) > strings.Index(body, `class="card answer"`) {
+	if rec.Code != 200 || strings.Index(body, `id="summary"`) > strings.Index(body, `class="card answer"`) {
 		t.Errorf("%d; the key fields must come before the raw answer", rec.Code)
+	}
+}
+
+// TestWhoisSummary: on port 43 the key fields are read from the labels
+// registries commonly use; IANA's answer, about the TLD, is left out,
+// and the registrar's answer is read before the registry's.
+func TestWhoisSummary(t *testing.T) {
+	srv := startServers(t, map[string]string{
+		"127.0.0.1": "refer: 127.0.0.2\n\ndomain: ORG\nstatus: ACTIVE\ncreated: 1985-01-01\n",
+		"127.0.0.2": "Domain Name: EXAMPLE.ORG\r\nRegistry Domain ID: D1-LROR\r\nRegistrar WHOIS Server: 127.0.0.3\r\n" +
+			"Registrar: Registry's Idea Of The Registrar\r\nCreation Date: 1995-08-31T04:00:00Z\r\n" +
+			"Domain Status: clientTransferProhibited https://icann.org/epp#clientTransferProhibited\r\n" +
+			"Name Server: A.IANA-SERVERS.NET\r\nName Server: B.IANA-SERVERS.NET\r\n",
+		"127.0.0.3": "Domain Name: example.org\r\nRegistrar: Example Registrar, Inc.\r\n" +
+			"Registrar Registration Expiration Date: 2030-08-30T04:00:00Z\r\nRegistrant Organization: Example Org\r\n",
+	})
+	c := &Client{Root: "127.0.0.1", Port: srv.port, Dial: loopback.DialContext}
+	res, err := c.Lookup(context.Background(), "example.org")
+	if err != nil || res.Summary == nil {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	got, _ := json.Marshal(res.Summary)
+	want, _ := json.Marshal(Summary{Protocol: "whois", Server: "127.0.0.3", Kind: "domain", Handle: "D1-LROR", Name: "example.org",
+		Registrar: "Example Registrar, Inc.", Holder: "Example Org", Status: []string{"clientTransferProhibited"},
+		Events:      []Event{{"registration", "1995-08-31T04:00:00Z"}, {"expiration", "2030-08-30T04:00:00Z"}},
+		NameServers: []string{"a.iana-servers.net", "b.iana-servers.net"}})
+	if string(got) != string(want) {
+		t.Errorf("summary\n got %s\nwant %s", got, want)
+	}
+
+	// An RIR's RPSL answer for an address.
+	srv = startServers(t, map[string]string{
+		"127.0.0.1": "refer: 127.0.0.2\n",
+		"127.0.0.2": "inetnum:        192.0.2.0 - 192.0.2.255\nnetname:        TEST-NET-1\ncountry:        NL\nlast-modified:  2020-01-01T00:00:00Z\n",
+	})
+	c.Port = srv.port
+	res, err = c.Lookup(context.Background(), "192.0.2.7")
+	if err != nil || res.Summary == nil || res.Summary.Kind != "ip network" || res.Summary.Name != "TEST-NET-1" ||
+		res.Summary.Range != "192.0.2.0 - 192.0.2.255" || res.Summary.Country != "NL" || len(res.Summary.Events) != 1 {
+		t.Fatalf("RPSL summary %+v, %v", res.Summary, err)
 	}
 }

@@ -53,14 +53,13 @@ type Answer struct {
 	Text   string `json:"text"`
 }
 
-// Result is the answer to a question: the RDAP answer's key fields and
-// its JSON when RDAP answered, else every whois server's reply in the
-// order asked, IANA's first.
+// Result is the answer to a question: the RDAP answer's JSON when RDAP
+// answered, else every whois server's reply in the order asked, IANA's
+// first; and their key fields.
 type Result struct {
 	Query string `json:"query"`
-	// RDAP is set when an RDAP server answered; Answers then holds its
-	// JSON.
-	RDAP *Summary `json:"rdap,omitempty"`
+	// Summary is the key fields, when any were found.
+	Summary *Summary `json:"summary,omitempty"`
 	// Note says why port 43 was asked although RDAP is offered.
 	Note    string   `json:"note,omitempty"`
 	Answers []Answer `json:"answers"`
@@ -104,7 +103,7 @@ func (c *Client) Lookup(ctx context.Context, q string) (Result, error) {
 	if c.RDAP != nil {
 		sum, raw, err := c.askRDAP(ctx, query)
 		if err == nil {
-			res.RDAP = sum
+			res.Summary = sum
 			res.Answers = []Answer{{Server: sum.Server, Text: raw}}
 			return res, nil
 		}
@@ -125,13 +124,14 @@ func (c *Client) Lookup(ctx context.Context, q string) (Result, error) {
 				// What was learnt so far stands; the failure is part
 				// of the answer.
 				res.Answers = append(res.Answers, Answer{Server: server, Text: "(no answer: " + err.Error() + ")"})
-				return res, nil
+				break
 			}
 			return res, err
 		}
 		res.Answers = append(res.Answers, Answer{Server: server, Text: text})
 		server = referral(text)
 	}
+	res.Summary = summarizeWhois(query, res.Answers)
 	return res, nil
 }
 
