@@ -145,13 +145,15 @@ func (c *Client) askRDAP(ctx context.Context, query string) (*Summary, string, e
 				}
 				return sum, strings.ToValidUTF8(raw.String(), "?"), nil
 			}
-			err = errors.New("not an RDAP answer")
+			err = &visibleError{msg: u.Host + " gave no RDAP answer", err: fmt.Errorf("decoded %T", resp.Object)}
 		}
 		if resp != nil && len(resp.HTTP) > 0 && resp.HTTP[len(resp.HTTP)-1].Error != nil {
 			err = resp.HTTP[len(resp.HTTP)-1].Error // why the library found no working server
 		}
 		if firstErr == nil {
-			firstErr = visible(u.Host, err)
+			if firstErr = err; !errors.As(err, new(*visibleError)) {
+				firstErr = visible(u.Host, err)
+			}
 		}
 		if ctx.Err() != nil {
 			break

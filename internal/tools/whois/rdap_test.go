@@ -27,6 +27,7 @@ var rdapObjects = map[string]string{
 		"endAddress":"192.0.2.255","ipVersion":"v4","name":"TEST-NET-1","type":"ASSIGNED","country":"US",
 		"entities":[{"objectClassName":"entity","handle":"IANA","roles":["registrant"],
 			"vcardArray":["vcard",[["version",{},"text","4.0"],["fn",{},"text","Internet Assigned Numbers Authority"]]]}]}`,
+	"/domain/odd.test": `{"objectClassName":"entity","handle":"X"}`,
 	"/autnum/64500": `{"objectClassName":"autnum","handle":"AS64500","startAutnum":64500,"endAutnum":64510,"name":"EXAMPLE-AS","country":"SE"}`,
 }
 
@@ -137,6 +138,10 @@ func TestRDAPFirst(t *testing.T) {
 	res, err := c.Lookup(context.Background(), "other.test")
 	if err != nil || res.Summary != nil || len(res.Answers) != 2 || !strings.Contains(res.Note, "RDAP did not answer") {
 		t.Fatalf("RDAP failing: %+v, %v; want port 43's answers and a note", res, err)
+	}
+	res, err = c.Lookup(context.Background(), "odd.test")
+	if err != nil || res.Summary != nil || !strings.Contains(res.Note, "gave no RDAP answer") {
+		t.Fatalf("RDAP answering with another object: %+v, %v", res, err)
 	}
 	// Where it is not offered, port 43 is asked without a note.
 	res, err = c.Lookup(context.Background(), "example.org")
