@@ -278,6 +278,9 @@ func TestSpeedTestPage(t *testing.T) {
 			t.Errorf("%s shows %q, want a measured number", name, v[i+1])
 		}
 	}
+	if d, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.getElementById("stream-error")).display`)); d != "none" {
+		t.Errorf("the empty error line shows (display %q)", d)
+	}
 	shot := screenshot(t, ctx, chromedp.CaptureScreenshot())
 	checkPNG(t, shot, 800, 600)
 	t.Logf("ping %s ms, jitter %s ms, download %s Mbit/s, upload %s Mbit/s (loopback, 1 s phases); screenshot %s",
@@ -324,7 +327,12 @@ func TestPingAndWhoisPages(t *testing.T) {
 	if !strings.Contains(loc, "proto=tcp") {
 		t.Errorf("the address bar says %q, want the question", loc)
 	}
-	checkPNG(t, screenshot(t, ctx, chromedp.CaptureScreenshot()), 800, 600)
+	if d, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.getElementById("stream-error")).display`)); d != "none" {
+		t.Errorf("the empty error line shows (display %q)", d)
+	}
+	shot := screenshot(t, ctx, chromedp.CaptureScreenshot())
+	checkPNG(t, shot, 800, 600)
+	t.Logf("screenshot: %s", keep(t, "ping.png", shot))
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/ping"),
 		chromedp.SendKeys("#host", "127.0.0.1"), chromedp.Click("#ping-form button")); err != nil {

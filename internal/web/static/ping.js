@@ -39,8 +39,11 @@
     }
   }
 
+  // The class comes with the message: .status's display would show the
+  // empty box despite hidden.
   function fail(msg) {
     $("stream-error").textContent = msg;
+    $("stream-error").className = "status warn";
     $("stream-error").hidden = false;
   }
 
@@ -53,6 +56,7 @@
     history.replaceState(null, "", "/ping?" + q);
     for (const id of ["result", "error"]) if ($(id)) $(id).remove();
     $("stream-error").hidden = true;
+    $("stream-error").className = "";
     $("live-note").hidden = true;
     $("live-lines").replaceChildren();
     $("live-title").textContent = q.get("host");
