@@ -199,6 +199,19 @@ func TestTCPPing(t *testing.T) {
 	if err != nil || res.Sent != 2 || res.Received != 0 {
 		t.Fatalf("TCP ping of a closed port: %+v, %v", res, err)
 	}
+	// IPv6, where loopback has it.
+	if l6, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		defer l6.Close()
+		go func() {
+			if c, err := l6.Accept(); err == nil {
+				c.Close()
+			}
+		}()
+		res, err := p.Run(context.Background(), Request{Host: "::1", Count: 1, Proto: TCP, Port: l6.Addr().(*net.TCPAddr).Port}, nil)
+		if err != nil || res.Address != "::1" || res.Received != 1 {
+			t.Errorf("TCP ping of ::1: %+v, %v", res, err)
+		}
+	}
 	// The guard holds for TCP as for ICMP.
 	if res, err := (&Pinger{}).Run(context.Background(), Request{Host: "127.0.0.1", Proto: TCP, Port: port}, nil); !errors.Is(err, netguard.ErrDenied) || res.Sent != 0 {
 		t.Errorf("TCP ping of loopback without an allowance: %+v, %v", res, err)
