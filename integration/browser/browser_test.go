@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
@@ -151,7 +152,8 @@ func siteWith(tb testing.TB) (*httptest.Server, *myip.Handler, *http.ServeMux) {
 	(&speedtest.Handler{Visitor: h.Describe}).Register(mux)
 	loopback := netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	(&ping.Handler{Pinger: &ping.Pinger{Guard: loopback, Interval: 10 * time.Millisecond}}).Register(mux)
-	(&whois.Handler{Client: &whois.Client{Root: "127.0.0.1", Port: harness.StartWhois(tb, netip.MustParseAddr("127.0.0.1")), Dial: loopback.DialContext}}).Register(mux)
+	(&whois.Handler{Client: &whois.Client{Root: "127.0.0.1", Port: harness.StartWhois(tb, netip.MustParseAddr("127.0.0.1")),
+		Dial: loopback.DialContext, RDAP: rdapBootstrap(tb)}}).Register(mux)
 	(&webproxy.Handler{Guard: loopback}).Register(mux)
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(srv.Close)
@@ -287,6 +289,27 @@ func TestSpeedTestPage(t *testing.T) {
 		v[1], v[2], v[3], v[4], keep(t, "speedtest.png", shot))
 }
 
+// rdapBootstrap sends .test questions to an RDAP stand-in on loopback
+// that knows example.test; other questions go to port 43.
+func rdapBootstrap(tb testing.TB) *whois.Bootstrap {
+	tb.Helper()
+	url := harness.StartRDAP(tb, netip.MustParseAddr("127.0.0.1"), map[string]string{
+		"/domain/example.test": `{"objectClassName":"domain","ldhName":"example.test","status":["active"],
+			"events":[{"eventAction":"expiration","eventDate":"2030-08-13T04:00:00Z"}],
+			"nameservers":[{"objectClassName":"nameserver","ldhName":"ns1.example.test"}],
+			"entities":[{"objectClassName":"entity","roles":["registrar"],"vcardArray":["vcard",[["version",{},"text","4.0"],["fn",{},"text","Example Registrar"]]]}]}`,
+	})
+	files := fstest.MapFS{}
+	for name, entry := range map[string]string{"dns": "test", "ipv4": "192.0.2.0/24", "ipv6": "2001:db8::/32", "asn": "64500"} {
+		files["b/"+name+".json"] = &fstest.MapFile{Data: []byte(`{"version":"1.0","services":[[["` + entry + `"],["` + url + `"]]]}`)}
+	}
+	b, err := whois.ParseBootstrap(files, "b")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // TestPingAndWhoisPages fills in and submits each tool's form, as a
 // visitor does, and reads the answer off the page.
 func TestPingAndWhoisPages(t *testing.T) {
@@ -301,6 +324,19 @@ func TestPingAndWhoisPages(t *testing.T) {
 		t.Errorf("whois page shows %q", got)
 	}
 	checkPNG(t, screenshot(t, ctx, chromedp.CaptureScreenshot()), 800, 600)
+
+	// Where the registry offers RDAP, its key fields come first.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/whois"),
+		chromedp.SendKeys("#q", "example.test"), chromedp.Submit("#q"),
+		chromedp.WaitVisible("#summary")); err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(t, ctx, "#registrar", "#summary h2"); got[0] != "Example Registrar" || !strings.Contains(got[1], "RDAP") {
+		t.Errorf("whois page's RDAP summary: %q", got)
+	}
+	shot := screenshot(t, ctx, chromedp.CaptureScreenshot())
+	checkPNG(t, shot, 800, 600)
+	t.Logf("screenshot: %s", keep(t, "whois-rdap.png", shot))
 
 	// The page's script streams the replies: each line as it comes, then
 	// the summary. TCP to a loopback listener works for every user; ICMP
@@ -330,7 +366,7 @@ func TestPingAndWhoisPages(t *testing.T) {
 	if d, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.getElementById("stream-error")).display`)); d != "none" {
 		t.Errorf("the empty error line shows (display %q)", d)
 	}
-	shot := screenshot(t, ctx, chromedp.CaptureScreenshot())
+	shot = screenshot(t, ctx, chromedp.CaptureScreenshot())
 	checkPNG(t, shot, 800, 600)
 	t.Logf("screenshot: %s", keep(t, "ping.png", shot))
 
