@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
@@ -151,7 +152,8 @@ func siteWith(tb testing.TB) (*httptest.Server, *myip.Handler, *http.ServeMux) {
 	(&speedtest.Handler{Visitor: h.Describe}).Register(mux)
 	loopback := netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	(&ping.Handler{Pinger: &ping.Pinger{Guard: loopback, Interval: 10 * time.Millisecond}}).Register(mux)
-	(&whois.Handler{Client: &whois.Client{Root: "127.0.0.1", Port: harness.StartWhois(tb, netip.MustParseAddr("127.0.0.1")), Dial: loopback.DialContext}}).Register(mux)
+	(&whois.Handler{Client: &whois.Client{Root: "127.0.0.1", Port: harness.StartWhois(tb, netip.MustParseAddr("127.0.0.1")),
+		Dial: loopback.DialContext, RDAP: rdapBootstrap(tb)}}).Register(mux)
 	(&webproxy.Handler{Guard: loopback}).Register(mux)
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(srv.Close)
@@ -284,6 +286,27 @@ func TestSpeedTestPage(t *testing.T) {
 		v[1], v[2], v[3], v[4], keep(t, "speedtest.png", shot))
 }
 
+// rdapBootstrap sends .test questions to an RDAP stand-in on loopback
+// that knows example.test; other questions go to port 43.
+func rdapBootstrap(tb testing.TB) *whois.Bootstrap {
+	tb.Helper()
+	url := harness.StartRDAP(tb, netip.MustParseAddr("127.0.0.1"), map[string]string{
+		"/domain/example.test": `{"objectClassName":"domain","ldhName":"example.test","status":["active"],
+			"events":[{"eventAction":"expiration","eventDate":"2030-08-13T04:00:00Z"}],
+			"nameservers":[{"objectClassName":"nameserver","ldhName":"ns1.example.test"}],
+			"entities":[{"objectClassName":"entity","roles":["registrar"],"vcardArray":["vcard",[["version",{},"text","4.0"],["fn",{},"text","Example Registrar"]]]}]}`,
+	})
+	files := fstest.MapFS{}
+	for name, entry := range map[string]string{"dns": "test", "ipv4": "192.0.2.0/24", "ipv6": "2001:db8::/32", "asn": "64500"} {
+		files["b/"+name+".json"] = &fstest.MapFile{Data: []byte(`{"version":"1.0","services":[[["` + entry + `"],["` + url + `"]]]}`)}
+	}
+	b, err := whois.ParseBootstrap(files, "b")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // TestPingAndWhoisPages fills in and submits each tool's form, as a
 // visitor does, and reads the answer off the page.
 func TestPingAndWhoisPages(t *testing.T) {
@@ -299,20 +322,63 @@ func TestPingAndWhoisPages(t *testing.T) {
 	}
 	checkPNG(t, screenshot(t, ctx, chromedp.CaptureScreenshot()), 800, 600)
 
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/ping"),
-		chromedp.SendKeys("#host", "127.0.0.1"), chromedp.Submit("#host"),
-		chromedp.WaitVisible("#summary, #error")); err != nil {
+	// Where the registry offers RDAP, its key fields come first.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/whois"),
+		chromedp.SendKeys("#q", "example.test"), chromedp.Submit("#q"),
+		chromedp.WaitVisible("#summary")); err != nil {
 		t.Fatal(err)
 	}
-	errText, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("error")||{}).textContent||""`))
+	if got := texts(t, ctx, "#registrar", "#summary h2"); got[0] != "Example Registrar" || !strings.Contains(got[1], "RDAP") {
+		t.Errorf("whois page's RDAP summary: %q", got)
+	}
+	shot := screenshot(t, ctx, chromedp.CaptureScreenshot())
+	checkPNG(t, shot, 800, 600)
+	t.Logf("screenshot: %s", keep(t, "whois-rdap.png", shot))
+
+	// The page's script streams the replies: each line as it comes, then
+	// the summary. TCP to a loopback listener works for every user; ICMP
+	// where this user may open ICMP sockets (else it falls back to TCP,
+	// port 443 here, and says so).
+	port := fmt.Sprint(harness.StartTCP(t, netip.MustParseAddr("127.0.0.1")))
+	summary := `(() => { const s = document.getElementById("live-summary").textContent, e = document.getElementById("stream-error");
+		return s || (!e.hidden && "error: " + e.textContent) })()`
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/ping"),
+		chromedp.SendKeys("#host", "127.0.0.1"), chromedp.SetValue("#proto", "tcp"), chromedp.SendKeys("#port", port),
+		chromedp.Click("#ping-form button")); err != nil { // a click, as form.submit() would skip the script
+		t.Fatal(err)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Poll[string](summary))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(errText, "ICMP is not available") {
-		t.Skip("no ICMP socket for this user: the ping page said so (" + errText + ")")
+	lines, _ := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelectorAll("#live-lines tr").length`))
+	title := texts(t, ctx, "#live-title")[0]
+	if !strings.HasPrefix(got, "4 sent, 4 received") || lines != 4 || !strings.Contains(title, "TCP port "+port) {
+		t.Errorf("TCP ping: summary %q, %v lines, title %q", got, lines, title)
 	}
-	if got := texts(t, ctx, "#summary")[0]; !strings.HasPrefix(got, "4 sent, 4 received") {
-		t.Errorf("ping page shows %q (error %q)", got, errText)
+	loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+	if !strings.Contains(loc, "proto=tcp") {
+		t.Errorf("the address bar says %q, want the question", loc)
+	}
+	if d, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.getElementById("stream-error")).display`)); d != "none" {
+		t.Errorf("the empty error line shows (display %q)", d)
+	}
+	shot = screenshot(t, ctx, chromedp.CaptureScreenshot())
+	checkPNG(t, shot, 800, 600)
+	t.Logf("screenshot: %s", keep(t, "ping.png", shot))
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/ping"),
+		chromedp.SendKeys("#host", "127.0.0.1"), chromedp.Click("#ping-form button")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = chromedp.Run(ctx, chromedp.Poll[string](summary)); err != nil {
+		t.Fatal(err)
+	}
+	note := texts(t, ctx, "#live-note")[0]
+	if strings.Contains(note, "ICMP is not available") {
+		t.Logf("ICMP ping fell back to TCP: %q, %q", note, got)
+	} else if !strings.HasPrefix(got, "4 sent, 4 received") {
+		t.Errorf("ICMP ping shows %q", got)
 	}
 }
 

@@ -36,3 +36,16 @@ func CountryLanguage(iso string) string {
 	}
 	return b.String()
 }
+
+// euMembers are the member states of the European Union. CLDR's "EU"
+// grouping, which golang.org/x/text carries, still counts GB.
+var euMembers = map[string]bool{
+	"AT": true, "BE": true, "BG": true, "CY": true, "CZ": true, "DE": true, "DK": true,
+	"EE": true, "ES": true, "FI": true, "FR": true, "GR": true, "HR": true, "HU": true,
+	"IE": true, "IT": true, "LT": true, "LU": true, "LV": true, "MT": true, "NL": true,
+	"PL": true, "PT": true, "RO": true, "SE": true, "SI": true, "SK": true,
+}
+
+// InEU says whether the country of an ISO 3166-1 alpha-2 code is a member
+// of the European Union.
+func InEU(iso string) bool { return euMembers[iso] }

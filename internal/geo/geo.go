@@ -22,9 +22,16 @@ const Unknown = "unknown"
 
 // Info is what the databases know about one address.
 type Info struct {
-	CountryISO string   `json:"country_iso"` // "SE", or "" when unknown
-	Country    string   `json:"country"`     // English name, or "unknown"
-	Region     string   `json:"region,omitempty"`
+	CountryISO string `json:"country_iso"` // "SE", or "" when unknown
+	Country    string `json:"country"`     // English name, or "unknown"
+	// EU says whether the country is a member of the European Union.
+	EU     bool   `json:"eu,omitempty"`
+	Region string `json:"region,omitempty"`
+	// RegionCode is the region's ISO 3166-2 subdivision code ("AB"),
+	// where the database has one (the GeoIP2 layout).
+	RegionCode string `json:"region_code,omitempty"`
+	// PostalCode is the postal code, where the database has one.
+	PostalCode string   `json:"postal_code,omitempty"`
 	City       string   `json:"city"`
 	TimeZone   string   `json:"time_zone"`
 	Latitude   *float64 `json:"latitude,omitempty"`
@@ -120,6 +127,7 @@ type cityRecord struct {
 	// @ip-location-db flat layout.
 	CountryCode string `maxminddb:"country_code"`
 	State1      string `maxminddb:"state1"`
+	Postcode    string `maxminddb:"postcode"`
 	// City is a string in the flat layout and a map with "names" in the
 	// GeoIP2 one.
 	City any      `maxminddb:"city"`
@@ -130,14 +138,19 @@ type cityRecord struct {
 	Country struct {
 		ISOCode string            `maxminddb:"iso_code"`
 		Names   map[string]string `maxminddb:"names"`
+		InEU    bool              `maxminddb:"is_in_european_union"`
 	} `maxminddb:"country"`
+	Postal struct {
+		Code string `maxminddb:"code"`
+	} `maxminddb:"postal"`
 	Location struct {
 		Lat *float64 `maxminddb:"latitude"`
 		Lon *float64 `maxminddb:"longitude"`
 		TZ  string   `maxminddb:"time_zone"`
 	} `maxminddb:"location"`
 	Subdivisions []struct {
-		Names map[string]string `maxminddb:"names"`
+		ISOCode string            `maxminddb:"iso_code"`
+		Names   map[string]string `maxminddb:"names"`
 	} `maxminddb:"subdivisions"`
 	// GeoLite2-ASN layout, also used by @ip-location-db/asn.
 	ASNumber uint   `maxminddb:"autonomous_system_number"`
@@ -200,6 +213,7 @@ func (rec *cityRecord) fill(info *Info) {
 	if iso != "" && info.CountryISO == "" {
 		info.CountryISO = iso
 		info.Country = firstNonEmpty(rec.Country.Names["en"], CountryName(iso))
+		info.EU = rec.Country.InEU || InEU(iso)
 	}
 	if c := cityName(rec.City); c != "" && info.City == Unknown {
 		info.City = c
@@ -210,6 +224,12 @@ func (rec *cityRecord) fill(info *Info) {
 	}
 	if info.Region == "" {
 		info.Region = region
+		if len(rec.Subdivisions) > 0 {
+			info.RegionCode = rec.Subdivisions[0].ISOCode
+		}
+	}
+	if info.PostalCode == "" {
+		info.PostalCode = firstNonEmpty(rec.Postcode, rec.Postal.Code)
 	}
 	if tz := firstNonEmpty(rec.TZ, rec.Location.TZ); tz != "" && info.TimeZone == Unknown {
 		info.TimeZone = tz

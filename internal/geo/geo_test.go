@@ -116,3 +116,33 @@ func TestTimeZoneFor(t *testing.T) {
 		}
 	}
 }
+
+// TestEchoipFields: the fields echoip answers besides the basic ones, in
+// the layouts that have them.
+func TestEchoipFields(t *testing.T) {
+	rec := []geotest.Record{
+		{Prefix: "203.0.113.0/24", Country: "SE", Region: "Stockholm", RegionCode: "AB", Postal: "111 22", City: "Stockholm"},
+		{Prefix: "198.51.100.0/24", Country: "GB", Region: "England", RegionCode: "ENG", City: "London"},
+	}
+	for _, tt := range []struct {
+		layout         geotest.Layout
+		ip             string
+		eu             bool
+		code, postcode string
+	}{
+		{geotest.GeoIP2, "203.0.113.1", true, "AB", "111 22"},
+		{geotest.Flat, "203.0.113.1", true, "", "111 22"},
+		{geotest.GeoIP2, "198.51.100.1", false, "ENG", ""},
+	} {
+		db, err := geo.Open(geotest.Write(t, tt.layout, rec...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := db.Lookup(netip.MustParseAddr(tt.ip))
+		db.Close()
+		if got.EU != tt.eu || got.RegionCode != tt.code || got.PostalCode != tt.postcode {
+			t.Errorf("layout %d, %s: EU %v, region code %q, postal code %q; want %v, %q, %q",
+				tt.layout, tt.ip, got.EU, got.RegionCode, got.PostalCode, tt.eu, tt.code, tt.postcode)
+		}
+	}
+}

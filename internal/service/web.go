@@ -58,24 +58,25 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 				Data: "The DNS leak test is not set up on this server (its operator has not delegated a zone to it)."})
 		})
 	}
-	ip := &myip.Handler{
-		Geo: db, Gateway: gws.lookup, Carried: s.carried, DNSBL: s.Config.DNSBL,
-		Visitors: s.visitors,
-		IPv4URL:  s.Config.IPv4URL, IPv6URL: s.Config.IPv6URL, STUNURL: s.Config.STUNURL,
-		DNSLeak: leak, Logger: s.log.With("component", "myip"),
-	}
-	ip.Register(mux)
-	(&speedtest.Handler{Visitor: ip.Describe, Visitors: s.visitors}).Register(mux)
-
 	// The tools that reach out for the visitor go through the egress
 	// guard, which, as the gateways' does, never lets them into the tunnel
 	// pools; each visitor has a quota of them (and of the speed test and
 	// the proxy, a share of the slots).
 	guard := netguard.Guard{Allow: s.Config.EgressPrefixes(), Deny: []netip.Prefix{s.pools.V4, s.pools.V6}}
+	ip := &myip.Handler{
+		Ports: &myip.PortCheck{Guard: guard},
+		Geo:   db, Gateway: gws.lookup, Carried: s.carried, DNSBL: s.Config.DNSBL,
+		Visitors: s.visitors,
+		IPv4URL:  s.Config.IPv4URL, IPv6URL: s.Config.IPv6URL, STUNURL: s.Config.STUNURL,
+		DNSLeak: leak, Logger: s.log.With("component", "myip"),
+	}
+	ip.Register(mux)
+	(&speedtest.Handler{Visitor: ip.Describe, Lookup: ip.Lookup, Visitors: s.visitors}).Register(mux)
+
 	(&ping.Handler{Pinger: &ping.Pinger{Guard: guard},
 		Quota: outbound.NewQuota(20, 10*time.Minute, s.visitors)}).Register(mux)
 	whoisHost, whoisPort, _ := s.Config.WhoisAddr() // Validate has checked it
-	(&whois.Handler{Client: &whois.Client{Root: whoisHost, Port: whoisPort, Dial: guard.DialContext},
+	(&whois.Handler{Client: &whois.Client{Root: whoisHost, Port: whoisPort, Dial: guard.DialContext, RDAP: whois.IANA()},
 		Quota: outbound.NewQuota(30, 10*time.Minute, s.visitors)}).Register(mux)
 	(&webproxy.Handler{Guard: guard, Visitors: s.visitors}).Register(mux)
 	return nil

@@ -14,14 +14,18 @@ import (
 
 // Record is what a test database says about one network.
 type Record struct {
-	Prefix   string // "203.0.113.0/24"
-	Country  string // ISO code
-	Region   string
-	City     string
-	TimeZone string
-	Lat, Lon float64
-	ASN      uint32
-	Org      string
+	Prefix  string // "203.0.113.0/24"
+	Country string // ISO code
+	Region  string
+	// RegionCode is written in the GeoIP2 layout only: the flat one has
+	// no such field.
+	RegionCode string
+	Postal     string
+	City       string
+	TimeZone   string
+	Lat, Lon   float64
+	ASN        uint32
+	Org        string
 }
 
 // Layout picks how a database spells its fields.
@@ -83,6 +87,9 @@ func (r Record) value(layout Layout) mmdbtype.Map {
 		if r.Country != "" {
 			m["country_code"] = mmdbtype.String(r.Country)
 			m["state1"] = mmdbtype.String(r.Region)
+			if r.Postal != "" {
+				m["postcode"] = mmdbtype.String(r.Postal)
+			}
 			m["city"] = mmdbtype.String(r.City)
 			m["timezone"] = mmdbtype.String(r.TimeZone)
 			m["latitude"] = mmdbtype.Float32(r.Lat)
@@ -92,7 +99,14 @@ func (r Record) value(layout Layout) mmdbtype.Map {
 		names := func(s string) mmdbtype.Map { return mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(s)}} }
 		m["country"] = mmdbtype.Map{"iso_code": mmdbtype.String(r.Country)}
 		m["city"] = names(r.City)
-		m["subdivisions"] = mmdbtype.Slice{names(r.Region)}
+		sub := names(r.Region)
+		if r.RegionCode != "" {
+			sub["iso_code"] = mmdbtype.String(r.RegionCode)
+		}
+		m["subdivisions"] = mmdbtype.Slice{sub}
+		if r.Postal != "" {
+			m["postal"] = mmdbtype.Map{"code": mmdbtype.String(r.Postal)}
+		}
 		m["location"] = mmdbtype.Map{
 			"latitude":  mmdbtype.Float64(r.Lat),
 			"longitude": mmdbtype.Float64(r.Lon),

@@ -13,12 +13,26 @@ import (
 func appendReport(b []byte, r *Report) []byte {
 	b = append(b, `{"ip":`...)
 	b = appendString(b, r.IP)
+	b = append(b, `,"ip_decimal":`...)
+	if r.IPDecimal == "" {
+		b = append(b, '0') // as encoding/json writes an empty json.Number
+	} else {
+		b = append(b, r.IPDecimal...)
+	}
 	b = append(b, `,"ip_version":`...)
 	b = strconv.AppendInt(b, int64(r.IPVersion), 10)
 	b = appendField(b, "country", r.Country)
 	b = appendField(b, "country_iso", r.CountryISO)
+	b = append(b, `,"country_eu":`...)
+	b = strconv.AppendBool(b, r.CountryEU)
 	if r.Region != "" {
 		b = appendField(b, "region_name", r.Region)
+	}
+	if r.RegionCode != "" {
+		b = appendField(b, "region_code", r.RegionCode)
+	}
+	if r.ZipCode != "" {
+		b = appendField(b, "zip_code", r.ZipCode)
 	}
 	b = appendField(b, "city", r.City)
 	if r.Latitude != nil {
@@ -34,6 +48,25 @@ func appendReport(b []byte, r *Report) []byte {
 	b = appendField(b, "asn_org", r.ASNOrg)
 	if r.Hostname != "" {
 		b = appendField(b, "hostname", r.Hostname)
+	}
+	if ua := r.UserAgent; ua != nil {
+		b = append(b, `,"user_agent":{`...)
+		n := len(b)
+		for _, f := range [...]struct{ name, v string }{
+			{"product", ua.Product}, {"version", ua.Version}, {"comment", ua.Comment}, {"raw_value", ua.RawValue},
+		} {
+			if f.v == "" {
+				continue
+			}
+			if len(b) > n {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, f.name...)
+			b = append(b, '"', ':')
+			b = appendString(b, f.v)
+		}
+		b = append(b, '}')
 	}
 	if r.CountryLanguage != "" {
 		b = appendField(b, "country_language", r.CountryLanguage)

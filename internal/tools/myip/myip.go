@@ -25,6 +25,7 @@ import (
 	"veil/internal/geo"
 	"veil/internal/redact"
 	"veil/internal/tools/dnsleak"
+	"veil/internal/tools/outbound"
 	"veil/internal/visitor"
 	"veil/internal/web"
 )
@@ -73,6 +74,10 @@ type Handler struct {
 	// DNSLeak runs the page's DNS leak check. If nil, that check is
 	// skipped.
 	DNSLeak *dnsleak.Server
+	// Ports answers /port/N: whether the visitor's own address accepts
+	// TCP connections on port N, as echoip's port lookup does. If nil,
+	// /port/ answers 404, as echoip does with port lookups off.
+	Ports *PortCheck
 	// Logger gets errors only, never an address. If nil, nothing is
 	// logged.
 	Logger *slog.Logger
@@ -81,18 +86,25 @@ type Handler struct {
 // Report is the answer of /json and /api/v1/ip. The names of the
 // ifconfig.co/echoip fields are kept so that their clients work.
 type Report struct {
-	IP         string   `json:"ip"`
-	IPVersion  int      `json:"ip_version"`
-	Country    string   `json:"country"`
-	CountryISO string   `json:"country_iso"`
-	Region     string   `json:"region_name,omitempty"`
-	City       string   `json:"city"`
-	Latitude   *float64 `json:"latitude,omitempty"`
-	Longitude  *float64 `json:"longitude,omitempty"`
-	TimeZone   string   `json:"time_zone"`
-	ASN        string   `json:"asn"`
-	ASNOrg     string   `json:"asn_org"`
-	Hostname   string   `json:"hostname,omitempty"`
+	IP string `json:"ip"`
+	// IPDecimal is the address as one (up to 128-bit) number.
+	IPDecimal  json.Number `json:"ip_decimal"`
+	IPVersion  int         `json:"ip_version"`
+	Country    string      `json:"country"`
+	CountryISO string      `json:"country_iso"`
+	CountryEU  bool        `json:"country_eu"`
+	Region     string      `json:"region_name,omitempty"`
+	RegionCode string      `json:"region_code,omitempty"`
+	ZipCode    string      `json:"zip_code,omitempty"`
+	City       string      `json:"city"`
+	Latitude   *float64    `json:"latitude,omitempty"`
+	Longitude  *float64    `json:"longitude,omitempty"`
+	TimeZone   string      `json:"time_zone"`
+	ASN        string      `json:"asn"`
+	ASNOrg     string      `json:"asn_org"`
+	Hostname   string      `json:"hostname,omitempty"`
+	// UserAgent is the request's own User-Agent, split as echoip does.
+	UserAgent *UserAgent `json:"user_agent,omitempty"`
 	// CountryLanguage is the country's most likely language ("sv"), for
 	// the browser's language check.
 	CountryLanguage string `json:"country_language,omitempty"`
@@ -123,13 +135,21 @@ type Listing struct {
 }
 
 // Register mounts the tool's routes on mux.
+//
+// Beside the page and /api/v1/ip these are echoip's (ifconfig.co's)
+// routes, answered as echoip answers them: "/" in JSON for
+// "Accept: application/json" and in plain text for command-line clients,
+// the one-field paths, /json, /port/N, /health, HEAD / and, for any other
+// one-segment path, echoip's 404.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", h.serveRoot)
+	mux.HandleFunc("HEAD /{$}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	for path, field := range map[string]func(Report) string{
 		"/ip":          func(r Report) string { return r.IP },
 		"/country":     func(r Report) string { return r.Country },
 		"/country-iso": func(r Report) string { return orUnknown(r.CountryISO) },
 		"/city":        func(r Report) string { return r.City },
+		"/coordinates": coordinates,
 		"/asn":         func(r Report) string { return r.ASN },
 		"/asn-org":     func(r Report) string { return r.ASNOrg },
 	} {
@@ -137,6 +157,31 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET /json", h.serveJSON)
 	mux.HandleFunc("GET /api/v1/ip", h.serveJSON)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		apiHeaders(w.Header(), hdrJSON)
+		w.Write([]byte(`{"status":"OK"}`))
+	})
+	mux.HandleFunc("GET /port/{port...}", h.servePort)
+	// An unknown one-segment path is a field echoip lacks for scripts,
+	// and the site's page-not-found for browsers.
+	mux.HandleFunc("GET /{unknown}", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api" || (!wantsJSON(r) && strings.Contains(r.Header.Get("Accept"), "text/html")) {
+			web.NotFound(w, r)
+			return
+		}
+		writeError(w, r, http.StatusNotFound, "404 page not found")
+	})
+	if h.Ports != nil && h.Ports.Quota == nil {
+		h.Ports.Quota = outbound.NewQuota(20, 10*time.Minute, h.Visitors)
+	}
+}
+
+// coordinates is echoip's "latitude,longitude", six decimals each.
+func coordinates(r Report) string {
+	if r.Latitude == nil || r.Longitude == nil {
+		return geo.Unknown
+	}
+	return strconv.FormatFloat(*r.Latitude, 'f', 6, 64) + "," + strconv.FormatFloat(*r.Longitude, 'f', 6, 64)
 }
 
 func orUnknown(s string) string {
@@ -208,6 +253,21 @@ func (h *Handler) Describe(r *http.Request) (ip, network string, err error) {
 	return rep.IP, strings.Join(parts, ", "), nil
 }
 
+// Lookup is the report on the visitor's own address for other tools
+// (the speed test's ISP line): the quick answer plus reverse DNS, without
+// blocklists.
+func (h *Handler) Lookup(r *http.Request) (Report, error) {
+	addr, err := h.Visitors.Addr(r)
+	if err != nil {
+		return Report{}, err
+	}
+	rep := h.report(r.Context(), r, addr, false, false)
+	if !h.DisableReverseDNS {
+		rep.Hostname = h.reverse(r.Context(), addr)
+	}
+	return rep, nil
+}
+
 // proxyHeaderNames are headers that proxies add to requests they pass on.
 var proxyHeaderNames = []string{
 	"Via", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
@@ -256,8 +316,9 @@ func (h *Handler) report(ctx context.Context, r *http.Request, ip netip.Addr, lo
 	}
 	info := h.Geo.Lookup(ip)
 	rep := Report{
-		IP: ip.String(), IPVersion: 4,
-		Country: info.Country, CountryISO: info.CountryISO, Region: info.Region, City: info.City,
+		IP: ip.String(), IPDecimal: decimal(ip), IPVersion: 4,
+		Country: info.Country, CountryISO: info.CountryISO, CountryEU: info.EU,
+		Region: info.Region, RegionCode: info.RegionCode, ZipCode: info.PostalCode, City: info.City,
 		Latitude: info.Latitude, Longitude: info.Longitude, TimeZone: info.TimeZone,
 		ASN: info.ASNString, ASNOrg: info.ASOrg,
 		CountryLanguage: info.Language,
@@ -267,6 +328,9 @@ func (h *Handler) report(ctx context.Context, r *http.Request, ip netip.Addr, lo
 	}
 	if ip.Is6() {
 		rep.IPVersion = 6
+	}
+	if ua := r.UserAgent(); ua != "" {
+		rep.UserAgent = parseUserAgent(ua)
 	}
 	if h.Gateway != nil {
 		rep.Gateway, rep.Protected = h.Gateway(ip)
@@ -435,7 +499,19 @@ func wantsPlain(r *http.Request) bool {
 	return accept != "" && !strings.Contains(accept, "text/html") && !strings.Contains(accept, "*/*")
 }
 
+// wantsJSON says whether "/" should answer with the JSON report: the
+// client prefers application/json, as echoip's scripts ask.
+func wantsJSON(r *http.Request) bool {
+	first, _, _ := strings.Cut(r.Header.Get("Accept"), ",")
+	mt, _, _ := strings.Cut(first, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
+
 func (h *Handler) serveRoot(w http.ResponseWriter, r *http.Request) {
+	if wantsJSON(r) {
+		h.serveJSON(w, r)
+		return
+	}
 	ip, lookup, err := h.target(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

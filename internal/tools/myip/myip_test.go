@@ -64,7 +64,8 @@ func TestEndpoints(t *testing.T) {
 		{"browser at root", "/", "203.0.113.7:1234", "Mozilla/5.0", "text/html", 200, "You are protected"},
 		{"browser at root, not ours", "/", "198.51.100.9:1234", "Mozilla/5.0", "text/html", 200, "You are not protected"},
 		{"page attribution", "/", "198.51.100.9:1234", "Mozilla/5.0", "text/html", 200, "db-ip.com"},
-		{"json client at root", "/", "198.51.100.9:1234", "", "application/json", 200, "198.51.100.9\n"},
+		{"json client at root", "/", "198.51.100.9:1234", "", "application/json", 200, `{"ip":"198.51.100.9",`},
+		{"text client at root", "/", "198.51.100.9:1234", "", "text/plain", 200, "198.51.100.9\n"},
 		{"ip", "/ip", "198.51.100.9:1234", "", "", 200, "198.51.100.9\n"},
 		{"ip v6", "/ip", "[2001:db8::1]:1234", "", "", 200, "2001:db8::1\n"},
 		{"country", "/country", "198.51.100.9:1", "", "", 200, "Germany\n"},
@@ -254,7 +255,7 @@ func TestWantsPlain(t *testing.T) {
 		{"HTTPie/3.2", "*/*", true},
 		{"Mozilla/5.0 (X11; Linux x86_64)", "text/html,application/xhtml+xml", false},
 		{"", "", false},
-		{"", "application/json", true},
+		{"", "text/plain", true},
 	} {
 		req := httptest.NewRequest("GET", "/", nil)
 		req.Header.Set("User-Agent", tt.ua)

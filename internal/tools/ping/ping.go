@@ -1,7 +1,8 @@
-// Package ping is the site's ping tool: ICMP echo requests from the
-// server to a host the visitor names, to the first of its addresses that
-// the egress guard permits. Nothing is kept: not the host, not the
-// times, not who asked.
+// Package ping is the site's ping tool: ICMP echo requests, or TCP
+// connects for hosts that drop ICMP (and for servers that may open no
+// ICMP socket), from the server to a host the visitor names, to the
+// first of its addresses that the egress guard permits. Nothing is kept:
+// not the host, not the times, not who asked.
 package ping
 
 import (
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/icmp"
@@ -32,16 +34,60 @@ type Pinger struct {
 	// Interval is the time between requests (default 1 s); Timeout how
 	// long each waits for its reply (default 2 s).
 	Interval, Timeout time.Duration
+
+	// listen opens ICMP sockets; nil: the package's listen. Tests take
+	// ICMP away with it.
+	listen func(v6 bool) (*icmp.PacketConn, bool, error)
 }
 
 // MaxCount bounds the requests of one ping.
 const MaxCount = 5
 
+// Proto is how a ping asks.
+type Proto string
+
+// The protocols of a ping.
+const (
+	ICMP Proto = "icmp" // echo requests
+	TCP  Proto = "tcp"  // connects to a port, timed to the handshake
+)
+
+// DefaultPort is the port of a TCP ping that names none: the one most
+// hosts on the web answer on.
+const DefaultPort = 443
+
+// Request is one ping.
+type Request struct {
+	Host string
+	// Count is the number of requests, 1 to MaxCount.
+	Count int
+	// Proto is ICMP when empty. An ICMP ping runs over TCP instead where
+	// this server may open no ICMP socket, and Result.Note says so.
+	Proto Proto
+	// Port is the port of a TCP ping; 0 is DefaultPort.
+	Port int
+}
+
+// Reply is the outcome of one request, as it comes.
+type Reply struct {
+	Seq int `json:"seq"`
+	// RTT is the round trip in milliseconds, -1 when no reply came.
+	RTT float64 `json:"rtt_ms"`
+	// Status says why a TCP request got no reply: "refused" (the host
+	// answered that the port is closed), "timeout" or "unreachable";
+	// empty otherwise.
+	Status string `json:"status,omitempty"`
+}
+
 // Result is what a ping found. RTTs holds one entry per request sent, in
 // milliseconds, -1 for a request that got no reply.
 type Result struct {
-	Host     string    `json:"host"`
-	Address  string    `json:"address"`
+	Host    string `json:"host"`
+	Address string `json:"address"`
+	Proto   Proto  `json:"proto"`
+	Port    int    `json:"port,omitempty"`
+	// Note explains a change of protocol (no ICMP here: TCP instead).
+	Note     string    `json:"note,omitempty"`
 	Sent     int       `json:"sent"`
 	Received int       `json:"received"`
 	RTTs     []float64 `json:"rtt_ms"`
@@ -54,6 +100,7 @@ type Result struct {
 var (
 	ErrHost        = errors.New("give a host name or an IP address")
 	ErrUnavailable = errors.New("ICMP is not available to this server (it needs root, or net.ipv4.ping_group_range covering its group)")
+	ErrPort        = errors.New("a port is a number from 1 to 65535")
 )
 
 // CheckHost returns host as it is looked up: an address in canonical
@@ -70,43 +117,67 @@ func CheckHost(host string) (string, error) {
 	return name, nil
 }
 
+// NoICMP is Result.Note for an ICMP ping that ran over TCP.
+const NoICMP = "ICMP is not available to this server, so these are TCP connects instead"
+
 // Ping sends count (1 to MaxCount) echo requests to host.
 func (p *Pinger) Ping(ctx context.Context, host string, count int) (Result, error) {
-	host, err := CheckHost(host)
+	return p.Run(ctx, Request{Host: host, Count: count}, nil)
+}
+
+// Run pings as req says, calling reply (if not nil) with each request's
+// outcome as it comes, before the next request is sent. The Result is
+// set up (host, address, protocol) before the first call.
+func (p *Pinger) Run(ctx context.Context, req Request, reply func(*Result, Reply)) (Result, error) {
+	host, err := CheckHost(req.Host)
 	if err != nil {
 		return Result{}, err
 	}
-	count = min(max(count, 1), MaxCount)
+	if req.Port < 0 || req.Port > 65535 {
+		return Result{}, ErrPort
+	}
+	count := min(max(req.Count, 1), MaxCount)
 	dst, err := p.destination(ctx, host)
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Host: host, Address: dst.String()}
-	conn, raw, err := listen(dst.Is6())
-	if err != nil {
-		return res, err
-	}
-	defer conn.Close()
+	res := Result{Host: host, Address: dst.String(), Proto: ICMP}
 	interval, timeout := orDefault(p.Interval, time.Second), orDefault(p.Timeout, 2*time.Second)
-	var id [2]byte
-	rand.Read(id[:])
-	e := echo{conn: conn, raw: raw, dst: dst, id: int(binary.BigEndian.Uint16(id[:]))}
+	var once func(ctx context.Context, seq int) (Reply, error)
+	if req.Proto == TCP {
+		once = p.tcp(&res, dst, req.Port, timeout)
+	} else {
+		open := p.listen
+		if open == nil {
+			open = listen
+		}
+		conn, raw, err := open(dst.Is6())
+		switch {
+		case errors.Is(err, ErrUnavailable):
+			res.Note = NoICMP
+			once = p.tcp(&res, dst, req.Port, timeout)
+		case err != nil:
+			return res, err
+		default:
+			defer conn.Close()
+			var id [2]byte
+			rand.Read(id[:])
+			e := echo{conn: conn, raw: raw, dst: dst, id: int(binary.BigEndian.Uint16(id[:]))}
+			once = func(ctx context.Context, seq int) (Reply, error) {
+				rtt, err := e.once(ctx, seq, timeout)
+				return Reply{Seq: seq, RTT: ms(rtt)}, err
+			}
+		}
+	}
 	for seq := 1; seq <= count; seq++ {
 		start := time.Now()
-		rtt, err := e.once(ctx, seq, timeout)
+		rep, err := once(ctx, seq)
 		if err != nil {
 			return res, err
 		}
-		res.Sent++
-		res.RTTs = append(res.RTTs, ms(rtt))
-		if rtt >= 0 {
-			res.Received++
-			r := ms(rtt)
-			if res.Received == 1 || r < res.Min {
-				res.Min = r
-			}
-			res.Max = max(res.Max, r)
-			res.Avg += (r - res.Avg) / float64(res.Received)
+		res.add(rep)
+		if reply != nil {
+			reply(&res, rep)
 		}
 		if seq < count {
 			select {
@@ -117,6 +188,54 @@ func (p *Pinger) Ping(ctx context.Context, host string, count int) (Result, erro
 		}
 	}
 	return res, nil
+}
+
+// add counts one request's outcome.
+func (res *Result) add(rep Reply) {
+	res.Sent++
+	res.RTTs = append(res.RTTs, rep.RTT)
+	if rep.RTT < 0 {
+		return
+	}
+	res.Received++
+	if res.Received == 1 || rep.RTT < res.Min {
+		res.Min = rep.RTT
+	}
+	res.Max = max(res.Max, rep.RTT)
+	res.Avg += (rep.RTT - res.Avg) / float64(res.Received)
+}
+
+// tcp sets res up for a TCP ping of dst and returns the function that
+// times one connect: the handshake's round trip. A refused connect is a
+// lost request, with its status, as tcping counts it.
+func (p *Pinger) tcp(res *Result, dst netip.Addr, port int, timeout time.Duration) func(context.Context, int) (Reply, error) {
+	if port == 0 {
+		port = DefaultPort
+	}
+	res.Proto, res.Port = TCP, port
+	d := p.Guard.Dialer(&net.Dialer{Timeout: timeout})
+	addr := netip.AddrPortFrom(dst, uint16(port)).String()
+	return func(ctx context.Context, seq int) (Reply, error) {
+		start := time.Now()
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		rtt := time.Since(start)
+		switch {
+		case err == nil:
+			conn.Close()
+			return Reply{Seq: seq, RTT: ms(rtt)}, nil
+		case ctx.Err() != nil:
+			return Reply{}, ctx.Err()
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return Reply{Seq: seq, RTT: -1, Status: "refused"}, nil
+		case errors.Is(err, netguard.ErrDenied):
+			return Reply{}, err
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return Reply{Seq: seq, RTT: -1, Status: "timeout"}, nil
+		}
+		return Reply{Seq: seq, RTT: -1, Status: "unreachable"}, nil
+	}
 }
 
 func orDefault(d, def time.Duration) time.Duration {

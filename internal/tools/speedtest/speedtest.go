@@ -21,8 +21,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 
+	"veil/internal/geo"
+	"veil/internal/tools/myip"
 	"veil/internal/visitor"
 	"veil/internal/web"
 )
@@ -38,6 +41,10 @@ type Handler struct {
 	Visitor Visitor
 	// Visitors tells visitors apart for MaxPerVisitor; nil: by TCP peer.
 	Visitors *visitor.Resolver
+	// Lookup is what My IP knows of the visitor's address, for getIP's
+	// rawIspInfo (the ISP and country that librespeed-cli --json shows).
+	// If nil, rawIspInfo holds the address alone.
+	Lookup func(r *http.Request) (myip.Report, error)
 	// MaxTransfers bounds the downloads and uploads running at once,
 	// server-wide (default 64); more are answered 503, so that the test
 	// cannot starve the rest of the site. MaxPerVisitor bounds one
@@ -204,8 +211,44 @@ func (h *Handler) serveGarbage(w http.ResponseWriter, r *http.Request) {
 
 // IP is getIP.php's answer, in LibreSpeed's shape.
 type IP struct {
-	ProcessedString string `json:"processedString"`
-	RawISPInfo      string `json:"rawIspInfo"`
+	ProcessedString string  `json:"processedString"`
+	RawISPInfo      ISPInfo `json:"rawIspInfo"`
+}
+
+// ISPInfo is getIP's rawIspInfo. LibreSpeed's backends pass on
+// ipinfo.io's answer there, so its clients read that shape: country as
+// an ISO code, loc as "latitude,longitude", org as "AS64500 Example AB".
+// Fields nobody knows are empty.
+type ISPInfo struct {
+	IP       string `json:"ip"`
+	Hostname string `json:"hostname"`
+	City     string `json:"city"`
+	Region   string `json:"region"`
+	Country  string `json:"country"`
+	Loc      string `json:"loc"`
+	Org      string `json:"org"`
+	Postal   string `json:"postal"`
+	Timezone string `json:"timezone"`
+	Readme   string `json:"readme"`
+}
+
+// ispInfo maps My IP's report to rawIspInfo.
+func ispInfo(rep myip.Report) ISPInfo {
+	known := func(s string) string {
+		if s == geo.Unknown {
+			return ""
+		}
+		return s
+	}
+	info := ISPInfo{
+		IP: rep.IP, Hostname: rep.Hostname, City: known(rep.City), Region: rep.Region,
+		Country: rep.CountryISO, Postal: rep.ZipCode, Timezone: known(rep.TimeZone),
+		Org: strings.TrimSpace(known(rep.ASN) + " " + known(rep.ASNOrg)),
+	}
+	if rep.Latitude != nil && rep.Longitude != nil {
+		info.Loc = strconv.FormatFloat(*rep.Latitude, 'f', 4, 64) + "," + strconv.FormatFloat(*rep.Longitude, 'f', 4, 64)
+	}
+	return info
 }
 
 func (h *Handler) serveIP(w http.ResponseWriter, r *http.Request) {
@@ -229,5 +272,11 @@ func (h *Handler) serveIP(w http.ResponseWriter, r *http.Request) {
 	if network != "" {
 		s += " - " + network
 	}
-	json.NewEncoder(w).Encode(IP{ProcessedString: s})
+	raw := ISPInfo{IP: ip}
+	if h.Lookup != nil {
+		if rep, err := h.Lookup(r); err == nil {
+			raw = ispInfo(rep)
+		}
+	}
+	json.NewEncoder(w).Encode(IP{ProcessedString: s, RawISPInfo: raw})
 }

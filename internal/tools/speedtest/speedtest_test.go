@@ -2,16 +2,21 @@ package speedtest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"veil/internal/geo"
+	"veil/internal/geo/geotest"
+	"veil/internal/tools/myip"
 	"veil/internal/visitor"
 	"veil/internal/visitor/visitortest"
 )
@@ -155,7 +160,7 @@ func TestVisitorWithoutDescriber(t *testing.T) {
 	srv := start(t, &Handler{})
 	_, b := do(t, "GET", srv.URL+"/speedtest/backend/getIP.php", nil)
 	var ip IP
-	if err := json.Unmarshal(b, &ip); err != nil || ip.ProcessedString != "127.0.0.1" {
+	if err := json.Unmarshal(b, &ip); err != nil || ip.ProcessedString != "127.0.0.1" || ip.RawISPInfo != (ISPInfo{IP: "127.0.0.1"}) {
 		t.Fatalf("%q: %v, want the peer's address alone", b, err)
 	}
 }
@@ -253,4 +258,45 @@ func TestSlowDownloadLosesSlot(t *testing.T) {
 	}
 	visitortest.WaitStatus(t, "an upload while the unread download runs", http.StatusServiceUnavailable, upload)
 	visitortest.WaitStatus(t, "an upload after the unread download's deadline", http.StatusOK, upload)
+}
+
+// TestGetIPRawISPInfo: rawIspInfo is an object in the shape LibreSpeed's
+// own backend gives (ipinfo.io's), read here as librespeed-cli reads it,
+// filled from what My IP knows of the visitor.
+func TestGetIPRawISPInfo(t *testing.T) {
+	db, err := geo.Open(geotest.Write(t, geotest.GeoIP2, geotest.Record{
+		Prefix: "127.0.0.0/8", Country: "SE", Region: "Stockholm County", Postal: "111 22", City: "Stockholm",
+		TimeZone: "Europe/Stockholm", Lat: 59.33, Lon: 18.06, ASN: 64500, Org: "Example AB",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ip := &myip.Handler{Geo: db, LookupAddr: func(ctx context.Context, addr string) ([]string, error) {
+		return []string{"host.example."}, nil
+	}}
+	srv := start(t, &Handler{Visitor: ip.Describe, Lookup: ip.Lookup})
+	_, b := do(t, "GET", srv.URL+"/speedtest/backend/getIP.php?isp=true&distance=km", nil)
+	var got struct {
+		ProcessedString string          `json:"processedString"`
+		RawISPInfo      json.RawMessage `json:"rawIspInfo"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil || !bytes.HasPrefix(got.RawISPInfo, []byte("{")) {
+		t.Fatalf("%s: %v; want rawIspInfo as an object", b, err)
+	}
+	var info map[string]string
+	if err := json.Unmarshal(got.RawISPInfo, &info); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"ip": "127.0.0.1", "hostname": "host.example", "city": "Stockholm", "region": "Stockholm County",
+		"country": "SE", "loc": "59.3300,18.0600", "org": "AS64500 Example AB", "postal": "111 22",
+		"timezone": "Europe/Stockholm", "readme": "",
+	}
+	if !reflect.DeepEqual(info, want) {
+		t.Errorf("rawIspInfo = %v\nwant %v", info, want)
+	}
+	if got.ProcessedString != "127.0.0.1 - AS64500 Example AB, Sweden" {
+		t.Errorf("processedString %q", got.ProcessedString)
+	}
 }

@@ -1,8 +1,10 @@
-// Package whois is the site's whois tool (RFC 3912): it asks IANA's whois
-// server which registry holds a domain name, an address or an AS number,
-// then asks that registry, and the registrar it names, over connections
-// the egress guard checks. Nothing is kept: not the question, not the
-// answer, not who asked.
+// Package whois is the site's whois tool. It asks RDAP (RFC 9083) first
+// where the registry of a domain name, an address or an AS number offers
+// it, by IANA's bootstrap files shipped in bootstrap/; elsewhere, or when
+// RDAP fails, it asks whois on port 43 (RFC 3912): IANA's whois server
+// for the registry, then that registry, and the registrar it names. Every
+// connection goes through the egress guard. Nothing is kept: not the
+// question, not the answer, not who asked.
 package whois
 
 import (
@@ -10,15 +12,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
+	"github.com/openrdap/rdap"
 	"golang.org/x/net/idna"
+
+	"veil/internal/netguard"
 )
 
 // Client asks whois servers.
@@ -32,6 +39,12 @@ type Client struct {
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// MaxBytes bounds one server's answer (default 256 KiB).
 	MaxBytes int
+	// RDAP names the RDAP servers asked before port 43 (IANA() in
+	// production). If nil, only port 43 is asked.
+	RDAP *Bootstrap
+
+	httpOnce sync.Once
+	http     *http.Client
 }
 
 // Answer is one server's reply.
@@ -40,9 +53,15 @@ type Answer struct {
 	Text   string `json:"text"`
 }
 
-// Result is every server's reply, in the order asked: IANA's first.
+// Result is the answer to a question: the RDAP answer's JSON when RDAP
+// answered, else every whois server's reply in the order asked, IANA's
+// first; and their key fields.
 type Result struct {
-	Query   string   `json:"query"`
+	Query string `json:"query"`
+	// Summary is the key fields, when any were found.
+	Summary *Summary `json:"summary,omitempty"`
+	// Note says why port 43 was asked although RDAP is offered.
+	Note    string   `json:"note,omitempty"`
 	Answers []Answer `json:"answers"`
 }
 
@@ -81,6 +100,17 @@ func (c *Client) Lookup(ctx context.Context, q string) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Query: query}
+	if c.RDAP != nil {
+		sum, raw, err := c.askRDAP(ctx, query)
+		if err == nil {
+			res.Summary = sum
+			res.Answers = []Answer{{Server: sum.Server, Text: raw}}
+			return res, nil
+		}
+		if !errors.Is(err, errNoRDAP) {
+			res.Note = "RDAP did not answer (" + err.Error() + "), so whois was asked."
+		}
+	}
 	server := c.Root
 	if server == "" {
 		server = "whois.iana.org"
@@ -94,14 +124,29 @@ func (c *Client) Lookup(ctx context.Context, q string) (Result, error) {
 				// What was learnt so far stands; the failure is part
 				// of the answer.
 				res.Answers = append(res.Answers, Answer{Server: server, Text: "(no answer: " + err.Error() + ")"})
-				return res, nil
+				break
 			}
 			return res, err
 		}
 		res.Answers = append(res.Answers, Answer{Server: server, Text: text})
 		server = referral(text)
 	}
+	res.Summary = summarizeWhois(query, res.Answers)
 	return res, nil
+}
+
+func (c *Client) dialer() func(ctx context.Context, network, address string) (net.Conn, error) {
+	if c.Dial == nil {
+		return (&net.Dialer{}).DialContext
+	}
+	return c.Dial
+}
+
+func (c *Client) maxBytes() int {
+	if c.MaxBytes <= 0 {
+		return 256 << 10
+	}
+	return c.MaxBytes
 }
 
 // ask sends one question to server and reads its whole answer.
@@ -112,33 +157,59 @@ func (c *Client) ask(ctx context.Context, server, query string) (string, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	dial := c.Dial
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	conn, err := dial(ctx, "tcp", net.JoinHostPort(server, strconv.Itoa(port)))
+	conn, err := c.dialer()(ctx, "tcp", net.JoinHostPort(server, strconv.Itoa(port)))
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", server, err)
+		return "", visible(server, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
 	if _, err := io.WriteString(conn, query+"\r\n"); err != nil {
-		return "", fmt.Errorf("%s: %w", server, err)
+		return "", visible(server, err)
 	}
-	max := c.MaxBytes
-	if max <= 0 {
-		max = 256 << 10
-	}
+	max := c.maxBytes()
 	b, err := io.ReadAll(io.LimitReader(conn, int64(max)+1))
 	if err != nil && len(b) == 0 {
-		return "", fmt.Errorf("%s: %w", server, err)
+		return "", visible(server, err)
 	}
 	if len(b) > max {
 		b = append(b[:max], "\n(cut: the answer is longer)"...)
 	}
 	return strings.ToValidUTF8(string(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))), "?"), nil
+}
+
+// visibleError is an error as the visitor reads it: what went wrong with
+// which server, without the resolver's address or other details of this
+// host, which stay in the wrapped error.
+type visibleError struct {
+	msg string
+	err error
+}
+
+func (e *visibleError) Error() string { return e.msg }
+func (e *visibleError) Unwrap() error { return e.err }
+
+// visible words err, met asking server, for the visitor.
+func visible(server string, err error) error {
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	msg := server + " could not be reached"
+	switch {
+	case errors.Is(err, netguard.ErrDenied):
+		msg = server + " is in a private, local or reserved range, which is not asked from here"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		msg = server + " does not exist (its name does not resolve)"
+	case errors.As(err, &dnsErr):
+		msg = server + "'s address could not be looked up"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		msg = server + " did not answer in time"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		msg = server + " refused the connection"
+	case errors.As(err, new(*rdap.ClientError)):
+		msg = server + ": " + err.Error()
+	}
+	return &visibleError{msg: msg, err: err}
 }
 
 // referral finds the next server an answer names: IANA's "refer:" or
