@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/net/idna"
+
+	"veil/internal/netguard"
 )
 
 // Client asks whois servers.
@@ -28,7 +30,8 @@ type Client struct {
 	// Port is the whois port of every server asked (default 43; tests
 	// use another).
 	Port int
-	// Dial opens the TCP connections: the egress guard's DialContext.
+	// Dial opens the TCP connections: the egress guard's DialContext; nil:
+	// a guard that allows no special range.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// MaxBytes bounds one server's answer (default 256 KiB).
 	MaxBytes int
@@ -114,7 +117,7 @@ func (c *Client) ask(ctx context.Context, server, query string) (string, error) 
 	defer cancel()
 	dial := c.Dial
 	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
+		dial = netguard.Guard{}.DialContext
 	}
 	conn, err := dial(ctx, "tcp", net.JoinHostPort(server, strconv.Itoa(port)))
 	if err != nil {
