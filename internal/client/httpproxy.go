@@ -91,21 +91,12 @@ func httpForward(w http.ResponseWriter, r *http.Request, dial dialFunc, log *slo
 			break
 		}
 	}
-	hj, ok := w.(http.Hijacker)
+	up.SetDeadline(time.Time{})
+	c, _, ok := takeOver(w, head.String())
 	if !ok {
-		http.Error(w, "veil: cannot relay on this connection", http.StatusInternalServerError)
-		return
-	}
-	c, _, err := hj.Hijack()
-	if err != nil {
 		return
 	}
 	defer c.Close()
-	c.SetDeadline(time.Time{})
-	up.SetDeadline(time.Time{})
-	if _, err := io.WriteString(c, head.String()); err != nil {
-		return
-	}
 	// Each side's end ends the relay: the origin's close (it was asked
 	// to close), or the client's.
 	go func() {
@@ -195,26 +186,38 @@ func httpConnect(w http.ResponseWriter, r *http.Request, dial dialFunc, log *slo
 		return
 	}
 	defer up.Close()
-	hj, ok := w.(http.Hijacker)
+	c, brw, ok := takeOver(w, "HTTP/1.1 200 Connection established\r\n\r\n")
 	if !ok {
-		http.Error(w, "veil: cannot tunnel on this connection", http.StatusInternalServerError)
-		return
-	}
-	c, brw, err := hj.Hijack()
-	if err != nil {
 		return
 	}
 	defer c.Close()
-	c.SetDeadline(time.Time{})
-	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		return
-	}
 	// Bytes the client sent after its request are buffered in brw.
 	var from io.Reader = c
 	if n := brw.Reader.Buffered(); n > 0 {
 		from = io.MultiReader(io.LimitReader(brw.Reader, int64(n)), c)
 	}
 	splice(c, from, up)
+}
+
+// takeOver takes the client's connection from the HTTP server and writes
+// head, the answer's head, to it. If it reports false, the answer has been
+// sent (or the connection is gone) and the caller is done.
+func takeOver(w http.ResponseWriter, head string) (net.Conn, *bufio.ReadWriter, bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "veil: cannot relay on this connection", http.StatusInternalServerError)
+		return nil, nil, false
+	}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, false
+	}
+	c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, head); err != nil {
+		c.Close()
+		return nil, nil, false
+	}
+	return c, brw, true
 }
 
 // proxyError answers a request whose destination could not be reached.
