@@ -108,6 +108,16 @@ func Embedded(addr netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// EmbeddingRanges returns the IPv6 ranges whose addresses Embedded reads
+// an IPv4 address from. (Of ::/96, :: and ::1 embed nothing.)
+func EmbeddingRanges() []netip.Prefix {
+	out := make([]netip.Prefix, len(embeds))
+	for i, e := range embeds {
+		out[i] = e.prefix
+	}
+	return out
+}
+
 // forms returns p and, for an IPv4 range, the same range inside each
 // embedding range (10.0.0.0/8 is also 64:ff9b::a00:0/104, and so on).
 func forms(p netip.Prefix) []netip.Prefix {
