@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"veil/internal/geo"
@@ -114,5 +115,17 @@ func TestTimeZoneFor(t *testing.T) {
 		if got := geo.TimeZoneFor(tt.iso, tt.lat, tt.lon); got != tt.want {
 			t.Errorf("TimeZoneFor(%s) = %q, want %q", tt.iso, got, tt.want)
 		}
+	}
+}
+
+// TestOpenDirRefusesDevice: a device under a database's name stops the
+// start with a line naming it, instead of being mapped.
+func TestOpenDirRefusesDevice(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, geo.Files[0])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := geo.OpenDir(dir); err == nil || !strings.Contains(err.Error(), geo.Files[0]+" is not a regular file") {
+		t.Fatalf("OpenDir with /dev/zero as a database: %v", err)
 	}
 }
