@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/textproto"
 	"strings"
 	"time"
@@ -79,20 +80,23 @@ func httpForward(w http.ResponseWriter, r *http.Request, dial dialFunc, log *slo
 	}
 
 	br := bufio.NewReader(io.LimitReader(up, maxAnswerHead))
-	var head strings.Builder
-	for {
-		final, err := readAnswerHead(textproto.NewReader(br), &head)
-		if err != nil {
+	// An HTTP/1.0 client reads neither interim (1xx) answers nor chunked
+	// bodies (RFC 9112, section 7.1; RFC 9110, section 15.2).
+	old := !r.ProtoAtLeast(1, 1)
+	var heads strings.Builder
+	var a answerHead
+	for !a.final {
+		if a, err = readAnswerHead(textproto.NewReader(br), old); err != nil {
 			log.Debug("http proxy answer unreadable")
 			http.Error(w, "veil: the origin's answer was not HTTP", http.StatusBadGateway)
 			return
 		}
-		if final {
-			break
+		if a.final || !old {
+			heads.WriteString(a.text)
 		}
 	}
 	up.SetDeadline(time.Time{})
-	c, _, ok := takeOver(w, head.String())
+	c, _, ok := takeOver(w, heads.String())
 	if !ok {
 		return
 	}
@@ -103,25 +107,43 @@ func httpForward(w http.ResponseWriter, r *http.Request, dial dialFunc, log *slo
 		io.Copy(io.Discard, c)
 		up.Close()
 	}()
-	io.Copy(c, io.MultiReader(io.LimitReader(br, int64(br.Buffered())), up))
+	body := io.MultiReader(io.LimitReader(br, int64(br.Buffered())), up)
+	if a.dechunk {
+		body = httputil.NewChunkedReader(body)
+	}
+	io.Copy(c, body)
 }
 
-// readAnswerHead reads one status line and its headers into head as the
-// origin wrote them, but for the hop-by-hop headers; a final answer's head
-// gets Connection: close, as the proxy closes the connection after it.
-// It reports whether the answer was final (not 1xx).
-func readAnswerHead(tp *textproto.Reader, head *strings.Builder) (final bool, err error) {
+// answerHead is one status line and its headers, as the proxy passes them
+// on.
+type answerHead struct {
+	text string
+	// final is false for an interim (1xx) answer.
+	final bool
+	// dechunk: the body is chunked, and the client gets it plain,
+	// delimited by the connection's close.
+	dechunk bool
+}
+
+// readAnswerHead reads one status line and its headers as the origin wrote
+// them, but for the hop-by-hop headers; a final answer's head gets
+// Connection: close, as the proxy closes the connection after it. For an
+// old (HTTP/1.0) client a chunked body is to be decoded, and its
+// Transfer-Encoding and Trailer headers go.
+func readAnswerHead(tp *textproto.Reader, old bool) (answerHead, error) {
+	var a answerHead
 	status, err := tp.ReadLine()
 	if err != nil {
-		return false, err
+		return a, err
 	}
 	proto, rest, _ := strings.Cut(status, " ")
 	code, _, _ := strings.Cut(rest, " ")
 	if _, _, ok := http.ParseHTTPVersion(proto); !ok || len(code) != 3 || code[0] < '1' || code[0] > '5' {
-		return false, errors.New("bad status line")
+		return a, errors.New("bad status line")
 	}
-	final = code[0] != '1' || code == "101"
-	var lines []string
+	a.final = code[0] != '1' || code == "101"
+	type field struct{ name, line string }
+	var fields []field
 	drop := map[string]bool{}
 	for _, h := range hopHeaders {
 		drop[h] = true
@@ -129,36 +151,41 @@ func readAnswerHead(tp *textproto.Reader, head *strings.Builder) (final bool, er
 	for {
 		line, err := tp.ReadContinuedLine()
 		if err != nil {
-			return false, err
+			return a, err
 		}
 		if line == "" {
 			break
 		}
 		name, value, ok := strings.Cut(line, ":")
 		if !ok {
-			return false, errors.New("bad header line")
+			return a, errors.New("bad header line")
 		}
 		name = textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name))
-		if name == "Connection" {
+		switch {
+		case name == "Connection":
 			for _, f := range strings.Split(value, ",") {
 				drop[textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(f))] = true
 			}
+		case name == "Transfer-Encoding" && old && strings.EqualFold(strings.TrimSpace(value), "chunked"):
+			a.dechunk = true
 		}
-		lines = append(lines, line)
+		fields = append(fields, field{name, line})
 	}
+	// The body is relayed with the origin's own framing, unless decoded.
+	drop["Transfer-Encoding"], drop["Trailer"] = a.dechunk, a.dechunk
+	var head strings.Builder
 	head.WriteString(status + "\r\n")
-	for _, line := range lines {
-		name, _, _ := strings.Cut(line, ":")
-		if n := textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name)); drop[n] && n != "Transfer-Encoding" {
-			continue
+	for _, f := range fields {
+		if !drop[f.name] {
+			head.WriteString(f.line + "\r\n")
 		}
-		head.WriteString(line + "\r\n")
 	}
-	if final {
+	if a.final {
 		head.WriteString("Connection: close\r\n")
 	}
 	head.WriteString("\r\n")
-	return final, nil
+	a.text = head.String()
+	return a, nil
 }
 
 // dropHop removes the hop-by-hop headers of a request, those its

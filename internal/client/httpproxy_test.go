@@ -160,3 +160,21 @@ func TestHTTPProxyBadOrigin(t *testing.T) {
 		t.Errorf("answer = %q", answer)
 	}
 }
+
+// TestHTTPProxyOldClient: an HTTP/1.0 client gets neither an interim
+// answer nor a chunked body, which it could not read; an HTTP/1.1 client
+// gets both as sent.
+func TestHTTPProxyOldClient(t *testing.T) {
+	origin := startRawOrigin(t, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n")
+	proxy := startTestProxy(t)
+	old := proxyRaw(t, proxy, "GET http://"+origin.addr+"/ HTTP/1.0\r\nHost: "+origin.addr+"\r\n\r\n")
+	if old != "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello" {
+		t.Errorf("HTTP/1.0 client got %q", old)
+	}
+	<-origin.requests
+	cur := proxyRaw(t, proxy, "GET http://"+origin.addr+"/ HTTP/1.1\r\nHost: "+origin.addr+"\r\n\r\n")
+	want := "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"
+	if cur != want {
+		t.Errorf("HTTP/1.1 client got %q, want %q", cur, want)
+	}
+}
