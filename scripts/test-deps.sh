@@ -15,6 +15,7 @@ declare -A need=(
 	[iperf3]=iperf3
 	[dig]=dnsutils
 	[tcpdump]=tcpdump
+	[promtool]=prometheus
 )
 missing=()
 for cmd in "${!need[@]}"; do

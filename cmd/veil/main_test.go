@@ -132,6 +132,12 @@ func TestBadConfigStopsStartup(t *testing.T) {
 		"unknown key": "htttp = \"127.0.0.1:1\"\n",
 		"corrupt":     "http = [\n\x00",
 		"bad value":   "max_devices = -3\n",
+		// Read without a bound, /dev/zero would fill memory before the
+		// first line.
+		"policy from a device": "policy_file = \"/dev/zero\"\n",
+		"egress everywhere":    "egress_allow = [\"0.0.0.0/0\"]\n",
+		"loopback pool":        "tunnel_ipv4_pool = \"127.0.0.0/8\"\n",
+		"script public url":    "public_url = \"javascript:alert(1)\"\n",
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {

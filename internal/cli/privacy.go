@@ -4,14 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
-	"veil/internal/apitypes"
 
 	"github.com/spf13/cobra"
 
+	"veil/internal/apitypes"
+	"veil/internal/config"
 	"veil/internal/privacy"
 )
 
@@ -58,7 +58,7 @@ func newAdminPolicyCmd(f *adminFlags) *cobra.Command {
 		Short: "Publish a new policy version from the operator's text in FILE; every account with an email gets a notice",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := os.ReadFile(args[0])
+			b, err := config.ReadFile(args[0], config.MaxTextFile)
 			if err != nil {
 				return fmt.Errorf("reading policy text: %w", err)
 			}

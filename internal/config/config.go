@@ -12,7 +12,6 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -56,6 +55,9 @@ type Config struct {
 	// EgressAllow lists ranges tunnel traffic and web tools may reach
 	// although the egress guard would refuse them.
 	EgressAllow []string `toml:"egress_allow" help:"CIDRs the egress guard lets through"`
+	// AllowBroadRanges lets egress_allow and trusted_proxies hold ranges
+	// broader than /8 (IPv4) or /32 (IPv6).
+	AllowBroadRanges bool `toml:"allow_broad_ranges" help:"accept egress_allow and trusted_proxies ranges broader than /8 (IPv4) or /32 (IPv6)"`
 	// DNSRootHints is a named.root file for the resolver; empty: built in.
 	DNSRootHints string `toml:"dns_root_hints" help:"root hints file for the DNS resolver"`
 	// DNSForward, when set, makes the resolver forward over DNS over TLS
@@ -243,7 +245,7 @@ func Load(src Sources) (Config, error) {
 // and the flags, in that order.
 func load(dst any, src Sources) error {
 	if src.File != "" {
-		b, err := os.ReadFile(src.File)
+		b, err := ReadFile(src.File, MaxTextFile)
 		if err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
@@ -304,9 +306,20 @@ func (c *Config) Validate() error {
 	if _, err := c.BillingSecretMap(); err != nil {
 		return bad("billing_secrets", "%v", err)
 	}
-	if c.CheckoutURL != "" {
-		if u, err := url.Parse(strings.ReplaceAll(c.CheckoutURL, "{ref}", "1-a")); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return bad("checkout_url", "want an http(s) URL, got %q", c.CheckoutURL)
+	if c.CheckoutURL != "" && !httpURL(strings.ReplaceAll(c.CheckoutURL, "{ref}", "1-a")) {
+		return bad("checkout_url", "want an http(s) URL, got %q", c.CheckoutURL)
+	}
+	for _, u := range []struct{ key, val string }{{"public_url", c.PublicURL}, {"ipv4_url", c.IPv4URL}, {"ipv6_url", c.IPv6URL}} {
+		if u.val != "" && !httpURL(u.val) {
+			return bad(u.key, "want an http(s) URL, got %q", u.val)
+		}
+	}
+	if c.STUNURL != "" && !stunURL(c.STUNURL) {
+		return bad("stun_url", "want stun:HOST[:PORT] or stuns:HOST[:PORT], got %q", c.STUNURL)
+	}
+	if c.PolicyFile != "" {
+		if err := CheckFile(c.PolicyFile, MaxTextFile); err != nil {
+			return bad("policy_file", "%v", err)
 		}
 	}
 	if _, _, err := c.WhoisAddr(); err != nil {
@@ -317,7 +330,7 @@ func (c *Config) Validate() error {
 			return bad("admin_http", "want HOST:PORT, got %q", c.AdminHTTP)
 		}
 	}
-	if err := checkDataPlane(c.WGPort, c.DNSUpstreamPort, c.EgressAllow, c.DNSBlocklists, c.DNSForward, c.LogLevel); err != nil {
+	if err := (dataPlane{c.WGPort, c.DNSUpstreamPort, c.EgressAllow, c.AllowBroadRanges, c.DNSRootHints, c.DNSBlocklists, c.DNSForward, c.LogLevel}).check(); err != nil {
 		return err
 	}
 	if c.Endpoint != "" {
@@ -329,8 +342,12 @@ func (c *Config) Validate() error {
 		return bad("location", "want cc-city (two-letter country, a dash, a city code), got %q", c.Location)
 	}
 	for _, s := range c.TrustedProxies {
-		if _, err := netip.ParsePrefix(s); err != nil {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
 			return bad("trusted_proxies", "%q is not a CIDR", s)
+		}
+		if err := checkBroad(p, c.AllowBroadRanges); err != nil {
+			return bad("trusted_proxies", "%v", err)
 		}
 	}
 	if c.DNSLeakZone != "" {
@@ -347,9 +364,15 @@ func (c *Config) Validate() error {
 	if err != nil || !p4.Addr().Is4() || p4.Bits() > 30 {
 		return bad("tunnel_ipv4_pool", "want an IPv4 CIDR of /30 or larger, got %q", c.TunnelIPv4Pool)
 	}
+	if err := checkPool(p4); err != nil {
+		return bad("tunnel_ipv4_pool", "%v", err)
+	}
 	p6, err := netip.ParsePrefix(c.TunnelIPv6Pool)
 	if err != nil || !p6.Addr().Is6() || p6.Addr().Is4In6() || p6.Bits() > 126 {
 		return bad("tunnel_ipv6_pool", "want an IPv6 CIDR of /126 or larger, got %q", c.TunnelIPv6Pool)
+	}
+	if err := checkPool(p6); err != nil {
+		return bad("tunnel_ipv6_pool", "%v", err)
 	}
 	if c.MaxDevices < 1 || c.MaxDevices > 1000 {
 		return bad("max_devices", "want 1 to 1000, got %d", c.MaxDevices)
@@ -383,36 +406,63 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// checkDataPlane validates the keys serve's built-in gateway and veil
-// gateway share.
-func checkDataPlane(wgPort, dnsPort int, egress, blocklists, forward []string, logLevel string) error {
+// dataPlane holds the keys serve's built-in gateway and veil gateway
+// share.
+type dataPlane struct {
+	wgPort, dnsPort     int
+	egress              []string
+	allowBroad          bool
+	rootHints           string
+	blocklists, forward []string
+	logLevel            string
+}
+
+// check validates the data-plane keys.
+func (d dataPlane) check() error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
 	}
-	if wgPort < 0 || wgPort > 65535 {
-		return bad("wg_port", "%d is not a UDP port", wgPort)
+	if d.wgPort < 0 || d.wgPort > 65535 {
+		return bad("wg_port", "%d is not a UDP port", d.wgPort)
 	}
-	if dnsPort < 0 || dnsPort > 65535 {
-		return bad("dns_upstream_port", "%d is not a port", dnsPort)
+	if d.dnsPort < 0 || d.dnsPort > 65535 {
+		return bad("dns_upstream_port", "%d is not a port", d.dnsPort)
 	}
-	for _, s := range egress {
-		if _, err := netip.ParsePrefix(s); err != nil {
+	for _, s := range d.egress {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
 			return bad("egress_allow", "%q is not a CIDR", s)
 		}
+		if err := checkEgress(p, d.allowBroad); err != nil {
+			return bad("egress_allow", "%v", err)
+		}
 	}
-	if _, err := ParseBlocklists(blocklists); err != nil {
+	if d.rootHints != "" {
+		if err := CheckFile(d.rootHints, MaxTextFile); err != nil {
+			return bad("dns_root_hints", "%v", err)
+		}
+	}
+	lists, err := ParseBlocklists(d.blocklists)
+	if err != nil {
 		return bad("dns_blocklists", "%v", err)
 	}
-	for _, f := range forward {
+	for _, cat := range apitypes.BlockCategories {
+		if file, ok := lists[cat]; ok {
+			if err := CheckFile(file, MaxBlocklistFile); err != nil {
+				return bad("dns_blocklists", "%s: %v", cat, err)
+			}
+		}
+	}
+	for _, f := range d.forward {
 		u, err := url.Parse(f)
 		if err != nil || (u.Scheme != "tls" && u.Scheme != "https") || u.Host == "" {
 			return bad("dns_forward", "%q: want tls://host:853#servername or https://host/dns-query", f)
 		}
 	}
-	switch logLevel {
+	switch d.logLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return bad("log_level", "want debug, info, warn or error, got %q", logLevel)
+		return bad("log_level", "want debug, info, warn or error, got %q", d.logLevel)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +94,34 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"billing without a name", "billing_secrets = [\"=0123456789abcdef\"]\n", nil, "billing_secrets"},
 		{"repeated processor", "billing_secrets = [\"pay=0123456789abcdef\", \"pay=fedcba9876543210\"]\n", nil, "given twice"},
 		{"bad checkout url", "checkout_url = \"javascript:alert(1)\"\n", nil, "checkout_url"},
+		{"script public url", "public_url = \"javascript:alert(1)\"\n", nil, "public_url: want an http(s) URL"},
+		{"public url without host", "public_url = \"https:/x\"\n", nil, "public_url"},
+		{"script ipv4 url", "ipv4_url = \"javascript:alert(1)\"\n", nil, "ipv4_url"},
+		{"data ipv6 url", "ipv6_url = \"data:text/html,x\"\n", nil, "ipv6_url"},
+		{"http stun url", "stun_url = \"https://stun.example\"\n", nil, "stun_url"},
+		{"pool of everything v4", "tunnel_ipv4_pool = \"0.0.0.0/0\"\n", nil, "tunnel_ipv4_pool: 0.0.0.0/0 overlaps"},
+		{"pool of everything v6", "tunnel_ipv6_pool = \"::/0\"\n", nil, "tunnel_ipv6_pool: ::/0 overlaps"},
+		{"loopback pool", "tunnel_ipv4_pool = \"127.0.0.0/8\"\n", nil, "tunnel_ipv4_pool: 127.0.0.0/8 overlaps 127.0.0.0/8 (loopback)"},
+		{"pool over loopback", "tunnel_ipv4_pool = \"96.0.0.0/3\"\n", nil, "(loopback)"},
+		{"link-local pool", "tunnel_ipv4_pool = \"169.254.0.0/24\"\n", nil, "(link-local)"},
+		{"multicast pool", "tunnel_ipv4_pool = \"239.1.0.0/16\"\n", nil, "(multicast)"},
+		{"link-local v6 pool", "tunnel_ipv6_pool = \"fe80::/64\"\n", nil, "tunnel_ipv6_pool"},
+		{"multicast v6 pool", "tunnel_ipv6_pool = \"ff05::/64\"\n", nil, "tunnel_ipv6_pool"},
+		{"nat64 pool", "tunnel_ipv6_pool = \"64:ff9b::/120\"\n", nil, "tunnel_ipv6_pool"},
+		{"egress everything v4", "egress_allow = [\"0.0.0.0/0\"]\n", nil, "egress_allow: 0.0.0.0/0 is broader than /8; set allow_broad_ranges"},
+		{"egress everything v6", "egress_allow = [\"::/0\"]\n", nil, "egress_allow: ::/0 is broader than /32"},
+		{"egress /7", "egress_allow = [\"10.0.0.0/7\"]\n", nil, "egress_allow"},
+		{"egress mapped everything", "egress_allow = [\"::ffff:0:0/96\"]\n", nil, "egress_allow"},
+		{"egress mapped loopback", "egress_allow = [\"::ffff:127.0.0.0/104\"]\n", nil, "allow the IPv4 range instead"},
+		{"egress nat64", "allow_broad_ranges = true\negress_allow = [\"64:ff9b::/96\"]\n", nil, "allow the IPv4 range instead"},
+		{"trust everything v4", "trusted_proxies = [\"0.0.0.0/0\"]\n", nil, "trusted_proxies: 0.0.0.0/0 is broader than /8"},
+		{"trust everything v6", "trusted_proxies = [\"::/0\"]\n", nil, "trusted_proxies: ::/0 is broader"},
+		{"trust mapped everything", "trusted_proxies = [\"::ffff:0:0/96\"]\n", nil, "trusted_proxies"},
+		{"policy from a device", "policy_file = \"/dev/zero\"\n", nil, "policy_file: /dev/zero is not a regular file"},
+		{"policy from a directory", "policy_file = \"/\"\n", nil, "policy_file: / is not a regular file"},
+		{"missing policy", "policy_file = \"/nonexistent/policy.txt\"\n", nil, "policy_file: stat /nonexistent/policy.txt"},
+		{"root hints from a device", "dns_root_hints = \"/dev/zero\"\n", nil, "dns_root_hints: /dev/zero is not a regular file"},
+		{"blocklist from a device", "dns_blocklists = [\"ads=/dev/zero\"]\n", nil, "dns_blocklists: ads: /dev/zero is not a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,7 +181,7 @@ func TestGatewayConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, err := LoadGateway(Sources{
-		File:  writeFile(t, "mode = \"tun\"\ndns_blocklists = [\"ads=/x\"]\n"),
+		File:  writeFile(t, "mode = \"tun\"\ndns_blocklists = [\"ads="+writeFile(t, "ads.example\n")+"\"]\n"),
 		Env:   envMap(map[string]string{"VEIL_TOKEN": "tok"}),
 		Flags: fs,
 	})
@@ -177,6 +206,10 @@ func TestGatewayConfig(t *testing.T) {
 		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_EGRESS_ADDRS": "gw.example"}, "egress_addrs"},
 		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_IDLE_TIMEOUT": "30s"}, "idle_timeout"},
 		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_ADMIN_HTTP": "9091"}, "admin_http"},
+		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_EGRESS_ALLOW": "::/0"}, "egress_allow: ::/0 is broader"},
+		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_KEY_FILE": "/dev/zero"}, "key_file: /dev/zero is not a regular file"},
+		{map[string]string{"VEIL_CONTROL": "http://x", "VEIL_TOKEN": "t", "VEIL_DNS_ROOT_HINTS": "/dev/zero"}, "dns_root_hints"},
+		{map[string]string{"VEIL_CONTROL": "javascript:alert(1)", "VEIL_TOKEN": "t"}, "config: control"},
 	} {
 		if _, err := LoadGateway(Sources{Env: envMap(tt.env)}); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("LoadGateway(%v) = %v, want an error with %q", tt.env, err, tt.want)
@@ -188,5 +221,77 @@ func TestGatewayConfig(t *testing.T) {
 	}
 	if _, err := LoadGateway(Sources{File: writeFile(t, "http = \"x\"\n")}); err == nil || !strings.Contains(err.Error(), `unknown key "http"`) {
 		t.Errorf("a serve-only key in a gateway file: %v", err)
+	}
+}
+
+// TestBroadRangesWithOverride: the ranges refused as too broad are taken
+// when the operator says so.
+func TestBroadRangesWithOverride(t *testing.T) {
+	c, err := Load(Sources{File: writeFile(t, "allow_broad_ranges = true\negress_allow = [\"0.0.0.0/0\", \"::/0\"]\ntrusted_proxies = [\"0.0.0.0/0\", \"::/0\"]\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.EgressPrefixes()) != 2 || len(c.TrustedProxyPrefixes()) != 2 {
+		t.Errorf("egress %v, trusted %v", c.EgressPrefixes(), c.TrustedProxyPrefixes())
+	}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	AddFlags(fs, DefaultGateway())
+	if err := fs.Parse([]string{"--control=https://veil.example", "--token=t", "--allow-broad-ranges", "--egress-allow=::/0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadGateway(Sources{Flags: fs}); err != nil {
+		t.Errorf("gateway with --allow-broad-ranges: %v", err)
+	}
+	// Narrow ranges and the v6 loopback need no override.
+	if _, err := Load(Sources{File: writeFile(t, "egress_allow = [\"10.0.0.0/8\", \"2001:db8::/32\", \"::1/128\"]\npublic_url = \"https://veil.example/\"\nstun_url = \"stun:stun.veil.example:3478\"\n")}); err != nil {
+		t.Errorf("narrow ranges: %v", err)
+	}
+}
+
+// TestOperatorFilesBounded: every file the operator names is read only if
+// it is a regular file of bounded size, and the refusal names the key and
+// the file at once (a device like /dev/zero would otherwise be read until
+// memory runs out).
+func TestOperatorFilesBounded(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.txt")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(MaxTextFile + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ file, want string }{
+		{"policy_file = \"" + big + "\"\n", "policy_file: " + big + " is larger than 1 MiB"},
+		{"dns_root_hints = \"" + big + "\"\n", "dns_root_hints: " + big + " is larger than 1 MiB"},
+		{"policy_file = \"" + fifo + "\"\n", "policy_file: " + fifo + " is not a regular file"},
+	} {
+		_, err := Load(Sources{File: writeFile(t, tt.file)})
+		if err == nil || err.Error() != "config: "+tt.want {
+			t.Errorf("%s: err = %v, want %q", strings.TrimSpace(tt.file), err, tt.want)
+		}
+	}
+	for _, path := range []string{"/dev/zero", fifo, big} {
+		if _, err := Load(Sources{File: path}); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("config file %s: err = %v, want a refusal naming it", path, err)
+		}
+		if _, err := ReadFile(path, MaxTextFile); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("ReadFile(%s) = %v, want a refusal naming it", path, err)
+		}
+	}
+	// A file whose size says less than it holds is still cut off.
+	if _, err := ReadFile("/proc/self/status", 16); err == nil || !strings.Contains(err.Error(), "larger than 16 bytes") {
+		t.Errorf("ReadFile of a file larger than its stated size: %v", err)
+	}
+	small := filepath.Join(dir, "small.txt")
+	os.WriteFile(small, []byte("0123456789"), 0o600)
+	if b, err := ReadFile(small, MaxTextFile); err != nil || string(b) != "0123456789" {
+		t.Errorf("ReadFile(small) = %q, %v", b, err)
 	}
 }

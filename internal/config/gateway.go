@@ -1,10 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
-	"net/url"
+	"os"
 	"time"
 
 	"veil/internal/apitypes"
@@ -29,6 +31,9 @@ type Gateway struct {
 
 	WGPort      int      `toml:"wg_port" help:"WireGuard UDP port"`
 	EgressAllow []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
+	// AllowBroadRanges lets egress_allow hold ranges broader than /8
+	// (IPv4) or /32 (IPv6).
+	AllowBroadRanges bool `toml:"allow_broad_ranges" help:"accept egress_allow ranges broader than /8 (IPv4) or /32 (IPv6)"`
 	// EgressAddrs are the public addresses the gateway's traffic leaves
 	// from, when not the host's own (behind NAT, or another address).
 	EgressAddrs     []string `toml:"egress_addrs" help:"public addresses its traffic leaves from; empty: the host's source addresses for the internet"`
@@ -65,7 +70,7 @@ func (g *Gateway) Validate() error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
 	}
-	if u, err := url.Parse(g.Control); g.Control == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !httpURL(g.Control) {
 		return bad("control", "want the control plane's URL, like https://veil.example")
 	}
 	if g.Token == "" {
@@ -95,7 +100,15 @@ func (g *Gateway) Validate() error {
 			return bad("admin_http", "want HOST:PORT, got %q", g.AdminHTTP)
 		}
 	}
-	return checkDataPlane(g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.DNSBlocklists, g.DNSForward, g.LogLevel)
+	if g.KeyFile != "" {
+		// Created when missing; read at start when present.
+		if _, err := os.Stat(g.KeyFile); !errors.Is(err, fs.ErrNotExist) {
+			if err := CheckFile(g.KeyFile, MaxTextFile); err != nil {
+				return bad("key_file", "%v", err)
+			}
+		}
+	}
+	return (dataPlane{g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.AllowBroadRanges, g.DNSRootHints, g.DNSBlocklists, g.DNSForward, g.LogLevel}).check()
 }
 
 // Egress returns EgressAddrs parsed; Validate has checked them.

@@ -190,8 +190,9 @@ func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig
 	// packet otherwise: bench/tunnel). A refused first packet never makes
 	// a confirmed conntrack entry, and a flow's destination cannot change.
 	rule(fwd, ctEstablished(), verdict(expr.VerdictAccept))
-	// Then deny (pools) beats allow beats the special ranges, as
-	// netguard.Guard.Permit decides. A refused flow is answered (a TCP
+	// Then the guard's decision as first-match ranges (netguard's
+	// Rules, which decide as Guard.Permit does): deny (pools) beats allow
+	// beats the special ranges. A refused flow is answered (a TCP
 	// reset, else ICMP administratively prohibited), as the netstack
 	// gateway answers, so that the peer's application fails at once
 	// instead of waiting for a timeout.
@@ -200,14 +201,12 @@ func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig
 	rule(refuse, []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}})
 	toRefuse := []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: refuse.Name}}
 	rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), ifname(expr.MetaKeyOIFNAME, tun), toRefuse)
-	for _, pool := range tc.pools {
-		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(pool, false), toRefuse)
-	}
-	for _, a := range allow {
-		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(a, false), verdict(expr.VerdictAccept))
-	}
-	for _, s := range netguard.Special() {
-		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(s, false), toRefuse)
+	for _, r := range (netguard.Guard{Allow: allow, Deny: tc.pools}).Rules() {
+		then := toRefuse
+		if r.Permit {
+			then = verdict(expr.VerdictAccept)
+		}
+		rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(r.Prefix, false), then)
 	}
 	rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), verdict(expr.VerdictAccept))
 	rule(fwd, ifname(expr.MetaKeyOIFNAME, tun), verdict(expr.VerdictDrop))

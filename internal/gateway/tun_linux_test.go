@@ -55,6 +55,10 @@ var (
 	// deniedV4 is on the internet host too, reachable by route, but not
 	// in EgressAllow: the guard must refuse it.
 	deniedV4 = netip.MustParsePrefix("203.0.113.2/32")
+	// The internet host's NAT64 forms of inetV4 and deniedV4: the guard
+	// judges them as those IPv4 addresses, so the first passes and the
+	// second does not.
+	nat64Allowed, nat64Denied = netip.MustParsePrefix("64:ff9b::198.51.100.2/128"), netip.MustParsePrefix("64:ff9b::203.0.113.2/128")
 )
 
 func tunChild(t *testing.T) {
@@ -79,8 +83,10 @@ func tunChild(t *testing.T) {
 	if err := netlink.LinkSetUp(veth); err != nil {
 		t.Fatal(err)
 	}
-	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: veth.Attrs().Index, Dst: prefixNet(netip.MustParsePrefix("203.0.113.0/24"))}); err != nil {
-		t.Fatal(err)
+	for _, dst := range []string{"203.0.113.0/24", "64:ff9b::/96"} {
+		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: veth.Attrs().Index, Dst: prefixNet(netip.MustParsePrefix(dst))}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	control := newFakeControl(t)
@@ -112,6 +118,7 @@ func tunChild(t *testing.T) {
 	}{
 		{"ipv4 masqueraded", "http://198.51.100.2/", gwV4.Addr().String()},
 		{"ipv6 masqueraded", "http://[2001:db8:1::2]/", gwV6.Addr().String()},
+		{"nat64 form of an allowed address", "http://[" + nat64Allowed.Addr().String() + "]/", gwV6.Addr().String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,11 +131,13 @@ func tunChild(t *testing.T) {
 	t.Run("guard refuses", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		got, err := c.httpGet(ctx, "http://203.0.113.2/")
-		if err == nil {
-			t.Fatalf("refused destination answered %q", got)
+		for _, u := range []string{"http://203.0.113.2/", "http://[" + nat64Denied.Addr().String() + "]/"} {
+			got, err := c.httpGet(ctx, u)
+			if err == nil {
+				t.Fatalf("refused destination %s answered %q", u, got)
+			}
+			checkRefused(t, err)
 		}
-		checkRefused(t, err)
 	})
 	t.Run("host closed to peers", func(t *testing.T) {
 		// A service of the gateway host on every address: peers must
@@ -211,7 +220,7 @@ func startInternet(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			for _, p := range []netip.Prefix{inetV4, inetV6, deniedV4} {
+			for _, p := range []netip.Prefix{inetV4, inetV6, deniedV4, nat64Allowed, nat64Denied} {
 				if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: prefixNet(p), Flags: unix.IFA_F_NODAD}); err != nil {
 					return fmt.Errorf("adding address: %w", err)
 				}

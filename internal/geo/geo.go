@@ -95,11 +95,17 @@ func OpenDir(dir string) (*DB, error) {
 	var paths []string
 	for _, name := range Files {
 		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err != nil {
+		fi, err := os.Stat(p)
+		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			return nil, fmt.Errorf("checking %s: %w", name, err)
+		}
+		// A device or pipe under a database's name is a mistake, never a
+		// database; mapping it could block or fail obscurely.
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s is not a regular file", p)
 		}
 		paths = append(paths, p)
 	}

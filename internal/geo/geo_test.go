@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"veil/internal/geo"
@@ -144,5 +145,17 @@ func TestEchoipFields(t *testing.T) {
 			t.Errorf("layout %d, %s: EU %v, region code %q, postal code %q; want %v, %q, %q",
 				tt.layout, tt.ip, got.EU, got.RegionCode, got.PostalCode, tt.eu, tt.code, tt.postcode)
 		}
+	}
+}
+
+// TestOpenDirRefusesDevice: a device under a database's name stops the
+// start with a line naming it, instead of being mapped.
+func TestOpenDirRefusesDevice(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, geo.Files[0])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := geo.OpenDir(dir); err == nil || !strings.Contains(err.Error(), geo.Files[0]+" is not a regular file") {
+		t.Fatalf("OpenDir with /dev/zero as a database: %v", err)
 	}
 }

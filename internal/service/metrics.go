@@ -27,8 +27,8 @@ func newMetrics(s *Service) *metrics {
 		s:           s,
 		accounts:    prometheus.NewDesc("veil_accounts", "Accounts held.", nil, nil),
 		gwPeers:     prometheus.NewDesc("veil_gateway_peers", "Peers a gateway reports connected.", []string{"gateway", "location"}, nil),
-		gwRx:        prometheus.NewDesc("veil_gateway_rx_bytes", "Bytes a gateway reports received from all its peers.", []string{"gateway", "location"}, nil),
-		gwTx:        prometheus.NewDesc("veil_gateway_tx_bytes", "Bytes a gateway reports sent to all its peers.", []string{"gateway", "location"}, nil),
+		gwRx:        prometheus.NewDesc("veil_gateway_rx_bytes_total", "Bytes a gateway reports received from all its peers.", []string{"gateway", "location"}, nil),
+		gwTx:        prometheus.NewDesc("veil_gateway_tx_bytes_total", "Bytes a gateway reports sent to all its peers.", []string{"gateway", "location"}, nil),
 		gwOnline:    prometheus.NewDesc("veil_gateway_online", "1 when the gateway reported in the last 90 seconds.", []string{"gateway", "location"}, nil),
 		peerVersion: prometheus.NewDesc("veil_peer_map_version", "Current version of the peer map.", nil, nil),
 	}

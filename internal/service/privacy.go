@@ -3,10 +3,10 @@ package service
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
+	"veil/internal/config"
 	"veil/internal/controlplane"
 	"veil/internal/mail"
 	"veil/internal/privacy"
@@ -19,9 +19,9 @@ func (s *Service) startPrivacy(ctx context.Context) error {
 	cfg := s.Config
 	var prose string
 	if cfg.PolicyFile != "" {
-		b, err := os.ReadFile(cfg.PolicyFile)
+		b, err := config.ReadFile(cfg.PolicyFile, config.MaxTextFile)
 		if err != nil {
-			return fmt.Errorf("reading policy file: %w", err)
+			return fmt.Errorf("reading policy_file: %w", err)
 		}
 		prose = string(b)
 	}

@@ -140,6 +140,10 @@ func TestToolsNeverReachTunnelPools(t *testing.T) {
 	for host, want := range map[string]int{
 		"10.64.0.7":         http.StatusForbidden, // a device's tunnel address
 		"fd7a:7665:696c::7": http.StatusForbidden,
+		"::ffff:10.64.0.7":  http.StatusForbidden, // the same, IPv4-mapped
+		"64:ff9b::a40:7":    http.StatusForbidden, // the same, through NAT64
+		"168.63.129.16":     http.StatusForbidden, // a cloud's wire server
+		"::168.63.129.16":   http.StatusForbidden,
 	} {
 		resp, err := http.Get(svc.URL() + "/api/v1/ping?count=1&host=" + host)
 		if err != nil {

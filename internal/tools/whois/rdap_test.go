@@ -28,7 +28,7 @@ var rdapObjects = map[string]string{
 		"entities":[{"objectClassName":"entity","handle":"IANA","roles":["registrant"],
 			"vcardArray":["vcard",[["version",{},"text","4.0"],["fn",{},"text","Internet Assigned Numbers Authority"]]]}]}`,
 	"/domain/odd.test": `{"objectClassName":"entity","handle":"X"}`,
-	"/autnum/64500": `{"objectClassName":"autnum","handle":"AS64500","startAutnum":64500,"endAutnum":64510,"name":"EXAMPLE-AS","country":"SE"}`,
+	"/autnum/64500":    `{"objectClassName":"autnum","handle":"AS64500","startAutnum":64500,"endAutnum":64510,"name":"EXAMPLE-AS","country":"SE"}`,
 }
 
 // startRDAP runs the stand-in registry on loopback and a bootstrap that

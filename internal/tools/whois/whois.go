@@ -35,7 +35,8 @@ type Client struct {
 	// Port is the whois port of every server asked (default 43; tests
 	// use another).
 	Port int
-	// Dial opens the TCP connections: the egress guard's DialContext.
+	// Dial opens the TCP connections: the egress guard's DialContext; nil:
+	// a guard that allows no special range.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// MaxBytes bounds one server's answer (default 256 KiB).
 	MaxBytes int
@@ -137,7 +138,7 @@ func (c *Client) Lookup(ctx context.Context, q string) (Result, error) {
 
 func (c *Client) dialer() func(ctx context.Context, network, address string) (net.Conn, error) {
 	if c.Dial == nil {
-		return (&net.Dialer{}).DialContext
+		return netguard.Guard{}.DialContext
 	}
 	return c.Dial
 }
