@@ -48,7 +48,7 @@ func RetentionText(r Rule, p Periods) string {
 	case RuleCounters:
 		return fmt.Sprintf("%d days.", int(CounterRetention/(24*time.Hour)))
 	case RulePeerHistory:
-		return fmt.Sprintf("At most %d hours.", int(PeerHistory/time.Hour))
+		return fmt.Sprintf("Until every gateway has dropped the device, at most %d hours.", int(PeerHistory/time.Hour))
 	case RuleOperator:
 		return "Until the operator removes the gateway."
 	case RuleForever:
