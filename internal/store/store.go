@@ -351,9 +351,11 @@ type Store interface {
 	// that has its account.
 	AttachPayment(ctx context.Context, recordID, accountID int64, now time.Time) error
 	// RefundPayment marks a payment refunded and takes back the paid time
-	// it bought; applied is false for one already refunded, ErrNotFound
-	// for one never recorded.
+	// it bought; applied is false for one already refunded. The refund of
+	// a payment not recorded yet is kept, and the payment, when it comes,
+	// is recorded refunded and buys nothing.
 	RefundPayment(ctx context.Context, processor, reference string, now time.Time) (applied bool, err error)
-	// DeleteBillingBefore removes billing records made before cutoff.
+	// DeleteBillingBefore removes billing records made before cutoff, and
+	// refunds told before cutoff whose payment never came.
 	DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error)
 }

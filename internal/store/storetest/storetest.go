@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"Schema", testSchema},
 		{"Privacy", testPrivacy},
 		{"Billing", testBilling},
+		{"EarlyRefund", testEarlyRefund},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
