@@ -219,7 +219,7 @@ func TestPolicyVersions(t *testing.T) {
 		}
 	}
 	policy := get(t, e.url+"/privacy")
-	for _, want := range []string{"Second text.", "Version 2", "client_counters.os_version", "6 months"} {
+	for _, want := range []string{"Second text.", "Version 2", "client_counters.os_version", "6 months", "When data is erased", "write-ahead log"} {
 		if !strings.Contains(policy, want) {
 			t.Errorf("policy page lacks %q", want)
 		}

@@ -60,6 +60,9 @@ type Periods struct {
 	UnusedAccount time.Duration
 	// TaxYears is how long billing records are kept.
 	TaxYears int
+	// BackupDays is how long the operator keeps backups of the database,
+	// which hold erased data until they go; 0: the operator keeps none.
+	BackupDays int
 }
 
 // DefaultPeriods are the periods used when the operator sets none.
