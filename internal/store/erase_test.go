@@ -192,3 +192,50 @@ func TestErasureLeavesNothing(t *testing.T) {
 		})
 	})
 }
+
+// TestUpgradeClearsEarlierErasures: a database from before erasure
+// cleared its files (schema 6) may hold erased data in free pages or dead
+// rows; the upgrade clears it once.
+func TestUpgradeClearsEarlierErasures(t *testing.T) {
+	t.Parallel()
+	dialects(t, func(t *testing.T, newDB func(testing.TB) string) {
+		ctx := t.Context()
+		s, dsn := openNew(t, newDB)
+		bystanders(t, s, 20)
+		db := store.RawDB(s)
+		// As the old binary did: no secure_delete (the one writer
+		// connection keeps the setting), no wipe after the deletion.
+		if !strings.HasPrefix(dsn, "postgres") {
+			if _, err := db.ExecContext(ctx, "PRAGMA secure_delete = 0"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		email := "old-erasure-" + hex.EncodeToString(random(t, 8)) + "@example.org"
+		if _, err := s.CreateAccount(ctx, &store.Account{CodeHash: random(t, 32), Email: email, Plan: store.PlanFree}); err != nil {
+			t.Fatal(err)
+		}
+		bystanders(t, s, 20)
+		for _, q := range []string{
+			"DELETE FROM accounts WHERE email = '" + email + "'",
+			"ALTER TABLE gateways DROP COLUMN synced_version", "ALTER TABLE gateways DROP COLUMN synced_at",
+			"DROP TABLE pending_refunds", "DELETE FROM schema_version WHERE version >= 7",
+		} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		s.Close()
+		secrets := map[string][]byte{"email": []byte(email)}
+		if left := storetest.Leftovers(t, dsn, secrets); len(left) == 0 {
+			t.Fatal("the old binary's erasure left nothing behind: the test shows nothing")
+		}
+		s, err := store.OpenTest(ctx, dsn, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if left := storetest.Leftovers(t, dsn, secrets); len(left) != 0 {
+			t.Errorf("after the upgrade:\n%s", strings.Join(left, "\n"))
+		}
+	})
+}
