@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole suite. Sets the variables that turn on the deeper tests:
 #   VEIL_TEST_POSTGRES  URL of a throwaway PostgreSQL (store conformance)
+#   VEIL_TEST_POSTGRES_DATA  its data directory (erasure tests)
 #   VEIL_TEST_NETNS=1   network-namespace tests (root only)
 #   VEIL_TEST_CHROMIUM  path of a headless Chromium (browser tests)
 # Under CI=true, a PostgreSQL that cannot start fails the run.
@@ -11,6 +12,8 @@ pgdir=$(mktemp -d /tmp/veil-pg.XXXXXX)
 trap './scripts/pgtmp.sh stop "$pgdir"' EXIT
 if url=$(./scripts/pgtmp.sh start "$pgdir"); then
 	export VEIL_TEST_POSTGRES=$url
+	# The erasure tests look for erased values in the cluster's files.
+	export VEIL_TEST_POSTGRES_DATA=$pgdir/data
 else
 	echo "test: PostgreSQL could not start" >&2
 	[ "${CI:-}" = true ] && exit 1

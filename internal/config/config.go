@@ -138,6 +138,9 @@ type Config struct {
 	UnusedAccountDays int `toml:"unused_account_days" help:"days an unused, unpaid account is kept"`
 	// TaxYears is how long billing records are kept.
 	TaxYears int `toml:"tax_years" help:"years billing records are kept"`
+	// BackupDays is how long the operator keeps backups of the database;
+	// the privacy policy states it. 0: none are kept.
+	BackupDays int `toml:"backup_days" help:"days database backups are kept, as the privacy policy states; 0: none"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level" help:"debug, info, warn or error"`
@@ -166,6 +169,7 @@ func Default() Config {
 		RetentionEvery:    Duration(time.Hour),
 		UnusedAccountDays: 90,
 		TaxYears:          7,
+		BackupDays:        30,
 		LogLevel:          "info",
 	}
 }
@@ -402,6 +406,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TaxYears < 0 || c.TaxYears > 30 {
 		return bad("tax_years", "want 0 to 30, got %d", c.TaxYears)
+	}
+	if c.BackupDays < 0 || c.BackupDays > 3650 {
+		return bad("backup_days", "want 0 to 3650, got %d", c.BackupDays)
 	}
 	return nil
 }

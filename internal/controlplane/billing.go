@@ -35,7 +35,8 @@ import (
 // account is the payment reference the account page shows (Hasher.
 // PaymentRef). A notification told twice (same processor and reference)
 // counts once. {"type": "payment.refunded", "reference": "pi_123"} takes
-// back the paid time that payment bought. Other event types are
+// back the paid time that payment bought; told before the payment, it is
+// kept, and the payment then buys nothing. Other event types are
 // acknowledged and ignored. The answer is {"applied": true} for a change
 // made now, false for a repeat.
 
@@ -208,20 +209,14 @@ func (s *Server) billingWebhook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"applied": applied})
 }
 
-// refund takes back the paid time of a refunded payment. A refund of a
-// payment never told is acknowledged (a retry would not help) and logged
-// for the operator.
+// refund takes back the paid time of a refunded payment, or keeps the
+// refund for its payment when that has not been told yet.
 func (s *Server) refund(w http.ResponseWriter, r *http.Request, processor, reference string) {
 	if !textRE.MatchString(reference) {
 		writeError(w, http.StatusBadRequest, "reference: 1 to 200 printable characters")
 		return
 	}
 	applied, err := s.cfg.Store.RefundPayment(r.Context(), processor, reference, s.cfg.Now())
-	if errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("refund of a payment never recorded", "processor", processor)
-		writeJSON(w, http.StatusOK, map[string]bool{"applied": false})
-		return
-	}
 	if err != nil {
 		s.fail(w, "refunding payment", err)
 		return

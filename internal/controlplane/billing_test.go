@@ -256,8 +256,7 @@ func TestAdminBilling(t *testing.T) {
 		t.Errorf("after attaching: paid until %v, want %v", acc.PaidUntil, before.AddDate(0, 0, 365))
 	}
 
-	// A refund takes back what the payment bought, once; a refund of a
-	// payment never told is acknowledged and changes nothing.
+	// A refund takes back what the payment bought, once.
 	refund := func(ref string) (int, map[string]any) {
 		return e.notify(t, "testpay", testPaySecret, e.now.Now(), []byte(`{"type": "payment.refunded", "reference": "`+ref+`"}`))
 	}
@@ -265,9 +264,6 @@ func TestAdminBilling(t *testing.T) {
 		if st, out := refund("pi_10"); st != 200 || out["applied"] != want {
 			t.Fatalf("refund %d: %d %v, want applied=%v", i+1, st, out, want)
 		}
-	}
-	if st, out := refund("pi_unknown"); st != 200 || out["applied"] != false {
-		t.Errorf("refund of an unknown payment: %d %v", st, out)
 	}
 	acc = apitypes.Account{}
 	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
@@ -277,5 +273,38 @@ func TestAdminBilling(t *testing.T) {
 	e.call(t, "GET", "/api/v1/admin/billing", e.admin, nil, &recs)
 	if len(recs) != 2 || recs[1].RefundedAt == nil || recs[0].RefundedAt != nil {
 		t.Errorf("refund marks: %+v", recs)
+	}
+}
+
+// TestRefundBeforePayment: processors do not promise order. A refund told
+// before its payment is kept; the payment then buys nothing and its
+// record shows it refunded.
+func TestRefundBeforePayment(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.login(t, e.newAccount(t, 1))
+	var acc apitypes.Account
+	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
+	refundedAt := e.now.Now()
+	for i, want := range []bool{true, false} {
+		body := []byte(`{"type": "payment.refunded", "reference": "pi_early"}`)
+		if st, out := e.notify(t, "testpay", testPaySecret, e.now.Now(), body); st != 200 || out["applied"] != want {
+			t.Fatalf("refund %d before its payment: %d %v, want applied=%v", i+1, st, out, want)
+		}
+	}
+	e.now.Add(time.Minute)
+	body := paymentBody(t, controlplane.PaymentEvent{Type: controlplane.EventPaid, Reference: "pi_early", Account: acc.PaymentReference,
+		Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"})
+	if st, out := e.notify(t, "testpay", testPaySecret, e.now.Now(), body); st != 200 || out["applied"] != true {
+		t.Fatalf("payment after its refund: %d %v", st, out)
+	}
+	var after apitypes.Account
+	e.call(t, "GET", "/api/v1/account", tok, nil, &after)
+	if acc.PaidUntil == nil || after.PaidUntil == nil || !after.PaidUntil.Equal(*acc.PaidUntil) {
+		t.Errorf("the refunded payment moved paid time from %v to %v", acc.PaidUntil, after.PaidUntil)
+	}
+	var recs []apitypes.BillingRecord
+	e.call(t, "GET", "/api/v1/admin/billing", e.admin, nil, &recs)
+	if len(recs) != 1 || recs[0].Reference != "pi_early" || recs[0].RefundedAt == nil || !recs[0].RefundedAt.Equal(refundedAt.UTC().Truncate(time.Microsecond)) {
+		t.Errorf("billing records %+v, want pi_early refunded at %v", recs, refundedAt)
 	}
 }

@@ -111,6 +111,13 @@ func (s *Server) gatewayPeers(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = min(d, maxWait)
 	}
+	// since is the version the gateway holds: tombstones every gateway
+	// holds can go.
+	gw := r.Context().Value(ctxGateway).(*store.Gateway)
+	if err := s.cfg.Store.GatewaySynced(r.Context(), gw.ID, since); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.fail(w, "recording gateway sync", err)
+		return
+	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {

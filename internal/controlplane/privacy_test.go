@@ -58,11 +58,12 @@ func TestRights(t *testing.T) {
 		t.Errorf("exported messages = %v", m)
 	}
 
-	// Erase.
+	// Erase, with a gateway that holds the map and so needs the removal.
 	v, err := e.store.PeerVersion(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pollPeers(t, e.url, e.addGateway(t, "gw1"), v, 0)
 	if st := e.call(t, "DELETE", "/api/v1/account", tok, nil, nil); st != 204 {
 		t.Fatalf("erase: %d", st)
 	}
@@ -307,7 +308,7 @@ func TestPolicyVersions(t *testing.T) {
 		}
 	}
 	policy := get(t, e.url+"/privacy")
-	for _, want := range []string{"Second text.", "Version 2", "client_counters.os_version", "6 months"} {
+	for _, want := range []string{"Second text.", "Version 2", "client_counters.os_version", "6 months", "When data is erased", "write-ahead log"} {
 		if !strings.Contains(policy, want) {
 			t.Errorf("policy page lacks %q", want)
 		}

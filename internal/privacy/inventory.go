@@ -66,6 +66,9 @@ type Periods struct {
 	UnusedAccount time.Duration
 	// TaxYears is how long billing records are kept.
 	TaxYears int
+	// BackupDays is how long the operator keeps backups of the database,
+	// which hold erased data until they go; 0: the operator keeps none.
+	BackupDays int
 }
 
 // DefaultPeriods are the periods used when the operator sets none.
@@ -251,6 +254,20 @@ var Inventory = []Category{
 			"Erasing your account detaches the record from it, and the record is deleted at the end of the tax period.",
 	},
 	{
+		ID:   "pending_refunds",
+		Name: "Refunds reported before their payment",
+		Fields: []Field{
+			{"pending_refunds.processor", "the payment processor"},
+			{"pending_refunds.reference", "the processor's reference of the refunded payment"},
+			{"pending_refunds.refunded_at", "when the refund was reported"},
+		},
+		Purpose:    "To apply a refund that the processor reported before the payment itself: the payment then buys no time.",
+		LegalBasis: basisLegal,
+		Retention:  RuleTax,
+		Storage:    storageDB,
+		Note:       "Kept until its payment is reported, when it joins the payment's billing record; no account, card data, name or address.",
+	},
+	{
 		ID:   "client_counters",
 		Name: "Client version counters",
 		Fields: []Field{
@@ -297,6 +314,8 @@ var Inventory = []Category{
 			{"gateways.last_seen", "its last report"},
 			{"gateways.created_at", "when it was added"},
 			{"gateways.egress", "the addresses its traffic leaves from"},
+			{"gateways.synced_version", "the version of the device list it last said it holds"},
+			{"gateways.synced_at", "when it last said so"},
 		},
 		Purpose:    "To list servers and their load.",
 		LegalBasis: basisInterest,
@@ -319,7 +338,8 @@ var Inventory = []Category{
 		LegalBasis: basisContract,
 		Retention:  RulePeerHistory,
 		Storage:    storageDB,
-		Note:       "A removed key is no longer linked to any account.",
+		Note: "A removed key is no longer linked to any account. Gateways report the version of the list they hold; " +
+			"a key is deleted as soon as every gateway has dropped it, and a gateway silent for a day no longer counts.",
 	},
 	{
 		ID:         "schema",

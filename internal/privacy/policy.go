@@ -25,6 +25,11 @@ var labels = map[string]map[string]string{
 		"shared":      "Shared with",
 		"nobody":      "Nobody.",
 		"never":       "Never stored: your IP address, the DNS names you look up, the sites you visit, or any record of your connections.",
+		"erasure":     "When data is erased",
+		"erasure_now": "Erasing your account, or the end of a retention period, deletes the data and clears the database files of it at once: SQLite overwrites deleted data with zeros and empties its write-ahead log; PostgreSQL rewrites the tables concerned once no earlier transaction (a backup being taken, for example) still reads them: normally within seconds, otherwise at the next erasure or retention sweep. The gateways drop a removed device at their next synchronisation and never write it to disk.",
+		"erasure_wal": "On PostgreSQL, the write-ahead log (its record of recent changes, kept for crash recovery) still holds deleted data until its files are reused for new changes: within minutes on a busy service; on a quiet one, only once as much new change has been written as the log keeps (80 MB to 1 GB by default), which can take days or weeks.",
+		"backups":     "Backups of the database hold erased data until they are deleted: the operator keeps them for at most %d days.",
+		"no_backups":  "The operator keeps no backups of the database.",
 		"rights":      "Your rights",
 		"rights_text": "On the account page, with your access code, and through the API, at once: download everything held for your account (access), change or remove your email (rectify), erase your account (erase), restrict processing (restrict), and stop marketing mail (object). Every marketing mail has a one-click unsubscribe link. Transactional mail (receipts, reminders, policy changes) is always sent to an account with an email.",
 	},
@@ -50,7 +55,7 @@ func RetentionText(r Rule, p Periods) string {
 	case RuleCounters:
 		return fmt.Sprintf("%d days.", int(CounterRetention/(24*time.Hour)))
 	case RulePeerHistory:
-		return fmt.Sprintf("At most %d hours.", int(PeerHistory/time.Hour))
+		return fmt.Sprintf("Until every gateway has dropped the device, at most %d hours.", int(PeerHistory/time.Hour))
 	case RuleOperator:
 		return "Until the operator removes the gateway."
 	case RuleForever:
@@ -65,6 +70,8 @@ type Document struct {
 	Prose    []Block
 	Labels   map[string]string
 	Sections []Section
+	// Erasure says, in paragraphs, how long erased data can remain.
+	Erasure []string
 }
 
 // Block is a paragraph or a heading of the operator's prose.
@@ -86,7 +93,12 @@ func Render(lang, prose string, p Periods) *Document {
 	if !slices.Contains(Languages, lang) {
 		lang = Languages[0]
 	}
-	d := &Document{Lang: lang, Labels: labels[lang], Prose: parseProse(prose)}
+	l := labels[lang]
+	backups := l["no_backups"]
+	if p.BackupDays > 0 {
+		backups = fmt.Sprintf(l["backups"], p.BackupDays)
+	}
+	d := &Document{Lang: lang, Labels: l, Prose: parseProse(prose), Erasure: []string{l["erasure_now"], l["erasure_wal"], backups}}
 	for _, c := range Inventory {
 		d.Sections = append(d.Sections, Section{
 			ID: c.ID, Name: c.Name, Purpose: c.Purpose, LegalBasis: c.LegalBasis,
@@ -146,6 +158,10 @@ func (d *Document) Text() string {
 			fmt.Fprintf(&b, "- %s: %s\n", f.Column, f.Meaning)
 		}
 		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "# %s\n\n", l["erasure"])
+	for _, p := range d.Erasure {
+		fmt.Fprintf(&b, "%s\n\n", p)
 	}
 	fmt.Fprintf(&b, "# %s\n\n%s\n", l["rights"], l["rights_text"])
 	return b.String()

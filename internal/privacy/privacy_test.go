@@ -137,6 +137,22 @@ func TestRenderHasEveryCategory(t *testing.T) {
 	}
 }
 
+// TestRenderErasure: the policy says how long erased data can remain in
+// PostgreSQL's write-ahead log and in the operator's backups.
+func TestRenderErasure(t *testing.T) {
+	for _, tt := range []struct {
+		backupDays int
+		want       string
+	}{{45, "at most 45 days"}, {0, "keeps no backups"}} {
+		text := privacy.Render("en", "", privacy.Periods{UnusedAccount: 30 * 24 * time.Hour, TaxYears: 7, BackupDays: tt.backupDays}).Text()
+		for _, want := range []string{"# When data is erased", "write-ahead log", "80 MB to 1 GB", tt.want, "Until every gateway has dropped the device, at most 24 hours."} {
+			if !strings.Contains(text, want) {
+				t.Errorf("backups %d days: policy text lacks %q", tt.backupDays, want)
+			}
+		}
+	}
+}
+
 func TestDiff(t *testing.T) {
 	tests := []struct {
 		name     string

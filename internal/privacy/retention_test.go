@@ -71,7 +71,15 @@ func TestSweeper(t *testing.T) {
 		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: paid.ID, Processor: "testpay", Reference: "r1", Product: "premium-30", Days: 30, Currency: "EUR"}, start); err != nil {
 			t.Fatal(err)
 		}
-		// A device removed now leaves a tombstone.
+		// A device removed now leaves a tombstone, for a gateway that has
+		// not synced it.
+		gw := &store.Gateway{Name: "gw", TokenHash: []byte("gw")}
+		if _, err := s.CreateGateway(ctx, gw); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.GatewaySynced(ctx, gw.ID, 0); err != nil {
+			t.Fatal(err)
+		}
 		d, err := s.CreateDevice(ctx, store.NewDevice{AccountID: paid.ID, PublicKey: "gone", MaxDevices: 5, MinIndex: 2, MaxIndex: 9})
 		if err != nil {
 			t.Fatal(err)

@@ -31,7 +31,8 @@ func (s *Service) startPrivacy(ctx context.Context) error {
 		base = "http://" + cfg.HTTP
 	}
 	s.API.SetPrivacy(controlplane.PrivacyConfig{
-		Periods:   privacy.Periods{UnusedAccount: time.Duration(cfg.UnusedAccountDays) * 24 * time.Hour, TaxYears: cfg.TaxYears},
+		Periods: privacy.Periods{UnusedAccount: time.Duration(cfg.UnusedAccountDays) * 24 * time.Hour, TaxYears: cfg.TaxYears,
+			BackupDays: cfg.BackupDays},
 		Prose:     prose,
 		PublicURL: base,
 		WakeMail: func() {

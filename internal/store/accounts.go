@@ -176,7 +176,8 @@ func (s *sqlStore) UpdateAccount(ctx context.Context, id int64, u AccountUpdate)
 }
 
 // DeleteAccount removes the account; devices and sessions go by cascade,
-// and the devices in the peer map leave it.
+// and the devices in the peer map leave it. The files are wiped of it
+// before it returns.
 func (s *sqlStore) DeleteAccount(ctx context.Context, id int64) error {
 	_, err := s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
 		res, err := tx.ExecContext(ctx, `INSERT INTO peer_tombstones (public_key, version, removed_at)
@@ -207,6 +208,7 @@ func (s *sqlStore) DeleteAccount(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("deleting account: %w", err)
 	}
+	s.wipe(ctx, personalTables...)
 	return nil
 }
 

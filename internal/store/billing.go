@@ -14,7 +14,8 @@ import (
 // already recorded (same processor and reference) changes nothing and
 // reports applied false. A payment for an account that no longer exists
 // (AccountID 0, or erased) is recorded detached, as tax law wants it
-// kept. The peer map follows at the next SyncPeerActivity.
+// kept. A payment whose refund was told first is recorded refunded and
+// extends nothing. The peer map follows at the next SyncPeerActivity.
 func (s *sqlStore) RecordPayment(ctx context.Context, p Payment, now time.Time) (applied bool, err error) {
 	if p.Processor == "" || p.Reference == "" || p.Days <= 0 || p.AmountCents < 0 {
 		return false, errors.New("recording payment: processor, reference and a positive duration are required")
@@ -45,6 +46,19 @@ func (s *sqlStore) RecordPayment(ctx context.Context, p Payment, now time.Time) 
 			return err // a repeat: nothing more to do
 		}
 		applied = true
+		var refunded time.Time
+		err = tx.QueryRowContext(ctx, "DELETE FROM pending_refunds WHERE processor = $1 AND reference = $2 RETURNING refunded_at",
+			p.Processor, p.Reference).Scan(timeCol{&refunded})
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			// Refunded before it was told: recorded as refunded, it buys nothing.
+			_, err := tx.ExecContext(ctx, "UPDATE billing_records SET refunded_at = $1 WHERE processor = $2 AND reference = $3",
+				s.ts(refunded), p.Processor, p.Reference)
+			return err
+		}
 		if account == nil {
 			return nil
 		}
@@ -116,7 +130,8 @@ func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64,
 
 // RefundPayment marks the payment refunded at now and moves the paid time
 // of its account, if it has one, back by the days it bought, to no earlier
-// than now.
+// than now. A refund of a payment not recorded yet is kept until the
+// payment arrives (RecordPayment).
 func (s *sqlStore) RefundPayment(ctx context.Context, processor, reference string, now time.Time) (applied bool, err error) {
 	now = now.UTC().Truncate(time.Microsecond)
 	err = s.tx(ctx, func(tx *sql.Tx) error {
@@ -128,7 +143,15 @@ func (s *sqlStore) RefundPayment(ctx context.Context, processor, reference strin
 		err := tx.QueryRowContext(ctx, "SELECT id, account_id, days, refunded_at FROM billing_records WHERE processor = $1 AND reference = $2",
 			processor, reference).Scan(&id, &owner, &days, timeCol{&refunded})
 		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
+			// Processors do not promise order: keep the refund for its payment.
+			res, err := tx.ExecContext(ctx, `INSERT INTO pending_refunds (processor, reference, refunded_at) VALUES ($1, $2, $3)
+				ON CONFLICT (processor, reference) DO NOTHING`, processor, reference, s.ts(now))
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			applied = n > 0
+			return err
 		}
 		if err != nil || !refunded.IsZero() {
 			return err
@@ -160,13 +183,18 @@ func (s *sqlStore) RefundPayment(ctx context.Context, processor, reference strin
 	return applied, nil
 }
 
-// DeleteBillingBefore removes the billing records made before cutoff.
+// DeleteBillingBefore removes the billing records made before cutoff, and
+// the refunds told before cutoff whose payment never came.
 func (s *sqlStore) DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error) {
 	n, err := s.deleted(ctx, "DELETE FROM billing_records WHERE created_at < $1", s.ts(cutoff))
 	if err != nil {
 		return 0, fmt.Errorf("deleting old billing records: %w", err)
 	}
-	return n, nil
+	m, err := s.deleted(ctx, "DELETE FROM pending_refunds WHERE refunded_at < $1", s.ts(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("deleting old refunds: %w", err)
+	}
+	return n + m, nil
 }
 
 // BillingRecords lists the records made in [from, to), oldest first.

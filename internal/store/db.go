@@ -41,6 +41,9 @@ type sqlStore struct {
 	hub          *hub
 	listenConfig *pgx.ConnConfig // PostgreSQL: for the LISTEN connection
 
+	wipeMu  sync.Mutex
+	unwiped map[string]bool // tables a failed wipe left; see wipe
+
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 	closers []func() error
@@ -50,7 +53,7 @@ type sqlStore struct {
 var _ Store = (*sqlStore)(nil)
 
 func newSQLStore(db, rdb *sql.DB, d dialect, log *slog.Logger, o options) *sqlStore {
-	return &sqlStore{db: db, rdb: rdb, d: d, log: log, o: o, hub: newHub()}
+	return &sqlStore{db: db, rdb: rdb, d: d, log: log, o: o, hub: newHub(), unwiped: make(map[string]bool)}
 }
 
 // Close stops the change watchers and releases the database.
@@ -157,12 +160,14 @@ func (s *sqlStore) retry(ctx context.Context, fn func() error) error {
 // mapTx runs fn in a write transaction holding the peer-map lock (the
 // version row), which serializes every change to devices and the map.
 // fn gets the version its changes belong to and reports whether it
-// changed the map; if so the version is stored, old history pruned, and
-// watchers woken after the commit. It returns the version now current.
+// changed the map; if so the version is stored, the history every
+// gateway holds (or beyond the kept versions) dropped, and watchers woken
+// after the commit. It returns the version now current.
 func (s *sqlStore) mapTx(ctx context.Context, fn func(tx *sql.Tx, next int64) (bool, error)) (int64, error) {
-	var version int64
+	var version, dropped int64
 	var changed bool
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		dropped = 0
 		var cur int64
 		if err := tx.QueryRowContext(ctx, "SELECT version FROM peer_version WHERE id = 1"+s.d.forUpdate).Scan(&cur); err != nil {
 			return err
@@ -175,12 +180,14 @@ func (s *sqlStore) mapTx(ctx context.Context, fn func(tx *sql.Tx, next int64) (b
 			return err
 		}
 		version = next
-		floor := next - s.o.historyVersions
-		if _, err := tx.ExecContext(ctx, `UPDATE peer_version SET version = $1,
-			history_floor = CASE WHEN history_floor < $2 THEN $2 ELSE history_floor END WHERE id = 1`, next, floor); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE peer_version SET version = $1 WHERE id = 1", next); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM peer_tombstones WHERE version <= $1", floor); err != nil {
+		synced, err := s.syncedFloor(ctx, tx, next, s.now().Add(-s.o.historyAge))
+		if err != nil {
+			return err
+		}
+		if dropped, err = s.dropHistory(ctx, tx, max(synced, next-s.o.historyVersions)); err != nil {
 			return err
 		}
 		if s.d.pg {
@@ -196,7 +203,40 @@ func (s *sqlStore) mapTx(ctx context.Context, fn func(tx *sql.Tx, next int64) (b
 	if changed {
 		s.hub.publish(version)
 	}
+	if dropped > 0 {
+		s.wipe(ctx, "peer_tombstones")
+	}
 	return version, nil
+}
+
+// syncedFloor returns the version that every gateway synced since cutoff
+// holds: the lowest one such a gateway reported, or current when none
+// did. A gateway silent since cutoff does not count: when it comes back
+// it is behind the history floor and gets the full map.
+func (s *sqlStore) syncedFloor(ctx context.Context, tx *sql.Tx, current int64, cutoff time.Time) (int64, error) {
+	var low sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT MIN(synced_version) FROM gateways WHERE synced_at >= $1", s.ts(cutoff)).Scan(&low); err != nil {
+		return 0, err
+	}
+	if !low.Valid {
+		return current, nil
+	}
+	return min(low.Int64, current), nil
+}
+
+// dropHistory deletes the tombstones at or below version upTo and raises
+// the history floor to it, so that a gateway behind it gets the full map.
+// It returns how many tombstones went.
+func (s *sqlStore) dropHistory(ctx context.Context, tx *sql.Tx, upTo int64) (int64, error) {
+	if _, err := tx.ExecContext(ctx, `UPDATE peer_version
+		SET history_floor = CASE WHEN history_floor < $1 THEN $1 ELSE history_floor END WHERE id = 1`, upTo); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM peer_tombstones WHERE version <= $1", upTo)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // tombstone records that key left the peer map at version.

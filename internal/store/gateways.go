@@ -141,3 +141,59 @@ func affected(what string, res sql.Result, err error) error {
 	}
 	return nil
 }
+
+// syncStampEvery is how often a gateway polling at one version has its
+// sync time written again: often enough for a liveness of hours, rarely
+// enough that long polls do not each cost a write.
+const syncStampEvery = time.Hour
+
+// GatewaySynced records that the gateway holds the peer map at version
+// and deletes the tombstones every gateway synced within the history age
+// now holds. A version above the current one (a database restored from
+// a backup) counts as none: that gateway gets the full map.
+func (s *sqlStore) GatewaySynced(ctx context.Context, id, version int64) error {
+	now := s.now()
+	var have int64
+	var at time.Time
+	err := s.rdb.QueryRowContext(ctx, "SELECT synced_version, synced_at FROM gateways WHERE id = $1", id).Scan(&have, timeCol{&at})
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("recording gateway sync: %w", err)
+	}
+	if have == version && !at.IsZero() && now.Sub(at) < syncStampEvery {
+		return nil
+	}
+	var dropped int64
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var cur int64
+		if err := tx.QueryRowContext(ctx, "SELECT version FROM peer_version WHERE id = 1"+s.d.forUpdate).Scan(&cur); err != nil {
+			return err
+		}
+		v := version
+		if v > cur {
+			v = 0
+		}
+		res, err := tx.ExecContext(ctx, "UPDATE gateways SET synced_version = $1, synced_at = $2 WHERE id = $3", v, s.ts(now), id)
+		if err = affected("storing the sync", res, err); err != nil {
+			return err
+		}
+		floor, err := s.syncedFloor(ctx, tx, cur, now.Add(-s.o.historyAge))
+		if err != nil {
+			return err
+		}
+		dropped, err = s.dropHistory(ctx, tx, floor)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("recording gateway sync: %w", err)
+	}
+	if dropped > 0 {
+		s.wipe(ctx, "peer_tombstones")
+	}
+	return nil
+}

@@ -106,5 +106,8 @@ func (s *sqlStore) DeleteMailBefore(ctx context.Context, cutoff time.Time) (int,
 	if err != nil {
 		return 0, fmt.Errorf("deleting old mail: %w", err)
 	}
+	if n > 0 {
+		s.wipe(ctx, "mail_outbox")
+	}
 	return n, nil
 }

@@ -93,7 +93,9 @@ func openSQLite(ctx context.Context, p string, log *slog.Logger, o options) (*sq
 	} else {
 		f.Close()
 	}
-	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	// secure_delete: deleted content is overwritten with zeros, not left
+	// in free pages (see wipe).
+	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)"
 	wdb, err := sql.Open("sqlite", p+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("opening database: %w", err)
@@ -234,6 +236,7 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	}
 	newest := len(ms)
 	var applied []string
+	var from int
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		applied = applied[:0]
 		if s.d.pg {
@@ -251,6 +254,7 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		if cur > newest {
 			return fmt.Errorf("database schema version %d, newest known %d: %w", cur, newest, ErrSchemaTooNew)
 		}
+		from = cur
 		for _, m := range ms[cur:] {
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return fmt.Errorf("%s: %w", m.name, err)
@@ -267,6 +271,11 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	}
 	for _, n := range applied {
 		s.log.Info("applied migration", "migration", n)
+	}
+	if len(applied) > 0 && from > 0 && from < wipedSince {
+		if err := s.wipeFiles(ctx, personalTables, true); err != nil {
+			return fmt.Errorf("migrating database: clearing data erased before the upgrade: %w", err)
+		}
 	}
 	return nil
 }

@@ -126,19 +126,15 @@ func (s *sqlStore) SyncPeerActivity(ctx context.Context, now time.Time) (int, er
 	if !todo {
 		return 0, nil
 	}
-	var moved int64
+	var moved, aged int64
 	_, err = s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
-		moved = 0
+		moved, aged = 0, 0
 		var old sql.NullInt64
 		if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM peer_tombstones WHERE removed_at < $1", cutoff).Scan(&old); err != nil {
 			return false, err
 		}
 		if old.Valid {
-			if _, err := tx.ExecContext(ctx, `UPDATE peer_version
-				SET history_floor = CASE WHEN history_floor < $1 THEN $1 ELSE history_floor END WHERE id = 1`, old.Int64); err != nil {
-				return false, err
-			}
-			if _, err := tx.ExecContext(ctx, "DELETE FROM peer_tombstones WHERE version <= $1", old.Int64); err != nil {
+			if aged, err = s.dropHistory(ctx, tx, old.Int64); err != nil {
 				return false, err
 			}
 		}
@@ -178,6 +174,9 @@ func (s *sqlStore) SyncPeerActivity(ctx context.Context, now time.Time) (int, er
 	})
 	if err != nil {
 		return 0, fmt.Errorf("syncing peer activity: %w", err)
+	}
+	if aged > 0 {
+		s.wipe(ctx, "peer_tombstones")
 	}
 	return int(moved), nil
 }

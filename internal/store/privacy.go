@@ -174,32 +174,36 @@ func (s *sqlStore) DeleteUnusedAccounts(ctx context.Context, cutoff time.Time) (
 	if err != nil {
 		return 0, fmt.Errorf("deleting unused accounts: %w", err)
 	}
+	if n > 0 {
+		s.wipe(ctx, personalTables...)
+	} else {
+		s.wipe(ctx) // what an earlier wipe left, if any
+	}
 	return int(n), nil
 }
 
-// PrunePeerHistory deletes tombstones older than cutoff and raises the
-// history floor past them, under the peer-map lock.
+// PrunePeerHistory deletes, under the peer-map lock, the tombstones of
+// keys removed before cutoff and those every gateway synced since cutoff
+// holds, raising the history floor past them.
 func (s *sqlStore) PrunePeerHistory(ctx context.Context, cutoff time.Time) (int, error) {
 	var n int64
-	_, err := s.mapTx(ctx, func(tx *sql.Tx, _ int64) (bool, error) {
-		n = 0
+	_, err := s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
 		var old sql.NullInt64
-		if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM peer_tombstones WHERE removed_at < $1", s.ts(cutoff)).Scan(&old); err != nil || !old.Valid {
+		if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM peer_tombstones WHERE removed_at < $1", s.ts(cutoff)).Scan(&old); err != nil {
 			return false, err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE peer_version
-			SET history_floor = CASE WHEN history_floor < $1 THEN $1 ELSE history_floor END WHERE id = 1`, old.Int64); err != nil {
-			return false, err
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM peer_tombstones WHERE version <= $1", old.Int64)
+		synced, err := s.syncedFloor(ctx, tx, next-1, cutoff)
 		if err != nil {
 			return false, err
 		}
-		n, err = res.RowsAffected()
+		n, err = s.dropHistory(ctx, tx, max(old.Int64, synced))
 		return false, err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("pruning peer history: %w", err)
+	}
+	if n > 0 {
+		s.wipe(ctx, "peer_tombstones")
 	}
 	return int(n), nil
 }

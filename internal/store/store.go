@@ -255,6 +255,11 @@ type Store interface {
 	ReportGatewayLoad(ctx context.Context, id int64, l GatewayLoad) error
 	// DeleteGateway removes a gateway by name.
 	DeleteGateway(ctx context.Context, name string) error
+	// GatewaySynced records that the gateway holds the peer map at
+	// version (the since of its poll). Tombstones go once every gateway
+	// synced within the history age holds them, at once when none did;
+	// ErrNotFound for no such gateway.
+	GatewaySynced(ctx context.Context, id, version int64) error
 
 	// PeersSince returns the peer map changes after version since, or the
 	// full map when since is 0 or older than the retained history.
@@ -305,8 +310,9 @@ type Store interface {
 	// returns how many went.
 	DeleteUnusedAccounts(ctx context.Context, cutoff time.Time) (int, error)
 	// PrunePeerHistory deletes peer-map tombstones of keys removed before
-	// cutoff (raising the history floor so that gateways behind it get the
-	// full map), returning how many went.
+	// cutoff and those every gateway synced since cutoff holds (raising
+	// the history floor so that gateways behind it get the full map),
+	// returning how many went.
 	PrunePeerHistory(ctx context.Context, cutoff time.Time) (int, error)
 
 	// PublishPolicy stores a new policy version; it fills in p.ID.
@@ -371,9 +377,11 @@ type Store interface {
 	// that has its account.
 	AttachPayment(ctx context.Context, recordID, accountID int64, now time.Time) error
 	// RefundPayment marks a payment refunded and takes back the paid time
-	// it bought; applied is false for one already refunded, ErrNotFound
-	// for one never recorded.
+	// it bought; applied is false for one already refunded. The refund of
+	// a payment not recorded yet is kept, and the payment, when it comes,
+	// is recorded refunded and buys nothing.
 	RefundPayment(ctx context.Context, processor, reference string, now time.Time) (applied bool, err error)
-	// DeleteBillingBefore removes billing records made before cutoff.
+	// DeleteBillingBefore removes billing records made before cutoff, and
+	// refunds told before cutoff whose payment never came.
 	DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error)
 }

@@ -163,6 +163,15 @@ func TestHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
+		// A gateway that has synced nothing keeps tombstones alive: the
+		// history bounds alone decide.
+		g := &store.Gateway{Name: "g", TokenHash: []byte("t")}
+		if _, err := s.CreateGateway(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.GatewaySynced(ctx, g.ID, 0); err != nil {
+			t.Fatal(err)
+		}
 		now := time.Now()
 		a := &store.Account{CodeHash: []byte("h"), Plan: store.PlanFree, PaidUntil: now.Add(time.Hour)}
 		if _, err := s.CreateAccount(ctx, a); err != nil {

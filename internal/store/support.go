@@ -206,5 +206,8 @@ func (s *sqlStore) DeleteSupportBefore(ctx context.Context, cutoff time.Time) (t
 	if err != nil {
 		return 0, 0, fmt.Errorf("deleting old support tickets: %w", err)
 	}
+	if tickets+messages > 0 {
+		s.wipe(ctx, "support_tickets", "support_messages")
+	}
 	return tickets, messages, nil
 }

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -111,9 +110,6 @@ func testBilling(t *testing.T, open func(testing.TB) store.Store) {
 	if ok, err := s.RefundPayment(ctx, "testpay", "pay-1", now); err != nil || ok {
 		t.Errorf("refunding twice: %v, %v; want not applied", ok, err)
 	}
-	if _, err := s.RefundPayment(ctx, "testpay", "never", now); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("refunding an unknown payment: %v, want ErrNotFound", err)
-	}
 	recs, _ = s.BillingRecords(ctx, time.Time{}, time.Time{})
 	if recs[0].RefundedAt.IsZero() || !recs[1].RefundedAt.IsZero() {
 		t.Errorf("refund marks: %v, %v", recs[0].RefundedAt, recs[1].RefundedAt)
@@ -146,5 +142,75 @@ func testBilling(t *testing.T, open func(testing.TB) store.Store) {
 	rows, err = s.AccountRows(ctx, running.ID)
 	if err != nil || len(rows["billing_records"]) != 0 {
 		t.Errorf("after retention: %v, %v", rows["billing_records"], err)
+	}
+}
+
+// testEarlyRefund: a refund told before its payment is kept; the payment,
+// when it comes, is recorded refunded and buys no time; a refund whose
+// payment never comes goes with the tax period.
+func testEarlyRefund(t *testing.T, open func(testing.TB) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	a := createAccount(t, s, store.Account{PaidUntil: now.Add(48 * time.Hour).Truncate(time.Microsecond)})
+	refundAt := now.Add(-time.Minute).Truncate(time.Microsecond)
+	for i, want := range []bool{true, false} {
+		if ok, err := s.RefundPayment(ctx, "testpay", "early", refundAt); err != nil || ok != want {
+			t.Fatalf("refund %d before its payment: %v, %v; want applied %v", i+1, ok, err, want)
+		}
+	}
+	if recs, err := s.BillingRecords(ctx, time.Time{}, time.Time{}); err != nil || len(recs) != 0 {
+		t.Fatalf("records before the payment: %+v, %v; want none", recs, err)
+	}
+	pay := store.Payment{AccountID: a.ID, Processor: "testpay", Reference: "early", Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"}
+	if ok, err := s.RecordPayment(ctx, pay, now); err != nil || !ok {
+		t.Fatalf("RecordPayment after its refund: %v, %v", ok, err)
+	}
+	if got := accountByID(t, s, a.ID); !got.PaidUntil.Equal(a.PaidUntil) {
+		t.Errorf("a payment refunded before it came moved paid time from %v to %v", a.PaidUntil, got.PaidUntil)
+	}
+	recs, err := s.BillingRecords(ctx, time.Time{}, time.Time{})
+	if err != nil || len(recs) != 1 || recs[0].Reference != "early" || !recs[0].RefundedAt.Equal(refundAt) || recs[0].AccountID != a.ID {
+		t.Fatalf("records after the payment: %+v, %v; want early, refunded at %v", recs, err, refundAt)
+	}
+	// The refund was used up: the payment told again, or refunded again,
+	// changes nothing.
+	if ok, err := s.RecordPayment(ctx, pay, now); err != nil || ok {
+		t.Errorf("the payment told again: %v, %v; want not applied", ok, err)
+	}
+	if ok, err := s.RefundPayment(ctx, "testpay", "early", now); err != nil || ok {
+		t.Errorf("the refund told again: %v, %v; want not applied", ok, err)
+	}
+	if got := accountByID(t, s, a.ID); !got.PaidUntil.Equal(a.PaidUntil) {
+		t.Errorf("paid time moved to %v, want %v", got.PaidUntil, a.PaidUntil)
+	}
+	// Support attaching the refunded payment elsewhere gives no time either.
+	if err := s.DeleteAccount(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	b := createAccount(t, s, store.Account{})
+	if err := s.AttachPayment(ctx, recs[0].ID, b.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := accountByID(t, s, b.ID); !got.PaidUntil.IsZero() {
+		t.Errorf("attaching the refunded payment paid until %v", got.PaidUntil)
+	}
+
+	// A refund whose payment never comes goes with the tax period.
+	if ok, err := s.RefundPayment(ctx, "testpay", "orphan", refundAt); err != nil || !ok {
+		t.Fatalf("orphan refund: %v, %v", ok, err)
+	}
+	if n, err := s.DeleteBillingBefore(ctx, refundAt); err != nil || n != 0 {
+		t.Errorf("DeleteBillingBefore(the refund's time) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.DeleteBillingBefore(ctx, now.Add(time.Hour)); err != nil || n != 2 {
+		t.Errorf("DeleteBillingBefore(in an hour) = %d, %v; want the record and the orphan refund", n, err)
+	}
+	if ok, err := s.RecordPayment(ctx, store.Payment{AccountID: b.ID, Processor: "testpay", Reference: "orphan", Product: "premium-30",
+		Days: 30, Currency: "EUR"}, now); err != nil || !ok {
+		t.Fatalf("RecordPayment(orphan): %v, %v", ok, err)
+	}
+	if got := accountByID(t, s, b.ID); got.PaidUntil.IsZero() {
+		t.Error("a payment whose refund retention deleted bought nothing")
 	}
 }

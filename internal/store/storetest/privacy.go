@@ -62,7 +62,7 @@ func midnight(t time.Time) time.Time {
 func createAccount(tb testing.TB, s store.Store, a store.Account) *store.Account {
 	tb.Helper()
 	if a.CodeHash == nil {
-		a.CodeHash = random(tb, 32)
+		a.CodeHash = Random(tb, 32)
 	}
 	if a.Plan == "" {
 		a.Plan = store.PlanFree
@@ -84,7 +84,7 @@ func accountByID(tb testing.TB, s store.Store, id int64) *store.Account {
 
 func newSession(tb testing.TB, s store.Store, accountID int64) []byte {
 	tb.Helper()
-	token := random(tb, 32)
+	token := Random(tb, 32)
 	if err := s.CreateSession(tb.Context(), store.Session{TokenHash: token, AccountID: accountID, ExpiresAt: farFuture}); err != nil {
 		tb.Fatalf("CreateSession: %v", err)
 	}
@@ -112,7 +112,7 @@ func queueMail(tb testing.TB, s store.Store, m store.Mail) store.Mail {
 func createTicket(tb testing.TB, s store.Store, t store.Ticket, first store.TicketMessage) store.Ticket {
 	tb.Helper()
 	if t.TokenHash == nil {
-		t.TokenHash = random(tb, 32)
+		t.TokenHash = Random(tb, 32)
 	}
 	if t.Subject == "" {
 		t.Subject = "subject"
@@ -508,6 +508,7 @@ func testAccountRows(t *testing.T, open func(testing.TB) store.Store) {
 
 func testDeleteUnusedAccounts(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
+	holdTombstones(t, s)
 	ctx := t.Context()
 	cutoff := t0
 	old := cutoff.Add(-365 * day)
@@ -624,6 +625,7 @@ func testDeleteUnusedAccounts(t *testing.T, open func(testing.TB) store.Store) {
 
 func testPrunePeerHistory(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
+	holdTombstones(t, s)
 	ctx := t.Context()
 	if n, err := s.PrunePeerHistory(ctx, farFuture); err != nil || n != 0 {
 		t.Fatalf("PrunePeerHistory with no history = %d, %v", n, err)
@@ -810,7 +812,7 @@ func testTickets(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatalf("Tickets on an empty store = %v, %v", ts, err)
 	}
 
-	h2 := random(t, 32)
+	h2 := Random(t, 32)
 	t1 := createTicket(t, s, store.Ticket{AccountID: a.ID, Email: a.Email, Subject: "Cannot connect", CreatedAt: t0},
 		store.TicketMessage{Body: "Hello", CreatedAt: t0})
 	// Without an account, and with the message's time taken from the ticket.
@@ -839,11 +841,11 @@ func testTickets(t *testing.T, open func(testing.TB) store.Store) {
 
 	_, err = s.Ticket(ctx, t3.ID+1000)
 	wantErr(t, "Ticket of an unknown id", err, store.ErrNotFound)
-	_, err = s.TicketByTokenHash(ctx, random(t, 32))
+	_, err = s.TicketByTokenHash(ctx, Random(t, 32))
 	wantErr(t, "TicketByTokenHash of an unknown hash", err, store.ErrNotFound)
 	wantErr(t, "AddTicketMessage to an unknown ticket",
 		s.AddTicketMessage(ctx, t3.ID+1000, store.TicketMessage{Body: "x", CreatedAt: t0}, store.TicketOpen), store.ErrNotFound)
-	_, err = s.CreateTicket(ctx, &store.Ticket{AccountID: b.ID + 1000, TokenHash: random(t, 32), Subject: "s"}, store.TicketMessage{Body: "b"})
+	_, err = s.CreateTicket(ctx, &store.Ticket{AccountID: b.ID + 1000, TokenHash: Random(t, 32), Subject: "s"}, store.TicketMessage{Body: "b"})
 	wantErr(t, "CreateTicket for an unknown account", err, store.ErrNotFound)
 
 	// Replies append in order and set the status and the activity time.

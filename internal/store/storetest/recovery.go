@@ -17,13 +17,13 @@ func testSessionLimit(t *testing.T, open func(testing.TB) store.Store) {
 	now := base()
 	a := newAccount(t, s, time.Time{})
 	other := newAccount(t, s, time.Time{})
-	otherSession := store.Session{TokenHash: random(t, 32), AccountID: other.ID, ExpiresAt: now.Add(time.Hour)}
+	otherSession := store.Session{TokenHash: Random(t, 32), AccountID: other.ID, ExpiresAt: now.Add(time.Hour)}
 	if err := s.CreateSession(ctx, otherSession); err != nil {
 		t.Fatal(err)
 	}
 	var hashes [][]byte
 	for i := range store.MaxSessions + 5 {
-		se := store.Session{TokenHash: random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour + time.Duration(i)*time.Second)}
+		se := store.Session{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour + time.Duration(i)*time.Second)}
 		if err := s.CreateSession(ctx, se); err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +31,7 @@ func testSessionLimit(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	// Sessions with the same end as the newest (logins in one second)
 	// never push the new one out.
-	same := store.Session{TokenHash: random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour + time.Duration(store.MaxSessions+4)*time.Second)}
+	same := store.Session{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour + time.Duration(store.MaxSessions+4)*time.Second)}
 	if err := s.CreateSession(ctx, same); err != nil {
 		t.Fatal(err)
 	}
@@ -65,19 +65,19 @@ func testRecoveryTokens(t *testing.T, open func(testing.TB) store.Store) {
 	other := newAccount(t, s, time.Time{})
 	link := func(acc int64, exp time.Time) []byte {
 		t.Helper()
-		h := random(t, 32)
+		h := Random(t, 32)
 		if err := s.CreateRecoveryToken(ctx, store.RecoveryToken{TokenHash: h, AccountID: acc, ExpiresAt: exp}, now); err != nil {
 			t.Fatalf("CreateRecoveryToken: %v", err)
 		}
 		return h
 	}
 	wantErr(t, "link of an unknown account",
-		s.CreateRecoveryToken(ctx, store.RecoveryToken{TokenHash: random(t, 32), AccountID: a.ID + 1000, ExpiresAt: now.Add(time.Hour)}, now), store.ErrNotFound)
+		s.CreateRecoveryToken(ctx, store.RecoveryToken{TokenHash: Random(t, 32), AccountID: a.ID + 1000, ExpiresAt: now.Add(time.Hour)}, now), store.ErrNotFound)
 	expired := link(a.ID, now.Add(-time.Second))
 	first, second := link(a.ID, now.Add(time.Hour)), link(a.ID, now.Add(time.Hour))
 	link(a.ID, now.Add(time.Hour))
 	wantErr(t, "a link beyond the limit",
-		s.CreateRecoveryToken(ctx, store.RecoveryToken{TokenHash: random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}, now), store.ErrRecoveryLimit)
+		s.CreateRecoveryToken(ctx, store.RecoveryToken{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}, now), store.ErrRecoveryLimit)
 	otherLink := link(other.ID, now.Add(time.Hour))
 	sess := newSession(t, s, a.ID)
 	otherSess := newSession(t, s, other.ID)
@@ -87,7 +87,7 @@ func testRecoveryTokens(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	_, err := s.RecoveryTokenByHash(ctx, expired, now)
 	wantErr(t, "RecoveryTokenByHash of an expired link", err, store.ErrNotFound)
-	_, err = s.UseRecoveryToken(ctx, expired, random(t, 32), now)
+	_, err = s.UseRecoveryToken(ctx, expired, Random(t, 32), now)
 	wantErr(t, "using an expired link", err, store.ErrNotFound)
 	_, err = s.UseRecoveryToken(ctx, first, other.CodeHash, now)
 	wantErr(t, "using a link with a taken code hash", err, store.ErrCodeCollision)
@@ -95,7 +95,7 @@ func testRecoveryTokens(t *testing.T, open func(testing.TB) store.Store) {
 		t.Errorf("the link after a collision: %v, want still valid", err)
 	}
 
-	code := random(t, 32)
+	code := Random(t, 32)
 	id, err := s.UseRecoveryToken(ctx, first, code, now)
 	if err != nil || id != a.ID {
 		t.Fatalf("UseRecoveryToken = %d, %v", id, err)
@@ -108,7 +108,7 @@ func testRecoveryTokens(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	_, err = s.SessionByTokenHash(ctx, sess, now)
 	wantErr(t, "a session after recovery", err, store.ErrInvalidSession)
-	_, err = s.UseRecoveryToken(ctx, first, random(t, 32), now)
+	_, err = s.UseRecoveryToken(ctx, first, Random(t, 32), now)
 	wantErr(t, "using a link twice", err, store.ErrNotFound)
 	_, err = s.RecoveryTokenByHash(ctx, second, now)
 	wantErr(t, "another link of the account after recovery", err, store.ErrNotFound)

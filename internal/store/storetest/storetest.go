@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"Gateways", testGateways},
 		{"PeerMap", testPeerMap},
 		{"Tombstones", testTombstones},
+		{"GatewaySync", testGatewaySync},
 		{"Activity", testActivity},
 		{"PlanChange", testPlanChange},
 		{"Watch", testWatch},
@@ -53,14 +54,15 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"Schema", testSchema},
 		{"Privacy", testPrivacy},
 		{"Billing", testBilling},
+		{"EarlyRefund", testEarlyRefund},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
 	}
 }
 
-// random returns n random bytes.
-func random(tb testing.TB, n int) []byte {
+// Random returns n random bytes.
+func Random(tb testing.TB, n int) []byte {
 	tb.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -72,7 +74,7 @@ func random(tb testing.TB, n int) []byte {
 // newKey returns a random WireGuard-shaped public key.
 func newKey(tb testing.TB) string {
 	tb.Helper()
-	return base64.StdEncoding.EncodeToString(random(tb, 32))
+	return base64.StdEncoding.EncodeToString(Random(tb, 32))
 }
 
 // base is the suite's "now": fixed within a test, at the stored precision.
@@ -81,7 +83,7 @@ func base() time.Time { return time.Now().UTC().Truncate(time.Second) }
 // newAccount creates an account paid until paidUntil (zero: never paid).
 func newAccount(tb testing.TB, s store.Store, paidUntil time.Time) *store.Account {
 	tb.Helper()
-	a := &store.Account{CodeHash: random(tb, 32), Plan: store.PlanPremium, PaidUntil: paidUntil}
+	a := &store.Account{CodeHash: Random(tb, 32), Plan: store.PlanPremium, PaidUntil: paidUntil}
 	if _, err := s.CreateAccount(tb.Context(), a); err != nil {
 		tb.Fatalf("CreateAccount: %v", err)
 	}
@@ -98,6 +100,21 @@ func newDevice(tb testing.TB, s store.Store, accountID int64) *store.Device {
 		tb.Fatalf("CreateDevice: %v", err)
 	}
 	return d
+}
+
+// holdTombstones registers a gateway that has synced nothing yet (version
+// 0), so the store keeps every tombstone within the kept history: the
+// deltas the tests look at.
+func holdTombstones(tb testing.TB, s store.Store) *store.Gateway {
+	tb.Helper()
+	g := &store.Gateway{Name: fmt.Sprintf("hold-%x", Random(tb, 4)), Location: "se-sto", Endpoint: "192.0.2.1:51820", TokenHash: Random(tb, 32)}
+	if _, err := s.CreateGateway(tb.Context(), g); err != nil {
+		tb.Fatalf("CreateGateway: %v", err)
+	}
+	if err := s.GatewaySynced(tb.Context(), g.ID, 0); err != nil {
+		tb.Fatalf("GatewaySynced: %v", err)
+	}
+	return g
 }
 
 func version(tb testing.TB, s store.Store) int64 {
@@ -163,7 +180,7 @@ func testAccounts(t *testing.T, open func(testing.TB) store.Store) {
 	ctx := t.Context()
 	now := base()
 	a := &store.Account{
-		CodeHash: random(t, 32), Email: "a@example.org", Plan: store.PlanPremium,
+		CodeHash: Random(t, 32), Email: "a@example.org", Plan: store.PlanPremium,
 		PaidUntil: now.Add(time.Hour), TrialUntil: now.Add(time.Minute), MarketingConsent: true, Restricted: true,
 		CreatedAt: now.Add(-time.Hour).In(time.FixedZone("x", 3600)),
 	}
@@ -203,7 +220,7 @@ func testAccounts(t *testing.T, open func(testing.TB) store.Store) {
 	wantErr(t, "CreateAccount with a taken hash", err, store.ErrCodeCollision)
 	_, err = s.AccountByID(ctx, id+1000)
 	wantErr(t, "AccountByID unknown", err, store.ErrNotFound)
-	_, err = s.AccountByCodeHash(ctx, random(t, 32))
+	_, err = s.AccountByCodeHash(ctx, Random(t, 32))
 	wantErr(t, "AccountByCodeHash unknown", err, store.ErrNotFound)
 	if n, err := s.CountAccounts(ctx); err != nil || n != 2 {
 		t.Errorf("CountAccounts = %d, %v; want 2", n, err)
@@ -227,7 +244,7 @@ func testAccountUpdate(t *testing.T, open func(testing.TB) store.Store) {
 	tm := func(v time.Time) *time.Time { return &v }
 	yes, no := true, false
 	other := newAccount(t, s, time.Time{})
-	newHash := random(t, 32)
+	newHash := Random(t, 32)
 	tests := []struct {
 		name  string
 		u     store.AccountUpdate
@@ -390,6 +407,7 @@ func testDuplicateKey(t *testing.T, open func(testing.TB) store.Store) {
 
 func testRekey(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
+	holdTombstones(t, s)
 	ctx := t.Context()
 	a := newAccount(t, s, base().Add(time.Hour))
 	b := newAccount(t, s, base().Add(time.Hour))
@@ -428,6 +446,7 @@ func testRekey(t *testing.T, open func(testing.TB) store.Store) {
 
 func testDeviceBlock(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
+	holdTombstones(t, s)
 	ctx := t.Context()
 	a := newAccount(t, s, base().Add(time.Hour))
 	d, err := s.CreateDevice(ctx, store.NewDevice{AccountID: a.ID, PublicKey: newKey(t), MaxDevices: 5,
@@ -471,15 +490,15 @@ func testSessions(t *testing.T, open func(testing.TB) store.Store) {
 	ctx := t.Context()
 	now := base()
 	a := newAccount(t, s, time.Time{})
-	live := store.Session{TokenHash: random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}
-	old := store.Session{TokenHash: random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(-time.Second)}
+	live := store.Session{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}
+	old := store.Session{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(-time.Second)}
 	for _, se := range []store.Session{live, old} {
 		if err := s.CreateSession(ctx, se); err != nil {
 			t.Fatal(err)
 		}
 	}
 	wantErr(t, "session of unknown account",
-		s.CreateSession(ctx, store.Session{TokenHash: random(t, 32), AccountID: a.ID + 1000, ExpiresAt: now.Add(time.Hour)}), store.ErrNotFound)
+		s.CreateSession(ctx, store.Session{TokenHash: Random(t, 32), AccountID: a.ID + 1000, ExpiresAt: now.Add(time.Hour)}), store.ErrNotFound)
 	tests := []struct {
 		name string
 		hash []byte
@@ -490,7 +509,7 @@ func testSessions(t *testing.T, open func(testing.TB) store.Store) {
 		{"just before expiry", live.TokenHash, now.Add(time.Hour - time.Microsecond), nil},
 		{"at expiry", live.TokenHash, now.Add(time.Hour), store.ErrInvalidSession},
 		{"expired", old.TokenHash, now, store.ErrInvalidSession},
-		{"unknown", random(t, 32), now, store.ErrInvalidSession},
+		{"unknown", Random(t, 32), now, store.ErrInvalidSession},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -524,14 +543,14 @@ func testGateways(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
 	ctx := t.Context()
 	now := base()
-	b := &store.Gateway{Name: "b-gw", Location: "se-sto", Endpoint: "gw-b.example:51820", TokenHash: random(t, 32)}
-	a := &store.Gateway{Name: "a-gw", Location: "de-fra", Endpoint: "gw-a.example:51820", TokenHash: random(t, 32), Builtin: true}
+	b := &store.Gateway{Name: "b-gw", Location: "se-sto", Endpoint: "gw-b.example:51820", TokenHash: Random(t, 32)}
+	a := &store.Gateway{Name: "a-gw", Location: "de-fra", Endpoint: "gw-a.example:51820", TokenHash: Random(t, 32), Builtin: true}
 	for _, g := range []*store.Gateway{b, a} {
 		if id, err := s.CreateGateway(ctx, g); err != nil || id == 0 || g.ID != id {
 			t.Fatalf("CreateGateway = %d, %v", id, err)
 		}
 	}
-	_, err := s.CreateGateway(ctx, &store.Gateway{Name: "a-gw", Location: "x", Endpoint: "x:1", TokenHash: random(t, 32)})
+	_, err := s.CreateGateway(ctx, &store.Gateway{Name: "a-gw", Location: "x", Endpoint: "x:1", TokenHash: Random(t, 32)})
 	wantErr(t, "CreateGateway with a taken name", err, store.ErrDuplicateName)
 
 	gs, err := s.Gateways(ctx)
@@ -549,7 +568,7 @@ func testGateways(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	_, err = s.GatewayByName(ctx, "nope")
 	wantErr(t, "GatewayByName unknown", err, store.ErrNotFound)
-	_, err = s.GatewayByTokenHash(ctx, random(t, 32))
+	_, err = s.GatewayByTokenHash(ctx, Random(t, 32))
 	wantErr(t, "GatewayByTokenHash unknown", err, store.ErrNotFound)
 
 	load := store.GatewayLoad{PublicKey: newKey(t), Peers: 42, RxBytes: 1<<40 + 1, TxBytes: 1<<33 + 7, At: now,
@@ -573,7 +592,7 @@ func testGateways(t *testing.T, open func(testing.TB) store.Store) {
 	wantErr(t, "load of unknown gateway", s.ReportGatewayLoad(ctx, a.ID+1000, load), store.ErrNotFound)
 
 	up := *b
-	up.Location, up.Endpoint, up.TokenHash = "fi-hel", "gw-b2.example:51820", random(t, 32)
+	up.Location, up.Endpoint, up.TokenHash = "fi-hel", "gw-b2.example:51820", Random(t, 32)
 	if err := s.UpdateGateway(ctx, &up); err != nil {
 		t.Fatal(err)
 	}
@@ -597,6 +616,7 @@ func testGateways(t *testing.T, open func(testing.TB) store.Store) {
 
 func testPeerMap(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
+	holdTombstones(t, s)
 	ctx := t.Context()
 	now := base()
 	pc := peersSince(t, s, 0)
@@ -604,7 +624,7 @@ func testPeerMap(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatalf("empty map = %+v", pc)
 	}
 	paid := newAccount(t, s, now.Add(time.Hour))
-	trial := &store.Account{CodeHash: random(t, 32), Plan: store.PlanFree, TrialUntil: now.Add(time.Hour)}
+	trial := &store.Account{CodeHash: Random(t, 32), Plan: store.PlanFree, TrialUntil: now.Add(time.Hour)}
 	if _, err := s.CreateAccount(ctx, trial); err != nil {
 		t.Fatal(err)
 	}
@@ -661,6 +681,7 @@ func testPeerMap(t *testing.T, open func(testing.TB) store.Store) {
 
 func testTombstones(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
+	holdTombstones(t, s)
 	ctx := t.Context()
 	a := newAccount(t, s, base().Add(time.Hour))
 	d := newDevice(t, s, a.ID)
@@ -693,12 +714,81 @@ func testTombstones(t *testing.T, open func(testing.TB) store.Store) {
 	}
 }
 
+// testGatewaySync: a tombstone stays until every gateway that synced
+// within the history age holds its version, and goes at once when no
+// gateway counts; a gateway behind the dropped history gets the full map.
+func testGatewaySync(t *testing.T, open func(testing.TB) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := newAccount(t, s, base().Add(time.Hour))
+	d1, d2, d3 := newDevice(t, s, a.ID), newDevice(t, s, a.ID), newDevice(t, s, a.ID)
+
+	// No gateway: nobody needs the removal, so no tombstone is kept.
+	v := version(t, s)
+	if err := s.DeleteDevice(ctx, a.ID, d1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if pc := peersSince(t, s, v); !pc.Full {
+		t.Errorf("with no gateway, the delta after a removal = %+v, want the full map", pc)
+	}
+
+	g1, g2 := holdTombstones(t, s), holdTombstones(t, s)
+	v = version(t, s)
+	for _, g := range []*store.Gateway{g1, g2} {
+		if err := s.GatewaySynced(ctx, g.ID, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteDevice(ctx, a.ID, d2.ID); err != nil {
+		t.Fatal(err)
+	}
+	removed := func(what string, want ...string) {
+		t.Helper()
+		if pc := peersSince(t, s, v); pc.Full || !slices.Equal(pc.Removed, want) {
+			t.Errorf("%s: delta since %d = %+v, want removed %v", what, v, pc, want)
+		}
+	}
+	removed("both gateways behind", d2.PublicKey)
+	if err := s.GatewaySynced(ctx, g1.ID, version(t, s)); err != nil {
+		t.Fatal(err)
+	}
+	removed("one gateway behind", d2.PublicKey)
+	if err := s.GatewaySynced(ctx, g2.ID, version(t, s)); err != nil {
+		t.Fatal(err)
+	}
+	if pc := peersSince(t, s, v); !pc.Full {
+		t.Errorf("after both gateways synced, the delta since %d = %+v, want the full map (no tombstone left)", v, pc)
+	}
+	if pc := peersSince(t, s, version(t, s)); pc.Full || len(pc.Removed) != 0 {
+		t.Errorf("changes since the synced version = %+v, want none", pc)
+	}
+
+	// A version above the current one (a restored database) holds nothing.
+	v = version(t, s)
+	if err := s.GatewaySynced(ctx, g2.ID, v+100); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDevice(ctx, a.ID, d3.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GatewaySynced(ctx, g1.ID, version(t, s)); err != nil {
+		t.Fatal(err)
+	}
+	removed("a gateway ahead of the database", d3.PublicKey)
+	// A gateway silent since the cutoff does not keep them.
+	if n, err := s.PrunePeerHistory(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Errorf("PrunePeerHistory past every gateway's sync = %d, %v; want 1", n, err)
+	}
+	wantErr(t, "GatewaySynced of no gateway", s.GatewaySynced(ctx, 987654, 1), store.ErrNotFound)
+}
+
 func testActivity(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
+	holdTombstones(t, s)
 	ctx := t.Context()
 	now := base()
 	paid := newAccount(t, s, now.Add(time.Hour))
-	trial := &store.Account{CodeHash: random(t, 32), Plan: store.PlanFree, TrialUntil: now.Add(3 * time.Hour)}
+	trial := &store.Account{CodeHash: Random(t, 32), Plan: store.PlanFree, TrialUntil: now.Add(3 * time.Hour)}
 	if _, err := s.CreateAccount(ctx, trial); err != nil {
 		t.Fatal(err)
 	}
@@ -759,6 +849,7 @@ func testActivity(t *testing.T, open func(testing.TB) store.Store) {
 
 func testPlanChange(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
+	holdTombstones(t, s)
 	ctx := t.Context()
 	a := newAccount(t, s, base().Add(time.Hour))
 	d := newDevice(t, s, a.ID)
@@ -928,6 +1019,7 @@ func testConcurrentAddresses(t *testing.T, open func(testing.TB) store.Store) {
 
 func testConcurrentSync(t *testing.T, open func(testing.TB) store.Store) {
 	stores := []store.Store{open(t), open(t)}
+	holdTombstones(t, stores[0])
 	ctx := t.Context()
 	now := base()
 	const devices = 10
@@ -965,13 +1057,14 @@ func testConcurrentSync(t *testing.T, open func(testing.TB) store.Store) {
 
 func testDeleteAccount(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
+	holdTombstones(t, s)
 	ctx := t.Context()
 	now := base()
 	a := newAccount(t, s, now.Add(time.Hour))
 	keep := newAccount(t, s, now.Add(time.Hour))
 	d1, d2 := newDevice(t, s, a.ID), newDevice(t, s, a.ID)
 	dk := newDevice(t, s, keep.ID)
-	token := random(t, 32)
+	token := Random(t, 32)
 	if err := s.CreateSession(ctx, store.Session{TokenHash: token, AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -1009,7 +1102,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used"},
 		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block"},
 		"sessions":        {"token_hash", "account_id", "expires_at"},
-		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress"},
+		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at"},
 		"peer_version":    {"id", "version", "history_floor"},
 		"peer_tombstones": {"public_key", "version", "removed_at"},
 		"schema_version":  {"version"},
@@ -1023,6 +1116,8 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"billing_records": {"id", "account_id", "processor", "reference", "product", "days", "amount_cents", "currency", "created_at", "refunded_at"},
 		// Recovery links (0007).
 		"recovery_tokens": {"token_hash", "account_id", "expires_at"},
+		// Erasure and early refunds (0008).
+		"pending_refunds": {"processor", "reference", "refunded_at"},
 	}
 	if fmt.Sprint(schema) != fmt.Sprint(want) {
 		t.Errorf("Schema() =\n%v\nwant\n%v", schema, want)
