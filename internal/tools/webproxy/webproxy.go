@@ -184,11 +184,11 @@ func (h *Handler) write(w http.ResponseWriter, resp *http.Response, body []byte)
 	rw := &rewriter{base: resp.Request.URL, path: Path}
 	switch {
 	case mt == "text/html" || mt == "application/xhtml+xml":
-		hd.Set("Content-Type", "text/html"+charset(params))
+		hd.Set("Content-Type", "text/html; charset=utf-8") // the rewriter writes UTF-8
 		w.WriteHeader(resp.StatusCode)
 		banner := `<div style="all:initial;display:block;font:14px sans-serif;background:#1d2433;color:#fff;padding:6px 12px">` +
 			`Seen through Veil's web proxy: ` + html.EscapeString(resp.Request.URL.String()) + ` · <a style="color:#9cf" href="` + Path + `">another address</a></div>`
-		rw.html(w, bytes.NewReader(body), banner)
+		rw.html(w, bytes.NewReader(body), ct, banner)
 	case mt == "text/css":
 		hd.Set("Content-Type", "text/css"+charset(params))
 		w.WriteHeader(resp.StatusCode)

@@ -28,7 +28,7 @@ func TestRewrite(t *testing.T) {
 <p style="background:url(&quot;p.png&quot;)">&lt;b&gt;text&lt;/b&gt;</p><img src="data:image/gif;base64,R0lGOD">
 </body></html>`
 	var out strings.Builder
-	if err := rw.html(&out, strings.NewReader(page), "<div id=banner></div>"); err != nil {
+	if err := rw.html(&out, strings.NewReader(page), "text/html", "<div id=banner></div>"); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()
@@ -40,8 +40,8 @@ func TestRewrite(t *testing.T) {
 		`src="` + p("https://cdn.example/b/i.png") + `"`,
 		p("https://o.example/b.png") + ` 2x`,
 		`xlink:href="` + p("https://s.example/") + `"`,
-		`<body><div id=banner></div>`,
-		`<form action="/proxy"><input type="hidden" name="url" value="https://cdn.example/search">`,
+		`<body><div id="banner"></div>`,
+		`<form action="/proxy"><input type="hidden" name="url" value="https://cdn.example/search"/>`,
 		`&lt;b&gt;text&lt;/b&gt;`,
 		`src="data:image/gif;base64,R0lGOD"`,
 	} {
