@@ -118,7 +118,7 @@ func proxied(v string, image bool) bool {
 }
 
 var (
-	cssURLs    = regexp.MustCompile(`(?i)(?:^|[^a-z0-9_\-])url\(\s*(["']?)([^"')]*)`)
+	cssURLs    = regexp.MustCompile(`(?i)(?:^|[^a-z0-9_\-#@\x{80}-\x{10FFFF}])url\(\s*(["']?)([^"')]*)`)
 	cssImports = regexp.MustCompile(`(?i)@import\s*(url\(\s*)?(["']?)([^"')\s;]*)`)
 	// A string not opened right after url( or @import is text, not an
 	// address (content:"url(x)").
