@@ -86,6 +86,10 @@ func startOrigin(t *testing.T) *origin {
 		w.Header().Set("Content-Type", "image/png")
 		w.Write([]byte("\x89PNG fake"))
 	})
+	mux.HandleFunc("/pic.svg", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		io.WriteString(w, `<svg xmlns="http://www.w3.org/2000/svg"><a href="https://site.example/"><rect width="9" height="9"/></a></svg>`)
+	})
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/", http.StatusFound) })
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 2<<20)) })
 	mux.HandleFunc("/bin", func(w http.ResponseWriter, r *http.Request) {
@@ -154,6 +158,16 @@ func TestProxy(t *testing.T) {
 	resp, body = get(t, at(o.URL+"/img.png"), nil)
 	if resp.Header.Get("Content-Type") != "image/png" || body != "\x89PNG fake" || resp.Header.Get("Content-Security-Policy") != policy {
 		t.Errorf("image: %q %q", resp.Header.Get("Content-Type"), body)
+	}
+	// An SVG shows as an image, but opened by itself (where its links
+	// would lead straight to the site) it is a download.
+	if resp, _ = get(t, at(o.URL+"/pic.svg"), map[string]string{"Sec-Fetch-Dest": "image"}); resp.Header.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("an SVG loaded as an image: %q", resp.Header.Get("Content-Type"))
+	}
+	for _, dest := range []string{"document", ""} {
+		if resp, _ = get(t, at(o.URL+"/pic.svg"), map[string]string{"Sec-Fetch-Dest": dest}); resp.Header.Get("Content-Disposition") != "attachment" {
+			t.Errorf("an SVG opened as a %q: %q, want a download", dest, resp.Header.Get("Content-Type"))
+		}
 	}
 	// Other types are downloads, never rendered.
 	if resp, _ = get(t, at(o.URL+"/bin"), nil); resp.Header.Get("Content-Disposition") != "attachment" {
