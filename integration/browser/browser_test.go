@@ -44,6 +44,12 @@ import (
 // browser starts a headless Chromium for the test, or skips it.
 func browser(tb testing.TB) context.Context {
 	tb.Helper()
+	return browserFor(tb, 90*time.Second)
+}
+
+// browserFor is browser for a test that may run up to bound.
+func browserFor(tb testing.TB, bound time.Duration) context.Context {
+	tb.Helper()
 	path := os.Getenv("VEIL_TEST_CHROMIUM")
 	if path == "" {
 		tb.Skip("VEIL_TEST_CHROMIUM is not set: browser tests skipped (apt-get install chromium; scripts/test.sh sets it)")
@@ -79,7 +85,7 @@ func browser(tb testing.TB) context.Context {
 	// A generous bound so that a stuck browser fails the test instead of
 	// hanging it; not an assertion on speed. The first Do above must run
 	// without it, or the bound would end the browser.
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel3 := context.WithTimeout(ctx, bound)
 	tb.Cleanup(cancel3)
 	return ctx
 }
@@ -388,12 +394,7 @@ func TestPingAndWhoisPages(t *testing.T) {
 func TestWebProxyPage(t *testing.T) {
 	ctx := browser(t)
 	srv := site(t)
-	var pngBuf bytes.Buffer
-	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
-	for i := range img.Pix {
-		img.Pix[i] = byte(i * 7)
-	}
-	png.Encode(&pngBuf, img)
+	pic := testPNG(40, 30)
 	var direct atomic.Int32 // requests that did not come through the proxy
 	originMux := http.NewServeMux()
 	originMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -410,7 +411,7 @@ func TestWebProxyPage(t *testing.T) {
 			direct.Add(1)
 		}
 		w.Header().Set("Content-Type", "image/png")
-		w.Write(pngBuf.Bytes())
+		w.Write(pic)
 	})
 	origin := httptest.NewServer(originMux)
 	t.Cleanup(origin.Close)

@@ -1,35 +1,137 @@
 package webproxy
 
 import (
-	"bytes"
 	"io"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+	htmlcharset "golang.org/x/net/html/charset"
 )
 
-// The page rewriting: every URL a page names goes back through the proxy,
-// scripts, frames, plug-ins and the elements that make a browser reach out
-// by itself are dropped. The proxy's Content-Security-Policy (sandbox, no
-// script, nothing from anywhere but the proxy) is the backstop for what
-// this misses: a missed URL fails to load instead of leaking the visitor's
-// address to the site.
+// The page rewriting works on the tree a browser builds from the page
+// (html.Parse: foreign content, misnesting and all) and keeps only what
+// the allow-lists below name; everything else goes. Every URL kept goes
+// back through the proxy. The page is then written anew (html.Render),
+// so the browser reads markup the proxy made, not the site's.
+//
+// Two rules keep the tree the browser builds from that markup the one
+// that was checked: an HTML element inside SVG (or SVG inside anything
+// but an <svg> element) is dropped with what it holds, and MathML goes
+// whole. Those are the places where the HTML and foreign parsers disagree
+// on what a <style> holds.
+//
+// The proxy's Content-Security-Policy (sandbox, no script, nothing from
+// anywhere but the proxy) is the backstop: what this misses fails to load
+// instead of leaking the visitor's address to the site.
 
-// dropped are elements removed with everything inside them.
-var dropped = map[string]bool{
-	"script": true, "noscript": true, "iframe": true, "frame": true, "frameset": true,
-	"object": true, "embed": true, "applet": true, "template": true, "portal": true,
-}
+// htmlElements are the HTML elements kept. Elements neither kept nor in
+// droppedElements go, but their content stays (an unknown custom element
+// still shows its text).
+var htmlElements = set(
+	"html", "head", "body", "title", "meta", "link", "style",
+	"a", "abbr", "address", "article", "aside", "b", "bdi", "bdo", "big", "blockquote", "br",
+	"caption", "center", "cite", "code", "col", "colgroup", "data", "dd", "del", "details", "dfn",
+	"dialog", "div", "dl", "dt", "em", "figcaption", "figure", "font", "footer",
+	"h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "i", "ins", "kbd", "li",
+	"main", "mark", "menu", "nav", "nobr", "ol", "p", "pre", "q", "rp", "rt", "ruby",
+	"s", "samp", "search", "section", "small", "span", "strike", "strong", "sub", "summary", "sup",
+	"table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "tt", "u", "ul", "var", "wbr",
+	"form", "fieldset", "legend", "label", "input", "button", "select", "option", "optgroup",
+	"textarea", "output", "progress", "meter", "datalist",
+	"img", "picture", "source", "audio", "video", "track", "map", "area",
+)
 
-// void elements removed alone (they have no content).
-var droppedVoid = map[string]bool{"base": true, "param": true}
+// droppedElements go with everything inside them: what runs, embeds or
+// frames, and what a browser without scripts would show as markup.
+var droppedElements = set(
+	"script", "noscript", "iframe", "frame", "frameset", "object", "embed", "applet", "param",
+	"template", "portal", "noembed", "noframes", "xmp", "plaintext", "base", "slot", "fencedframe",
+)
 
-// urlAttrs hold one URL; srcset holds a list.
-var urlAttrs = map[string]bool{
-	"href": true, "xlink:href": true, "src": true, "poster": true,
-	"background": true, "cite": true, "data": true, "longdesc": true, "manifest": true,
+// svgElements are the SVG elements kept; any other goes with its content
+// (script, foreignObject, use, feImage, and the animations, which can set
+// an href).
+var svgElements = set(
+	"svg", "g", "defs", "symbol", "title", "desc", "path", "rect", "circle", "ellipse", "line",
+	"polyline", "polygon", "text", "tspan", "textpath", "a", "image", "style",
+	"lineargradient", "radialgradient", "stop", "pattern", "clippath", "mask", "marker", "filter",
+	"feblend", "fecolormatrix", "fecomponenttransfer", "fecomposite", "feconvolvematrix",
+	"fediffuselighting", "fedisplacementmap", "fedistantlight", "fedropshadow", "feflood",
+	"fefunca", "fefuncb", "fefuncg", "fefuncr", "fegaussianblur", "femerge", "femergenode",
+	"femorphology", "feoffset", "fepointlight", "fespecularlighting", "fespotlight", "fetile",
+	"feturbulence",
+)
+
+// htmlAttrs are the HTML attributes kept (besides aria-* and data-*).
+var htmlAttrs = set(
+	"id", "class", "title", "lang", "dir", "hidden", "role", "tabindex", "translate", "accesskey",
+	"width", "height", "align", "valign", "bgcolor", "border", "cellpadding", "cellspacing",
+	"color", "face", "size", "text", "link", "vlink", "alink", "nowrap", "clear", "frame", "rules",
+	"colspan", "rowspan", "headers", "scope", "span", "abbr", "axis", "char", "charoff",
+	"alt", "name", "type", "value", "placeholder", "checked", "disabled", "readonly", "required",
+	"selected", "multiple", "maxlength", "minlength", "min", "max", "step", "pattern",
+	"rows", "cols", "wrap", "for", "label", "open", "start", "reversed", "datetime",
+	"sizes", "media", "controls", "loop", "muted", "kind", "srclang", "default", "shape",
+	"coords", "high", "low", "optimum", "autocomplete", "list", "hreflang", "rel", "download",
+	"loading", "decoding", "charset", "content", "novalidate", "form", "inputmode", "spellcheck",
+	"contenteditable", "draggable", "start", "compact", "hspace", "vspace",
+)
+
+// svgAttrs are the SVG attributes kept, in lower case.
+var svgAttrs = set(
+	"id", "class", "lang", "role", "tabindex", "focusable", "xmlns", "version",
+	"x", "y", "x1", "x2", "y1", "y2", "cx", "cy", "r", "rx", "ry", "fx", "fy", "fr", "d", "points",
+	"width", "height", "viewbox", "preserveaspectratio", "transform", "pathlength",
+	"fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-linecap",
+	"stroke-linejoin", "stroke-dasharray", "stroke-dashoffset", "stroke-miterlimit",
+	"stroke-opacity", "opacity", "clip-rule", "clip-path", "mask", "filter", "color", "display",
+	"visibility", "overflow", "vector-effect", "pointer-events", "shape-rendering",
+	"text-rendering", "image-rendering", "color-interpolation", "color-interpolation-filters",
+	"paint-order", "mix-blend-mode", "isolation",
+	"marker-start", "marker-mid", "marker-end", "markerwidth", "markerheight", "markerunits",
+	"refx", "refy", "orient",
+	"font-family", "font-size", "font-weight", "font-style", "font-variant", "text-anchor",
+	"dominant-baseline", "alignment-baseline", "baseline-shift", "letter-spacing",
+	"word-spacing", "text-decoration", "writing-mode", "text-orientation", "dx", "dy", "rotate",
+	"textlength", "lengthadjust", "startoffset", "method", "spacing", "side",
+	"offset", "stop-color", "stop-opacity", "gradientunits", "gradienttransform", "spreadmethod",
+	"patternunits", "patterncontentunits", "patterntransform", "clippathunits", "maskunits",
+	"maskcontentunits", "filterunits", "primitiveunits",
+	"in", "in2", "result", "stddeviation", "values", "mode", "operator", "k1", "k2", "k3", "k4",
+	"flood-color", "flood-opacity", "lighting-color", "kernelmatrix", "order", "divisor", "bias",
+	"targetx", "targety", "edgemode", "preservealpha", "surfacescale", "diffuseconstant",
+	"specularconstant", "specularexponent", "kernelunitlength", "azimuth", "elevation",
+	"z", "pointsatx", "pointsaty", "pointsatz", "limitingconeangle", "scale",
+	"xchannelselector", "ychannelselector", "basefrequency", "numoctaves", "seed", "stitchtiles",
+	"tablevalues", "slope", "intercept", "amplitude", "exponent", "radius",
+	"media",
+)
+
+// urlAttrs hold one URL, in either namespace.
+var urlAttrs = set("href", "src", "poster", "background", "cite")
+
+// paintAttrs are SVG attributes whose value may hold url( ).
+var paintAttrs = set("fill", "stroke", "clip-path", "mask", "filter", "marker-start", "marker-mid", "marker-end")
+
+// imageHolders are the elements whose URLs may be inline images.
+var imageHolders = set("img", "source", "input", "image", "video", "body", "table", "td", "th", "tr")
+
+// metaNames are the <meta name> kept; the others (referrer, and any
+// http-equiv) change how the page is handled.
+var metaNames = set("description", "keywords", "author", "viewport", "color-scheme", "theme-color", "generator")
+
+// unreadable stands in for a page the parser refuses (nested deeper than
+// it goes).
+const unreadable = `<!DOCTYPE html><html><body><p>This page is nested too deeply to be shown through the proxy.</p></body></html>`
+
+func set(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }
 
 // rewriter rewrites one page fetched from base.
@@ -46,230 +148,341 @@ func (rw *rewriter) proxy(abs string) string {
 }
 
 // link returns the proxied form of ref, resolved against the page's base;
-// "" for what must not be followed (javascript:, unknown schemes).
-func (rw *rewriter) link(ref string) string {
-	ref = strings.TrimSpace(ref)
-	if ref == "" || strings.HasPrefix(ref, "#") {
-		return ref
-	}
-	u, err := rw.base.Parse(ref)
-	if err != nil {
+// "" for what must not be followed (javascript:, unknown schemes, and
+// data: but for images where image is set).
+func (rw *rewriter) link(ref string, image bool) string {
+	ref = clean(ref)
+	if ref == "" {
 		return ""
 	}
-	switch u.Scheme {
-	case "http", "https":
-		return rw.proxy(u.String())
-	case "data":
-		return ref // images inline; the policy allows data: images only
+	if ref[0] == '#' {
+		return "#" + queryEscaper.Replace(ref[1:])
+	}
+	if strings.HasPrefix(strings.ToLower(ref), "data:") {
+		if image && strings.HasPrefix(strings.ToLower(ref), "data:image/") {
+			return ref
+		}
+		return ""
+	}
+	u := rw.resolve(ref)
+	if u == nil {
+		return ""
+	}
+	frag := u.EscapedFragment()
+	u.Fragment, u.RawFragment = "", ""
+	if frag != "" {
+		return rw.proxy(u.String()) + "#" + frag
+	}
+	return rw.proxy(u.String())
+}
+
+// clean reads a URL as a browser does: leading and trailing controls and
+// spaces stripped, tabs and line breaks removed.
+func clean(ref string) string {
+	ref = strings.TrimFunc(ref, func(r rune) bool { return r <= ' ' })
+	return strings.NewReplacer("\t", "", "\n", "", "\r", "").Replace(ref)
+}
+
+// resolve is the http or https URL ref names from the page, nil for any
+// other; a backslash before the query counts as a slash and the query is
+// encoded, as browsers do.
+func (rw *rewriter) resolve(ref string) *url.URL {
+	ref = clean(ref)
+	if i := strings.IndexAny(ref, "?#"); i >= 0 {
+		ref = strings.ReplaceAll(ref[:i], `\`, "/") + ref[i:]
+	} else {
+		ref = strings.ReplaceAll(ref, `\`, "/")
+	}
+	u, err := rw.base.Parse(ref)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil
+	}
+	u.RawQuery = queryEscaper.Replace(u.RawQuery)
+	return u
+}
+
+// queryEscaper encodes what a browser encodes in a query.
+var queryEscaper = strings.NewReplacer(" ", "%20", `"`, "%22", "<", "%3C", ">", "%3E", "`", "%60", "'", "%27")
+
+// html rewrites the page read from r, of the given Content-Type, to w as
+// UTF-8. banner is inserted at the start of the body.
+func (rw *rewriter) html(w io.Writer, r io.Reader, contentType, banner string) error {
+	// One encoding for the proxy and the browser: a page the two decoded
+	// differently would not be the page that was checked.
+	r, err := htmlcharset.NewReader(r, contentType)
+	if err != nil {
+		return err
+	}
+	doc, err := html.Parse(r)
+	if err != nil {
+		_, err = io.WriteString(w, unreadable)
+		return err
+	}
+	rw.setBase(doc)
+	rw.clean(doc)
+	if body := find(doc, "body"); body != nil && banner != "" {
+		nodes, err := html.ParseFragment(strings.NewReader(banner), body)
+		if err != nil {
+			return err
+		}
+		first := body.FirstChild
+		for _, n := range nodes {
+			body.InsertBefore(n, first)
+		}
+	}
+	return html.Render(w, doc)
+}
+
+// setBase takes the first <base href> as the base of the page's relative
+// URLs, wherever it stands, as browsers do.
+func (rw *rewriter) setBase(doc *html.Node) {
+	var walk func(n *html.Node) bool
+	walk = func(n *html.Node) bool {
+		if n.Type == html.ElementNode && n.Namespace == "" && n.Data == "base" {
+			if href, ok := attr(n, "href"); ok {
+				if u := rw.resolve(href); u != nil {
+					rw.base = u
+				}
+				return true
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			if walk(c) {
+				return true
+			}
+		}
+		return false
+	}
+	walk(doc)
+}
+
+// clean rewrites n's children in place.
+func (rw *rewriter) clean(n *html.Node) {
+	for c := n.FirstChild; c != nil; {
+		next := c.NextSibling
+		switch c.Type {
+		case html.ElementNode:
+			switch verdict(n, c) {
+			case drop:
+				n.RemoveChild(c)
+			case unwrap:
+				rw.clean(c)
+				for gc := c.FirstChild; gc != nil; gc = c.FirstChild {
+					c.RemoveChild(gc)
+					n.InsertBefore(gc, c)
+				}
+				n.RemoveChild(c)
+			case keep:
+				rw.element(c)
+				rw.clean(c)
+			}
+		case html.TextNode:
+			if n.Type == html.ElementNode && n.Data == "style" {
+				c.Data = rw.css(c.Data)
+				if n.Namespace == "" && strings.Contains(strings.ToLower(c.Data), "</style") {
+					c.Data = ""
+				}
+			}
+		case html.DoctypeNode:
+		default: // comments: conditional comments can hold markup
+			n.RemoveChild(c)
+		}
+		c = next
+	}
+}
+
+type action int
+
+const (
+	drop action = iota
+	unwrap
+	keep
+)
+
+// verdict decides what becomes of the element c under parent.
+func verdict(parent, c *html.Node) action {
+	switch c.Namespace {
+	case "":
+		if parent.Namespace != "" || droppedElements[c.Data] {
+			return drop
+		}
+		switch c.Data {
+		case "link":
+			if rel, _ := attr(c, "rel"); linkRel(rel) == "" {
+				return drop
+			}
+		case "meta":
+			name, _ := attr(c, "name")
+			if _, equiv := attr(c, "http-equiv"); equiv || !metaNames[strings.ToLower(name)] {
+				return drop
+			}
+		}
+		if htmlElements[c.Data] {
+			return keep
+		}
+		return unwrap
+	case "svg":
+		name := strings.ToLower(c.Data)
+		if parent.Namespace == "" && name != "svg" || !svgElements[name] {
+			return drop
+		}
+		return keep
+	}
+	return drop // MathML
+}
+
+// element rewrites a kept element's attributes: URLs through the proxy,
+// style sheets rewritten, the rest kept only if allowed.
+func (rw *rewriter) element(n *html.Node) {
+	var target string
+	if n.Data == "form" && n.Namespace == "" {
+		target = rw.formTarget(n)
+	}
+	image := imageHolders[n.Data]
+	out := n.Attr[:0]
+	for _, a := range n.Attr {
+		k := strings.ToLower(a.Key)
+		switch {
+		case a.Namespace == "xlink" && k == "href" && n.Namespace == "svg":
+			if a.Val = rw.link(a.Val, image); a.Val == "" {
+				continue
+			}
+		case a.Namespace == "xmlns" && k == "xlink" && n.Namespace == "svg":
+		case a.Namespace != "":
+			continue
+		case urlAttrs[k]:
+			if a.Val = rw.link(a.Val, image); a.Val == "" {
+				continue // not followed: no link rather than one to this page
+			}
+		case k == "srcset" && n.Namespace == "":
+			a.Val = rw.srcset(a.Val, image)
+		case k == "usemap" && n.Namespace == "":
+			if !strings.HasPrefix(a.Val, "#") {
+				continue
+			}
+		case k == "style":
+			a.Val = rw.css(a.Val)
+		case k == "rel" && n.Data == "link":
+			a.Val = linkRel(a.Val)
+		case n.Namespace == "svg":
+			if !svgAttrs[k] {
+				continue
+			}
+			if paintAttrs[k] {
+				a.Val = rw.css(a.Val)
+			}
+		case !htmlAttrs[k] && !strings.HasPrefix(k, "aria-") && !strings.HasPrefix(k, "data-"):
+			continue
+		}
+		out = append(out, a)
+	}
+	n.Attr = out
+	if n.Data == "form" && n.Namespace == "" {
+		rw.form(n, target)
+	}
+}
+
+// formTarget is where the form n sends its fields: its action, or the
+// page itself; "" for one that cannot be followed.
+func (rw *rewriter) formTarget(n *html.Node) string {
+	action, ok := attr(n, "action")
+	if !ok {
+		return rw.base.String()
+	}
+	if u := rw.resolve(action); u != nil {
+		return u.String()
 	}
 	return ""
 }
 
-// cssURL matches url(...) and @import "..." in style sheets.
-var cssURL = regexp.MustCompile(`(?i)url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)|@import\s+(?:"([^"]*)"|'([^']*)')`)
-
-// css rewrites the URLs of a style sheet.
-func (rw *rewriter) css(s string) string {
-	return cssURL.ReplaceAllStringFunc(s, func(m string) string {
-		sub := cssURL.FindStringSubmatch(m)
-		ref := sub[1] + sub[2] + sub[3] + sub[4] + sub[5]
-		l := rw.link(ref)
-		if strings.HasPrefix(strings.ToLower(m), "@import") {
-			return `@import "` + cssString(l) + `"`
-		}
-		return `url("` + cssString(l) + `")`
-	})
+// form makes a form send GET to the proxy itself (its method, enctype and
+// action are not among the attributes kept), with the target in a hidden
+// url field: the proxy adds the form's other fields to the target's
+// query. A form without a target is refused by the proxy.
+func (rw *rewriter) form(n *html.Node, target string) {
+	n.Attr = append(n.Attr, html.Attribute{Key: "action", Val: rw.path})
+	if target != "" {
+		n.InsertBefore(&html.Node{Type: html.ElementNode, Data: "input", DataAtom: atom.Input, Attr: []html.Attribute{
+			{Key: "type", Val: "hidden"}, {Key: "name", Val: "url"}, {Key: "value", Val: target},
+		}}, n.FirstChild)
+	}
 }
 
-// cssString escapes s for a double-quoted CSS string.
-func cssString(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", "", "\r", "").Replace(s)
-}
-
-// html rewrites a page from r to w. banner is inserted at the start of
-// the body.
-func (rw *rewriter) html(w io.Writer, r io.Reader, banner string) error {
-	z := html.NewTokenizer(r)
-	var out bytes.Buffer
-	skip := "" // the dropped element whose content is being skipped
-	depth := 0
-	inStyle := false
+// srcset rewrites each candidate of "URL [descriptors], …", splitting as
+// browsers do: a URL runs to white space (commas inside are its own, as
+// in data: URLs), descriptors to the next comma outside parentheses.
+func (rw *rewriter) srcset(v string, image bool) string {
+	var out []string
+	const space = " \t\n\r\f"
 	for {
-		tt := z.Next()
-		if tt == html.ErrorToken {
-			if z.Err() == io.EOF {
-				break
-			}
-			return z.Err()
+		v = strings.TrimLeft(v, space+",")
+		if v == "" {
+			return strings.Join(out, ", ")
 		}
-		tok := z.Token()
-		name := tok.Data
-		if skip != "" {
-			switch {
-			case tt == html.StartTagToken && name == skip:
-				depth++
-			case tt == html.EndTagToken && name == skip:
-				if depth--; depth == 0 {
-					skip = ""
+		end := strings.IndexAny(v, space)
+		if end < 0 {
+			end = len(v)
+		}
+		u, desc := v[:end], ""
+		v = v[end:]
+		if trimmed := strings.TrimRight(u, ","); trimmed != u {
+			u = trimmed
+		} else {
+			depth, i := 0, 0
+			for ; i < len(v); i++ {
+				if v[i] == '(' {
+					depth++
+				} else if v[i] == ')' && depth > 0 {
+					depth--
+				} else if v[i] == ',' && depth == 0 {
+					break
 				}
 			}
+			desc, v = strings.TrimSpace(v[:i]), v[i:]
+		}
+		c := rw.link(u, image)
+		if c == "" {
 			continue
 		}
-		switch tt {
-		case html.StartTagToken, html.SelfClosingTagToken:
-			if dropped[name] {
-				if tt == html.StartTagToken {
-					skip, depth = name, 1
-				}
-				continue
-			}
-			if droppedVoid[name] {
-				if name == "base" {
-					rw.setBase(tok)
-				}
-				continue
-			}
-			if name == "meta" && hasAttr(tok, "http-equiv") {
-				continue // refresh, set-cookie, content-security-policy: none apply here
-			}
-			if name == "link" && !safeLink(tok) {
-				continue
-			}
-			var target string
-			if name == "form" {
-				tok.Attr, target = rw.form(tok.Attr)
-			}
-			tok.Attr = rw.attrs(tok.Attr)
-			out.WriteString(tok.String())
-			if target != "" {
-				out.WriteString(`<input type="hidden" name="url" value="` + html.EscapeString(target) + `">`)
-			}
-			if name == "style" && tt == html.StartTagToken {
-				inStyle = true
-			}
-			if name == "body" && tt == html.StartTagToken {
-				out.WriteString(banner)
-				banner = ""
-			}
-		case html.EndTagToken:
-			if dropped[name] || droppedVoid[name] {
-				continue
-			}
-			if name == "style" {
-				inStyle = false
-			}
-			out.WriteString(tok.String())
-		case html.TextToken:
-			if inStyle {
-				out.WriteString(rw.css(tok.Data)) // raw text: as the page has it
-				continue
-			}
-			out.WriteString(tok.String())
-		case html.DoctypeToken:
-			out.WriteString(tok.String())
-		case html.CommentToken:
-			// Dropped: conditional comments can hold markup.
+		if desc != "" {
+			c += " " + desc
 		}
-		if out.Len() > 32<<10 {
-			if _, err := w.Write(out.Bytes()); err != nil {
-				return err
-			}
-			out.Reset()
-		}
-	}
-	_, err := w.Write(out.Bytes())
-	return err
-}
-
-// setBase takes a <base href> as the base of the page's relative URLs.
-func (rw *rewriter) setBase(tok html.Token) {
-	for _, a := range tok.Attr {
-		if a.Key == "href" {
-			if u, err := rw.base.Parse(strings.TrimSpace(a.Val)); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-				rw.base = u
-			}
-		}
+		out = append(out, c)
 	}
 }
 
-// attrs rewrites URL attributes and drops event handlers and what the
-// rewriting breaks or could leak (integrity, ping).
-func (rw *rewriter) attrs(in []html.Attribute) []html.Attribute {
-	out := in[:0]
-	for _, a := range in {
-		k := strings.ToLower(a.Key)
-		switch {
-		case strings.HasPrefix(k, "on"), k == "integrity", k == "ping", k == "nonce", k == "crossorigin", k == "srcdoc", k == "formaction":
-			continue
-		case urlAttrs[k]:
-			a.Val = rw.link(a.Val)
-		case k == "srcset" || k == "imagesrcset":
-			a.Val = rw.srcset(a.Val)
-		case k == "style":
-			a.Val = rw.css(a.Val)
+// linkRel keeps of a <link rel> the kinds that load a style sheet or an
+// icon; the others (preload, prefetch, preconnect, dns-prefetch,
+// manifest…) make the browser reach out by itself.
+func linkRel(rel string) string {
+	var kept []string
+	for _, r := range strings.Fields(strings.ToLower(rel)) {
+		if r == "stylesheet" || r == "icon" {
+			kept = append(kept, r)
 		}
-		out = append(out, a)
 	}
-	return out
+	return strings.Join(kept, " ")
 }
 
-// srcset rewrites each candidate of "URL [descriptor], …".
-func (rw *rewriter) srcset(v string) string {
-	parts := strings.Split(v, ",")
-	for i, p := range parts {
-		f := strings.Fields(p)
-		if len(f) == 0 {
-			continue
+// attr is the value of n's attribute key, in no namespace.
+func attr(n *html.Node, key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Namespace == "" && strings.EqualFold(a.Key, key) {
+			return a.Val, true
 		}
-		f[0] = rw.link(f[0])
-		parts[i] = strings.Join(f, " ")
 	}
-	return strings.Join(parts, ", ")
+	return "", false
 }
 
-// safeLink keeps <link> elements that load a style sheet or an icon; the
-// others (preload, prefetch, preconnect, dns-prefetch, manifest…) would
-// make the browser reach out by itself.
-func safeLink(tok html.Token) bool {
-	for _, a := range tok.Attr {
-		if a.Key == "rel" {
-			for _, rel := range strings.Fields(strings.ToLower(a.Val)) {
-				if rel == "stylesheet" || rel == "icon" {
-					return true
-				}
-			}
+// find is the first HTML element named name in n's tree.
+func find(n *html.Node, name string) *html.Node {
+	if n.Type == html.ElementNode && n.Namespace == "" && n.Data == name {
+		return n
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if f := find(c, name); f != nil {
+			return f
 		}
 	}
-	return false
-}
-
-// form makes a form send GET to the proxy itself and returns the target
-// its action named, which goes in a hidden url field: the proxy adds the
-// form's other fields to the target's query. A form that cannot be
-// followed gets no target, and the proxy refuses it.
-func (rw *rewriter) form(attrs []html.Attribute) ([]html.Attribute, string) {
-	target := rw.base.String()
-	out := attrs[:0]
-	for _, a := range attrs {
-		switch strings.ToLower(a.Key) {
-		case "method", "enctype":
-		case "action":
-			target = ""
-			if u, err := rw.base.Parse(strings.TrimSpace(a.Val)); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-				target = u.String()
-			}
-		default:
-			out = append(out, a)
-		}
-	}
-	return append(out, html.Attribute{Key: "action", Val: rw.path}), target
-}
-
-func hasAttr(tok html.Token, key string) bool {
-	for _, a := range tok.Attr {
-		if strings.EqualFold(a.Key, key) {
-			return true
-		}
-	}
-	return false
+	return nil
 }

@@ -180,12 +180,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadGateway, fmt.Sprintf("the page is larger than %d MiB", h.MaxBytes>>20))
 		return
 	}
-	h.write(w, resp, body)
+	h.write(w, r, resp, body)
 }
 
 // write sends a fetched resource on: pages and style sheets rewritten,
-// images and plain text as they are, anything else as a download.
-func (h *Handler) write(w http.ResponseWriter, resp *http.Response, body []byte) {
+// images and plain text as they are, anything else as a download. An SVG
+// image is a document with links when opened by itself: it is shown only
+// where the browser loads it as an image.
+func (h *Handler) write(w http.ResponseWriter, r *http.Request, resp *http.Response, body []byte) {
 	hd := w.Header()
 	hd.Set("Content-Security-Policy", policy)
 	hd.Set("Referrer-Policy", "no-referrer")
@@ -196,15 +198,20 @@ func (h *Handler) write(w http.ResponseWriter, resp *http.Response, body []byte)
 	rw := &rewriter{base: resp.Request.URL, path: Path}
 	switch {
 	case mt == "text/html" || mt == "application/xhtml+xml":
-		hd.Set("Content-Type", "text/html"+charset(params))
+		hd.Set("Content-Type", "text/html; charset=utf-8") // the rewriter writes UTF-8
 		w.WriteHeader(resp.StatusCode)
 		banner := `<div style="all:initial;display:block;font:14px sans-serif;background:#1d2433;color:#fff;padding:6px 12px">` +
 			`Seen through Veil's web proxy: ` + html.EscapeString(resp.Request.URL.String()) + ` · <a style="color:#9cf" href="` + Path + `">another address</a></div>`
-		rw.html(w, bytes.NewReader(body), banner)
+		rw.html(w, bytes.NewReader(body), ct, banner)
 	case mt == "text/css":
 		hd.Set("Content-Type", "text/css"+charset(params))
 		w.WriteHeader(resp.StatusCode)
 		io.WriteString(w, rw.css(string(body)))
+	case mt == "image/svg+xml" && r.Header.Get("Sec-Fetch-Dest") != "image":
+		hd.Set("Content-Type", "application/octet-stream")
+		hd.Set("Content-Disposition", "attachment")
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
 	case strings.HasPrefix(mt, "image/"), mt == "text/plain", strings.HasPrefix(mt, "font/"), strings.HasPrefix(mt, "audio/"), strings.HasPrefix(mt, "video/"):
 		hd.Set("Content-Type", ct)
 		w.WriteHeader(resp.StatusCode)

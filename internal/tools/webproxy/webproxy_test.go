@@ -28,7 +28,7 @@ func TestRewrite(t *testing.T) {
 <p style="background:url(&quot;p.png&quot;)">&lt;b&gt;text&lt;/b&gt;</p><img src="data:image/gif;base64,R0lGOD">
 </body></html>`
 	var out strings.Builder
-	if err := rw.html(&out, strings.NewReader(page), "<div id=banner></div>"); err != nil {
+	if err := rw.html(&out, strings.NewReader(page), "text/html", "<div id=banner></div>"); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()
@@ -40,8 +40,8 @@ func TestRewrite(t *testing.T) {
 		`src="` + p("https://cdn.example/b/i.png") + `"`,
 		p("https://o.example/b.png") + ` 2x`,
 		`xlink:href="` + p("https://s.example/") + `"`,
-		`<body><div id=banner></div>`,
-		`<form action="/proxy"><input type="hidden" name="url" value="https://cdn.example/search">`,
+		`<body><div id="banner"></div>`,
+		`<form action="/proxy"><input type="hidden" name="url" value="https://cdn.example/search"/>`,
 		`&lt;b&gt;text&lt;/b&gt;`,
 		`src="data:image/gif;base64,R0lGOD"`,
 	} {
@@ -85,6 +85,10 @@ func startOrigin(t *testing.T) *origin {
 	mux.HandleFunc("/img.png", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "image/png")
 		w.Write([]byte("\x89PNG fake"))
+	})
+	mux.HandleFunc("/pic.svg", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		io.WriteString(w, `<svg xmlns="http://www.w3.org/2000/svg"><a href="https://site.example/"><rect width="9" height="9"/></a></svg>`)
 	})
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/", http.StatusFound) })
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 2<<20)) })
@@ -154,6 +158,16 @@ func TestProxy(t *testing.T) {
 	resp, body = get(t, at(o.URL+"/img.png"), nil)
 	if resp.Header.Get("Content-Type") != "image/png" || body != "\x89PNG fake" || resp.Header.Get("Content-Security-Policy") != policy {
 		t.Errorf("image: %q %q", resp.Header.Get("Content-Type"), body)
+	}
+	// An SVG shows as an image, but opened by itself (where its links
+	// would lead straight to the site) it is a download.
+	if resp, _ = get(t, at(o.URL+"/pic.svg"), map[string]string{"Sec-Fetch-Dest": "image"}); resp.Header.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("an SVG loaded as an image: %q", resp.Header.Get("Content-Type"))
+	}
+	for _, dest := range []string{"document", ""} {
+		if resp, _ = get(t, at(o.URL+"/pic.svg"), map[string]string{"Sec-Fetch-Dest": dest}); resp.Header.Get("Content-Disposition") != "attachment" {
+			t.Errorf("an SVG opened as a %q: %q, want a download", dest, resp.Header.Get("Content-Type"))
+		}
 	}
 	// Other types are downloads, never rendered.
 	if resp, _ = get(t, at(o.URL+"/bin"), nil); resp.Header.Get("Content-Disposition") != "attachment" {
