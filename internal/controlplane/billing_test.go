@@ -30,17 +30,7 @@ func (e *env) signed(t *testing.T, sig string, body []byte) (int, map[string]any
 
 func (e *env) send(t *testing.T, processor, sig string, body []byte) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", e.url+"/api/v1/billing/"+processor, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Veil-Signature", sig)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return e.post(t, "/api/v1/billing/"+processor, "Veil-Signature", sig, body)
 }
 
 func paymentBody(t *testing.T, ev billing.GenericEvent) []byte {
