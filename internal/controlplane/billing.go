@@ -31,8 +31,12 @@ import (
 
 func (s *Server) billingWebhook(w http.ResponseWriter, r *http.Request) {
 	processor := r.PathValue("processor")
+	// Stripe and BTCPay have their own endpoints; a generic secret under
+	// their names is refused by the config.
+	stripe := processor == "stripe" && s.cfg.Stripe != nil
+	btcpay := processor == "btcpay" && s.cfg.BTCPay != nil
 	secret, generic := s.cfg.BillingSecrets[processor]
-	if !generic && !(processor == "stripe" && s.cfg.Stripe != nil) && !(processor == "btcpay" && s.cfg.BTCPay != nil) {
+	if !stripe && !btcpay && !generic {
 		writeError(w, http.StatusNotFound, "no such payment processor")
 		return
 	}
@@ -42,10 +46,10 @@ func (s *Server) billingWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ev billing.Event
-	switch processor {
-	case "stripe":
+	switch {
+	case stripe:
 		ev, err = s.cfg.Stripe.Parse(r.Header.Get("Stripe-Signature"), body)
-	case "btcpay":
+	case btcpay:
 		ev, err = s.cfg.BTCPay.Parse(r.Context(), r.Header.Get("BTCPay-Sig"), body)
 	default:
 		ev, err = billing.ParseGeneric(r.Header.Get("Veil-Signature"), secret, body, s.cfg.Now())

@@ -90,6 +90,13 @@ func TestStripeWebhook(t *testing.T) {
 		sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret, Timestamp: at})
 		return e.post(t, "/api/v1/billing/stripe", "Stripe-Signature", sp.Header, body)
 	}
+	// BTCPay is not set up here: its endpoints do not exist.
+	if st, _ := e.post(t, "/api/v1/billing/btcpay", "BTCPay-Sig", "sha256=00", []byte(`{}`)); st != 404 {
+		t.Errorf("btcpay webhook with BTCPay off: %d, want 404", st)
+	}
+	if st := e.call(t, "POST", "/api/v1/billing/btcpay/invoice", tok, apitypes.InvoiceRequest{Product: "premium-30"}, nil); st != 404 {
+		t.Errorf("btcpay invoice with BTCPay off: %d, want 404", st)
+	}
 	paid := stripeEvent(t, "evt_1", stripe.EventTypeCheckoutSessionCompleted, checkoutSession(acc.PaymentReference, "pi_1"))
 
 	for name, c := range map[string]struct {
