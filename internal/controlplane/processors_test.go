@@ -210,6 +210,9 @@ func TestBTCPayWebhook(t *testing.T) {
 		t.Errorf("invoice without a session: %d, want 401", st)
 	}
 
+	if st := e.call(t, "POST", "/api/v1/billing/btcpay/invoice", tok, apitypes.InvoiceRequest{Product: "premium-30", RedirectURL: "javascript:alert(1)"}, nil); st != 400 {
+		t.Errorf("invoice with a script redirect: %d, want 400", st)
+	}
 	id := invoice()
 	body, sig := bp.Webhook("InvoiceSettled", id)
 	// Settled told before BTCPay settled it (or forged by a replay of an
