@@ -204,3 +204,16 @@ type BillingRecord struct {
 type BillingAttachRequest struct {
 	PaymentReference string `json:"payment_reference"`
 }
+
+// InvoiceRequest is the body of POST /api/v1/billing/btcpay/invoice: the
+// product the account buys, and where BTCPay sends the customer after
+// paying (optional).
+type InvoiceRequest struct {
+	Product     string `json:"product"`
+	RedirectURL string `json:"redirect_url,omitempty"`
+}
+
+// Invoice is the answer: the processor's payment page for the invoice.
+type Invoice struct {
+	CheckoutLink string `json:"checkout_link"`
+}

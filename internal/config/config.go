@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"veil/internal/apitypes"
+	"veil/internal/billing"
 )
 
 // Config is everything `veil serve` and `veil gateway` can be told. Every
@@ -112,6 +113,20 @@ type Config struct {
 	// "https://pay.example/veil?client_reference_id={ref}"); empty: the
 	// account page shows the reference alone.
 	CheckoutURL string `toml:"checkout_url" help:"payment page; {ref} is replaced by the account's payment reference"`
+	// Products are what customers can buy, "ID=DAYS:AMOUNT:CURRENCY"
+	// ("premium-30=30:5.00:EUR"); Stripe's and BTCPay's payments name a
+	// product and take its days from here.
+	Products []string `toml:"products" help:"products on sale, ID=DAYS:AMOUNT:CURRENCY (premium-30=30:5.00:EUR)"`
+	// StripeWebhookSecret is the Stripe webhook endpoint's signing secret;
+	// empty: POST /api/v1/billing/stripe is off.
+	StripeWebhookSecret string `toml:"stripe_webhook_secret" help:"Stripe webhook signing secret (whsec_…); empty: Stripe off"`
+	// BTCPayURL, BTCPayAPIKey and BTCPayStoreID reach a BTCPay Server
+	// store's Greenfield API; BTCPayWebhookSecret signs its webhooks. All
+	// four or none: BTCPay off.
+	BTCPayURL           string `toml:"btcpay_url" help:"BTCPay Server URL; empty: BTCPay off"`
+	BTCPayAPIKey        string `toml:"btcpay_api_key" help:"BTCPay Greenfield API key (invoice permissions)"`
+	BTCPayStoreID       string `toml:"btcpay_store_id" help:"BTCPay store id"`
+	BTCPayWebhookSecret string `toml:"btcpay_webhook_secret" help:"BTCPay store webhook secret"`
 	// WhoisServer is the whois tool's first server, HOST:PORT; the
 	// servers it refers to are asked on the same port.
 	WhoisServer string `toml:"whois_server" help:"first server of the whois tool, HOST:PORT"`
@@ -310,6 +325,9 @@ func (c *Config) Validate() error {
 	if _, err := c.BillingSecretMap(); err != nil {
 		return bad("billing_secrets", "%v", err)
 	}
+	if err := c.checkProcessors(); err != nil {
+		return err
+	}
 	if c.CheckoutURL != "" && !httpURL(strings.ReplaceAll(c.CheckoutURL, "{ref}", "1-a")) {
 		return bad("checkout_url", "want an http(s) URL, got %q", c.CheckoutURL)
 	}
@@ -490,6 +508,35 @@ func (c *Config) BillingSecretMap() (map[string]string, error) {
 		out[name] = secret
 	}
 	return out, nil
+}
+
+// checkProcessors validates the products and the Stripe and BTCPay keys.
+func (c *Config) checkProcessors() error {
+	products, err := billing.ParseProducts(c.Products)
+	if err != nil {
+		return fmt.Errorf("config: products: %v", err)
+	}
+	secrets, _ := c.BillingSecretMap()
+	for _, name := range []string{"stripe", "btcpay"} {
+		if _, ok := secrets[name]; ok {
+			return fmt.Errorf("config: billing_secrets: %s has keys of its own (%s_…)", name, name)
+		}
+	}
+	btcpay := []string{c.BTCPayURL, c.BTCPayAPIKey, c.BTCPayStoreID, c.BTCPayWebhookSecret}
+	if slices.Contains(btcpay, "") && slices.ContainsFunc(btcpay, func(v string) bool { return v != "" }) {
+		return errors.New("config: btcpay_url, btcpay_api_key, btcpay_store_id, btcpay_webhook_secret: all four or none")
+	}
+	switch {
+	case c.BTCPayURL != "" && !httpURL(c.BTCPayURL):
+		return fmt.Errorf("config: btcpay_url: want an http(s) URL, got %q", c.BTCPayURL)
+	case c.BTCPayWebhookSecret != "" && len(c.BTCPayWebhookSecret) < 16:
+		return errors.New("config: btcpay_webhook_secret: 16 characters or more")
+	case c.StripeWebhookSecret != "" && !strings.HasPrefix(c.StripeWebhookSecret, "whsec_"):
+		return errors.New("config: stripe_webhook_secret: want the endpoint's signing secret, whsec_…")
+	case (c.StripeWebhookSecret != "" || c.BTCPayURL != "") && len(products) == 0:
+		return errors.New("config: products: Stripe and BTCPay need at least one product")
+	}
+	return nil
 }
 
 // WhoisAddr splits WhoisServer into its host and port.

@@ -93,6 +93,12 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"short billing secret", "billing_secrets = [\"pay=short\"]\n", nil, "billing_secrets"},
 		{"billing without a name", "billing_secrets = [\"=0123456789abcdef\"]\n", nil, "billing_secrets"},
 		{"repeated processor", "billing_secrets = [\"pay=0123456789abcdef\", \"pay=fedcba9876543210\"]\n", nil, "given twice"},
+		{"bad product", "products = [\"premium-30=30\"]\n", nil, "products: \"premium-30=30\": want ID=DAYS:AMOUNT:CURRENCY"},
+		{"stripe without products", "stripe_webhook_secret = \"whsec_0123456789abcdef\"\n", nil, "products: Stripe and BTCPay need"},
+		{"stripe secret not whsec", "stripe_webhook_secret = \"sk_live_0123456789\"\n", nil, "stripe_webhook_secret"},
+		{"half of btcpay", "btcpay_url = \"https://btcpay.example\"\nbtcpay_api_key = \"k\"\n", nil, "all four or none"},
+		{"generic stripe", "billing_secrets = [\"stripe=0123456789abcdef\"]\n", nil, "billing_secrets: stripe has keys of its own"},
+		{"stripe by env", "", map[string]string{"VEIL_STRIPE_WEBHOOK_SECRET": "nope"}, "stripe_webhook_secret"},
 		{"bad checkout url", "checkout_url = \"javascript:alert(1)\"\n", nil, "checkout_url"},
 		{"script public url", "public_url = \"javascript:alert(1)\"\n", nil, "public_url: want an http(s) URL"},
 		{"public url without host", "public_url = \"https:/x\"\n", nil, "public_url"},
@@ -293,5 +299,24 @@ func TestOperatorFilesBounded(t *testing.T) {
 	os.WriteFile(small, []byte("0123456789"), 0o600)
 	if b, err := ReadFile(small, MaxTextFile); err != nil || string(b) != "0123456789" {
 		t.Errorf("ReadFile(small) = %q, %v", b, err)
+	}
+}
+
+// TestProcessors: Stripe and BTCPay come on from their keys, by file,
+// environment or flag.
+func TestProcessors(t *testing.T) {
+	file := writeFile(t, "products = [\"premium-30=30:5.00:EUR\"]\nbtcpay_url = \"https://btcpay.example\"\nbtcpay_store_id = \"store1\"\n")
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	AddFlags(fs, Default())
+	if err := fs.Parse([]string{"--stripe-webhook-secret", "whsec_0123456789abcdef"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(Sources{File: file, Flags: fs,
+		Env: envMap(map[string]string{"VEIL_BTCPAY_API_KEY": "greenfield-key", "VEIL_BTCPAY_WEBHOOK_SECRET": "btcpay-secret-0123456789"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StripeWebhookSecret != "whsec_0123456789abcdef" || c.BTCPayAPIKey != "greenfield-key" || c.BTCPayStoreID != "store1" || len(c.Products) != 1 {
+		t.Fatalf("%+v", c)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"veil/internal/apitypes"
-	"veil/internal/controlplane"
+	"veil/internal/billing"
 )
 
 const testPaySecret = "test-secret-0123456789"
@@ -18,7 +18,7 @@ const testPaySecret = "test-secret-0123456789"
 // notify sends a processor's notification signed with secret at time at.
 func (e *env) notify(t *testing.T, processor, secret string, at time.Time, body []byte) (int, map[string]any) {
 	t.Helper()
-	return e.send(t, processor, controlplane.SignPayment(secret, at, body), body)
+	return e.send(t, processor, billing.SignGeneric(secret, at, body), body)
 }
 
 // signed sends a notification to testpay with the Veil-Signature header
@@ -30,20 +30,10 @@ func (e *env) signed(t *testing.T, sig string, body []byte) (int, map[string]any
 
 func (e *env) send(t *testing.T, processor, sig string, body []byte) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", e.url+"/api/v1/billing/"+processor, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Veil-Signature", sig)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return e.post(t, "/api/v1/billing/"+processor, "Veil-Signature", sig, body)
 }
 
-func paymentBody(t *testing.T, ev controlplane.PaymentEvent) []byte {
+func paymentBody(t *testing.T, ev billing.GenericEvent) []byte {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +74,7 @@ func TestBillingWebhook(t *testing.T) {
 		t.Fatal("the account is still active after its time ran out")
 	}
 
-	ev := controlplane.PaymentEvent{Type: controlplane.EventPaid, Reference: "pi_1", Account: acc.PaymentReference,
+	ev := billing.GenericEvent{Type: billing.GenericPaid, Reference: "pi_1", Account: acc.PaymentReference,
 		Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"}
 	body := paymentBody(t, ev)
 	refused := map[string]func() (int, map[string]any){
@@ -129,11 +119,11 @@ func TestBillingWebhook(t *testing.T) {
 			return e.notify(t, "testpay", testPaySecret, e.now.Now(), dup)
 		},
 		"two times": func() (int, map[string]any) {
-			sig := controlplane.SignPayment(testPaySecret, e.now.Now(), body)
+			sig := billing.SignGeneric(testPaySecret, e.now.Now(), body)
 			return e.signed(t, "t=1,"+sig, body)
 		},
 		"time not a number": func() (int, map[string]any) {
-			sig := controlplane.SignPayment(testPaySecret, e.now.Now(), body)
+			sig := billing.SignGeneric(testPaySecret, e.now.Now(), body)
 			return e.signed(t, strings.Replace(sig, "t=", "t=+", 1), body)
 		},
 	}
@@ -204,7 +194,7 @@ func TestAdminBilling(t *testing.T) {
 	tok := e.login(t, e.newAccount(t, 30))
 	var acc apitypes.Account
 	e.call(t, "GET", "/api/v1/account", tok, nil, &acc)
-	ev := controlplane.PaymentEvent{Type: controlplane.EventPaid, Reference: "pi_9", Account: acc.PaymentReference,
+	ev := billing.GenericEvent{Type: billing.GenericPaid, Reference: "pi_9", Account: acc.PaymentReference,
 		Product: "premium-365", Days: 365, AmountCents: 4999, Currency: "EUR"}
 	if st, _ := e.notify(t, "testpay", testPaySecret, e.now.Now(), paymentBody(t, ev)); st != 200 {
 		t.Fatalf("notification: %d", st)
@@ -292,7 +282,7 @@ func TestRefundBeforePayment(t *testing.T) {
 		}
 	}
 	e.now.Add(time.Minute)
-	body := paymentBody(t, controlplane.PaymentEvent{Type: controlplane.EventPaid, Reference: "pi_early", Account: acc.PaymentReference,
+	body := paymentBody(t, billing.GenericEvent{Type: billing.GenericPaid, Reference: "pi_early", Account: acc.PaymentReference,
 		Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"})
 	if st, out := e.notify(t, "testpay", testPaySecret, e.now.Now(), body); st != 200 || out["applied"] != true {
 		t.Fatalf("payment after its refund: %d %v", st, out)

@@ -24,6 +24,7 @@ import (
 
 	"veil/internal/account"
 	"veil/internal/apitypes"
+	"veil/internal/billing"
 	"veil/internal/device"
 	"veil/internal/store"
 	"veil/internal/throttle"
@@ -56,6 +57,11 @@ type Config struct {
 	// BillingSecrets are the payment processors whose notifications are
 	// taken, each with its signing secret (billing.go); none: billing off.
 	BillingSecrets map[string]string
+	// Stripe reads POST /api/v1/billing/stripe; nil: Stripe is off.
+	Stripe *billing.Stripe
+	// BTCPay reads POST /api/v1/billing/btcpay and creates invoices; nil:
+	// BTCPay is off.
+	BTCPay *billing.BTCPay
 	// CheckoutURL is the payment page, {ref} standing for the account's
 	// payment reference; empty: none.
 	CheckoutURL string
@@ -140,6 +146,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/gateway/peers", s.withGateway(s.gatewayPeers))
 
 	mux.HandleFunc("POST /api/v1/billing/{processor}", s.billingWebhook)
+	mux.HandleFunc("POST /api/v1/billing/btcpay/invoice", s.withAccount(s.btcpayInvoice))
 	mux.HandleFunc("GET /api/v1/admin/billing", s.withAdmin(s.adminBilling))
 	mux.HandleFunc("POST /api/v1/admin/billing/{id}/attach", s.withAdmin(s.adminAttachBilling))
 	mux.HandleFunc("POST /api/v1/admin/accounts", s.withAdmin(s.adminCreateAccount))

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"veil/internal/account"
+	"veil/internal/billing"
 	"veil/internal/config"
 	"veil/internal/controlplane"
 	"veil/internal/device"
@@ -109,15 +110,25 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		visitors: visitor.New(cfg.TrustedProxyPrefixes()),
 		cancel:   cancel, done: make(chan struct{}),
 	}
-	billing, _ := cfg.BillingSecretMap() // Validate has checked them
+	secrets, _ := cfg.BillingSecretMap() // Validate has checked them
+	products, _ := billing.ParseProducts(cfg.Products)
+	var stripe *billing.Stripe
+	if cfg.StripeWebhookSecret != "" {
+		stripe = &billing.Stripe{Secret: cfg.StripeWebhookSecret, Products: products}
+	}
+	var btcpay *billing.BTCPay
+	if cfg.BTCPayURL != "" {
+		btcpay = &billing.BTCPay{URL: cfg.BTCPayURL, APIKey: cfg.BTCPayAPIKey, StoreID: cfg.BTCPayStoreID,
+			Secret: cfg.BTCPayWebhookSecret, Products: products, Client: &http.Client{Timeout: 20 * time.Second}}
+	}
 	s.API = controlplane.New(controlplane.Config{
 		Store: st, Hasher: hasher, Pools: pools, AdminToken: adminToken,
 		MaxDevices: cfg.MaxDevices, TrialDays: cfg.TrialDays,
 		SessionTTL:     time.Duration(cfg.SessionTTL),
-		BillingSecrets: billing,
-		CheckoutURL:    cfg.CheckoutURL,
-		Visitors:       s.visitors,
-		Logger:         log.With("component", "api"),
+		BillingSecrets: secrets, Stripe: stripe, BTCPay: btcpay,
+		CheckoutURL: cfg.CheckoutURL,
+		Visitors:    s.visitors,
+		Logger:      log.With("component", "api"),
 	})
 	if err := s.startPrivacy(ctx); err != nil {
 		cancel()
