@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"veil/internal/dnstest"
+	"veil/internal/netguard"
 	"veil/internal/resolver"
 )
 
@@ -68,7 +69,8 @@ func main() {
 			RootHints: *hints,
 			Port:      *port,
 			Allow:     func(a netip.Addr) bool { return a.IsLoopback() },
-			RateLimit: -1, // dnsperf is one client sending as fast as it can
+			Egress:    netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}.Permit, // the bench hierarchy
+			RateLimit: -1,                                                                                 // dnsperf is one client sending as fast as it can
 		})
 		if err != nil {
 			log.Fatal(err)

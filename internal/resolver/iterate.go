@@ -7,11 +7,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"veil/internal/netguard"
 	"veil/internal/redact"
 )
 
@@ -139,6 +141,8 @@ func errClass(err error) string {
 		return "no servers"
 	case errors.Is(err, errLame):
 		return "lame"
+	case errors.Is(err, netguard.ErrDenied):
+		return "egress refused"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "timeout"
 	}
@@ -293,6 +297,9 @@ func (r *Resolver) nsAddrs(ctx context.Context, zone string, names []string, glu
 			glueless = append(glueless, n)
 		}
 		for _, a := range addrs {
+			if r.egress(a) != nil {
+				continue // glue may point anywhere: the host, the tunnel, metadata
+			}
 			if a.Is4() {
 				v4 = append(v4, a)
 			} else {
@@ -315,7 +322,7 @@ func (r *Resolver) nsAddrs(ctx context.Context, zone string, names []string, glu
 			}
 			for _, rr := range m.Answer {
 				if a, ok := rr.(*dns.A); ok {
-					if ip, ok := netip.AddrFromSlice(a.A); ok {
+					if ip, ok := netip.AddrFromSlice(a.A); ok && r.egress(ip.Unmap()) == nil {
 						v4 = append(v4, ip.Unmap())
 					}
 				}
@@ -404,6 +411,7 @@ func hasOwner(rrs []dns.RR, name string) bool {
 // query asks servers (in random order) one question and returns the first
 // usable response, retrying over TCP when a response is truncated.
 func (r *Resolver) query(ctx context.Context, servers []netip.Addr, name string, qtype uint16) (*dns.Msg, error) {
+	servers = slices.DeleteFunc(slices.Clone(servers), func(a netip.Addr) bool { return r.egress(a) != nil })
 	if len(servers) == 0 {
 		return nil, errNoServers
 	}
@@ -438,6 +446,9 @@ func (r *Resolver) query(ctx context.Context, servers []netip.Addr, name string,
 // response matches. Over UDP it goes out of a pooled random-port socket
 // (see udpPool); over TCP on a fresh connection.
 func (r *Resolver) exchange(ctx context.Context, network string, addr netip.AddrPort, name string, qtype uint16) (*dns.Msg, error) {
+	if err := r.egress(addr.Addr()); err != nil {
+		return nil, fmt.Errorf("upstream refused: %w", err)
+	}
 	q := newQuery(randomCase(name), qtype, false)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()

@@ -31,6 +31,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sync/singleflight"
+
+	"veil/internal/netguard"
 )
 
 // Defaults for the zero values of Config.
@@ -65,6 +67,18 @@ type Config struct {
 	Forward []string
 	// RootCAs verifies forward upstreams; nil means the system pool.
 	RootCAs *x509.CertPool
+	// Egress decides which upstream addresses the resolver may send to:
+	// root hints, glue, resolved name server addresses and forwarders
+	// alike, checked before every datagram and connection. Delegations
+	// come from the internet, so without it a zone could point the
+	// resolver at the host's loopback, metadata or private addresses, or
+	// at other peers' tunnel addresses. netguard.Guard.Permit fits; the
+	// gateway passes its egress guard (special ranges refused unless
+	// --egress-allow opens them, tunnel pools always refused). Forwarders
+	// are operator-chosen but get the same rule, so that one place
+	// decides: a forwarder on a private or loopback address needs
+	// --egress-allow. Nil means netguard.Guard{}.Permit.
+	Egress func(netip.Addr) error
 	// Allow reports whether a client address may use the resolver. Nil
 	// allows loopback clients only. The gateway passes "is one of my
 	// peers' tunnel addresses". Queries from other sources are dropped
@@ -101,6 +115,7 @@ type Resolver struct {
 	log        *slog.Logger
 	now        func() time.Time
 	allow      func(netip.Addr) bool
+	egress     func(netip.Addr) error
 	port       uint16
 	udp4, udp6 *udpPool // upstream sockets for recursion
 	roots      []netip.Addr
@@ -124,6 +139,7 @@ func New(cfg Config) (*Resolver, error) {
 		log:        cfg.Logger,
 		now:        cfg.Clock,
 		allow:      cfg.Allow,
+		egress:     cfg.Egress,
 		port:       53,
 		udp4:       newUDPPool("udp4"),
 		udp6:       newUDPPool("udp6"),
@@ -140,6 +156,9 @@ func New(cfg Config) (*Resolver, error) {
 	}
 	if r.allow == nil {
 		r.allow = func(a netip.Addr) bool { return a.Unmap().IsLoopback() }
+	}
+	if r.egress == nil {
+		r.egress = netguard.Guard{}.Permit
 	}
 	if cfg.Port != 0 {
 		if cfg.Port < 0 || cfg.Port > 65535 {
@@ -170,7 +189,7 @@ func New(cfg Config) (*Resolver, error) {
 	}
 	var err error
 	if len(cfg.Forward) > 0 {
-		if r.forward, err = parseUpstreams(cfg.Forward, cfg.RootCAs, r.timeout); err != nil {
+		if r.forward, err = parseUpstreams(cfg.Forward, cfg.RootCAs, r.timeout, r.egress); err != nil {
 			return nil, err
 		}
 	} else if r.roots, err = loadRootHints(cfg.RootHints); err != nil {
