@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"veil/internal/dnsname"
 )
 
 // A Zone is an authoritative server for one or more apexes.
@@ -53,6 +55,22 @@ func NewZone(apexes []string, records []string) (*Zone, error) {
 		z.owners = append(z.owners, dns.CanonicalName(rr.Header().Name))
 	}
 	return z, nil
+}
+
+// NewSignedZone returns a zone for apexes holding rrs, such as Sign
+// returns. With the DO bit, its answers carry the RRSIGs over the records
+// they hold, and its negative answers the NSEC or NSEC3 records that
+// prove them.
+func NewSignedZone(apexes []string, rrs []dns.RR) *Zone {
+	z := &Zone{}
+	for _, a := range apexes {
+		z.apexes = append(z.apexes, dns.CanonicalName(a))
+	}
+	for _, rr := range rrs {
+		z.rrs = append(z.rrs, rr)
+		z.owners = append(z.owners, dns.CanonicalName(rr.Header().Name))
+	}
+	return z
 }
 
 // MustZone is NewZone for records fixed in the source, given as the
@@ -96,7 +114,10 @@ func (z *Zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	z.mu.Lock()
 	z.seen = append(z.seen, q.Name)
 	z.mu.Unlock()
-	z.answer(resp, q.Name, q.Qtype)
+	zone := z.answer(resp, q.Name, q.Qtype)
+	if opt := req.IsEdns0(); opt != nil && opt.Do() && zone != "" {
+		z.addDNSSEC(resp, zone, dns.CanonicalName(q.Name))
+	}
 	if z.Mangle != nil {
 		_, udp := w.RemoteAddr().(*net.UDPAddr)
 		z.Mangle(req, resp, udp)
@@ -104,7 +125,9 @@ func (z *Zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	w.WriteMsg(resp)
 }
 
-func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) {
+// answer fills resp and returns the zone it answered from; "" if it
+// answered a referral or refused.
+func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) string {
 	name := dns.CanonicalName(qname)
 	zone := ""
 	for _, a := range z.apexes {
@@ -114,15 +137,17 @@ func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) {
 	}
 	if zone == "" {
 		resp.Rcode = dns.RcodeRefused
-		return
+		return ""
 	}
 	// A delegation below the apex on the way to name: refer, with glue.
+	// The DS at the cut is the parent's to answer.
 	for i, rr := range z.rrs {
 		owner := z.owners[i]
-		if rr.Header().Rrtype == dns.TypeNS && owner != zone && dns.IsSubDomain(zone, owner) && dns.IsSubDomain(owner, name) {
+		if rr.Header().Rrtype == dns.TypeNS && owner != zone && dns.IsSubDomain(zone, owner) && dns.IsSubDomain(owner, name) &&
+			(qtype != dns.TypeDS || owner != name) {
 			resp.Ns = z.records(owner, dns.TypeNS)
 			resp.Extra = z.glue(resp.Ns)
-			return
+			return ""
 		}
 	}
 	resp.Authoritative = true
@@ -138,13 +163,13 @@ func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) {
 			resp.Answer = append(resp.Answer, rr)
 		}
 		if len(resp.Answer) > 0 {
-			return
+			return zone
 		}
 		if len(z.records("*."+encloser, 0)) == 0 {
 			resp.Rcode = dns.RcodeNameError
 		}
 		resp.Ns = z.soa(zone)
-		return
+		return zone
 	}
 	resp.Answer = z.records(name, qtype)
 	if len(resp.Answer) == 0 {
@@ -158,6 +183,84 @@ func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) {
 	if len(resp.Answer) == 0 {
 		resp.Ns = z.soa(zone) // NODATA
 	}
+	return zone
+}
+
+// addDNSSEC adds to an answer from zone the RRSIGs over its records and,
+// for a negative or wildcard answer, the NSEC or NSEC3 records about the
+// names that the proof needs: name, its ancestors in the zone and the
+// wildcards below them. A real server picks fewer; a validator has to
+// find the right ones anyway.
+func (z *Zone) addDNSSEC(resp *dns.Msg, zone, name string) {
+	sigs := func(rrs []dns.RR) []dns.RR {
+		var out []dns.RR
+		seen := map[string]bool{}
+		for _, rr := range rrs {
+			h := rr.Header()
+			key := strings.ToLower(h.Name) + "/" + dns.TypeToString[h.Rrtype]
+			if seen[key] || h.Rrtype == dns.TypeRRSIG {
+				continue
+			}
+			seen[key] = true
+			owner := dns.CanonicalName(h.Name)
+			wild := false
+			if !z.exists(owner) { // a wildcard expansion, from the closest encloser's
+				e := parent(owner)
+				for e != zone && !z.exists(e) {
+					e = parent(e)
+				}
+				owner, wild = "*."+e, true
+			}
+			for _, s := range z.records(owner, dns.TypeRRSIG) {
+				if s.(*dns.RRSIG).TypeCovered == h.Rrtype {
+					s = dns.Copy(s)
+					if wild {
+						s.Header().Name = h.Name
+					}
+					out = append(out, s)
+				}
+			}
+		}
+		return out
+	}
+	resp.Answer = append(resp.Answer, sigs(resp.Answer)...)
+	wildcard := false
+	for _, rr := range resp.Answer {
+		if s, ok := rr.(*dns.RRSIG); ok && int(s.Labels) < dns.CountLabel(s.Hdr.Name) {
+			wildcard = true
+		}
+	}
+	if len(resp.Answer) > 0 && !wildcard {
+		return
+	}
+	var cands []string
+	for n := name; ; n = parent(n) {
+		cands = append(cands, n, "*."+n)
+		if n == zone || n == "." {
+			break
+		}
+	}
+	var proof []dns.RR
+	for i, rr := range z.rrs {
+		switch rr := rr.(type) {
+		case *dns.NSEC:
+			for _, c := range cands {
+				if z.owners[i] == c || dnsname.Covers(z.owners[i], dns.CanonicalName(rr.NextDomain), c) {
+					proof = append(proof, rr)
+					break
+				}
+			}
+		case *dns.NSEC3:
+			for _, c := range cands {
+				if rr.Match(c) || rr.Cover(c) {
+					proof = append(proof, rr)
+					break
+				}
+			}
+		}
+	}
+	resp.Ns = append(resp.Ns, proof...)
+	resp.Ns = append(resp.Ns, sigs(resp.Ns)...)
 }
 
 // records returns the records of owner (canonical) of type t, or of

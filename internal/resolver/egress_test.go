@@ -85,7 +85,7 @@ func TestEgressGuardOnUpstreams(t *testing.T) {
 		}
 		return err
 	}
-	r, err := New(Config{RootHints: h.Hints, Port: h.Port, Egress: egress, Timeout: time.Second})
+	r, err := New(Config{RootHints: h.Hints, Port: h.Port, Egress: egress, Timeout: time.Second, DisableDNSSEC: true})
 	if err != nil {
 		t.Fatal(err)
 	}
