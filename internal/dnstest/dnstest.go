@@ -131,7 +131,8 @@ func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) string {
 	name := dns.CanonicalName(qname)
 	zone := ""
 	for _, a := range z.apexes {
-		if dns.IsSubDomain(a, name) && len(a) > len(zone) {
+		// A DS at a hosted child's apex is still the parent's to answer.
+		if dns.IsSubDomain(a, name) && len(a) > len(zone) && (qtype != dns.TypeDS || a != name || a == ".") {
 			zone = a
 		}
 	}

@@ -109,12 +109,17 @@ func (r *Resolver) fetchKeys(ctx context.Context, zone string, depth int) (*zone
 		}
 		ttl = max(msgTTL(m), time.Second)
 		if !m.AuthenticatedData {
-			return &zoneKeys{}, ttl, nil // the parent is insecure, or proves there is no DS
+			return &zoneKeys{}, ttl, nil // the parent is insecure
 		}
 		for _, rr := range m.Answer {
 			if d, ok := rr.(*dns.DS); ok && dns.CanonicalName(d.Hdr.Name) == zone {
 				ds = append(ds, d)
 			}
+		}
+		// No DS makes a zone insecure only at a proven delegation: any
+		// name has no DS, and a forger could name one as a signer.
+		if len(ds) == 0 && !provenDelegation(m.Ns, zone) {
+			return &zoneKeys{err: bogus(dns.ExtendedErrorCodeDNSKEYMissing, "%s is not a zone cut", zone)}, bogusTTL, nil
 		}
 	}
 	ds = filterDS(ds)
@@ -297,9 +302,22 @@ func (r *Resolver) validate(ctx context.Context, m *dns.Msg, zone, name string, 
 		return false, nil
 	}
 	secure := true
-	check := func(s *rrset) error {
+	target := chainEnd(m.Answer, name)
+	check := func(s *rrset, authority bool) error {
 		if len(s.rrs) == 0 {
 			return nil // signatures of records not kept
+		}
+		if len(s.sigs) == 0 && (!authority || isSub(s.owner, target)) {
+			// Unsigned data of a secure zone is bogus, unless it belongs to
+			// an insecure child zone that the same servers serve.
+			insecure, err := r.insecureBelow(ctx, zone, s.owner, depth)
+			if err != nil {
+				return err
+			}
+			if insecure {
+				secure = false
+				return nil
+			}
 		}
 		signer := zone
 		for _, rr := range s.sigs {
@@ -334,12 +352,15 @@ func (r *Resolver) validate(ctx context.Context, m *dns.Msg, zone, name string, 
 		}
 		return nil
 	}
-	for _, sec := range [][]dns.RR{m.Answer, m.Ns} {
+	for i, sec := range [][]dns.RR{m.Answer, m.Ns} {
 		for _, s := range rrsets(sec) {
-			if err := check(s); err != nil {
+			if err := check(s, i == 1); err != nil {
 				return false, err
 			}
 		}
+	}
+	if !secure {
+		return false, nil // data of an insecure zone: no proof to check
 	}
 	if len(m.Answer) == 0 || m.Rcode == dns.RcodeNameError {
 		ok, err := r.proveDenial(m, zone, name, qtype)
@@ -349,4 +370,60 @@ func (r *Resolver) validate(ctx context.Context, m *dns.Msg, zone, name string, 
 		secure = secure && ok
 	}
 	return secure, nil
+}
+
+// insecureBelow reports whether a zone cut below zone, on the way to
+// owner, is a proven delegation without DS: an insecure zone served by
+// the same servers as its secure parent, which answer for it without a
+// referral.
+func (r *Resolver) insecureBelow(ctx context.Context, zone, owner string, depth int) (bool, error) {
+	for n := dns.CountLabel(zone) + 1; n <= dns.CountLabel(owner); n++ {
+		zk, err := r.keysFor(ctx, lastLabels(owner, n), depth)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case zk.err != nil:
+			continue // not a zone cut
+		case zk.secure:
+			return false, nil // a signed zone: its data must be signed
+		default:
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// provenDelegation reports whether the validated denial records ns of a
+// DS query for name show name to be a delegation: an NSEC or NSEC3 at
+// name listing NS but neither SOA nor DS, or an NSEC3 opt-out span over
+// it (RFC 5155 section 8.6).
+func provenDelegation(ns []dns.RR, name string) bool {
+	cut := func(types []uint16) bool {
+		return hasType(types, dns.TypeNS) && !hasType(types, dns.TypeSOA) && !hasType(types, dns.TypeDS)
+	}
+	var nsec3 []*dns.NSEC3
+	for _, rr := range ns {
+		switch rr := rr.(type) {
+		case *dns.NSEC:
+			if dns.CanonicalName(rr.Hdr.Name) == name {
+				return cut(rr.TypeBitMap)
+			}
+		case *dns.NSEC3:
+			if rr.Match(name) {
+				return cut(rr.TypeBitMap)
+			}
+			nsec3 = append(nsec3, rr)
+		}
+	}
+	for n := dns.CountLabel(name) - 1; n >= 0; n-- {
+		ce := lastLabels(name, n)
+		for _, rr := range nsec3 {
+			if rr.Match(ce) {
+				cover := nsec3Covering(nsec3, lastLabels(name, n+1))
+				return cover != nil && cover.Flags&1 == 1
+			}
+		}
+	}
+	return false
 }

@@ -103,6 +103,11 @@ func newSignedHierarchy(t testing.TB) *signedHierarchy {
 			"mail.secure.test. 300 IN A 192.0.2.25",
 			"*.wild.secure.test. 300 IN A 192.0.2.11",
 			"forged.secure.test. 300 IN A 192.0.2.12",
+			"selfsigned.secure.test. 300 IN A 192.0.2.20",
+			"stripped.secure.test. 300 IN A 192.0.2.21",
+			// An unsigned child, no DS, on the same server, which answers
+			// for it without a referral.
+			"unsigned.secure.test. 300 IN NS ns.secure.test.",
 		), with(valid, keys["secure.test."])),
 		"bogus.test.":    sign("bogus.test.", rrs("www.bogus.test. 300 IN A 192.0.2.13"), with(valid, keys["bogus.test."])),
 		"expired.test.":  nil,
@@ -139,7 +144,12 @@ func newSignedHierarchy(t testing.TB) *signedHierarchy {
 	}
 	var hosts []dnstest.Host
 	for _, zone := range []string{".", "test.", "secure.test.", "bogus.test.", "expired.test.", "insecure.test.", "nsec3.test.", "heavy.test.", "rollover.test."} {
-		z := dnstest.NewSignedZone([]string{zone}, zoneData[zone])
+		apexes := []string{zone}
+		if zone == "secure.test." {
+			apexes = append(apexes, "unsigned.secure.test.")
+			zoneData[zone] = append(zoneData[zone], rrs("www.unsigned.secure.test. 300 IN A 192.0.2.19")...)
+		}
+		z := dnstest.NewSignedZone(apexes, zoneData[zone])
 		h.zones[zone] = z
 		hosts = append(hosts, dnstest.Host{Addr: netip.MustParseAddr(addrs[zone]), Handler: z})
 	}
@@ -148,6 +158,22 @@ func newSignedHierarchy(t testing.TB) *signedHierarchy {
 	// in data that end in the question name come back in its case.
 	h.zones["secure.test."].Mangle = func(req, resp *dns.Msg, udp bool) {
 		qn := req.Question[0].Name
+		switch strings.ToLower(qn) {
+		case "selfsigned.secure.test.":
+			if req.Question[0].Qtype != dns.TypeA {
+				break
+			}
+			// Forged data under a signature naming the owner as its zone.
+			resp.Answer = []dns.RR{mustRR(qn + " 300 IN A 6.6.6.6"),
+				mustRR(qn + " 300 IN RRSIG A 13 3 300 20260131000000 20251231230000 12345 " + qn + " AAAA")}
+		case "stripped.secure.test.":
+			resp.Answer = slices.DeleteFunc(resp.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeRRSIG })
+		case "gone.secure.test.":
+			resp.Ns = slices.DeleteFunc(resp.Ns, func(rr dns.RR) bool {
+				s, ok := rr.(*dns.RRSIG)
+				return rr.Header().Rrtype == dns.TypeNSEC || ok && s.TypeCovered == dns.TypeNSEC
+			})
+		}
 		for _, rr := range resp.Answer {
 			if h := rr.Header(); strings.EqualFold(h.Name, qn) {
 				h.Name = qn
@@ -248,6 +274,11 @@ func TestDNSSECValidation(t *testing.T) {
 		{"NXDOMAIN below a missing name", "a.b.nope.secure.test.", dns.TypeA, dns.RcodeNameError, true, noEDE, nil, dns.TypeNSEC},
 		{"wildcard", "x.wild.secure.test.", dns.TypeA, dns.RcodeSuccess, true, noEDE, []string{"192.0.2.11"}, dns.TypeNSEC},
 		{"forged record", "forged.secure.test.", dns.TypeA, dns.RcodeServerFailure, false, dns.ExtendedErrorCodeDNSBogus, nil, 0},
+		{"signature naming the owner as its zone", "selfsigned.secure.test.", dns.TypeA, dns.RcodeServerFailure, false, dns.ExtendedErrorCodeDNSKEYMissing, nil, 0},
+		{"signatures stripped", "stripped.secure.test.", dns.TypeA, dns.RcodeServerFailure, false, dns.ExtendedErrorCodeRRSIGsMissing, nil, 0},
+		{"NXDOMAIN without its proof", "gone.secure.test.", dns.TypeA, dns.RcodeServerFailure, false, dns.ExtendedErrorCodeNSECMissing, nil, 0},
+		{"unsigned child on the parent's server", "www.unsigned.secure.test.", dns.TypeA, dns.RcodeSuccess, false, noEDE, []string{"192.0.2.19"}, 0},
+		{"its NXDOMAIN", "nope.unsigned.secure.test.", dns.TypeA, dns.RcodeNameError, false, noEDE, nil, 0},
 		{"bogus signature", "www.bogus.test.", dns.TypeA, dns.RcodeServerFailure, false, dns.ExtendedErrorCodeDNSBogus, nil, 0},
 		{"expired signature", "www.expired.test.", dns.TypeA, dns.RcodeServerFailure, false, dns.ExtendedErrorCodeSignatureExpired, nil, 0},
 		{"insecure delegation", "www.insecure.test.", dns.TypeA, dns.RcodeSuccess, false, noEDE, []string{"192.0.2.14"}, 0},
