@@ -54,29 +54,20 @@ func TestDNSSECThroughTunnel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{tp.self, "--"}
+	var root []string
 	for _, rr := range signed {
 		if s, ok := rr.(*dns.RRSIG); ok && s.TypeCovered == dns.TypeA && strings.EqualFold(s.Hdr.Name, forged) {
 			sig, _ := base64.StdEncoding.DecodeString(s.Signature)
 			sig[10] ^= 1
 			s.Signature = base64.StdEncoding.EncodeToString(sig)
 		}
-		args = append(args, rr.String())
+		root = append(root, rr.String())
 	}
-	tp.start(t, tp.i, []string{"VEIL_NETNS_ROLE=dns"}, args...)
-	hints := filepath.Join(tp.tmp, "root.hints")
 	anchor := filepath.Join(tp.tmp, "anchor.ds")
-	if err := os.WriteFile(hints, []byte(". 3600000 NS A.ROOT-SERVERS.TEST.\nA.ROOT-SERVERS.TEST. 3600000 A "+inet4+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(anchor, []byte(key.DS().String()+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tp.serveArgs = []string{"--dns-root-hints", hints, "--dns-trust-anchor", anchor}
-
-	gw := tp.startGateway(t, builtinGateway)
-	state := tp.login(t, gw)
-	tp.veil(t, tp.c, "connect", "--mode", "tun", "--location", gw.location, "--state", state, "--timeout", "15s")
+	tp.connectToRoot(t, root, "--dns-trust-anchor", anchor)
 
 	digArgs := []string{"dig", "+dnssec", "+tries=2", "+time=5", "+noall", "+comments", "+answer"}
 	out := tp.runIn(t, tp.c, append(digArgs, good, "A")...)

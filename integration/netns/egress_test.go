@@ -5,8 +5,6 @@ package netns
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -52,16 +50,7 @@ func TestResolverEgressGuard(t *testing.T) {
 		}
 		root = append(root, name+"."+suffix+" 60 IN NS ns."+name+"."+suffix, "ns."+name+"."+suffix+" 60 IN "+typ+" "+a)
 	}
-	tp.start(t, tp.i, []string{"VEIL_NETNS_ROLE=dns"}, append([]string{tp.self, "--"}, root...)...)
-	hints := filepath.Join(tp.tmp, "root.hints")
-	if err := os.WriteFile(hints, []byte(". 3600000 NS A.ROOT-SERVERS.TEST.\nA.ROOT-SERVERS.TEST. 3600000 A "+inet4+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tp.serveArgs = []string{"--dns-root-hints", hints, "--dns-validate=false"} // the test root is not signed
-
-	gw := tp.startGateway(t, builtinGateway)
-	state := tp.login(t, gw)
-	tp.veil(t, tp.c, "connect", "--mode", "tun", "--location", gw.location, "--state", state, "--timeout", "15s")
+	tp.connectToRoot(t, root, "--dns-validate=false") // the test root is not signed
 
 	var hosts []string
 	for name, a := range targets {
