@@ -83,6 +83,9 @@ func MustZone(records string, apexes ...string) *Zone {
 	return z
 }
 
+// Records returns the zone's records, for Sign.
+func (z *Zone) Records() []dns.RR { return slices.Clone(z.rrs) }
+
 // Queries returns the question names the zone was asked, as sent (a
 // resolver using 0x20 mixes their case).
 func (z *Zone) Queries() []string {
@@ -188,10 +191,8 @@ func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) string {
 }
 
 // addDNSSEC adds to an answer from zone the RRSIGs over its records and,
-// for a negative or wildcard answer, the NSEC or NSEC3 records about the
-// names that the proof needs: name, its ancestors in the zone and the
-// wildcards below them. A real server picks fewer; a validator has to
-// find the right ones anyway.
+// for a negative or wildcard answer, the NSEC or NSEC3 records that
+// prove it.
 func (z *Zone) addDNSSEC(resp *dns.Msg, zone, name string) {
 	sigs := func(rrs []dns.RR) []dns.RR {
 		var out []dns.RR
@@ -234,29 +235,47 @@ func (z *Zone) addDNSSEC(resp *dns.Msg, zone, name string) {
 	if len(resp.Answer) > 0 && !wildcard {
 		return
 	}
-	var cands []string
-	for n := name; ; n = parent(n) {
-		cands = append(cands, n, "*."+n)
-		if n == zone || n == "." {
-			break
-		}
+	// The closest encloser: the deepest ancestor of name that exists.
+	ce := name
+	for ce != zone && !z.exists(ce) {
+		ce = parent(ce)
+	}
+	nextCloser := name
+	for nextCloser != ce && parent(nextCloser) != ce {
+		nextCloser = parent(nextCloser)
+	}
+	// What the proof is about (RFC 4035 section 3.1.3, RFC 5155 section
+	// 7.2): the name itself (match for NODATA, cover otherwise) and, for
+	// a name that does not exist, the wildcard at the closest encloser; with NSEC3 the
+	// closest encloser and the next closer name stand for the name.
+	nsecNames := []string{name}
+	nsec3Names := []string{name}
+	switch {
+	case wildcard:
+		nsec3Names = []string{nextCloser}
+	case !z.exists(name): // NXDOMAIN, or NODATA from a wildcard
+		nsecNames = append(nsecNames, "*."+ce)
+		nsec3Names = []string{ce, nextCloser, "*." + ce}
 	}
 	var proof []dns.RR
-	for i, rr := range z.rrs {
-		switch rr := rr.(type) {
-		case *dns.NSEC:
-			for _, c := range cands {
-				if z.owners[i] == c || dnsname.Covers(z.owners[i], dns.CanonicalName(rr.NextDomain), c) {
-					proof = append(proof, rr)
-					break
-				}
+	add := func(rr dns.RR) {
+		if !slices.Contains(proof, rr) {
+			proof = append(proof, rr)
+		}
+	}
+	for _, c := range nsecNames {
+		for i, rr := range z.rrs {
+			if n, ok := rr.(*dns.NSEC); ok && (z.owners[i] == c || dnsname.Covers(z.owners[i], dns.CanonicalName(n.NextDomain), c)) {
+				add(rr)
+				break
 			}
-		case *dns.NSEC3:
-			for _, c := range cands {
-				if rr.Match(c) || rr.Cover(c) {
-					proof = append(proof, rr)
-					break
-				}
+		}
+	}
+	for _, c := range nsec3Names {
+		for _, rr := range z.rrs {
+			if n, ok := rr.(*dns.NSEC3); ok && (n.Match(c) || n.Cover(c)) {
+				add(rr)
+				break
 			}
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -223,8 +225,13 @@ func (r *Resolver) verifyRRset(rrset, sigs []dns.RR, signer string, keys []*dns.
 				}
 				continue
 			}
+			key := sigKey(sig, k, rrset)
+			if r.sigs.has(key) {
+				return sig, nil
+			}
 			r.verifications.Add(1)
 			if sig.Verify(k, rrset) == nil {
+				r.sigs.add(key)
 				return sig, nil
 			}
 		}
@@ -426,4 +433,55 @@ func provenDelegation(ns []dns.RR, name string) bool {
 		}
 	}
 	return false
+}
+
+// maxVerified bounds the signatures remembered as verified.
+const maxVerified = 20_000
+
+// verified remembers the signatures already verified, by everything the
+// verification covered: the key, the RRSIG's fields and the records'
+// data. Answers synthesised from one wildcard, and the NSEC records that
+// many negative answers share, then cost their cryptography once. When
+// full it starts again, which is cheaper than an LRU and as good for a
+// cache that only saves work.
+type verified struct {
+	mu   sync.Mutex
+	keys map[string]struct{}
+}
+
+func (v *verified) has(k string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.keys[k]
+	return ok
+}
+
+func (v *verified) add(k string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.keys == nil || len(v.keys) >= maxVerified {
+		v.keys = make(map[string]struct{})
+	}
+	v.keys[k] = struct{}{}
+}
+
+// sigKey identifies the verification of sig by k over rrset: the data
+// signed (RFC 4034 section 3.1.8.1), with a wildcard expansion's owner
+// given back as the wildcard, and the key.
+func sigKey(sig *dns.RRSIG, k *dns.DNSKEY, rrset []dns.RR) string {
+	var b strings.Builder
+	owner := dns.CanonicalName(rrset[0].Header().Name)
+	if labels := dns.CountLabel(owner); int(sig.Labels) < labels {
+		owner = "*." + lastLabels(owner, int(sig.Labels))
+	}
+	fmt.Fprintf(&b, "%d %d %s %d %d %d %d %d %s %s %s|", k.Algorithm, k.Flags, k.PublicKey, sig.TypeCovered,
+		sig.Labels, sig.OrigTtl, sig.Expiration, sig.Inception, dns.CanonicalName(sig.SignerName), sig.Signature, owner)
+	data := make([]string, 0, len(rrset))
+	for _, rr := range rrset {
+		s := rr.String()
+		data = append(data, s[len(rr.Header().String()):]) // not lower-cased: TXT data is case-sensitive
+	}
+	slices.Sort(data)
+	b.WriteString(strings.Join(data, "|"))
+	return b.String()
 }

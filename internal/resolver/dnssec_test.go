@@ -447,3 +447,45 @@ func TestTrustAnchorFile(t *testing.T) {
 		t.Error("missing anchor file accepted")
 	}
 }
+
+// TestVerifiedSignatures: a signature verified once is not verified
+// again over the same data, also for another expansion of the same
+// wildcard; changed data under the same signature is still refused.
+func TestVerifiedSignatures(t *testing.T) {
+	clock := newTestClock()
+	key, err := dnstest.NewKey("example.", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := dnstest.Sign("example.", []dns.RR{mustRR(`*.example. 300 IN TXT "Data"`)}, dnstest.Signing{
+		Keys: []*dnstest.Key{key}, Inception: clock.now().Add(-time.Hour), Expiration: clock.now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sig *dns.RRSIG
+	for _, rr := range signed {
+		if s, ok := rr.(*dns.RRSIG); ok && s.TypeCovered == dns.TypeTXT {
+			sig = s
+		}
+	}
+	r := &Resolver{now: clock.now}
+	keys := []*dns.DNSKEY{key.DNSKEY}
+	check := func(owner, text string) bool {
+		rr := mustRR(owner + ` 300 IN TXT "` + text + `"`)
+		s := dns.Copy(sig).(*dns.RRSIG)
+		s.Hdr.Name = owner
+		_, berr := r.verifyRRset([]dns.RR{rr}, []dns.RR{s}, "example.", keys)
+		return berr == nil
+	}
+	if !check("a.example.", "Data") || r.verifications.Load() != 1 {
+		t.Fatalf("first expansion: verified %d", r.verifications.Load())
+	}
+	if !check("b.example.", "Data") || r.verifications.Load() != 1 {
+		t.Errorf("second expansion verified again: %d", r.verifications.Load())
+	}
+	for _, forged := range []string{"data", "Data2"} {
+		if check("c.example.", forged) {
+			t.Errorf("TXT %q accepted under the signature of \"Data\"", forged)
+		}
+	}
+}
