@@ -10,6 +10,10 @@
 //	127.0.0.2  the root      bench. -> 127.0.0.3
 //	127.0.0.3  bench.        zone.bench. -> 127.0.0.4
 //	127.0.0.4  zone.bench.   every name has an A record (a wildcard, TTL 1 day)
+//
+// With -sign FILE the three zones are signed (ECDSA P-256, NSEC) with keys
+// made at start, and the root's DS goes to FILE, for the resolvers to
+// validate from (-resolver -trust-anchor FILE; Unbound's trust-anchor-file).
 package main
 
 import (
@@ -25,11 +29,13 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
 	"veil/internal/dnstest"
+	"veil/internal/netguard"
 	"veil/internal/resolver"
 )
 
@@ -44,6 +50,8 @@ func main() {
 		listeners = flag.Int("listeners", runtime.GOMAXPROCS(0), "UDP sockets sharing the address (SO_REUSEPORT)")
 		rcvbuf    = flag.Int("rcvbuf", 4<<20, "receive buffer of each UDP socket (run.sh gives Unbound the same so-rcvbuf)")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile to this file until the process is stopped")
+		sign      = flag.String("sign", "", "with -hierarchy: sign the zones and write the root's DS to this file")
+		anchor    = flag.String("trust-anchor", "", "with -resolver: validate DNSSEC from this file (default: validation off, for the unsigned hierarchy)")
 	)
 	flag.Parse()
 	if *cpuprof != "" {
@@ -60,15 +68,18 @@ func main() {
 	defer stop()
 	switch {
 	case *runHier:
-		for _, s := range hierarchy(*hierPort) {
+		for _, s := range hierarchy(*hierPort, *sign) {
 			defer s.Close()
 		}
 	case *runRes:
 		res, err := resolver.New(resolver.Config{
-			RootHints: *hints,
-			Port:      *port,
-			Allow:     func(a netip.Addr) bool { return a.IsLoopback() },
-			RateLimit: -1, // dnsperf is one client sending as fast as it can
+			RootHints:     *hints,
+			Port:          *port,
+			TrustAnchor:   *anchor,
+			DisableDNSSEC: *anchor == "",
+			Allow:         func(a netip.Addr) bool { return a.IsLoopback() },
+			Egress:        netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}.Permit, // the bench hierarchy
+			RateLimit:     -1,                                                                                 // dnsperf is one client sending as fast as it can
 		})
 		if err != nil {
 			log.Fatal(err)
@@ -132,7 +143,7 @@ func listenUDP(addr string, rcvbuf int) (net.PacketConn, error) {
 // for its own zone's apex NS and name servers' addresses too, so that a
 // resolver that primes (Unbound asks the root for ". NS" first) and checks
 // its name servers gets real answers.
-func hierarchy(port int) []*dnstest.Server {
+func hierarchy(port int, anchor string) []*dnstest.Server {
 	zones := map[string]*dnstest.Zone{
 		"127.0.0.2": dnstest.MustZone(`
 . 86400 IN NS a.root.bench.
@@ -150,6 +161,9 @@ zone.bench. 86400 IN NS ns.zone.bench.
 ns.zone.bench. 86400 IN A 127.0.0.4
 *.zone.bench. 86400 IN A 10.0.0.1`, "zone.bench."),
 	}
+	if anchor != "" {
+		zones = signed(zones, anchor)
+	}
 	var out []*dnstest.Server
 	for ip, z := range zones {
 		s, err := dnstest.Serve(netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(port)), z)
@@ -157,6 +171,37 @@ ns.zone.bench. 86400 IN A 127.0.0.4
 			log.Fatal(err)
 		}
 		out = append(out, s)
+	}
+	return out
+}
+
+// signed returns the hierarchy's zones signed, each parent holding its
+// child's DS, and writes the root's DS to anchor.
+func signed(zones map[string]*dnstest.Zone, anchor string) map[string]*dnstest.Zone {
+	type zone struct{ ip, apex, child string }
+	order := []zone{{"127.0.0.4", "zone.bench.", ""}, {"127.0.0.3", "bench.", "zone.bench."}, {"127.0.0.2", ".", "bench."}}
+	now := time.Now()
+	var childDS *dns.DS
+	out := map[string]*dnstest.Zone{}
+	for _, z := range order { // children first: each parent signs its child's DS
+		key, err := dnstest.NewKey(z.apex, true)
+		if err != nil {
+			log.Fatal(err)
+		}
+		rrs := zones[z.ip].Records()
+		if childDS != nil {
+			childDS.Hdr.Ttl = 86400
+			rrs = append(rrs, childDS)
+		}
+		rrs, err = dnstest.Sign(z.apex, rrs, dnstest.Signing{Keys: []*dnstest.Key{key}, Inception: now.Add(-time.Hour), Expiration: now.Add(30 * 24 * time.Hour)})
+		if err != nil {
+			log.Fatal(err)
+		}
+		out[z.ip] = dnstest.NewSignedZone([]string{z.apex}, rrs)
+		childDS = key.DS()
+	}
+	if err := os.WriteFile(anchor, []byte(childDS.String()+"\n"), 0o644); err != nil {
+		log.Fatal(err)
 	}
 	return out
 }

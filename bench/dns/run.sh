@@ -9,6 +9,10 @@
 # dnsperf and unbound). Prints a Markdown section for BENCHMARKS.md.
 #
 #   sudo bench/dns/run.sh   # DURATION=15 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=20000
+#
+# VALIDATE=1 signs the hierarchy (DNSSEC, NSEC) and has both resolvers
+# validate it from its root's DS (Unbound: module-config "validator
+# iterator").
 set -eu
 
 DURATION=${DURATION:-15}
@@ -18,6 +22,7 @@ MISS_NAMES=${MISS_NAMES:-20000}
 VEIL_PORT=${VEIL_PORT:-5300}
 UNBOUND_PORT=${UNBOUND_PORT:-5301}
 THREADS=$(nproc)
+VALIDATE=${VALIDATE:-0}
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need dnsperf || ! need unbound; then
@@ -46,6 +51,13 @@ printf '.  3600000  NS  a.root.bench.\na.root.bench.  3600000  A  127.0.0.2\n' >
 i=0; while [ $i -lt "$HIT_NAMES" ]; do echo "hit$i.zone.bench A"; i=$((i+1)); done >"$WORK/hit.txt"
 i=0; while [ $i -lt "$MISS_NAMES" ]; do echo "miss$i.zone.bench A"; i=$((i+1)); done >"$WORK/miss.txt"
 
+MODULES=iterator; ANCHOR_CONF=""; SIGN=""; VEIL_ANCHOR=""
+if [ "$VALIDATE" = 1 ]; then
+	MODULES="validator iterator"
+	ANCHOR_CONF="    trust-anchor-file: \"$WORK/anchor.ds\""
+	SIGN="-sign $WORK/anchor.ds"
+	VEIL_ANCHOR="-trust-anchor $WORK/anchor.ds"
+fi
 cat >"$WORK/unbound.conf" <<CONF
 server:
     interface: 127.0.0.1
@@ -54,7 +66,8 @@ server:
     do-not-query-localhost: no
     access-control: 127.0.0.0/8 allow
     root-hints: "$WORK/hints.root"
-    module-config: "iterator"
+    module-config: "$MODULES"
+$ANCHOR_CONF
     num-threads: $THREADS
     so-reuseport: yes
     so-rcvbuf: 4m
@@ -78,8 +91,14 @@ start() { # name, command...
 	"$@" >"$WORK/$name.log" 2>&1 &
 	PIDS="$PIDS $!"
 }
-start hierarchy "$WORK/dnsbench" -hierarchy
-start veil "$WORK/dnsbench" -resolver -addr "127.0.0.1:$VEIL_PORT" -root-hints "$WORK/hints.root"
+# shellcheck disable=SC2086 # SIGN and VEIL_ANCHOR are flags or nothing
+start hierarchy "$WORK/dnsbench" -hierarchy $SIGN
+n=0; until grep -q ready "$WORK/hierarchy.log" 2>/dev/null; do
+	n=$((n+1)); [ $n -lt 50 ] || { echo "run.sh: hierarchy did not start" >&2; cat "$WORK/hierarchy.log" >&2; exit 1; }
+	sleep 0.2
+done
+# shellcheck disable=SC2086
+start veil "$WORK/dnsbench" -resolver -addr "127.0.0.1:$VEIL_PORT" -root-hints "$WORK/hints.root" $VEIL_ANCHOR
 start unbound unbound -d -c "$WORK/unbound.conf"
 for port in $VEIL_PORT $UNBOUND_PORT; do
 	n=0
@@ -145,7 +164,8 @@ cat <<MD
 $(date -u +%Y-%m-%d), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $(cut -d' ' -f1-3 /proc/loadavg),
 $(go version | cut -d' ' -f3), Unbound $(unbound -V 2>/dev/null | awk '/^Version/ {print $2; exit}'), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}').
 Command: \`sudo bench/dns/run.sh\` (DURATION=$DURATION HIT_RUNS=$HIT_RUNS HIT_NAMES=$HIT_NAMES MISS_NAMES=$MISS_NAMES;
-dnsperf -c 4 -q 200; Unbound num-threads $THREADS, iterator only, qname-minimisation and 0x20 on;
+dnsperf -c 4 -q 200; Unbound num-threads $THREADS, modules "$MODULES", qname-minimisation and 0x20 on;
+DNSSEC validation $( [ "$VALIDATE" = 1 ] && echo "on in both (VALIDATE=1: the hierarchy signed, ECDSA P-256, NSEC)" || echo off);
 Veil with GOMAXPROCS $THREADS, rate limit off; both with $THREADS UDP sockets on SO_REUSEPORT and 4 MB
 receive buffers). Hit qps: median of $HIT_RUNS alternating runs (each run in brackets).
 Percentiles: cache-hit set at a fixed 5000 qps.

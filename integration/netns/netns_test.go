@@ -310,7 +310,14 @@ func (tp *topo) capture(t testing.TB, wgPort string) func() []string {
 func (tp *topo) captureFilter(t testing.TB, filter string) func() []string {
 	t.Helper()
 	// Outbound only: what the client lets out is the question.
-	cmd := tp.in(tp.c, "tcpdump", "-i", "c0", "-Q", "out", "-n", "-l", "-p", filter)
+	return tp.captureOn(t, tp.c, "c0", "out", filter)
+}
+
+// captureOn runs tcpdump with filter on dev of namespace ns, in direction
+// dir ("in", "out" or "inout"), like captureFilter.
+func (tp *topo) captureOn(t testing.TB, ns, dev, dir, filter string) func() []string {
+	t.Helper()
+	cmd := tp.in(ns, "tcpdump", "-i", dev, "-Q", dir, "-n", "-l", "-p", filter)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -62,11 +62,13 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 				TUNName:     cfg.TUNName,
 				IdleTimeout: time.Duration(cfg.IdleTimeout),
 			}, resolver.Config{
-				RootHints:  cfg.DNSRootHints,
-				Port:       cfg.DNSUpstreamPort,
-				Forward:    cfg.DNSForward,
-				Blocklists: lists,
-				Logger:     log,
+				RootHints:     cfg.DNSRootHints,
+				Port:          cfg.DNSUpstreamPort,
+				Forward:       cfg.DNSForward,
+				TrustAnchor:   cfg.DNSTrustAnchor,
+				DisableDNSSEC: !cfg.DNSValidate,
+				Blocklists:    lists,
+				Logger:        log,
 			})
 			if err != nil {
 				return err

@@ -72,6 +72,13 @@ type Config struct {
 	// on; 0 means 53. It is for tests, whose root, TLD and authoritative
 	// servers share one unprivileged port on loopback addresses.
 	DNSUpstreamPort int `toml:"dns_upstream_port" help:"port of authoritative DNS servers (tests); 0: 53"`
+	// DNSTrustAnchor is a file of DS or DNSKEY records (presentation
+	// format) the resolver validates DNSSEC from; empty: the built-in
+	// IANA root anchor.
+	DNSTrustAnchor string `toml:"dns_trust_anchor" help:"DNSSEC trust anchor file (DS or DNSKEY records); empty: the built-in IANA root KSKs"`
+	// DNSValidate turns DNSSEC validation on (the default); off only for
+	// test roots that are not signed.
+	DNSValidate bool `toml:"dns_validate" help:"validate DNSSEC (turn off only for an unsigned test root)"`
 
 	// TunnelIPv4Pool and TunnelIPv6Pool are the device address pools. The
 	// first host of each is the gateways' own tunnel address.
@@ -169,6 +176,7 @@ func Default() Config {
 		AdminHTTP:         "127.0.0.1:9090",
 		WGPort:            51820,
 		BuiltinGateway:    true,
+		DNSValidate:       true,
 		GatewayName:       "local",
 		Location:          "xx-local",
 		TunnelIPv4Pool:    "10.64.0.0/10",

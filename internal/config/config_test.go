@@ -225,6 +225,20 @@ func TestGatewayConfig(t *testing.T) {
 		"VEIL_DNS_FORWARD": "tls://dns.example:853#dns.example,https://dns.example/dns-query"})}); err != nil || len(g.DNSForward) != 2 {
 		t.Errorf("dns_forward for a gateway: %+v, %v", g.DNSForward, err)
 	}
+	if g := DefaultGateway(); !g.DNSValidate || !Default().DNSValidate {
+		t.Error("DNSSEC validation off by default")
+	}
+	fs = pflag.NewFlagSet("gateway", pflag.ContinueOnError)
+	AddFlags(fs, DefaultGateway())
+	if err := fs.Parse([]string{"--control=http://x", "--token=t", "--dns-trust-anchor=/etc/veil/anchor.ds", "--dns-validate=false"}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := LoadGateway(Sources{Flags: fs}); err != nil || g.DNSTrustAnchor != "/etc/veil/anchor.ds" || g.DNSValidate {
+		t.Errorf("dns_trust_anchor, dns_validate for a gateway: %q %v, %v", g.DNSTrustAnchor, g.DNSValidate, err)
+	}
+	if c, err := Load(Sources{File: writeFile(t, "dns_trust_anchor = \"/etc/veil/anchor.ds\"\n")}); err != nil || c.DNSTrustAnchor != "/etc/veil/anchor.ds" || !c.DNSValidate {
+		t.Errorf("dns_trust_anchor for serve: %q %v, %v", c.DNSTrustAnchor, c.DNSValidate, err)
+	}
 	if _, err := LoadGateway(Sources{File: writeFile(t, "http = \"x\"\n")}); err == nil || !strings.Contains(err.Error(), `unknown key "http"`) {
 		t.Errorf("a serve-only key in a gateway file: %v", err)
 	}

@@ -41,6 +41,8 @@ type Gateway struct {
 	DNSForward      []string `toml:"dns_forward" help:"forward DNS to these DoT (tls://host:853#name) or DoH (https://…) upstreams instead of recursing"`
 	DNSBlocklists   []string `toml:"dns_blocklists" help:"category=FILE blocklists (ads, trackers, malware, adult, gambling)"`
 	DNSUpstreamPort int      `toml:"dns_upstream_port" help:"port of authoritative DNS servers (tests); 0: 53"`
+	DNSTrustAnchor  string   `toml:"dns_trust_anchor" help:"DNSSEC trust anchor file (DS or DNSKEY records); empty: the built-in IANA root KSKs"`
+	DNSValidate     bool     `toml:"dns_validate" help:"validate DNSSEC (turn off only for an unsigned test root)"`
 	LogLevel        string   `toml:"log_level" help:"debug, info, warn or error"`
 	// IdleTimeout is how long a device stays on the WireGuard device with
 	// no handshake; devices are put there by their first one.
@@ -52,7 +54,7 @@ type Gateway struct {
 // DefaultGateway returns the gateway configuration used when nothing is
 // set.
 func DefaultGateway() Gateway {
-	return Gateway{Mode: "netstack", TUNName: "veil0", WGPort: 51820, LogLevel: "info", IdleTimeout: Duration(5 * time.Minute)}
+	return Gateway{Mode: "netstack", TUNName: "veil0", WGPort: 51820, LogLevel: "info", IdleTimeout: Duration(5 * time.Minute), DNSValidate: true}
 }
 
 // LoadGateway reads the configuration of `veil gateway` from its sources

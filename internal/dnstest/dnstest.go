@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"veil/internal/dnsname"
 )
 
 // A Zone is an authoritative server for one or more apexes.
@@ -55,6 +57,22 @@ func NewZone(apexes []string, records []string) (*Zone, error) {
 	return z, nil
 }
 
+// NewSignedZone returns a zone for apexes holding rrs, such as Sign
+// returns. With the DO bit, its answers carry the RRSIGs over the records
+// they hold, and its negative answers the NSEC or NSEC3 records that
+// prove them.
+func NewSignedZone(apexes []string, rrs []dns.RR) *Zone {
+	z := &Zone{}
+	for _, a := range apexes {
+		z.apexes = append(z.apexes, dns.CanonicalName(a))
+	}
+	for _, rr := range rrs {
+		z.rrs = append(z.rrs, rr)
+		z.owners = append(z.owners, dns.CanonicalName(rr.Header().Name))
+	}
+	return z
+}
+
 // MustZone is NewZone for records fixed in the source, given as the
 // lines of one string.
 func MustZone(records string, apexes ...string) *Zone {
@@ -64,6 +82,9 @@ func MustZone(records string, apexes ...string) *Zone {
 	}
 	return z
 }
+
+// Records returns the zone's records, for Sign.
+func (z *Zone) Records() []dns.RR { return slices.Clone(z.rrs) }
 
 // Queries returns the question names the zone was asked, as sent (a
 // resolver using 0x20 mixes their case).
@@ -96,7 +117,10 @@ func (z *Zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	z.mu.Lock()
 	z.seen = append(z.seen, q.Name)
 	z.mu.Unlock()
-	z.answer(resp, q.Name, q.Qtype)
+	zone := z.answer(resp, q.Name, q.Qtype)
+	if opt := req.IsEdns0(); opt != nil && opt.Do() && zone != "" {
+		z.addDNSSEC(resp, zone, dns.CanonicalName(q.Name))
+	}
 	if z.Mangle != nil {
 		_, udp := w.RemoteAddr().(*net.UDPAddr)
 		z.Mangle(req, resp, udp)
@@ -104,25 +128,30 @@ func (z *Zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	w.WriteMsg(resp)
 }
 
-func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) {
+// answer fills resp and returns the zone it answered from; "" if it
+// answered a referral or refused.
+func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) string {
 	name := dns.CanonicalName(qname)
 	zone := ""
 	for _, a := range z.apexes {
-		if dns.IsSubDomain(a, name) && len(a) > len(zone) {
+		// A DS at a hosted child's apex is still the parent's to answer.
+		if dns.IsSubDomain(a, name) && len(a) > len(zone) && (qtype != dns.TypeDS || a != name || a == ".") {
 			zone = a
 		}
 	}
 	if zone == "" {
 		resp.Rcode = dns.RcodeRefused
-		return
+		return ""
 	}
 	// A delegation below the apex on the way to name: refer, with glue.
+	// The DS at the cut is the parent's to answer.
 	for i, rr := range z.rrs {
 		owner := z.owners[i]
-		if rr.Header().Rrtype == dns.TypeNS && owner != zone && dns.IsSubDomain(zone, owner) && dns.IsSubDomain(owner, name) {
+		if rr.Header().Rrtype == dns.TypeNS && owner != zone && dns.IsSubDomain(zone, owner) && dns.IsSubDomain(owner, name) &&
+			(qtype != dns.TypeDS || owner != name) {
 			resp.Ns = z.records(owner, dns.TypeNS)
 			resp.Extra = z.glue(resp.Ns)
-			return
+			return ""
 		}
 	}
 	resp.Authoritative = true
@@ -138,13 +167,13 @@ func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) {
 			resp.Answer = append(resp.Answer, rr)
 		}
 		if len(resp.Answer) > 0 {
-			return
+			return zone
 		}
 		if len(z.records("*."+encloser, 0)) == 0 {
 			resp.Rcode = dns.RcodeNameError
 		}
 		resp.Ns = z.soa(zone)
-		return
+		return zone
 	}
 	resp.Answer = z.records(name, qtype)
 	if len(resp.Answer) == 0 {
@@ -158,6 +187,100 @@ func (z *Zone) answer(resp *dns.Msg, qname string, qtype uint16) {
 	if len(resp.Answer) == 0 {
 		resp.Ns = z.soa(zone) // NODATA
 	}
+	return zone
+}
+
+// addDNSSEC adds to an answer from zone the RRSIGs over its records and,
+// for a negative or wildcard answer, the NSEC or NSEC3 records that
+// prove it.
+func (z *Zone) addDNSSEC(resp *dns.Msg, zone, name string) {
+	sigs := func(rrs []dns.RR) []dns.RR {
+		var out []dns.RR
+		seen := map[string]bool{}
+		for _, rr := range rrs {
+			h := rr.Header()
+			key := strings.ToLower(h.Name) + "/" + dns.TypeToString[h.Rrtype]
+			if seen[key] || h.Rrtype == dns.TypeRRSIG {
+				continue
+			}
+			seen[key] = true
+			owner := dns.CanonicalName(h.Name)
+			wild := false
+			if !z.exists(owner) { // a wildcard expansion, from the closest encloser's
+				e := parent(owner)
+				for e != zone && !z.exists(e) {
+					e = parent(e)
+				}
+				owner, wild = "*."+e, true
+			}
+			for _, s := range z.records(owner, dns.TypeRRSIG) {
+				if s.(*dns.RRSIG).TypeCovered == h.Rrtype {
+					s = dns.Copy(s)
+					if wild {
+						s.Header().Name = h.Name
+					}
+					out = append(out, s)
+				}
+			}
+		}
+		return out
+	}
+	resp.Answer = append(resp.Answer, sigs(resp.Answer)...)
+	wildcard := false
+	for _, rr := range resp.Answer {
+		if s, ok := rr.(*dns.RRSIG); ok && int(s.Labels) < dns.CountLabel(s.Hdr.Name) {
+			wildcard = true
+		}
+	}
+	if len(resp.Answer) > 0 && !wildcard {
+		return
+	}
+	// The closest encloser: the deepest ancestor of name that exists.
+	ce := name
+	for ce != zone && !z.exists(ce) {
+		ce = parent(ce)
+	}
+	nextCloser := name
+	for nextCloser != ce && parent(nextCloser) != ce {
+		nextCloser = parent(nextCloser)
+	}
+	// What the proof is about (RFC 4035 section 3.1.3, RFC 5155 section
+	// 7.2): the name itself (match for NODATA, cover otherwise) and, for
+	// a name that does not exist, the wildcard at the closest encloser; with NSEC3 the
+	// closest encloser and the next closer name stand for the name.
+	nsecNames := []string{name}
+	nsec3Names := []string{name}
+	switch {
+	case wildcard:
+		nsec3Names = []string{nextCloser}
+	case !z.exists(name): // NXDOMAIN, or NODATA from a wildcard
+		nsecNames = append(nsecNames, "*."+ce)
+		nsec3Names = []string{ce, nextCloser, "*." + ce}
+	}
+	var proof []dns.RR
+	add := func(rr dns.RR) {
+		if !slices.Contains(proof, rr) {
+			proof = append(proof, rr)
+		}
+	}
+	for _, c := range nsecNames {
+		for i, rr := range z.rrs {
+			if n, ok := rr.(*dns.NSEC); ok && (z.owners[i] == c || dnsname.Covers(z.owners[i], dns.CanonicalName(n.NextDomain), c)) {
+				add(rr)
+				break
+			}
+		}
+	}
+	for _, c := range nsec3Names {
+		for _, rr := range z.rrs {
+			if n, ok := rr.(*dns.NSEC3); ok && (n.Match(c) || n.Cover(c)) {
+				add(rr)
+				break
+			}
+		}
+	}
+	resp.Ns = append(resp.Ns, proof...)
+	resp.Ns = append(resp.Ns, sigs(resp.Ns)...)
 }
 
 // records returns the records of owner (canonical) of type t, or of

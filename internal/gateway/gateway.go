@@ -251,6 +251,20 @@ func (g *Gateway) InTunnel(addr netip.Addr) bool {
 	return false
 }
 
+// PermitUpstream reports whether the gateway's own resolver may send to
+// addr: the egress guard's decision, as for tunnel traffic. Until the
+// control plane has told the gateway its tunnel pools it refuses
+// everything, since it cannot yet tell a peer's address. It fits
+// resolver.Config.Egress.
+func (g *Gateway) PermitUpstream(addr netip.Addr) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.tunnel.pools) == 0 {
+		return fmt.Errorf("tunnel pools not yet known: %w", netguard.ErrDenied)
+	}
+	return g.guard.Permit(addr)
+}
+
 func (g *Gateway) maxPeers() int {
 	if g.cfg.MaxPeers > 0 {
 		return g.cfg.MaxPeers
@@ -304,8 +318,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.mu.Lock()
 	g.tunnel = tc
-	g.mu.Unlock()
 	g.guard = netguard.Guard{Allow: g.cfg.EgressAllow, Deny: tc.pools}
+	g.mu.Unlock()
 	if err := g.plane.start(ctx, tc); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

@@ -21,6 +21,7 @@ type entryKind uint8
 const (
 	kindAnswer entryKind = iota
 	kindDelegation
+	kindKeys
 )
 
 type cacheKey struct {
@@ -30,10 +31,13 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	key     cacheKey
-	msg     *dns.Msg     // kindAnswer: the answer as received, TTLs untouched
-	wire    *wireAnswer  // kindAnswer: msg packed for the fast path; nil if unsuitable
+	key cacheKey
+	// msg is, for kindAnswer, the answer as received, TTLs untouched; its
+	// AD bit is the validation result, so a hit costs no cryptography.
+	msg     *dns.Msg
+	wire    *wireForms   // kindAnswer: msg packed for the fast path; nil if unsuitable
 	servers []netip.Addr // kindDelegation: name server addresses of the zone
+	keys    *zoneKeys    // kindKeys: the zone's validated keys, or why they are bogus
 	stored  time.Time
 	expires time.Time
 }
@@ -130,7 +134,7 @@ func (r *Resolver) storeAnswer(name string, qtype uint16, m *dns.Msg) {
 	r.cache.put(&cacheEntry{
 		key:     cacheKey{name: name, qtype: qtype, kind: kindAnswer},
 		msg:     m,
-		wire:    packWire(m),
+		wire:    packWires(m),
 		stored:  now,
 		expires: now.Add(ttl),
 	})

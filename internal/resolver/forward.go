@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -22,7 +24,14 @@ type upstream interface {
 }
 
 // parseUpstreams parses Config.Forward.
-func parseUpstreams(specs []string, roots *x509.CertPool, timeout time.Duration) ([]upstream, error) {
+func parseUpstreams(specs []string, roots *x509.CertPool, timeout time.Duration, egress func(netip.Addr) error) ([]upstream, error) {
+	dialer := &net.Dialer{Timeout: timeout, Control: func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return fmt.Errorf("parsing dial address: %w", err)
+		}
+		return egress(ap.Addr())
+	}}
 	var ups []upstream
 	for _, s := range specs {
 		u, err := url.Parse(s)
@@ -45,7 +54,7 @@ func parseUpstreams(specs []string, roots *x509.CertPool, timeout time.Duration)
 			ups = append(ups, &dotUpstream{
 				addr: net.JoinHostPort(host, port),
 				dialer: &tls.Dialer{
-					NetDialer: &net.Dialer{Timeout: timeout},
+					NetDialer: dialer,
 					Config: &tls.Config{
 						ServerName: name,
 						RootCAs:    roots,
@@ -56,6 +65,7 @@ func parseUpstreams(specs []string, roots *x509.CertPool, timeout time.Duration)
 		case "https":
 			tr := http.DefaultTransport.(*http.Transport).Clone()
 			tr.Proxy = nil // queries go to the operator's upstream and nowhere else
+			tr.DialContext = dialer.DialContext
 			tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 			tr.ForceAttemptHTTP2 = true
 			ups = append(ups, &dohUpstream{

@@ -137,7 +137,7 @@ func TestDoTReusesConnections(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, accepted := startCountingDoT(t, cert, tt.maxQueries)
-			r, err := New(Config{Forward: []string{"tls://" + addr + "#dns.test"}, RootCAs: pool, Timeout: 2 * time.Second})
+			r, err := New(Config{Forward: []string{"tls://" + addr + "#dns.test"}, RootCAs: pool, Timeout: 2 * time.Second, Egress: loopbackEgress})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -199,7 +199,7 @@ func TestForward(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := New(Config{Forward: []string{tt.forward}, RootCAs: tt.roots, Timeout: 2 * time.Second})
+			r, err := New(Config{Forward: []string{tt.forward}, RootCAs: tt.roots, Timeout: 2 * time.Second, Egress: loopbackEgress})
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -225,5 +225,28 @@ func TestParseUpstreams(t *testing.T) {
 		if _, err := New(Config{Forward: []string{bad}}); err == nil {
 			t.Errorf("New accepted forward upstream %q", bad)
 		}
+	}
+}
+
+// TestForwardEgressGuard: forwarders pass the egress guard like every
+// other upstream, so a loopback forwarder the operator has not opened
+// with --egress-allow gets no connection and the query fails.
+func TestForwardEgressGuard(t *testing.T) {
+	pool, cert := testCA(t)
+	addr, accepted := startCountingDoT(t, cert, 0)
+	var dohHits atomic.Int64
+	doh := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { dohHits.Add(1) }))
+	t.Cleanup(doh.Close)
+	for _, fwd := range []string{"tls://" + addr + "#dns.test", "https://" + doh.Listener.Addr().String() + "/dns-query"} {
+		r, err := New(Config{Forward: []string{fwd}, RootCAs: pool, Timeout: 2 * time.Second}) // default guard
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Resolve(context.Background(), "www.forwarded.test.", dns.TypeA); !errors.Is(err, ErrServFail) {
+			t.Errorf("%s: err = %v, want ErrServFail", fwd, err)
+		}
+	}
+	if n, m := accepted.Load(), dohHits.Load(); n+m != 0 {
+		t.Errorf("the refused forwarders got %d DoT and %d DoH connections", n, m)
 	}
 }

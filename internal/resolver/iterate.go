@@ -7,11 +7,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"veil/internal/netguard"
 	"veil/internal/redact"
 )
 
@@ -38,7 +40,7 @@ func newQuery(name string, qtype uint16, rd bool) *dns.Msg {
 	q.Id = uint16(rand.Uint32())
 	q.RecursionDesired = rd
 	q.Question = []dns.Question{{Name: name, Qtype: qtype, Qclass: dns.ClassINET}}
-	q.SetEdns0(EDNSBufferSize, false)
+	q.SetEdns0(EDNSBufferSize, true) // DO: the signatures are wanted for validation
 	return q
 }
 
@@ -77,11 +79,14 @@ func clean(resp *dns.Msg, name string, qtype uint16) *dns.Msg {
 	m := new(dns.Msg)
 	m.Response = true
 	m.Rcode = resp.Rcode
+	m.AuthenticatedData = resp.AuthenticatedData // see Config.Forward
 	m.Question = []dns.Question{{Name: name, Qtype: qtype, Qclass: dns.ClassINET}}
-	m.Answer = resp.Answer
+	for _, rr := range resp.Answer {
+		m.Answer = append(m.Answer, canonicalCase(rr))
+	}
 	for _, rr := range resp.Ns {
 		if rr.Header().Rrtype != dns.TypeOPT {
-			m.Ns = append(m.Ns, rr)
+			m.Ns = append(m.Ns, canonicalCase(rr))
 		}
 	}
 	return m
@@ -102,13 +107,7 @@ func (r *Resolver) resolveDepth(ctx context.Context, name string, qtype uint16, 
 	}
 	key := fmt.Sprintf("%d/%s", qtype, name)
 	v, err, _ := r.flight.Do(key, func() (any, error) {
-		var m *dns.Msg
-		var err error
-		if len(r.forward) > 0 {
-			m, err = r.forwardQuery(ctx, name, qtype)
-		} else {
-			m, err = r.iterate(ctx, name, qtype, depth)
-		}
+		m, err := r.lookup(ctx, name, qtype, depth, true)
 		if err != nil {
 			return nil, err
 		}
@@ -116,6 +115,12 @@ func (r *Resolver) resolveDepth(ctx context.Context, name string, qtype uint16, 
 		return m, nil
 	})
 	if err != nil {
+		var b *bogusError
+		if errors.As(err, &b) {
+			// Never replaced by a stale answer: the data may be forged.
+			r.log.Debug("validation failed", "name", redact.Name(name), "code", b.code)
+			return nil, fmt.Errorf("%w: %w", ErrServFail, err)
+		}
 		if m := r.cachedAnswer(name, qtype, true); m != nil {
 			r.log.Debug("serving stale answer")
 			return m, nil
@@ -126,6 +131,17 @@ func (r *Resolver) resolveDepth(ctx context.Context, name string, qtype uint16, 
 		return nil, fmt.Errorf("%w: %w", ErrServFail, err)
 	}
 	return v.(*dns.Msg).Copy(), nil
+}
+
+// lookup asks the forwarders or recurses. With validate set, the
+// answer's AD bit says whether it is secure; bogus data is a
+// *bogusError. Without, the answer comes as received, for the keys
+// validation itself looks up.
+func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16, depth int, validate bool) (*dns.Msg, error) {
+	if len(r.forward) > 0 {
+		return r.forwardQuery(ctx, name, qtype)
+	}
+	return r.iterate(ctx, name, qtype, depth, validate)
 }
 
 // errClass names the kind of err without its text.
@@ -139,6 +155,10 @@ func errClass(err error) string {
 		return "no servers"
 	case errors.Is(err, errLame):
 		return "lame"
+	case errors.Is(err, errBogus):
+		return "bogus"
+	case errors.Is(err, netguard.ErrDenied):
+		return "egress refused"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "timeout"
 	}
@@ -178,8 +198,13 @@ func (r *Resolver) closestDelegation(name string) (string, []netip.Addr) {
 // iterate resolves name from the closest known zone cut downwards, asking
 // each zone's servers for one more label at a time (QNAME minimisation,
 // RFC 9156) until it reaches name.
-func (r *Resolver) iterate(ctx context.Context, name string, qtype uint16, depth int) (*dns.Msg, error) {
+func (r *Resolver) iterate(ctx context.Context, name string, qtype uint16, depth int, validate bool) (*dns.Msg, error) {
+	// A DS record lives on the parent's side of the cut (RFC 4035
+	// section 3.1.4.1): the servers asked are those above name.
 	zone, servers := r.closestDelegation(name)
+	if qtype == dns.TypeDS && name != "." {
+		zone, servers = r.closestDelegation(parent(name))
+	}
 	total := dns.CountLabel(name)
 	labels := dns.CountLabel(zone) + 1
 	for range maxSteps {
@@ -200,6 +225,9 @@ func (r *Resolver) iterate(ctx context.Context, name string, qtype uint16, depth
 			return nil, err
 		}
 		if cut, nsNames, glue, ttl := referral(resp, zone, qn); cut != "" {
+			if qtype == dns.TypeDS && cut == name {
+				return nil, errLame // the parent must answer for its DS
+			}
 			addrs := r.nsAddrs(ctx, cut, nsNames, glue, depth)
 			if len(addrs) == 0 {
 				return nil, errNoServers
@@ -217,13 +245,14 @@ func (r *Resolver) iterate(ctx context.Context, name string, qtype uint16, depth
 		}
 		if resp.Rcode == dns.RcodeNameError {
 			// Nothing exists below a name that does not exist (RFC 8020).
-			return negative(resp, zone, name, qtype), nil
+			m := negative(resp, zone, name, qtype)
+			return r.validated(ctx, m, zone, name, qtype, depth, validate)
 		}
 		if minimised {
 			labels++
 			continue
 		}
-		return r.answer(ctx, resp, zone, name, qtype, depth)
+		return r.answer(ctx, resp, zone, name, qtype, depth, validate)
 	}
 	return nil, errTooDeep
 }
@@ -293,6 +322,9 @@ func (r *Resolver) nsAddrs(ctx context.Context, zone string, names []string, glu
 			glueless = append(glueless, n)
 		}
 		for _, a := range addrs {
+			if r.egress(a) != nil {
+				continue // glue may point anywhere: the host, the tunnel, metadata
+			}
 			if a.Is4() {
 				v4 = append(v4, a)
 			} else {
@@ -315,7 +347,7 @@ func (r *Resolver) nsAddrs(ctx context.Context, zone string, names []string, glu
 			}
 			for _, rr := range m.Answer {
 				if a, ok := rr.(*dns.A); ok {
-					if ip, ok := netip.AddrFromSlice(a.A); ok {
+					if ip, ok := netip.AddrFromSlice(a.A); ok && r.egress(ip.Unmap()) == nil {
 						v4 = append(v4, ip.Unmap())
 					}
 				}
@@ -325,28 +357,90 @@ func (r *Resolver) nsAddrs(ctx context.Context, zone string, names []string, glu
 	return append(v4, v6...)
 }
 
-// negative builds the cached form of NXDOMAIN or NODATA: the zone's SOA
-// only, and only if it belongs to the zone asked.
+// negative builds the cached form of NXDOMAIN or NODATA: the zone's SOA,
+// and the NSEC or NSEC3 records proving the denial, with their
+// signatures; nothing from outside the zone asked.
 func negative(resp *dns.Msg, zone, name string, qtype uint16) *dns.Msg {
 	m := new(dns.Msg)
 	m.Response = true
 	m.Rcode = resp.Rcode
 	m.Question = []dns.Question{{Name: name, Qtype: qtype, Qclass: dns.ClassINET}}
+	var soa bool
 	for _, rr := range resp.Ns {
-		if soa, ok := rr.(*dns.SOA); ok && isSub(zone, dns.CanonicalName(soa.Hdr.Name)) {
-			m.Ns = append(m.Ns, soa)
-			break
+		if !isSub(zone, dns.CanonicalName(rr.Header().Name)) {
+			continue
+		}
+		switch rr := rr.(type) {
+		case *dns.SOA:
+			if !soa {
+				m.Ns = append(m.Ns, canonicalCase(rr))
+			}
+			soa = true
+		case *dns.NSEC, *dns.NSEC3:
+			m.Ns = append(m.Ns, canonicalCase(rr))
+		case *dns.RRSIG:
+			switch rr.TypeCovered {
+			case dns.TypeSOA, dns.TypeNSEC, dns.TypeNSEC3:
+				m.Ns = append(m.Ns, canonicalCase(rr))
+			}
 		}
 	}
 	return m
 }
 
+// validated sets m's AD bit when validation shows it secure, or returns
+// the bogus error, with m for clients that set CD.
+func (r *Resolver) validated(ctx context.Context, m *dns.Msg, zone, name string, qtype uint16, depth int, validate bool) (*dns.Msg, error) {
+	if !validate {
+		return m, nil
+	}
+	secure, err := r.validate(ctx, m, zone, name, qtype, depth)
+	var b *bogusError
+	if errors.As(err, &b) {
+		return nil, &bogusError{code: b.code, reason: b.reason, msg: m}
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.AuthenticatedData = secure
+	return m, nil
+}
+
+// canonicalCase lower-cases rr's owner name and the names in its data
+// that DNSSEC's canonical form lower-cases too (RFC 4034 section 6.2), so
+// that no server's case, nor the resolver's own 0x20 pattern compressed
+// into them, reaches a client; signatures still verify. It changes rr.
+func canonicalCase(rr dns.RR) dns.RR {
+	h := rr.Header()
+	h.Name = dns.CanonicalName(h.Name)
+	switch rr := rr.(type) {
+	case *dns.NS:
+		rr.Ns = dns.CanonicalName(rr.Ns)
+	case *dns.CNAME:
+		rr.Target = dns.CanonicalName(rr.Target)
+	case *dns.DNAME:
+		rr.Target = dns.CanonicalName(rr.Target)
+	case *dns.PTR:
+		rr.Ptr = dns.CanonicalName(rr.Ptr)
+	case *dns.MX:
+		rr.Mx = dns.CanonicalName(rr.Mx)
+	case *dns.SRV:
+		rr.Target = dns.CanonicalName(rr.Target)
+	case *dns.SOA:
+		rr.Ns, rr.Mbox = dns.CanonicalName(rr.Ns), dns.CanonicalName(rr.Mbox)
+	case *dns.RRSIG:
+		rr.SignerName = dns.CanonicalName(rr.SignerName)
+	}
+	return rr
+}
+
 // answer extracts the records for name from a final response, following
-// the CNAME chain inside it and resolving the rest of the chain from the
-// top. Records off the chain or outside zone are dropped.
-func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, zone, name string, qtype uint16, depth int) (*dns.Msg, error) {
+// the CNAME chain inside it, with the signatures over them; checks them
+// as the zone's data; and resolves the rest of the chain from the top.
+// Records off the chain or outside zone are dropped.
+func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, zone, name string, qtype uint16, depth int, validate bool) (*dns.Msg, error) {
 	if len(resp.Answer) == 0 {
-		return negative(resp, zone, name, qtype), nil
+		return r.validated(ctx, negative(resp, zone, name, qtype), zone, name, qtype, depth, validate)
 	}
 	m := new(dns.Msg)
 	m.Response = true
@@ -362,27 +456,35 @@ func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, zone, name string,
 			}
 			switch {
 			case h.Rrtype == qtype || qtype == dns.TypeANY:
-				m.Answer = append(m.Answer, rr)
+				m.Answer = append(m.Answer, canonicalCase(rr))
 				found = true
 			case h.Rrtype == dns.TypeCNAME && !cname:
-				m.Answer = append(m.Answer, rr)
+				m.Answer = append(m.Answer, canonicalCase(rr))
 				cname = true
 				next = dns.CanonicalName(rr.(*dns.CNAME).Target)
 			}
+		}
+		if found || cname {
+			m.Answer = append(m.Answer, sigsOver(resp.Answer, cur, qtype)...)
 		}
 		if found || !cname {
 			if len(m.Answer) == 0 {
 				return nil, errLame // answers, but none about the question
 			}
-			return m, nil
+			m.Ns = wildcardProof(resp, zone)
+			return r.validated(ctx, m, zone, name, qtype, depth, validate)
 		}
 		cur = next
 		if !isSub(zone, cur) || !hasOwner(resp.Answer, cur) {
 			// The target is outside this server's authority: ask its own.
+			if _, err := r.validated(ctx, m, zone, name, qtype, depth, validate); err != nil {
+				return nil, err
+			}
 			sub, err := r.resolveDepth(ctx, cur, qtype, depth+1)
 			if err != nil {
 				return nil, err
 			}
+			m.AuthenticatedData = m.AuthenticatedData && sub.AuthenticatedData
 			m.Rcode = sub.Rcode
 			m.Answer = append(m.Answer, sub.Answer...)
 			m.Ns = sub.Ns
@@ -390,6 +492,52 @@ func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, zone, name string,
 		}
 	}
 	return nil, errTooDeep
+}
+
+// wildcardProof keeps the NSEC and NSEC3 records of a positive
+// response, and their signatures: a wildcard answer's proof that the name
+// itself does not exist.
+func wildcardProof(resp *dns.Msg, zone string) []dns.RR {
+	var out []dns.RR
+	for _, rr := range resp.Ns {
+		if !isSub(zone, dns.CanonicalName(rr.Header().Name)) {
+			continue
+		}
+		switch rr := rr.(type) {
+		case *dns.NSEC, *dns.NSEC3:
+			out = append(out, canonicalCase(rr))
+		case *dns.RRSIG:
+			if rr.TypeCovered == dns.TypeNSEC || rr.TypeCovered == dns.TypeNSEC3 {
+				out = append(out, canonicalCase(rr))
+			}
+		}
+	}
+	return out
+}
+
+// sigsOver returns the RRSIGs in rrs owned by owner covering qtype or
+// CNAME (every RRSIG when owner is empty).
+func sigsOver(rrs []dns.RR, owner string, qtype uint16) []dns.RR {
+	var out []dns.RR
+	for _, rr := range rrs {
+		sig, ok := rr.(*dns.RRSIG)
+		if !ok {
+			continue
+		}
+		if owner == "" || strings.EqualFold(sig.Hdr.Name, owner) &&
+			(sig.TypeCovered == qtype || sig.TypeCovered == dns.TypeCNAME || qtype == dns.TypeANY) {
+			out = append(out, canonicalCase(sig))
+		}
+	}
+	return out
+}
+
+// parent returns the name one label up from name; the root's is itself.
+func parent(name string) string {
+	if i, end := dns.NextLabel(name, 0); !end {
+		return name[i:]
+	}
+	return "."
 }
 
 func hasOwner(rrs []dns.RR, name string) bool {
@@ -404,6 +552,7 @@ func hasOwner(rrs []dns.RR, name string) bool {
 // query asks servers (in random order) one question and returns the first
 // usable response, retrying over TCP when a response is truncated.
 func (r *Resolver) query(ctx context.Context, servers []netip.Addr, name string, qtype uint16) (*dns.Msg, error) {
+	servers = slices.DeleteFunc(slices.Clone(servers), func(a netip.Addr) bool { return r.egress(a) != nil })
 	if len(servers) == 0 {
 		return nil, errNoServers
 	}
@@ -438,6 +587,9 @@ func (r *Resolver) query(ctx context.Context, servers []netip.Addr, name string,
 // response matches. Over UDP it goes out of a pooled random-port socket
 // (see udpPool); over TCP on a fresh connection.
 func (r *Resolver) exchange(ctx context.Context, network string, addr netip.AddrPort, name string, qtype uint16) (*dns.Msg, error) {
+	if err := r.egress(addr.Addr()); err != nil {
+		return nil, fmt.Errorf("upstream refused: %w", err)
+	}
 	q := newQuery(randomCase(name), qtype, false)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()

@@ -27,10 +27,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/sync/singleflight"
+
+	"veil/internal/netguard"
 )
 
 // Defaults for the zero values of Config.
@@ -61,10 +64,32 @@ type Config struct {
 	// Forward, when set, sends queries to these upstreams instead of
 	// recursing: "tls://host:853#servername" (port defaults to 853,
 	// servername to host) or "https://host/dns-query". Certificates are
-	// always checked against RootCAs.
+	// always checked against RootCAs. Forwarders are trusted to validate:
+	// their AD bit is passed on, over the authenticated channel (RFC 6840
+	// section 5.7), and their SERVFAIL for bogus data too.
 	Forward []string
+	// TrustAnchor is a file of DS or DNSKEY records, in presentation
+	// format, for the zone DNSSEC validation starts from; empty means the
+	// built-in IANA root anchor (root-anchors.txt, which says how to
+	// update it).
+	TrustAnchor string
+	// DisableDNSSEC turns validation off: answers are never secure nor
+	// bogus. It is for test hierarchies whose root is not signed.
+	DisableDNSSEC bool
 	// RootCAs verifies forward upstreams; nil means the system pool.
 	RootCAs *x509.CertPool
+	// Egress decides which upstream addresses the resolver may send to:
+	// root hints, glue, resolved name server addresses and forwarders
+	// alike, checked before every datagram and connection. Delegations
+	// come from the internet, so without it a zone could point the
+	// resolver at the host's loopback, metadata or private addresses, or
+	// at other peers' tunnel addresses. netguard.Guard.Permit fits; the
+	// gateway passes its egress guard (special ranges refused unless
+	// --egress-allow opens them, tunnel pools always refused). Forwarders
+	// are operator-chosen but get the same rule, so that one place
+	// decides: a forwarder on a private or loopback address needs
+	// --egress-allow. Nil means netguard.Guard{}.Permit.
+	Egress func(netip.Addr) error
 	// Allow reports whether a client address may use the resolver. Nil
 	// allows loopback clients only. The gateway passes "is one of my
 	// peers' tunnel addresses". Queries from other sources are dropped
@@ -101,9 +126,11 @@ type Resolver struct {
 	log        *slog.Logger
 	now        func() time.Time
 	allow      func(netip.Addr) bool
+	egress     func(netip.Addr) error
 	port       uint16
 	udp4, udp6 *udpPool // upstream sockets for recursion
 	roots      []netip.Addr
+	anchor     *anchor // nil: no validation
 	forward    []upstream
 	timeout    time.Duration
 	serveStale time.Duration
@@ -113,6 +140,10 @@ type Resolver struct {
 	policy     func(netip.Addr) []string
 	flight     singleflight.Group
 	noWire     bool // tests: answer cache hits through the general path only
+	// verifications counts signature checks, so tests can see that cache
+	// hits cost none.
+	verifications atomic.Int64
+	sigs          verified // signatures already verified
 }
 
 var _ dns.Handler = (*Resolver)(nil)
@@ -124,6 +155,7 @@ func New(cfg Config) (*Resolver, error) {
 		log:        cfg.Logger,
 		now:        cfg.Clock,
 		allow:      cfg.Allow,
+		egress:     cfg.Egress,
 		port:       53,
 		udp4:       newUDPPool("udp4"),
 		udp6:       newUDPPool("udp6"),
@@ -140,6 +172,9 @@ func New(cfg Config) (*Resolver, error) {
 	}
 	if r.allow == nil {
 		r.allow = func(a netip.Addr) bool { return a.Unmap().IsLoopback() }
+	}
+	if r.egress == nil {
+		r.egress = netguard.Guard{}.Permit
 	}
 	if cfg.Port != 0 {
 		if cfg.Port < 0 || cfg.Port > 65535 {
@@ -170,11 +205,16 @@ func New(cfg Config) (*Resolver, error) {
 	}
 	var err error
 	if len(cfg.Forward) > 0 {
-		if r.forward, err = parseUpstreams(cfg.Forward, cfg.RootCAs, r.timeout); err != nil {
+		if r.forward, err = parseUpstreams(cfg.Forward, cfg.RootCAs, r.timeout, r.egress); err != nil {
 			return nil, err
 		}
 	} else if r.roots, err = loadRootHints(cfg.RootHints); err != nil {
 		return nil, err
+	}
+	if !cfg.DisableDNSSEC && len(r.forward) == 0 {
+		if r.anchor, err = loadAnchor(cfg.TrustAnchor); err != nil {
+			return nil, err
+		}
 	}
 	if r.blocks, err = loadBlocklists(cfg.Blocklists); err != nil {
 		return nil, err

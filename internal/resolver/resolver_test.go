@@ -15,13 +15,25 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"veil/internal/netguard"
 )
+
+// loopbackEgress opens the tests' loopback servers, as --egress-allow
+// 127.0.0.0/8 does.
+var loopbackEgress = netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}.Permit
 
 // newTestResolver returns a resolver recursing through h.
 func newTestResolver(tb testing.TB, h *hierarchy, cfg Config) *Resolver {
 	tb.Helper()
 	cfg.RootHints = h.Hints
 	cfg.Port = h.Port
+	if cfg.Egress == nil {
+		cfg.Egress = loopbackEgress
+	}
+	if cfg.TrustAnchor == "" {
+		cfg.DisableDNSSEC = true // the hierarchy's root is not signed
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = time.Second
 	}

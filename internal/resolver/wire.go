@@ -11,19 +11,43 @@ import (
 
 // wireAnswer is a cached answer packed once, the way reply would pack it
 // for a client, so that a cache hit only copies bytes and patches the ID,
-// the RD and CD flags, the client's letter case and the aged TTLs.
+// the RD, CD and AD flags, the client's letter case and the aged TTLs.
 type wireAnswer struct {
 	b    []byte   // header, question and records, uncompressed, ID 0, no OPT
 	ttls []uint32 // TTL of each record as stored
 	offs []uint16 // offset of each record's TTL field in b
-	// ans0 is the offset of the first answer's owner name when it is the
-	// question name, which the client gets back in its own case; 0 if not.
-	ans0 int
+	// owners are the offsets of the answers' owner names that are the
+	// question name, which the client gets back in its own case.
+	owners []int
+	// secure is the entry's validation result: AD for clients that ask.
+	secure bool
 }
 
+// wireForms are the packed forms of one cached answer: plain for clients
+// without DO (no RRSIG, NSEC or NSEC3), dnssec for those with it. Either
+// is nil when the answer cannot be served from it.
+type wireForms struct{ plain, dnssec *wireAnswer }
+
 // optRR is the OPT record reply adds for EDNS0 clients: root owner,
-// type OPT, UDP size EDNSBufferSize, no extended flags, no options.
+// type OPT, UDP size EDNSBufferSize, no extended flags, no options; the
+// DO bit (optDO of byte optFlags) is the client's.
 var optRR = [11]byte{0, 0, byte(dns.TypeOPT), EDNSBufferSize >> 8, EDNSBufferSize & 0xff}
+
+const (
+	optFlags = 7
+	optDO    = 0x80
+)
+
+// packWires packs m in both forms.
+func packWires(m *dns.Msg) *wireForms {
+	q := m.Question[0].Qtype
+	plain := &dns.Msg{MsgHdr: m.MsgHdr, Question: m.Question, Answer: withoutDNSSEC(m.Answer, q), Ns: withoutDNSSEC(m.Ns, q)}
+	w := &wireForms{plain: packWire(plain), dnssec: packWire(m)}
+	if w.plain == nil && w.dnssec == nil {
+		return nil
+	}
+	return w
+}
 
 // packWire packs m (a cleaned answer with a canonical question) for the
 // fast path, or returns nil when m is not one it can serve.
@@ -39,7 +63,7 @@ func packWire(m *dns.Msg) *wireAnswer {
 	if err != nil || len(b) > dns.MaxMsgSize-len(optRR) {
 		return nil
 	}
-	w := &wireAnswer{b: b}
+	w := &wireAnswer{b: b, secure: m.AuthenticatedData}
 	off, ok := skipName(b, 12)
 	if !ok {
 		return nil
@@ -50,8 +74,8 @@ func packWire(m *dns.Msg) *wireAnswer {
 		if off, ok = skipName(b, off); !ok || off+10 > len(b) {
 			return nil
 		}
-		if i == 0 && len(m.Answer) > 0 && dns.CanonicalName(m.Answer[0].Header().Name) == m.Question[0].Name {
-			w.ans0 = start
+		if i < len(m.Answer) && m.Answer[i].Header().Name == m.Question[0].Name {
+			w.owners = append(w.owners, start)
 		}
 		w.offs = append(w.offs, uint16(off+4))
 		w.ttls = append(w.ttls, binary.BigEndian.Uint32(b[off+4:]))
@@ -93,6 +117,18 @@ func (r *Resolver) writeCached(w dns.ResponseWriter, req *dns.Msg, name string, 
 	if e == nil || e.wire == nil {
 		return false
 	}
+	edns := req.IsEdns0()
+	if edns != nil && edns.Version() != 0 {
+		return false // the general path answers BADVERS
+	}
+	do := edns != nil && edns.Do()
+	wa := e.wire.plain
+	if do {
+		wa = e.wire.dnssec
+	}
+	if wa == nil {
+		return false
+	}
 	now := r.now()
 	if !now.Before(e.expires) {
 		return false
@@ -104,9 +140,7 @@ func (r *Resolver) writeCached(w dns.ResponseWriter, req *dns.Msg, name string, 
 			}
 		}
 	}
-	wa := e.wire
 	size := dns.MinMsgSize
-	edns := req.IsEdns0()
 	if edns != nil {
 		size = max(dns.MinMsgSize, min(int(edns.UDPSize()), EDNSBufferSize))
 	}
@@ -130,6 +164,9 @@ func (r *Resolver) writeCached(w dns.ResponseWriter, req *dns.Msg, name string, 
 	if req.CheckingDisabled {
 		b[3] |= 1 << 4 // CD
 	}
+	if wa.secure && (do || req.AuthenticatedData) {
+		b[3] |= 1 << 5 // AD
+	}
 	// The client's case, label by label (no escapes, so one byte each).
 	off, p := 12, 0
 	for l := int(b[off]); l != 0; l = int(b[off]) {
@@ -137,8 +174,8 @@ func (r *Resolver) writeCached(w dns.ResponseWriter, req *dns.Msg, name string, 
 		off += l + 1
 		p += l + 1
 	}
-	if wa.ans0 != 0 {
-		copy(b[wa.ans0:], b[12:off+1])
+	for _, o := range wa.owners {
+		copy(b[o:], b[12:off+1])
 	}
 	age := uint32(now.Sub(e.stored) / time.Second)
 	for i, o := range wa.offs {
@@ -151,7 +188,11 @@ func (r *Resolver) writeCached(w dns.ResponseWriter, req *dns.Msg, name string, 
 		binary.BigEndian.PutUint32(b[o:], ttl)
 	}
 	if edns != nil {
+		opt := len(b)
 		b = append(b, optRR[:]...)
+		if do {
+			b[opt+optFlags] |= optDO
+		}
 		binary.BigEndian.PutUint16(b[10:], 1) // ARCOUNT
 	}
 	*bp = b

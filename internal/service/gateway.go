@@ -44,11 +44,13 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 		EgressAllow: s.Config.EgressPrefixes(),
 		Logger:      s.log, // the gateway adds its own component attribute
 	}, resolver.Config{
-		RootHints:  s.Config.DNSRootHints,
-		Port:       s.Config.DNSUpstreamPort,
-		Forward:    s.Config.DNSForward,
-		Blocklists: lists,
-		Logger:     s.log, // the resolver adds its own component attribute
+		RootHints:     s.Config.DNSRootHints,
+		Port:          s.Config.DNSUpstreamPort,
+		Forward:       s.Config.DNSForward,
+		TrustAnchor:   s.Config.DNSTrustAnchor,
+		DisableDNSSEC: !s.Config.DNSValidate,
+		Blocklists:    lists,
+		Logger:        s.log, // the resolver adds its own component attribute
 	})
 	if err != nil {
 		return fmt.Errorf("starting the built-in gateway: %w", err)
