@@ -89,23 +89,10 @@ func (a *admitter) calls(k Key) int {
 // newOnDemandNode is a node whose peers are admitted on demand.
 func newOnDemandNode(t testing.TB, addr string) (*node, *admitter) {
 	t.Helper()
-	priv, err := GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := netip.MustParseAddr(addr)
-	ns, err := NewNetstack(NetstackConfig{Addresses: []netip.Addr{a}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	adm := &admitter{allow: map[Key]netip.Prefix{}, called: map[Key]int{}, calledC: make(chan Key, 16)}
-	dev, err := NewDevice(DeviceConfig{TUN: ns, PrivateKey: priv, Admit: adm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm.dev = dev
-	t.Cleanup(dev.Close)
-	return &node{dev: dev, ns: ns, priv: priv, addr: a}, adm
+	n := newNodeAdmit(t, addr, adm)
+	adm.dev = n.dev
+	return n, adm
 }
 
 // TestResponderOpensWireGuardGo checks the check against the real thing:

@@ -75,21 +75,27 @@ type node struct {
 
 func newNode(t testing.TB, addr string) *node {
 	t.Helper()
+	return newNodeAdmit(t, addr, nil)
+}
+
+// newNodeAdmit is newNode whose device admits peers through a, if set.
+func newNodeAdmit(t testing.TB, addr string, a Admitter) *node {
+	t.Helper()
 	priv, err := GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := netip.MustParseAddr(addr)
-	ns, err := NewNetstack(NetstackConfig{Addresses: []netip.Addr{a}})
+	ip := netip.MustParseAddr(addr)
+	ns, err := NewNetstack(NetstackConfig{Addresses: []netip.Addr{ip}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := NewDevice(DeviceConfig{TUN: ns, PrivateKey: priv})
+	dev, err := NewDevice(DeviceConfig{TUN: ns, PrivateKey: priv, Admit: a})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(dev.Close)
-	return &node{dev: dev, ns: ns, priv: priv, addr: a}
+	return &node{dev: dev, ns: ns, priv: priv, addr: ip}
 }
 
 func TestDeviceNetstack(t *testing.T) {
