@@ -115,6 +115,7 @@ address, a DNS query or a destination.`,
 		newStatusCmd(),
 		newDisconnectCmd(),
 		newWGConfigCmd(),
+		newDevicesCmd(),
 		newVersionCmd(),
 	)
 	return root
