@@ -116,6 +116,8 @@ address, a DNS query or a destination.`,
 		newDisconnectCmd(),
 		newWGConfigCmd(),
 		newDevicesCmd(),
+		newLogoutCmd(),
+		newCompletionCmd(),
 		newVersionCmd(),
 	)
 	return root
