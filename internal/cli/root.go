@@ -115,6 +115,9 @@ address, a DNS query or a destination.`,
 		newStatusCmd(),
 		newDisconnectCmd(),
 		newWGConfigCmd(),
+		newDevicesCmd(),
+		newLogoutCmd(),
+		newCompletionCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -100,3 +100,12 @@ func (s *State) Save(dir string) error {
 	}
 	return nil
 }
+
+// Forget removes the saved login and device key from dir.
+func Forget(dir string) error {
+	err := os.Remove(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
