@@ -1,0 +1,668 @@
+// Command control is a load generator for Veil's control plane: it fills a
+// fresh database with accounts and devices by raw SQL, starts real `veil
+// serve` child processes over it (child processes, not in-process, so the
+// generator's own CPU and memory never mix with the server's), and drives
+// login, device registration and the gateways' full peer-map fetch open-loop
+// at fixed rates, reporting p50/p99 and the highest rate that holds
+// p99 < 50 ms with no errors. With -serves N over PostgreSQL it also measures
+// how long a registration takes to reach a long-polling watcher on every
+// serve process.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"veil/internal/account"
+	"veil/internal/apitypes"
+	"veil/internal/service"
+	"veil/internal/store"
+)
+
+const target = 50 * time.Millisecond
+
+type options struct {
+	db       string
+	accounts int
+	rate     int
+	duration time.Duration
+	serves   int
+	workers  int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.db, "db", "sqlite", "sqlite, or a postgres://… URL of an empty database")
+	flag.IntVar(&o.accounts, "accounts", 100_000, "accounts to prefill, one device each")
+	flag.IntVar(&o.rate, "rate", 1000, "highest rate to step up to, requests/s")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each rate step")
+	flag.IntVar(&o.serves, "serves", 1, "veil serve processes (more than one needs PostgreSQL)")
+	flag.IntVar(&o.workers, "workers", 256, "concurrent requests at most")
+	flag.Parse()
+	if err := run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "control:", err)
+		os.Exit(1)
+	}
+}
+
+// code is the access code of prefilled account i (1-based): 16 digits, as
+// account.NewCode draws them.
+func code(i int) string { return fmt.Sprintf("%016d", 1_000_000_000_000_000+i) }
+
+type result struct {
+	Op       string  `json:"op"`
+	Rate     int     `json:"rate"`
+	Count    int     `json:"count"`
+	Errors   int     `json:"errors"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Achieved float64 `json:"achieved_per_s"`
+}
+
+func run(ctx context.Context, o options) error {
+	if o.serves > 1 && !strings.HasPrefix(o.db, "postgres") {
+		return errors.New("-serves above 1 needs -db postgres://…")
+	}
+	dir, err := os.MkdirTemp("", "veil-control-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "veil")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/veil").CombinedOutput(); err != nil {
+		return fmt.Errorf("building veil: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	secret, err := account.LoadOrCreateSecret(filepath.Join(data, service.SecretFile))
+	if err != nil {
+		return err
+	}
+	hasher, err := account.NewHasher(secret)
+	if err != nil {
+		return err
+	}
+	dsn := o.db
+	if o.db == "sqlite" {
+		dsn = ""
+	}
+	t0 := time.Now()
+	if err := prefill(ctx, data, dsn, hasher, o.accounts); err != nil {
+		return fmt.Errorf("prefill: %w", err)
+	}
+	fmt.Printf("prefill: %d accounts, %d devices in %s (%s)\n", o.accounts, o.accounts, time.Since(t0).Round(time.Millisecond), dbName(o.db))
+
+	var urls []string
+	for i := range o.serves {
+		u, stop, err := startServe(ctx, bin, data, dsn, i)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		urls = append(urls, u)
+	}
+	c := &client{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.workers, DisableCompression: true}, Timeout: 120 * time.Second}}
+	admin, err := os.ReadFile(filepath.Join(data, service.AdminTokenFile))
+	if err != nil {
+		return err
+	}
+	var gw apitypes.GatewayCreated
+	if err := c.post(urls[0]+"/api/v1/admin/gateways", strings.TrimSpace(string(admin)),
+		apitypes.GatewayCreateRequest{Name: "bench-gw", Location: "nl-ams", Endpoint: "192.0.2.1:51820"}, &gw); err != nil {
+		return fmt.Errorf("adding gateway: %w", err)
+	}
+
+	var results []result
+	next := o.accounts / 2 // accounts from here on log in to register devices
+	for _, rate := range steps(o.rate) {
+		n := rate * int(o.duration/time.Second)
+		r := c.open(rate, o.duration, o.workers, func() error {
+			tok, err := c.login(urls[0], code(1+randN(o.accounts/2)))
+			_ = tok
+			return err
+		})
+		r.Op = "login"
+		results = append(results, r)
+		tokens, err := c.sessions(urls[0], next, n/4+1)
+		if err != nil {
+			return err
+		}
+		next += n/4 + 1
+		var k atomic.Int64
+		r = c.open(rate, o.duration, o.workers, func() error {
+			i := int(k.Add(1)-1) / 4
+			_, err := c.register(urls[0], tokens[i%len(tokens)])
+			return err
+		})
+		r.Op = "register"
+		results = append(results, r)
+	}
+	fetch, err := c.peerMap(urls[0], gw.Token)
+	if err != nil {
+		return fmt.Errorf("peer map: %w", err)
+	}
+	var prop *propagation
+	if o.serves > 1 {
+		prop, err = c.propagate(ctx, urls, gw.Token, tokensFor(c, urls[0], next, 50), o.duration)
+		if err != nil {
+			return err
+		}
+	}
+	report(o, results, fetch, prop)
+	return nil
+}
+
+func dbName(db string) string {
+	if db == "sqlite" {
+		return "SQLite"
+	}
+	return "PostgreSQL"
+}
+
+func steps(max int) []int {
+	var s []int
+	for _, r := range []int{250, 500, 1000, 2000, 4000} {
+		if r <= max {
+			s = append(s, r)
+		}
+	}
+	if len(s) == 0 || s[len(s)-1] != max {
+		s = append(s, max)
+	}
+	return s
+}
+
+func randN(n int) int {
+	v, _ := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	return int(v.Int64())
+}
+
+// prefill creates the schema through the store itself, then writes
+// accounts (with codes whose hashes it knows) and one device each straight
+// into the tables.
+func prefill(ctx context.Context, data, dsn string, h *account.Hasher, n int) error {
+	driver, src := "pgx", dsn
+	if dsn == "" {
+		driver, src = "sqlite", filepath.Join(data, "veil.db")
+	}
+	st, err := store.Open(ctx, dsnFor(data, dsn), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	st.Close()
+	db, err := sql.Open(driver, src)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	now := time.Now().UnixMicro()
+	paid := time.Now().Add(365 * 24 * time.Hour).UnixMicro()
+	const batch = 1000
+	for lo := 1; lo <= n; lo += batch {
+		hi := min(lo+batch-1, n)
+		var q strings.Builder
+		q.WriteString("INSERT INTO accounts (id, code_hash, plan, paid_until, created_at) VALUES ")
+		args := make([]any, 0, 2*(hi-lo+1))
+		for i := lo; i <= hi; i++ {
+			if i > lo {
+				q.WriteByte(',')
+			}
+			fmt.Fprintf(&q, "(%d, $%d, 'premium', %d, %d)", i, len(args)+1, paid, now)
+			args = append(args, h.Code(code(i)))
+		}
+		if _, err := db.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("accounts: %w", err)
+		}
+	}
+	// One device per account at tunnel address index id+10, all in the
+	// map at version 1.
+	if _, err := db.ExecContext(ctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $1)
+		INSERT INTO devices (account_id, name, public_key, addr_index, in_map, peer_version, created_at)
+		SELECT x, 'held', 'held-' || x, x + 10, `+boolTrue(dsn)+`, 1, $2 FROM c`, n, now); err != nil {
+		return fmt.Errorf("devices: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE peer_version SET version = 1"); err != nil {
+		return err
+	}
+	if dsn != "" {
+		for _, t := range []string{"accounts", "devices"} {
+			if _, err := db.ExecContext(ctx, fmt.Sprintf("SELECT setval(pg_get_serial_sequence('%s', 'id'), %d)", t, n+1)); err != nil {
+				return err
+			}
+		}
+		_, err = db.ExecContext(ctx, "ANALYZE")
+	}
+	return err
+}
+
+func boolTrue(dsn string) string {
+	if dsn == "" {
+		return "1"
+	}
+	return "TRUE"
+}
+
+func dsnFor(data, dsn string) string {
+	if dsn == "" {
+		return filepath.Join(data, "veil.db")
+	}
+	return dsn
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func startServe(ctx context.Context, bin, data, dsn string, i int) (string, func(), error) {
+	addr, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	args := []string{"serve", "--data", data, "--http", addr, "--admin-http", "", "--builtin-gateway=false"}
+	if dsn != "" {
+		args = append(args, "--db", dsn)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	logf, _ := os.Create(filepath.Join(filepath.Dir(data), fmt.Sprintf("serve-%d.log", i)))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait(); logf.Close() }
+	u := "http://" + addr
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if r, err := http.Get(u + "/healthz"); err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				return u, stop, nil
+			}
+		}
+	}
+	stop()
+	log, _ := os.ReadFile(logf.Name())
+	return "", nil, fmt.Errorf("serve %d did not answer /healthz:\n%s", i, log)
+}
+
+type client struct{ http *http.Client }
+
+func (c *client) post(url, token string, body, out any) error {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: %s %s", url, resp.Status, msg)
+	}
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (c *client) login(u, code string) (string, error) {
+	var s apitypes.Session
+	err := c.post(u+"/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, &s)
+	return s.Token, err
+}
+
+func (c *client) sessions(u string, from, n int) ([]string, error) {
+	toks := make([]string, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			t, err := c.login(u, code(from+i+1))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+			}
+			toks[i] = t
+		}()
+	}
+	wg.Wait()
+	return toks, first
+}
+
+func tokensFor(c *client, u string, from, n int) []string {
+	t, _ := c.sessions(u, from, n)
+	return t
+}
+
+func newKey() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func (c *client) register(u, token string) (string, error) {
+	k := newKey()
+	return k, c.post(u+"/api/v1/devices", token, apitypes.DeviceRequest{PublicKey: k, Name: "bench"}, nil)
+}
+
+// open sends rate requests a second for d whatever the answers' pace
+// (open loop), each timed from when it was due, so a slow server shows in
+// the latency instead of lowering the rate sent.
+func (c *client) open(rate int, d time.Duration, workers int, do func() error) result {
+	n := int(float64(rate) * d.Seconds())
+	due := make(chan time.Time, n)
+	lat := make([]time.Duration, n)
+	var errs atomic.Int64
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range due {
+				err := do()
+				i := done.Add(1) - 1
+				lat[i] = time.Since(t)
+				if err != nil {
+					if errs.Add(1) == 1 {
+						fmt.Fprintln(os.Stderr, "first error:", err)
+					}
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	for i := range n {
+		t := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(t))
+		due <- t
+	}
+	close(due)
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lat)
+	return result{Rate: rate, Count: n, Errors: int(errs.Load()), P50ms: ms(pct(lat, 50)), P99ms: ms(pct(lat, 99)),
+		Achieved: float64(n) / el.Seconds()}
+}
+
+func pct(s []time.Duration, p int) time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+type fetchResult struct {
+	Peers      int     `json:"peers"`
+	GzipBytes  int64   `json:"gzip_bytes"`
+	Ms         float64 `json:"ms"`
+	HeapGrowMB float64 `json:"client_heap_growth_mb"`
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// peerMap fetches the full map gzipped, as a gateway does, and decodes it
+// peer by peer, so the client's memory stays flat whatever the map's size.
+func (c *client) peerMap(u, token string) (fetchResult, error) {
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var peak uint64
+	start := time.Now()
+	var res fetchResult
+	err := c.peers(u, token, 0, 0, func(apitypes.Peer) {
+		res.Peers++
+		if res.Peers%50_000 == 0 {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			peak = max(peak, m.HeapInuse)
+		}
+	}, &res.GzipBytes)
+	res.Ms = ms(time.Since(start))
+	if peak > before.HeapInuse {
+		res.HeapGrowMB = float64(peak-before.HeapInuse) / (1 << 20)
+	}
+	return res, err
+}
+
+// peers reads one answer of GET /api/v1/gateway/peers, calling each for
+// every peer, and returns the map's version.
+func (c *client) peers(u, token string, since int64, wait time.Duration, each func(apitypes.Peer), gz *int64) error {
+	q := u + "/api/v1/gateway/peers?since=" + strconv.FormatInt(since, 10)
+	if wait > 0 {
+		q += "&wait=" + wait.String()
+	}
+	req, _ := http.NewRequest(http.MethodGet, q, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("peer map: %s", resp.Status)
+	}
+	cr := &countingReader{r: resp.Body}
+	var body io.Reader = cr
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(cr)
+		if err != nil {
+			return err
+		}
+		body = zr
+	}
+	_, err = decodePeerMap(body, each)
+	if gz != nil {
+		*gz = cr.n
+	}
+	return err
+}
+
+// decodePeerMap walks a PeerMap object, decoding its peers one at a time.
+func decodePeerMap(r io.Reader, each func(apitypes.Peer)) (int64, error) {
+	dec := json.NewDecoder(r)
+	if _, err := dec.Token(); err != nil {
+		return 0, err
+	}
+	var version int64
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return 0, err
+		}
+		switch t {
+		case "version":
+			if err := dec.Decode(&version); err != nil {
+				return 0, err
+			}
+		case "peers":
+			if _, err := dec.Token(); err != nil {
+				return 0, err
+			}
+			for dec.More() {
+				var p apitypes.Peer
+				if err := dec.Decode(&p); err != nil {
+					return 0, err
+				}
+				each(p)
+			}
+			if _, err := dec.Token(); err != nil {
+				return 0, err
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return version, nil
+}
+
+type propagation struct {
+	Registrations int     `json:"registrations"`
+	Seen          int     `json:"seen"`
+	P50ms         float64 `json:"p50_ms"`
+	P99ms         float64 `json:"p99_ms"`
+}
+
+// propagate registers devices through the first serve process at 20/s for
+// d while one watcher per process long-polls its deltas, and times each
+// key from the registration's answer to each watcher's seeing it.
+func (c *client) propagate(ctx context.Context, urls []string, gwToken string, tokens []string, d time.Duration) (*propagation, error) {
+	var mu sync.Mutex
+	answered := map[string]time.Time{}
+	seen := make([]map[string]time.Time, len(urls))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	ready := make(chan struct{}, len(urls))
+	for i, u := range urls {
+		seen[i] = map[string]time.Time{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var v int64
+			// Start from the current version: a delta from 1 would be
+			// the whole map of earlier steps' registrations.
+			err := c.peers(u, gwToken, 0, 0, func(apitypes.Peer) {}, nil)
+			_ = err
+			v, _ = c.version(u, gwToken)
+			ready <- struct{}{}
+			for ctx.Err() == nil {
+				nv, err := c.delta(u, gwToken, v, func(p apitypes.Peer) {
+					t := time.Now()
+					mu.Lock()
+					if _, ok := seen[i][p.PublicKey]; !ok {
+						seen[i][p.PublicKey] = t
+					}
+					mu.Unlock()
+				})
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				v = nv
+			}
+		}()
+	}
+	for range urls {
+		<-ready
+	}
+	n := int(d.Seconds() * 20)
+	for i := range n {
+		k, err := c.register(urls[0], tokens[(i/4)%len(tokens)])
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		answered[k] = time.Now()
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
+	mu.Lock()
+	var lat []time.Duration
+	for k, t0 := range answered {
+		for i := range seen {
+			if t, ok := seen[i][k]; ok {
+				lat = append(lat, max(0, t.Sub(t0)))
+			}
+		}
+	}
+	mu.Unlock()
+	cancel()
+	slices.Sort(lat)
+	return &propagation{Registrations: n * len(urls), Seen: len(lat), P50ms: ms(pct(lat, 50)), P99ms: ms(pct(lat, 99))}, nil
+}
+
+// version reads the peer-map version with a delta since a version no map
+// has, which answers at once.
+func (c *client) version(u, token string) (int64, error) {
+	return c.delta(u, token, 1<<62, func(apitypes.Peer) {})
+}
+
+func (c *client) delta(u, token string, since int64, each func(apitypes.Peer)) (int64, error) {
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/v1/gateway/peers?since=%d&wait=5s", u, since), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("peer delta: %s", resp.Status)
+	}
+	return decodePeerMap(resp.Body, each)
+}
+
+func report(o options, rs []result, f fetchResult, p *propagation) {
+	fmt.Printf("\n%s, %d accounts/devices, %d serve process(es), %s per step, %d CPUs (shared)\n", dbName(o.db), o.accounts, o.serves, o.duration, runtime.NumCPU())
+	fmt.Printf("%-9s %6s %7s %6s %9s %9s %9s\n", "op", "rate", "count", "errors", "p50 ms", "p99 ms", "sent/s")
+	best := map[string]int{}
+	for _, r := range rs {
+		fmt.Printf("%-9s %6d %7d %6d %9.1f %9.1f %9.0f\n", r.Op, r.Rate, r.Count, r.Errors, r.P50ms, r.P99ms, r.Achieved)
+		if r.Errors == 0 && r.P99ms < ms(target) {
+			best[r.Op] = max(best[r.Op], r.Rate)
+		}
+	}
+	fmt.Printf("highest rate with p99 < 50 ms and no errors: login %d/s, register %d/s\n", best["login"], best["register"])
+	fmt.Printf("full peer map: %d peers, %d bytes gzipped, %.0f ms, client heap growth %.1f MB\n", f.Peers, f.GzipBytes, f.Ms, f.HeapGrowMB)
+	if p != nil {
+		fmt.Printf("propagation to %d serve processes: %d of %d seen, p50 %.1f ms, p99 %.1f ms\n", o.serves, p.Seen, p.Registrations, p.P50ms, p.P99ms)
+	}
+	line, _ := json.Marshal(map[string]any{"db": dbName(o.db), "accounts": o.accounts, "serves": o.serves,
+		"steps": rs, "best_rate": best, "peer_map": f, "propagation": p})
+	fmt.Println(string(line))
+}
