@@ -8,13 +8,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"veil/internal/config"
 	"veil/internal/gateway"
 	"veil/internal/resolver"
+	"veil/internal/service"
 	"veil/internal/wg"
 )
 
@@ -88,13 +87,10 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 	return cmd
 }
 
-// serveMetrics serves /metrics on the operator listener addr, with c and
-// the Go runtime's collectors; stop closes it.
+// serveMetrics serves /metrics on the operator listener addr, as serve's
+// does; stop closes it.
 func serveMetrics(addr string, c prometheus.Collector) (stop func(), err error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux := service.MetricsMux(c)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s (admin_http): %w", addr, err)

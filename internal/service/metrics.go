@@ -68,16 +68,23 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// MetricsMux serves GET /metrics with cs and the Go runtime's and the
+// process's collectors: the operator listener of serve and of gateway.
+func MetricsMux(cs ...prometheus.Collector) *http.ServeMux {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))...)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
 // startAdminHTTP serves /metrics on the operator listener, never on the
 // public one.
 func (s *Service) startAdminHTTP() error {
 	if s.Config.AdminHTTP == "" {
 		return nil
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetrics(s), builtinMetrics{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux := MetricsMux(newMetrics(s), builtinMetrics{s})
 	ln, err := net.Listen("tcp", s.Config.AdminHTTP)
 	if err != nil {
 		return fmt.Errorf("listening on %s (admin_http): %w", s.Config.AdminHTTP, err)
