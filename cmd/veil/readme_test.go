@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 )
 
 // readmeBlock returns the indented command lines under a heading of
@@ -193,6 +194,13 @@ func TestLoginKeepsCodeOffCommandLine(t *testing.T) {
 				t.Fatalf("no prompt: %v, %q", err, seen.String())
 			}
 			seen.Write(buf[:n])
+		}
+		// The prompt is printed just before echo goes off: type once it is
+		// off, as a person does, not in that instant.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS); err == nil && tio.Lflag&unix.ECHO == 0 {
+				break
+			}
 		}
 		tty.WriteString(code + "\n")
 		for {

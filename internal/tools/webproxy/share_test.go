@@ -57,7 +57,9 @@ func TestShare(t *testing.T) {
 // TestSlowReaderLosesSlot: a visitor that does not read the proxied answer
 // gives its slot back once the write deadline passes.
 func TestSlowReaderLosesSlot(t *testing.T) {
-	big := strings.Repeat("x", 8<<20)
+	// Larger than loopback's socket buffers take, so the unread answer
+	// cannot be written out whole and must hold its slot.
+	big := strings.Repeat("x", 48<<20)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		if r.URL.Path == "/big" {
@@ -65,7 +67,7 @@ func TestSlowReaderLosesSlot(t *testing.T) {
 		}
 	}))
 	defer origin.Close()
-	srv := proxy(t, &Handler{Guard: loopbackOnly, Quota: outbound.NewQuota(1<<20, time.Hour, nil), MaxFetches: 1, Pace: visitor.Pace{Step: 64 << 10, Within: 100 * time.Millisecond}})
+	srv := proxy(t, &Handler{Guard: loopbackOnly, Quota: outbound.NewQuota(1<<20, time.Hour, nil), MaxFetches: 1, MaxBytes: 64 << 20, Pace: visitor.Pace{Step: 64 << 10, Within: 100 * time.Millisecond}})
 	at := func(path string) string { return srv.URL + "/proxy?url=" + url.QueryEscape(origin.URL+path) }
 
 	u, _ := url.Parse(at("/big"))
