@@ -38,7 +38,7 @@ func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
 		}
 		http.SetCookie(w, &http.Cookie{
 			Name: csrfCookie, Value: v, Path: "/", HttpOnly: true,
-			SameSite: http.SameSiteLaxMode, Secure: secureRequest(r),
+			SameSite: http.SameSiteLaxMode, Secure: s.secureRequest(r),
 		})
 	}
 	return s.csrfFor(v)
@@ -90,8 +90,10 @@ func refuseForm(w http.ResponseWriter, r *http.Request) {
 	web.Render(w, r, "notice.html", web.Page{Title: "Form refused", Data: errForm, Status: http.StatusForbidden})
 }
 
-func secureRequest(r *http.Request) bool {
-	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+// secureRequest reports whether the visitor's connection is HTTPS, so
+// that cookies get the Secure flag.
+func (s *Server) secureRequest(r *http.Request) bool {
+	return s.cfg.Visitors.Secure(r)
 }
 
 // page renders a page of the site that holds forms, with their token.

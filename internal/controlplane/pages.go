@@ -157,7 +157,7 @@ func (s *Server) pageAccount(r *http.Request) (*store.Account, []byte) {
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, tok string, exp time.Time) {
-	secure := secureRequest(r)
+	secure := s.secureRequest(r)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: tok, Path: "/", Expires: exp,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure,

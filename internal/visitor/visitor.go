@@ -134,3 +134,14 @@ func (v *Resolver) Key(r *http.Request) netip.Addr {
 	}
 	return a
 }
+
+// Secure reports whether the visitor reached Veil over HTTPS: the
+// connection is TLS, or a trusted proxy says it terminated TLS in
+// X-Forwarded-Proto. Anyone else's X-Forwarded-Proto is not believed.
+func (v *Resolver) Secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	_, proxy, err := v.Peer(r)
+	return err == nil && proxy && r.Header.Get("X-Forwarded-Proto") == "https"
+}

@@ -78,3 +78,34 @@ func BenchmarkAddr(b *testing.B) {
 		v.Addr(r)
 	}
 }
+
+func TestSecure(t *testing.T) {
+	v := New([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
+	tests := []struct {
+		name, remote, proto string
+		want                bool
+	}{
+		{"plain HTTP", "198.51.100.9:1", "", false},
+		{"untrusted peer claims HTTPS", "198.51.100.9:1", "https", false},
+		{"trusted proxy says HTTPS", "10.1.1.1:1", "https", true},
+		{"trusted proxy says HTTP", "10.1.1.1:1", "http", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			if tt.proto != "" {
+				r.Header.Set("X-Forwarded-Proto", tt.proto)
+			}
+			if got := v.Secure(r); got != tt.want {
+				t.Errorf("Secure = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	var none *Resolver
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-Forwarded-Proto", "https")
+	if none.Secure(r) {
+		t.Error("a nil resolver believed X-Forwarded-Proto")
+	}
+}
