@@ -57,10 +57,12 @@ func (h *Handler) servePort(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusForbidden, "your address is in a private, local or reserved range; it is not checked from here")
 		return
 	}
-	if err := h.Ports.Quota.Use(r); err != nil {
-		writeError(w, r, http.StatusTooManyRequests, err.Error())
+	done, status, err := h.Ports.Quota.Begin(r)
+	if err != nil {
+		writeError(w, r, status, err.Error())
 		return
 	}
+	defer done()
 	timeout := h.Ports.Timeout
 	if timeout <= 0 {
 		timeout = 2 * time.Second

@@ -18,16 +18,41 @@ import (
 	"veil/internal/web"
 )
 
-// Quota counts uses per visitor within a window.
+// Quota counts uses per visitor within a window, and bounds how many
+// uses run at once server-wide, so that many visitors each within their
+// quota still cannot hold every socket and goroutine of the server.
 type Quota struct {
-	who *visitor.Resolver
-	t   *throttle.Throttle
+	who     *visitor.Resolver
+	t       *throttle.Throttle
+	running chan struct{}
 }
 
+// MaxRunning is how many uses of one tool run at once, server-wide.
+const MaxRunning = 32
+
+// ErrBusy refuses a use when MaxRunning of them are running.
+var ErrBusy = errors.New("the server is busy with other visitors' requests; try again in a moment")
+
 // NewQuota allows limit uses per visitor per window, as who tells
-// visitors apart (nil: by TCP peer).
+// visitors apart (nil: by TCP peer), and MaxRunning at once.
 func NewQuota(limit int, window time.Duration, who *visitor.Resolver) *Quota {
-	return &Quota{who: who, t: throttle.New(limit, window)}
+	return &Quota{who: who, t: throttle.New(limit, window), running: make(chan struct{}, MaxRunning)}
+}
+
+// Begin counts one use by r's visitor and takes one of the running
+// slots. It returns the HTTP status and error of a refusal (429 over the
+// visitor's quota, 503 when the server is busy), or done, which the
+// caller calls when the use has finished.
+func (q *Quota) Begin(r *http.Request) (done func(), status int, err error) {
+	if err := q.Use(r); err != nil {
+		return nil, http.StatusTooManyRequests, err
+	}
+	select {
+	case q.running <- struct{}{}:
+		return func() { <-q.running }, 0, nil
+	default:
+		return nil, http.StatusServiceUnavailable, ErrBusy
+	}
 }
 
 // Take counts one use by r's visitor. When the visitor is over the limit
@@ -108,8 +133,10 @@ func (t *Tool[R]) answer(r *http.Request, q string) (R, int, error) {
 	if err := t.Check(r, q); err != nil {
 		return zero, http.StatusBadRequest, err
 	}
-	if err := t.Quota.Use(r); err != nil {
-		return zero, http.StatusTooManyRequests, err
+	done, status, err := t.Quota.Begin(r)
+	if err != nil {
+		return zero, status, err
 	}
+	defer done()
 	return t.Run(r, q)
 }

@@ -44,3 +44,33 @@ func TestQuota(t *testing.T) {
 		t.Fatal("the first visitor's second use was allowed over a limit of 1")
 	}
 }
+
+func TestBeginBoundsRunning(t *testing.T) {
+	q := NewQuota(1, time.Minute, nil)
+	var dones []func()
+	for i := range MaxRunning {
+		r := httptest.NewRequest("GET", "/ping", nil)
+		r.RemoteAddr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), 1).String()
+		done, _, err := q.Begin(r)
+		if err != nil {
+			t.Fatalf("visitor %d refused: %v", i+1, err)
+		}
+		dones = append(dones, done)
+	}
+	r := httptest.NewRequest("GET", "/ping", nil)
+	r.RemoteAddr = "198.51.100.1:1"
+	if _, status, err := q.Begin(r); err == nil || status != http.StatusServiceUnavailable {
+		t.Fatalf("use beyond %d running: status %d, err %v; want 503", MaxRunning, status, err)
+	}
+	dones[0]()
+	r = httptest.NewRequest("GET", "/ping", nil)
+	r.RemoteAddr = "198.51.100.2:1"
+	if _, _, err := q.Begin(r); err != nil {
+		t.Fatalf("a slot given back was not reused: %v", err)
+	}
+	r = httptest.NewRequest("GET", "/ping", nil)
+	r.RemoteAddr = "192.0.2.1:1"
+	if _, status, _ := q.Begin(r); status != http.StatusTooManyRequests {
+		t.Fatalf("a visitor over its quota got %d, want 429", status)
+	}
+}

@@ -125,10 +125,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, err)
 		return
 	}
-	if err := h.Quota.Use(r); err != nil {
-		fail(http.StatusTooManyRequests, err)
+	done, refusal, err := h.Quota.Begin(r)
+	if err != nil {
+		fail(refusal, err)
 		return
 	}
+	defer done()
 	rc := http.NewResponseController(w)
 	started := false
 	send := func(event, id string, v any) {
