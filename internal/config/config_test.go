@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -332,5 +333,40 @@ func TestProcessors(t *testing.T) {
 	}
 	if c.StripeWebhookSecret != "whsec_0123456789abcdef" || c.BTCPayAPIKey != "greenfield-key" || c.BTCPayStoreID != "store1" || len(c.Products) != 1 {
 		t.Fatalf("%+v", c)
+	}
+}
+
+func TestOpenFileBounded(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "list")
+	if err := os.WriteFile(p, []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenFile(p, 5); err == nil {
+		t.Fatal("a file over the limit was opened")
+	}
+	f, err := OpenFile(p, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file grows after the check: the reader stops at the limit.
+	if err := os.WriteFile(p, []byte("0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(f)
+	f.Close()
+	if err == nil || len(b) > 11 {
+		t.Fatalf("read %d bytes of a file grown past its limit, err %v", len(b), err)
+	}
+	f, err = OpenFile(p, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(f); err != nil || string(b) != "0123456789abcdef" {
+		t.Fatalf("file at its limit: %q, %v", b, err)
+	}
+	f.Close()
+	if _, err := OpenFile("/dev/zero", 16); err == nil {
+		t.Fatal("a device was opened")
 	}
 }

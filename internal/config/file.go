@@ -59,3 +59,44 @@ func tooLarge(path string, limit int64) error {
 	}
 	return fmt.Errorf("%s is larger than %d bytes", path, limit)
 }
+
+// OpenFile opens path, a file the operator named, to be read as a
+// stream: a regular file, whose reader fails once it has given more than
+// limit bytes (the file can grow after the check).
+func OpenFile(path string, limit int64) (io.ReadCloser, error) {
+	if err := CheckFile(path, limit); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &boundedFile{f: f, path: path, left: limit}, nil
+}
+
+type boundedFile struct {
+	f    *os.File
+	path string
+	left int64
+}
+
+func (b *boundedFile) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, b.grew()
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.f.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, b.grew()
+	}
+	return n, err
+}
+
+func (b *boundedFile) grew() error {
+	return fmt.Errorf("%s grew past its limit while being read", b.path)
+}
+
+func (b *boundedFile) Close() error { return b.f.Close() }

@@ -4,8 +4,8 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+	"veil/internal/config"
 
 	"github.com/miekg/dns"
 )
@@ -29,7 +29,7 @@ type anchor struct {
 func loadAnchor(path string) (*anchor, error) {
 	var src io.Reader = strings.NewReader(rootAnchors)
 	if path != "" {
-		f, err := os.Open(path)
+		f, err := config.OpenFile(path, config.MaxTextFile)
 		if err != nil {
 			return nil, fmt.Errorf("reading trust anchor: %w", err)
 		}

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
+	"veil/internal/config"
 
 	"github.com/miekg/dns"
 )
@@ -41,7 +41,7 @@ func loadBlocklists(files map[string]string) (*blocklist, error) {
 }
 
 func (b *blocklist) load(path string, bit uint64) error {
-	f, err := os.Open(path)
+	f, err := config.OpenFile(path, config.MaxBlocklistFile)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
+	"veil/internal/config"
 
 	"github.com/miekg/dns"
 )
@@ -46,7 +46,7 @@ M.ROOT-SERVERS.NET.      3600000      AAAA  2001:dc3::35
 func loadRootHints(path string) ([]netip.Addr, error) {
 	var src io.Reader = strings.NewReader(ianaRootHints)
 	if path != "" {
-		f, err := os.Open(path)
+		f, err := config.OpenFile(path, config.MaxTextFile)
 		if err != nil {
 			return nil, fmt.Errorf("reading root hints: %w", err)
 		}
