@@ -32,6 +32,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "test-deps: installing $pkgs"
 export DEBIAN_FRONTEND=noninteractive
+# The packages are tools for the tests, not services: keep apt from
+# starting the daemons some of them ship (PostgreSQL's main cluster,
+# Prometheus on :9090), unless the machine already has a policy of its own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
