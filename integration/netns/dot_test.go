@@ -67,11 +67,11 @@ func testEncryptedDNS(t *testing.T, kind gatewayKind) {
 			t.Errorf("kdig %s %s through the tunnel: want %s:\n%s", proto, name, inet4, out)
 		}
 	}
-	if !strings.Contains(dot, "TLS session") && !strings.Contains(dot, "(TLS)") {
+	if !strings.Contains(dot, "TLS session") || !strings.Contains(dot, "@853(TCP)") {
 		t.Errorf("kdig +tls did not report a TLS session:\n%s", dot)
 	}
-	if !strings.Contains(doh, "HTTPS") {
-		t.Errorf("kdig +https did not report HTTPS:\n%s", doh)
+	if !strings.Contains(doh, "HTTP session (HTTP/2") || strings.Contains(dot, "HTTP session") {
+		t.Errorf("kdig +https did not report an HTTP/2 session (or +tls did):\n%s", doh)
 	}
 	if len(seen) > 0 {
 		t.Errorf("%d packets to ports 853/443 left the client outside the tunnel:\n%s", len(seen), strings.Join(seen, "\n"))
