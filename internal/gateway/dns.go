@@ -3,8 +3,8 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 
