@@ -37,7 +37,7 @@ type encryptedFixture struct {
 // startEncrypted serves r's front ends made from cfg on loopback until
 // the test ends. The certificate covers dns.test, *.dns.test and
 // 127.0.0.1.
-func startEncrypted(t *testing.T, r *Resolver, cfg EncryptedConfig) encryptedFixture {
+func startEncrypted(t testing.TB, r *Resolver, cfg EncryptedConfig) encryptedFixture {
 	t.Helper()
 	files := dnstest.NewTLSFiles(t, "dns.test", "*.dns.test", "127.0.0.1")
 	get, err := CertFiles(files.CertFile, files.KeyFile)
