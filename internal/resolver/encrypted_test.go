@@ -407,10 +407,9 @@ func TestEncryptedRateLimit(t *testing.T) {
 	if codes[200] != 4 || codes[429] != 2 {
 		t.Errorf("statuses %v, want the burst of 4 answered and 2 refused with 429", codes)
 	}
-	// One connection was used above (HTTP/2 keeps it); the DoT listener
-	// has its own limiter state per front end but the same bucket per
-	// client: the burst is 2, so the third new connection is closed
-	// before its handshake.
+	// DoT and DoH share one connection limiter. The DoH queries above
+	// took one connection (kept by HTTP/2) of the burst of 2, so of three
+	// new DoT connections the last two are closed before the handshake.
 	var failed int
 	for range 3 {
 		c, err := tls.Dial("tcp", f.dot, &tls.Config{RootCAs: f.files.Pool, ServerName: "dns.test"})
