@@ -50,6 +50,9 @@ type Service struct {
 	// DNSLeakAddr is the bound address of the DNS leak test server; nil
 	// when the test is off.
 	DNSLeakAddr net.Addr
+	// PublicDNS holds the public DNS over TLS and HTTPS listeners' bound
+	// addresses; nil when public_dns is off.
+	PublicDNS *PublicDNS
 
 	// pools are the tunnel address pools, which the outbound web tools
 	// never reach, as the gateways' peers never reach one another.
@@ -146,6 +149,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		return nil, err
 	}
 	s.goRun(func() error { s.API.Run(ctx, 5*time.Second); return nil })
+	if cfg.PublicDNS {
+		if err := s.startPublicDNS(ctx); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
 	if cfg.BuiltinGateway {
 		if err := s.startBuiltinGateway(ctx); err != nil {
 			s.Stop()
