@@ -96,11 +96,48 @@ func (r *Resolver) ServePacket(ctx context.Context, pc net.PacketConn) error {
 		}
 		w := &packetWriter{pc: pc, to: from}
 		if r.needsUpstream(req) {
-			go r.ServeDNS(w, req)
+			r.serveMiss(w, req)
 		} else {
 			r.ServeDNS(w, req)
 		}
 	}
+}
+
+// missJob is a query for a miss worker.
+type missJob struct {
+	w   dns.ResponseWriter
+	req *dns.Msg
+}
+
+// missIdle is how long a miss worker waits for another query.
+const missIdle = 10 * time.Second
+
+// serveMiss answers req in another goroutine: an idle miss worker if
+// there is one, else a new one. Workers are reused, rather than a
+// goroutine started per query, because a query that recurses grows its
+// goroutine's stack several times (copying it each time); a worker's
+// stack stays grown. There are as many workers as misses in flight at
+// the peak, and each ends after missIdle without work.
+func (r *Resolver) serveMiss(w dns.ResponseWriter, req *dns.Msg) {
+	select {
+	case r.misses <- missJob{w, req}:
+		return
+	default:
+	}
+	go func() {
+		idle := time.NewTimer(missIdle)
+		defer idle.Stop()
+		for {
+			r.ServeDNS(w, req)
+			idle.Reset(missIdle)
+			select {
+			case j := <-r.misses:
+				w, req = j.w, j.req
+			case <-idle.C:
+				return
+			}
+		}
+	}()
 }
 
 // addrPort returns a's address and port.
