@@ -17,13 +17,13 @@
 # UNBOUND unset, Veil runs alone and the script says so. Prints a Markdown
 # section for bench/dns/RESULTS.md.
 #
-#   sudo UNBOUND=/usr/sbin/unbound bench/dns/run.sh   # DURATION=10 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=10000
+#   sudo UNBOUND=/usr/sbin/unbound bench/dns/run.sh   # DURATION=10 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=5000
 set -eu
 
 DURATION=${DURATION:-10}
 HIT_RUNS=${HIT_RUNS:-3}
 HIT_NAMES=${HIT_NAMES:-1000}
-MISS_NAMES=${MISS_NAMES:-10000}
+MISS_NAMES=${MISS_NAMES:-5000} # per round
 VEIL_PORT=${VEIL_PORT:-5300}
 UNBOUND_PORT=${UNBOUND_PORT:-5301}
 VEIL_NOVAL_PORT=${VEIL_NOVAL_PORT:-5302}
@@ -63,7 +63,10 @@ zone() { [ "$1" = signed ] && echo zone.bench || echo plain.bench; }
 for set in $SETS; do
 	z=$(zone "$set")
 	awk -v n="$HIT_NAMES" -v z="$z" 'BEGIN {for (i = 0; i < n; i++) print "hit" i "." z " A"}' >"$WORK/hit-$set.txt"
-	awk -v n="$MISS_NAMES" -v z="$z" 'BEGIN {for (i = 0; i < n; i++) print "miss" i "." z " A"}' >"$WORK/miss-$set.txt"
+	r=0; while [ $r -lt "$HIT_RUNS" ]; do
+		awk -v n="$MISS_NAMES" -v r=$r -v z="$z" 'BEGIN {for (i = r * n; i < (r + 1) * n; i++) print "miss" i "." z " A"}' >"$WORK/miss-$set-$r.txt"
+		r=$((r+1))
+	done
 done
 
 MODULES=iterator; ANCHOR_CONF=""; SIGN=""; VEIL_ANCHOR=""
@@ -107,7 +110,7 @@ start() { # name, command...
 	PIDS="$PIDS $!"
 }
 # shellcheck disable=SC2086 # SIGN and VEIL_ANCHOR are flags or nothing
-start hierarchy "$WORK/dnsbench" -hierarchy -hits "$HIT_NAMES" -misses "$MISS_NAMES" $SIGN
+start hierarchy "$WORK/dnsbench" -hierarchy -hits "$HIT_NAMES" -misses $((MISS_NAMES * HIT_RUNS)) $SIGN
 n=0; until grep -q ready "$WORK/hierarchy.log" 2>/dev/null; do # signing takes a while
 	n=$((n+1)); [ $n -lt 900 ] || { echo "run.sh: hierarchy did not start" >&2; cat "$WORK/hierarchy.log" >&2; exit 1; }
 	sleep 0.2
@@ -163,15 +166,14 @@ pct() {
 reversed() { out=""; for w in $1; do out="$w $out"; done; echo "$out"; }
 RES="$WORK/results"; mkdir -p "$RES"
 for set in $SETS; do
-	# Cache misses first, on empty caches: each name once.
-	for r in $RESOLVERS; do
-		perf "${r#*:}" -d "$WORK/miss-$set.txt" -n 1 | cut -d' ' -f1 >"$RES/$set.${r%%:*}.miss"
-	done
 	# Warm the hit set, then alternate the order round by round so that
 	# background load falls on all alike.
 	for r in $RESOLVERS; do perf "${r#*:}" -d "$WORK/hit-$set.txt" -n 1 >/dev/null; done
 	order=$RESOLVERS
 	i=0; while [ $i -lt "$HIT_RUNS" ]; do
+		for r in $order; do # names no resolver has seen, each once
+			perf "${r#*:}" -d "$WORK/miss-$set-$i.txt" -n 1 | cut -d' ' -f1 >>"$RES/$set.${r%%:*}.miss"
+		done
 		for r in $order; do
 			perf "${r#*:}" -d "$WORK/hit-$set.txt" -l "$DURATION" | cut -d' ' -f1 >>"$RES/$set.${r%%:*}.hit"
 		done
@@ -200,15 +202,16 @@ Command: \`UNBOUND=${UNBOUND:-} DURATION=$DURATION HIT_RUNS=$HIT_RUNS HIT_NAMES=
 (dnsperf -c 4 -q 200, no EDNS; Unbound num-threads $THREADS, modules "$MODULES", qname-minimisation and 0x20 on;
 Veil GOMAXPROCS $THREADS, rate limit off; all on $THREADS SO_REUSEPORT UDP sockets with 4 MB receive buffers).
 DNSSEC validation: $( [ "$VALIDATE" = 1 ] && echo "on (root, bench. and zone.bench. signed; plain.bench. an insecure delegation); veil-noval is Veil with validation off" || echo "off, nothing signed").
-Miss: $MISS_NAMES names once each. Hit: $HIT_NAMES names, $HIT_RUNS rounds of ${DURATION} s, resolver order alternating. p99.9: hit set at a fixed 5,000 qps for 5 s, once a round.
+$HIT_RUNS rounds, resolver order alternating; each round: miss, $MISS_NAMES new names once each; hit, $HIT_NAMES cached names for ${DURATION} s;
+latency, the hit set at a fixed 5,000 qps for 5 s.
 
-| set | resolver | miss qps | hit qps, per run | p50 / p99 / p99.9 ms, per run |
+| set | resolver | miss qps, per run | hit qps, per run | p50 / p99 / p99.9 ms, per run |
 |---|---|---:|---|---|
 MD
 for set in $SETS; do
 	for r in $RESOLVERS; do
 		n=${r%%:*}
-		echo "| $set | $n | $(cat "$RES/$set.$n.miss") | $(runs "$set" "$n" hit) | $(awk '{printf "%s%s / %s / %s", (NR > 1 ? "; " : ""), $1, $2, $3}' "$RES/$set.$n.pct") |"
+		echo "| $set | $n | $(runs "$set" "$n" miss) | $(runs "$set" "$n" hit) | $(awk '{printf "%s%s / %s / %s", (NR > 1 ? "; " : ""), $1, $2, $3}' "$RES/$set.$n.pct") |"
 	done
 done
 echo
