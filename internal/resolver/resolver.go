@@ -155,7 +155,7 @@ var _ dns.Handler = (*Resolver)(nil)
 // files once.
 func New(cfg Config) (*Resolver, error) {
 	r := &Resolver{
-		misses: make(chan missJob),
+		misses:     make(chan missJob),
 		log:        cfg.Logger,
 		now:        cfg.Clock,
 		allow:      cfg.Allow,
