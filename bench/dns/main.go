@@ -76,7 +76,7 @@ func main() {
 	switch {
 	case *runHier:
 		for _, s := range hierarchy(*hierPort, *sign, *hits, *misses) {
-			defer s.Close()
+			defer s.Shutdown()
 		}
 	case *runRes:
 		res, err := resolver.New(resolver.Config{
@@ -160,7 +160,7 @@ func listenUDP(addr string, rcvbuf int) (net.PacketConn, error) {
 // wildcard: a validating resolver may answer a signed wildcard's names
 // from the cached wildcard and its NSEC proof (RFC 8198) without asking,
 // which would make the miss set hits.
-func hierarchy(port int, anchor string, hits, misses int) []*dnstest.Server {
+func hierarchy(port int, anchor string, hits, misses int) []*dns.Server {
 	zones := map[string]*dnstest.Zone{
 		"127.0.0.2": dnstest.MustZone(`
 . 86400 IN NS a.root.bench.
@@ -181,17 +181,32 @@ ns.plain.bench. 86400 IN A 127.0.0.5`, "bench."),
 	if anchor != "" {
 		zones = signed(zones, anchor)
 	}
-	var out []*dnstest.Server
+	var out []*dns.Server
 	for ip, z := range zones {
+		addr := netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(port)).String()
 		var h dns.Handler = z
+		udp := 1
 		if ip == "127.0.0.4" || ip == "127.0.0.5" {
-			h = newFastZone(z)
+			// The leaf servers answer every miss: a map, and a socket
+			// (and reading goroutine) per CPU, so that they are not what
+			// limits the resolvers.
+			h, udp = newFastZone(z), runtime.GOMAXPROCS(0)
 		}
-		s, err := dnstest.Serve(netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(port)), h)
-		if err != nil {
-			log.Fatal(err)
+		servers := []*dns.Server{{Addr: addr, Net: "tcp", Handler: h}}
+		for range udp {
+			servers = append(servers, &dns.Server{Addr: addr, Net: "udp", Handler: h, ReusePort: true})
 		}
-		out = append(out, s)
+		for _, s := range servers {
+			started, errc := make(chan struct{}), make(chan error, 1)
+			s.NotifyStartedFunc = func() { close(started) }
+			go func() { errc <- s.ListenAndServe() }()
+			select {
+			case <-started:
+			case err := <-errc:
+				log.Fatalf("serving %s/%s: %v", addr, s.Net, err)
+			}
+			out = append(out, s)
+		}
 	}
 	return out
 }
