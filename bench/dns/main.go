@@ -52,7 +52,7 @@ func main() {
 		runHier   = flag.Bool("hierarchy", false, "run the synthetic authoritative hierarchy")
 		hierPort  = flag.Int("hierarchy-port", 53, "port the hierarchy listens on")
 		listeners = flag.Int("listeners", runtime.GOMAXPROCS(0), "UDP sockets sharing the address (SO_REUSEPORT)")
-		readers   = flag.Int("readers", 2, "goroutines reading each UDP socket")
+		readers   = flag.Int("readers", 1, "goroutines reading each UDP socket")
 		rcvbuf    = flag.Int("rcvbuf", 4<<20, "receive buffer of each UDP socket (run.sh gives Unbound the same so-rcvbuf)")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile to this file until the process is stopped")
 		sign      = flag.String("sign", "", "with -hierarchy: sign the zones and write the root's DS to this file")
@@ -99,10 +99,11 @@ func main() {
 				log.Fatal(err)
 			}
 			defer pc.Close()
-			// Several readers a socket: the kernel spreads clients over
-			// the sockets by address and port, so a few clients (dnsperf
-			// has 4) can all land on one socket, which one reader would
-			// hold to one CPU.
+			// One reader a socket, like Unbound's one thread a socket.
+			// More readers of one socket take turns at its read lock, a
+			// goroutine wake-up per datagram; they help only when the
+			// kernel's spreading of clients over the sockets (by
+			// address and port) puts most on one socket.
 			for range max(1, *readers) {
 				go func() {
 					if err := res.ServePacket(ctx, pc); err != nil {
