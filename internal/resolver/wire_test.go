@@ -183,6 +183,20 @@ func TestHitFromBytes(t *testing.T) {
 	if _, _, ok := r.answerHit(nil, nil, wire, client); !ok {
 		t.Errorf("plain cache hit not answered from its bytes")
 	}
+	// The client's rate limit holds on this path too (burst: twice the rate).
+	limited := newTestResolver(t, h, Config{RateLimit: 1})
+	limited.ServeDNS(&fakeWriter{remote: udpFrom("127.0.0.1")}, query("www.example.test.", dns.TypeA))
+	replies := 0
+	for range 5 {
+		if out, _, ok := limited.answerHit(nil, nil, wire, client); ok && len(out) > 0 {
+			replies++
+		} else if !ok {
+			t.Fatalf("rate-limited resolver: hit not answered from the bytes")
+		}
+	}
+	if replies != 1 { // the general path's query took one token of two
+		t.Errorf("%d replies to 5 queries at 1/s after one, want 1", replies)
+	}
 	out, name := make([]byte, 0, 512), make([]byte, 0, 256)
 	if n := testing.AllocsPerRun(100, func() { out, name, _ = r.answerHit(out[:0], name, wire, client) }); n != 0 {
 		t.Errorf("a hit from the bytes allocates %v times, want none", n)
