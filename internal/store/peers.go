@@ -53,7 +53,7 @@ func (s *sqlStore) streamPeers(ctx context.Context, since int64, fn func(*PeerCh
 			return err
 		}
 		pc.Full = since <= 0 || since < floor || since > pc.Version
-		q := `SELECT d.public_key, d.addr_index, `+peerClass+`, d.block FROM devices d JOIN accounts a ON a.id = d.account_id
+		q := `SELECT d.public_key, d.addr_index, ` + peerClass + `, d.block FROM devices d JOIN accounts a ON a.id = d.account_id
 			WHERE d.in_map AND d.peer_version > $1 ORDER BY d.addr_index`
 		after := since
 		if pc.Full {
