@@ -25,6 +25,8 @@ type limiter struct {
 	mu    sync.Mutex // writers
 	byKey map[wg.Key]*capped
 	cur   atomic.Pointer[capIndex] // nil: nobody capped
+	// drops counts the packets dropped over a cap, all peers together.
+	drops atomic.Uint64
 }
 
 // capped is one capped peer's buckets: down for packets to it (read from
@@ -159,6 +161,7 @@ func (t *limitedTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			}
 			if !c.down.AllowN(now, len(pkt)) {
 				sizes[i] = 0
+				t.caps.drops.Add(1)
 			}
 		}
 	}
@@ -182,6 +185,7 @@ func (t *limitedTUN) Write(bufs [][]byte, offset int) (int, error) {
 				now = time.Now()
 			}
 			if !c.up.AllowN(now, len(b)-offset) {
+				t.caps.drops.Add(1)
 				continue
 			}
 		}
