@@ -73,6 +73,13 @@ func testFreePlanCap(t *testing.T, kind gatewayKind) {
 	for _, reverse := range []bool{false, true} {
 		got := tp.iperf(t, reverse)
 		t.Logf("free device, %s: %.2f Mbit/s (cap %s)", direction(reverse), got/1e6, freeCapText)
+		// A starved machine (two cores shared by every test) can read
+		// low, never high: a low reading is measured again, twice at
+		// most; a high one fails at once.
+		for try := 0; try < 2 && got < 0.9*freeCap; try++ {
+			got = tp.iperf(t, reverse)
+			t.Logf("free device, %s, again: %.2f Mbit/s", direction(reverse), got/1e6)
+		}
 		if got < 0.9*freeCap || got > 1.1*freeCap {
 			t.Errorf("free device, %s: %.2f Mbit/s, want within 10%% of %s", direction(reverse), got/1e6, freeCapText)
 		}

@@ -16,15 +16,21 @@ import (
 // limiter caps the bandwidth of the active peers whose plan class has a
 // cap (the free plan), in each direction, by a token bucket per peer and
 // direction; a packet over the bucket is dropped, which TCP's congestion
-// control answers by slowing to the cap. The data path reads its index
-// without a lock: while no capped peer is active that is one atomic load
-// per batch; otherwise a packet of an uncapped peer costs one bit test,
-// and a map lookup only when the low 16 bits of its address are those of
-// a capped peer's.
+// control answers by slowing to the cap. While no capped peer is active
+// the data path costs one atomic load per batch; otherwise a packet of
+// an uncapped peer costs one atomic bit test, and a read-locked map
+// lookup only when the low 16 bits of its address are those of a capped
+// peer's. A change (an admission, an idle peer, a class change) costs
+// the same whatever the number of capped peers.
 type limiter struct {
-	mu    sync.Mutex // writers
-	byKey map[wg.Key]*capped
-	cur   atomic.Pointer[capIndex] // nil: nobody capped
+	mu     sync.Mutex // writers
+	byKey  map[wg.Key]*capped
+	counts map[uint16]int // capped addresses by their low 16 bits
+
+	n      atomic.Int32 // capped peers
+	filter [1 << 16 / 64]atomic.Uint64
+	addrMu sync.RWMutex
+	byAddr map[[16]byte]*capped
 	// drops counts the packets dropped over a cap, all peers together.
 	drops atomic.Uint64
 }
@@ -37,14 +43,9 @@ type capped struct {
 	down, up *rate.Limiter
 }
 
-// capIndex is an immutable picture of the capped peers, rebuilt on every
-// change (changes follow admissions, not packets).
-type capIndex struct {
-	filter [1 << 16 / 64]uint64 // bit per low 16 bits of a capped address
-	byAddr map[[16]byte]*capped
+func newLimiter() *limiter {
+	return &limiter{byKey: make(map[wg.Key]*capped), counts: make(map[uint16]int), byAddr: make(map[[16]byte]*capped)}
 }
-
-func newLimiter() *limiter { return &limiter{byKey: make(map[wg.Key]*capped)} }
 
 // minBurst is the smallest bucket: enough for a burst of full packets
 // and for the largest packet the TUN hands over.
@@ -66,58 +67,67 @@ func (l *limiter) set(k wg.Key, addrs []netip.Addr, bps int64) {
 	if c, ok := l.byKey[k]; ok && c.bps == bps && sameAddrs(c.addrs, addrs) {
 		return
 	}
+	l.remove(k)
 	lim := rate.Limit(float64(bps) / 8)
-	l.byKey[k] = &capped{addrs: addrs, bps: bps,
-		down: rate.NewLimiter(lim, burst(bps)), up: rate.NewLimiter(lim, burst(bps))}
-	l.rebuild()
+	c := &capped{addrs: addrs, bps: bps, down: rate.NewLimiter(lim, burst(bps)), up: rate.NewLimiter(lim, burst(bps))}
+	l.byKey[k] = c
+	l.addrMu.Lock()
+	for _, a := range addrs {
+		b := a.As16()
+		l.byAddr[b] = c
+		lo := low16(b)
+		if l.counts[lo]++; l.counts[lo] == 1 {
+			l.filter[lo/64].Or(1 << (lo % 64))
+		}
+	}
+	l.addrMu.Unlock()
+	l.n.Store(int32(len(l.byKey)))
 }
 
 // drop lifts k's cap.
 func (l *limiter) drop(k wg.Key) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.byKey[k]; ok {
-		delete(l.byKey, k)
-		l.rebuild()
+	l.remove(k)
+}
+
+// remove is drop with l.mu held.
+func (l *limiter) remove(k wg.Key) {
+	c, ok := l.byKey[k]
+	if !ok {
+		return
 	}
+	delete(l.byKey, k)
+	l.n.Store(int32(len(l.byKey)))
+	l.addrMu.Lock()
+	for _, a := range c.addrs {
+		b := a.As16()
+		if l.byAddr[b] == c {
+			delete(l.byAddr, b)
+		}
+		lo := low16(b)
+		if l.counts[lo]--; l.counts[lo] == 0 {
+			delete(l.counts, lo)
+			l.filter[lo/64].And(^uint64(1 << (lo % 64)))
+		}
+	}
+	l.addrMu.Unlock()
 }
 
 // len reports how many peers are capped.
-func (l *limiter) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.byKey)
-}
+func (l *limiter) len() int { return int(l.n.Load()) }
 
-func (l *limiter) rebuild() {
-	if len(l.byKey) == 0 {
-		l.cur.Store(nil)
-		return
-	}
-	ix := &capIndex{byAddr: make(map[[16]byte]*capped, 2*len(l.byKey))}
-	for _, c := range l.byKey {
-		for _, a := range c.addrs {
-			b := a.As16()
-			ix.byAddr[b] = c
-			lo := uint16(b[14])<<8 | uint16(b[15])
-			ix.filter[lo/64] |= 1 << (lo % 64)
-		}
-	}
-	l.cur.Store(ix)
-}
+func low16(b [16]byte) uint16 { return uint16(b[14])<<8 | uint16(b[15]) }
 
 // lookup returns the capped peer that pkt goes to (dst) or comes from,
 // or nil.
-func (ix *capIndex) lookup(pkt []byte, dst bool) *capped {
+func (l *limiter) lookup(pkt []byte, dst bool) *capped {
 	var key [16]byte
 	switch {
 	case len(pkt) >= 20 && pkt[0]>>4 == 4:
 		off := 12
 		if dst {
 			off = 16
-		}
-		if lo := uint16(pkt[off+2])<<8 | uint16(pkt[off+3]); ix.filter[lo/64]&(1<<(lo%64)) == 0 {
-			return nil
 		}
 		key[10], key[11] = 0xff, 0xff
 		copy(key[12:], pkt[off:off+4])
@@ -126,14 +136,17 @@ func (ix *capIndex) lookup(pkt []byte, dst bool) *capped {
 		if dst {
 			off = 24
 		}
-		if lo := uint16(pkt[off+14])<<8 | uint16(pkt[off+15]); ix.filter[lo/64]&(1<<(lo%64)) == 0 {
-			return nil
-		}
 		copy(key[:], pkt[off:off+16])
 	default:
 		return nil
 	}
-	return ix.byAddr[key]
+	if lo := low16(key); l.filter[lo/64].Load()&(1<<(lo%64)) == 0 {
+		return nil
+	}
+	l.addrMu.RLock()
+	c := l.byAddr[key]
+	l.addrMu.RUnlock()
+	return c
 }
 
 // limitedTUN is the TUN the WireGuard device sees: the data plane's, with
@@ -148,14 +161,13 @@ type limitedTUN struct {
 // which wireguard-go skips.
 func (t *limitedTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := t.Device.Read(bufs, sizes, offset)
-	ix := t.caps.cur.Load()
-	if ix == nil {
+	if t.caps.n.Load() == 0 {
 		return n, err
 	}
 	var now time.Time
 	for i := range n {
 		pkt := bufs[i][offset : offset+sizes[i]]
-		if c := ix.lookup(pkt, true); c != nil {
+		if c := t.caps.lookup(pkt, true); c != nil {
 			if now.IsZero() {
 				now = time.Now()
 			}
@@ -172,15 +184,14 @@ func (t *limitedTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 // wireguard-go's receiver, the one caller, only reads bufs before it
 // reuses the slice.
 func (t *limitedTUN) Write(bufs [][]byte, offset int) (int, error) {
-	ix := t.caps.cur.Load()
-	if ix == nil {
+	if t.caps.n.Load() == 0 {
 		return t.Device.Write(bufs, offset)
 	}
 	n := len(bufs)
 	out := bufs[:0]
 	var now time.Time
 	for _, b := range bufs {
-		if c := ix.lookup(b[offset:], false); c != nil {
+		if c := t.caps.lookup(b[offset:], false); c != nil {
 			if now.IsZero() {
 				now = time.Now()
 			}
