@@ -160,4 +160,3 @@ func (tp *topo) iperf(t testing.TB, reverse bool) float64 {
 	}
 	return res.End.SumReceived.BitsPerSecond
 }
-

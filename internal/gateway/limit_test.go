@@ -152,7 +152,7 @@ func TestLimitedTUN(t *testing.T) {
 			if sizes[i] == 0 {
 				continue
 			}
-			if netip.AddrFrom4([4]byte(bufs[i][16+16 : 16+20])) == free {
+			if netip.AddrFrom4([4]byte(bufs[i][16+16:16+20])) == free {
 				freeIn++
 			} else {
 				paidIn++
