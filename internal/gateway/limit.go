@@ -249,9 +249,11 @@ func (s *peerState) setPlans(plans map[string]apitypes.PlanLimits) {
 
 // refreshCap brings k's cap in line with its class and activity.
 func (s *peerState) refreshCap(k wg.Key) {
+	if _, active := s.active[k]; !active {
+		return // only active peers are capped (deactivate drops the cap)
+	}
 	a, ok := s.peers[k]
-	_, active := s.active[k]
-	if !ok || !active || s.bps[a.class] == 0 {
+	if !ok || s.bps[a.class] == 0 {
 		s.caps.drop(k)
 		return
 	}
