@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -47,9 +48,10 @@ func rolePay() {
 }
 
 // TestFreePlanCap runs a free device through each gateway kind: iperf3 in
-// both directions stays within 10% of the free plan's cap; a payment
-// lifts the cap with the next peer-map poll, after which the same device
-// (now paid) runs far above it.
+// both directions stays within 10% of the free plan's cap, while a paid
+// device connected to the same gateway runs far above it; a payment lifts
+// the free device's cap with the next peer-map poll, after which it too
+// runs far above it.
 func TestFreePlanCap(t *testing.T) {
 	requireNetns(t, "iperf3")
 	for _, kind := range []gatewayKind{tunGateway, builtinGateway} {
@@ -64,11 +66,13 @@ func testFreePlanCap(t *testing.T, kind gatewayKind) {
 	gw := tp.startGateway(t, kind)
 	tp.start(t, tp.i, nil, "iperf3", "-s", "-B", inet4)
 
+	// A paid device in a second client namespace, connected throughout.
+	paidNS := tp.secondClient(t)
+	paidCode := tp.veil(t, tp.g, "admin", "account", "create", "--days", "30", "--control", control, "--data", gw.data)
+	tp.connect(t, paidNS, paidCode, filepath.Join(tp.tmp, "paid"), gw)
+
 	code := tp.veil(t, tp.g, "admin", "account", "create", "--control", control, "--data", gw.data)
-	state := filepath.Join(tp.tmp, "client")
-	tp.veil(t, tp.c, "login", code, "--control", control, "--state", state)
-	t.Cleanup(func() { tp.in(tp.c, tp.bin, "disconnect", "--state", state).Run() })
-	tp.veil(t, tp.c, "connect", "--mode", "tun", "--location", gw.location, "--state", state, "--timeout", "15s")
+	tp.connect(t, tp.c, code, filepath.Join(tp.tmp, "client"), gw)
 
 	for _, reverse := range []bool{false, true} {
 		got := tp.iperf(t, reverse)
@@ -82,6 +86,16 @@ func testFreePlanCap(t *testing.T, kind gatewayKind) {
 		}
 		if got < 0.9*freeCap || got > 1.1*freeCap {
 			t.Errorf("free device, %s: %.2f Mbit/s, want within 10%% of %s", direction(reverse), got/1e6, freeCapText)
+		}
+	}
+
+	// The paid device, on the same gateway while the free one is capped
+	// there, is not.
+	for _, reverse := range []bool{false, true} {
+		got := tp.iperfFrom(t, paidNS, reverse)
+		t.Logf("paid device beside it, %s: %.2f Mbit/s", direction(reverse), got/1e6)
+		if got < 3*freeCap {
+			t.Errorf("paid device beside the free one, %s: %.2f Mbit/s, want far above the free cap of %s", direction(reverse), got/1e6, freeCapText)
 		}
 	}
 
@@ -110,9 +124,9 @@ func testFreePlanCap(t *testing.T, kind gatewayKind) {
 	}
 	for _, reverse := range []bool{false, true} {
 		got := tp.iperf(t, reverse)
-		t.Logf("paid device, %s: %.2f Mbit/s", direction(reverse), got/1e6)
+		t.Logf("upgraded device, %s: %.2f Mbit/s", direction(reverse), got/1e6)
 		if got < 3*freeCap {
-			t.Errorf("paid device, %s: %.2f Mbit/s, want far above the free cap of %s", direction(reverse), got/1e6, freeCapText)
+			t.Errorf("upgraded device, %s: %.2f Mbit/s, want far above the free cap of %s", direction(reverse), got/1e6, freeCapText)
 		}
 	}
 }
@@ -130,6 +144,12 @@ func direction(reverse bool) string {
 // receiver got, in bits per second.
 func (tp *topo) iperf(t testing.TB, reverse bool) float64 {
 	t.Helper()
+	return tp.iperfFrom(t, tp.c, reverse)
+}
+
+// iperfFrom is iperf from the client namespace ns.
+func (tp *topo) iperfFrom(t testing.TB, ns string, reverse bool) float64 {
+	t.Helper()
 	args := []string{"iperf3", "-c", inet4, "-t", "3", "-O", "1", "-J", "--connect-timeout", "5000"}
 	if reverse {
 		args = append(args, "-R")
@@ -144,7 +164,7 @@ func (tp *topo) iperf(t testing.TB, reverse bool) float64 {
 	}
 	var out []byte
 	for try := range 3 { // the server takes one test at a time; a busy one answers at once
-		out, _ = tp.in(tp.c, args...).Output()
+		out, _ = tp.in(ns, args...).Output()
 		res.Error = ""
 		if err := json.Unmarshal(out, &res); err != nil {
 			t.Fatalf("iperf3: %v\n%s", err, out)
@@ -159,4 +179,44 @@ func (tp *topo) iperf(t testing.TB, reverse bool) float64 {
 		t.Fatalf("iperf3: %s", res.Error)
 	}
 	return res.End.SumReceived.BitsPerSecond
+}
+
+// Addresses of the second client's link to the gateway host.
+const client2Net, client2V4, gwIn2V4 = "100.66.0.0/24", "100.66.0.1", "100.66.0.2"
+
+// secondClient makes another client namespace, linked to the gateway
+// host, whose default route leads there; removed at cleanup.
+func (tp *topo) secondClient(t *testing.T) string {
+	t.Helper()
+	ns := tp.c + "b"
+	etc := filepath.Join("/etc/netns", ns)
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte(sentinelDNS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	run(t, "ip", "-n", ns, "link", "add", "c0", "type", "veth", "peer", "name", "g2", "netns", tp.g)
+	run(t, "ip", "-n", ns, "addr", "add", client2V4+"/24", "dev", "c0")
+	run(t, "ip", "-n", ns, "link", "set", "c0", "up")
+	run(t, "ip", "-n", tp.g, "addr", "add", gwIn2V4+"/24", "dev", "g2")
+	run(t, "ip", "-n", tp.g, "link", "set", "g2", "up")
+	run(t, "ip", "-n", ns, "route", "add", "default", "via", gwIn2V4)
+	// The gateway answers from its endpoint address, the one the
+	// client's kill switch lets in.
+	run(t, "ip", "-n", tp.g, "route", "replace", client2Net, "dev", "g2", "src", gwIn4)
+	return ns
+}
+
+// connect logs ns in with code and connects it to gw in tun mode;
+// disconnected at cleanup.
+func (tp *topo) connect(t testing.TB, ns, code, state string, gw *gateway) {
+	t.Helper()
+	tp.veil(t, ns, "login", code, "--control", control, "--state", state)
+	t.Cleanup(func() { tp.in(ns, tp.bin, "disconnect", "--state", state).Run() })
+	tp.veil(t, ns, "connect", "--mode", "tun", "--location", gw.location, "--state", state, "--timeout", "15s")
 }
