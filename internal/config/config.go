@@ -112,6 +112,16 @@ type Config struct {
 	TunnelIPv6Pool string `toml:"tunnel_ipv6_pool" help:"device IPv6 address pool"`
 	// MaxDevices is the device limit per account.
 	MaxDevices int `toml:"max_devices" help:"devices per account"`
+	// FreePlanOn offers the free plan to accounts without paid or trial
+	// time; the free_* keys are its limits (FreePlan).
+	FreePlanOn bool `toml:"free_plan" help:"offer a free plan to accounts without paid or trial time"`
+	// FreeLocations are the locations (se-sto) or countries (se) whose
+	// gateways serve free devices; empty: all.
+	FreeLocations []string `toml:"free_locations" help:"locations (cc-city) or countries (cc) the free plan includes; empty: all"`
+	// FreeDevices is how many devices a free account keeps connected.
+	FreeDevices int `toml:"free_devices" help:"devices per free account"`
+	// FreeBandwidth caps each free device in each direction, "10Mbit".
+	FreeBandwidth string `toml:"free_bandwidth" help:"bandwidth cap per free device, each direction (10Mbit, 512kbit)"`
 	// TrialDays is the length of a new account's trial; 0: no trial.
 	TrialDays int `toml:"trial_days" help:"trial length of new accounts in days"`
 	// SessionTTL is the lifetime of a bearer token.
@@ -211,6 +221,8 @@ func Default() Config {
 		TunnelIPv4Pool:     "10.64.0.0/10",
 		TunnelIPv6Pool:     "fd7a:7665:696c::/64",
 		MaxDevices:         5,
+		FreeDevices:        1,
+		FreeBandwidth:      "10Mbit",
 		TrialDays:          7,
 		SessionTTL:         Duration(24 * time.Hour),
 		DNSLeakAddr:        "127.0.0.1:5353",
@@ -441,6 +453,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxDevices < 1 || c.MaxDevices > 1000 {
 		return bad("max_devices", "want 1 to 1000, got %d", c.MaxDevices)
+	}
+	if _, err := c.FreePlan(); err != nil {
+		return err
 	}
 	if c.TrialDays < 0 || c.TrialDays > 3650 {
 		return bad("trial_days", "want 0 to 3650, got %d", c.TrialDays)

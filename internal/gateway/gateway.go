@@ -217,7 +217,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.dev, err = wg.NewDevice(wg.DeviceConfig{
-		TUN:        tunDev,
+		TUN:        &limitedTUN{Device: tunDev, caps: g.peers.caps},
 		PrivateKey: g.priv,
 		ListenPort: cfg.ListenPort,
 		Logger:     g.log,

@@ -103,10 +103,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, SQLiteFile)
 	}
+	free, err := cfg.FreePlan()
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, dsn, log.With("component", "store"))
 	if err != nil {
 		return nil, err
 	}
+	st.SetFreePlan(store.FreePlan{Enabled: free.Enabled, Devices: free.Devices})
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Service{
 		Config: cfg, Store: st, AdminToken: adminToken, pools: pools, log: log,
@@ -129,9 +134,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		MaxDevices: cfg.MaxDevices, TrialDays: cfg.TrialDays,
 		SessionTTL:     time.Duration(cfg.SessionTTL),
 		BillingSecrets: secrets, Stripe: stripe, BTCPay: btcpay,
-		CheckoutURL: cfg.CheckoutURL,
-		Visitors:    s.visitors,
-		Logger:      log.With("component", "api"),
+		CheckoutURL: cfg.CheckoutURL, FreePlan: free,
+		Visitors: s.visitors,
+		Logger:   log.With("component", "api"),
 	})
 	if err := s.startPrivacy(ctx); err != nil {
 		cancel()
