@@ -225,7 +225,9 @@ func (b *ServerBind) SetMark(mark uint32) error { return b.cfg.UDP.SetMark(mark)
 
 // ParseEndpoint parses a UDP endpoint: the gateway configures none of
 // its own.
-func (b *ServerBind) ParseEndpoint(s string) (conn.Endpoint, error) { return b.cfg.UDP.ParseEndpoint(s) }
+func (b *ServerBind) ParseEndpoint(s string) (conn.Endpoint, error) {
+	return b.cfg.UDP.ParseEndpoint(s)
+}
 
 // BatchSize is the UDP bind's.
 func (b *ServerBind) BatchSize() int { return b.cfg.UDP.BatchSize() }
