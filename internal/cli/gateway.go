@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -48,6 +49,14 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 					return err
 				}
 			}
+			var cert *tls.Certificate
+			if cfg.TLSCert != "" {
+				c, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+				if err != nil {
+					return fmt.Errorf("reading tls_cert and tls_key: %w", err)
+				}
+				cert = &c
+			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 			g, err := gateway.NewWithResolver(gateway.Config{
 				ControlURL:  cfg.Control,
@@ -55,6 +64,9 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 				Mode:        cfg.Mode,
 				PrivateKey:  key,
 				ListenPort:  cfg.WGPort,
+				TLSPort:     cfg.TLSPort,
+				QUICPort:    cfg.QUICPort,
+				Certificate: cert,
 				EgressAllow: cfg.EgressPrefixes(),
 				Egress:      cfg.Egress(),
 				Logger:      log,
