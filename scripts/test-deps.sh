@@ -15,6 +15,7 @@ declare -A need=(
 	[iperf3]=iperf3
 	[dig]=dnsutils
 	[tcpdump]=tcpdump
+	[curl]=curl
 	[promtool]=prometheus
 )
 missing=()
