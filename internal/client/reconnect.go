@@ -76,6 +76,9 @@ func (t *Tunnel) Watch(ctx context.Context) {
 			t.log.Info("gateway changed; peer updated")
 		default:
 			t.log.Info("gateway unchanged; waiting", "retry_in", backoff)
+			if tr, ok := t.nextTransport(); ok {
+				t.log.Info("trying another transport", "transport", tr)
+			}
 		}
 		if changed {
 			// Give the new peer the first handshake's time to answer.

@@ -89,6 +89,34 @@ func (t *Tunnel) connect(ctx context.Context) error {
 	return ErrNoHandshake
 }
 
+// nextTransport moves an Auto tunnel that gets no answer to the next
+// transport the gateway offers (after TLS, back to UDP): the network may
+// have started blocking the one in use. It reports the new transport,
+// or false when there is no other.
+func (t *Tunnel) nextTransport() (string, bool) {
+	if t.cfg.Transport != transport.Auto {
+		return "", false
+	}
+	t.mu.Lock()
+	gw := t.gw
+	t.mu.Unlock()
+	order, err := transportOrder(transport.Auto, gw)
+	if err != nil || len(order) < 2 {
+		return "", false
+	}
+	cur := t.bind.Transport()
+	next := order[0]
+	for i, tr := range order {
+		if tr == cur {
+			next = order[(i+1)%len(order)]
+		}
+	}
+	if t.bind.Use(next, gw) != nil {
+		return "", false
+	}
+	return next, true
+}
+
 // useGateway points the bind at a new gateway's TLS and QUIC, keeping
 // the transport in use if the gateway offers it, else plain UDP.
 func (t *Tunnel) useGateway(gw transport.Gateway) {

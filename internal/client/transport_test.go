@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,5 +83,25 @@ func TestTransportNotOffered(t *testing.T) {
 	}
 	if _, err := transportOrder("x", transport.Gateway{}); err == nil || errors.Is(err, transport.ErrUnavailable) {
 		t.Fatalf("unknown transport: %v", err)
+	}
+}
+
+func TestNextTransportCycles(t *testing.T) {
+	g := newFakeGatewayOn(t, true, true)
+	tun := &Tunnel{cfg: TunnelConfig{Transport: transport.Auto}, gw: transportInfo(g.server), bind: transport.NewClientBind(nil)}
+	var got []string
+	for range 4 {
+		tr, ok := tun.nextTransport()
+		if !ok {
+			t.Fatal("no next transport")
+		}
+		got = append(got, tr)
+	}
+	if want := []string{transport.QUIC, transport.TLS, transport.UDP, transport.QUIC}; !slices.Equal(got, want) {
+		t.Fatalf("transports = %v, want %v", got, want)
+	}
+	tun.cfg.Transport = transport.TLS
+	if _, ok := tun.nextTransport(); ok {
+		t.Fatal("a transport asked for by name changed")
 	}
 }

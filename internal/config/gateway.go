@@ -113,16 +113,8 @@ func (g *Gateway) Validate() error {
 			return bad("admin_http", "want HOST:PORT, got %q", g.AdminHTTP)
 		}
 	}
-	for _, p := range []struct {
-		key  string
-		port int
-	}{{"tls_port", g.TLSPort}, {"quic_port", g.QUICPort}} {
-		if p.port < 0 || p.port > 65535 {
-			return bad(p.key, "%d is not a port", p.port)
-		}
-	}
-	if g.QUICPort != 0 && g.QUICPort == g.WGPort {
-		return bad("quic_port", "must differ from wg_port (both are UDP)")
+	if err := checkTransportPorts(g.WGPort, g.TLSPort, g.QUICPort); err != nil {
+		return err
 	}
 	if (g.TLSCert == "") != (g.TLSKey == "") {
 		return bad("tls_cert", "tls_cert and tls_key go together")
@@ -158,3 +150,19 @@ func (g *Gateway) Egress() []netip.Addr {
 
 // EgressPrefixes returns EgressAllow parsed; Validate has checked it.
 func (g *Gateway) EgressPrefixes() []netip.Prefix { return prefixes(g.EgressAllow) }
+
+// checkTransportPorts checks tls_port and quic_port beside wg_port.
+func checkTransportPorts(wgPort, tlsPort, quicPort int) error {
+	for _, p := range []struct {
+		key  string
+		port int
+	}{{"tls_port", tlsPort}, {"quic_port", quicPort}} {
+		if p.port < 0 || p.port > 65535 {
+			return fmt.Errorf("config: %s: %d is not a port", p.key, p.port)
+		}
+	}
+	if quicPort != 0 && quicPort == wgPort {
+		return errors.New("config: quic_port: must differ from wg_port (both are UDP)")
+	}
+	return nil
+}

@@ -41,6 +41,8 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 		Mode:        gateway.ModeNetstack,
 		PrivateKey:  key,
 		ListenPort:  s.Config.WGPort,
+		TLSPort:     s.Config.TLSPort,
+		QUICPort:    s.Config.QUICPort,
 		EgressAllow: s.Config.EgressPrefixes(),
 		Logger:      s.log, // the gateway adds its own component attribute
 	}, resolver.Config{
