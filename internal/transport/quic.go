@@ -38,29 +38,61 @@ func quicConfig(client bool) *quic.Config {
 type quicConn struct {
 	qc *quic.Conn
 
+	// maxDatagram is the largest datagram payload QUIC last said it
+	// takes, zero before it said; larger messages go straight to the
+	// stream. It is forgotten every datagramRecheck, since path MTU
+	// discovery may raise it.
+	dmu         sync.Mutex
+	maxDatagram int
+	checkedAt   time.Time
+
 	mu     sync.Mutex // guards the stream and its buffer
 	stream *quic.SendStream
 	wbuf   []byte
 }
 
+// datagramRecheck is how often a message too large for the last known
+// datagram size tries a datagram again.
+const datagramRecheck = 10 * time.Second
+
 func (c *quicConn) send(msgs [][]byte) error {
+	c.dmu.Lock()
+	limit := c.maxDatagram
+	if limit > 0 && time.Since(c.checkedAt) > datagramRecheck {
+		limit, c.maxDatagram = 0, 0
+	}
+	c.dmu.Unlock()
+	var big [][]byte
 	for _, m := range msgs {
 		if len(m) < minMessage || len(m) > MaxMessage {
+			continue
+		}
+		if limit > 0 && len(m) > limit {
+			big = append(big, m)
 			continue
 		}
 		err := c.qc.SendDatagram(m)
 		var tooLarge *quic.DatagramTooLargeError
 		if errors.As(err, &tooLarge) {
-			err = c.sendStream(m)
+			limit = int(tooLarge.MaxDatagramPayloadSize)
+			c.dmu.Lock()
+			c.maxDatagram, c.checkedAt = limit, time.Now()
+			c.dmu.Unlock()
+			big = append(big, m)
+			continue
 		}
 		if err != nil {
 			return err
 		}
 	}
-	return nil
+	if len(big) == 0 {
+		return nil
+	}
+	return c.sendStream(big)
 }
 
-func (c *quicConn) sendStream(m []byte) error {
+// sendStream writes msgs on the stream, framed, in one write.
+func (c *quicConn) sendStream(msgs [][]byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stream == nil {
@@ -70,9 +102,13 @@ func (c *quicConn) sendStream(m []byte) error {
 		}
 		c.stream = s
 	}
-	c.wbuf = appendFrame(c.wbuf[:0], m)
+	b := c.wbuf[:0]
+	for _, m := range msgs {
+		b = appendFrame(b, m)
+	}
+	c.wbuf = b
 	c.stream.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := c.stream.Write(c.wbuf)
+	_, err := c.stream.Write(b)
 	return err
 }
 
