@@ -54,7 +54,11 @@ A kill switch left on by a connection that died or failed is taken over
 by the next tun-mode connect, which reaches the control plane through it.
 proxy (no root) offers the tunnel as a SOCKS5 and an HTTP proxy on
 127.0.0.1; names are resolved through the tunnel. The default is tun as
-root, proxy otherwise.`,
+root, proxy otherwise.
+
+--transport auto (the default) tries plain WireGuard over UDP, then, if
+the gateway does not answer, WireGuard over QUIC and then over TLS on
+TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.settings.load(cmd, config.Client{SOCKS: client.DefaultSOCKS, HTTPProxy: client.DefaultHTTPProxy, Transport: client.DefaultTransport})
