@@ -16,6 +16,7 @@ declare -A need=(
 	[dig]=dnsutils
 	[kdig]=knot-dnsutils
 	[tcpdump]=tcpdump
+	[curl]=curl
 	[promtool]=prometheus
 )
 missing=()

@@ -13,6 +13,10 @@
 #                setsid, in a session (so a scheduler autogroup) of its own
 #   veil-tun     `veil connect --mode tun` (kill switch on, the default) to
 #                `veil gateway --mode tun`
+#   veil-tun/tls   veil-tun with --transport tls: WireGuard over TLS on
+#                TCP 443, as on a network that blocks UDP
+#   veil-tun/quic  veil-tun with --transport quic: WireGuard in QUIC
+#                datagrams on UDP 443
 #   veil-tun/noks  (not run unless named in PATHS) veil-tun with
 #                --kill-switch=false, to see what the kill switch costs
 #   wg/veil-gw   (not run unless named) the wgplain client, configured from
@@ -47,7 +51,8 @@
 #             upper bound in Mbit/s, default 4000; UDP_STEPS bisections,
 #             default 8 (a ratio of 1.7% between the last two rates);
 #             UDP_STEP_DURATION seconds per try, default 3
-#   PATHS     which paths, default "veth wg veil-tun veil-tun/ns veil-proxy veil-proxy/ns"
+#   PATHS     which paths, default "veth wg veil-tun veil-tun/tls veil-tun/quic
+#             veil-tun/ns veil-proxy veil-proxy/ns"
 #   VEIL_SRC  source tree veil is built from, default this repository
 #   VEIL_BENCH_INSTALL=1  apt-get install what is missing (nothing otherwise)
 #   KEEP_LOGS=1  keep the temporary directory (logs, iperf3 JSON)
@@ -60,7 +65,7 @@ repo=$(pwd)
 dur=${DURATION:-10} rounds=${ROUNDS:-3}
 udp_rate=${UDP_RATE:-search} udp_len=${UDP_LEN:-1360}
 udp_loss=${UDP_LOSS:-1} udp_max=${UDP_MAX:-4000} udp_steps=${UDP_STEPS:-8} udp_step_dur=${UDP_STEP_DURATION:-3}
-paths=${PATHS:-"veth wg veil-tun veil-tun/ns veil-proxy veil-proxy/ns"}
+paths=${PATHS:-"veth wg veil-tun veil-tun/tls veil-tun/quic veil-tun/ns veil-proxy veil-proxy/ns"}
 src=${VEIL_SRC:-$repo}
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (network namespaces)" >&2; exit 1; }
@@ -377,10 +382,12 @@ for r in $(seq "$rounds"); do
 			measure "$p" tcp "$r" $inet4 5201 "$wg_cpid" "$veil_gw_pid"
 			measure "$p" udp "$r" $inet4 5201 "$wg_cpid" "$veil_gw_pid"
 			kill "$wg_cpid" 2>/dev/null || true; wait "$wg_cpid" 2>/dev/null || true ;;
-		veil-tun | veil-tun/ns | veil-tun/noks)
-			gw=$veil_gw_pid loc=vgw flags=()
+		veil-tun | veil-tun/ns | veil-tun/noks | veil-tun/tls | veil-tun/quic)
+			gw=$veil_gw_pid loc=vgw flags=(--transport udp)
 			[ "$p" = veil-tun/ns ] && gw=$serve_pid loc=builtin
-			[ "$p" = veil-tun/noks ] && flags=(--kill-switch=false)
+			[ "$p" = veil-tun/noks ] && flags+=(--kill-switch=false)
+			[ "$p" = veil-tun/tls ] && flags=(--transport tls)
+			[ "$p" = veil-tun/quic ] && flags=(--transport quic)
 			veil_up tun "$loc" "${flags[@]}"
 			measure "$p" tcp "$r" $inet4 5201 "$veil_cpid" "$gw"
 			measure "$p" udp "$r" $inet4 5201 "$veil_cpid" "$gw"
@@ -426,6 +433,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0)
 has() { case " $paths " in *" $1 "*) return 0 ;; esac; return 1; }
 for q in tcp udp; do
 	has wg && has veil-tun && echo "- veil-tun / wg, $q: $(ratio "$(col veil-tun $q 4)" "$(col wg $q 4)") of the medians; $(paired veil-tun wg $q)% the median of the rounds' ratios (target >= 95%)"
+done
+for q in tcp udp; do
+	for tr in tls quic; do
+		has veil-tun && has veil-tun/$tr && echo "- veil-tun/$tr / veil-tun (plain UDP), $q: $(ratio "$(col veil-tun/$tr $q 4)" "$(col veil-tun $q 4)")"
+	done
 done
 for q in tcp udp; do
 	has veil-tun && has veil-proxy && echo "- veil-proxy / veil-tun, $q: $(ratio "$(col veil-proxy $q 4)" "$(col veil-tun $q 4)") (target >= 50%)"

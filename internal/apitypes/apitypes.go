@@ -108,6 +108,14 @@ type Server struct {
 	// tunnel then.
 	EndpointAddrs []string `json:"endpoint_addrs,omitempty"`
 	PublicKey     string   `json:"public_key,omitempty"`
+	// TLSPort and QUICPort are where, on Endpoint's host, the gateway
+	// also takes WireGuard over TLS (TCP) and over QUIC (UDP), for
+	// networks that block WireGuard; absent when it does not.
+	TLSPort  int `json:"tls_port,omitempty"`
+	QUICPort int `json:"quic_port,omitempty"`
+	// CertPin is the base64 SHA-256 of the public key of the certificate
+	// the gateway presents on both: a client accepts no other.
+	CertPin string `json:"cert_pin,omitempty"`
 	// TunnelIPv4 and TunnelIPv6 are the gateway's own addresses inside
 	// the tunnel, where its DNS resolver answers.
 	TunnelIPv4 string `json:"tunnel_ipv4"`
@@ -137,10 +145,15 @@ type GatewayReport struct {
 	// Egress are the addresses the gateway's traffic leaves from (its
 	// own, at most MaxEgress), by which My IP and the DNS leak test
 	// recognise it when they differ from its endpoint.
-	Egress  []string `json:"egress,omitempty"`
-	Peers   int      `json:"peers"`
-	RxBytes uint64   `json:"rx_bytes"`
-	TxBytes uint64   `json:"tx_bytes"`
+	Egress []string `json:"egress,omitempty"`
+	// TLSPort, QUICPort and CertPin are as in Server; zero and empty
+	// when the gateway offers neither transport.
+	TLSPort  int    `json:"tls_port,omitempty"`
+	QUICPort int    `json:"quic_port,omitempty"`
+	CertPin  string `json:"cert_pin,omitempty"`
+	Peers    int    `json:"peers"`
+	RxBytes  uint64 `json:"rx_bytes"`
+	TxBytes  uint64 `json:"tx_bytes"`
 }
 
 // MaxEgress is the most egress addresses a gateway reports.

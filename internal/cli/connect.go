@@ -30,6 +30,7 @@ import (
 
 type connectFlags struct {
 	state, location, mode, socks, httpProxy string
+	transport                               string
 	killSwitch, foreground                  bool
 	readyFD                                 int
 	timeout                                 time.Duration
@@ -53,14 +54,18 @@ A kill switch left on by a connection that died or failed is taken over
 by the next tun-mode connect, which reaches the control plane through it.
 proxy (no root) offers the tunnel as a SOCKS5 and an HTTP proxy on
 127.0.0.1; names are resolved through the tunnel. The default is tun as
-root, proxy otherwise.`,
+root, proxy otherwise.
+
+--transport auto (the default) tries plain WireGuard over UDP, then, if
+the gateway does not answer, WireGuard over QUIC and then over TLS on
+TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.settings.load(cmd, config.Client{SOCKS: client.DefaultSOCKS, HTTPProxy: client.DefaultHTTPProxy})
+			cfg, err := f.settings.load(cmd, config.Client{SOCKS: client.DefaultSOCKS, HTTPProxy: client.DefaultHTTPProxy, Transport: client.DefaultTransport})
 			if err != nil {
 				return err
 			}
-			f.state, f.socks, f.httpProxy = cfg.State, cfg.SOCKS, cfg.HTTPProxy
+			f.state, f.socks, f.httpProxy, f.transport = cfg.State, cfg.SOCKS, cfg.HTTPProxy, cfg.Transport
 			if f.mode == "" {
 				f.mode = client.ModeProxy
 				if os.Geteuid() == 0 {
@@ -100,6 +105,7 @@ root, proxy otherwise.`,
 	fl.StringVar(&f.mode, "mode", "", "tun (root) or proxy (default: tun as root, proxy otherwise)")
 	fl.StringVar(&f.socks, "socks", client.DefaultSOCKS, `proxy mode: SOCKS5 listener on loopback, or "off"`)
 	fl.StringVar(&f.httpProxy, "http-proxy", client.DefaultHTTPProxy, `proxy mode: HTTP proxy listener on loopback, or "off"`)
+	fl.StringVar(&f.transport, "transport", client.DefaultTransport, "how WireGuard reaches the gateway: udp, tls (TCP 443), quic, or auto (UDP, then QUIC, then TLS)")
 	fl.BoolVar(&f.killSwitch, "kill-switch", false, "tun mode: block all traffic outside the tunnel until `veil disconnect` (default on in tun mode)")
 	fl.BoolVar(&f.foreground, "foreground", false, "stay attached instead of returning once connected")
 	fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long to wait for the gateway's first handshake")
@@ -165,7 +171,7 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 	defer r.Close()
 	args := []string{"connect", "--foreground", "--ready-fd", "3",
 		"--state", dir, "--location", f.location, "--mode", f.mode,
-		"--socks", f.socks, "--http-proxy", f.httpProxy,
+		"--socks", f.socks, "--http-proxy", f.httpProxy, "--transport", f.transport,
 		"--kill-switch=" + strconv.FormatBool(f.killSwitch),
 		"--timeout", f.timeout.String(), "--log-level", f.logLevel}
 	child := exec.Command(exe, args...)
@@ -206,7 +212,7 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 }
 
 func printConnected(w io.Writer, st *client.Status) {
-	fmt.Fprintf(w, "Connected to %s (%s), mode %s", st.Gateway, st.Location, st.Mode)
+	fmt.Fprintf(w, "Connected to %s (%s), mode %s, over %s", st.Gateway, st.Location, st.Mode, st.Transport)
 	if st.KillSwitch {
 		fmt.Fprint(w, ", kill switch on")
 	}
@@ -306,7 +312,7 @@ func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *
 	}
 	return client.Up(ctx, client.TunnelConfig{
 		State: st, Server: srv, Location: f.location, Mode: f.mode,
-		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch,
+		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch, Transport: f.transport,
 		Dir: dir, HandshakeTimeout: f.timeout, Logger: log,
 	})
 }
@@ -366,6 +372,9 @@ func printStatus(w io.Writer, st *client.Status) {
 		fmt.Fprintf(w, "Connected to %s (%s), mode %s\n", st.Gateway, st.Location, st.Mode)
 	}
 	fmt.Fprintf(w, "  endpoint:       %s\n", st.Endpoint)
+	if st.Transport != "" {
+		fmt.Fprintf(w, "  transport:      %s\n", st.Transport)
+	}
 	if st.IPv4 != "" {
 		fmt.Fprintf(w, "  tunnel IPv4:    %s\n", st.IPv4)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -48,8 +49,16 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 					return err
 				}
 			}
+			var cert *tls.Certificate
+			if cfg.TLSCert != "" {
+				c, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+				if err != nil {
+					return fmt.Errorf("reading tls_cert and tls_key: %w", err)
+				}
+				cert = &c
+			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
-			cert, err := gateway.DNSCertFiles(cfg.DNSTLSCert, cfg.DNSTLSKey, log)
+			dnsCert, err := gateway.DNSCertFiles(cfg.DNSTLSCert, cfg.DNSTLSKey, log)
 			if err != nil {
 				return err
 			}
@@ -59,12 +68,15 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 				Mode:           cfg.Mode,
 				PrivateKey:     key,
 				ListenPort:     cfg.WGPort,
+				TLSPort:        cfg.TLSPort,
+				QUICPort:       cfg.QUICPort,
+				Certificate:    cert,
 				EgressAllow:    cfg.EgressPrefixes(),
 				Egress:         cfg.Egress(),
 				Logger:         log,
 				TUNName:        cfg.TUNName,
 				IdleTimeout:    time.Duration(cfg.IdleTimeout),
-				DNSCertificate: cert,
+				DNSCertificate: dnsCert,
 			}, resolver.Config{
 				RootHints:     cfg.DNSRootHints,
 				Port:          cfg.DNSUpstreamPort,

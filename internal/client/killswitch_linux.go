@@ -20,6 +20,8 @@ type killSwitchRules struct {
 	// Endpoints are the gateway's WireGuard endpoints (UDP). While the
 	// gateway moves there are two: the old and the new.
 	Endpoints []netip.AddrPort
+	// TCP are the gateway's TLS endpoints, let out like Endpoints.
+	TCP []netip.AddrPort
 	// API are the control plane's addresses (TCP), let out only for
 	// sockets carrying Mark: the holding process's own, while it looks
 	// for the gateway's new key or endpoint. Empty the rest of the time.
@@ -65,6 +67,9 @@ func installKillSwitch(iface string, ks killSwitchRules) error {
 	for _, ep := range ks.Endpoints {
 		rule(out, flow(unix.IPPROTO_UDP, ep, to)...)
 	}
+	for _, ep := range ks.TCP {
+		rule(out, flow(unix.IPPROTO_TCP, ep, to)...)
+	}
 	for _, ap := range ks.API {
 		rule(out, append(markIs(ks.Mark), flow(unix.IPPROTO_TCP, ap, to)...)...)
 	}
@@ -80,6 +85,9 @@ func installKillSwitch(iface string, ks killSwitchRules) error {
 	// own included, and cost a tenth of its UDP throughput.
 	for _, ep := range ks.Endpoints {
 		rule(in, flow(unix.IPPROTO_UDP, ep, from)...)
+	}
+	for _, ep := range ks.TCP {
+		rule(in, flow(unix.IPPROTO_TCP, ep, from)...)
 	}
 	for _, ap := range ks.API {
 		rule(in, flow(unix.IPPROTO_TCP, ap, from)...)

@@ -37,7 +37,7 @@ func (t *Tunnel) upProxy(_ context.Context, sp tunnelSpec) error {
 	if err != nil {
 		return fmt.Errorf("starting the userspace network stack: %w", err)
 	}
-	dev, err := wg.NewDevice(wg.DeviceConfig{TUN: ns, Bind: t.cfg.Bind, PrivateKey: sp.priv, Logger: t.log})
+	dev, err := wg.NewDevice(wg.DeviceConfig{TUN: ns, Bind: t.bind, PrivateKey: sp.priv, Logger: t.log})
 	if err != nil {
 		ns.Close()
 		return err

@@ -76,6 +76,9 @@ func (t *Tunnel) Watch(ctx context.Context) {
 			t.log.Info("gateway changed; peer updated")
 		default:
 			t.log.Info("gateway unchanged; waiting", "retry_in", backoff)
+			if tr, ok := t.nextTransport(); ok {
+				t.log.Info("trying another transport", "transport", tr)
+			}
 		}
 		if changed {
 			// Give the new peer the first handshake's time to answer.
@@ -168,7 +171,7 @@ func (t *Tunnel) reconnect(ctx context.Context) (changed bool, err error) {
 	if err != nil {
 		return false, errors.New("cannot resolve the gateway's endpoint")
 	}
-	if key == curKey && ep == curEP && next.Name == cur.Name {
+	if key == curKey && ep == curEP && next.Name == cur.Name && transportInfo(next) == transportInfo(cur) {
 		return false, nil
 	}
 	var dns []netip.Addr
@@ -260,26 +263,30 @@ func (t *Tunnel) movePeer(srv apitypes.Server, key wg.Key, ep netip.AddrPort, dn
 		return errors.New("tunnel closed")
 	default:
 	}
+	gw := transportInfo(srv)
 	t.mu.Lock()
-	oldKey, oldEP := t.peer, t.endpoint
+	oldKey, oldEP, oldGW := t.peer, t.endpoint, t.gw
 	t.mu.Unlock()
+	oldFlows, newFlows := flowsTo(oldEP, oldGW), flowsTo(ep, gw)
 	if t.tun != nil {
-		if err := t.tun.allowEndpoints(oldEP, ep); err != nil {
+		if err := t.tun.allowEndpoints(oldFlows.plus(newFlows)); err != nil {
 			return err
 		}
 	}
+	t.useGateway(gw)
 	var remove []wg.Key
 	if key != oldKey {
 		remove = []wg.Key{oldKey}
 	}
 	if err := t.dev.UpdatePeers([]wg.Peer{t.peerConfig(key, ep)}, remove); err != nil {
+		t.useGateway(oldGW)
 		if t.tun != nil {
-			t.tun.allowEndpoints(oldEP)
+			t.tun.allowEndpoints(oldFlows)
 		}
 		return err
 	}
 	t.mu.Lock()
-	t.server, t.peer, t.endpoint = srv, key, ep
+	t.server, t.peer, t.endpoint, t.gw = srv, key, ep, gw
 	dnsChanged := !slices.Equal(dns, t.dns) && len(dns) > 0
 	if dnsChanged {
 		t.dns = dns
@@ -287,7 +294,7 @@ func (t *Tunnel) movePeer(srv apitypes.Server, key wg.Key, ep netip.AddrPort, dn
 	t.mu.Unlock()
 	var errs []error
 	if t.tun != nil {
-		if err := t.tun.allowEndpoints(ep); err != nil {
+		if err := t.tun.allowEndpoints(newFlows); err != nil {
 			errs = append(errs, err)
 		}
 		if dnsChanged {

@@ -101,7 +101,8 @@ func (t *Tunnel) upTUN(ctx context.Context, sp tunnelSpec) error {
 		API:        api,
 	}}
 	p.locked = t.cfg.KillSwitch && old != nil && old.KillSwitch
-	p.ks = killSwitchRules{Endpoints: []netip.AddrPort{sp.endpoint}, Mark: p.rec.Fwmark}
+	f := flowsTo(sp.endpoint, t.gw)
+	p.ks = killSwitchRules{Endpoints: f.udp, TCP: f.tcp, Mark: p.rec.Fwmark}
 	// The record goes first: whatever happens next, disconnect can undo.
 	if err := p.rec.save(p.dir); err != nil {
 		return fmt.Errorf("saving connection record: %w", err)
@@ -124,6 +125,7 @@ func (t *Tunnel) upTUN(ctx context.Context, sp tunnelSpec) error {
 	}
 	dev, err := wg.NewDevice(wg.DeviceConfig{
 		TUN:          tdev,
+		Bind:         t.bind,
 		FirewallMark: DefaultFwmark,
 		PrivateKey:   sp.priv,
 		Logger:       t.log,
@@ -205,14 +207,14 @@ func ipnet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// allowEndpoints makes eps the gateway endpoints the kill switch lets out,
-// in one transaction.
-func (p *tunPlane) allowEndpoints(eps ...netip.AddrPort) error {
+// allowEndpoints makes f the gateway flows the kill switch lets out, in
+// one transaction.
+func (p *tunPlane) allowEndpoints(f flows) error {
 	if !p.killSwitch {
 		return nil
 	}
 	ks := p.ks
-	ks.Endpoints = eps
+	ks.Endpoints, ks.TCP = f.udp, f.tcp
 	if err := installKillSwitch(p.rec.Interface, ks); err != nil {
 		return err
 	}

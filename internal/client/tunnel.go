@@ -12,6 +12,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 
 	"veil/internal/apitypes"
+	"veil/internal/transport"
 	"veil/internal/wg"
 )
 
@@ -82,6 +83,11 @@ type TunnelConfig struct {
 	// tunnel, which the kill switch lets through only while reconnecting).
 	Servers func(ctx context.Context) ([]apitypes.Server, error)
 
+	// Transport is how WireGuard reaches the gateway: transport.UDP (the
+	// default when empty), TLS, QUIC, or Auto (UDP, then QUIC, then TLS,
+	// whichever the gateway offers, until one gets a handshake).
+	Transport string
+
 	// Bind carries the WireGuard UDP (proxy mode). If nil, wireguard-go's
 	// default bind on the host's sockets is used; tests pass one bound to
 	// a chosen source address.
@@ -99,9 +105,11 @@ type Status struct {
 	Gateway  string `json:"gateway"`
 	Location string `json:"location"`
 	Endpoint string `json:"endpoint"`
-	IPv4     string `json:"ipv4,omitempty"`
-	IPv6     string `json:"ipv6,omitempty"`
-	DNS      string `json:"dns,omitempty"`
+	// Transport is how WireGuard reaches the gateway now: udp, tls or quic.
+	Transport string `json:"transport"`
+	IPv4      string `json:"ipv4,omitempty"`
+	IPv6      string `json:"ipv6,omitempty"`
+	DNS       string `json:"dns,omitempty"`
 	// State is StateConnected, or StateReconnecting while the watcher
 	// looks for the gateway's new key or endpoint, or another gateway.
 	State         string    `json:"state"`
@@ -135,8 +143,12 @@ type Tunnel struct {
 	server       apitypes.Server
 	peer         wg.Key
 	endpoint     netip.AddrPort
+	gw           transport.Gateway // the gateway's TLS and QUIC
 	dns          []netip.Addr
 	reconnecting bool
+
+	// bind carries WireGuard over the transport in use.
+	bind *transport.ClientBind
 
 	proxy *proxyPlane // proxy mode
 	tun   *tunPlane   // tun mode
@@ -230,8 +242,12 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = DefaultStaleAfter
 	}
+	if _, err := transportOrder(cfg.Transport, transportInfo(cfg.Server)); err != nil {
+		return nil, err
+	}
 	t := &Tunnel{cfg: cfg, log: cfg.Logger, server: cfg.Server, peer: sp.peer, endpoint: sp.endpoint,
-		addrs: sp.addrs, dns: sp.dns, closed: make(chan struct{})}
+		gw: transportInfo(cfg.Server), addrs: sp.addrs, dns: sp.dns, closed: make(chan struct{}),
+		bind: transport.NewClientBind(cfg.Bind)}
 	switch cfg.Mode {
 	case ModeProxy:
 		err = t.upProxy(ctx, sp)
@@ -241,12 +257,12 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 		return nil, fmt.Errorf("unknown mode %q (tun or proxy)", cfg.Mode)
 	}
 	if err == nil {
-		err = t.waitHandshake(ctx)
+		err = t.connect(ctx)
 	}
 	if err != nil {
 		return nil, t.failed(err)
 	}
-	t.log.Info("tunnel up", "mode", cfg.Mode)
+	t.log.Info("tunnel up", "mode", cfg.Mode, "transport", t.bind.Transport())
 	return t, nil
 }
 
@@ -289,8 +305,8 @@ func (t *Tunnel) peerConfig(key wg.Key, ep netip.AddrPort) wg.Peer {
 // ErrNoHandshake is returned when the gateway does not answer.
 var ErrNoHandshake = errors.New("no handshake with the gateway")
 
-func (t *Tunnel) waitHandshake(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+func (t *Tunnel) waitHandshake(ctx context.Context, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -302,7 +318,7 @@ func (t *Tunnel) waitHandshake(ctx context.Context) error {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("%w %s within %s (is it online, and this device still registered?)",
-					ErrNoHandshake, t.cfg.Server.Name, t.cfg.HandshakeTimeout)
+					ErrNoHandshake, t.cfg.Server.Name, wait)
 			}
 			return ctx.Err()
 		case <-tick.C:
@@ -320,6 +336,7 @@ func (t *Tunnel) Status() Status {
 		Gateway:      t.server.Name,
 		Location:     t.server.Location,
 		Endpoint:     t.endpoint.String(),
+		Transport:    t.bind.Transport(),
 		HandshakeAge: -1,
 		KillSwitch:   t.tun != nil && t.tun.killSwitch,
 	}

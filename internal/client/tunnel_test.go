@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/proxy"
 
 	"veil/internal/apitypes"
+	"veil/internal/transport"
 	"veil/internal/wg"
 )
 
@@ -39,6 +40,13 @@ const (
 
 func newFakeGateway(t testing.TB) *fakeGateway {
 	t.Helper()
+	return newFakeGatewayOn(t, false, false)
+}
+
+// newFakeGatewayOn is newFakeGateway that also takes WireGuard over TLS
+// and QUIC on loopback, as the server list says.
+func newFakeGatewayOn(t testing.TB, withTLS, withQUIC bool) *fakeGateway {
+	t.Helper()
 	priv, err := wg.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +55,30 @@ func newFakeGateway(t testing.TB) *fakeGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := wg.NewDevice(wg.DeviceConfig{TUN: ns, PrivateKey: priv})
+	var bind *transport.ServerBind
+	var pin string
+	if withTLS || withQUIC {
+		cert, err := transport.SelfSigned("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pin, _ = transport.CertPin(cert)
+		sc := transport.ServerConfig{Certificate: cert}
+		if withTLS {
+			sc.TLSAddr = "127.0.0.1:0"
+		}
+		if withQUIC {
+			sc.QUICAddr = "127.0.0.1:0"
+		}
+		if bind, err = transport.NewServerBind(sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dc := wg.DeviceConfig{TUN: ns, PrivateKey: priv}
+	if bind != nil {
+		dc.Bind = bind
+	}
+	dev, err := wg.NewDevice(dc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +92,15 @@ func newFakeGateway(t testing.TB) *fakeGateway {
 		Name: "test-1", Location: "se-sto", Country: "se", Online: true,
 		Endpoint:  net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		PublicKey: priv.Public().Base64(), TunnelIPv4: gw4, TunnelIPv6: gw6,
+	}
+	if bind != nil {
+		g.server.CertPin = pin
+		if a, ok := bind.TLSAddr().(*net.TCPAddr); ok {
+			g.server.TLSPort = a.Port
+		}
+		if a, ok := bind.QUICAddr().(*net.UDPAddr); ok {
+			g.server.QUICPort = a.Port
+		}
 	}
 	// HTTP on the gateway's tunnel address, answering with the caller's
 	// address as the echo host of the namespace tests does.

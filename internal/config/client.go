@@ -19,6 +19,9 @@ type Client struct {
 	// SOCKS and HTTPProxy are proxy mode's listeners on loopback, or "off".
 	SOCKS     string `toml:"socks" help:"proxy mode: SOCKS5 listener on loopback, or \"off\""`
 	HTTPProxy string `toml:"http_proxy" help:"proxy mode: HTTP proxy listener on loopback, or \"off\""`
+	// Transport is how WireGuard reaches the gateway: udp, tls, quic, or
+	// auto (UDP, then QUIC, then TLS).
+	Transport string `toml:"transport" help:"udp, tls, quic or auto (UDP, falling back to QUIC, then TLS)"`
 }
 
 // DefaultControl is the control plane `veil serve` runs by default.
@@ -35,6 +38,11 @@ func LoadClient(def Client, src Sources) (Client, error) {
 		if err := checkControl(c.Control); err != nil {
 			return c, err
 		}
+	}
+	switch c.Transport {
+	case "", "udp", "tls", "quic", "auto":
+	default:
+		return c, fmt.Errorf("config: transport: want udp, tls, quic or auto, got %q", c.Transport)
 	}
 	return c, nil
 }

@@ -44,6 +44,11 @@ type Config struct {
 
 	// WGPort is the built-in gateway's WireGuard UDP port.
 	WGPort int `toml:"wg_port" help:"built-in gateway WireGuard UDP port"`
+	// TLSPort and QUICPort are the built-in gateway's ports for WireGuard
+	// over TLS (TCP) and QUIC (UDP), with a self-signed certificate; 0
+	// (the default) turns one off.
+	TLSPort  int `toml:"tls_port" help:"built-in gateway TCP port for WireGuard over TLS; 0: off"`
+	QUICPort int `toml:"quic_port" help:"built-in gateway UDP port for WireGuard over QUIC; 0: off"`
 	// Endpoint is the built-in gateway's address as clients dial it;
 	// empty: the HTTP host with WGPort.
 	Endpoint string `toml:"endpoint" help:"HOST:PORT advertised for the built-in gateway"`
@@ -402,6 +407,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := (dataPlane{c.WGPort, c.DNSUpstreamPort, c.EgressAllow, c.AllowBroadRanges, c.DNSRootHints, c.DNSBlocklists, c.DNSForward, c.LogLevel}).check(); err != nil {
+		return err
+	}
+	if err := checkTransportPorts(c.WGPort, c.TLSPort, c.QUICPort); err != nil {
 		return err
 	}
 	if err := checkCertPair("dns_tls_cert", c.DNSTLSCert, "dns_tls_key", c.DNSTLSKey); err != nil {

@@ -29,7 +29,18 @@ type Gateway struct {
 	// TUNName is the kernel interface in tun mode.
 	TUNName string `toml:"tun_name" help:"TUN interface name in tun mode"`
 
-	WGPort      int      `toml:"wg_port" help:"WireGuard UDP port"`
+	WGPort int `toml:"wg_port" help:"WireGuard UDP port"`
+	// TLSPort and QUICPort are where WireGuard over TLS (TCP) and over
+	// QUIC (UDP) are served, for networks that block WireGuard; 0 turns
+	// one off. Any other listener on the host (an HTTPS proxy) needs a
+	// port of its own.
+	TLSPort  int `toml:"tls_port" help:"TCP port for WireGuard over TLS (and a plain HTTPS page); 0: off"`
+	QUICPort int `toml:"quic_port" help:"UDP port for WireGuard over QUIC; 0: off"`
+	// TLSCert and TLSKey are PEM files of the certificate both present;
+	// empty: a self-signed one made at start and kept in RAM. Clients
+	// trust either by its key's pin, published in the server list.
+	TLSCert     string   `toml:"tls_cert" help:"PEM certificate for TLS and QUIC; empty: self-signed at start"`
+	TLSKey      string   `toml:"tls_key" help:"PEM private key of tls_cert"`
 	EgressAllow []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
 	// AllowBroadRanges lets egress_allow hold ranges broader than /8
 	// (IPv4) or /32 (IPv6).
@@ -59,7 +70,7 @@ type Gateway struct {
 // DefaultGateway returns the gateway configuration used when nothing is
 // set.
 func DefaultGateway() Gateway {
-	return Gateway{Mode: "netstack", TUNName: "veil0", WGPort: 51820, LogLevel: "info", IdleTimeout: Duration(5 * time.Minute), DNSValidate: true}
+	return Gateway{Mode: "netstack", TUNName: "veil0", WGPort: 51820, TLSPort: 443, QUICPort: 443, LogLevel: "info", IdleTimeout: Duration(5 * time.Minute), DNSValidate: true}
 }
 
 // LoadGateway reads the configuration of `veil gateway` from its sources
@@ -107,6 +118,19 @@ func (g *Gateway) Validate() error {
 			return bad("admin_http", "want HOST:PORT, got %q", g.AdminHTTP)
 		}
 	}
+	if err := checkTransportPorts(g.WGPort, g.TLSPort, g.QUICPort); err != nil {
+		return err
+	}
+	if (g.TLSCert == "") != (g.TLSKey == "") {
+		return bad("tls_cert", "tls_cert and tls_key go together")
+	}
+	for key, f := range map[string]string{"tls_cert": g.TLSCert, "tls_key": g.TLSKey} {
+		if f != "" {
+			if err := CheckFile(f, MaxTextFile); err != nil {
+				return bad(key, "%v", err)
+			}
+		}
+	}
 	if g.KeyFile != "" {
 		// Created when missing; read at start when present.
 		if _, err := os.Stat(g.KeyFile); !errors.Is(err, fs.ErrNotExist) {
@@ -134,3 +158,19 @@ func (g *Gateway) Egress() []netip.Addr {
 
 // EgressPrefixes returns EgressAllow parsed; Validate has checked it.
 func (g *Gateway) EgressPrefixes() []netip.Prefix { return prefixes(g.EgressAllow) }
+
+// checkTransportPorts checks tls_port and quic_port beside wg_port.
+func checkTransportPorts(wgPort, tlsPort, quicPort int) error {
+	for _, p := range []struct {
+		key  string
+		port int
+	}{{"tls_port", tlsPort}, {"quic_port", quicPort}} {
+		if p.port < 0 || p.port > 65535 {
+			return fmt.Errorf("config: %s: %d is not a port", p.key, p.port)
+		}
+	}
+	if quicPort != 0 && quicPort == wgPort {
+		return errors.New("config: quic_port: must differ from wg_port (both are UDP)")
+	}
+	return nil
+}

@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -519,6 +520,27 @@ func TestGatewayReport(t *testing.T) {
 	for _, bad := range [][]string{{"gw.example"}, {"fe80::1%eth0"}, tooMany} {
 		if st := e.call(t, "POST", "/api/v1/gateway/report", gw, apitypes.GatewayReport{PublicKey: pub, Egress: bad}, nil); st != 400 {
 			t.Errorf("report with egress %q: %d, want 400", bad, st)
+		}
+	}
+	// The TLS and QUIC transports reach the server list, with their pin.
+	pin := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	rep = apitypes.GatewayReport{PublicKey: pub, TLSPort: 443, QUICPort: 8443, CertPin: pin}
+	if st := e.call(t, "POST", "/api/v1/gateway/report", gw, rep, nil); st != 200 {
+		t.Fatalf("report with transports: %d", st)
+	}
+	servers = nil
+	e.call(t, "GET", "/api/v1/servers", "", nil, &servers)
+	if len(servers) != 1 || servers[0].TLSPort != 443 || servers[0].QUICPort != 8443 || servers[0].CertPin != pin {
+		t.Errorf("servers after a report with transports: %+v", servers)
+	}
+	for _, bad := range []apitypes.GatewayReport{
+		{PublicKey: pub, TLSPort: 443},
+		{PublicKey: pub, TLSPort: 443, CertPin: "not a pin"},
+		{PublicKey: pub, QUICPort: 70000, CertPin: pin},
+		{PublicKey: pub, TLSPort: -1, CertPin: pin},
+	} {
+		if st := e.call(t, "POST", "/api/v1/gateway/report", gw, bad, nil); st != 400 {
+			t.Errorf("report %+v: %d, want 400", bad, st)
 		}
 	}
 	// A per-peer field is refused: the report is aggregate only.

@@ -3,6 +3,8 @@ package controlplane
 import (
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +33,7 @@ func (s *Server) serverView(g *store.Gateway) apitypes.Server {
 	cc, _, _ := strings.Cut(g.Location, "-")
 	return apitypes.Server{
 		Name: g.Name, Location: g.Location, Country: cc, Endpoint: g.Endpoint,
-		PublicKey:  g.PublicKey,
+		PublicKey: g.PublicKey, TLSPort: g.TLSPort, QUICPort: g.QUICPort, CertPin: g.CertPin,
 		TunnelIPv4: g4.Addr().String(), TunnelIPv6: g6.Addr().String(),
 		Load:   min(load, 100),
 		Online: !g.LastSeen.IsZero() && s.cfg.Now().Sub(g.LastSeen) < onlineWithin,
@@ -70,8 +72,13 @@ func (s *Server) gatewayReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := checkTransports(rep); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if err := s.cfg.Store.ReportGatewayLoad(r.Context(), gw.ID, store.GatewayLoad{
-		PublicKey: rep.PublicKey, Egress: egress, Peers: rep.Peers, RxBytes: rep.RxBytes, TxBytes: rep.TxBytes,
+		PublicKey: rep.PublicKey, Egress: egress, TLSPort: rep.TLSPort, QUICPort: rep.QUICPort, CertPin: rep.CertPin,
+		Peers: rep.Peers, RxBytes: rep.RxBytes, TxBytes: rep.TxBytes,
 		At: s.cfg.Now().UTC(),
 	}); err != nil {
 		s.fail(w, "recording gateway load", err)
@@ -416,4 +423,21 @@ func (s *Server) ServersPage(w http.ResponseWriter, r *http.Request) {
 		out = append(out, s.serverView(&gws[i]))
 	}
 	web.Render(w, r, "servers.html", web.Page{Title: "Servers", Data: out})
+}
+
+// checkTransports checks a report's TLS and QUIC ports and pin: ports
+// in range, and a pin (a base64 SHA-256) whenever a port is given.
+func checkTransports(rep apitypes.GatewayReport) error {
+	for _, p := range []int{rep.TLSPort, rep.QUICPort} {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("port %d out of range", p)
+		}
+	}
+	if rep.TLSPort == 0 && rep.QUICPort == 0 && rep.CertPin == "" {
+		return nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(rep.CertPin); err != nil || len(b) != sha256.Size {
+		return errors.New("cert_pin must be the base64 SHA-256 of the certificate's public key")
+	}
+	return nil
 }

@@ -80,9 +80,13 @@ func (g *Gateway) report(ctx context.Context) (apitypes.GatewayConfig, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var gc apitypes.GatewayConfig
+	tlsPort, quicPort, pin := g.transports()
 	err := g.call(ctx, http.MethodPost, "/api/v1/gateway/report", apitypes.GatewayReport{
 		PublicKey: g.PublicKey().Base64(),
 		Egress:    g.egress(),
+		TLSPort:   tlsPort,
+		QUICPort:  quicPort,
+		CertPin:   pin,
 		Peers:     st.Peers,
 		RxBytes:   st.RxBytes,
 		TxBytes:   st.TxBytes,

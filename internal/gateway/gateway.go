@@ -19,14 +19,17 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.zx2c4.com/wireguard/conn"
 
 	"veil/internal/apitypes"
 	"veil/internal/netguard"
+	"veil/internal/transport"
 	"veil/internal/wg"
 )
 
@@ -46,6 +49,14 @@ type Config struct {
 	Mode string
 	// ListenPort is the WireGuard UDP port; zero picks a free one.
 	ListenPort int
+	// TLSPort and QUICPort, if not zero, are the TCP port of WireGuard
+	// over TLS (which also answers HTTPS with a plain page) and the UDP
+	// port of WireGuard over QUIC, reported to the control plane with the
+	// certificate's pin. Zero turns one off.
+	TLSPort, QUICPort int
+	// Certificate is what TLS and QUIC present. If nil while a port is
+	// set, a self-signed one is made and kept in RAM.
+	Certificate *tls.Certificate
 	// PrivateKey is the WireGuard key. If zero, one is generated at start
 	// and kept in RAM only; peers learn the new key from the control plane.
 	PrivateKey wg.Key
@@ -115,6 +126,8 @@ type Gateway struct {
 	http   *http.Client
 	priv   wg.Key
 	dev    *wg.Device
+	bind   *transport.ServerBind // nil without TLS and QUIC
+	pin    string
 	plane  dataPlane
 	ready  chan struct{}
 	closed sync.Once
@@ -216,8 +229,16 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	var bind conn.Bind
+	if cfg.TLSPort > 0 || cfg.QUICPort > 0 {
+		if bind, err = g.newTransports(); err != nil {
+			g.plane.close()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	g.dev, err = wg.NewDevice(wg.DeviceConfig{
 		TUN:        &limitedTUN{Device: tunDev, caps: g.peers.caps},
+		Bind:       bind,
 		PrivateKey: g.priv,
 		ListenPort: cfg.ListenPort,
 		Logger:     g.log,
@@ -228,6 +249,51 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	return g, nil
+}
+
+// newTransports makes the bind that serves WireGuard over TLS and QUIC
+// beside plain UDP; on-demand admission wraps it like the plain bind.
+func (g *Gateway) newTransports() (conn.Bind, error) {
+	cert := g.cfg.Certificate
+	if cert == nil {
+		c, err := transport.SelfSigned("")
+		if err != nil {
+			return nil, err
+		}
+		cert = &c
+	}
+	pin, err := transport.CertPin(*cert)
+	if err != nil {
+		return nil, err
+	}
+	sc := transport.ServerConfig{Certificate: *cert, Logger: g.log}
+	if g.cfg.TLSPort > 0 {
+		sc.TLSAddr = net.JoinHostPort("", strconv.Itoa(g.cfg.TLSPort))
+	}
+	if g.cfg.QUICPort > 0 {
+		sc.QUICAddr = net.JoinHostPort("", strconv.Itoa(g.cfg.QUICPort))
+	}
+	b, err := transport.NewServerBind(sc)
+	if err != nil {
+		return nil, err
+	}
+	g.bind, g.pin = b, pin
+	return b, nil
+}
+
+// transports returns the TLS and QUIC ports the gateway listens on and
+// the certificate pin, for the report; zeros without either.
+func (g *Gateway) transports() (tlsPort, quicPort int, pin string) {
+	if g.bind == nil {
+		return 0, 0, ""
+	}
+	if a, ok := g.bind.TLSAddr().(*net.TCPAddr); ok {
+		tlsPort = a.Port
+	}
+	if a, ok := g.bind.QUICAddr().(*net.UDPAddr); ok {
+		quicPort = a.Port
+	}
+	return tlsPort, quicPort, g.pin
 }
 
 // Port returns the WireGuard UDP port.

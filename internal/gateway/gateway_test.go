@@ -105,11 +105,17 @@ func newClientWithKey(t testing.TB, g *Gateway, c *client) *client {
 
 func startClient(t testing.TB, g *Gateway, key wg.Key, v4, v6 netip.Addr) *client {
 	t.Helper()
+	return startClientBind(t, g, key, v4, v6, conn.NewDefaultBind())
+}
+
+// startClientBind is startClient over bind.
+func startClientBind(t testing.TB, g *Gateway, key wg.Key, v4, v6 netip.Addr, bind conn.Bind) *client {
+	t.Helper()
 	tnet, err := wg.NewNetstack(wg.NetstackConfig{Addresses: []netip.Addr{v4, v6}, AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev := device.NewDevice(tnet, conn.NewDefaultBind(), device.NewLogger(device.LogLevelSilent, ""))
+	dev := device.NewDevice(tnet, bind, device.NewLogger(device.LogLevelSilent, ""))
 	t.Cleanup(dev.Close)
 	gpub := g.PublicKey()
 	conf := fmt.Sprintf("private_key=%x\npublic_key=%x\nendpoint=127.0.0.1:%d\nallowed_ip=0.0.0.0/0\nallowed_ip=::/0\n",

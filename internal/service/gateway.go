@@ -35,7 +35,7 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cert, err := gateway.DNSCertFiles(s.Config.DNSTLSCert, s.Config.DNSTLSKey, s.log)
+	dnsCert, err := gateway.DNSCertFiles(s.Config.DNSTLSCert, s.Config.DNSTLSKey, s.log)
 	if err != nil {
 		return err
 	}
@@ -45,9 +45,11 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 		Mode:           gateway.ModeNetstack,
 		PrivateKey:     key,
 		ListenPort:     s.Config.WGPort,
+		TLSPort:        s.Config.TLSPort,
+		QUICPort:       s.Config.QUICPort,
 		EgressAllow:    s.Config.EgressPrefixes(),
 		Logger:         s.log, // the gateway adds its own component attribute
-		DNSCertificate: cert,
+		DNSCertificate: dnsCert,
 	}, resolver.Config{
 		RootHints:     s.Config.DNSRootHints,
 		Port:          s.Config.DNSUpstreamPort,

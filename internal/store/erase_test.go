@@ -218,6 +218,7 @@ func TestUpgradeClearsEarlierErasures(t *testing.T) {
 		for _, q := range []string{
 			"DELETE FROM accounts WHERE email = '" + email + "'",
 			"ALTER TABLE gateways DROP COLUMN synced_version", "ALTER TABLE gateways DROP COLUMN synced_at",
+			"ALTER TABLE gateways DROP COLUMN tls_port", "ALTER TABLE gateways DROP COLUMN quic_port", "ALTER TABLE gateways DROP COLUMN cert_pin",
 			"DROP TABLE pending_refunds", "ALTER TABLE devices DROP COLUMN free", "DELETE FROM schema_version WHERE version >= 8",
 		} {
 			if _, err := db.ExecContext(ctx, q); err != nil {

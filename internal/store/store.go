@@ -152,6 +152,11 @@ type Gateway struct {
 	CreatedAt time.Time
 	// Egress are the addresses its traffic leaves from, as last reported.
 	Egress []string
+	// TLSPort and QUICPort are where it also takes WireGuard over TLS
+	// and QUIC, 0 when it does not; CertPin is its certificate's pin.
+	// As last reported.
+	TLSPort, QUICPort int
+	CertPin           string
 }
 
 // GatewayLoad is an aggregate report from a gateway (promise P3: nothing
@@ -159,10 +164,14 @@ type Gateway struct {
 type GatewayLoad struct {
 	PublicKey string
 	Egress    []string // the gateway's own addresses, not a peer's
-	Peers     int
-	RxBytes   uint64
-	TxBytes   uint64
-	At        time.Time
+	// TLSPort, QUICPort and CertPin say where it takes WireGuard over TLS
+	// and QUIC and which certificate key it presents.
+	TLSPort, QUICPort int
+	CertPin           string
+	Peers             int
+	RxBytes           uint64
+	TxBytes           uint64
+	At                time.Time
 }
 
 // Peer is one entry of the peer map: an active account's device.

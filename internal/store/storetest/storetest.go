@@ -574,13 +574,14 @@ func testGateways(t *testing.T, open func(testing.TB) store.Store) {
 	wantErr(t, "GatewayByTokenHash unknown", err, store.ErrNotFound)
 
 	load := store.GatewayLoad{PublicKey: newKey(t), Peers: 42, RxBytes: 1<<40 + 1, TxBytes: 1<<33 + 7, At: now,
-		Egress: []string{"198.51.100.8", "2001:db8::8"}}
+		Egress: []string{"198.51.100.8", "2001:db8::8"}, TLSPort: 443, QUICPort: 8443, CertPin: "pin"}
 	if err := s.ReportGatewayLoad(ctx, a.ID, load); err != nil {
 		t.Fatal(err)
 	}
 	g, err := s.GatewayByName(ctx, "a-gw")
 	if err != nil || g.PublicKey != load.PublicKey || g.Peers != 42 || g.RxBytes != load.RxBytes || g.TxBytes != load.TxBytes ||
-		!g.LastSeen.Equal(now) || !slices.Equal(g.Egress, load.Egress) {
+		!g.LastSeen.Equal(now) || !slices.Equal(g.Egress, load.Egress) ||
+		g.TLSPort != 443 || g.QUICPort != 8443 || g.CertPin != "pin" {
 		t.Errorf("after load report: %+v, %v", g, err)
 	}
 	// A report without egress addresses clears them.
@@ -1105,7 +1106,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used"},
 		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block", "free"},
 		"sessions":        {"token_hash", "account_id", "expires_at"},
-		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at"},
+		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at", "tls_port", "quic_port", "cert_pin"},
 		"peer_version":    {"id", "version", "history_floor"},
 		"peer_tombstones": {"public_key", "version", "removed_at"},
 		"schema_version":  {"version"},
