@@ -238,6 +238,16 @@ func prefill(ctx context.Context, data, dsn string, h *account.Hasher, n int) er
 		return err
 	}
 	defer db.Close()
+	if dsn == "" {
+		// The fill is not the server's: no fsync, and a page cache that
+		// holds the code_hash index, which random hashes insert all over.
+		db.SetMaxOpenConns(1)
+		for _, p := range []string{"PRAGMA synchronous = OFF", "PRAGMA cache_size = -524288"} {
+			if _, err := db.ExecContext(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
 	now := time.Now().UnixMicro()
 	paid := time.Now().Add(365 * 24 * time.Hour).UnixMicro()
 	const batch = 1000
@@ -250,7 +260,7 @@ func prefill(ctx context.Context, data, dsn string, h *account.Hasher, n int) er
 			if i > lo {
 				q.WriteByte(',')
 			}
-			fmt.Fprintf(&q, "(%d, $%d, 'premium', %d, %d)", i, len(args)+1, paid, now)
+			fmt.Fprintf(&q, "(%d, $%d, 'premium', %s, %s)", i, len(args)+1, tsLit(dsn, paid), tsLit(dsn, now))
 			args = append(args, h.Code(code(i)))
 		}
 		if _, err := db.ExecContext(ctx, q.String(), args...); err != nil {
@@ -261,7 +271,7 @@ func prefill(ctx context.Context, data, dsn string, h *account.Hasher, n int) er
 	// map at version 1.
 	if _, err := db.ExecContext(ctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $1)
 		INSERT INTO devices (account_id, name, public_key, addr_index, in_map, peer_version, created_at)
-		SELECT x, 'held', 'held-' || x, x + 10, `+boolTrue(dsn)+`, 1, $2 FROM c`, n, now); err != nil {
+		SELECT x, 'held', 'held-' || x, x + 10, `+boolTrue(dsn)+`, 1, `+tsLit(dsn, now)+` FROM c`, n); err != nil {
 		return fmt.Errorf("devices: %w", err)
 	}
 	if _, err := db.ExecContext(ctx, "UPDATE peer_version SET version = 1"); err != nil {
@@ -276,6 +286,15 @@ func prefill(ctx context.Context, data, dsn string, h *account.Hasher, n int) er
 		_, err = db.ExecContext(ctx, "ANALYZE")
 	}
 	return err
+}
+
+// tsLit is the SQL literal of a time in unix microseconds: the number on
+// SQLite, a timestamptz on PostgreSQL.
+func tsLit(dsn string, micros int64) string {
+	if dsn == "" {
+		return strconv.FormatInt(micros, 10)
+	}
+	return fmt.Sprintf("to_timestamp(%d.%06d)", micros/1e6, micros%1e6)
 }
 
 func boolTrue(dsn string) string {
