@@ -112,13 +112,22 @@ func (s *sqlStore) PeerVersion(ctx context.Context) (int64, error) {
 // SyncPeerActivity moves the devices of accounts whose activity changed at
 // now into or out of the peer map, and prunes tombstones older than the
 // kept history. It first looks without the lock, so the periodic call from
-// every process costs a read when there is nothing to do; under the lock
+// every process costs a read when there is nothing to do (by index: not
+// a scan of every device); under the lock
 // it works from the state it finds, which makes it idempotent.
 func (s *sqlStore) SyncPeerActivity(ctx context.Context, now time.Time) (int, error) {
 	at, cutoff := s.ts(now), s.ts(now.Add(-s.o.historyAge))
 	var todo bool
+	// A device out of the map whose account is active (few: the index
+	// holds only devices out of the map), a device in the map whose
+	// account is not (read from the accounts not paid up, by index), or
+	// history to prune: the three halves of in_map <> active, without
+	// reading every device.
 	err := s.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM devices d JOIN accounts a ON a.id = d.account_id
-			WHERE d.in_map <> `+active(1)+`)
+			WHERE NOT d.in_map AND `+active(1)+`)
+		OR EXISTS (SELECT 1 FROM accounts a WHERE (a.paid_until IS NULL OR a.paid_until <= $1)
+			AND NOT COALESCE(a.trial_until > $1, FALSE)
+			AND EXISTS (SELECT 1 FROM devices d WHERE d.account_id = a.id AND d.in_map))
 		OR EXISTS (SELECT 1 FROM peer_tombstones WHERE removed_at < $2)`, at, cutoff).Scan(&todo)
 	if err != nil {
 		return 0, fmt.Errorf("syncing peer activity: %w", err)
