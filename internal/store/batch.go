@@ -78,13 +78,13 @@ func (s *sqlStore) runBatches(ctx context.Context, b *batcher) {
 // nothing of it is committed and each job runs again on its own.
 func (s *sqlStore) runBatch(jobs []*writeJob) {
 	if len(jobs) == 1 {
-		jobs[0].done <- s.plainTx(jobs[0].fn)
+		jobs[0].done <- s.plainTx(context.Background(), jobs[0].fn)
 		return
 	}
 	errs, ok := s.tryBatch(jobs)
 	for i, j := range jobs {
 		if !ok {
-			errs[i] = s.plainTx(j.fn)
+			errs[i] = s.plainTx(context.Background(), j.fn)
 			if j.ctx.Err() != nil && errs[i] != nil {
 				errs[i] = j.ctx.Err()
 			}
@@ -129,19 +129,6 @@ func (s *sqlStore) tryBatch(jobs []*writeJob) (errs []error, ok bool) {
 		return errs, false
 	}
 	return errs, true
-}
-
-// plainTx runs fn in a transaction of its own.
-func (s *sqlStore) plainTx(fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(context.Background(), nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }
 
 // exec runs one write statement: in the next batch on SQLite, on its own

@@ -120,17 +120,20 @@ func (s *sqlStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if b := s.batch; b != nil {
 		return s.retry(ctx, func() error { return b.do(ctx, fn) })
 	}
-	return s.retry(ctx, func() error {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if err := fn(tx); err != nil {
-			tx.Rollback()
-			return err
-		}
-		return tx.Commit()
-	})
+	return s.retry(ctx, func() error { return s.plainTx(ctx, fn) })
+}
+
+// plainTx runs fn in a transaction of its own.
+func (s *sqlStore) plainTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // readTx runs fn in a read-only transaction that sees one snapshot.
