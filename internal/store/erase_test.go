@@ -218,7 +218,8 @@ func TestUpgradeClearsEarlierErasures(t *testing.T) {
 		for _, q := range []string{
 			"DELETE FROM accounts WHERE email = '" + email + "'",
 			"ALTER TABLE gateways DROP COLUMN synced_version", "ALTER TABLE gateways DROP COLUMN synced_at",
-			"DROP TABLE pending_refunds", "DELETE FROM schema_version WHERE version >= 8",
+			"DROP TABLE pending_refunds", "DROP INDEX devices_out_of_map", "DROP INDEX accounts_paid_until",
+			"DELETE FROM schema_version WHERE version >= 8",
 		} {
 			if _, err := db.ExecContext(ctx, q); err != nil {
 				t.Fatalf("%s: %v", q, err)
