@@ -25,7 +25,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -695,10 +694,9 @@ type propagation struct {
 // propagate starts one real gateway (internal/gateway, netstack mode, in
 // this process) on each serve process, each following the peer map as it
 // does in production: a full map first, then long-polled deltas. It then
-// registers devices through the first serve at 20/s for d, each with a
-// DNS blocking category, while logins go to every serve at load/s, and
-// times each device from the registration's answer to the moment every
-// gateway knows its address (BlockFor answers the category).
+// registers devices through the first serve at 20/s for d while logins go
+// to every serve at load/s, and times each device from the registration's
+// answer to the moment each gateway has it in its authorised set.
 func (c *client) propagate(ctx context.Context, urls []string, admin string, tokens []string, d time.Duration, load, accounts, workers int) (*propagation, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -735,34 +733,43 @@ func (c *client) propagate(ctx context.Context, urls []string, admin string, tok
 			return err
 		})
 	})
+	// The authorised set is the gateway's own (on-demand peers: only
+	// devices that handshake reach its address index), and only these
+	// registrations change the map meanwhile: the j-th is known to a
+	// gateway once its authorised count has grown by j+1.
 	var mu sync.Mutex
+	var answered []time.Time
 	var lat []time.Duration
-	var watch sync.WaitGroup
 	n := int(d.Seconds() * 20)
+	var watch sync.WaitGroup
+	for _, g := range gws {
+		base := g.Stats().Authorized
+		watch.Go(func() {
+			seen := 0
+			for deadline := time.Now().Add(d + 15*time.Second); seen < n && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				c := g.Stats().Authorized - base
+				if c <= seen {
+					continue
+				}
+				now := time.Now()
+				mu.Lock()
+				for ; seen < c && seen < len(answered); seen++ {
+					lat = append(lat, max(0, now.Sub(answered[seen])))
+				}
+				mu.Unlock()
+			}
+		})
+	}
 	for i := range n {
-		var dev apitypes.Device
 		err := c.post(urls[0]+"/api/v1/devices", tokens[(i/4)%len(tokens)],
-			apitypes.DeviceRequest{PublicKey: newKey(), Name: "prop", Block: []string{"ads"}}, &dev)
+			apitypes.DeviceRequest{PublicKey: newKey(), Name: "prop"}, nil)
 		t0 := time.Now()
 		if err != nil {
 			return nil, err
 		}
-		p, err := netip.ParsePrefix(dev.IPv4)
-		if err != nil {
-			return nil, fmt.Errorf("device address %q: %w", dev.IPv4, err)
-		}
-		for _, g := range gws {
-			watch.Go(func() {
-				for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-					if len(g.BlockFor(p.Addr())) > 0 {
-						mu.Lock()
-						lat = append(lat, time.Since(t0))
-						mu.Unlock()
-						return
-					}
-				}
-			})
-		}
+		mu.Lock()
+		answered = append(answered, t0)
+		mu.Unlock()
 		time.Sleep(time.Until(t0.Add(50 * time.Millisecond)))
 	}
 	watch.Wait()
