@@ -4,9 +4,10 @@
 // generator's own CPU and memory never mix with the server's), and drives
 // login, device registration and the gateways' full peer-map fetch open-loop
 // at fixed rates, reporting p50/p99 and the highest rate that holds
-// p99 < 50 ms with no errors. With -serves N over PostgreSQL it also measures
-// how long a registration takes to reach a long-polling watcher on every
-// serve process.
+// p99 < 50 ms with no errors, with the serve's CPU time per request and,
+// for the full map, both ends' heap growth. With -serves N over PostgreSQL
+// it also runs a real gateway on every serve process and measures how long
+// a registration takes to reach all of them while logins load every serve.
 package main
 
 import (
