@@ -42,6 +42,7 @@ type sqlStore struct {
 	free atomic.Pointer[FreePlan]
 
 	hub          *hub
+	batch        *batcher        // SQLite: group commit of write transactions; see batch.go
 	listenConfig *pgx.ConnConfig // PostgreSQL: for the LISTEN connection
 
 	wipeMu  sync.Mutex
@@ -114,19 +115,28 @@ func (c timeCol) Scan(src any) error {
 // contention (SQLITE_BUSY, serialization failure, deadlock).
 const maxAttempts = 8
 
-// tx runs fn in a write transaction, retrying on contention.
+// tx runs fn in a write transaction, retrying on contention. On SQLite,
+// once the store has started, fn shares its commit with the other writes
+// waiting at the time (batch.go); fn may then run more than once, as it
+// may on a retry, and must not depend on being alone in the transaction.
 func (s *sqlStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	return s.retry(ctx, func() error {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if err := fn(tx); err != nil {
-			tx.Rollback()
-			return err
-		}
-		return tx.Commit()
-	})
+	if b := s.batch; b != nil {
+		return s.retry(ctx, func() error { return b.do(ctx, fn) })
+	}
+	return s.retry(ctx, func() error { return s.plainTx(ctx, fn) })
+}
+
+// plainTx runs fn in a transaction of its own.
+func (s *sqlStore) plainTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // readTx runs fn in a read-only transaction that sees one snapshot.

@@ -219,6 +219,7 @@ func TestUpgradeClearsEarlierErasures(t *testing.T) {
 			"DELETE FROM accounts WHERE email = '" + email + "'",
 			"ALTER TABLE gateways DROP COLUMN synced_version", "ALTER TABLE gateways DROP COLUMN synced_at",
 			"ALTER TABLE gateways DROP COLUMN tls_port", "ALTER TABLE gateways DROP COLUMN quic_port", "ALTER TABLE gateways DROP COLUMN cert_pin",
+			"DROP INDEX devices_out_of_map", "DROP INDEX accounts_paid_until", "DROP INDEX devices_free",
 			"DROP TABLE pending_refunds", "ALTER TABLE devices DROP COLUMN free", "DELETE FROM schema_version WHERE version >= 8",
 		} {
 			if _, err := db.ExecContext(ctx, q); err != nil {

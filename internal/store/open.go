@@ -96,7 +96,7 @@ func openSQLite(ctx context.Context, p string, log *slog.Logger, o options) (*sq
 	// secure_delete: deleted content is overwritten with zeros, not left
 	// in free pages (see wipe).
 	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)"
-	wdb, err := sql.Open("sqlite", p+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	wdb, err := openSQLiteDB(p + "?" + common + "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
@@ -113,7 +113,7 @@ func openSQLite(ctx context.Context, p string, log *slog.Logger, o options) (*sq
 		wdb.Close()
 		return nil, err
 	}
-	rdb, err := sql.Open("sqlite", p+"?"+common+"&_pragma=query_only(1)")
+	rdb, err := openSQLiteDB(p + "?" + common + "&_pragma=query_only(1)")
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("opening database: %w", err)

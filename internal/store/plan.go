@@ -75,7 +75,17 @@ func (s *sqlStore) syncPeers(ctx context.Context, now time.Time, account int64) 
 		only + `)`
 	args := []any{at}
 	if account == 0 {
-		look += " OR EXISTS (SELECT 1 FROM peer_tombstones WHERE removed_at < $2)"
+		// The periodic check of every process: the same question in
+		// three parts that each read by index (devices out of the map,
+		// accounts without paid time, free devices) rather than every
+		// device, since at a million devices a scan costs seconds.
+		look = `SELECT EXISTS (SELECT 1 FROM devices d JOIN accounts a ON a.id = d.account_id
+			WHERE NOT d.in_map AND (` + active(1) + ` OR ` + keep("d") + `))
+		OR EXISTS (SELECT 1 FROM accounts a WHERE (a.paid_until IS NULL OR a.paid_until <= $1)
+			AND NOT COALESCE(a.trial_until > $1, FALSE)
+			AND EXISTS (SELECT 1 FROM devices d WHERE d.account_id = a.id AND d.in_map AND (NOT d.free OR NOT ` + keep("d") + `)))
+		OR EXISTS (SELECT 1 FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.free AND d.in_map AND ` + active(1) + `)
+		OR EXISTS (SELECT 1 FROM peer_tombstones WHERE removed_at < $2)`
 		args = append(args, cutoff)
 	}
 	var todo bool

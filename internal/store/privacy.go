@@ -135,8 +135,7 @@ func (s *sqlStore) AccountsWithEmail(ctx context.Context) ([]Account, error) {
 // only when the day changes.
 func (s *sqlStore) TouchAccount(ctx context.Context, id int64, at time.Time) error {
 	d := s.ts(day(at))
-	_, err := s.db.ExecContext(ctx, "UPDATE accounts SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)", d, id)
-	if err != nil {
+	if err := s.exec(ctx, "UPDATE accounts SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)", d, id); err != nil {
 		return fmt.Errorf("touching account: %w", err)
 	}
 	return nil

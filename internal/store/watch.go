@@ -105,6 +105,9 @@ func (s *sqlStore) start(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	if !s.d.pg {
+		b := &batcher{jobs: make(chan *writeJob), quit: bg.Done()}
+		s.wg.Go(func() { s.runBatches(bg, b) })
+		s.batch = b
 		s.wg.Go(func() { s.poll(bg) })
 		return nil
 	}
