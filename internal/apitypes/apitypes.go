@@ -211,6 +211,8 @@ type BillingAttachRequest struct {
 type InvoiceRequest struct {
 	Product     string `json:"product"`
 	RedirectURL string `json:"redirect_url,omitempty"`
+	// Currency is one of the product's currencies; empty: its first.
+	Currency string `json:"currency,omitempty"`
 }
 
 // Invoice is the answer: the processor's payment page for the invoice.

@@ -252,3 +252,9 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// ParseAmount reads a decimal amount such as "5.00" as cents.
+func ParseAmount(s string) (int64, error) { return parseAmount(s) }
+
+// FormatAmount writes cents as a decimal such as "5.00".
+func FormatAmount(cents int64) string { return formatAmount(cents) }

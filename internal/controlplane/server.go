@@ -65,11 +65,15 @@ type Config struct {
 	// CheckoutURL is the payment page, {ref} standing for the account's
 	// payment reference; empty: none.
 	CheckoutURL string
+	// Business configures sign-up, plans, vouchers, reminders and the
+	// affiliate program (signup.go).
+	Business BusinessConfig
 }
 
 // Server serves the API.
 type Server struct {
 	cfg       Config
+	biz       business
 	log       *slog.Logger
 	peers     *notifier
 	endpoints *endpointResolver
@@ -89,7 +93,9 @@ func New(cfg Config) *Server {
 	if cfg.GatewayCapacity == 0 {
 		cfg.GatewayCapacity = 1000
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, peers: newNotifier(), endpoints: newEndpointResolver(cfg.Now)}
+	srv := &Server{cfg: cfg, log: cfg.Logger, peers: newNotifier(), endpoints: newEndpointResolver(cfg.Now)}
+	srv.initBusiness()
+	return srv
 }
 
 // Run follows the store's peer-map changes, waking long-polling gateways,
@@ -121,6 +127,7 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 			if _, err := s.cfg.Store.DeleteExpiredRecoveryTokens(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("deleting expired recovery links", "err", err)
 			}
+			s.remindIfDue(ctx)
 		}
 	}
 }
@@ -154,6 +161,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/admin/gateways", s.withAdmin(s.adminCreateGateway))
 	mux.HandleFunc("DELETE /api/v1/admin/gateways/{name}", s.withAdmin(s.adminDeleteGateway))
 	s.registerPrivacy(mux)
+	s.registerBusiness(mux)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

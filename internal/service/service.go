@@ -20,12 +20,15 @@ import (
 	"time"
 
 	"veil/internal/account"
+	"veil/internal/apitypes"
 	"veil/internal/billing"
 	"veil/internal/config"
 	"veil/internal/controlplane"
 	"veil/internal/device"
 	"veil/internal/gateway"
+	"veil/internal/pow"
 	"veil/internal/store"
+	"veil/internal/throttle"
 	"veil/internal/visitor"
 	"veil/internal/web"
 )
@@ -112,9 +115,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 	}
 	secrets, _ := cfg.BillingSecretMap() // Validate has checked them
 	products, _ := billing.ParseProducts(cfg.Products)
+	links, _ := billing.ParseStripeLinks(cfg.StripeLinks, products)
 	var stripe *billing.Stripe
 	if cfg.StripeWebhookSecret != "" {
-		stripe = &billing.Stripe{Secret: cfg.StripeWebhookSecret, Products: products}
+		stripe = &billing.Stripe{Secret: cfg.StripeWebhookSecret, Products: products, Links: links}
 	}
 	var btcpay *billing.BTCPay
 	if cfg.BTCPayURL != "" {
@@ -127,8 +131,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		SessionTTL:     time.Duration(cfg.SessionTTL),
 		BillingSecrets: secrets, Stripe: stripe, BTCPay: btcpay,
 		CheckoutURL: cfg.CheckoutURL,
-		Visitors:    s.visitors,
-		Logger:      log.With("component", "api"),
+		Business: controlplane.BusinessConfig{
+			Pow:         pow.New(cfg.SignupPowBits, 10*time.Minute),
+			Signups:     throttle.New(cfg.SignupPerHour, time.Hour),
+			Products:    products,
+			StripeLinks: links,
+			FreePlan: apitypes.FreePlan{Enabled: cfg.FreePlan, Locations: cfg.FreeLocations, Devices: cfg.FreeDevices,
+				BandwidthKbps: cfg.FreeBandwidthKbps},
+			ReminderDays:     cfg.ExpiryReminderDays,
+			AffiliatePercent: cfg.AffiliateSharePercent,
+		},
+		Visitors: s.visitors,
+		Logger:   log.With("component", "api"),
 	})
 	if err := s.startPrivacy(ctx); err != nil {
 		cancel()
