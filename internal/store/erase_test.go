@@ -218,7 +218,11 @@ func TestUpgradeClearsEarlierErasures(t *testing.T) {
 		for _, q := range []string{
 			"DELETE FROM accounts WHERE email = '" + email + "'",
 			"ALTER TABLE gateways DROP COLUMN synced_version", "ALTER TABLE gateways DROP COLUMN synced_at",
-			"DROP TABLE pending_refunds", "DELETE FROM schema_version WHERE version >= 8",
+			"DROP TABLE pending_refunds",
+			// and what came after it (0009).
+			"DROP TABLE affiliate_ledger", "DROP TABLE referrals", "DROP TABLE affiliates", "DROP TABLE vouchers",
+			"DROP INDEX accounts_paid_until", "ALTER TABLE accounts DROP COLUMN reminded_until",
+			"DELETE FROM schema_version WHERE version >= 8",
 		} {
 			if _, err := db.ExecContext(ctx, q); err != nil {
 				t.Fatalf("%s: %v", q, err)
