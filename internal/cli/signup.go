@@ -30,7 +30,7 @@ device's key go to the state directory. --no-login only prints the code.`,
 			if err != nil {
 				return err
 			}
-			out, err := client.Signup(cmd.Context(), cfg.Control, referral)
+			out, err := (&client.API{Base: cfg.Control}).Signup(cmd.Context(), referral)
 			if err != nil {
 				return err
 			}

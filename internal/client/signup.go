@@ -13,11 +13,10 @@ import (
 // a server would ask of a person (the config allows 32 bits).
 const maxPowTries = 1 << 34
 
-// Signup creates an account at control: it asks for a challenge, does
-// the proof of work and sends it, with an affiliate's referral code if
-// one is given. The answer holds the access code, shown only this once.
-func Signup(ctx context.Context, control, referral string) (*apitypes.AccountCreated, error) {
-	api := &API{Base: control}
+// Signup creates an account: it asks for a challenge, does the proof of
+// work and sends it, with an affiliate's referral code if one is given.
+// The answer holds the access code, shown only this once.
+func (api *API) Signup(ctx context.Context, referral string) (*apitypes.AccountCreated, error) {
 	var c apitypes.SignupChallenge
 	if err := api.Do(ctx, http.MethodGet, "/api/v1/accounts/challenge", nil, &c); err != nil {
 		return nil, err
