@@ -54,6 +54,22 @@ func personal(tb testing.TB, s store.Store) (*store.Account, map[string][]byte) 
 		tb.Fatal(err)
 	}
 	secrets["mail body"] = []byte("mail-body-" + tag)
+	// The account is an affiliate, and was referred by one that stays.
+	code := "aff" + tag
+	if _, err := s.JoinAffiliate(ctx, a.ID, code, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	secrets["referral code"] = []byte(code)
+	referrer := &store.Account{CodeHash: random(tb, 32), Plan: store.PlanFree, PaidUntil: time.Now().AddDate(5, 0, 0)}
+	if _, err := s.CreateAccount(ctx, referrer); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := s.JoinAffiliate(ctx, referrer.ID, "keep"+tag, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Refer(ctx, a.ID, referrer.ID, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
 	return a, secrets
 }
 
