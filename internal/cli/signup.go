@@ -66,11 +66,7 @@ func newRedeemCmd() *cobra.Command {
 		Short: "Redeem a voucher for the logged-in account",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, st, err := f.loadState(cmd)
-			if err != nil {
-				return err
-			}
-			api, err := st.API(cmd.Context(), dir)
+			api, _, err := f.api(cmd)
 			if err != nil {
 				return err
 			}
