@@ -45,9 +45,10 @@ type Issuer struct {
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 
-	key   [32]byte
-	mu    sync.Mutex
-	spent map[string]time.Time
+	key    [32]byte
+	mu     sync.Mutex
+	spent  map[string]time.Time
+	pruned time.Time
 }
 
 // New returns an Issuer of challenges of bits zero bits, valid for ttl,
@@ -121,17 +122,22 @@ func (i *Issuer) Verify(challenge, nonce string) error {
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	for c, e := range i.spent {
-		if !now.Before(e) {
-			delete(i.spent, c)
+	max := i.MaxSpent
+	if max == 0 {
+		max = 100000
+	}
+	// Forgetting expired challenges walks the set: every few seconds, or
+	// when it is full, not on every sign-up.
+	if now.Sub(i.pruned) > 5*time.Second || now.Before(i.pruned) || len(i.spent) >= max {
+		i.pruned = now
+		for c, e := range i.spent {
+			if !now.Before(e) {
+				delete(i.spent, c)
+			}
 		}
 	}
 	if _, ok := i.spent[challenge]; ok {
 		return ErrReplayed
-	}
-	max := i.MaxSpent
-	if max == 0 {
-		max = 100000
 	}
 	if len(i.spent) >= max {
 		return ErrBusy

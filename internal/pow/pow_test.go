@@ -85,3 +85,25 @@ func TestLeadingZeros(t *testing.T) {
 		t.Fatal("Solve returned a nonce that does not solve")
 	}
 }
+
+// BenchmarkSolve is the client's work at the default difficulty (18
+// bits): about 2^18 hashes on average, more or less by luck.
+func BenchmarkSolve(b *testing.B) {
+	iss := New(18, time.Minute)
+	for b.Loop() {
+		c := iss.Issue()
+		if _, ok := Solve(c.Challenge, c.Bits, 0); !ok {
+			b.Fatal("no solution")
+		}
+	}
+}
+
+// BenchmarkVerify is the server's cost of checking one solution.
+func BenchmarkVerify(b *testing.B) {
+	iss := New(0, time.Minute)
+	for b.Loop() {
+		if err := iss.Verify(iss.Issue().Challenge, "0"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
