@@ -189,12 +189,7 @@ type accountInfo struct {
 	PaymentReference string
 	CheckoutURL      string
 	// PayLinks are the products' Stripe Payment Links for this account.
-	PayLinks []payLink
-}
-
-// payLink is a product's checkout link on the account page.
-type payLink struct {
-	Product, Name, URL string
+	PayLinks []apitypes.PayLink
 }
 
 var pageMessages = map[string]string{

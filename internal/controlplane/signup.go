@@ -302,12 +302,12 @@ func (s *Server) SendReminders(ctx context.Context, now time.Time) (int, error) 
 
 // payLinks are the account's Stripe Payment Links, one per product that
 // has one, in the pricing page's order.
-func (s *Server) payLinks(accountID int64) []payLink {
-	var out []payLink
+func (s *Server) payLinks(accountID int64) []apitypes.PayLink {
+	var out []apitypes.PayLink
 	ref := s.cfg.Hasher.PaymentRef(accountID)
 	for _, p := range s.cfg.Business.Products.Sorted() {
 		if l, ok := s.cfg.Business.StripeLinks[p.ID]; ok {
-			out = append(out, payLink{Product: p.ID, Name: p.Name, URL: l.For(ref)})
+			out = append(out, apitypes.PayLink{Product: p.ID, Name: p.Name, URL: l.For(ref)})
 		}
 	}
 	return out

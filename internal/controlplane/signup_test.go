@@ -67,6 +67,9 @@ func TestSignup(t *testing.T) {
 	if e.call(t, "GET", "/api/v1/account", tok, nil, &acc); !acc.Active || acc.Plan != "free" {
 		t.Fatalf("new account %+v", acc)
 	}
+	if len(acc.PayLinks) != 1 || acc.PayLinks[0].URL != "https://buy.stripe.com/test_1?client_reference_id="+acc.PaymentReference {
+		t.Fatalf("pay links %+v", acc.PayLinks)
+	}
 
 	var c apitypes.SignupChallenge
 	e.call(t, "GET", "/api/v1/accounts/challenge", "", nil, &c)
