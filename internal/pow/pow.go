@@ -55,10 +55,20 @@ type Issuer struct {
 // signed with a random key (challenges do not survive a restart, nor
 // travel between processes).
 func New(bits int, ttl time.Duration) *Issuer {
-	i := &Issuer{Bits: bits, TTL: ttl, spent: map[string]time.Time{}}
-	if _, err := rand.Read(i.key[:]); err != nil {
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
 		panic("pow: crypto/rand failed: " + err.Error())
 	}
+	return NewWithKey(bits, ttl, key[:])
+}
+
+// NewWithKey is New with a key of the caller's, so that the processes of
+// one service (which derive it from their shared secret) accept each
+// other's challenges. Each remembers the challenges used with it: behind
+// a balancer, one solution may be spent once per process.
+func NewWithKey(bits int, ttl time.Duration, key []byte) *Issuer {
+	i := &Issuer{Bits: bits, TTL: ttl, spent: map[string]time.Time{}}
+	i.key = sha256.Sum256(key)
 	return i
 }
 

@@ -107,3 +107,18 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestSharedKey: two processes of one service accept each other's
+// challenges; another service does not.
+func TestSharedKey(t *testing.T) {
+	a, b := NewWithKey(4, time.Minute, []byte("one secret")), NewWithKey(4, time.Minute, []byte("one secret"))
+	other := NewWithKey(4, time.Minute, []byte("another"))
+	c := a.Issue()
+	n, _ := Solve(c.Challenge, c.Bits, 1<<20)
+	if err := other.Verify(c.Challenge, n); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("another service's challenge: %v", err)
+	}
+	if err := b.Verify(c.Challenge, n); err != nil {
+		t.Fatalf("a sibling's challenge: %v", err)
+	}
+}

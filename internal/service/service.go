@@ -132,7 +132,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		BillingSecrets: secrets, Stripe: stripe, BTCPay: btcpay,
 		CheckoutURL: cfg.CheckoutURL,
 		Business: controlplane.BusinessConfig{
-			Pow:         pow.New(cfg.SignupPowBits, 10*time.Minute),
+			Pow:         pow.NewWithKey(cfg.SignupPowBits, 10*time.Minute, hasher.Token("signup-proof-of-work")),
 			Signups:     throttle.New(cfg.SignupPerHour, time.Hour),
 			Products:    products,
 			StripeLinks: links,
