@@ -154,6 +154,17 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 		t.Fatalf("POST /api/v1/account/recover: %v", err)
 	}
 
+	// Sign-up from the client's address, with its proof of work, and the
+	// pages that lead to it.
+	if _, err := env.API("").Signup(ctx, ""); err != nil {
+		t.Fatalf("POST /api/v1/accounts: %v", err)
+	}
+	for _, path := range []string{"/signup", "/pricing", "/api/v1/plans"} {
+		if _, err := harness.Get(env.HTTP, base+path); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+
 	// The tunnel, and HTTP and DNS through it.
 	tun := env.Up(t, st, clientAddr)
 	socks := harness.SOCKSClient(t, tun.SOCKSAddr(), 20*time.Second)

@@ -39,6 +39,16 @@ type Account struct {
 	PaymentReference string `json:"payment_reference"`
 	// CheckoutURL is the operator's payment page for this account, if any.
 	CheckoutURL string `json:"checkout_url,omitempty"`
+	// PayLinks are the products' Stripe Payment Links for this account.
+	PayLinks []PayLink `json:"pay_links,omitempty"`
+}
+
+// PayLink is a product's checkout link, carrying the account's payment
+// reference.
+type PayLink struct {
+	Product string `json:"product"`
+	Name    string `json:"name"`
+	URL     string `json:"url"`
 }
 
 // AccountPatch is the body of PATCH /api/v1/account. A nil field is left
@@ -236,6 +246,8 @@ type BillingAttachRequest struct {
 type InvoiceRequest struct {
 	Product     string `json:"product"`
 	RedirectURL string `json:"redirect_url,omitempty"`
+	// Currency is one of the product's currencies; empty: its first.
+	Currency string `json:"currency,omitempty"`
 }
 
 // Invoice is the answer: the processor's payment page for the invoice.

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kind is what a notification asks of Veil.
@@ -37,6 +40,8 @@ type Event struct {
 	Days        int
 	AmountCents int64
 	Currency    string
+	// Plan is the plan class of the product bought; empty: premium.
+	Plan string
 }
 
 // ErrSignature wraps every refusal of a notification's signature or time.
@@ -77,11 +82,39 @@ func (e *Event) Check() error {
 	return nil
 }
 
-// Product is what a customer can buy: paid time, at a price.
+// Product is what a customer can buy: paid time on a plan class, at a
+// price in one or more currencies.
 type Product struct {
-	Days        int
+	ID   string
+	Name string
+	Days int
+	// Plan is the plan class the paid time is on ("premium").
+	Plan string
+	// Prices are the product's prices, the first the default.
+	Prices []Price
+}
+
+// Price is an amount in one currency.
+type Price struct {
 	AmountCents int64
 	Currency    string
+}
+
+// Amount writes the price's amount as a decimal such as "5.00".
+func (p Price) Amount() string { return formatAmount(p.AmountCents) }
+
+// Price returns the product's price in currency, or the default price
+// when currency is empty; false when it has none in currency.
+func (p Product) Price(currency string) (Price, bool) {
+	if currency == "" && len(p.Prices) > 0 {
+		return p.Prices[0], true
+	}
+	for _, pr := range p.Prices {
+		if pr.Currency == currency {
+			return pr, true
+		}
+	}
+	return Price{}, false
 }
 
 // Products are the products on sale, by id. Processors whose
@@ -89,33 +122,96 @@ type Product struct {
 // invoices) take the paid time from here.
 type Products map[string]Product
 
-// ParseProducts reads "ID=DAYS:AMOUNT:CURRENCY" entries, such as
-// "premium-30=30:5.00:EUR".
+// Sorted lists the products by duration, then id, as the pricing page
+// shows them.
+func (p Products) Sorted() []Product {
+	out := make([]Product, 0, len(p))
+	for _, prod := range p {
+		out = append(out, prod)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Days != out[j].Days {
+			return out[i].Days < out[j].Days
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// ProductSyntax is the form of a product entry, for error messages.
+const ProductSyntax = "ID=DAYS:PRICE[/PRICE…]:PLAN:NAME, PRICE as 5.00 EUR (premium-30=30:5.00 EUR/6.00 USD:premium:Premium, 30 days)"
+
+var planRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+// ParseProducts reads product entries "ID=DAYS:PRICES:PLAN:NAME", such
+// as "premium-30=30:5.00 EUR/6.00 USD:premium:Premium, 30 days", where
+// PRICES are one or more "AMOUNT CURRENCY" joined by "/" and NAME is the
+// rest of the line. The older "ID=DAYS:AMOUNT:CURRENCY"
+// ("premium-30=30:5.00:EUR") is still read: the premium plan, named by
+// its id. An error names the entry.
 func ParseProducts(entries []string) (Products, error) {
 	out := Products{}
 	for _, e := range entries {
-		id, spec, _ := strings.Cut(e, "=")
-		parts := strings.Split(spec, ":")
-		if !productIDRE.MatchString(id) || len(parts) != 3 {
-			return nil, fmt.Errorf("%q: want ID=DAYS:AMOUNT:CURRENCY, such as premium-30=30:5.00:EUR", e)
-		}
-		days, err := strconv.Atoi(parts[0])
-		if err != nil || days < 1 || days > 3660 {
-			return nil, fmt.Errorf("%q: days from 1 to 3660", e)
-		}
-		cents, err := parseAmount(parts[1])
+		prod, err := parseProduct(e)
 		if err != nil {
-			return nil, fmt.Errorf("%q: %v", e, err)
+			return nil, fmt.Errorf("%q: %v", truncate(e, 80), err)
 		}
-		if !currencyRE.MatchString(parts[2]) {
-			return nil, fmt.Errorf("%q: currency: an ISO 4217 code such as EUR", e)
+		if _, dup := out[prod.ID]; dup {
+			return nil, fmt.Errorf("product %s given twice", prod.ID)
 		}
-		if _, dup := out[id]; dup {
-			return nil, fmt.Errorf("product %s given twice", id)
-		}
-		out[id] = Product{Days: days, AmountCents: cents, Currency: parts[2]}
+		out[prod.ID] = prod
 	}
 	return out, nil
+}
+
+func parseProduct(e string) (Product, error) {
+	id, spec, _ := strings.Cut(e, "=")
+	parts := strings.SplitN(spec, ":", 4)
+	if !productIDRE.MatchString(id) || len(parts) < 3 {
+		return Product{}, fmt.Errorf("want %s", ProductSyntax)
+	}
+	days, err := strconv.Atoi(parts[0])
+	if err != nil || days < 1 || days > 3660 {
+		return Product{}, errors.New("days from 1 to 3660")
+	}
+	prod := Product{ID: id, Name: id, Days: days, Plan: "premium"}
+	if len(parts) == 3 && currencyRE.MatchString(parts[2]) && amountRE.MatchString(parts[1]) {
+		// The older form, DAYS:AMOUNT:CURRENCY.
+		cents, err := parseAmount(parts[1])
+		if err != nil {
+			return Product{}, err
+		}
+		prod.Prices = []Price{{cents, parts[2]}}
+		return prod, nil
+	}
+	if len(parts) != 4 {
+		return Product{}, fmt.Errorf("want %s", ProductSyntax)
+	}
+	seen := map[string]bool{}
+	for _, ps := range strings.Split(parts[1], "/") {
+		amount, cur, ok := strings.Cut(strings.TrimSpace(ps), " ")
+		if !ok || !currencyRE.MatchString(cur) {
+			return Product{}, fmt.Errorf("price %q: want an amount and an ISO 4217 code, such as 5.00 EUR", truncate(ps, 32))
+		}
+		cents, err := parseAmount(amount)
+		if err != nil {
+			return Product{}, err
+		}
+		if seen[cur] {
+			return Product{}, fmt.Errorf("two prices in %s", cur)
+		}
+		seen[cur] = true
+		prod.Prices = append(prod.Prices, Price{cents, cur})
+	}
+	prod.Plan = parts[2]
+	if !planRE.MatchString(prod.Plan) || prod.Plan == "free" {
+		return Product{}, fmt.Errorf("plan %q: a lower-case word other than free, such as premium", truncate(prod.Plan, 32))
+	}
+	prod.Name = strings.TrimSpace(parts[3])
+	if prod.Name == "" || len(prod.Name) > 80 || !utf8.ValidString(prod.Name) || strings.ContainsFunc(prod.Name, unicode.IsControl) {
+		return Product{}, errors.New("name: 1 to 80 printable characters")
+	}
+	return prod, nil
 }
 
 // lookup returns the product id names, for an event.
@@ -156,3 +252,9 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// ParseAmount reads a decimal amount such as "5.00" as cents.
+func ParseAmount(s string) (int64, error) { return parseAmount(s) }
+
+// FormatAmount writes cents as a decimal such as "5.00".
+func FormatAmount(cents int64) string { return formatAmount(cents) }

@@ -1,17 +1,36 @@
 package billing
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 func TestParseProducts(t *testing.T) {
-	p, err := ParseProducts([]string{"premium-30=30:5.00:EUR", "year=365:45:USD"})
+	p, err := ParseProducts([]string{"premium-30=30:5.00:EUR", "year=365:45:USD",
+		"family-90=90:12.00 EUR/13.50 USD:family:Family: three months"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p["premium-30"] != (Product{30, 500, "EUR"}) || p["year"] != (Product{365, 4500, "USD"}) {
+	want := Products{
+		"premium-30": {ID: "premium-30", Name: "premium-30", Days: 30, Plan: "premium", Prices: []Price{{500, "EUR"}}},
+		"year":       {ID: "year", Name: "year", Days: 365, Plan: "premium", Prices: []Price{{4500, "USD"}}},
+		"family-90":  {ID: "family-90", Name: "Family: three months", Days: 90, Plan: "family", Prices: []Price{{1200, "EUR"}, {1350, "USD"}}},
+	}
+	if !reflect.DeepEqual(p, want) {
 		t.Fatalf("%+v", p)
 	}
+	if pr, ok := p["family-90"].Price("USD"); !ok || pr.Amount() != "13.50" {
+		t.Errorf("USD price: %+v %v", pr, ok)
+	}
+	if _, ok := p["family-90"].Price("GBP"); ok {
+		t.Error("a GBP price found")
+	}
+	if got := p.Sorted(); got[0].ID != "premium-30" || got[2].ID != "year" {
+		t.Errorf("Sorted: %v", got)
+	}
 	for _, bad := range []string{"premium-30", "x=30:5.00", "x=0:5.00:EUR", "x=30:5.001:EUR", "x=30:-5:EUR",
-		"x=30:5.00:eur", "X Y=30:5.00:EUR", "x=30:5.00:EUR:1"} {
+		"x=30:5.00:eur", "X Y=30:5.00:EUR", "x=30:5.00:EUR:1", "x=30:5.00 EUR:free:Free", "x=30:5.00 EUR:premium:",
+		"x=30:5.00 EUR/6.00 EUR:premium:Two in one", "x=30:5 eur:premium:X", "x=30:5.00 EUR:Premium:X"} {
 		if _, err := ParseProducts([]string{bad}); err == nil {
 			t.Errorf("%q taken", bad)
 		}

@@ -116,21 +116,26 @@ func (b *BTCPay) Parse(ctx context.Context, header string, body []byte) (Event, 
 		return Event{}, fmt.Errorf("btcpay invoice: %v", err)
 	}
 	ev := Event{Kind: Paid, Reference: inv.ID, Account: inv.Metadata.OrderID, Product: inv.Metadata.Product,
-		Days: prod.Days, AmountCents: cents, Currency: inv.Currency}
+		Days: prod.Days, AmountCents: cents, Currency: inv.Currency, Plan: prod.Plan}
 	return ev, ev.Check()
 }
 
-// CreateInvoice creates an invoice for product, paid for the account
-// whose payment reference is account, and returns its checkout link.
+// CreateInvoice creates an invoice for product in currency (empty: its
+// first price), paid for the account whose payment reference is
+// account, and returns its checkout link.
 // redirect, if set, is where BTCPay sends the customer after paying.
-func (b *BTCPay) CreateInvoice(ctx context.Context, account, product, redirect string) (string, error) {
+func (b *BTCPay) CreateInvoice(ctx context.Context, account, product, currency, redirect string) (string, error) {
 	prod, err := b.Products.lookup(product)
 	if err != nil {
 		return "", err
 	}
+	price, ok := prod.Price(currency)
+	if !ok {
+		return "", fmt.Errorf("product %s has no price in %s", product, currency)
+	}
 	req := map[string]any{
-		"amount":   formatAmount(prod.AmountCents),
-		"currency": prod.Currency,
+		"amount":   price.Amount(),
+		"currency": price.Currency,
 		"metadata": map[string]string{"orderId": account, "veilProduct": product},
 	}
 	if redirect != "" {

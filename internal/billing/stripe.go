@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 //   - checkout.session.completed (and checkout.session.async_payment_succeeded
 //     for payment methods that settle later), once payment_status is
 //     "paid": client_reference_id is the account's payment reference,
-//     metadata "product" the product bought (Products gives its days),
+//     metadata "product" the product bought (Products gives its days), or,
+//     for a session of a Payment Link, the product whose link it is (Links),
 //     amount_total and currency what was paid. The payment's reference is
 //     its payment intent, so that its refund finds it.
 //   - charge.refunded, when the charge is refunded in full: the refund of
@@ -26,6 +28,45 @@ type Stripe struct {
 	// Secret is the webhook endpoint's signing secret (whsec_…).
 	Secret   string
 	Products Products
+	// Links are the products' Payment Links, by product id.
+	Links map[string]StripeLink
+}
+
+// StripeLink is a product's Stripe Payment Link: its id (plink_…), which
+// the link's checkout sessions carry, and its URL, to which the account
+// page adds ?client_reference_id=PAYMENT-REFERENCE.
+type StripeLink struct {
+	ID, URL string
+}
+
+// ParseStripeLinks reads "PRODUCT=plink_ID:URL" entries, such as
+// "premium-30=plink_1Abc:https://buy.stripe.com/test_123", for products
+// on sale.
+func ParseStripeLinks(entries []string, products Products) (map[string]StripeLink, error) {
+	out := map[string]StripeLink{}
+	for _, e := range entries {
+		prod, rest, _ := strings.Cut(e, "=")
+		id, u, _ := strings.Cut(rest, ":")
+		pu, err := url.Parse(u)
+		// http only to loopback: a local stand-in of Stripe's page.
+		secure := err == nil && (pu.Scheme == "https" || pu.Scheme == "http" && (pu.Hostname() == "127.0.0.1" || pu.Hostname() == "localhost"))
+		if !strings.HasPrefix(id, "plink_") || !secure || pu.Host == "" || pu.RawQuery != "" {
+			return nil, fmt.Errorf("%q: want PRODUCT=plink_ID:https://buy.stripe.com/…", truncate(e, 80))
+		}
+		if _, ok := products[prod]; !ok {
+			return nil, fmt.Errorf("%q: no product %s", truncate(e, 80), truncate(prod, 64))
+		}
+		if _, dup := out[prod]; dup {
+			return nil, fmt.Errorf("product %s has two links", prod)
+		}
+		out[prod] = StripeLink{ID: id, URL: u}
+	}
+	return out, nil
+}
+
+// For returns the link for the account whose payment reference is ref.
+func (l StripeLink) For(ref string) string {
+	return l.URL + "?client_reference_id=" + url.QueryEscape(ref)
 }
 
 // stripeTolerance is how old a Stripe event's signature may be.
@@ -69,12 +110,20 @@ func (s *Stripe) checkout(ev stripe.Event) (Event, error) {
 	if cs.PaymentIntent == nil {
 		return Event{}, errors.New("stripe checkout session: no payment_intent (only one-time payments are taken)")
 	}
-	prod, err := s.Products.lookup(cs.Metadata["product"])
+	id := cs.Metadata["product"]
+	if id == "" && cs.PaymentLink != nil {
+		for p, l := range s.Links {
+			if l.ID == cs.PaymentLink.ID {
+				id = p
+			}
+		}
+	}
+	prod, err := s.Products.lookup(id)
 	if err != nil {
 		return Event{}, err
 	}
 	out := Event{Kind: Paid, Reference: cs.PaymentIntent.ID, Account: cs.ClientReferenceID,
-		Product: cs.Metadata["product"], Days: prod.Days, AmountCents: cs.AmountTotal,
-		Currency: strings.ToUpper(string(cs.Currency))}
+		Product: id, Days: prod.Days, AmountCents: cs.AmountTotal,
+		Currency: strings.ToUpper(string(cs.Currency)), Plan: prod.Plan}
 	return out, out.Check()
 }

@@ -54,6 +54,9 @@ without the access code).`,
 			if acc.CheckoutURL != "" {
 				fmt.Fprintf(tw, "Pay at:\t%s\n", acc.CheckoutURL)
 			}
+			for _, l := range acc.PayLinks {
+				fmt.Fprintf(tw, "Pay for %s:\t%s\n", l.Name, l.URL)
+			}
 			return tw.Flush()
 		},
 	}

@@ -69,7 +69,7 @@ The URL defaults to serve's http listener.`,
 	pf.String("control", "", "control plane URL (default: serve's http listener)")
 	pf.String("data", config.Default().DataDir, "data directory holding the admin token")
 	pf.BoolVar(&f.json, "json", false, "print JSON")
-	cmd.AddCommand(newAdminAccountCmd(f), newAdminGatewayCmd(f), newAdminWaitCmd(f))
+	cmd.AddCommand(newAdminAccountCmd(f), newAdminGatewayCmd(f), newAdminWaitCmd(f), newAdminVoucherCmd(f), newAdminAffiliateCmd(f))
 	cmd.AddCommand(newAdminPrivacyCmds(f)...)
 	return cmd
 }

@@ -161,10 +161,17 @@ type Config struct {
 	// "https://pay.example/veil?client_reference_id={ref}"); empty: the
 	// account page shows the reference alone.
 	CheckoutURL string `toml:"checkout_url" help:"payment page; {ref} is replaced by the account's payment reference"`
-	// Products are what customers can buy, "ID=DAYS:AMOUNT:CURRENCY"
-	// ("premium-30=30:5.00:EUR"); Stripe's and BTCPay's payments name a
-	// product and take its days from here.
-	Products []string `toml:"products" help:"products on sale, ID=DAYS:AMOUNT:CURRENCY (premium-30=30:5.00:EUR)"`
+	// Products are what customers can buy, "ID=DAYS:PRICES:PLAN:NAME"
+	// ("premium-30=30:5.00 EUR/6.00 USD:premium:Premium, 30 days"; the
+	// older "ID=DAYS:AMOUNT:CURRENCY" is read too); the pricing page
+	// lists them, and Stripe's and BTCPay's payments name a product and
+	// take its days from here. A flag or variable splits entries at
+	// commas: names with commas go in the file.
+	Products []string `toml:"products" help:"products on sale, ID=DAYS:PRICE[/PRICE…]:PLAN:NAME (premium-30=30:5.00 EUR/6.00 USD:premium:Premium 30 days)"`
+	// StripeLinks are the products' Stripe Payment Links,
+	// "PRODUCT=plink_ID:URL"; the account page offers each with the
+	// account's payment reference as client_reference_id.
+	StripeLinks []string `toml:"stripe_links" help:"Stripe Payment Links, PRODUCT=plink_ID:https://buy.stripe.com/…"`
 	// StripeWebhookSecret is the Stripe webhook endpoint's signing secret;
 	// empty: POST /api/v1/billing/stripe is off.
 	StripeWebhookSecret string `toml:"stripe_webhook_secret" help:"Stripe webhook signing secret (whsec_…); empty: Stripe off"`
@@ -175,6 +182,18 @@ type Config struct {
 	BTCPayAPIKey        string `toml:"btcpay_api_key" help:"BTCPay Greenfield API key (invoice permissions)"`
 	BTCPayStoreID       string `toml:"btcpay_store_id" help:"BTCPay store id"`
 	BTCPayWebhookSecret string `toml:"btcpay_webhook_secret" help:"BTCPay store webhook secret"`
+	// SignupPowBits is the sign-up proof of work's difficulty: leading
+	// zero bits of SHA-256 (each bit doubles the work).
+	SignupPowBits int `toml:"signup_pow_bits" help:"sign-up proof-of-work difficulty in bits"`
+	// SignupPerHour is how many accounts one visitor may create per hour
+	// (counted in memory by a keyed hash of the address).
+	SignupPerHour int `toml:"signup_per_hour" help:"sign-ups per visitor per hour"`
+	// ExpiryReminderDays is how many days before paid time ends the
+	// reminder mail goes; 0: no reminder.
+	ExpiryReminderDays int `toml:"expiry_reminder_days" help:"days before paid time ends to mail a reminder; 0: none"`
+	// AffiliateSharePercent is the share of a referred account's payments
+	// credited to its affiliate.
+	AffiliateSharePercent int `toml:"affiliate_share_percent" help:"percent of referred payments credited to the affiliate"`
 	// WhoisServer is the whois tool's first server, HOST:PORT; the
 	// servers it refers to are asked on the same port.
 	WhoisServer string `toml:"whois_server" help:"first server of the whois tool, HOST:PORT"`
@@ -212,34 +231,38 @@ type Config struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		DataDir:            "./veil-data",
-		HTTP:               "127.0.0.1:8080",
-		AdminHTTP:          "127.0.0.1:9090",
-		WGPort:             51820,
-		BuiltinGateway:     true,
-		DNSValidate:        true,
-		PublicDNSTLSAddr:   ":853",
-		PublicDNSHTTPSAddr: ":443",
-		PublicDNSRateLimit: 50,
-		GatewayName:        "local",
-		Location:           "xx-local",
-		TunnelIPv4Pool:     "10.64.0.0/10",
-		TunnelIPv6Pool:     "fd7a:7665:696c::/64",
-		MaxDevices:         5,
-		FreeDevices:        1,
-		FreeBandwidth:      "10Mbit",
-		TrialDays:          7,
-		SessionTTL:         Duration(24 * time.Hour),
-		DNSLeakAddr:        "127.0.0.1:5353",
-		WhoisServer:        "whois.iana.org:43",
-		SMTPPort:           587,
-		SMTPTLS:            "opportunistic",
-		MailFrom:           "veil@localhost",
-		RetentionEvery:     Duration(time.Hour),
-		UnusedAccountDays:  90,
-		TaxYears:           7,
-		BackupDays:         30,
-		LogLevel:           "info",
+		DataDir:               "./veil-data",
+		HTTP:                  "127.0.0.1:8080",
+		AdminHTTP:             "127.0.0.1:9090",
+		WGPort:                51820,
+		BuiltinGateway:        true,
+		DNSValidate:           true,
+		PublicDNSTLSAddr:      ":853",
+		PublicDNSHTTPSAddr:    ":443",
+		PublicDNSRateLimit:    50,
+		GatewayName:           "local",
+		Location:              "xx-local",
+		TunnelIPv4Pool:        "10.64.0.0/10",
+		TunnelIPv6Pool:        "fd7a:7665:696c::/64",
+		MaxDevices:            5,
+		FreeDevices:           1,
+		FreeBandwidth:         "10Mbit",
+		TrialDays:             7,
+		SignupPowBits:         18,
+		SignupPerHour:         10,
+		ExpiryReminderDays:    3,
+		AffiliateSharePercent: 20,
+		SessionTTL:            Duration(24 * time.Hour),
+		DNSLeakAddr:           "127.0.0.1:5353",
+		WhoisServer:           "whois.iana.org:43",
+		SMTPPort:              587,
+		SMTPTLS:               "opportunistic",
+		MailFrom:              "veil@localhost",
+		RetentionEvery:        Duration(time.Hour),
+		UnusedAccountDays:     90,
+		TaxYears:              7,
+		BackupDays:            30,
+		LogLevel:              "info",
 	}
 }
 
@@ -465,6 +488,18 @@ func (c *Config) Validate() error {
 	if _, err := c.FreePlan(); err != nil {
 		return err
 	}
+	if c.SignupPowBits < 0 || c.SignupPowBits > 32 {
+		return bad("signup_pow_bits", "want 0 to 32, got %d", c.SignupPowBits)
+	}
+	if c.SignupPerHour < 1 || c.SignupPerHour > 100000 {
+		return bad("signup_per_hour", "want 1 to 100000, got %d", c.SignupPerHour)
+	}
+	if c.ExpiryReminderDays < 0 || c.ExpiryReminderDays > 60 {
+		return bad("expiry_reminder_days", "want 0 to 60, got %d", c.ExpiryReminderDays)
+	}
+	if c.AffiliateSharePercent < 0 || c.AffiliateSharePercent > 90 {
+		return bad("affiliate_share_percent", "want 0 to 90, got %d", c.AffiliateSharePercent)
+	}
 	if c.TrialDays < 0 || c.TrialDays > 3650 {
 		return bad("trial_days", "want 0 to 3650, got %d", c.TrialDays)
 	}
@@ -646,8 +681,11 @@ func (c *Config) checkProcessors() error {
 	if err != nil {
 		return fmt.Errorf("config: products: %v", err)
 	}
+	if _, err := billing.ParseStripeLinks(c.StripeLinks, products); err != nil {
+		return fmt.Errorf("config: stripe_links: %v", err)
+	}
 	secrets, _ := c.BillingSecretMap()
-	for _, name := range []string{"stripe", "btcpay"} {
+	for _, name := range []string{"stripe", "btcpay", billing.VoucherProcessor} {
 		if _, ok := secrets[name]; ok {
 			return fmt.Errorf("config: billing_secrets: %s has keys of its own (%s_…)", name, name)
 		}

@@ -109,6 +109,7 @@ func (s *Server) accountView(r *http.Request, acc *store.Account) (apitypes.Acco
 		MaxDevices:       s.maxDevices(acc),
 		PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
 		CheckoutURL:      s.checkoutURL(acc.ID),
+		PayLinks:         s.payLinks(acc.ID),
 	}, nil
 }
 

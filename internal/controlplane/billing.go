@@ -82,10 +82,11 @@ func (s *Server) recordPayment(w http.ResponseWriter, r *http.Request, processor
 	// A reference that names no account (0) still records the payment,
 	// detached: the money was taken, and support can attach it.
 	accountID, _ := s.cfg.Hasher.ParsePaymentRef(ev.Account)
-	applied, err := s.cfg.Store.RecordPayment(r.Context(), store.Payment{
-		AccountID: accountID, Processor: processor, Reference: ev.Reference,
-		Product: ev.Product, Days: ev.Days, AmountCents: ev.AmountCents, Currency: ev.Currency,
-	}, s.cfg.Now())
+	applied, err := s.biz.recorder.Record(r.Context(), processor, accountID, ev)
+	if errors.Is(err, billing.ErrReceipt) {
+		s.log.Warn("payment recorded, receipt not queued", "err", err)
+		err = nil
+	}
 	if err != nil {
 		s.fail(w, "recording payment", err)
 		return
@@ -99,7 +100,7 @@ func (s *Server) recordPayment(w http.ResponseWriter, r *http.Request, processor
 // refund takes back the paid time of a refunded payment, or keeps the
 // refund for its payment when that has not been told yet.
 func (s *Server) refund(w http.ResponseWriter, r *http.Request, processor, reference string) {
-	applied, err := s.cfg.Store.RefundPayment(r.Context(), processor, reference, s.cfg.Now())
+	applied, err := s.biz.recorder.Refund(r.Context(), processor, reference)
 	if err != nil {
 		s.fail(w, "refunding payment", err)
 		return
@@ -120,15 +121,20 @@ func (s *Server) btcpayInvoice(w http.ResponseWriter, r *http.Request) {
 		writeDecodeError(w, err)
 		return
 	}
-	if _, ok := s.cfg.BTCPay.Products[req.Product]; !ok {
+	prod, ok := s.cfg.BTCPay.Products[req.Product]
+	if !ok {
 		writeError(w, http.StatusBadRequest, "no such product")
+		return
+	}
+	if _, ok := prod.Price(req.Currency); !ok {
+		writeError(w, http.StatusBadRequest, "the product has no price in that currency")
 		return
 	}
 	if u, err := url.Parse(req.RedirectURL); req.RedirectURL != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
 		writeError(w, http.StatusBadRequest, "redirect_url: an http(s) URL")
 		return
 	}
-	link, err := s.cfg.BTCPay.CreateInvoice(r.Context(), s.cfg.Hasher.PaymentRef(accountFrom(r).ID), req.Product, req.RedirectURL)
+	link, err := s.cfg.BTCPay.CreateInvoice(r.Context(), s.cfg.Hasher.PaymentRef(accountFrom(r).ID), req.Product, req.Currency, req.RedirectURL)
 	if err != nil {
 		s.log.Warn("creating BTCPay invoice", "err", err)
 		writeError(w, http.StatusBadGateway, "the payment processor is unreachable; try again later")

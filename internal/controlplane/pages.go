@@ -188,6 +188,8 @@ type accountInfo struct {
 	Tickets          int
 	PaymentReference string
 	CheckoutURL      string
+	// PayLinks are the products' Stripe Payment Links for this account.
+	PayLinks []apitypes.PayLink
 }
 
 var pageMessages = map[string]string{
@@ -202,6 +204,8 @@ var pageMessages = map[string]string{
 	"erased":     "Your account and everything held for it were erased.",
 	"out":        "You are logged out.",
 	"recover":    recoverAnswer,
+	"badvoucher": "Voucher code not recognised or already used.",
+	"redeemed":   "Voucher redeemed: your paid time was extended.",
 }
 
 func dateOrEmpty(t time.Time) string {
@@ -228,7 +232,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			Email: acc.Email, Plan: acc.Plan, PaidUntil: dateOrEmpty(acc.PaidUntil), TrialUntil: dateOrEmpty(acc.TrialUntil),
 			Active: acc.Active(s.cfg.Now()), MarketingConsent: acc.MarketingConsent, Restricted: acc.Restricted,
 			Devices: len(devs), Tickets: len(ts), PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
-			CheckoutURL: s.checkoutURL(acc.ID),
+			CheckoutURL: s.checkoutURL(acc.ID), PayLinks: s.payLinks(acc.ID),
 		}
 	}
 	s.page(w, r, "account.html", web.Page{Title: "Account", Data: v})

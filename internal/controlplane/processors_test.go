@@ -16,7 +16,7 @@ import (
 	"veil/internal/controlplane"
 )
 
-var testProducts = billing.Products{"premium-30": {Days: 30, AmountCents: 500, Currency: "EUR"}}
+var testProducts = billing.Products{"premium-30": {ID: "premium-30", Name: "Premium, 30 days", Days: 30, Plan: "premium", Prices: []billing.Price{{AmountCents: 500, Currency: "EUR"}}}}
 
 const stripeSecret = "whsec_test_0123456789abcdef"
 

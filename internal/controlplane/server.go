@@ -70,11 +70,15 @@ type Config struct {
 	// value is no free plan. The store must be told the same
 	// (Store.SetFreePlan).
 	FreePlan config.FreePlan
+	// Business configures sign-up, plans, vouchers, reminders and the
+	// affiliate program (signup.go).
+	Business BusinessConfig
 }
 
 // Server serves the API.
 type Server struct {
 	cfg       Config
+	biz       business
 	log       *slog.Logger
 	peers     *notifier
 	endpoints *endpointResolver
@@ -94,7 +98,9 @@ func New(cfg Config) *Server {
 	if cfg.GatewayCapacity == 0 {
 		cfg.GatewayCapacity = 1000
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, peers: newNotifier(), endpoints: newEndpointResolver(cfg.Now)}
+	srv := &Server{cfg: cfg, log: cfg.Logger, peers: newNotifier(), endpoints: newEndpointResolver(cfg.Now)}
+	srv.initBusiness()
+	return srv
 }
 
 // Run follows the store's peer-map changes, waking long-polling gateways,
@@ -126,6 +132,7 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 			if _, err := s.cfg.Store.DeleteExpiredRecoveryTokens(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("deleting expired recovery links", "err", err)
 			}
+			s.remindIfDue(ctx)
 		}
 	}
 }
@@ -159,6 +166,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/admin/gateways", s.withAdmin(s.adminCreateGateway))
 	mux.HandleFunc("DELETE /api/v1/admin/gateways/{name}", s.withAdmin(s.adminDeleteGateway))
 	s.registerPrivacy(mux)
+	s.registerBusiness(mux)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -215,6 +215,21 @@ func TestExportComplete(t *testing.T) {
 		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: other.ID, Processor: "testpay", Reference: "r2", Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := s.JoinAffiliate(ctx, other.ID, "other-code", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.JoinAffiliate(ctx, a.ID, "a-code", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Refer(ctx, a.ID, other.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Refer(ctx, other.ID, a.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RecordPayment(ctx, store.Payment{AccountID: other.ID, Processor: "testpay", Reference: "r3", Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR", AffiliatePercent: 20}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
 		e := &privacy.Exporter{Store: s, Addresses: func(i int64) (string, string) { return "10.0.0.x", "fd00::x" }}
 		exp, err := e.Export(ctx, a.ID)
 		if err != nil {

@@ -25,7 +25,9 @@ import (
 	"veil/internal/controlplane"
 	"veil/internal/device"
 	"veil/internal/gateway"
+	"veil/internal/pow"
 	"veil/internal/store"
+	"veil/internal/throttle"
 	"veil/internal/visitor"
 	"veil/internal/web"
 )
@@ -120,9 +122,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 	}
 	secrets, _ := cfg.BillingSecretMap() // Validate has checked them
 	products, _ := billing.ParseProducts(cfg.Products)
+	links, _ := billing.ParseStripeLinks(cfg.StripeLinks, products)
 	var stripe *billing.Stripe
 	if cfg.StripeWebhookSecret != "" {
-		stripe = &billing.Stripe{Secret: cfg.StripeWebhookSecret, Products: products}
+		stripe = &billing.Stripe{Secret: cfg.StripeWebhookSecret, Products: products, Links: links}
 	}
 	var btcpay *billing.BTCPay
 	if cfg.BTCPayURL != "" {
@@ -135,6 +138,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		SessionTTL:     time.Duration(cfg.SessionTTL),
 		BillingSecrets: secrets, Stripe: stripe, BTCPay: btcpay,
 		CheckoutURL: cfg.CheckoutURL, FreePlan: free,
+		Business: controlplane.BusinessConfig{
+			Pow:              pow.NewWithKey(cfg.SignupPowBits, 10*time.Minute, hasher.Token("signup-proof-of-work")),
+			Signups:          throttle.New(cfg.SignupPerHour, time.Hour),
+			Products:         products,
+			StripeLinks:      links,
+			ReminderDays:     cfg.ExpiryReminderDays,
+			AffiliatePercent: cfg.AffiliateSharePercent,
+		},
 		Visitors: s.visitors,
 		Logger:   log.With("component", "api"),
 	})

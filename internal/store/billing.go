@@ -22,48 +22,9 @@ func (s *sqlStore) RecordPayment(ctx context.Context, p Payment, now time.Time) 
 		return false, errors.New("recording payment: processor, reference and a positive duration are required")
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		applied = false
-		now := now.UTC().Truncate(time.Microsecond)
-		var account any
-		var paid time.Time
-		if p.AccountID != 0 {
-			err := tx.QueryRowContext(ctx, "SELECT paid_until FROM accounts WHERE id = $1", p.AccountID).Scan(timeCol{&paid})
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return err
-			default:
-				account = p.AccountID
-			}
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO billing_records
-			(account_id, processor, reference, product, days, amount_cents, currency, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (processor, reference) DO NOTHING`,
-			account, p.Processor, p.Reference, p.Product, p.Days, p.AmountCents, p.Currency, s.ts(now))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err // a repeat: nothing more to do
-		}
-		applied = true
-		var refunded time.Time
-		err = tx.QueryRowContext(ctx, "DELETE FROM pending_refunds WHERE processor = $1 AND reference = $2 RETURNING refunded_at",
-			p.Processor, p.Reference).Scan(timeCol{&refunded})
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		default:
-			// Refunded before it was told: recorded as refunded, it buys nothing.
-			_, err := tx.ExecContext(ctx, "UPDATE billing_records SET refunded_at = $1 WHERE processor = $2 AND reference = $3",
-				s.ts(refunded), p.Processor, p.Reference)
-			return err
-		}
-		if account == nil {
-			return nil
-		}
-		return s.extendPaid(ctx, tx, p.AccountID, paid, p.Days, now)
+		var err error
+		applied, err = s.recordPaymentTx(ctx, tx, p, now)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("recording payment: %w", err)
@@ -74,15 +35,67 @@ func (s *sqlStore) RecordPayment(ctx context.Context, p Payment, now time.Time) 
 	return applied, nil
 }
 
+// recordPaymentTx is RecordPayment inside the caller's transaction. A
+// payment of an account that an affiliate referred credits the
+// affiliate p.AffiliatePercent of its amount, once.
+func (s *sqlStore) recordPaymentTx(ctx context.Context, tx *sql.Tx, p Payment, now time.Time) (bool, error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	var account any
+	var paid time.Time
+	if p.AccountID != 0 {
+		err := tx.QueryRowContext(ctx, "SELECT paid_until FROM accounts WHERE id = $1", p.AccountID).Scan(timeCol{&paid})
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return false, err
+		default:
+			account = p.AccountID
+		}
+	}
+	var recordID int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO billing_records
+		(account_id, processor, reference, product, days, amount_cents, currency, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (processor, reference) DO NOTHING RETURNING id`,
+		account, p.Processor, p.Reference, p.Product, p.Days, p.AmountCents, p.Currency, s.ts(now)).Scan(&recordID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil // a repeat: nothing more to do
+	}
+	if err != nil {
+		return false, err
+	}
+	var refunded time.Time
+	err = tx.QueryRowContext(ctx, "DELETE FROM pending_refunds WHERE processor = $1 AND reference = $2 RETURNING refunded_at",
+		p.Processor, p.Reference).Scan(timeCol{&refunded})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return false, err
+	default:
+		// Refunded before it was told: recorded as refunded, it buys nothing.
+		_, err := tx.ExecContext(ctx, "UPDATE billing_records SET refunded_at = $1 WHERE id = $2", s.ts(refunded), recordID)
+		return true, err
+	}
+	if account == nil {
+		return true, nil
+	}
+	if err := s.creditAffiliate(ctx, tx, recordID, p, now); err != nil {
+		return false, err
+	}
+	return true, s.extendPaid(ctx, tx, p.AccountID, paid, p.Days, p.Plan, now)
+}
+
 // extendPaid moves the account's paid time, which ends at paid, days
-// further from the later of paid and now, on the premium plan.
-func (s *sqlStore) extendPaid(ctx context.Context, tx *sql.Tx, accountID int64, paid time.Time, days int, now time.Time) error {
+// further from the later of paid and now, on plan (empty: premium).
+func (s *sqlStore) extendPaid(ctx context.Context, tx *sql.Tx, accountID int64, paid time.Time, days int, plan string, now time.Time) error {
+	if plan == "" {
+		plan = PlanPremium
+	}
 	from := now
 	if paid.After(now) {
 		from = paid
 	}
 	_, err := tx.ExecContext(ctx, "UPDATE accounts SET paid_until = $1, plan = $2 WHERE id = $3",
-		s.ts(from.AddDate(0, 0, days)), PlanPremium, accountID)
+		s.ts(from.AddDate(0, 0, days)), plan, accountID)
 	return err
 }
 
@@ -124,7 +137,7 @@ func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64,
 		if !refunded.IsZero() {
 			return nil // refunded: it buys nothing
 		}
-		return s.extendPaid(ctx, tx, accountID, paid, days, now.UTC().Truncate(time.Microsecond))
+		return s.extendPaid(ctx, tx, accountID, paid, days, "", now.UTC().Truncate(time.Microsecond))
 	})
 	if err != nil {
 		return fmt.Errorf("attaching payment: %w", err)
@@ -166,6 +179,9 @@ func (s *sqlStore) RefundPayment(ctx context.Context, processor, reference strin
 			return err
 		}
 		applied = true
+		if err := s.reverseAffiliate(ctx, tx, id, now); err != nil {
+			return err
+		}
 		if !owner.Valid {
 			return nil
 		}

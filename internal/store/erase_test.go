@@ -54,6 +54,22 @@ func personal(tb testing.TB, s store.Store) (*store.Account, map[string][]byte) 
 		tb.Fatal(err)
 	}
 	secrets["mail body"] = []byte("mail-body-" + tag)
+	// The account is an affiliate, and was referred by one that stays.
+	code := "aff" + tag
+	if _, err := s.JoinAffiliate(ctx, a.ID, code, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	secrets["referral code"] = []byte(code)
+	referrer := &store.Account{CodeHash: random(tb, 32), Plan: store.PlanFree, PaidUntil: time.Now().AddDate(5, 0, 0)}
+	if _, err := s.CreateAccount(ctx, referrer); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := s.JoinAffiliate(ctx, referrer.ID, "keep"+tag, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Refer(ctx, a.ID, referrer.ID, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
 	return a, secrets
 }
 
@@ -220,6 +236,8 @@ func TestUpgradeClearsEarlierErasures(t *testing.T) {
 			"ALTER TABLE gateways DROP COLUMN synced_version", "ALTER TABLE gateways DROP COLUMN synced_at",
 			"ALTER TABLE gateways DROP COLUMN tls_port", "ALTER TABLE gateways DROP COLUMN quic_port", "ALTER TABLE gateways DROP COLUMN cert_pin",
 			"DROP INDEX devices_out_of_map", "DROP INDEX accounts_paid_until", "DROP INDEX devices_free",
+			"DROP TABLE affiliate_ledger", "DROP TABLE referrals", "DROP TABLE affiliates", "DROP TABLE vouchers",
+			"ALTER TABLE accounts DROP COLUMN reminded_until",
 			"DROP TABLE pending_refunds", "ALTER TABLE devices DROP COLUMN free", "DELETE FROM schema_version WHERE version >= 8",
 		} {
 			if _, err := db.ExecContext(ctx, q); err != nil {

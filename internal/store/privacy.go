@@ -265,6 +265,9 @@ var accountTables = []struct{ table, query string }{
 	{"support_messages", "SELECT m.* FROM support_messages m JOIN support_tickets t ON t.id = m.ticket_id WHERE t.account_id = $1 ORDER BY m.id"},
 	{"mail_outbox", "SELECT * FROM mail_outbox WHERE account_id = $1 ORDER BY id"},
 	{"billing_records", "SELECT * FROM billing_records WHERE account_id = $1 ORDER BY id"},
+	{"affiliates", "SELECT * FROM affiliates WHERE account_id = $1"},
+	{"referrals", "SELECT * FROM referrals WHERE account_id = $1"},
+	{"affiliate_ledger", "SELECT * FROM affiliate_ledger WHERE affiliate_id = $1 ORDER BY id"},
 }
 
 // boolColumns are the flag columns, which SQLite stores as 0 and 1.

@@ -80,6 +80,12 @@ type Payment struct {
 	// AmountCents and Currency ("EUR") are what was paid.
 	AmountCents int64
 	Currency    string
+	// Plan is the plan class the paid time is on; empty: premium. Not
+	// kept in the record: the account's plan holds it.
+	Plan string
+	// AffiliatePercent is the share of the amount credited to the
+	// affiliate that referred the account, if any; not kept in the record.
+	AffiliatePercent int
 }
 
 // BillingRecord is a stored payment.
@@ -397,4 +403,56 @@ type Store interface {
 	// DeleteBillingBefore removes billing records made before cutoff, and
 	// refunds told before cutoff whose payment never came.
 	DeleteBillingBefore(ctx context.Context, cutoff time.Time) (int, error)
+
+	// --- Sign-up business: vouchers, affiliates, expiry reminders
+	// (vouchers.go, affiliate.go, reminders.go). ---
+
+	// CreateVouchers stores vouchers by their code hashes, each worth days.
+	CreateVouchers(ctx context.Context, hashes [][]byte, days int, now time.Time) error
+	// RedeemVoucher spends the voucher whose code hash is hash for the
+	// account, once: it is marked redeemed and recorded as a payment of p
+	// (Days taken from the voucher) in one transaction. ErrVoucherInvalid
+	// for an unknown or spent voucher.
+	RedeemVoucher(ctx context.Context, hash []byte, p Payment, now time.Time) (days int, err error)
+
+	// JoinAffiliate makes the account an affiliate with code, or returns
+	// its existing affiliate; ErrDuplicateName when code is taken.
+	JoinAffiliate(ctx context.Context, accountID int64, code string, now time.Time) (*Affiliate, error)
+	// AffiliateByAccount returns the account's affiliate or ErrNotFound.
+	AffiliateByAccount(ctx context.Context, accountID int64) (*Affiliate, error)
+	// AffiliateByCode returns the affiliate with code or ErrNotFound.
+	AffiliateByCode(ctx context.Context, code string) (*Affiliate, error)
+	// Affiliates lists every affiliate with its numbers, by code.
+	Affiliates(ctx context.Context) ([]Affiliate, error)
+	// Refer links a new account to the affiliate that referred it.
+	Refer(ctx context.Context, accountID, affiliateID int64, now time.Time) error
+	// RecordPayout records a payout to an affiliate; ErrNotFound for no
+	// such affiliate.
+	RecordPayout(ctx context.Context, affiliateID int64, amountCents int64, currency string, now time.Time) error
+
+	// ExpiringAccounts returns accounts with an email whose paid time ends
+	// within (now, before] and that had no reminder for that end yet.
+	ExpiringAccounts(ctx context.Context, now, before time.Time) ([]Account, error)
+	// MarkReminded records that the reminder for the paid time ending at
+	// paidUntil was queued; false when it was already (another process
+	// took it) or the paid time has moved.
+	MarkReminded(ctx context.Context, accountID int64, paidUntil time.Time) (bool, error)
+}
+
+// ErrVoucherInvalid is the answer to a voucher code that is unknown or
+// already redeemed.
+var ErrVoucherInvalid = errors.New("voucher unknown or already redeemed")
+
+// Affiliate is an account in the affiliate program and what it may see:
+// numbers and balances, never who.
+type Affiliate struct {
+	AccountID int64
+	Code      string
+	CreatedAt time.Time
+	// Signups is how many accounts signed up through its link (erased
+	// ones included), Payments how many of their payments credited it.
+	Signups, Payments int
+	// Balances is the amount owed per currency: credits less reversals
+	// and payouts, in cents.
+	Balances map[string]int64
 }

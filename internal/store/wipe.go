@@ -20,7 +20,8 @@ import (
 // still hold erased data for a while; the privacy policy says how long.
 
 // personalTables are the tables erasing an account deletes from.
-var personalTables = []string{"accounts", "devices", "sessions", "support_tickets", "support_messages", "mail_outbox", "peer_tombstones", "recovery_tokens"}
+var personalTables = []string{"accounts", "devices", "sessions", "support_tickets", "support_messages", "mail_outbox", "peer_tombstones", "recovery_tokens",
+	"affiliates", "referrals", "affiliate_ledger"}
 
 // wipedSince is the first schema version whose database ran with the
 // wiping above; a file from before may hold erased data, so the upgrade

@@ -78,6 +78,8 @@ var Nav = []NavItem{
 	{"/whois", "Whois"},
 	{"/proxy", "Web proxy"},
 	{"/servers", "Servers"},
+	{"/pricing", "Pricing"},
+	{"/signup", "Get an access code"},
 	{"/account", "Account"},
 	{"/support", "Support"},
 	{"/privacy", "Privacy"},

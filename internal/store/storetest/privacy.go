@@ -342,7 +342,7 @@ func testTouchAccount(t *testing.T, open func(testing.TB) store.Store) {
 func accountTables(schema map[string][]string) []string {
 	var ts []string
 	for table, cols := range schema {
-		if table == "accounts" || table == "support_messages" || slices.Contains(cols, "account_id") {
+		if table == "accounts" || table == "support_messages" || table == "affiliate_ledger" || slices.Contains(cols, "account_id") {
 			ts = append(ts, table)
 		}
 	}

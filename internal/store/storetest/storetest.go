@@ -57,6 +57,9 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"Privacy", testPrivacy},
 		{"Billing", testBilling},
 		{"EarlyRefund", testEarlyRefund},
+		{"Vouchers", testVouchers},
+		{"Affiliates", testAffiliates},
+		{"Reminders", testReminders},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
@@ -1103,7 +1106,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used"},
+		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used", "reminded_until"},
 		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block", "free"},
 		"sessions":        {"token_hash", "account_id", "expires_at"},
 		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at", "tls_port", "quic_port", "cert_pin"},
@@ -1122,6 +1125,11 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"recovery_tokens": {"token_hash", "account_id", "expires_at"},
 		// Erasure and early refunds (0008).
 		"pending_refunds": {"processor", "reference", "refunded_at"},
+		// Sign-up business (0009).
+		"vouchers":         {"id", "code_hash", "days", "created_at", "redeemed_at"},
+		"affiliates":       {"account_id", "code", "created_at"},
+		"referrals":        {"id", "account_id", "affiliate_id", "created_at"},
+		"affiliate_ledger": {"id", "affiliate_id", "billing_record_id", "kind", "amount_cents", "currency", "created_at"},
 	}
 	if fmt.Sprint(schema) != fmt.Sprint(want) {
 		t.Errorf("Schema() =\n%v\nwant\n%v", schema, want)
