@@ -147,6 +147,7 @@ var Inventory = []Category{
 			{"devices.in_map", "whether gateways currently accept it"},
 			{"devices.peer_version", "bookkeeping for gateway synchronisation"},
 			{"devices.created_at", "when it was registered"},
+			{"devices.key_created_at", "when its current key was registered (its key's age; the client replaces the key on a schedule)"},
 		},
 		Purpose:    "To let your devices connect: gateways accept a key only when its account is active.",
 		LegalBasis: basisContract,
