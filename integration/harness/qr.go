@@ -17,9 +17,15 @@ func DecodeQR(img image.Image) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The finder-pattern search first, as for a photo; gozxing's misses
+	// some codes that are whole and clean, so then as a pure code (one
+	// upright code with its quiet zone, which a screenshot is).
 	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
 	if err != nil {
-		return "", fmt.Errorf("decoding the QR code: %w", err)
+		var err2 error
+		if res, err2 = qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true}); err2 != nil {
+			return "", fmt.Errorf("decoding the QR code: %w; as a pure code: %v", err, err2)
+		}
 	}
 	return res.GetText(), nil
 }

@@ -31,6 +31,7 @@ func (s *Server) registerPages(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/marketing", s.pageForm(s.withPageAccount(s.accountFlag("marketing"))))
 	mux.HandleFunc("POST /account/erase", s.pageForm(s.withPageAccount(s.accountErase)))
 	mux.HandleFunc("GET /account/export", s.withPageAccount(s.exportAccount))
+	s.registerDevicePages(mux)
 	mux.HandleFunc("GET /support", s.supportPage)
 	mux.HandleFunc("POST /support", s.pageForm(s.supportSubmit))
 	mux.HandleFunc("GET /support/ticket/{token}", s.ticketPage)
@@ -188,6 +189,10 @@ type accountInfo struct {
 	Tickets          int
 	PaymentReference string
 	CheckoutURL      string
+	// DeviceList and Servers feed the device manager (devicepage.go).
+	DeviceList []deviceRow
+	MaxDevices int
+	Servers    []serverOption
 }
 
 var pageMessages = map[string]string{
@@ -202,6 +207,10 @@ var pageMessages = map[string]string{
 	"erased":     "Your account and everything held for it were erased.",
 	"out":        "You are logged out.",
 	"recover":    recoverAnswer,
+	"renamed":    "The device was renamed.",
+	"removed":    "The device was removed; its key no longer connects.",
+	"badname":    "A device name is 1 to 64 printable characters.",
+	"nodevice":   "This account has no such device.",
 }
 
 func dateOrEmpty(t time.Time) string {
@@ -229,6 +238,11 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			Active: acc.Active(s.cfg.Now()), MarketingConsent: acc.MarketingConsent, Restricted: acc.Restricted,
 			Devices: len(devs), Tickets: len(ts), PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
 			CheckoutURL: s.checkoutURL(acc.ID),
+			DeviceList:  s.deviceRows(devs), MaxDevices: s.cfg.MaxDevices,
+		}
+		if v.Account.Servers, err = s.serverOptions(r); err != nil {
+			s.pageFail(w, "listing gateways", err)
+			return
 		}
 	}
 	s.page(w, r, "account.html", web.Page{Title: "Account", Data: v})
