@@ -131,4 +131,3 @@ func configKey(t *testing.T, conf string) string {
 	t.Fatalf("no private key in\n%s", conf)
 	return ""
 }
-
