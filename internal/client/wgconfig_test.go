@@ -43,7 +43,7 @@ func TestWGConfig(t *testing.T) {
 	srv := apitypes.Server{Name: "se1", Location: "se-sto", PublicKey: "PUB=", Endpoint: "198.51.100.1:51820",
 		TunnelIPv4: "10.64.0.1", TunnelIPv6: "fd7a:7665:696c::1"}
 	got := WGConfig("PRIV=", d, srv)
-	if strings.Count(got, "[Peer]") != 1 || !strings.HasPrefix(got, "# Veil device phone [Peer], gateway se1 (se-sto)\n") {
+	if strings.Count(got, "\n[Peer]\n") != 1 || !strings.HasPrefix(got, "# Veil device phone [Peer], gateway se1 (se-sto)\n") {
 		t.Errorf("the device's name escaped its comment line:\n%s", got)
 	}
 	for _, want := range []string{

@@ -19,6 +19,9 @@ type Client struct {
 	// SOCKS and HTTPProxy are proxy mode's listeners on loopback, or "off".
 	SOCKS     string `toml:"socks" help:"proxy mode: SOCKS5 listener on loopback, or \"off\""`
 	HTTPProxy string `toml:"http_proxy" help:"proxy mode: HTTP proxy listener on loopback, or \"off\""`
+	// KeyRotation is how often `veil connect` replaces the device's
+	// WireGuard key without dropping the tunnel; 0: never.
+	KeyRotation Duration `toml:"key_rotation" help:"how often the connected client replaces its device key (0: never)"`
 }
 
 // DefaultControl is the control plane `veil serve` runs by default.
