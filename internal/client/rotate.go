@@ -33,17 +33,21 @@ func (t *Tunnel) RotateKey(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	api, err := st.API(ctx, dir)
+	api, done, err := t.controlAPI(ctx, dir)
 	if err != nil {
 		return fmt.Errorf("rotating the device key: %w", err)
 	}
 	oldKey, oldAt := st.PrivateKey, st.KeyCreated
 	st.PrivateKey, st.KeyCreated = key.Base64(), time.Now().UTC()
 	if err := st.Save(dir); err != nil {
+		done()
 		st.PrivateKey, st.KeyCreated = oldKey, oldAt
 		return fmt.Errorf("rotating the device key: %w", err)
 	}
-	d, err := api.RekeyDevice(ctx, st.DeviceID, key.Public().Base64())
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	d, err := api.RekeyDevice(rctx, st.DeviceID, key.Public().Base64())
+	cancel()
+	done()
 	if err != nil || d.PublicKey != key.Public().Base64() {
 		st.PrivateKey, st.KeyCreated = oldKey, oldAt
 		if serr := st.Save(dir); serr != nil {
@@ -68,6 +72,38 @@ func (t *Tunnel) RotateKey(ctx context.Context, dir string) error {
 		return err
 	}
 	return t.awaitHandshakeSince(ctx, switched)
+}
+
+// controlAPI returns an API client for the saved account. In tun mode
+// it goes by the kill switch's control-plane exception, as a reconnect
+// does (the control plane may be reachable only from outside the
+// tunnel), open until done is called.
+func (t *Tunnel) controlAPI(ctx context.Context, dir string) (api *API, done func(), err error) {
+	st := t.cfg.State
+	done = func() {}
+	if t.tun != nil {
+		st.HTTP = t.tun.apiHTTP()
+		t.opMu.Lock()
+		err := t.tun.allowAPI(true)
+		t.opMu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+		done = func() {
+			t.opMu.Lock()
+			if err := t.tun.allowAPI(false); err != nil {
+				t.log.Warn("closing the kill switch's control plane exception failed", "err", err)
+			}
+			t.opMu.Unlock()
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if api, err = st.API(actx, dir); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return api, done, nil
 }
 
 // awaitHandshakeSince repeats the handshake with the gateway until one
