@@ -146,4 +146,3 @@ func loadState(t *testing.T, dir string) *client.State {
 	}
 	return st
 }
-
