@@ -37,9 +37,16 @@ func TestMain(m *testing.M) {
 		roleDNS()
 	case "pay":
 		rolePay()
+	default:
+		if f := roles[os.Getenv("VEIL_NETNS_ROLE")]; f != nil {
+			f()
+		}
 	}
 	os.Exit(0)
 }
+
+// roles are more roles, registered by the test files that use them.
+var roles = map[string]func(){}
 
 // roleEcho serves HTTP on port 80 answering with the caller's address.
 func roleEcho() {

@@ -27,39 +27,7 @@ func TestWGQuick(t *testing.T) {
 	if !strings.Contains(conf, "DNS = ") {
 		t.Fatalf("the wg-quick file names no resolver:\n%s", conf)
 	}
-	file := filepath.Join(tp.tmp, "vq0.conf")
-	if err := os.WriteFile(file, []byte(conf+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(tp.tmp, "bin")
-	saved := filepath.Join(tp.tmp, "resolv.saved")
-	resolvconf := "#!/bin/sh\n" +
-		"# resolvconf -a IFACE [-m N] [-x] < lines | resolvconf -d IFACE [-f]\n" +
-		"case \"$1\" in\n" +
-		"-a) cp /etc/resolv.conf " + saved + " && cat > /etc/resolv.conf ;;\n" +
-		"-d) [ -f " + saved + " ] && cat " + saved + " > /etc/resolv.conf ;;\n" +
-		"esac\n"
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bin, "resolvconf"), []byte(resolvconf), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"),
-		"WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1")
-	wgQuick := func(verb string) *exec.Cmd {
-		c := tp.in(tp.c, "wg-quick", verb, file)
-		c.Env = env
-		return c
-	}
-	if out, err := wgQuick("up").CombinedOutput(); err != nil {
-		t.Fatalf("wg-quick up: %v\n%s", err, out)
-	}
-	down := func() {
-		if out, err := wgQuick("down").CombinedOutput(); err != nil {
-			t.Errorf("wg-quick down: %v\n%s", err, out)
-		}
-	}
+	down := tp.wgQuickUp(t, "vq0", conf)
 	downed := false
 	t.Cleanup(func() {
 		if !downed {
@@ -82,5 +50,47 @@ func TestWGQuick(t *testing.T) {
 	downed = true
 	if r := readResolv(t, tp.c); r != sentinelDNS {
 		t.Fatalf("resolv.conf after wg-quick down = %q, want the original", r)
+	}
+}
+
+// wgQuickUp brings the wg-quick file conf up in the client namespace as
+// interface iface, with Debian's wireguard-go and a minimal resolvconf(8)
+// that writes the namespace's own resolv.conf (what `ip netns exec`
+// mounts over /etc/resolv.conf). It returns the function that takes it
+// down again.
+func (tp *topo) wgQuickUp(t *testing.T, iface, conf string) (down func()) {
+	t.Helper()
+	file := filepath.Join(tp.tmp, iface+".conf")
+	if err := os.WriteFile(file, []byte(conf+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(tp.tmp, iface+".bin")
+	saved := filepath.Join(tp.tmp, iface+".resolv.saved")
+	resolvconf := "#!/bin/sh\n" +
+		"# resolvconf -a IFACE [-m N] [-x] < lines | resolvconf -d IFACE [-f]\n" +
+		"case \"$1\" in\n" +
+		"-a) cp /etc/resolv.conf " + saved + " && cat > /etc/resolv.conf ;;\n" +
+		"-d) [ -f " + saved + " ] && cat " + saved + " > /etc/resolv.conf ;;\n" +
+		"esac\n"
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "resolvconf"), []byte(resolvconf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"),
+		"WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1")
+	wgQuick := func(verb string) *exec.Cmd {
+		c := tp.in(tp.c, "wg-quick", verb, file)
+		c.Env = env
+		return c
+	}
+	if out, err := wgQuick("up").CombinedOutput(); err != nil {
+		t.Fatalf("wg-quick up: %v\n%s", err, out)
+	}
+	return func() {
+		if out, err := wgQuick("down").CombinedOutput(); err != nil {
+			t.Errorf("wg-quick down: %v\n%s", err, out)
+		}
 	}
 }

@@ -86,6 +86,8 @@ type DeviceRequest struct {
 // DevicePatch is the body of PATCH /api/v1/devices/{id}. A nil field is
 // left unchanged.
 type DevicePatch struct {
+	// Name renames the device.
+	Name *string `json:"name,omitempty"`
 	// Block replaces the device's DNS blocking categories; [] clears them.
 	Block *[]string `json:"block,omitempty"`
 }
@@ -104,6 +106,9 @@ type Device struct {
 	IPv6      string    `json:"ipv6"` // e.g. "fd7a:7665:696c::2/128"
 	Block     []string  `json:"block"`
 	CreatedAt time.Time `json:"created_at"`
+	// KeyCreatedAt is when the current key was registered: CreatedAt or
+	// the last rotation.
+	KeyCreatedAt time.Time `json:"key_created_at"`
 }
 
 // Server is one gateway in the public list, GET /api/v1/servers.

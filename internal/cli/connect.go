@@ -33,7 +33,7 @@ type connectFlags struct {
 	transport                               string
 	killSwitch, foreground                  bool
 	readyFD                                 int
-	timeout                                 time.Duration
+	timeout, keyRotation                    time.Duration
 	logLevel                                string
 	block                                   []string
 	settings                                *clientFlags
@@ -61,11 +61,15 @@ the gateway does not answer, WireGuard over QUIC and then over TLS on
 TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.settings.load(cmd, config.Client{SOCKS: client.DefaultSOCKS, HTTPProxy: client.DefaultHTTPProxy, Transport: client.DefaultTransport})
+			cfg, err := f.settings.load(cmd, config.Client{SOCKS: client.DefaultSOCKS, HTTPProxy: client.DefaultHTTPProxy, Transport: client.DefaultTransport,
+				KeyRotation: config.Duration(client.DefaultKeyRotation)})
 			if err != nil {
 				return err
 			}
 			f.state, f.socks, f.httpProxy, f.transport = cfg.State, cfg.SOCKS, cfg.HTTPProxy, cfg.Transport
+			if f.keyRotation = time.Duration(cfg.KeyRotation); f.keyRotation < 0 {
+				return errors.New("--key-rotation: want a duration such as 168h, or 0 for never")
+			}
 			if f.mode == "" {
 				f.mode = client.ModeProxy
 				if os.Geteuid() == 0 {
@@ -109,6 +113,7 @@ TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 	fl.BoolVar(&f.killSwitch, "kill-switch", false, "tun mode: block all traffic outside the tunnel until `veil disconnect` (default on in tun mode)")
 	fl.BoolVar(&f.foreground, "foreground", false, "stay attached instead of returning once connected")
 	fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long to wait for the gateway's first handshake")
+	fl.Duration("key-rotation", client.DefaultKeyRotation, "replace the device's WireGuard key this often, without dropping the tunnel (0: never)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "foreground log level: debug, info, warn, error")
 	fl.StringSliceVar(&f.block, "block", nil, "DNS blocking for this device: "+strings.Join(apitypes.BlockCategories, ",")+" (empty: none; kept for later connections)")
 	fl.IntVar(&f.readyFD, "ready-fd", 0, "internal: file descriptor to report readiness on")
@@ -173,7 +178,7 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 		"--state", dir, "--location", f.location, "--mode", f.mode,
 		"--socks", f.socks, "--http-proxy", f.httpProxy, "--transport", f.transport,
 		"--kill-switch=" + strconv.FormatBool(f.killSwitch),
-		"--timeout", f.timeout.String(), "--log-level", f.logLevel}
+		"--timeout", f.timeout.String(), "--log-level", f.logLevel, "--key-rotation", f.keyRotation.String()}
 	child := exec.Command(exe, args...)
 	child.ExtraFiles = []*os.File{w}
 	// A process group of its own keeps the terminal's Ctrl-C and job
@@ -313,7 +318,7 @@ func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *
 	return client.Up(ctx, client.TunnelConfig{
 		State: st, Server: srv, Location: f.location, Mode: f.mode,
 		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch, Transport: f.transport,
-		Dir: dir, HandshakeTimeout: f.timeout, Logger: log,
+		Dir: dir, HandshakeTimeout: f.timeout, Logger: log, KeyRotation: f.keyRotation,
 	})
 }
 

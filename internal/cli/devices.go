@@ -17,9 +17,10 @@ func newDevicesCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "devices",
-		Short: "List the account's devices; remove one to free a place",
+		Short: "List the account's devices; rename one, or remove one to free a place",
 		Long: `devices lists the devices of the logged-in account: name, tunnel
-addresses and when each was registered. Veil keeps no last-seen time.`,
+addresses, when each was registered and how old its key is. Veil keeps no
+last-seen time.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			api, _, err := f.api(cmd)
@@ -34,16 +35,68 @@ addresses and when each was registered. Veil keeps no last-seen time.`,
 				return printJSON(cmd, devs)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tIPV4\tIPV6\tCREATED")
+			now := time.Now()
+			fmt.Fprintln(tw, "ID\tNAME\tIPV4\tIPV6\tCREATED\tKEY AGE")
 			for _, d := range devs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.IPv4, d.IPv6, d.CreatedAt.Format(time.DateOnly))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.IPv4, d.IPv6, d.CreatedAt.Format(time.DateOnly), keyAge(now, d.KeyCreatedAt))
 			}
 			return tw.Flush()
 		},
 	}
 	f = addClientFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(newDevicesRemoveCmd())
+	cmd.AddCommand(newDevicesRemoveCmd(), newDevicesRenameCmd())
+	return cmd
+}
+
+// keyAge says how old a key is, in days once it is a day old.
+func keyAge(now, created time.Time) string {
+	age := now.Sub(created)
+	switch {
+	case created.IsZero():
+		return "-"
+	case age < time.Hour:
+		return "<1h"
+	case age < 24*time.Hour:
+		return fmt.Sprintf("%dh", int(age.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(age.Hours()/24))
+	}
+}
+
+func newDevicesRenameCmd() *cobra.Command {
+	var f *clientFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rename ID|NAME NEW_NAME",
+		Short: "Give a device a new name",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, _, err := f.api(cmd)
+			if err != nil {
+				return err
+			}
+			devs, err := api.Devices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			d, err := findDevice(devs, args[0])
+			if err != nil {
+				return err
+			}
+			nd, err := api.RenameDevice(cmd.Context(), d.ID, args[1])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd, nd)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "renamed device %d from %q to %q\n", nd.ID, d.Name, nd.Name)
+			return nil
+		},
+	}
+	f = addClientFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the renamed device as JSON")
 	return cmd
 }
 

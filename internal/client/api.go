@@ -138,6 +138,26 @@ func (a *API) DeleteDevice(ctx context.Context, id int64) error {
 	return a.Do(ctx, http.MethodDelete, "/api/v1/devices/"+strconv.FormatInt(id, 10), nil, nil)
 }
 
+// RenameDevice gives a device a new name.
+func (a *API) RenameDevice(ctx context.Context, id int64, name string) (*apitypes.Device, error) {
+	var d apitypes.Device
+	err := a.Do(ctx, http.MethodPatch, "/api/v1/devices/"+strconv.FormatInt(id, 10), apitypes.DevicePatch{Name: &name}, &d)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// RekeyDevice replaces a device's public key; its addresses stay.
+func (a *API) RekeyDevice(ctx context.Context, id int64, publicKey string) (*apitypes.Device, error) {
+	var d apitypes.Device
+	err := a.Do(ctx, http.MethodPut, "/api/v1/devices/"+strconv.FormatInt(id, 10), apitypes.DeviceRequest{PublicKey: publicKey}, &d)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
 // SetDeviceBlock replaces a device's DNS blocking categories.
 func (a *API) SetDeviceBlock(ctx context.Context, id int64, block []string) (*apitypes.Device, error) {
 	if block == nil {

@@ -52,6 +52,7 @@ func Hold(ctx context.Context, dir string, t *Tunnel) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go t.Watch(wctx)
+	go t.rotateKeys(wctx, dir)
 	disconnect := make(chan net.Conn, 1)
 	go func() {
 		for {

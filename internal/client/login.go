@@ -48,6 +48,7 @@ func Login(ctx context.Context, dir, control, code string) (*State, error) {
 		return nil, fmt.Errorf("registering this device: %w", err)
 	}
 	st.PrivateKey, st.DeviceID, st.IPv4, st.IPv6 = key.Base64(), d.ID, d.IPv4, d.IPv6
+	st.KeyCreated = time.Now().UTC()
 	return st, st.Save(dir)
 }
 

@@ -27,9 +27,12 @@ type State struct {
 	// PrivateKey is the device's WireGuard private key, base64. It is made
 	// on this machine and never sent anywhere.
 	PrivateKey string `json:"private_key"`
-	DeviceID   int64  `json:"device_id"`
-	IPv4       string `json:"ipv4"`
-	IPv6       string `json:"ipv6"`
+	// KeyCreated is when PrivateKey was made; the key is replaced
+	// KeyRotation after it (zero: at the first connection's start).
+	KeyCreated time.Time `json:"key_created,omitzero"`
+	DeviceID   int64     `json:"device_id"`
+	IPv4       string    `json:"ipv4"`
+	IPv6       string    `json:"ipv6"`
 
 	// HTTP carries the API calls of API; nil: a plain client. It is not
 	// saved: `veil connect` sets it to reach the control plane through a

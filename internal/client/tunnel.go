@@ -78,6 +78,9 @@ type TunnelConfig struct {
 	// checks the server list again. WireGuard renews its session every
 	// two minutes while the keepalive runs; zero means 3 minutes.
 	StaleAfter time.Duration
+	// KeyRotation is how often Hold replaces the device key in place
+	// (RotateKey), counted from State.KeyCreated; zero: never.
+	KeyRotation time.Duration
 	// Servers fetches the gateway list for Watch. If nil, the control
 	// plane in State is asked (in tun mode over a socket that bypasses the
 	// tunnel, which the kill switch lets through only while reconnecting).

@@ -39,10 +39,13 @@ func TestPickServer(t *testing.T) {
 }
 
 func TestWGConfig(t *testing.T) {
-	st := &State{PrivateKey: "PRIV=", IPv4: "10.64.0.2/32", IPv6: "fd7a:7665:696c::2/128"}
+	d := apitypes.Device{Name: "phone\n[Peer]", IPv4: "10.64.0.2/32", IPv6: "fd7a:7665:696c::2/128"}
 	srv := apitypes.Server{Name: "se1", Location: "se-sto", PublicKey: "PUB=", Endpoint: "198.51.100.1:51820",
 		TunnelIPv4: "10.64.0.1", TunnelIPv6: "fd7a:7665:696c::1"}
-	got := WGConfig(st, srv)
+	got := WGConfig("PRIV=", d, srv)
+	if strings.Count(got, "\n[Peer]\n") != 1 || !strings.HasPrefix(got, "# Veil device phone [Peer], gateway se1 (se-sto)\n") {
+		t.Errorf("the device's name escaped its comment line:\n%s", got)
+	}
 	for _, want := range []string{
 		"[Interface]\nPrivateKey = PRIV=\nAddress = 10.64.0.2/32, fd7a:7665:696c::2/128\nDNS = 10.64.0.1, fd7a:7665:696c::1\n",
 		"[Peer]\nPublicKey = PUB=\nEndpoint = 198.51.100.1:51820\nAllowedIPs = 0.0.0.0/0, ::/0\n",

@@ -22,6 +22,9 @@ type Client struct {
 	// Transport is how WireGuard reaches the gateway: udp, tls, quic, or
 	// auto (UDP, then QUIC, then TLS).
 	Transport string `toml:"transport" help:"udp, tls, quic or auto (UDP, falling back to QUIC, then TLS)"`
+	// KeyRotation is how often `veil connect` replaces the device's
+	// WireGuard key without dropping the tunnel; 0: never.
+	KeyRotation Duration `toml:"key_rotation" help:"how often the connected client replaces its device key (0: never)"`
 }
 
 // DefaultControl is the control plane `veil serve` runs by default.

@@ -18,6 +18,7 @@ func (s *Server) deviceView(d *store.Device) apitypes.Device {
 	return apitypes.Device{
 		ID: d.ID, Name: d.Name, PublicKey: d.PublicKey,
 		IPv4: a4.String(), IPv6: a6.String(), Block: nonNil(d.Block), CreatedAt: d.CreatedAt.UTC(),
+		KeyCreatedAt: d.KeyCreatedAt.UTC(),
 	}
 }
 
@@ -162,31 +163,59 @@ func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acc := accountFrom(r)
-	if p.Block == nil {
-		devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
+	var name string
+	if p.Name != nil {
+		n, err := device.CleanName(*p.Name, "")
+		if err == nil && n == "" {
+			err = errors.New("name: give the device a name")
+		}
 		if err != nil {
-			s.fail(w, "reading device", err)
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		for i := range devs {
-			if devs[i].ID == id {
-				writeJSON(w, http.StatusOK, s.deviceView(&devs[i]))
-				return
-			}
+		name = n
+	}
+	if p.Block != nil {
+		if err := checkBlock(*p.Block); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
 		}
-		writeError(w, http.StatusNotFound, "no such device")
-		return
 	}
-	if err := checkBlock(*p.Block); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+	var d *store.Device
+	var err error
+	if p.Name != nil {
+		if d, err = s.cfg.Store.RenameDevice(r.Context(), acc.ID, id, name); err != nil {
+			s.deviceError(w, err)
+			return
+		}
 	}
-	d, err := s.cfg.Store.SetDeviceBlock(r.Context(), acc.ID, id, *p.Block)
-	if err != nil {
-		s.deviceError(w, err)
-		return
+	if p.Block != nil {
+		if d, err = s.cfg.Store.SetDeviceBlock(r.Context(), acc.ID, id, *p.Block); err != nil {
+			s.deviceError(w, err)
+			return
+		}
+	}
+	if d == nil {
+		if d, err = s.accountDevice(r, acc.ID, id); err != nil {
+			s.deviceError(w, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, s.deviceView(d))
+}
+
+// accountDevice reads one of the account's devices, or ErrNotFound.
+func (s *Server) accountDevice(r *http.Request, accountID, id int64) (*store.Device, error) {
+	devs, err := s.cfg.Store.Devices(r.Context(), accountID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range devs {
+		if devs[i].ID == id {
+			return &devs[i], nil
+		}
+	}
+	return nil, store.ErrNotFound
 }
 
 // checkBlock accepts only the known DNS blocking categories.

@@ -31,6 +31,7 @@ func (s *Server) registerPages(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/marketing", s.pageForm(s.withPageAccount(s.accountFlag("marketing"))))
 	mux.HandleFunc("POST /account/erase", s.pageForm(s.withPageAccount(s.accountErase)))
 	mux.HandleFunc("GET /account/export", s.withPageAccount(s.exportAccount))
+	s.registerDevicePages(mux)
 	mux.HandleFunc("GET /support", s.supportPage)
 	mux.HandleFunc("POST /support", s.pageForm(s.supportSubmit))
 	mux.HandleFunc("GET /support/ticket/{token}", s.ticketPage)
@@ -190,6 +191,10 @@ type accountInfo struct {
 	CheckoutURL      string
 	// PayLinks are the products' Stripe Payment Links for this account.
 	PayLinks []apitypes.PayLink
+	// DeviceList and Servers feed the device manager (devicepage.go).
+	DeviceList []deviceRow
+	MaxDevices int
+	Servers    []serverOption
 }
 
 var pageMessages = map[string]string{
@@ -206,6 +211,10 @@ var pageMessages = map[string]string{
 	"recover":    recoverAnswer,
 	"badvoucher": "Voucher code not recognised or already used.",
 	"redeemed":   "Voucher redeemed: your paid time was extended.",
+	"renamed":    "The device was renamed.",
+	"removed":    "The device was removed; its key no longer connects.",
+	"badname":    "A device name is 1 to 64 printable characters.",
+	"nodevice":   "This account has no such device.",
 }
 
 func dateOrEmpty(t time.Time) string {
@@ -233,6 +242,11 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			Active: acc.Active(s.cfg.Now()), MarketingConsent: acc.MarketingConsent, Restricted: acc.Restricted,
 			Devices: len(devs), Tickets: len(ts), PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
 			CheckoutURL: s.checkoutURL(acc.ID), PayLinks: s.payLinks(acc.ID),
+			DeviceList: s.deviceRows(devs), MaxDevices: s.maxDevices(acc),
+		}
+		if v.Account.Servers, err = s.serverOptions(r); err != nil {
+			s.pageFail(w, "listing gateways", err)
+			return
 		}
 	}
 	s.page(w, r, "account.html", web.Page{Title: "Account", Data: v})

@@ -149,6 +149,7 @@ var Inventory = []Category{
 			{"devices.free", "whether it connects on the free plan (derived from your paid time), so gateways cap its bandwidth"},
 			{"devices.peer_version", "bookkeeping for gateway synchronisation"},
 			{"devices.created_at", "when it was registered"},
+			{"devices.key_created_at", "when its current key was registered (its key's age; the client replaces the key on a schedule)"},
 		},
 		Purpose:    "To let your devices connect: gateways accept a key only when its account is active.",
 		LegalBasis: basisContract,

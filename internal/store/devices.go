@@ -65,9 +65,9 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 			}
 		}
 		dev = &Device{AccountID: nd.AccountID, Name: nd.Name, PublicKey: nd.PublicKey, AddrIndex: idx,
-			Block: splitBlock(joinBlock(nd.Block)), CreatedAt: now}
-		err = tx.QueryRowContext(ctx, `INSERT INTO devices (account_id, name, public_key, addr_index, in_map, free, peer_version, block, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+			Block: splitBlock(joinBlock(nd.Block)), CreatedAt: now, KeyCreatedAt: now}
+		err = tx.QueryRowContext(ctx, `INSERT INTO devices (account_id, name, public_key, addr_index, in_map, free, peer_version, block, created_at, key_created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id`,
 			nd.AccountID, nd.Name, nd.PublicKey, idx, in, free, version, joinBlock(nd.Block), s.ts(now)).Scan(&dev.ID)
 		return in, err
 	})
@@ -126,7 +126,7 @@ func freeIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) (int64, error) {
 
 // Devices lists an account's devices by id.
 func (s *sqlStore) Devices(ctx context.Context, accountID int64) ([]Device, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at, key_created_at
 		FROM devices WHERE account_id = $1 ORDER BY id`, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("listing devices: %w", err)
@@ -136,7 +136,7 @@ func (s *sqlStore) Devices(ctx context.Context, accountID int64) ([]Device, erro
 	for rows.Next() {
 		var d Device
 		var block string
-		if err := rows.Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}); err != nil {
+		if err := rows.Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}, timeCol{&d.KeyCreatedAt}); err != nil {
 			return nil, fmt.Errorf("listing devices: %w", err)
 		}
 		d.Block = splitBlock(block)
@@ -154,9 +154,9 @@ func deviceInTx(ctx context.Context, tx *sql.Tx, accountID, deviceID int64) (*De
 	var d Device
 	var in bool
 	var block string
-	err := tx.QueryRowContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at, in_map
+	err := tx.QueryRowContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at, key_created_at, in_map
 		FROM devices WHERE id = $1 AND account_id = $2`, deviceID, accountID).
-		Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}, &in)
+		Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}, timeCol{&d.KeyCreatedAt}, &in)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, ErrNotFound
 	}
@@ -220,11 +220,12 @@ func (s *sqlStore) RekeyDevice(ctx context.Context, accountID, deviceID int64, p
 				return false, err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = $1,
-			peer_version = CASE WHEN in_map THEN $2 ELSE peer_version END WHERE id = $3`, publicKey, version, deviceID); err != nil {
+		now := s.now()
+		if _, err := tx.ExecContext(ctx, `UPDATE devices SET public_key = $1, key_created_at = $2,
+			peer_version = CASE WHEN in_map THEN $3 ELSE peer_version END WHERE id = $4`, publicKey, s.ts(now), version, deviceID); err != nil {
 			return false, err
 		}
-		d.PublicKey = publicKey
+		d.PublicKey, d.KeyCreatedAt = publicKey, now
 		return in, nil
 	})
 	switch {
@@ -235,6 +236,32 @@ func (s *sqlStore) RekeyDevice(ctx context.Context, accountID, deviceID int64, p
 	case err != nil:
 		return nil, fmt.Errorf("rekeying device: %w", err)
 	}
+	return dev, nil
+}
+
+// RenameDevice gives one of the account's devices a new name. The name
+// is not in the peer map, so gateways see no change.
+func (s *sqlStore) RenameDevice(ctx context.Context, accountID, deviceID int64, name string) (*Device, error) {
+	if name == "" {
+		return nil, errors.New("renaming device: empty name")
+	}
+	var dev *Device
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		d, _, err := deviceInTx(ctx, tx, accountID, deviceID)
+		if err != nil {
+			return err
+		}
+		dev = d
+		_, err = tx.ExecContext(ctx, "UPDATE devices SET name = $1 WHERE id = $2", name, deviceID)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("renaming device: %w", err)
+	}
+	dev.Name = name
 	return dev, nil
 }
 

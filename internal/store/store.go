@@ -110,6 +110,9 @@ type Device struct {
 	// "trackers", …), applied by the gateways' resolvers.
 	Block     []string
 	CreatedAt time.Time
+	// KeyCreatedAt is when PublicKey was registered: CreatedAt, or the
+	// last rotation.
+	KeyCreatedAt time.Time
 }
 
 // NewDevice is a registration request as the store sees it.
@@ -230,6 +233,8 @@ type Store interface {
 	DeleteDevice(ctx context.Context, accountID, deviceID int64) error
 	// RekeyDevice replaces a device's public key, keeping its addresses.
 	RekeyDevice(ctx context.Context, accountID, deviceID int64, publicKey string) (*Device, error)
+	// RenameDevice changes a device's name, or ErrNotFound.
+	RenameDevice(ctx context.Context, accountID, deviceID int64, name string) (*Device, error)
 	// SetDeviceBlock replaces a device's DNS blocking categories; the peer
 	// map carries the change to the gateways.
 	SetDeviceBlock(ctx context.Context, accountID, deviceID int64, block []string) (*Device, error)

@@ -261,3 +261,26 @@ func CreateTUN(name string, mtu int) (tun.Device, error) {
 	}
 	return t, nil
 }
+
+// SetPrivateKey replaces the device's own key in place. Sessions made
+// with the old key end; the next packet to a peer starts a handshake
+// with the new one. Peers, addresses and sockets stay.
+func (d *Device) SetPrivateKey(k Key) error {
+	if k.IsZero() {
+		return errors.New("wireguard device: no private key")
+	}
+	if err := d.dev.IpcSet("private_key=" + k.hex() + "\n"); err != nil {
+		return errors.New("setting the wireguard key: configuration error")
+	}
+	return nil
+}
+
+// Rehandshake ends the sessions with peer and sends a handshake
+// initiation now, instead of after wireguard-go's own retry timer
+// (Rekey-Timeout, 5 s): for when the peer may just have learnt our key.
+func (d *Device) Rehandshake(peer Key) {
+	if p := d.dev.LookupPeer(device.NoisePublicKey(peer)); p != nil {
+		p.ExpireCurrentKeypairs()
+		p.SendHandshakeInitiation(false)
+	}
+}

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"DuplicateKey", testDuplicateKey},
 		{"Rekey", testRekey},
 		{"DeviceBlock", testDeviceBlock},
+		{"RenameDevice", testRenameDevice},
 		{"Sessions", testSessions},
 		{"SessionLimit", testSessionLimit},
 		{"RecoveryTokens", testRecoveryTokens},
@@ -433,6 +434,15 @@ func testRekey(t *testing.T, open func(testing.TB) store.Store) {
 	if pc.Peers[0].AddrIndex != d.AddrIndex {
 		t.Errorf("rekeyed peer index %d, want %d", pc.Peers[0].AddrIndex, d.AddrIndex)
 	}
+	if !d.KeyCreatedAt.Equal(d.CreatedAt) {
+		t.Errorf("new device: key created %v, device created %v; want equal", d.KeyCreatedAt, d.CreatedAt)
+	}
+	if got.KeyCreatedAt.Before(d.KeyCreatedAt) || !got.CreatedAt.Equal(d.CreatedAt) {
+		t.Errorf("after rekey: key created %v (was %v), device created %v (was %v)", got.KeyCreatedAt, d.KeyCreatedAt, got.CreatedAt, d.CreatedAt)
+	}
+	if ds, err := s.Devices(ctx, a.ID); err != nil || len(ds) != 1 || !ds[0].KeyCreatedAt.Equal(got.KeyCreatedAt) {
+		t.Errorf("Devices after rekey = %+v, %v; want key created %v", ds, err, got.KeyCreatedAt)
+	}
 	if _, err := s.RekeyDevice(ctx, a.ID, d.ID, key); err != nil || version(t, s) != v+1 {
 		t.Errorf("rekey to the same key: %v, version %d (want unchanged %d)", err, version(t, s), v+1)
 	}
@@ -446,6 +456,40 @@ func testRekey(t *testing.T, open func(testing.TB) store.Store) {
 	// The old key is free again.
 	if _, err := s.CreateDevice(ctx, store.NewDevice{AccountID: b.ID, PublicKey: d.PublicKey, MaxDevices: 5, MinIndex: 1, MaxIndex: 100}); err != nil {
 		t.Errorf("registering the old key: %v", err)
+	}
+}
+
+func testRenameDevice(t *testing.T, open func(testing.TB) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := newAccount(t, s, base().Add(time.Hour))
+	b := newAccount(t, s, base().Add(time.Hour))
+	d := newDevice(t, s, a.ID)
+	other := newDevice(t, s, a.ID)
+	v := version(t, s)
+	got, err := s.RenameDevice(ctx, a.ID, d.ID, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "phone" || got.PublicKey != d.PublicKey || got.AddrIndex != d.AddrIndex {
+		t.Errorf("RenameDevice = %+v, want only the name changed from %+v", got, d)
+	}
+	if version(t, s) != v {
+		t.Errorf("rename moved the peer map from version %d to %d", v, version(t, s))
+	}
+	ds, err := s.Devices(ctx, a.ID)
+	if err != nil || len(ds) != 2 || ds[0].Name != "phone" || ds[1].Name != other.Name {
+		t.Errorf("Devices after rename = %+v, %v", ds, err)
+	}
+	_, err = s.RenameDevice(ctx, b.ID, d.ID, "stolen")
+	wantErr(t, "rename with the wrong account", err, store.ErrNotFound)
+	_, err = s.RenameDevice(ctx, a.ID, d.ID+1000, "x")
+	wantErr(t, "rename unknown device", err, store.ErrNotFound)
+	if _, err := s.RenameDevice(ctx, a.ID, d.ID, ""); err == nil {
+		t.Error("rename to an empty name accepted")
+	}
+	if ds, _ := s.Devices(ctx, a.ID); ds[0].Name != "phone" {
+		t.Errorf("a refused rename changed the name to %q", ds[0].Name)
 	}
 }
 
@@ -1131,6 +1175,8 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"referrals":        {"id", "account_id", "affiliate_id", "created_at"},
 		"affiliate_ledger": {"id", "affiliate_id", "billing_record_id", "kind", "amount_cents", "currency", "created_at"},
 	}
+	// Key age (0009).
+	want["devices"] = append(want["devices"], "key_created_at")
 	if fmt.Sprint(schema) != fmt.Sprint(want) {
 		t.Errorf("Schema() =\n%v\nwant\n%v", schema, want)
 	}

@@ -1,0 +1,143 @@
+package controlplane
+
+import (
+	"crypto/hmac"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"veil/internal/device"
+	"veil/internal/store"
+)
+
+// The account page's device manager. Renaming and removing are plain
+// forms; adding a device is the page's script (web/static/devices.js):
+// it makes the WireGuard key pair in the browser, sends only the public
+// key here, and writes the wg-quick file and its QR code itself, so the
+// private key never leaves the browser.
+
+// csrfHeader carries the form token on the script's JSON requests.
+const csrfHeader = "X-CSRF-Token"
+
+func (s *Server) registerDevicePages(mux *http.ServeMux) {
+	mux.HandleFunc("POST /account/devices", s.pageJSON(s.createDevice))
+	mux.HandleFunc("POST /account/devices/{id}/rename", s.pageForm(s.withPageAccount(s.pageRenameDevice)))
+	mux.HandleFunc("POST /account/devices/{id}/remove", s.pageForm(s.withPageAccount(s.pageRemoveDevice)))
+}
+
+// pageJSON admits the page script's JSON calls as pageForm admits its
+// forms: the site's own Origin, the form token (in csrfHeader) and a live
+// session cookie. The API's handler then serves the call.
+func (s *Server) pageJSON(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := csrfCookieValue(r)
+		if !s.sameOrigin(r) || v == "" || !hmac.Equal([]byte(r.Header.Get(csrfHeader)), []byte(s.csrfFor(v))) {
+			writeError(w, http.StatusForbidden, errForm)
+			return
+		}
+		acc, hash := s.pageAccount(r)
+		if acc == nil {
+			writeError(w, http.StatusUnauthorized, "your session has ended; reload the page and log in again")
+			return
+		}
+		h(w, r.WithContext(withAccountCtx(r.Context(), acc, hash)))
+	}
+}
+
+// deviceRow is one line of the page's device list. Nothing in it says
+// when a device was last used: Veil keeps no such record.
+type deviceRow struct {
+	ID         int64
+	Name       string
+	IPv4, IPv6 string
+	Created    string
+	KeyAgeDays int
+}
+
+// serverOption is a location the page offers for a new device's file,
+// with what the script needs to write it.
+type serverOption struct {
+	Name, Location         string
+	PublicKey, Endpoint    string
+	TunnelIPv4, TunnelIPv6 string
+}
+
+func (s *Server) deviceRows(devs []store.Device) []deviceRow {
+	now := s.cfg.Now()
+	rows := make([]deviceRow, 0, len(devs))
+	for i := range devs {
+		v := s.deviceView(&devs[i])
+		rows = append(rows, deviceRow{ID: v.ID, Name: v.Name, IPv4: v.IPv4, IPv6: v.IPv6,
+			Created: dateOrEmpty(v.CreatedAt), KeyAgeDays: int(now.Sub(v.KeyCreatedAt) / (24 * time.Hour))})
+	}
+	return rows
+}
+
+// serverOptions lists the gateways a file can be made for: those online
+// with a key.
+func (s *Server) serverOptions(r *http.Request) ([]serverOption, error) {
+	gws, err := s.cfg.Store.Gateways(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	var out []serverOption
+	for i := range gws {
+		v := s.serverView(&gws[i])
+		if !v.Online || v.PublicKey == "" {
+			continue
+		}
+		out = append(out, serverOption{Name: v.Name, Location: v.Location, PublicKey: v.PublicKey,
+			Endpoint: v.Endpoint, TunnelIPv4: v.TunnelIPv4, TunnelIPv6: v.TunnelIPv6})
+	}
+	return out, nil
+}
+
+func pageDeviceID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		http.Redirect(w, r, "/account?m=nodevice", http.StatusSeeOther)
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) pageRenameDevice(w http.ResponseWriter, r *http.Request) {
+	id, ok := pageDeviceID(w, r)
+	if !ok {
+		return
+	}
+	name, err := device.CleanName(r.PostForm.Get("name"), "")
+	if err != nil || name == "" {
+		http.Redirect(w, r, "/account?m=badname#devices", http.StatusSeeOther)
+		return
+	}
+	s.pageDeviceDone(w, r, "renamed", func() error {
+		_, err := s.cfg.Store.RenameDevice(r.Context(), accountFrom(r).ID, id, name)
+		return err
+	})
+}
+
+func (s *Server) pageRemoveDevice(w http.ResponseWriter, r *http.Request) {
+	id, ok := pageDeviceID(w, r)
+	if !ok {
+		return
+	}
+	s.pageDeviceDone(w, r, "removed", func() error {
+		return s.cfg.Store.DeleteDevice(r.Context(), accountFrom(r).ID, id)
+	})
+}
+
+// pageDeviceDone runs change and sends the visitor back to the list with
+// the message for done, or for a device the account does not hold.
+func (s *Server) pageDeviceDone(w http.ResponseWriter, r *http.Request, done string, change func() error) {
+	m := done
+	if err := change(); errors.Is(err, store.ErrNotFound) {
+		m = "nodevice"
+	} else if err != nil {
+		s.pageFail(w, "changing device", err)
+		return
+	}
+	http.Redirect(w, r, "/account?m="+url.QueryEscape(m)+"#devices", http.StatusSeeOther)
+}
