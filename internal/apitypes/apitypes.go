@@ -94,6 +94,28 @@ type Device struct {
 	IPv6      string    `json:"ipv6"` // e.g. "fd7a:7665:696c::2/128"
 	Block     []string  `json:"block"`
 	CreatedAt time.Time `json:"created_at"`
+	// Kind is "extension" for a browser extension's device, which reaches
+	// the gateways' HTTPS proxy instead of WireGuard; empty otherwise.
+	Kind string `json:"kind,omitempty"`
+}
+
+// DeviceKindExtension is Device.Kind of a browser extension's device.
+const DeviceKindExtension = "extension"
+
+// ExtensionRequest is the body of POST /api/v1/extension: a browser
+// extension registering itself as a device of the account.
+type ExtensionRequest struct {
+	Name string `json:"name,omitempty"`
+}
+
+// ExtensionCredential answers POST /api/v1/extension: the device and the
+// credential for the gateways' HTTPS proxies (Proxy-Authorization Basic
+// ProxyUser:ProxyPassword). The password is shown here once; the control
+// plane keeps only its SHA-256.
+type ExtensionCredential struct {
+	Device        Device `json:"device"`
+	ProxyUser     string `json:"proxy_user"`
+	ProxyPassword string `json:"proxy_password"`
 }
 
 // Server is one gateway in the public list, GET /api/v1/servers.
@@ -112,6 +134,10 @@ type Server struct {
 	// the tunnel, where its DNS resolver answers.
 	TunnelIPv4 string `json:"tunnel_ipv4"`
 	TunnelIPv6 string `json:"tunnel_ipv6"`
+	// Proxy is HOST:PORT of the gateway's HTTPS proxy for the browser
+	// extension (TLS, then HTTP CONNECT with Proxy-Authorization);
+	// absent when the gateway runs none.
+	Proxy string `json:"proxy,omitempty"`
 	// Load is connected peers as a share of capacity, 0–100.
 	Load   int  `json:"load"`
 	Online bool `json:"online"`
@@ -137,10 +163,12 @@ type GatewayReport struct {
 	// Egress are the addresses the gateway's traffic leaves from (its
 	// own, at most MaxEgress), by which My IP and the DNS leak test
 	// recognise it when they differ from its endpoint.
-	Egress  []string `json:"egress,omitempty"`
-	Peers   int      `json:"peers"`
-	RxBytes uint64   `json:"rx_bytes"`
-	TxBytes uint64   `json:"tx_bytes"`
+	Egress []string `json:"egress,omitempty"`
+	// ProxyPort is the port of its HTTPS proxy; 0: none.
+	ProxyPort int    `json:"proxy_port,omitempty"`
+	Peers     int    `json:"peers"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
 }
 
 // MaxEgress is the most egress addresses a gateway reports.
@@ -162,6 +190,10 @@ type Peer struct {
 	// Block lists the DNS blocking categories the gateway's resolver
 	// applies to this peer.
 	Block []string `json:"block,omitempty"`
+	// ProxyHash is set for a browser extension's device: the hex SHA-256
+	// of its HTTPS proxy credential. Such an entry has no allowed IPs and
+	// is never a WireGuard peer.
+	ProxyHash string `json:"proxy_hash,omitempty"`
 }
 
 // PeerMap answers GET /api/v1/gateway/peers?since=V.

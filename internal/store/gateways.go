@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-const gatewayCols = "id, name, location, endpoint, token_hash, public_key, builtin, peers, rx_bytes, tx_bytes, last_seen, created_at, egress"
+const gatewayCols = "id, name, location, endpoint, token_hash, public_key, builtin, peers, rx_bytes, tx_bytes, last_seen, created_at, egress, proxy_port"
 
 func scanGateway(row interface{ Scan(...any) error }) (*Gateway, error) {
 	var g Gateway
 	var rx, tx int64
 	var egress string
 	if err := row.Scan(&g.ID, &g.Name, &g.Location, &g.Endpoint, &g.TokenHash, &g.PublicKey, &g.Builtin,
-		&g.Peers, &rx, &tx, timeCol{&g.LastSeen}, timeCol{&g.CreatedAt}, &egress); err != nil {
+		&g.Peers, &rx, &tx, timeCol{&g.LastSeen}, timeCol{&g.CreatedAt}, &egress, &g.ProxyPort); err != nil {
 		return nil, err
 	}
 	g.RxBytes, g.TxBytes = uint64(rx), uint64(tx)
@@ -117,7 +117,7 @@ func (s *sqlStore) ReportGatewayLoad(ctx context.Context, id int64, l GatewayLoa
 		at = s.now()
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE gateways SET public_key = $1, peers = $2, rx_bytes = $3, tx_bytes = $4, last_seen = $5,
-		egress = $6 WHERE id = $7`, l.PublicKey, l.Peers, int64(l.RxBytes), int64(l.TxBytes), s.ts(at), strings.Join(l.Egress, ","), id)
+		egress = $6, proxy_port = $7 WHERE id = $8`, l.PublicKey, l.Peers, int64(l.RxBytes), int64(l.TxBytes), s.ts(at), strings.Join(l.Egress, ","), l.ProxyPort, id)
 	return affected("reporting gateway load", res, err)
 }
 

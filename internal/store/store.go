@@ -104,6 +104,10 @@ type Device struct {
 	// "trackers", …), applied by the gateways' resolvers.
 	Block     []string
 	CreatedAt time.Time
+	// ProxyHash is set on a browser extension's device: the hex SHA-256
+	// of the credential it gives the gateways' HTTPS proxy. Such a
+	// device's WireGuard key is a random one nobody holds.
+	ProxyHash string
 }
 
 // NewDevice is a registration request as the store sees it.
@@ -119,6 +123,8 @@ type NewDevice struct {
 	MinIndex, MaxIndex int64
 	// Block is the device's DNS blocking categories.
 	Block []string
+	// ProxyHash makes the device a browser extension's (Device.ProxyHash).
+	ProxyHash string
 }
 
 // Session is a bearer token's record; only the token's hash is stored.
@@ -152,6 +158,8 @@ type Gateway struct {
 	CreatedAt time.Time
 	// Egress are the addresses its traffic leaves from, as last reported.
 	Egress []string
+	// ProxyPort is the port of its HTTPS proxy, as last reported; 0: none.
+	ProxyPort int
 }
 
 // GatewayLoad is an aggregate report from a gateway (promise P3: nothing
@@ -159,6 +167,7 @@ type Gateway struct {
 type GatewayLoad struct {
 	PublicKey string
 	Egress    []string // the gateway's own addresses, not a peer's
+	ProxyPort int      // its HTTPS proxy's port; 0: none
 	Peers     int
 	RxBytes   uint64
 	TxBytes   uint64
@@ -171,6 +180,7 @@ type Peer struct {
 	AddrIndex int64
 	Plan      string
 	Block     []string
+	ProxyHash string // a browser extension's proxy credential hash (Device.ProxyHash)
 }
 
 // PeerChanges is the peer map since a version. When Full is set, Peers is
