@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,6 +84,7 @@ func (g *Gateway) report(ctx context.Context) (apitypes.GatewayConfig, error) {
 	err := g.call(ctx, http.MethodPost, "/api/v1/gateway/report", apitypes.GatewayReport{
 		PublicKey: g.PublicKey().Base64(),
 		Egress:    g.egress(),
+		ProxyPort: g.ProxyPort(),
 		Peers:     st.Peers,
 		RxBytes:   st.RxBytes,
 		TxBytes:   st.TxBytes,
@@ -256,6 +258,13 @@ func (g *Gateway) applyStream(dec *json.Decoder) error {
 	g.peers.version = version
 	authorized, active := len(g.peers.peers), len(g.peers.active)
 	g.mu.Unlock()
+	if g.proxy != nil {
+		g.proxy.revoke(func(h [sha256.Size]byte) bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return g.peers.proxyAllowed(h)
+		})
+	}
 	if set > 0 || rm > 0 || invalid > 0 {
 		g.log.Info("peer map applied", "version", version, "full", full,
 			"set", set, "removed", rm, "invalid", invalid, "authorized", authorized, "active", active)
