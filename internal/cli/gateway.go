@@ -48,8 +48,13 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 					return err
 				}
 			}
+			proxy, err := gateway.LoadProxyConfig(cfg.ProxyPort, cfg.ProxyTLSCert, cfg.ProxyTLSKey)
+			if err != nil {
+				return err
+			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 			g, err := gateway.NewWithResolver(gateway.Config{
+				Proxy:       proxy,
 				ControlURL:  cfg.Control,
 				Token:       cfg.Token,
 				Mode:        cfg.Mode,

@@ -29,8 +29,16 @@ type Gateway struct {
 	// TUNName is the kernel interface in tun mode.
 	TUNName string `toml:"tun_name" help:"TUN interface name in tun mode"`
 
-	WGPort      int      `toml:"wg_port" help:"WireGuard UDP port"`
-	EgressAllow []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
+	WGPort int `toml:"wg_port" help:"WireGuard UDP port"`
+	// ProxyPort is the TCP port of the HTTPS proxy for the browser
+	// extension; 0: no proxy.
+	ProxyPort int `toml:"proxy_port" help:"TCP port of the HTTPS proxy for the browser extension; 0: none"`
+	// ProxyTLSCert and ProxyTLSKey are the proxy's certificate and key
+	// (PEM); empty: a self-signed certificate made at start, whose pin the
+	// gateway logs.
+	ProxyTLSCert string   `toml:"proxy_tls_cert" help:"PEM certificate (chain) of the HTTPS proxy; empty: self-signed, pin logged at start"`
+	ProxyTLSKey  string   `toml:"proxy_tls_key" help:"PEM private key of the HTTPS proxy's certificate"`
+	EgressAllow  []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
 	// AllowBroadRanges lets egress_allow hold ranges broader than /8
 	// (IPv4) or /32 (IPv6).
 	AllowBroadRanges bool `toml:"allow_broad_ranges" help:"accept egress_allow ranges broader than /8 (IPv4) or /32 (IPv6)"`
@@ -109,6 +117,9 @@ func (g *Gateway) Validate() error {
 				return bad("key_file", "%v", err)
 			}
 		}
+	}
+	if err := checkProxy(g.ProxyPort, g.ProxyTLSCert, g.ProxyTLSKey); err != nil {
+		return err
 	}
 	return (dataPlane{g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.AllowBroadRanges, g.DNSRootHints, g.DNSBlocklists, g.DNSForward, g.LogLevel}).check()
 }

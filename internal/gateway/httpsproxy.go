@@ -43,6 +43,24 @@ type ProxyConfig struct {
 	MaxConns int
 }
 
+// LoadProxyConfig returns the proxy configuration for port with the
+// certificate and key in the given PEM files (both empty: self-signed);
+// nil when port is 0, which means no proxy.
+func LoadProxyConfig(port int, certFile, keyFile string) (*ProxyConfig, error) {
+	if port == 0 {
+		return nil, nil
+	}
+	pc := &ProxyConfig{Port: port}
+	if certFile != "" {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the proxy certificate: %w", err)
+		}
+		pc.Certificate = &c
+	}
+	return pc, nil
+}
+
 // httpsProxy is the running proxy. It keeps, per credential, only the
 // count and the closers of its open connections, in RAM: never a
 // destination, an address or a time.
