@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"DuplicateKey", testDuplicateKey},
 		{"Rekey", testRekey},
 		{"DeviceBlock", testDeviceBlock},
+		{"ProxyCredential", testProxyCredential},
 		{"Sessions", testSessions},
 		{"SessionLimit", testSessionLimit},
 		{"RecoveryTokens", testRecoveryTokens},
@@ -1100,9 +1101,9 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	want := map[string][]string{
 		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used"},
-		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block"},
+		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block", "proxy_hash"},
 		"sessions":        {"token_hash", "account_id", "expires_at"},
-		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at"},
+		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at", "proxy_port"},
 		"peer_version":    {"id", "version", "history_floor"},
 		"peer_tombstones": {"public_key", "version", "removed_at"},
 		"schema_version":  {"version"},
