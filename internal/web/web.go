@@ -78,6 +78,7 @@ var Nav = []NavItem{
 	{"/whois", "Whois"},
 	{"/proxy", "Web proxy"},
 	{"/servers", "Servers"},
+	{"/download", "Download"},
 	{"/account", "Account"},
 	{"/support", "Support"},
 	{"/privacy", "Privacy"},
