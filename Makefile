@@ -24,7 +24,7 @@ dist:
 	rm -rf dist && mkdir -p dist
 	for t in $(DIST_TARGETS); do \
 		os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
-		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build \
 			-ldflags "-s -w -X veil/internal/cli.Version=$(or $(VERSION),dev)" \
 			-o dist/veil-$$os-$$arch$$ext ./cmd/veil || exit 1; \
 	done
