@@ -6,6 +6,7 @@ package main
 
 import (
 	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -45,11 +46,14 @@ func pack(src, out, control string) error {
 		if browser == "firefox" {
 			m = firefoxManifest(manifest)
 		}
-		mj, err := json.MarshalIndent(m, "", "  ")
-		if err != nil {
+		var mj bytes.Buffer
+		enc := json.NewEncoder(&mj)
+		enc.SetEscapeHTML(false) // "<all_urls>" as written
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(m); err != nil {
 			return err
 		}
-		if err := writeZip(filepath.Join(out, "veil-extension-"+browser+".zip"), files, mj, control); err != nil {
+		if err := writeZip(filepath.Join(out, "veil-extension-"+browser+".zip"), files, mj.Bytes(), control); err != nil {
 			return err
 		}
 	}
