@@ -2,7 +2,7 @@
 // off, answers the proxy's authentication challenge with this device's
 // credential, keeps WebRTC from leaking the real address, and notices
 // when the account expires.
-import { api, load, save, checkAccount, hostPort } from "./veil.js";
+import { api, load, save, call, checkAccount, hostPort } from "./veil.js";
 
 const firefox = typeof globalThis.browser !== "undefined" && !!api.proxy.onRequest;
 
@@ -110,7 +110,13 @@ api.runtime.onMessage.addListener((msg, _sender, reply) => {
         await applyWebRTC(st);
         break;
       case "logout":
-        st = await save({ on: false, token: "", credential: null, servers: [], expired: false });
+        // This browser stops being a device of the account: its
+        // credential leaves the gateways at their next sync.
+        if (st.token && st.device) {
+          await call(st.control, "DELETE", "/api/v1/devices/" + st.device, st.token).catch(() => {});
+          await call(st.control, "DELETE", "/api/v1/sessions", st.token).catch(() => {});
+        }
+        st = await save({ on: false, token: "", device: 0, credential: null, servers: [], expired: false });
         break;
     }
     await applyProxy(st);
