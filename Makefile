@@ -7,13 +7,29 @@ DATA ?= ./veil-data
 # Go stamped in, or "dev".
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: run build test test-deps test-short fuzz geoip bench clean
+.PHONY: run build dist test test-deps test-short fuzz geoip bench clean
 
 run: build
 	./bin/veil serve --data $(DATA)
 
 build:
 	$(GO) build -ldflags "-X veil/internal/cli.Version=$(or $(VERSION),dev)" -o bin/veil ./cmd/veil
+
+# Release files in dist/: veil for Linux (amd64, arm64), Windows (amd64)
+# and macOS (arm64), SHA256SUMS, and the browser extension's zips with
+# CONTROL_URL as their default service address.
+DIST_TARGETS = linux/amd64 linux/arm64 windows/amd64 darwin/arm64
+CONTROL_URL ?=
+dist:
+	rm -rf dist && mkdir -p dist
+	for t in $(DIST_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build \
+			-ldflags "-s -w -X veil/internal/cli.Version=$(or $(VERSION),dev)" \
+			-o dist/veil-$$os-$$arch$$ext ./cmd/veil || exit 1; \
+	done
+	$(GO) run ./scripts/packext -src extension -out dist -control "$(CONTROL_URL)"
+	cd dist && sha256sum veil-* > SHA256SUMS
 
 # The whole suite: Debian packages the tests need, a throwaway PostgreSQL,
 # root-only namespace tests when run as root, browser tests with chromium.
@@ -31,4 +47,4 @@ geoip:
 	./scripts/geoip.sh $(DATA)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -109,6 +109,28 @@ type Device struct {
 	// KeyCreatedAt is when the current key was registered: CreatedAt or
 	// the last rotation.
 	KeyCreatedAt time.Time `json:"key_created_at"`
+	// Kind is "extension" for a browser extension's device, which reaches
+	// the gateways' HTTPS proxy instead of WireGuard; empty otherwise.
+	Kind string `json:"kind,omitempty"`
+}
+
+// DeviceKindExtension is Device.Kind of a browser extension's device.
+const DeviceKindExtension = "extension"
+
+// ExtensionRequest is the body of POST /api/v1/extension: a browser
+// extension registering itself as a device of the account.
+type ExtensionRequest struct {
+	Name string `json:"name,omitempty"`
+}
+
+// ExtensionCredential answers POST /api/v1/extension: the device and the
+// credential for the gateways' HTTPS proxies (Proxy-Authorization Basic
+// ProxyUser:ProxyPassword). The password is shown here once; the control
+// plane keeps only its SHA-256.
+type ExtensionCredential struct {
+	Device        Device `json:"device"`
+	ProxyUser     string `json:"proxy_user"`
+	ProxyPassword string `json:"proxy_password"`
 }
 
 // Server is one gateway in the public list, GET /api/v1/servers.
@@ -135,6 +157,10 @@ type Server struct {
 	// the tunnel, where its DNS resolver answers.
 	TunnelIPv4 string `json:"tunnel_ipv4"`
 	TunnelIPv6 string `json:"tunnel_ipv6"`
+	// Proxy is HOST:PORT of the gateway's HTTPS proxy for the browser
+	// extension (TLS, then HTTP CONNECT with Proxy-Authorization);
+	// absent when the gateway runs none.
+	Proxy string `json:"proxy,omitempty"`
 	// Load is connected peers as a share of capacity, 0–100.
 	Load   int  `json:"load"`
 	Online bool `json:"online"`
@@ -166,9 +192,11 @@ type GatewayReport struct {
 	TLSPort  int    `json:"tls_port,omitempty"`
 	QUICPort int    `json:"quic_port,omitempty"`
 	CertPin  string `json:"cert_pin,omitempty"`
-	Peers    int    `json:"peers"`
-	RxBytes  uint64 `json:"rx_bytes"`
-	TxBytes  uint64 `json:"tx_bytes"`
+	// ProxyPort is the port of its HTTPS proxy; 0: none.
+	ProxyPort int    `json:"proxy_port,omitempty"`
+	Peers     int    `json:"peers"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
 }
 
 // MaxEgress is the most egress addresses a gateway reports.
@@ -190,6 +218,10 @@ type Peer struct {
 	// Block lists the DNS blocking categories the gateway's resolver
 	// applies to this peer.
 	Block []string `json:"block,omitempty"`
+	// ProxyHash is set for a browser extension's device: the hex SHA-256
+	// of its HTTPS proxy credential. Such an entry has no allowed IPs and
+	// is never a WireGuard peer.
+	ProxyHash string `json:"proxy_hash,omitempty"`
 }
 
 // PeerMap answers GET /api/v1/gateway/peers?since=V.

@@ -57,12 +57,17 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 				}
 				cert = &c
 			}
+			proxy, err := gateway.LoadProxyConfig(cfg.ProxyPort, cfg.ProxyTLSCert, cfg.ProxyTLSKey)
+			if err != nil {
+				return err
+			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 			dnsCert, err := gateway.DNSCertFiles(cfg.DNSTLSCert, cfg.DNSTLSKey, log)
 			if err != nil {
 				return err
 			}
 			g, err := gateway.NewWithResolver(gateway.Config{
+				Proxy:          proxy,
 				ControlURL:     cfg.Control,
 				Token:          cfg.Token,
 				Mode:           cfg.Mode,

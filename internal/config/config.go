@@ -49,6 +49,14 @@ type Config struct {
 	// (the default) turns one off.
 	TLSPort  int `toml:"tls_port" help:"built-in gateway TCP port for WireGuard over TLS; 0: off"`
 	QUICPort int `toml:"quic_port" help:"built-in gateway UDP port for WireGuard over QUIC; 0: off"`
+	// ProxyPort is the TCP port of the HTTPS proxy for the browser
+	// extension; 0: no proxy.
+	ProxyPort int `toml:"proxy_port" help:"TCP port of the built-in gateway's HTTPS proxy for the browser extension; 0: none"`
+	// ProxyTLSCert and ProxyTLSKey are the proxy's certificate and key
+	// (PEM); empty: a self-signed certificate made at start, whose pin the
+	// gateway logs.
+	ProxyTLSCert string `toml:"proxy_tls_cert" help:"PEM certificate (chain) of the HTTPS proxy; empty: self-signed, pin logged at start"`
+	ProxyTLSKey  string `toml:"proxy_tls_key" help:"PEM private key of the HTTPS proxy's certificate"`
 	// Endpoint is the built-in gateway's address as clients dial it;
 	// empty: the HTTP host with WGPort.
 	Endpoint string `toml:"endpoint" help:"HOST:PORT advertised for the built-in gateway"`
@@ -428,6 +436,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.AdminHTTP); err != nil {
 			return bad("admin_http", "want HOST:PORT, got %q", c.AdminHTTP)
 		}
+	}
+	if err := checkProxy(c.ProxyPort, c.ProxyTLSCert, c.ProxyTLSKey); err != nil {
+		return err
 	}
 	if err := (dataPlane{c.WGPort, c.DNSUpstreamPort, c.EgressAllow, c.AllowBroadRanges, c.DNSRootHints, c.DNSBlocklists, c.DNSForward, c.LogLevel}).check(); err != nil {
 		return err
@@ -842,6 +853,27 @@ func setText(f reflect.Value, s string) error {
 		}
 	default:
 		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}
+
+// checkProxy validates the HTTPS proxy's keys.
+func checkProxy(port int, cert, key string) error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if port < 0 || port > 65535 {
+		return bad("proxy_port", "%d is not a TCP port", port)
+	}
+	if (cert == "") != (key == "") {
+		return bad("proxy_tls_cert", "set proxy_tls_cert and proxy_tls_key together")
+	}
+	for k, f := range map[string]string{"proxy_tls_cert": cert, "proxy_tls_key": key} {
+		if f != "" {
+			if err := CheckFile(f, MaxTextFile); err != nil {
+				return bad(k, "%v", err)
+			}
+		}
 	}
 	return nil
 }

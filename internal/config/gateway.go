@@ -39,9 +39,17 @@ type Gateway struct {
 	// TLSCert and TLSKey are PEM files of the certificate both present;
 	// empty: a self-signed one made at start and kept in RAM. Clients
 	// trust either by its key's pin, published in the server list.
-	TLSCert     string   `toml:"tls_cert" help:"PEM certificate for TLS and QUIC; empty: self-signed at start"`
-	TLSKey      string   `toml:"tls_key" help:"PEM private key of tls_cert"`
-	EgressAllow []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
+	TLSCert string `toml:"tls_cert" help:"PEM certificate for TLS and QUIC; empty: self-signed at start"`
+	TLSKey  string `toml:"tls_key" help:"PEM private key of tls_cert"`
+	// ProxyPort is the TCP port of the HTTPS proxy for the browser
+	// extension; 0: no proxy.
+	ProxyPort int `toml:"proxy_port" help:"TCP port of the HTTPS proxy for the browser extension; 0: none"`
+	// ProxyTLSCert and ProxyTLSKey are the proxy's certificate and key
+	// (PEM); empty: a self-signed certificate made at start, whose pin the
+	// gateway logs.
+	ProxyTLSCert string   `toml:"proxy_tls_cert" help:"PEM certificate (chain) of the HTTPS proxy; empty: self-signed, pin logged at start"`
+	ProxyTLSKey  string   `toml:"proxy_tls_key" help:"PEM private key of the HTTPS proxy's certificate"`
+	EgressAllow  []string `toml:"egress_allow" help:"CIDRs tunnel traffic may reach although the egress guard refuses them"`
 	// AllowBroadRanges lets egress_allow hold ranges broader than /8
 	// (IPv4) or /32 (IPv6).
 	AllowBroadRanges bool `toml:"allow_broad_ranges" help:"accept egress_allow ranges broader than /8 (IPv4) or /32 (IPv6)"`
@@ -140,6 +148,9 @@ func (g *Gateway) Validate() error {
 		}
 	}
 	if err := checkCertPair("dns_tls_cert", g.DNSTLSCert, "dns_tls_key", g.DNSTLSKey); err != nil {
+		return err
+	}
+	if err := checkProxy(g.ProxyPort, g.ProxyTLSCert, g.ProxyTLSKey); err != nil {
 		return err
 	}
 	return (dataPlane{g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.AllowBroadRanges, g.DNSRootHints, g.DNSBlocklists, g.DNSForward, g.LogLevel}).check()

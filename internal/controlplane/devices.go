@@ -19,6 +19,7 @@ func (s *Server) deviceView(d *store.Device) apitypes.Device {
 		ID: d.ID, Name: d.Name, PublicKey: d.PublicKey,
 		IPv4: a4.String(), IPv6: a6.String(), Block: nonNil(d.Block), CreatedAt: d.CreatedAt.UTC(),
 		KeyCreatedAt: d.KeyCreatedAt.UTC(),
+		Kind:         deviceKind(d),
 	}
 }
 

@@ -35,6 +35,7 @@ func (s *Server) serverView(g *store.Gateway) apitypes.Server {
 		Name: g.Name, Location: g.Location, Country: cc, Endpoint: g.Endpoint,
 		PublicKey: g.PublicKey, TLSPort: g.TLSPort, QUICPort: g.QUICPort, CertPin: g.CertPin,
 		TunnelIPv4: g4.Addr().String(), TunnelIPv6: g6.Addr().String(),
+		Proxy:  proxyAddr(g),
 		Load:   min(load, 100),
 		Online: !g.LastSeen.IsZero() && s.cfg.Now().Sub(g.LastSeen) < onlineWithin,
 	}
@@ -67,6 +68,10 @@ func (s *Server) gatewayReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "peers must not be negative")
 		return
 	}
+	if rep.ProxyPort < 0 || rep.ProxyPort > 65535 {
+		writeError(w, http.StatusBadRequest, "proxy_port must be a port number")
+		return
+	}
 	egress, err := egressAddrs(rep.Egress)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -78,7 +83,7 @@ func (s *Server) gatewayReport(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.cfg.Store.ReportGatewayLoad(r.Context(), gw.ID, store.GatewayLoad{
 		PublicKey: rep.PublicKey, Egress: egress, TLSPort: rep.TLSPort, QUICPort: rep.QUICPort, CertPin: rep.CertPin,
-		Peers: rep.Peers, RxBytes: rep.RxBytes, TxBytes: rep.TxBytes,
+		ProxyPort: rep.ProxyPort, Peers: rep.Peers, RxBytes: rep.RxBytes, TxBytes: rep.TxBytes,
 		At: s.cfg.Now().UTC(),
 	}); err != nil {
 		s.fail(w, "recording gateway load", err)
@@ -236,6 +241,9 @@ func acceptsGzip(r *http.Request) bool {
 }
 
 func (s *Server) peerView(p store.Peer) apitypes.Peer {
+	if p.ProxyHash != "" {
+		return apitypes.Peer{PublicKey: p.PublicKey, AllowedIPs: []string{}, Plan: p.Plan, ProxyHash: p.ProxyHash}
+	}
 	a4, a6 := s.cfg.Pools.AllowedIPs(p.AddrIndex)
 	return apitypes.Peer{PublicKey: p.PublicKey, AllowedIPs: []string{a4.String(), a6.String()}, Plan: p.Plan, Block: p.Block}
 }

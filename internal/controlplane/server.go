@@ -153,6 +153,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /api/v1/devices/{id}", s.withAccount(s.rekeyDevice))
 	mux.HandleFunc("PATCH /api/v1/devices/{id}", s.withAccount(s.patchDevice))
 	mux.HandleFunc("DELETE /api/v1/devices/{id}", s.withAccount(s.deleteDevice))
+	mux.HandleFunc("POST /api/v1/extension", s.withAccount(s.createExtension))
 
 	mux.HandleFunc("POST /api/v1/gateway/report", s.withGateway(s.gatewayReport))
 	mux.HandleFunc("GET /api/v1/gateway/peers", s.withGateway(s.gatewayPeers))

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,6 +88,7 @@ func (g *Gateway) report(ctx context.Context) (apitypes.GatewayConfig, error) {
 		TLSPort:   tlsPort,
 		QUICPort:  quicPort,
 		CertPin:   pin,
+		ProxyPort: g.ProxyPort(),
 		Peers:     st.Peers,
 		RxBytes:   st.RxBytes,
 		TxBytes:   st.TxBytes,
@@ -264,6 +266,13 @@ func (g *Gateway) applyStream(dec *json.Decoder) error {
 	g.peers.version = version
 	authorized, active := len(g.peers.peers), len(g.peers.active)
 	g.mu.Unlock()
+	if g.proxy != nil {
+		g.proxy.revoke(func(h [sha256.Size]byte) bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return g.peers.proxyAllowed(h)
+		})
+	}
 	if set > 0 || rm > 0 || invalid > 0 {
 		g.log.Info("peer map applied", "version", version, "full", full,
 			"set", set, "removed", rm, "invalid", invalid, "authorized", authorized, "active", active)

@@ -80,6 +80,11 @@ type Config struct {
 	// tunnel addresses (see resolver.CertFiles). If nil, NewWithResolver
 	// serves plain DNS only.
 	DNSCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Lookup resolves the HTTPS proxy's destination names. If nil, the
+	// host's resolver is used; NewWithResolver sets the gateway's own.
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Proxy runs the HTTPS proxy for the browser extension. If nil, none.
+	Proxy *ProxyConfig
 	// HTTPClient talks to the control plane. If nil, a client with dial
 	// and handshake timeouts is used (each request has its own deadline).
 	HTTPClient *http.Client
@@ -135,6 +140,8 @@ type Gateway struct {
 	// Set once the control plane has answered the first report.
 	tunnel tunnelConfig
 	guard  netguard.Guard
+
+	proxy *httpsProxy // nil without Config.Proxy
 
 	mu    sync.Mutex
 	peers peerState
@@ -248,6 +255,13 @@ func New(cfg Config) (*Gateway, error) {
 		g.plane.close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if cfg.Proxy != nil {
+		if g.proxy, err = newHTTPSProxy(g, *cfg.Proxy); err != nil {
+			g.dev.Close()
+			g.plane.close()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	return g, nil
 }
 
@@ -294,6 +308,24 @@ func (g *Gateway) transports() (tlsPort, quicPort int, pin string) {
 		quicPort = a.Port
 	}
 	return tlsPort, quicPort, g.pin
+}
+
+// ProxyPort returns the HTTPS proxy's TCP port; 0 without one.
+func (g *Gateway) ProxyPort() int {
+	if g.proxy == nil {
+		return 0
+	}
+	return g.proxy.port()
+}
+
+// ProxyPin returns the base64 SHA-256 of the HTTPS proxy certificate's
+// public key (what Chromium's --ignore-certificate-errors-spki-list
+// takes); empty without a proxy.
+func (g *Gateway) ProxyPin() string {
+	if g.proxy == nil {
+		return ""
+	}
+	return g.proxy.pin
 }
 
 // Port returns the WireGuard UDP port.
@@ -400,9 +432,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	g.log.Info("gateway up", "mode", g.cfg.Mode, "port", g.Port())
+	var wg sync.WaitGroup
+	if g.proxy != nil {
+		g.log.Info("https proxy up", "port", g.proxy.port(), "pin", g.proxy.pin)
+		go g.proxy.serve() // until shutdown closes it
+	}
 	close(g.ready)
 
-	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); g.reportLoop(ctx) }()
 	go func() { defer wg.Done(); g.syncLoop(ctx) }()
@@ -413,6 +449,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 func (g *Gateway) shutdown() {
 	g.closed.Do(func() {
+		if g.proxy != nil {
+			g.proxy.close()
+		}
 		// The data plane first, so that its servers stop before the
 		// device closes the TUN under them.
 		if err := g.plane.close(); err != nil {

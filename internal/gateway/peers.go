@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
 	"slices"
 	"time"
@@ -40,6 +42,17 @@ type peerState struct {
 	classes map[string]uint8
 	bps     [256]int64
 	caps    *limiter
+	// proxy holds the browser extensions' credential hashes by device
+	// key, stamped with gen like peers; proxyKey finds the key by hash.
+	// They are never WireGuard peers.
+	proxy    map[wg.Key]proxyCred
+	proxyKey map[[sha256.Size]byte]wg.Key
+}
+
+// proxyCred is one extension device's credential hash.
+type proxyCred struct {
+	hash [sha256.Size]byte
+	gen  uint32
 }
 
 func newPeerState() peerState {
@@ -51,6 +64,9 @@ func newPeerState() peerState {
 		byAddr:  make(map[netip.Addr]wg.Key),
 		classes: make(map[string]uint8),
 		caps:    newLimiter(),
+
+		proxy:    make(map[wg.Key]proxyCred),
+		proxyKey: make(map[[sha256.Size]byte]wg.Key),
 	}
 }
 
@@ -100,6 +116,16 @@ func (a *mapApply) peers(batch []apitypes.Peer) change {
 			ch.invalid++
 			continue
 		}
+		if p.ProxyHash != "" {
+			if !s.setProxy(key, p.ProxyHash) {
+				ch.invalid++
+				continue
+			}
+			if a.seen != nil {
+				a.seen[key] = true
+			}
+			continue
+		}
 		allowed := allowedIPs(p.AllowedIPs, a.pools)
 		if len(allowed) == 0 {
 			ch.invalid++
@@ -137,6 +163,11 @@ func (a *mapApply) end(removed []string) change {
 				ch.remove = append(ch.remove, key)
 			}
 		}
+		for key, c := range s.proxy {
+			if c.gen != s.gen {
+				s.dropProxy(key)
+			}
+		}
 		return ch
 	}
 	for _, r := range removed {
@@ -147,6 +178,9 @@ func (a *mapApply) end(removed []string) change {
 		}
 		if _, ok := s.peers[key]; ok && !a.seen[key] {
 			ch.remove = append(ch.remove, key)
+		}
+		if _, ok := s.proxy[key]; ok && !a.seen[key] {
+			s.dropProxy(key)
 		}
 	}
 	return ch
@@ -400,3 +434,38 @@ func allowedIPs(in []string, pools []netip.Prefix) []netip.Prefix {
 }
 
 func samePrefixes(a, b []netip.Prefix) bool { return slices.Equal(a, b) }
+
+// setProxy records key's proxy credential hash (hex), stamped with the
+// current gen; false if the hash is malformed.
+func (s *peerState) setProxy(key wg.Key, hexHash string) bool {
+	var h [sha256.Size]byte
+	if len(hexHash) != 2*sha256.Size {
+		return false
+	}
+	if _, err := hex.Decode(h[:], []byte(hexHash)); err != nil {
+		return false
+	}
+	if old, ok := s.proxy[key]; ok && old.hash != h {
+		delete(s.proxyKey, old.hash)
+	}
+	s.proxy[key] = proxyCred{hash: h, gen: s.gen}
+	s.proxyKey[h] = key
+	return true
+}
+
+// dropProxy forgets key's proxy credential.
+func (s *peerState) dropProxy(key wg.Key) {
+	if c, ok := s.proxy[key]; ok {
+		if s.proxyKey[c.hash] == key {
+			delete(s.proxyKey, c.hash)
+		}
+		delete(s.proxy, key)
+	}
+}
+
+// proxyAllowed reports whether h is the hash of a credential the peer
+// map lets in.
+func (s *peerState) proxyAllowed(h [sha256.Size]byte) bool {
+	_, ok := s.proxyKey[h]
+	return ok
+}

@@ -39,7 +39,12 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	proxy, err := gateway.LoadProxyConfig(s.Config.ProxyPort, s.Config.ProxyTLSCert, s.Config.ProxyTLSKey)
+	if err != nil {
+		return err
+	}
 	g, err := gateway.NewWithResolver(gateway.Config{
+		Proxy:          proxy,
 		ControlURL:     s.URL(),
 		Token:          token,
 		Mode:           gateway.ModeNetstack,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	gws := &gatewayAddrs{list: s.API.GatewayAddrs}
 	web.Register(mux)
 	mux.HandleFunc("GET /servers", s.API.ServersPage)
+	web.Downloads{Dir: filepath.Join(s.Config.DataDir, "downloads")}.Register(mux)
 
 	var leak *dnsleak.Server
 	if s.Config.DNSLeakZone != "" {

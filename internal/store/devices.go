@@ -65,10 +65,10 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 			}
 		}
 		dev = &Device{AccountID: nd.AccountID, Name: nd.Name, PublicKey: nd.PublicKey, AddrIndex: idx,
-			Block: splitBlock(joinBlock(nd.Block)), CreatedAt: now, KeyCreatedAt: now}
-		err = tx.QueryRowContext(ctx, `INSERT INTO devices (account_id, name, public_key, addr_index, in_map, free, peer_version, block, created_at, key_created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id`,
-			nd.AccountID, nd.Name, nd.PublicKey, idx, in, free, version, joinBlock(nd.Block), s.ts(now)).Scan(&dev.ID)
+			Block: splitBlock(joinBlock(nd.Block)), CreatedAt: now, KeyCreatedAt: now, ProxyHash: nd.ProxyHash}
+		err = tx.QueryRowContext(ctx, `INSERT INTO devices (account_id, name, public_key, addr_index, in_map, free, peer_version, block, created_at, key_created_at, proxy_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id`,
+			nd.AccountID, nd.Name, nd.PublicKey, idx, in, free, version, joinBlock(nd.Block), s.ts(now), nd.ProxyHash).Scan(&dev.ID)
 		return in, err
 	})
 	switch {
@@ -126,7 +126,7 @@ func freeIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) (int64, error) {
 
 // Devices lists an account's devices by id.
 func (s *sqlStore) Devices(ctx context.Context, accountID int64) ([]Device, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at, key_created_at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at, key_created_at, proxy_hash
 		FROM devices WHERE account_id = $1 ORDER BY id`, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("listing devices: %w", err)
@@ -136,7 +136,7 @@ func (s *sqlStore) Devices(ctx context.Context, accountID int64) ([]Device, erro
 	for rows.Next() {
 		var d Device
 		var block string
-		if err := rows.Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}, timeCol{&d.KeyCreatedAt}); err != nil {
+		if err := rows.Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}, timeCol{&d.KeyCreatedAt}, &d.ProxyHash); err != nil {
 			return nil, fmt.Errorf("listing devices: %w", err)
 		}
 		d.Block = splitBlock(block)
@@ -154,9 +154,9 @@ func deviceInTx(ctx context.Context, tx *sql.Tx, accountID, deviceID int64) (*De
 	var d Device
 	var in bool
 	var block string
-	err := tx.QueryRowContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at, key_created_at, in_map
+	err := tx.QueryRowContext(ctx, `SELECT id, account_id, name, public_key, addr_index, block, created_at, key_created_at, in_map, proxy_hash
 		FROM devices WHERE id = $1 AND account_id = $2`, deviceID, accountID).
-		Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}, timeCol{&d.KeyCreatedAt}, &in)
+		Scan(&d.ID, &d.AccountID, &d.Name, &d.PublicKey, &d.AddrIndex, &block, timeCol{&d.CreatedAt}, timeCol{&d.KeyCreatedAt}, &in, &d.ProxyHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, ErrNotFound
 	}

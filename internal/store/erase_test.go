@@ -238,7 +238,8 @@ func TestUpgradeClearsEarlierErasures(t *testing.T) {
 			"DROP INDEX devices_out_of_map", "DROP INDEX accounts_paid_until", "DROP INDEX devices_free",
 			"DROP TABLE affiliate_ledger", "DROP TABLE referrals", "DROP TABLE affiliates", "DROP TABLE vouchers",
 			"ALTER TABLE accounts DROP COLUMN reminded_until",
-			"DROP TABLE pending_refunds", "ALTER TABLE devices DROP COLUMN free", "ALTER TABLE devices DROP COLUMN key_created_at", "DELETE FROM schema_version WHERE version >= 8",
+			"DROP TABLE pending_refunds", "ALTER TABLE devices DROP COLUMN free", "ALTER TABLE devices DROP COLUMN key_created_at", "ALTER TABLE devices DROP COLUMN proxy_hash", "ALTER TABLE gateways DROP COLUMN proxy_port",
+			"DELETE FROM schema_version WHERE version >= 8",
 		} {
 			if _, err := db.ExecContext(ctx, q); err != nil {
 				t.Fatalf("%s: %v", q, err)

@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-const gatewayCols = "id, name, location, endpoint, token_hash, public_key, builtin, peers, rx_bytes, tx_bytes, last_seen, created_at, egress, tls_port, quic_port, cert_pin"
+const gatewayCols = "id, name, location, endpoint, token_hash, public_key, builtin, peers, rx_bytes, tx_bytes, last_seen, created_at, egress, tls_port, quic_port, cert_pin, proxy_port"
 
 func scanGateway(row interface{ Scan(...any) error }) (*Gateway, error) {
 	var g Gateway
 	var rx, tx int64
 	var egress string
 	if err := row.Scan(&g.ID, &g.Name, &g.Location, &g.Endpoint, &g.TokenHash, &g.PublicKey, &g.Builtin,
-		&g.Peers, &rx, &tx, timeCol{&g.LastSeen}, timeCol{&g.CreatedAt}, &egress, &g.TLSPort, &g.QUICPort, &g.CertPin); err != nil {
+		&g.Peers, &rx, &tx, timeCol{&g.LastSeen}, timeCol{&g.CreatedAt}, &egress, &g.TLSPort, &g.QUICPort, &g.CertPin, &g.ProxyPort); err != nil {
 		return nil, err
 	}
 	g.RxBytes, g.TxBytes = uint64(rx), uint64(tx)
@@ -117,8 +117,8 @@ func (s *sqlStore) ReportGatewayLoad(ctx context.Context, id int64, l GatewayLoa
 		at = s.now()
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE gateways SET public_key = $1, peers = $2, rx_bytes = $3, tx_bytes = $4, last_seen = $5,
-		egress = $6, tls_port = $7, quic_port = $8, cert_pin = $9 WHERE id = $10`, l.PublicKey, l.Peers, int64(l.RxBytes), int64(l.TxBytes), s.ts(at),
-		strings.Join(l.Egress, ","), l.TLSPort, l.QUICPort, l.CertPin, id)
+		egress = $6, tls_port = $7, quic_port = $8, cert_pin = $9, proxy_port = $10 WHERE id = $11`, l.PublicKey, l.Peers, int64(l.RxBytes), int64(l.TxBytes), s.ts(at),
+		strings.Join(l.Egress, ","), l.TLSPort, l.QUICPort, l.CertPin, l.ProxyPort, id)
 	return affected("reporting gateway load", res, err)
 }
 

@@ -53,7 +53,7 @@ func (s *sqlStore) streamPeers(ctx context.Context, since int64, fn func(*PeerCh
 			return err
 		}
 		pc.Full = since <= 0 || since < floor || since > pc.Version
-		q := `SELECT d.public_key, d.addr_index, ` + peerClass + `, d.block FROM devices d JOIN accounts a ON a.id = d.account_id
+		q := `SELECT d.public_key, d.addr_index, ` + peerClass + `, d.block, d.proxy_hash FROM devices d JOIN accounts a ON a.id = d.account_id
 			WHERE d.in_map AND d.peer_version > $1 ORDER BY d.addr_index`
 		after := since
 		if pc.Full {
@@ -67,7 +67,7 @@ func (s *sqlStore) streamPeers(ctx context.Context, since int64, fn func(*PeerCh
 		for rows.Next() {
 			var p Peer
 			var block string
-			if err := rows.Scan(&p.PublicKey, &p.AddrIndex, &p.Plan, &block); err != nil {
+			if err := rows.Scan(&p.PublicKey, &p.AddrIndex, &p.Plan, &block, &p.ProxyHash); err != nil {
 				return err
 			}
 			p.Block = splitBlock(block)

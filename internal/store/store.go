@@ -113,6 +113,10 @@ type Device struct {
 	// KeyCreatedAt is when PublicKey was registered: CreatedAt, or the
 	// last rotation.
 	KeyCreatedAt time.Time
+	// ProxyHash is set on a browser extension's device: the hex SHA-256
+	// of the credential it gives the gateways' HTTPS proxy. Such a
+	// device's WireGuard key is a random one nobody holds.
+	ProxyHash string
 }
 
 // NewDevice is a registration request as the store sees it.
@@ -128,6 +132,8 @@ type NewDevice struct {
 	MinIndex, MaxIndex int64
 	// Block is the device's DNS blocking categories.
 	Block []string
+	// ProxyHash makes the device a browser extension's (Device.ProxyHash).
+	ProxyHash string
 }
 
 // Session is a bearer token's record; only the token's hash is stored.
@@ -166,6 +172,8 @@ type Gateway struct {
 	// As last reported.
 	TLSPort, QUICPort int
 	CertPin           string
+	// ProxyPort is the port of its HTTPS proxy, as last reported; 0: none.
+	ProxyPort int
 }
 
 // GatewayLoad is an aggregate report from a gateway (promise P3: nothing
@@ -177,6 +185,7 @@ type GatewayLoad struct {
 	// and QUIC and which certificate key it presents.
 	TLSPort, QUICPort int
 	CertPin           string
+	ProxyPort         int // its HTTPS proxy's port; 0: none
 	Peers             int
 	RxBytes           uint64
 	TxBytes           uint64
@@ -189,6 +198,7 @@ type Peer struct {
 	AddrIndex int64
 	Plan      string
 	Block     []string
+	ProxyHash string // a browser extension's proxy credential hash (Device.ProxyHash)
 }
 
 // PeerChanges is the peer map since a version. When Full is set, Peers is

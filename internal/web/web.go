@@ -80,6 +80,7 @@ var Nav = []NavItem{
 	{"/servers", "Servers"},
 	{"/pricing", "Pricing"},
 	{"/signup", "Get an access code"},
+	{"/download", "Download"},
 	{"/account", "Account"},
 	{"/support", "Support"},
 	{"/privacy", "Privacy"},

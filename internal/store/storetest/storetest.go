@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"Rekey", testRekey},
 		{"DeviceBlock", testDeviceBlock},
 		{"RenameDevice", testRenameDevice},
+		{"ProxyCredential", testProxyCredential},
 		{"Sessions", testSessions},
 		{"SessionLimit", testSessionLimit},
 		{"RecoveryTokens", testRecoveryTokens},
@@ -1153,7 +1154,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used", "reminded_until"},
 		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block", "free"},
 		"sessions":        {"token_hash", "account_id", "expires_at"},
-		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at", "tls_port", "quic_port", "cert_pin"},
+		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at", "tls_port", "quic_port", "cert_pin", "proxy_port"},
 		"peer_version":    {"id", "version", "history_floor"},
 		"peer_tombstones": {"public_key", "version", "removed_at"},
 		"schema_version":  {"version"},
@@ -1176,7 +1177,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		"affiliate_ledger": {"id", "affiliate_id", "billing_record_id", "kind", "amount_cents", "currency", "created_at"},
 	}
 	// Key age (0009).
-	want["devices"] = append(want["devices"], "key_created_at")
+	want["devices"] = append(want["devices"], "key_created_at", "proxy_hash")
 	if fmt.Sprint(schema) != fmt.Sprint(want) {
 		t.Errorf("Schema() =\n%v\nwant\n%v", schema, want)
 	}

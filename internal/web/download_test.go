@@ -1,0 +1,55 @@
+package web
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDownloads(t *testing.T) {
+	dir := t.TempDir()
+	const sum = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	os.WriteFile(filepath.Join(dir, "veil-linux-amd64"), []byte("binary"), 0o644)
+	os.WriteFile(filepath.Join(dir, "secret.txt"), []byte("no"), 0o644)
+	os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sum+"  veil-linux-amd64\n"+sum+"  ../etc/passwd\n"), 0o644)
+	mux := http.NewServeMux()
+	Downloads{Dir: dir}.Register(mux)
+	get := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		return w
+	}
+	page := get("/download")
+	body := page.Body.String()
+	if page.Code != 200 {
+		t.Fatalf("/download: %d", page.Code)
+	}
+	for _, want := range []string{`href="/download/veil-linux-amd64"`, sum, `id="openwrt"`, `id="opnsense"`, `id="glinet"`,
+		"Block Non-VPN Traffic", "NO_WAN_EGRESS", "Block connections without VPN", "Block untunneled traffic", `id="extension"`, `id="which"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/download lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "passwd") {
+		t.Error("/download lists a name that is no release file")
+	}
+	if w := get("/download/veil-linux-amd64"); w.Code != 200 || w.Body.String() != "binary" {
+		t.Errorf("release file: %d %q", w.Code, w.Body.String())
+	}
+	for _, p := range []string{"/download/secret.txt", "/download/veil-linux-arm64", "/download/..%2fSHA256SUMS"} {
+		if w := get(p); w.Code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", p, w.Code)
+		}
+	}
+	// Without release files the page says how to build them.
+	w := httptest.NewRecorder()
+	m2 := http.NewServeMux()
+	Downloads{}.Register(m2)
+	m2.ServeHTTP(w, httptest.NewRequest("GET", "/download", nil))
+	if !strings.Contains(w.Body.String(), "make dist") {
+		t.Error("without files the page does not point to make dist")
+	}
+}
