@@ -1,0 +1,191 @@
+// Package i18n holds the site's languages and their message catalogues.
+//
+// Every text the site shows is a message of catalog/en.toml, translated
+// in catalog/LANG.toml for each of Langs, with CLDR plural forms where a
+// message counts something. Messages are looked up with go-i18n; the
+// visitor's language comes from the path (/de/…) or from Accept-Language,
+// matched with golang.org/x/text/language.
+//
+//	l := i18n.For("de")
+//	l.T("nav.myip")                    // "Meine IP"
+//	l.N("devices.count", 3)            // "3 Geräte"
+//	l.T("greeting", "Name", "Veil")    // key/value pairs for the message
+package i18n
+
+import (
+	"embed"
+	"fmt"
+	"html"
+	"html/template"
+	"strings"
+
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"github.com/pelletier/go-toml/v2"
+	"golang.org/x/text/language"
+)
+
+// Lang is one language of the site.
+type Lang struct {
+	// Code is the path prefix and the catalogue's name: "de".
+	Code string
+	// HTML is the value of <html lang> and hreflang: "zh-Hans".
+	HTML string
+	// Name is the language's name in itself, for the switcher.
+	Name string
+}
+
+// Langs are the site's languages; the first, English, is the default and
+// is served without a prefix.
+var Langs = []Lang{
+	{"en", "en", "English"},
+	{"ru", "ru", "Русский"},
+	{"de", "de", "Deutsch"},
+	{"fr", "fr", "Français"},
+	{"es", "es", "Español"},
+	{"tr", "tr", "Türkçe"},
+	{"zh", "zh-Hans", "中文"},
+}
+
+// Default is the language of a visitor who states none the site has.
+const Default = "en"
+
+//go:embed catalog/*.toml
+var catalogFS embed.FS
+
+var (
+	bundle     = i18n.NewBundle(language.English)
+	localizers = map[string]*Localizer{}
+	matcher    language.Matcher
+	// messages holds each language's parsed catalogue, for the tests.
+	messages = map[string]map[string]*i18n.Message{}
+)
+
+func init() {
+	bundle.RegisterUnmarshalFunc("toml", toml.Unmarshal)
+	tags := make([]language.Tag, len(Langs))
+	for i, l := range Langs {
+		f, err := bundle.LoadMessageFileFS(catalogFS, "catalog/"+l.Code+".toml")
+		if err != nil {
+			panic(fmt.Sprintf("i18n: catalogue %s: %v", l.Code, err))
+		}
+		m := map[string]*i18n.Message{}
+		for _, msg := range f.Messages {
+			m[msg.ID] = msg
+		}
+		messages[l.Code] = m
+		localizers[l.Code] = &Localizer{Lang: l, loc: i18n.NewLocalizer(bundle, l.Code)}
+		tags[i] = language.MustParse(l.Code)
+	}
+	matcher = language.NewMatcher(tags)
+}
+
+// Localizer gives the messages of one language.
+type Localizer struct {
+	Lang Lang
+	loc  *i18n.Localizer
+}
+
+// For returns the localizer of code, or of the default language when the
+// site has no such language.
+func For(code string) *Localizer {
+	if l, ok := localizers[code]; ok {
+		return l
+	}
+	return localizers[Default]
+}
+
+// T is the message id, its {{.Key}} placeholders filled from the
+// key/value pairs kv. A message the catalogue lacks shows as its id, so
+// that the tests and a reader both see what is missing.
+func (l *Localizer) T(id string, kv ...any) string {
+	return l.localize(id, nil, kv)
+}
+
+// N is the message id in the plural form for count (also {{.Count}}).
+func (l *Localizer) N(id string, count int, kv ...any) string {
+	return l.localize(id, count, append(kv, "Count", count))
+}
+
+func (l *Localizer) localize(id string, count any, kv []any) string {
+	var data map[string]any
+	if len(kv) > 0 {
+		data = make(map[string]any, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			if k, ok := kv[i].(string); ok {
+				data[k] = kv[i+1]
+			}
+		}
+	}
+	s, err := l.loc.Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data, PluralCount: count})
+	if err != nil || s == "" {
+		return id
+	}
+	return s
+}
+
+// Match returns the code of the site's language that best suits an
+// Accept-Language header; the default when nothing matches.
+func Match(accept string) string {
+	if accept == "" {
+		return Default
+	}
+	tags, _, err := language.ParseAcceptLanguage(accept)
+	if err != nil || len(tags) == 0 {
+		return Default
+	}
+	_, i, conf := matcher.Match(tags...)
+	if conf == language.No {
+		return Default
+	}
+	return Langs[i].Code
+}
+
+// FromPath splits a language prefix off an URL path: "/de/ping" is
+// ("de", "/ping", true) and "/de" is ("de", "/", true). English has no
+// prefix of its own in links, but /en/… is understood, so that a visitor
+// whose browser asks for another language can still choose English.
+func FromPath(p string) (code, rest string, ok bool) {
+	if len(p) < 3 || p[0] != '/' {
+		return "", p, false
+	}
+	seg, tail, _ := strings.Cut(p[1:], "/")
+	if _, known := localizers[seg]; !known {
+		return "", p, false
+	}
+	return seg, "/" + tail, true
+}
+
+// Prefix is the path prefix of code's pages: "" for the default
+// language, "/de" for German.
+func Prefix(code string) string {
+	if code == Default {
+		return ""
+	}
+	return "/" + code
+}
+
+// Code is the message id as HTML, each value of kv shown as code
+// (<code>veil connect</code>): the message and the values are escaped,
+// so neither a translation nor a value can add markup.
+func (l *Localizer) Code(id string, kv ...any) template.HTML {
+	marked := make([]any, len(kv))
+	var values []string
+	for i := range kv {
+		marked[i] = kv[i]
+		if i%2 == 1 {
+			marked[i] = fmt.Sprintf("\x00%d\x00", len(values))
+			values = append(values, fmt.Sprint(kv[i]))
+		}
+	}
+	s := html.EscapeString(l.localize(id, nil, marked))
+	for i, v := range values {
+		s = strings.ReplaceAll(s, fmt.Sprintf("\x00%d\x00", i), "<code>"+html.EscapeString(v)+"</code>")
+	}
+	return template.HTML(s)
+}
+
+// Has reports whether the default catalogue holds id.
+func Has(id string) bool {
+	_, ok := messages[Default][id]
+	return ok
+}
