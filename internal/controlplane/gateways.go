@@ -405,5 +405,5 @@ func (s *Server) ServersPage(w http.ResponseWriter, r *http.Request) {
 	for i := range gws {
 		out = append(out, s.serverView(&gws[i]))
 	}
-	web.Render(w, r, "servers.html", web.Page{Title: "Servers", Data: out})
+	web.Render(w, r, "servers.html", web.Page{Title: "title.servers", Data: out})
 }

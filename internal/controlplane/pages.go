@@ -59,7 +59,7 @@ func (s *Server) privacyPage(w http.ResponseWriter, r *http.Request) {
 		prose = v.Version.Prose
 	}
 	v.Doc = privacy.Render(r.URL.Query().Get("lang"), prose, s.periods())
-	web.Render(w, r, "privacy.html", web.Page{Title: "Privacy policy", Data: v})
+	web.Render(w, r, "privacy.html", web.Page{Title: "title.privacy", Data: v})
 }
 
 // versionsView is what privacy_versions.html shows.
@@ -97,7 +97,7 @@ func (s *Server) versionsPage(w http.ResponseWriter, r *http.Request) {
 	if v.To != 0 {
 		v.Diff = privacy.Diff(byID[v.From], byID[v.To])
 	}
-	web.Render(w, r, "privacy_versions.html", web.Page{Title: "Privacy policy versions", Data: v})
+	web.Render(w, r, "privacy_versions.html", web.Page{Title: "title.privacy_versions", Data: v})
 }
 
 func (s *Server) pageFail(w http.ResponseWriter, what string, err error) {
@@ -231,7 +231,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			CheckoutURL: s.checkoutURL(acc.ID),
 		}
 	}
-	s.page(w, r, "account.html", web.Page{Title: "Account", Data: v})
+	s.page(w, r, "account.html", web.Page{Title: "title.account", Data: v})
 }
 
 func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
@@ -327,7 +327,7 @@ type supportPageView struct {
 
 func (s *Server) supportPage(w http.ResponseWriter, r *http.Request) {
 	acc, _ := s.pageAccount(r)
-	s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{LoggedIn: acc != nil}})
+	s.page(w, r, "support.html", web.Page{Title: "title.support", Data: supportPageView{LoggedIn: acc != nil}})
 }
 
 func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
@@ -339,7 +339,7 @@ func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 	req := apitypes.TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
 	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
-		s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error(), LoggedIn: acc != nil}, Status: http.StatusBadRequest})
+		s.page(w, r, "support.html", web.Page{Title: "title.support", Data: supportPageView{Error: err.Error(), LoggedIn: acc != nil}, Status: http.StatusBadRequest})
 		return
 	}
 	if err != nil {
@@ -360,7 +360,7 @@ func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := ticketView(t, true)
-	s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
+	s.page(w, r, "support.html", web.Page{Title: "title.support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
 }
 
 func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
@@ -385,13 +385,13 @@ func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
 }
 
 func noTicket(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "notice.html", web.Page{Title: "No such ticket", Status: http.StatusNotFound,
+	web.Render(w, r, "notice.html", web.Page{Title: "title.no_ticket", Status: http.StatusNotFound,
 		Data: "There is no ticket at this address: tickets are deleted 6 months after their last message."})
 }
 
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	web.Render(w, r, "unsubscribe.html", web.Page{Title: "Unsubscribe", Data: map[string]string{"A": q.Get("a"), "T": q.Get("t")}})
+	web.Render(w, r, "unsubscribe.html", web.Page{Title: "title.unsubscribe", Data: map[string]string{"A": q.Get("a"), "T": q.Get("t")}})
 }
 
 // withAccountCtx stores the account and session hash as withAccount does,

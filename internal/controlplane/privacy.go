@@ -241,7 +241,7 @@ func (s *Server) recoverLinkPage(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, "reading recovery link", err)
 		return
 	}
-	s.page(w, r, "recover.html", web.Page{Title: "New access code", Data: recoverView{Token: tok}})
+	s.page(w, r, "recover.html", web.Page{Title: "title.new_code", Data: recoverView{Token: tok}})
 }
 
 // recoverLinkUse spends the link: a new access code, shown once, and
@@ -273,11 +273,11 @@ func (s *Server) recoverLinkUse(w http.ResponseWriter, r *http.Request) {
 	}
 	// This browser's session, if any, has ended with the others.
 	s.setSessionCookie(w, r, "", time.Unix(1, 0))
-	s.page(w, r, "recover.html", web.Page{Title: "New access code", Data: recoverView{Code: account.FormatCode(code)}})
+	s.page(w, r, "recover.html", web.Page{Title: "title.new_code", Data: recoverView{Code: account.FormatCode(code)}})
 }
 
 func (s *Server) recoverLinkGone(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "notice.html", web.Page{Title: "Link expired", Status: http.StatusNotFound,
+	web.Render(w, r, "notice.html", web.Page{Title: "title.link_expired", Status: http.StatusNotFound,
 		Data: "This link has expired or was already used. Ask for a new one on the account page."})
 }
 

@@ -36,7 +36,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 	(&outbound.Tool[Result]{
 		Page: "/ping", API: "/api/v1/ping", Param: "host",
-		Template: "ping.html", Title: "Ping",
+		Template: "ping.html", Title: "title.ping",
 		Check: check, Run: h.run, Quota: h.Quota,
 	}).Register(mux)
 	mux.HandleFunc("GET /api/v1/ping/stream", h.serveStream)

@@ -132,7 +132,7 @@ func target(r *http.Request) (*url.URL, error) {
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	if !r.URL.Query().Has("url") {
-		web.Render(w, r, "proxy.html", web.Page{Title: "Web proxy"})
+		web.Render(w, r, "proxy.html", web.Page{Title: "title.proxy"})
 		return
 	}
 	u, err := target(r)
@@ -233,6 +233,6 @@ func charset(params map[string]string) string {
 
 // fail shows the form with what went wrong.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	web.Render(w, r, "proxy.html", web.Page{Title: "Web proxy", Status: status,
+	web.Render(w, r, "proxy.html", web.Page{Title: "title.proxy", Status: status,
 		Data: struct{ URL, Error string }{r.URL.Query().Get("url"), msg}})
 }

@@ -27,7 +27,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 	(&outbound.Tool[Result]{
 		Page: "/whois", API: "/api/v1/whois", Param: "q",
-		Template: "whois.html", Title: "Whois",
+		Template: "whois.html", Title: "title.whois",
 		Check: func(_ *http.Request, q string) error { _, err := Normalize(q); return err },
 		Run:   h.run, Quota: q,
 	}).Register(mux)
