@@ -150,6 +150,12 @@ type Config struct {
 	SMTPTLS string `toml:"smtp_tls" help:"mandatory, opportunistic or none"`
 	// MailFrom is the sender address of Veil's mail.
 	MailFrom string `toml:"mail_from" help:"sender address of Veil's mail"`
+	// OperatorName, OperatorAddress and OperatorEmail say who runs the
+	// service: the contacts page shows them and names the operator as
+	// the controller of the data.
+	OperatorName    string `toml:"operator_name" help:"who runs the service (contacts page, controller in the policy)"`
+	OperatorAddress string `toml:"operator_address" help:"the operator's postal address; \\n separates lines"`
+	OperatorEmail   string `toml:"operator_email" help:"the operator's contact address"`
 	// PolicyFile holds the operator's privacy-policy text, shown with the
 	// data inventory until a version is published; empty: a built-in text.
 	PolicyFile string `toml:"policy_file" help:"operator's privacy policy text"`

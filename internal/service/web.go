@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	"veil/internal/geo"
 	"veil/internal/netguard"
+	"veil/internal/site"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/tools/myip"
 	"veil/internal/tools/outbound"
@@ -32,6 +34,14 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	gws := &gatewayAddrs{list: s.API.GatewayAddrs}
 	web.Register(mux)
 	mux.HandleFunc("GET /servers", s.API.ServersPage)
+	(&site.Site{
+		Operator: site.Operator{
+			Name:    s.Config.OperatorName,
+			Address: strings.ReplaceAll(s.Config.OperatorAddress, `\n`, "\n"),
+			Email:   s.Config.OperatorEmail,
+		},
+		SessionTTL: time.Duration(s.Config.SessionTTL),
+	}).Register(mux)
 
 	var leak *dnsleak.Server
 	if s.Config.DNSLeakZone != "" {

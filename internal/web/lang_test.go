@@ -12,13 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"text/template/parse"
-	"unicode"
-
-	"golang.org/x/net/html"
 
 	"veil/internal/apitypes"
 	"veil/internal/i18n"
+	"veil/internal/i18n/i18ntest"
 )
 
 // notYetTranslated are the page templates whose text is still written in
@@ -80,152 +77,14 @@ func TestLanguageFromPathAndHeader(t *testing.T) {
 	}
 }
 
-// templateIDs walks a template's tree for the message ids it names
-// literally ({{$.T "id"}}, {{$.N "id" n}}, {{$.Code "id" …}}) and returns
-// its HTML with every action replaced by NUL.
-func templateIDs(t *testing.T, name, text string) (ids []string, markup string) {
-	t.Helper()
-	trees := map[string]*parse.Tree{}
-	tr := parse.New(name)
-	tr.Mode = parse.SkipFuncCheck
-	if _, err := tr.Parse(text, "", "", trees); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	var b strings.Builder
-	var walk func(n parse.Node)
-	walk = func(n parse.Node) {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n != nil {
-				for _, c := range n.Nodes {
-					walk(c)
-				}
-			}
-		case *parse.TextNode:
-			b.Write(n.Text)
-		case *parse.ActionNode:
-			b.WriteByte(0)
-			for _, cmd := range n.Pipe.Cmds {
-				if len(cmd.Args) < 2 {
-					continue
-				}
-				var field []string
-				switch f := cmd.Args[0].(type) {
-				case *parse.FieldNode:
-					field = f.Ident
-				case *parse.VariableNode:
-					field = f.Ident[1:]
-				}
-				if len(field) == 1 && (field[0] == "T" || field[0] == "N" || field[0] == "Code") {
-					if s, ok := cmd.Args[1].(*parse.StringNode); ok {
-						ids = append(ids, s.Text)
-					}
-				}
-			}
-		case *parse.IfNode:
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.RangeNode:
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.TemplateNode:
-			b.WriteByte(0)
-		}
-	}
-	for _, tree := range trees {
-		walk(tree.Root)
-		b.WriteByte('\n')
-	}
-	return ids, b.String()
-}
-
-// translatable are the attributes a visitor reads or hears.
-var translatable = map[string]bool{"title": true, "alt": true, "placeholder": true, "aria-label": true, "value": true, "data-label": true}
-
-// literalText returns the words of markup a visitor would see that are
-// not from a message: text outside <code>, <kbd>, <script> and <style>,
-// and translatable attributes. Only the brand name may stand in a
-// template.
-func literalText(markup string) []string {
-	var out []string
-	z := html.NewTokenizer(strings.NewReader(markup))
-	skip := 0
-	hasLetters := func(s string) bool {
-		s = strings.ReplaceAll(s, "Veil", "")
-		return strings.IndexFunc(s, unicode.IsLetter) >= 0
-	}
-	for {
-		switch z.Next() {
-		case html.ErrorToken:
-			return out
-		case html.TextToken:
-			if s := strings.TrimSpace(strings.ReplaceAll(string(z.Text()), "\x00", " ")); skip == 0 && hasLetters(s) {
-				out = append(out, s)
-			}
-		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
-			tok := z.Token()
-			switch tok.Data {
-			case "code", "kbd", "script", "style", "pre":
-				if tok.Type == html.StartTagToken {
-					skip++
-				} else if tok.Type == html.EndTagToken && skip > 0 {
-					skip--
-				}
-			}
-			for _, a := range tok.Attr {
-				if translatable[a.Key] && hasLetters(strings.ReplaceAll(a.Val, "\x00", " ")) {
-					out = append(out, a.Key+"="+strconv.Quote(a.Val))
-				}
-			}
-		}
-	}
-}
-
 // TestTemplatesUseTheCatalogue fails when a template names a message the
-// English catalogue lacks, or (for translated templates) holds text of
-// its own.
+// catalogues lack, or (for translated templates) holds text of its own.
 func TestTemplatesUseTheCatalogue(t *testing.T) {
-	names, err := fs.Glob(templateFS, "templates/*.html")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range names {
-		b, err := fs.ReadFile(templateFS, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := filepath.Base(p)
-		ids, markup := templateIDs(t, name, string(b))
-		for _, id := range ids {
-			if !i18n.Has(id) {
-				t.Errorf("%s: message %q is in no catalogue", name, id)
-			}
-		}
-		lit := literalText(markup)
-		switch {
-		case notYetTranslated[name] && len(lit) == 0:
-			t.Errorf("%s holds no text of its own: take it off notYetTranslated", name)
-		case !notYetTranslated[name]:
-			for _, s := range lit {
-				t.Errorf("%s: text outside the catalogue: %q", name, s)
-			}
-		}
-	}
+	i18ntest.CheckTemplates(t, templateFS, "templates/*.html", notYetTranslated)
 	for _, item := range Nav {
 		if !i18n.Has(item.Label) {
 			t.Errorf("navigation label %q is in no catalogue", item.Label)
 		}
-	}
-}
-
-func TestLiteralTextFound(t *testing.T) {
-	_, markup := templateIDs(t, "x", `{{define "content"}}<p>{{$.T "a"}}</p><p title="Hello">Some words {{.X}}</p><code>veil connect</code><p>{{.Y}} · 42 %</p>{{end}}`)
-	got := literalText(markup)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "title=") || !strings.Contains(got[1], "Some words") {
-		t.Errorf("literal text found: %q", got)
 	}
 }
 
