@@ -156,6 +156,10 @@ type Config struct {
 	OperatorName    string `toml:"operator_name" help:"who runs the service (contacts page, controller in the policy)"`
 	OperatorAddress string `toml:"operator_address" help:"the operator's postal address; \\n separates lines"`
 	OperatorEmail   string `toml:"operator_email" help:"the operator's contact address"`
+	// ProseDir holds the operator's own Markdown pages (terms.LANG.md,
+	// refund.LANG.md, help/SLUG.LANG.md, blog/DATE-SLUG.LANG.md), which
+	// replace the built-in pages of the same name and language.
+	ProseDir string `toml:"prose_dir" help:"directory of the operator's Markdown pages (terms, refund, help, blog)"`
 	// PolicyFile holds the operator's privacy-policy text, shown with the
 	// data inventory until a version is published; empty: a built-in text.
 	PolicyFile string `toml:"policy_file" help:"operator's privacy policy text"`
@@ -690,4 +694,13 @@ func setText(f reflect.Value, s string) error {
 		return fmt.Errorf("unsupported type %s", f.Type())
 	}
 	return nil
+}
+
+// PublicBase is the site's address as people reach it, without a
+// trailing slash: public_url, or http:// and the listen address.
+func (c *Config) PublicBase() string {
+	if base := strings.TrimSuffix(c.PublicURL, "/"); base != "" {
+		return base
+	}
+	return "http://" + c.HTTP
 }

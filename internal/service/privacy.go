@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"veil/internal/config"
@@ -26,10 +25,7 @@ func (s *Service) startPrivacy(ctx context.Context) error {
 		prose = string(b)
 	}
 	wake := make(chan struct{}, 1)
-	base := strings.TrimSuffix(cfg.PublicURL, "/")
-	if base == "" {
-		base = "http://" + cfg.HTTP
-	}
+	base := cfg.PublicBase()
 	s.API.SetPrivacy(controlplane.PrivacyConfig{
 		Periods: privacy.Periods{UnusedAccount: time.Duration(cfg.UnusedAccountDays) * 24 * time.Hour, TaxYears: cfg.TaxYears,
 			BackupDays: cfg.BackupDays},

@@ -34,14 +34,20 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	gws := &gatewayAddrs{list: s.API.GatewayAddrs}
 	web.Register(mux)
 	mux.HandleFunc("GET /servers", s.API.ServersPage)
-	(&site.Site{
+	pages, err := site.New(site.Config{
 		Operator: site.Operator{
 			Name:    s.Config.OperatorName,
 			Address: strings.ReplaceAll(s.Config.OperatorAddress, `\n`, "\n"),
 			Email:   s.Config.OperatorEmail,
 		},
 		SessionTTL: time.Duration(s.Config.SessionTTL),
-	}).Register(mux)
+		ProseDir:   s.Config.ProseDir,
+		PublicURL:  s.Config.PublicBase(),
+	})
+	if err != nil {
+		return err
+	}
+	pages.Register(mux)
 
 	var leak *dnsleak.Server
 	if s.Config.DNSLeakZone != "" {

@@ -6,19 +6,33 @@ package site
 
 import (
 	"embed"
+	"fmt"
 	"html/template"
+	"io/fs"
 	"net/http"
+	"path"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/web"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var pages = map[string]*template.Template{
-	"cookies.html":  web.MustParse(templateFS, "templates/cookies.html"),
-	"contacts.html": web.MustParse(templateFS, "templates/contacts.html"),
+//go:embed content
+var contentFS embed.FS
+
+var pages = map[string]*template.Template{}
+
+func init() {
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		panic(err)
+	}
+	for _, n := range names {
+		pages[path.Base(n)] = web.MustParse(templateFS, n)
+	}
 }
 
 // Operator is who runs the service, as the contacts page and the privacy
@@ -29,17 +43,60 @@ type Operator struct {
 	Email   string
 }
 
-// Site serves the provider's pages.
-type Site struct {
+// Config is what the site is built from.
+type Config struct {
 	Operator Operator
 	// SessionTTL is how long the sign-in cookie lives, for the cookie
 	// notice.
 	SessionTTL time.Duration
+	// ProseDir, if set, holds the operator's own Markdown pages, which
+	// replace the built-in ones of the same name and language (see
+	// loadProse).
+	ProseDir string
+	// PublicURL is the site's address, for the feed's links.
+	PublicURL string
+}
+
+// Site serves the provider's pages.
+type Site struct {
+	Config
+	prose prose
+}
+
+// New reads the site's pages; an operator's page that does not parse
+// stops start-up with one line naming it.
+func New(cfg Config) (*Site, error) {
+	p, err := loadProse(mustSub(contentFS, "content"), cfg.ProseDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, slug := range []string{"terms", "refund"} {
+		if d, _ := p.doc("", slug, i18n.Default); d == nil {
+			return nil, fmt.Errorf("the site has no English %s page", slug)
+		}
+	}
+	return &Site{Config: cfg, prose: p}, nil
+}
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
 }
 
 // Register mounts the site's pages on mux. This is the list of its
 // routes.
 func (s *Site) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /vpn", s.vpn)
+	mux.HandleFunc("GET /terms", s.single("terms"))
+	mux.HandleFunc("GET /refund", s.single("refund"))
+	mux.HandleFunc("GET /help", s.index("help", "title.help"))
+	mux.HandleFunc("GET /help/{slug}", s.entry("help"))
+	mux.HandleFunc("GET /blog", s.index("blog", "title.blog"))
+	mux.HandleFunc("GET /blog/{slug}", s.entry("blog"))
+	mux.HandleFunc("GET /blog/feed.atom", s.feed)
 	mux.HandleFunc("GET /cookies", s.cookies)
 	mux.HandleFunc("GET /contacts", s.contacts)
 }
@@ -68,4 +125,51 @@ func (s *Site) cookies(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) contacts(w http.ResponseWriter, r *http.Request) {
 	web.Execute(w, r, pages["contacts.html"], web.Page{Title: "title.contacts", Data: s.Operator})
+}
+
+func (s *Site) vpn(w http.ResponseWriter, r *http.Request) {
+	web.Execute(w, r, pages["vpn.html"], web.Page{Title: "title.vpn"})
+}
+
+// docView is what doc.html shows: a page, and whether it is in English
+// for want of a translation.
+type docView struct {
+	Doc      *Doc
+	FellBack bool
+	// Section and its index's title id, for the way back; empty for a
+	// single page.
+	Section, SectionTitle string
+}
+
+func (s *Site) showDoc(w http.ResponseWriter, r *http.Request, section, sectionTitle, slug string) {
+	lang, _ := web.Language(r)
+	d, fellBack := s.prose.doc(section, slug, lang)
+	if d == nil {
+		web.NotFound(w, r)
+		return
+	}
+	web.Execute(w, r, pages["doc.html"], web.Page{Title: d.Title, Data: docView{Doc: d, FellBack: fellBack, Section: section, SectionTitle: sectionTitle}})
+}
+
+func (s *Site) single(slug string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.showDoc(w, r, "", "", slug) }
+}
+
+func (s *Site) entry(section string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.showDoc(w, r, section, "title."+section, r.PathValue("slug"))
+	}
+}
+
+// indexView is what index.html shows: a section's pages.
+type indexView struct {
+	Section string
+	Docs    []*Doc
+}
+
+func (s *Site) index(section, title string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		lang, _ := web.Language(r)
+		web.Execute(w, r, pages["index.html"], web.Page{Title: title, Data: indexView{Section: section, Docs: s.prose.list(section, lang)}})
+	}
 }
