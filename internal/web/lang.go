@@ -80,3 +80,13 @@ func (v view) Alternates() []Alternate {
 	}
 	return out
 }
+
+// linkList is what the "links" template sees: links, and the page they
+// are drawn on.
+type linkList struct {
+	Items []NavItem
+	View  view
+}
+
+// Links pairs items with the page, for the "links" template.
+func (v view) Links(items []NavItem) linkList { return linkList{Items: items, View: v} }

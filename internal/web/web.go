@@ -71,18 +71,37 @@ type NavItem struct {
 	Label string
 }
 
-// Nav is the site navigation, in order.
+// Nav is the site's main navigation, in order.
 var Nav = []NavItem{
+	{"/vpn", "nav.vpn"},
+	{"/servers", "nav.servers"},
+	{"/pricing", "nav.pricing"},
+	{"/download", "nav.download"},
+	{"/help", "nav.help"},
+	{"/account", "nav.account"},
+}
+
+// Tools are the privacy tools, a second row of the navigation.
+var Tools = []NavItem{
 	{"/", "nav.myip"},
 	{"/dnsleak", "nav.dnsleak"},
 	{"/speedtest", "nav.speedtest"},
 	{"/ping", "nav.ping"},
 	{"/whois", "nav.whois"},
 	{"/proxy", "nav.proxy"},
-	{"/servers", "nav.servers"},
-	{"/account", "nav.account"},
+}
+
+// Footer are the links at the foot of every page.
+var Footer = []NavItem{
 	{"/support", "nav.support"},
+	{"/blog", "nav.blog"},
+	{"/affiliate", "nav.affiliate"},
+	{"/terms", "nav.terms"},
+	{"/refund", "nav.refund"},
 	{"/privacy", "nav.privacy"},
+	{"/apps-privacy", "nav.apps_privacy"},
+	{"/cookies", "nav.cookies"},
+	{"/contacts", "nav.contacts"},
 }
 
 // view is what the base template sees: the page, and the visitor's
@@ -91,8 +110,8 @@ var Nav = []NavItem{
 type view struct {
 	Page
 	*i18n.Localizer
-	Path string
-	Nav  []NavItem
+	Path               string
+	Nav, Tools, Footer []NavItem
 	// prefix is what the site's own links start with: the language
 	// prefix the visitor came by ("/de"), or "" when the language came
 	// from Accept-Language.
@@ -160,7 +179,7 @@ func Render(w http.ResponseWriter, r *http.Request, name string, p Page) {
 func Execute(w http.ResponseWriter, r *http.Request, t *template.Template, p Page) {
 	var buf bytes.Buffer
 	lang, prefix := Language(r)
-	v := view{Page: p, Localizer: i18n.For(lang), Path: r.URL.Path, Nav: Nav, prefix: prefix}
+	v := view{Page: p, Localizer: i18n.For(lang), Path: r.URL.Path, Nav: Nav, Tools: Tools, Footer: Footer, prefix: prefix}
 	if err := t.ExecuteTemplate(&buf, "base", v); err != nil {
 		http.Error(w, "the page could not be shown", http.StatusInternalServerError)
 		return
