@@ -257,3 +257,18 @@ func TestExportComplete(t *testing.T) {
 		}
 	})
 }
+
+func TestSentStoredIsDeclared(t *testing.T) {
+	ids := map[string]bool{}
+	for _, c := range privacy.Inventory {
+		ids[c.ID] = true
+	}
+	for _, s := range privacy.Sent {
+		if s.Stored != "" && !ids[s.Stored] {
+			t.Errorf("%s sends %s into %q, which the inventory does not declare", s.App, s.What, s.Stored)
+		}
+		if s.To != "control" && s.To != "gateway" {
+			t.Errorf("%s: %s goes to %q", s.App, s.What, s.To)
+		}
+	}
+}
