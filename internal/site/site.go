@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"veil/internal/i18n"
+	"veil/internal/privacy"
 	"veil/internal/web"
 )
 
@@ -97,6 +98,7 @@ func (s *Site) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /blog", s.index("blog", "title.blog"))
 	mux.HandleFunc("GET /blog/{slug}", s.entry("blog"))
 	mux.HandleFunc("GET /blog/feed.atom", s.feed)
+	mux.HandleFunc("GET /apps-privacy", s.appsPrivacy)
 	mux.HandleFunc("GET /cookies", s.cookies)
 	mux.HandleFunc("GET /contacts", s.contacts)
 }
@@ -125,6 +127,26 @@ func (s *Site) cookies(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) contacts(w http.ResponseWriter, r *http.Request) {
 	web.Execute(w, r, pages["contacts.html"], web.Page{Title: "title.contacts", Data: s.Operator})
+}
+
+// appGroup is one app's part of the apps' privacy policy.
+type appGroup struct {
+	App  privacy.App
+	Sent []privacy.Transmission
+}
+
+// appsPrivacy renders the apps' privacy policy from privacy.Sent, as
+// /privacy is rendered from the inventory.
+func (s *Site) appsPrivacy(w http.ResponseWriter, r *http.Request) {
+	var groups []appGroup
+	for _, t := range privacy.Sent {
+		if len(groups) == 0 || groups[len(groups)-1].App != t.App {
+			groups = append(groups, appGroup{App: t.App})
+		}
+		g := &groups[len(groups)-1]
+		g.Sent = append(g.Sent, t)
+	}
+	web.Execute(w, r, pages["apps.html"], web.Page{Title: "title.apps_privacy", Data: groups})
 }
 
 func (s *Site) vpn(w http.ResponseWriter, r *http.Request) {

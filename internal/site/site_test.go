@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/i18n/i18ntest"
+	"veil/internal/privacy"
 	"veil/internal/web"
 )
 
@@ -161,6 +163,22 @@ func TestFeed(t *testing.T) {
 		}
 		if path == "/ru/blog/feed.atom" && (f.Lang != "ru" || !strings.HasPrefix(f.ID, "https://vpn.example/ru/")) {
 			t.Errorf("the Russian feed: lang %q id %q", f.Lang, f.ID)
+		}
+	}
+}
+
+func TestAppsPrivacyFromTheDeclaration(t *testing.T) {
+	for _, s := range privacy.Sent {
+		for _, id := range []string{s.What, s.When, "apps.app." + string(s.App), "apps.to." + s.To} {
+			if !i18n.Has(id) {
+				t.Errorf("apps' privacy policy: message %q is in no catalogue", id)
+			}
+		}
+	}
+	body := serve(newSite(t, ""), "/apps-privacy", "")
+	for _, want := range []string{"The veil command", "official WireGuard apps", `href="/privacy#devices"`, "used for the answer, then forgotten", "WireGuard public key"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("apps' privacy policy lacks %q", want)
 		}
 	}
 }
