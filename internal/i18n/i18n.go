@@ -1,7 +1,8 @@
 // Package i18n holds the site's languages and their message catalogues.
 //
-// Every text the site shows is a message of catalog/en.toml, translated
-// in catalog/LANG.toml for each of Langs, with CLDR plural forms where a
+// Every text the site shows is a message of an English catalogue
+// (catalog/AREA.en.toml), translated in catalog/AREA.LANG.toml for each
+// of Langs, with CLDR plural forms where a
 // message counts something. Messages are looked up with go-i18n; the
 // visitor's language comes from the path (/de/…) or from Accept-Language,
 // matched with golang.org/x/text/language.
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"html"
 	"html/template"
+	"io/fs"
 	"strings"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
@@ -62,17 +64,33 @@ var (
 
 func init() {
 	bundle.RegisterUnmarshalFunc("toml", toml.Unmarshal)
-	tags := make([]language.Tag, len(Langs))
-	for i, l := range Langs {
-		f, err := bundle.LoadMessageFileFS(catalogFS, "catalog/"+l.Code+".toml")
+	files, err := fs.Glob(catalogFS, "catalog/*.toml")
+	if err != nil {
+		panic(err)
+	}
+	for _, l := range Langs {
+		messages[l.Code] = map[string]*i18n.Message{}
+	}
+	// A catalogue is AREA.LANG.toml: each part of the site keeps its own
+	// messages, in one file per language.
+	for _, name := range files {
+		f, err := bundle.LoadMessageFileFS(catalogFS, name)
 		if err != nil {
-			panic(fmt.Sprintf("i18n: catalogue %s: %v", l.Code, err))
+			panic(fmt.Sprintf("i18n: catalogue %s: %v", name, err))
 		}
-		m := map[string]*i18n.Message{}
+		m, ok := messages[f.Tag.String()]
+		if !ok {
+			panic(fmt.Sprintf("i18n: catalogue %s is in a language the site does not have", name))
+		}
 		for _, msg := range f.Messages {
+			if _, dup := m[msg.ID]; dup {
+				panic(fmt.Sprintf("i18n: catalogue %s: %q is also in another catalogue", name, msg.ID))
+			}
 			m[msg.ID] = msg
 		}
-		messages[l.Code] = m
+	}
+	tags := make([]language.Tag, len(Langs))
+	for i, l := range Langs {
 		localizers[l.Code] = &Localizer{Lang: l, loc: i18n.NewLocalizer(bundle, l.Code)}
 		tags[i] = language.MustParse(l.Code)
 	}
