@@ -14,6 +14,7 @@ declare -A need=(
 	[wireguard-go]=wireguard-go
 	[iperf3]=iperf3
 	[dig]=dnsutils
+	[kdig]=knot-dnsutils
 	[tcpdump]=tcpdump
 	[promtool]=prometheus
 )

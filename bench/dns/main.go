@@ -7,13 +7,16 @@
 //
 // -hierarchy serves, on port 53 of loopback addresses:
 //
-//	127.0.0.2  the root      bench. -> 127.0.0.3
-//	127.0.0.3  bench.        zone.bench. -> 127.0.0.4
-//	127.0.0.4  zone.bench.   every name has an A record (a wildcard, TTL 1 day)
+//	127.0.0.2  the root       bench. -> 127.0.0.3
+//	127.0.0.3  bench.         zone.bench. -> 127.0.0.4, plain.bench. -> 127.0.0.5
+//	127.0.0.4  zone.bench.    hit0 ... hitN-1 and miss0 ... missM-1, A records, TTL 1 day
+//	127.0.0.5  plain.bench.   the same names
 //
-// With -sign FILE the three zones are signed (ECDSA P-256, NSEC) with keys
-// made at start, and the root's DS goes to FILE, for the resolvers to
-// validate from (-resolver -trust-anchor FILE; Unbound's trust-anchor-file).
+// With -sign FILE the root, bench. and zone.bench. are signed (ECDSA P-256,
+// NSEC) with keys made at start and the root's DS goes to FILE, for the
+// resolvers to validate from (-resolver -trust-anchor FILE; Unbound's
+// trust-anchor-file). plain.bench. stays unsigned, an insecure delegation
+// (no DS in bench.): the benchmark's unsigned set.
 package main
 
 import (
@@ -28,6 +31,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 	"time"
 
@@ -48,9 +52,12 @@ func main() {
 		runHier   = flag.Bool("hierarchy", false, "run the synthetic authoritative hierarchy")
 		hierPort  = flag.Int("hierarchy-port", 53, "port the hierarchy listens on")
 		listeners = flag.Int("listeners", runtime.GOMAXPROCS(0), "UDP sockets sharing the address (SO_REUSEPORT)")
+		readers   = flag.Int("readers", 1, "goroutines reading each UDP socket")
 		rcvbuf    = flag.Int("rcvbuf", 4<<20, "receive buffer of each UDP socket (run.sh gives Unbound the same so-rcvbuf)")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile to this file until the process is stopped")
 		sign      = flag.String("sign", "", "with -hierarchy: sign the zones and write the root's DS to this file")
+		hits      = flag.Int("hits", 1000, "with -hierarchy: names hit0 ... in each leaf zone")
+		misses    = flag.Int("misses", 20000, "with -hierarchy: names miss0 ... in each leaf zone")
 		anchor    = flag.String("trust-anchor", "", "with -resolver: validate DNSSEC from this file (default: validation off, for the unsigned hierarchy)")
 	)
 	flag.Parse()
@@ -68,8 +75,8 @@ func main() {
 	defer stop()
 	switch {
 	case *runHier:
-		for _, s := range hierarchy(*hierPort, *sign) {
-			defer s.Close()
+		for _, s := range hierarchy(*hierPort, *sign, *hits, *misses) {
+			defer s.Shutdown()
 		}
 	case *runRes:
 		res, err := resolver.New(resolver.Config{
@@ -92,11 +99,18 @@ func main() {
 				log.Fatal(err)
 			}
 			defer pc.Close()
-			go func() {
-				if err := res.ServePacket(ctx, pc); err != nil {
-					log.Fatal(err)
-				}
-			}()
+			// One reader a socket, like Unbound's one thread a socket.
+			// More readers of one socket take turns at its read lock, a
+			// goroutine wake-up per datagram; they help only when the
+			// kernel's spreading of clients over the sockets (by
+			// address and port) puts most on one socket.
+			for range max(1, *readers) {
+				go func() {
+					if err := res.ServePacket(ctx, pc); err != nil {
+						log.Fatal(err)
+					}
+				}()
+			}
 		}
 		tcp := &dns.Server{Addr: *addr, Net: "tcp", Handler: res, MsgAcceptFunc: res.AcceptMsg}
 		ready := make(chan struct{})
@@ -142,8 +156,12 @@ func listenUDP(addr string, rcvbuf int) (net.PacketConn, error) {
 // hierarchy starts the root, TLD and authoritative servers. Each answers
 // for its own zone's apex NS and name servers' addresses too, so that a
 // resolver that primes (Unbound asks the root for ". NS" first) and checks
-// its name servers gets real answers.
-func hierarchy(port int, anchor string) []*dnstest.Server {
+// its name servers gets real answers. The two leaf zones hold the names
+// hitI and missI (I below hits and misses) as A records of their own, not a
+// wildcard: a validating resolver may answer a signed wildcard's names
+// from the cached wildcard and its NSEC proof (RFC 8198) without asking,
+// which would make the miss set hits.
+func hierarchy(port int, anchor string, hits, misses int) []*dns.Server {
 	zones := map[string]*dnstest.Zone{
 		"127.0.0.2": dnstest.MustZone(`
 . 86400 IN NS a.root.bench.
@@ -155,34 +173,122 @@ bench. 86400 IN NS ns.bench.
 ns.bench. 86400 IN A 127.0.0.3
 a.root.bench. 86400 IN A 127.0.0.2
 zone.bench. 86400 IN NS ns.zone.bench.
-ns.zone.bench. 86400 IN A 127.0.0.4`, "bench."),
-		"127.0.0.4": dnstest.MustZone(`
-zone.bench. 86400 IN NS ns.zone.bench.
 ns.zone.bench. 86400 IN A 127.0.0.4
-*.zone.bench. 86400 IN A 10.0.0.1`, "zone.bench."),
+plain.bench. 86400 IN NS ns.plain.bench.
+ns.plain.bench. 86400 IN A 127.0.0.5`, "bench."),
+		"127.0.0.4": leafZone("zone.bench.", "127.0.0.4", hits, misses),
+		"127.0.0.5": leafZone("plain.bench.", "127.0.0.5", hits, misses),
 	}
 	if anchor != "" {
 		zones = signed(zones, anchor)
 	}
-	var out []*dnstest.Server
+	var out []*dns.Server
 	for ip, z := range zones {
-		s, err := dnstest.Serve(netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(port)), z)
-		if err != nil {
-			log.Fatal(err)
+		addr := netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(port)).String()
+		var h dns.Handler = z
+		udp := 1
+		if ip == "127.0.0.4" || ip == "127.0.0.5" {
+			// The leaf servers answer every miss: a map, and a socket
+			// (and reading goroutine) per CPU, so that they are not what
+			// limits the resolvers.
+			h, udp = newFastZone(z), runtime.GOMAXPROCS(0)
 		}
-		out = append(out, s)
+		servers := []*dns.Server{{Addr: addr, Net: "tcp", Handler: h}}
+		for range udp {
+			servers = append(servers, &dns.Server{Addr: addr, Net: "udp", Handler: h, ReusePort: true})
+		}
+		for _, s := range servers {
+			started, errc := make(chan struct{}), make(chan error, 1)
+			s.NotifyStartedFunc = func() { close(started) }
+			go func() { errc <- s.ListenAndServe() }()
+			select {
+			case <-started:
+			case err := <-errc:
+				log.Fatalf("serving %s/%s: %v", addr, s.Net, err)
+			}
+			out = append(out, s)
+		}
 	}
 	return out
 }
 
-// signed returns the hierarchy's zones signed, each parent holding its
-// child's DS, and writes the root's DS to anchor.
+// leafZone returns the zone apex, served from ns, with the benchmark's
+// names.
+func leafZone(apex, ns string, hits, misses int) *dnstest.Zone {
+	z := dnstest.MustZone(fmt.Sprintf("%s 86400 IN NS ns.%s\nns.%s 86400 IN A %s", apex, apex, apex, ns), apex)
+	rrs := z.Records()
+	a := net.IPv4(10, 0, 0, 1).To4()
+	for _, set := range []struct {
+		prefix string
+		n      int
+	}{{"hit", hits}, {"miss", misses}} {
+		for i := range set.n {
+			rrs = append(rrs, &dns.A{Hdr: dns.RR_Header{Name: fmt.Sprintf("%s%d.%s", set.prefix, i, apex), Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 86400}, A: a})
+		}
+	}
+	return dnstest.NewSignedZone([]string{apex}, rrs)
+}
+
+// fastZone answers the positive questions of a large leaf zone from a
+// map (dnstest.Zone looks records up by scanning them all, which at
+// tens of thousands of names would make the authoritative server the
+// benchmark's bottleneck), and everything else through the zone.
+type fastZone struct {
+	zone *dnstest.Zone
+	sets map[rrKey][]dns.RR // the records of each owner and type
+	sigs map[rrKey][]dns.RR // the RRSIGs over them
+}
+
+type rrKey struct {
+	owner string
+	rtype uint16
+}
+
+func newFastZone(z *dnstest.Zone) *fastZone {
+	f := &fastZone{zone: z, sets: map[rrKey][]dns.RR{}, sigs: map[rrKey][]dns.RR{}}
+	for _, rr := range z.Records() {
+		h := rr.Header()
+		if sig, ok := rr.(*dns.RRSIG); ok {
+			k := rrKey{dns.CanonicalName(h.Name), sig.TypeCovered}
+			f.sigs[k] = append(f.sigs[k], rr)
+			continue
+		}
+		k := rrKey{dns.CanonicalName(h.Name), h.Rrtype}
+		f.sets[k] = append(f.sets[k], rr)
+	}
+	return f
+}
+
+func (f *fastZone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	if len(req.Question) == 1 && req.Question[0].Qtype == dns.TypeA {
+		k := rrKey{dns.CanonicalName(req.Question[0].Name), dns.TypeA}
+		if rrs, ok := f.sets[k]; ok {
+			resp := new(dns.Msg)
+			resp.SetReply(req)
+			resp.Authoritative = true
+			resp.Answer = rrs
+			if opt := req.IsEdns0(); opt != nil {
+				resp.SetEdns0(opt.UDPSize(), opt.Do())
+				if opt.Do() {
+					resp.Answer = append(slices.Clone(rrs), f.sigs[k]...)
+				}
+			}
+			_ = w.WriteMsg(resp)
+			return
+		}
+	}
+	f.zone.ServeDNS(w, req)
+}
+
+// signed returns the hierarchy's zones signed but for plain.bench. (an
+// insecure delegation: bench. holds no DS for it), each parent holding
+// its child's DS, and writes the root's DS to anchor.
 func signed(zones map[string]*dnstest.Zone, anchor string) map[string]*dnstest.Zone {
-	type zone struct{ ip, apex, child string }
-	order := []zone{{"127.0.0.4", "zone.bench.", ""}, {"127.0.0.3", "bench.", "zone.bench."}, {"127.0.0.2", ".", "bench."}}
+	type zone struct{ ip, apex string }
+	order := []zone{{"127.0.0.4", "zone.bench."}, {"127.0.0.3", "bench."}, {"127.0.0.2", "."}}
 	now := time.Now()
 	var childDS *dns.DS
-	out := map[string]*dnstest.Zone{}
+	out := map[string]*dnstest.Zone{"127.0.0.5": zones["127.0.0.5"]}
 	for _, z := range order { // children first: each parent signs its child's DS
 		key, err := dnstest.NewKey(z.apex, true)
 		if err != nil {

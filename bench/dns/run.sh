@@ -1,37 +1,45 @@
 #!/bin/sh
 # Benchmark Veil's resolver against Debian's Unbound, side by side, with
-# dnsperf: a cache-hit set (names already cached, run for DURATION seconds)
-# and a cache-miss set (unique names, once through, each resolved from a
-# local root -> TLD -> authoritative hierarchy on 127.0.0.2-4 port 53).
+# dnsperf: for a signed and an unsigned set of names, a cache-miss run
+# (each name once, resolved from a local root -> TLD -> authoritative
+# hierarchy on 127.0.0.2-5 port 53), then HIT_RUNS rounds of cache-hit runs
+# (names already cached, DURATION seconds each; the order of the resolvers
+# alternates from round to round) and of latency runs at a fixed 5,000 qps.
 #
-# Needs: root (to bind port 53 on loopback), go, dnsperf, unbound.
-# Installs nothing unless VEIL_BENCH_INSTALL=1 (then apt-get installs
-# dnsperf and unbound). Prints a Markdown section for BENCHMARKS.md.
+# VALIDATE=1 (the default) signs the hierarchy (DNSSEC, ECDSA P-256, NSEC)
+# but for plain.bench., an insecure delegation, and both resolvers validate
+# from its root's DS (Unbound: module-config "validator iterator"). A third
+# resolver, Veil with validation off, measures what validation costs.
+# VALIDATE=0: nothing signed, nobody validates.
 #
-#   sudo bench/dns/run.sh   # DURATION=15 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=20000
+# Needs: root (to bind port 53 on loopback), go, dnsperf. Unbound is the
+# binary UNBOUND names (Debian's package: UNBOUND=/usr/sbin/unbound); with
+# UNBOUND unset, Veil runs alone and the script says so. Prints a Markdown
+# section for bench/dns/RESULTS.md.
 #
-# VALIDATE=1 signs the hierarchy (DNSSEC, NSEC) and has both resolvers
-# validate it from its root's DS (Unbound: module-config "validator
-# iterator").
+#   sudo UNBOUND=/usr/sbin/unbound bench/dns/run.sh   # DURATION=10 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=5000
 set -eu
 
-DURATION=${DURATION:-15}
+DURATION=${DURATION:-10}
 HIT_RUNS=${HIT_RUNS:-3}
 HIT_NAMES=${HIT_NAMES:-1000}
-MISS_NAMES=${MISS_NAMES:-20000}
+MISS_NAMES=${MISS_NAMES:-5000} # per round
 VEIL_PORT=${VEIL_PORT:-5300}
 UNBOUND_PORT=${UNBOUND_PORT:-5301}
+VEIL_NOVAL_PORT=${VEIL_NOVAL_PORT:-5302}
 THREADS=$(nproc)
-VALIDATE=${VALIDATE:-0}
+VALIDATE=${VALIDATE:-1}
+UNBOUND=${UNBOUND:-}
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need dnsperf || ! need unbound; then
-	if [ "${VEIL_BENCH_INSTALL:-}" = 1 ]; then
-		DEBIAN_FRONTEND=noninteractive apt-get install -y dnsperf unbound >/dev/null
-	else
-		echo "run.sh: dnsperf and unbound are needed; set VEIL_BENCH_INSTALL=1 to apt-get install them" >&2
-		exit 1
-	fi
+if ! command -v dnsperf >/dev/null 2>&1; then
+	echo "run.sh: dnsperf is needed (apt-get install dnsperf)" >&2
+	exit 1
+fi
+if [ -z "$UNBOUND" ]; then
+	echo "run.sh: UNBOUND is not set: skipping Unbound, Veil runs alone (UNBOUND=/usr/sbin/unbound after apt-get install unbound)" >&2
+elif [ ! -x "$UNBOUND" ]; then
+	echo "run.sh: UNBOUND=$UNBOUND is not an executable" >&2
+	exit 1
 fi
 # Debian's package may start a system unbound: it is not ours to stop, and it
 # does not use our ports.
@@ -48,8 +56,18 @@ trap cleanup EXIT INT TERM
 (cd "$ROOT" && go build -o "$WORK/dnsbench" ./bench/dns)
 
 printf '.  3600000  NS  a.root.bench.\na.root.bench.  3600000  A  127.0.0.2\n' >"$WORK/hints.root"
-i=0; while [ $i -lt "$HIT_NAMES" ]; do echo "hit$i.zone.bench A"; i=$((i+1)); done >"$WORK/hit.txt"
-i=0; while [ $i -lt "$MISS_NAMES" ]; do echo "miss$i.zone.bench A"; i=$((i+1)); done >"$WORK/miss.txt"
+# The sets: signed = zone.bench. (secure with VALIDATE=1), unsigned =
+# plain.bench.
+SETS="signed unsigned"
+zone() { [ "$1" = signed ] && echo zone.bench || echo plain.bench; }
+for set in $SETS; do
+	z=$(zone "$set")
+	awk -v n="$HIT_NAMES" -v z="$z" 'BEGIN {for (i = 0; i < n; i++) print "hit" i "." z " A"}' >"$WORK/hit-$set.txt"
+	r=0; while [ $r -lt "$HIT_RUNS" ]; do
+		awk -v n="$MISS_NAMES" -v r=$r -v z="$z" 'BEGIN {for (i = r * n; i < (r + 1) * n; i++) print "miss" i "." z " A"}' >"$WORK/miss-$set-$r.txt"
+		r=$((r+1))
+	done
+done
 
 MODULES=iterator; ANCHOR_CONF=""; SIGN=""; VEIL_ANCHOR=""
 if [ "$VALIDATE" = 1 ]; then
@@ -92,17 +110,27 @@ start() { # name, command...
 	PIDS="$PIDS $!"
 }
 # shellcheck disable=SC2086 # SIGN and VEIL_ANCHOR are flags or nothing
-start hierarchy "$WORK/dnsbench" -hierarchy $SIGN
-n=0; until grep -q ready "$WORK/hierarchy.log" 2>/dev/null; do
-	n=$((n+1)); [ $n -lt 50 ] || { echo "run.sh: hierarchy did not start" >&2; cat "$WORK/hierarchy.log" >&2; exit 1; }
+start hierarchy "$WORK/dnsbench" -hierarchy -hits "$HIT_NAMES" -misses $((MISS_NAMES * HIT_RUNS)) $SIGN
+n=0; until grep -q ready "$WORK/hierarchy.log" 2>/dev/null; do # signing takes a while
+	n=$((n+1)); [ $n -lt 900 ] || { echo "run.sh: hierarchy did not start" >&2; cat "$WORK/hierarchy.log" >&2; exit 1; }
 	sleep 0.2
 done
 # shellcheck disable=SC2086
 start veil "$WORK/dnsbench" -resolver -addr "127.0.0.1:$VEIL_PORT" -root-hints "$WORK/hints.root" $VEIL_ANCHOR
-start unbound unbound -d -c "$WORK/unbound.conf"
-for port in $VEIL_PORT $UNBOUND_PORT; do
+# RESOLVERS: name:port of each resolver measured.
+RESOLVERS="veil:$VEIL_PORT"
+if [ -n "$UNBOUND" ]; then
+	start unbound "$UNBOUND" -d -c "$WORK/unbound.conf"
+	RESOLVERS="$RESOLVERS unbound:$UNBOUND_PORT"
+fi
+if [ "$VALIDATE" = 1 ]; then
+	start veil-noval "$WORK/dnsbench" -resolver -addr "127.0.0.1:$VEIL_NOVAL_PORT" -root-hints "$WORK/hints.root"
+	RESOLVERS="$RESOLVERS veil-noval:$VEIL_NOVAL_PORT"
+fi
+for r in $RESOLVERS; do
+	port=${r#*:}
 	n=0
-	until [ "$(echo 'ready.zone.bench A' | dnsperf -s 127.0.0.1 -p "$port" -n 1 -t 1 2>/dev/null | awk '/Queries completed/ {print $3}')" = 1 ]; do
+	until [ "$(echo 'ns.zone.bench A' | dnsperf -s 127.0.0.1 -p "$port" -n 1 -t 1 2>/dev/null | awk '/Queries completed/ {print $3}')" = 1 ]; do
 		n=$((n+1)); [ $n -lt 50 ] || { echo "run.sh: server on port $port did not start" >&2; cat "$WORK"/*.log >&2; exit 1; }
 		sleep 0.2
 	done
@@ -134,48 +162,66 @@ pct() {
 		printf "%.3f %.3f %.3f\n", v[int(NR*0.50)+1], v[int(NR*0.99)+1], v[int(NR*0.999)+1]}'
 }
 
-# Cache-miss set first, on empty caches: each name once.
-VEIL_MISS=$(perf "$VEIL_PORT" -d "$WORK/miss.txt" -n 1)
-UNB_MISS=$(perf "$UNBOUND_PORT" -d "$WORK/miss.txt" -n 1)
-# Warm the hit set, then alternate runs so that background load hits both.
-perf "$VEIL_PORT" -d "$WORK/hit.txt" -n 1 >/dev/null
-perf "$UNBOUND_PORT" -d "$WORK/hit.txt" -n 1 >/dev/null
-VEIL_RUNS=""; UNB_RUNS=""
-r=0; while [ $r -lt "$HIT_RUNS" ]; do
-	VEIL_RUNS="$VEIL_RUNS$(perf "$VEIL_PORT" -d "$WORK/hit.txt" -l "$DURATION")
-"
-	UNB_RUNS="$UNB_RUNS$(perf "$UNBOUND_PORT" -d "$WORK/hit.txt" -l "$DURATION")
-"
-	r=$((r+1))
+# reversed LIST: the words of LIST in reverse order.
+reversed() { out=""; for w in $1; do out="$w $out"; done; echo "$out"; }
+RES="$WORK/results"; mkdir -p "$RES"
+for set in $SETS; do
+	# Warm the hit set, then alternate the order round by round so that
+	# background load falls on all alike.
+	for r in $RESOLVERS; do perf "${r#*:}" -d "$WORK/hit-$set.txt" -n 1 >/dev/null; done
+	order=$RESOLVERS
+	i=0; while [ $i -lt "$HIT_RUNS" ]; do
+		for r in $order; do # names no resolver has seen, each once
+			perf "${r#*:}" -d "$WORK/miss-$set-$i.txt" -n 1 | cut -d' ' -f1 >>"$RES/$set.${r%%:*}.miss"
+		done
+		for r in $order; do
+			perf "${r#*:}" -d "$WORK/hit-$set.txt" -l "$DURATION" | cut -d' ' -f1 >>"$RES/$set.${r%%:*}.hit"
+		done
+		for r in $order; do
+			pct "${r#*:}" "$WORK/hit-$set.txt" >>"$RES/$set.${r%%:*}.pct"
+		done
+		order=$(reversed "$order")
+		i=$((i+1))
+	done
 done
-VEIL_PCT=$(pct "$VEIL_PORT" "$WORK/hit.txt")
-UNB_PCT=$(pct "$UNBOUND_PORT" "$WORK/hit.txt")
 
-f() { echo "$1" | cut -d' ' -f"$2"; }
-# median RUNS: the run (line) with the median qps; all: every run's qps.
-median() { printf '%s' "$1" | sort -n | awk '{v[NR]=$0} END {print v[int((NR+1)/2)]}'; }
-all() { printf '%s' "$1" | cut -d' ' -f1 | paste -sd/ - | sed 's#/# / #g'; }
-VEIL_HIT=$(median "$VEIL_RUNS")
-UNB_HIT=$(median "$UNB_RUNS")
+# runs SET NAME METRIC [FIELD]: every run's figure, " / " between.
+runs() { cut -d' ' -f"${4:-1}" "$RES/$1.$2.$3" | paste -sd/ - | sed 's#/# / #g'; }
+# ratios SET A B METRIC [FIELD]: A's figure over B's, run by run, as percentages.
+ratios() {
+	paste -d' ' "$RES/$1.$2.$4" "$RES/$1.$3.$4" | awk -v f="${5:-1}" '{n = NF / 2; printf "%s%.0f%%", (NR > 1 ? " / " : ""), 100 * $f / $(n + f)} END {print ""}'
+}
+has() { [ -f "$RES/signed.$1.hit" ]; }
 
 cat <<MD
 ### DNS resolver: Veil vs Unbound (dnsperf)
 
-$(date -u +%Y-%m-%d), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $(cut -d' ' -f1-3 /proc/loadavg),
-$(go version | cut -d' ' -f3), Unbound $(unbound -V 2>/dev/null | awk '/^Version/ {print $2; exit}'), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}').
-Command: \`sudo bench/dns/run.sh\` (DURATION=$DURATION HIT_RUNS=$HIT_RUNS HIT_NAMES=$HIT_NAMES MISS_NAMES=$MISS_NAMES;
-dnsperf -c 4 -q 200; Unbound num-threads $THREADS, modules "$MODULES", qname-minimisation and 0x20 on;
-DNSSEC validation $( [ "$VALIDATE" = 1 ] && echo "on in both (VALIDATE=1: the hierarchy signed, ECDSA P-256, NSEC)" || echo off);
-Veil with GOMAXPROCS $THREADS, rate limit off; both with $THREADS UDP sockets on SO_REUSEPORT and 4 MB
-receive buffers). Hit qps: median of $HIT_RUNS alternating runs (each run in brackets).
-Percentiles: cache-hit set at a fixed 5000 qps.
+$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average at the end $(cut -d' ' -f1-3 /proc/loadavg),
+$(go version | cut -d' ' -f3), $( [ -n "$UNBOUND" ] && "$UNBOUND" -V 2>/dev/null | awk '/^Version/ {print "Unbound " $2; exit}' || echo "no Unbound (UNBOUND unset)"), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}'), at $(cd "$ROOT" && git rev-parse --short HEAD).
+Command: \`UNBOUND=${UNBOUND:-} DURATION=$DURATION HIT_RUNS=$HIT_RUNS HIT_NAMES=$HIT_NAMES MISS_NAMES=$MISS_NAMES VALIDATE=$VALIDATE bench/dns/run.sh\`
+(dnsperf -c 4 -q 200, no EDNS; Unbound num-threads $THREADS, modules "$MODULES", qname-minimisation and 0x20 on;
+Veil GOMAXPROCS $THREADS, rate limit off; all on $THREADS SO_REUSEPORT UDP sockets with 4 MB receive buffers).
+DNSSEC validation: $( [ "$VALIDATE" = 1 ] && echo "on (root, bench. and zone.bench. signed; plain.bench. an insecure delegation); veil-noval is Veil with validation off" || echo "off, nothing signed").
+$HIT_RUNS rounds, resolver order alternating; each round: miss, $MISS_NAMES new names once each; hit, $HIT_NAMES cached names for ${DURATION} s;
+latency, the hit set at a fixed 5,000 qps for 5 s.
 
-| set | resolver | qps | avg latency ms | lost | p50 / p99 / p99.9 ms |
-|---|---|---:|---:|---:|---|
-| cache hit | Veil | $(f "$VEIL_HIT" 1) ($(all "$VEIL_RUNS")) | $(f "$VEIL_HIT" 2) | $(f "$VEIL_HIT" 3) | $(f "$VEIL_PCT" 1) / $(f "$VEIL_PCT" 2) / $(f "$VEIL_PCT" 3) |
-| cache hit | Unbound | $(f "$UNB_HIT" 1) ($(all "$UNB_RUNS")) | $(f "$UNB_HIT" 2) | $(f "$UNB_HIT" 3) | $(f "$UNB_PCT" 1) / $(f "$UNB_PCT" 2) / $(f "$UNB_PCT" 3) |
-| cache miss ($MISS_NAMES names, 3-level hierarchy) | Veil | $(f "$VEIL_MISS" 1) | $(f "$VEIL_MISS" 2) | $(f "$VEIL_MISS" 3) | |
-| cache miss ($MISS_NAMES names, 3-level hierarchy) | Unbound | $(f "$UNB_MISS" 1) | $(f "$UNB_MISS" 2) | $(f "$UNB_MISS" 3) | |
-
-Veil cache-hit qps is $(awk -v a="$(f "$VEIL_HIT" 1)" -v b="$(f "$UNB_HIT" 1)" 'BEGIN {printf "%.0f%%", 100*a/b}') of Unbound's (target: 80% or more).
+| set | resolver | miss qps, per run | hit qps, per run | p50 / p99 / p99.9 ms, per run |
+|---|---|---:|---|---|
 MD
+for set in $SETS; do
+	for r in $RESOLVERS; do
+		n=${r%%:*}
+		echo "| $set | $n | $(runs "$set" "$n" miss) | $(runs "$set" "$n" hit) | $(awk '{printf "%s%s / %s / %s", (NR > 1 ? "; " : ""), $1, $2, $3}' "$RES/$set.$n.pct") |"
+	done
+done
+echo
+if has unbound; then
+	for set in $SETS; do
+		echo "- $set: Veil / Unbound: hits $(ratios "$set" veil unbound hit) (target ≥ 90% in every run); misses $(ratios "$set" veil unbound miss) (target ≥ 100%); p99.9 $(ratios "$set" veil unbound pct 3) of Unbound's (target ≤ 200%)."
+	done
+fi
+if has veil-noval; then
+	for set in $SETS; do
+		echo "- $set: Veil validating / Veil not validating: hits $(ratios "$set" veil veil-noval hit); misses $(ratios "$set" veil veil-noval miss)."
+	done
+fi

@@ -33,6 +33,7 @@ import (
 	"veil/internal/apitypes"
 	"veil/internal/client"
 	"veil/internal/config"
+	"veil/internal/dnstest"
 	"veil/internal/logtest"
 	"veil/internal/tools/dnsleak"
 )
@@ -91,8 +92,14 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	ctx := context.Background()
 	httpLabel, dnsLabel := label("auditweb"), label("auditdns")
 	httpName, dnsName := httpLabel+"."+zone, dnsLabel+"."+zone
+	encNames := newEncryptedNames()
+	records := map[string]netip.Addr{httpName: destAddr, dnsName: destAddr}
+	for _, n := range encNames.all() {
+		records[n] = destAddr
+	}
+	tlsFiles := dnstest.NewTLSFiles(t, "dns.test", "*.dns.test")
 	hier := harness.StartDNS(t, harness.DNSConfig{Zone: zone,
-		Records:  map[string]netip.Addr{httpName: destAddr, dnsName: destAddr},
+		Records:  records,
 		Delegate: map[string]netip.Addr{leakZone: leakAddr}})
 	echo := harness.StartEcho(t, destAddr)
 	whoisServer := netip.AddrPortFrom(whoisAddr, uint16(harness.StartWhois(t, whoisAddr))).String()
@@ -107,6 +114,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 			c.DNSLeakZone = leakZone
 			c.DNSLeakAddr = netip.AddrPortFrom(leakAddr, uint16(hier.Port)).String()
 			c.WhoisServer = whoisServer
+			configureEncrypted(t, c, tlsFiles)
 		}})
 	base := env.Svc.URL()
 
@@ -161,6 +169,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	if got := tunnelDNS(t, tun, dnsName); got != destAddr {
 		t.Fatalf("%s through the tunnel's resolver = %v, want %v", dnsName, got, destAddr)
 	}
+	encryptedQueries(t, tun, tlsFiles, env.Svc.PublicDNS.TLS, env.Svc.PublicDNS.HTTPS, encNames, destAddr)
 	if q := hier.AuthQueries(); !slices.Contains(q, httpName+".") || !slices.Contains(q, dnsName+".") {
 		t.Fatalf("the names did not go through the gateway's resolver; the authoritative server saw %v", q)
 	}
@@ -209,7 +218,7 @@ func runAudit(t *testing.T, db string, dump func(*testing.T) []haystack) {
 	// Everything the service and the client hold.
 	needles := needlesFor(clientAddr, "client address")
 	needles = append(needles, needlesFor(destAddr, "destination")...)
-	for _, n := range []string{httpLabel, dnsLabel, whoisLabel, proxyLabel} {
+	for _, n := range append([]string{httpLabel, dnsLabel, whoisLabel, proxyLabel}, encNames.labels()...) {
 		needles = append(needles, needle{"resolved name " + n, []byte(n)})
 	}
 	for _, id := range leakIDs {

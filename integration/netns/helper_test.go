@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 		roleProbe()
 	case "dns":
 		roleDNS()
+	case "pay":
+		rolePay()
 	}
 	os.Exit(0)
 }

@@ -38,6 +38,8 @@ type topo struct {
 	tmp     string
 	// serveArgs are more flags for `veil serve`.
 	serveArgs []string
+	// gatewayEnv are more VEIL_* variables for `veil gateway`.
+	gatewayEnv []string
 }
 
 // requireNetns skips the test unless it may make namespaces and has the
@@ -244,7 +246,7 @@ func (tp *topo) startGateway(t testing.TB, kind gatewayKind) *gateway {
 		gw.location, gw.port = "vgw", "51822"
 		token := tp.veil(t, tp.g, "admin", "gateway", "add", gw.location, "--location", "zz-vgw",
 			"--endpoint", gwIn4+":"+gw.port, "--control", control, "--data", gw.data)
-		gw.node = tp.start(t, tp.g, []string{"VEIL_TOKEN=" + token}, tp.bin, "gateway", "--control", control,
+		gw.node = tp.start(t, tp.g, append([]string{"VEIL_TOKEN=" + token}, tp.gatewayEnv...), tp.bin, "gateway", "--control", control,
 			"--mode", "tun", "--wg-port", gw.port, "--egress-allow", "198.51.100.0/24,2001:db8:2::/64")
 	default:
 		t.Fatalf("unknown gateway kind %q", kind)

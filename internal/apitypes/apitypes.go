@@ -169,11 +169,23 @@ type Peer struct {
 // When Full is true, Peers is the whole map and the gateway drops any peer
 // not in it. Otherwise Peers holds added or changed peers and Removed the
 // public keys that left since version Since.
+//
+// Plans gives the limits of the plan classes that have any, by the name
+// peers carry in Plan; it comes before Peers, in every answer, and a
+// class it does not name is not limited.
 type PeerMap struct {
-	Version int64    `json:"version"`
-	Full    bool     `json:"full"`
-	Peers   []Peer   `json:"peers"`
-	Removed []string `json:"removed,omitempty"`
+	Version int64                 `json:"version"`
+	Full    bool                  `json:"full"`
+	Plans   map[string]PlanLimits `json:"plans,omitempty"`
+	Peers   []Peer                `json:"peers"`
+	Removed []string              `json:"removed,omitempty"`
+}
+
+// PlanLimits are what a gateway enforces on a plan class's devices.
+type PlanLimits struct {
+	// BandwidthBps caps each device, in bits per second, in each
+	// direction; 0: no cap.
+	BandwidthBps int64 `json:"bandwidth_bps,omitempty"`
 }
 
 // ClientReport is the body of POST /api/v1/client-report: the client's OS

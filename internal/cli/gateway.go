@@ -49,17 +49,22 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 				}
 			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+			cert, err := gateway.DNSCertFiles(cfg.DNSTLSCert, cfg.DNSTLSKey, log)
+			if err != nil {
+				return err
+			}
 			g, err := gateway.NewWithResolver(gateway.Config{
-				ControlURL:  cfg.Control,
-				Token:       cfg.Token,
-				Mode:        cfg.Mode,
-				PrivateKey:  key,
-				ListenPort:  cfg.WGPort,
-				EgressAllow: cfg.EgressPrefixes(),
-				Egress:      cfg.Egress(),
-				Logger:      log,
-				TUNName:     cfg.TUNName,
-				IdleTimeout: time.Duration(cfg.IdleTimeout),
+				ControlURL:     cfg.Control,
+				Token:          cfg.Token,
+				Mode:           cfg.Mode,
+				PrivateKey:     key,
+				ListenPort:     cfg.WGPort,
+				EgressAllow:    cfg.EgressPrefixes(),
+				Egress:         cfg.Egress(),
+				Logger:         log,
+				TUNName:        cfg.TUNName,
+				IdleTimeout:    time.Duration(cfg.IdleTimeout),
+				DNSCertificate: cert,
 			}, resolver.Config{
 				RootHints:     cfg.DNSRootHints,
 				Port:          cfg.DNSUpstreamPort,

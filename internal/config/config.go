@@ -79,6 +79,32 @@ type Config struct {
 	// DNSValidate turns DNSSEC validation on (the default); off only for
 	// test roots that are not signed.
 	DNSValidate bool `toml:"dns_validate" help:"validate DNSSEC (turn off only for an unsigned test root)"`
+	// DNSTLSCert and DNSTLSKey are the PEM certificate and key of DNS
+	// over TLS (port 853) and HTTPS (port 443, /dns-query) on the
+	// built-in gateway's tunnel addresses; empty: plain DNS only.
+	DNSTLSCert string `toml:"dns_tls_cert" help:"PEM certificate for DNS over TLS/HTTPS on the tunnel addresses; empty: off"`
+	DNSTLSKey  string `toml:"dns_tls_key" help:"PEM key of dns_tls_cert"`
+
+	// PublicDNS runs a public DNS over TLS and HTTPS service on this
+	// host, for anyone, with blocking categories chosen by host name or
+	// path.
+	PublicDNS bool `toml:"public_dns" help:"run a public DNS over TLS and HTTPS service"`
+	// PublicDNSTLSAddr is the public DNS over TLS listener; empty: off.
+	PublicDNSTLSAddr string `toml:"public_dns_tls_addr" help:"public DNS over TLS listen address; empty: off"`
+	// PublicDNSHTTPSAddr is the public DNS over HTTPS listener
+	// (https://HOST/dns-query); empty: off.
+	PublicDNSHTTPSAddr string `toml:"public_dns_https_addr" help:"public DNS over HTTPS listen address; empty: off"`
+	// PublicDNSCert and PublicDNSKey are the public service's PEM
+	// certificate and key, for PublicDNSDomain and its subdomains.
+	PublicDNSCert string `toml:"public_dns_cert" help:"PEM certificate of the public DNS service (its domain and *.domain)"`
+	PublicDNSKey  string `toml:"public_dns_key" help:"PEM key of public_dns_cert"`
+	// PublicDNSDomain is the public service's host name; its subdomains
+	// name blocking categories (ads-malware.DOMAIN). Empty: the host of
+	// public_url.
+	PublicDNSDomain string `toml:"public_dns_domain" help:"host name of the public DNS service; ads.HOST blocks ads; empty: public_url's host"`
+	// PublicDNSRateLimit is the answers per second one client of the
+	// public service gets (burst of twice as many).
+	PublicDNSRateLimit int `toml:"public_dns_rate_limit" help:"answers per second per client of the public DNS service"`
 
 	// TunnelIPv4Pool and TunnelIPv6Pool are the device address pools. The
 	// first host of each is the gateways' own tunnel address.
@@ -86,6 +112,16 @@ type Config struct {
 	TunnelIPv6Pool string `toml:"tunnel_ipv6_pool" help:"device IPv6 address pool"`
 	// MaxDevices is the device limit per account.
 	MaxDevices int `toml:"max_devices" help:"devices per account"`
+	// FreePlanOn offers the free plan to accounts without paid or trial
+	// time; the free_* keys are its limits (FreePlan).
+	FreePlanOn bool `toml:"free_plan" help:"offer a free plan to accounts without paid or trial time"`
+	// FreeLocations are the locations (se-sto) or countries (se) whose
+	// gateways serve free devices; empty: all.
+	FreeLocations []string `toml:"free_locations" help:"locations (cc-city) or countries (cc) the free plan includes; empty: all"`
+	// FreeDevices is how many devices a free account keeps connected.
+	FreeDevices int `toml:"free_devices" help:"devices per free account"`
+	// FreeBandwidth caps each free device in each direction, "10Mbit".
+	FreeBandwidth string `toml:"free_bandwidth" help:"bandwidth cap per free device, each direction (10Mbit, 512kbit)"`
 	// TrialDays is the length of a new account's trial; 0: no trial.
 	TrialDays int `toml:"trial_days" help:"trial length of new accounts in days"`
 	// SessionTTL is the lifetime of a bearer token.
@@ -181,29 +217,34 @@ type Config struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		DataDir:           "./veil-data",
-		HTTP:              "127.0.0.1:8080",
-		AdminHTTP:         "127.0.0.1:9090",
-		WGPort:            51820,
-		BuiltinGateway:    true,
-		DNSValidate:       true,
-		GatewayName:       "local",
-		Location:          "xx-local",
-		TunnelIPv4Pool:    "10.64.0.0/10",
-		TunnelIPv6Pool:    "fd7a:7665:696c::/64",
-		MaxDevices:        5,
-		TrialDays:         7,
-		SessionTTL:        Duration(24 * time.Hour),
-		DNSLeakAddr:       "127.0.0.1:5353",
-		WhoisServer:       "whois.iana.org:43",
-		SMTPPort:          587,
-		SMTPTLS:           "opportunistic",
-		MailFrom:          "veil@localhost",
-		RetentionEvery:    Duration(time.Hour),
-		UnusedAccountDays: 90,
-		TaxYears:          7,
-		BackupDays:        30,
-		LogLevel:          "info",
+		DataDir:            "./veil-data",
+		HTTP:               "127.0.0.1:8080",
+		AdminHTTP:          "127.0.0.1:9090",
+		WGPort:             51820,
+		BuiltinGateway:     true,
+		DNSValidate:        true,
+		PublicDNSTLSAddr:   ":853",
+		PublicDNSHTTPSAddr: ":443",
+		PublicDNSRateLimit: 50,
+		GatewayName:        "local",
+		Location:           "xx-local",
+		TunnelIPv4Pool:     "10.64.0.0/10",
+		TunnelIPv6Pool:     "fd7a:7665:696c::/64",
+		MaxDevices:         5,
+		FreeDevices:        1,
+		FreeBandwidth:      "10Mbit",
+		TrialDays:          7,
+		SessionTTL:         Duration(24 * time.Hour),
+		DNSLeakAddr:        "127.0.0.1:5353",
+		WhoisServer:        "whois.iana.org:43",
+		SMTPPort:           587,
+		SMTPTLS:            "opportunistic",
+		MailFrom:           "veil@localhost",
+		RetentionEvery:     Duration(time.Hour),
+		UnusedAccountDays:  90,
+		TaxYears:           7,
+		BackupDays:         30,
+		LogLevel:           "info",
 	}
 }
 
@@ -373,6 +414,12 @@ func (c *Config) Validate() error {
 	if err := (dataPlane{c.WGPort, c.DNSUpstreamPort, c.EgressAllow, c.AllowBroadRanges, c.DNSRootHints, c.DNSBlocklists, c.DNSForward, c.LogLevel}).check(); err != nil {
 		return err
 	}
+	if err := checkCertPair("dns_tls_cert", c.DNSTLSCert, "dns_tls_key", c.DNSTLSKey); err != nil {
+		return err
+	}
+	if err := c.checkPublicDNS(); err != nil {
+		return err
+	}
 	if c.Endpoint != "" {
 		if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
 			return bad("endpoint", "want HOST:PORT, got %q", c.Endpoint)
@@ -417,6 +464,9 @@ func (c *Config) Validate() error {
 	if c.MaxDevices < 1 || c.MaxDevices > 1000 {
 		return bad("max_devices", "want 1 to 1000, got %d", c.MaxDevices)
 	}
+	if _, err := c.FreePlan(); err != nil {
+		return err
+	}
 	if c.TrialDays < 0 || c.TrialDays > 3650 {
 		return bad("trial_days", "want 0 to 3650, got %d", c.TrialDays)
 	}
@@ -445,6 +495,70 @@ func (c *Config) Validate() error {
 	}
 	if c.BackupDays < 0 || c.BackupDays > 3650 {
 		return bad("backup_days", "want 0 to 3650, got %d", c.BackupDays)
+	}
+	return nil
+}
+
+// checkPublicDNS validates the public DNS service's keys.
+func (c *Config) checkPublicDNS() error {
+	if !c.PublicDNS {
+		return nil
+	}
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if c.PublicDNSTLSAddr == "" && c.PublicDNSHTTPSAddr == "" {
+		return bad("public_dns", "on, but public_dns_tls_addr and public_dns_https_addr are both empty")
+	}
+	for _, a := range []struct{ key, val string }{{"public_dns_tls_addr", c.PublicDNSTLSAddr}, {"public_dns_https_addr", c.PublicDNSHTTPSAddr}} {
+		if a.val == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.val); err != nil {
+			return bad(a.key, "want HOST:PORT, got %q", a.val)
+		}
+	}
+	if c.PublicDNSCert == "" || c.PublicDNSKey == "" {
+		return bad("public_dns_cert", "public_dns needs public_dns_cert and public_dns_key")
+	}
+	if err := checkCertPair("public_dns_cert", c.PublicDNSCert, "public_dns_key", c.PublicDNSKey); err != nil {
+		return err
+	}
+	if d := c.PublicDNSDomainName(); d == "" || strings.ContainsAny(d, "/:") {
+		return bad("public_dns_domain", "want a host name such as dns.example (or set public_url), got %q", c.PublicDNSDomain)
+	}
+	if c.PublicDNSRateLimit < 1 || c.PublicDNSRateLimit > 100000 {
+		return bad("public_dns_rate_limit", "want 1 to 100000, got %d", c.PublicDNSRateLimit)
+	}
+	return nil
+}
+
+// PublicDNSDomainName returns PublicDNSDomain, or the host of PublicURL.
+func (c *Config) PublicDNSDomainName() string {
+	if c.PublicDNSDomain != "" {
+		return strings.TrimSuffix(strings.ToLower(c.PublicDNSDomain), ".")
+	}
+	if u, err := url.Parse(c.PublicURL); err == nil && c.PublicURL != "" {
+		if _, err := netip.ParseAddr(u.Hostname()); err != nil {
+			return strings.ToLower(u.Hostname())
+		}
+	}
+	return ""
+}
+
+// checkCertPair checks a certificate and key file setting: both or
+// neither, and readable.
+func checkCertPair(certKey, cert, keyKey, key string) error {
+	if (cert == "") != (key == "") {
+		return fmt.Errorf("config: %s, %s: both or neither", certKey, keyKey)
+	}
+	for _, f := range []struct{ key, val string }{{certKey, cert}, {keyKey, key}} {
+		if f.val == "" {
+			continue
+		}
+		if err := CheckFile(f.val, MaxTextFile); err != nil {
+			return fmt.Errorf("config: %s: %v", f.key, err)
+		}
 	}
 	return nil
 }

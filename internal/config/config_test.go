@@ -129,6 +129,13 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"missing policy", "policy_file = \"/nonexistent/policy.txt\"\n", nil, "policy_file: stat /nonexistent/policy.txt"},
 		{"root hints from a device", "dns_root_hints = \"/dev/zero\"\n", nil, "dns_root_hints: /dev/zero is not a regular file"},
 		{"blocklist from a device", "dns_blocklists = [\"ads=/dev/zero\"]\n", nil, "dns_blocklists: ads: /dev/zero is not a regular file"},
+		{"dns cert without key", "dns_tls_cert = \"/etc/hostname\"\n", nil, "dns_tls_cert, dns_tls_key: both or neither"},
+		{"missing dns cert", "dns_tls_cert = \"/nonexistent/c.pem\"\ndns_tls_key = \"/nonexistent/k.pem\"\n", nil, "dns_tls_cert: stat /nonexistent/c.pem"},
+		{"public dns without cert", "public_dns = true\n", nil, "public_dns needs public_dns_cert and public_dns_key"},
+		{"public dns without listeners", "public_dns = true\npublic_dns_tls_addr = \"\"\npublic_dns_https_addr = \"\"\n", nil, "public_dns: on, but"},
+		{"public dns bad addr", "public_dns = true\npublic_dns_tls_addr = \"853\"\n", nil, "public_dns_tls_addr: want HOST:PORT"},
+		{"public dns without domain", "public_dns = true\npublic_dns_cert = \"/etc/hostname\"\npublic_dns_key = \"/etc/hostname\"\n", nil, "public_dns_domain"},
+		{"public dns rate", "public_dns = true\npublic_dns_cert = \"/etc/hostname\"\npublic_dns_key = \"/etc/hostname\"\npublic_dns_domain = \"dns.example\"\npublic_dns_rate_limit = 0\n", nil, "public_dns_rate_limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,5 +375,19 @@ func TestOpenFileBounded(t *testing.T) {
 	f.Close()
 	if _, err := OpenFile("/dev/zero", 16); err == nil {
 		t.Fatal("a device was opened")
+	}
+}
+
+func TestPublicDNSDomainName(t *testing.T) {
+	for _, tt := range []struct{ domain, url, want string }{
+		{"DNS.Example.", "", "dns.example"},
+		{"", "https://Veil.Example:8443/x", "veil.example"},
+		{"", "https://192.0.2.7/", ""}, // an address names no subdomains
+		{"", "", ""},
+	} {
+		c := Config{PublicDNSDomain: tt.domain, PublicURL: tt.url}
+		if got := c.PublicDNSDomainName(); got != tt.want {
+			t.Errorf("domain %q, public_url %q: %q, want %q", tt.domain, tt.url, got, tt.want)
+		}
 	}
 }

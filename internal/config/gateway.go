@@ -43,7 +43,12 @@ type Gateway struct {
 	DNSUpstreamPort int      `toml:"dns_upstream_port" help:"port of authoritative DNS servers (tests); 0: 53"`
 	DNSTrustAnchor  string   `toml:"dns_trust_anchor" help:"DNSSEC trust anchor file (DS or DNSKEY records); empty: the built-in IANA root KSKs"`
 	DNSValidate     bool     `toml:"dns_validate" help:"validate DNSSEC (turn off only for an unsigned test root)"`
-	LogLevel        string   `toml:"log_level" help:"debug, info, warn or error"`
+	// DNSTLSCert and DNSTLSKey are the PEM certificate and key of DNS
+	// over TLS (port 853) and HTTPS (port 443, /dns-query) on the tunnel
+	// addresses; empty: plain DNS only.
+	DNSTLSCert string `toml:"dns_tls_cert" help:"PEM certificate for DNS over TLS/HTTPS on the tunnel addresses; empty: off"`
+	DNSTLSKey  string `toml:"dns_tls_key" help:"PEM key of dns_tls_cert"`
+	LogLevel   string `toml:"log_level" help:"debug, info, warn or error"`
 	// IdleTimeout is how long a device stays on the WireGuard device with
 	// no handshake; devices are put there by their first one.
 	IdleTimeout Duration `toml:"idle_timeout" help:"how long an idle device stays on the WireGuard device (at least 3m)"`
@@ -109,6 +114,9 @@ func (g *Gateway) Validate() error {
 				return bad("key_file", "%v", err)
 			}
 		}
+	}
+	if err := checkCertPair("dns_tls_cert", g.DNSTLSCert, "dns_tls_key", g.DNSTLSKey); err != nil {
+		return err
 	}
 	return (dataPlane{g.WGPort, g.DNSUpstreamPort, g.EgressAllow, g.AllowBroadRanges, g.DNSRootHints, g.DNSBlocklists, g.DNSForward, g.LogLevel}).check()
 }

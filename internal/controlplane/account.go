@@ -106,7 +106,7 @@ func (s *Server) accountView(r *http.Request, acc *store.Account) (apitypes.Acco
 		Restricted:       acc.Restricted,
 		CreatedAt:        acc.CreatedAt,
 		Devices:          len(devs),
-		MaxDevices:       s.cfg.MaxDevices,
+		MaxDevices:       s.maxDevices(acc),
 		PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
 		CheckoutURL:      s.checkoutURL(acc.ID),
 	}, nil

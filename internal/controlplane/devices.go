@@ -89,9 +89,13 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, err := s.cfg.Store.CreateDevice(r.Context(), store.NewDevice{
-		AccountID: acc.ID, Name: name, PublicKey: key, MaxDevices: s.cfg.MaxDevices,
+		AccountID: acc.ID, Name: name, PublicKey: key, MaxDevices: s.maxDevices(acc),
 		MinIndex: s.cfg.Pools.MinIndex(), MaxIndex: s.cfg.Pools.MaxIndex(), Block: req.Block,
 	})
+	if errors.Is(err, store.ErrDeviceLimit) && s.maxDevices(acc) != s.cfg.MaxDevices {
+		writeError(w, http.StatusConflict, fmt.Sprintf("the free plan allows %d devices; remove one first, or pay for more", s.maxDevices(acc)))
+		return
+	}
 	if err != nil {
 		s.deviceError(w, err)
 		return

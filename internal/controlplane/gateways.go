@@ -136,7 +136,7 @@ func (s *Server) gatewayPeers(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-changed:
 		case <-timer.C:
-			writeJSON(w, http.StatusOK, apitypes.PeerMap{Version: since, Peers: []apitypes.Peer{}})
+			writeJSON(w, http.StatusOK, apitypes.PeerMap{Version: since, Plans: s.planLimits(), Peers: []apitypes.Peer{}})
 			return
 		case <-r.Context().Done():
 			return
@@ -164,14 +164,24 @@ func (s *Server) streamPeerMap(w http.ResponseWriter, r *http.Request, since int
 			out = gz
 		}
 		w.WriteHeader(http.StatusOK)
-		fmt.Fprintf(out, `{"version":%d,"full":%t,"peers":[`, h.Version, h.Full)
+		fmt.Fprintf(out, `{"version":%d,"full":%t,`, h.Version, h.Full)
+		if plans := s.planLimits(); plans != nil {
+			io.WriteString(out, `"plans":`)
+			json.NewEncoder(out).Encode(plans)
+			io.WriteString(out, ",")
+		}
+		io.WriteString(out, `"peers":[`)
 	}
 	enc := json.NewEncoder(out)
 	n := 0
+	filter := s.mapFilter(r.Context().Value(ctxGateway).(*store.Gateway))
 	pc, err := s.cfg.Store.StreamPeers(r.Context(), since, func(h *store.PeerChanges, p store.Peer) error {
 		if !started {
 			start(h)
 			enc = json.NewEncoder(out)
+		}
+		if !filter.keep(h.Full, p) {
+			return nil
 		}
 		if n > 0 {
 			io.WriteString(out, ",")
@@ -195,9 +205,9 @@ func (s *Server) streamPeerMap(w http.ResponseWriter, r *http.Request, since int
 		start(pc)
 	}
 	io.WriteString(out, "]")
-	if len(pc.Removed) > 0 {
+	if removed := append(pc.Removed, filter.removed...); len(removed) > 0 {
 		io.WriteString(out, `,"removed":`)
-		json.NewEncoder(out).Encode(pc.Removed)
+		json.NewEncoder(out).Encode(removed)
 	}
 	io.WriteString(out, "}\n")
 	if gz != nil {

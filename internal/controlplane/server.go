@@ -25,6 +25,7 @@ import (
 	"veil/internal/account"
 	"veil/internal/apitypes"
 	"veil/internal/billing"
+	"veil/internal/config"
 	"veil/internal/device"
 	"veil/internal/store"
 	"veil/internal/throttle"
@@ -65,6 +66,10 @@ type Config struct {
 	// CheckoutURL is the payment page, {ref} standing for the account's
 	// payment reference; empty: none.
 	CheckoutURL string
+	// FreePlan is what accounts without paid or trial time get; its zero
+	// value is no free plan. The store must be told the same
+	// (Store.SetFreePlan).
+	FreePlan config.FreePlan
 }
 
 // Server serves the API.

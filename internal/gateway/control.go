@@ -195,11 +195,13 @@ func (g *Gateway) applyStream(dec *json.Decoder) error {
 		full, haveFull   bool
 		haveVersion      bool
 		removed          []string
+		plans            map[string]apitypes.PlanLimits
 		apply            *mapApply
 		set, rm, invalid int
 	)
 	start := func() {
 		g.mu.Lock()
+		g.peers.setPlans(plans)
 		apply = g.peers.begin(full, g.tunnel.pools)
 		g.mu.Unlock()
 	}
@@ -229,6 +231,8 @@ func (g *Gateway) applyStream(dec *json.Decoder) error {
 			err, haveFull = dec.Decode(&full), true
 		case "removed":
 			err = dec.Decode(&removed)
+		case "plans":
+			err = dec.Decode(&plans)
 		case "peers":
 			if !haveVersion || !haveFull {
 				return bad("peers before version and full")

@@ -34,6 +34,7 @@ type fakeControl struct {
 	reports  []apitypes.GatewayReport
 	failures int // requests dropped while down
 	polls    int // peer polls answered
+	plans    map[string]apitypes.PlanLimits
 }
 
 func newFakeControl(t testing.TB) *fakeControl {
@@ -113,7 +114,7 @@ func (f *fakeControl) peerMap(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.mu.Unlock()
 	f.polls++
-	m := apitypes.PeerMap{Version: f.version, Full: since == 0 || since > f.version}
+	m := apitypes.PeerMap{Version: f.version, Full: since == 0 || since > f.version, Plans: f.plans}
 	for k, p := range f.peers {
 		if m.Full || f.setAt[k] > since {
 			m.Peers = append(m.Peers, p)

@@ -1,7 +1,11 @@
 package gateway
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
 
 	"veil/internal/netguard"
@@ -35,6 +39,84 @@ func NewWithResolver(cfg Config, rc resolver.Config) (*Gateway, error) {
 		return nil, fmt.Errorf("starting resolver: %w", err)
 	}
 	cfg.Resolver = res
+	if cfg.DNSCertificate != nil {
+		enc, err := res.Encrypted(resolver.EncryptedConfig{GetCertificate: cfg.DNSCertificate})
+		if err != nil {
+			return nil, fmt.Errorf("starting encrypted DNS: %w", err)
+		}
+		cfg.EncryptedDNS = enc
+	}
 	g, err = New(cfg)
 	return g, err
+}
+
+// Ports of the encrypted DNS services on the tunnel addresses.
+const (
+	DoTPort = 853 // RFC 7858
+	DoHPort = 443 // https://TUNNEL-ADDRESS/dns-query, RFC 8484
+)
+
+// EncryptedDNS serves DNS over TLS and HTTPS on listeners the gateway
+// opens on its tunnel addresses; *resolver.Encrypted is one.
+type EncryptedDNS interface {
+	// ServeDoT answers DNS over TLS on ln until ctx is done.
+	ServeDoT(ctx context.Context, ln net.Listener) error
+	// ServeDoH answers DNS over HTTPS on ln until ctx is done.
+	ServeDoH(ctx context.Context, ln net.Listener) error
+}
+
+var _ EncryptedDNS = (*resolver.Encrypted)(nil)
+
+// streamServer runs one of EncryptedDNS's services as a dnsServer.
+type streamServer struct {
+	serve  func(context.Context, net.Listener) error
+	ln     net.Listener
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newStreamServer(serve func(context.Context, net.Listener) error, ln net.Listener) *streamServer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &streamServer{serve: serve, ln: ln, ctx: ctx, cancel: cancel}
+}
+
+func (s *streamServer) ActivateAndServe() error { return s.serve(s.ctx, s.ln) }
+
+func (s *streamServer) Shutdown() error {
+	s.cancel()
+	return s.ln.Close()
+}
+
+// encryptedServers returns the DoT and DoH servers of e on the
+// listeners listen opens on addr's DoTPort and DoHPort, or none when e
+// is nil.
+func encryptedServers(e EncryptedDNS, addr netip.Addr, listen func(netip.AddrPort) (net.Listener, error)) ([]dnsServer, error) {
+	if e == nil {
+		return nil, nil
+	}
+	dot, err := listen(netip.AddrPortFrom(addr, DoTPort))
+	if err != nil {
+		return nil, fmt.Errorf("DNS over TLS on tunnel address: %w", err)
+	}
+	doh, err := listen(netip.AddrPortFrom(addr, DoHPort))
+	if err != nil {
+		dot.Close()
+		return nil, fmt.Errorf("DNS over HTTPS on tunnel address: %w", err)
+	}
+	return []dnsServer{newStreamServer(e.ServeDoT, dot), newStreamServer(e.ServeDoH, doh)}, nil
+}
+
+// DNSCertFiles returns Config.DNSCertificate for the PEM files cert and
+// key (re-read when they change), or nil when both are empty, saying in
+// the log that the tunnel addresses then serve plain DNS only. A gateway
+// without a certificate of its own offers no DNS over TLS or HTTPS
+// rather than a self-signed one that clients could not check.
+func DNSCertFiles(cert, key string, log *slog.Logger) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), error) {
+	if cert == "" && key == "" {
+		if log != nil {
+			log.Info("DNS over TLS and HTTPS off on the tunnel addresses: no dns_tls_cert and dns_tls_key", "component", "gateway")
+		}
+		return nil, nil
+	}
+	return resolver.CertFiles(cert, key)
 }

@@ -12,6 +12,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,15 @@ type Config struct {
 	// Resolver answers DNS on the gateway's tunnel addresses, port 53, UDP
 	// and TCP, for peers only. If nil, no DNS is served.
 	Resolver dns.Handler
+	// EncryptedDNS, if set, also serves DNS over TLS on the tunnel
+	// addresses' port 853 and DNS over HTTPS on their port 443, at
+	// /dns-query, for peers only. NewWithResolver sets it from
+	// DNSCertificate.
+	EncryptedDNS EncryptedDNS
+	// DNSCertificate is the certificate of DNS over TLS and HTTPS on the
+	// tunnel addresses (see resolver.CertFiles). If nil, NewWithResolver
+	// serves plain DNS only.
+	DNSCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// HTTPClient talks to the control plane. If nil, a client with dial
 	// and handshake timeouts is used (each request has its own deadline).
 	HTTPClient *http.Client
@@ -207,7 +217,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.dev, err = wg.NewDevice(wg.DeviceConfig{
-		TUN:        tunDev,
+		TUN:        &limitedTUN{Device: tunDev, caps: g.peers.caps},
 		PrivateKey: g.priv,
 		ListenPort: cfg.ListenPort,
 		Logger:     g.log,

@@ -500,7 +500,8 @@ func TestActivePeersOnDemand(t *testing.T) {
 	for _, mf := range mfs {
 		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
 	}
-	if want := map[string]float64{"veil_gateway_active_peers": 2, "veil_gateway_authorized_peers": 3, "veil_gateway_active_peers_max": 2}; !maps.Equal(got, want) {
+	if want := map[string]float64{"veil_gateway_active_peers": 2, "veil_gateway_authorized_peers": 3, "veil_gateway_active_peers_max": 2,
+		"veil_gateway_capped_peers": 0, "veil_gateway_cap_drops_total": 0}; !maps.Equal(got, want) {
 		t.Errorf("metrics = %v, want %v", got, want)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

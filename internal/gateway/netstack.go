@@ -105,7 +105,13 @@ func (p *netstackPlane) serveDNS(ap netip.AddrPort) error {
 		pc.Close()
 		return err
 	}
-	for _, srv := range dnsServers(p.g.cfg.Resolver, pc, ln) {
+	enc, err := encryptedServers(p.g.cfg.EncryptedDNS, ap.Addr(), func(ap netip.AddrPort) (net.Listener, error) { return p.ns.ListenTCP(ap) })
+	if err != nil {
+		pc.Close()
+		ln.Close()
+		return err
+	}
+	for _, srv := range append(dnsServers(p.g.cfg.Resolver, pc, ln), enc...) {
 		p.mu.Lock()
 		p.dns = append(p.dns, srv)
 		p.mu.Unlock()

@@ -34,15 +34,23 @@ type peerState struct {
 	// when idle.
 	active map[wg.Key]int64
 	byAddr map[netip.Addr]wg.Key
+	// classes numbers the plan classes peers carry (allowed.class); bps
+	// is each class's cap from the peer map's header, 0 for none; caps
+	// applies them to the active peers (limit.go).
+	classes map[string]uint8
+	bps     [256]int64
+	caps    *limiter
 }
 
 func newPeerState() peerState {
 	return peerState{
-		peers:  make(map[wg.Key]allowed),
-		extra:  make(map[wg.Key][]netip.Prefix),
-		block:  make(map[wg.Key][]string),
-		active: make(map[wg.Key]int64),
-		byAddr: make(map[netip.Addr]wg.Key),
+		peers:   make(map[wg.Key]allowed),
+		extra:   make(map[wg.Key][]netip.Prefix),
+		block:   make(map[wg.Key][]string),
+		active:  make(map[wg.Key]int64),
+		byAddr:  make(map[netip.Addr]wg.Key),
+		classes: make(map[string]uint8),
+		caps:    newLimiter(),
 	}
 }
 
@@ -51,6 +59,7 @@ type change struct {
 	set     []wg.Peer
 	remove  []wg.Key
 	block   map[wg.Key][]string // peers whose blocking categories changed
+	class   map[wg.Key]uint8    // peers whose plan class is new or changed
 	invalid int                 // entries skipped: bad key, or no allowed IP inside a pool
 }
 
@@ -84,7 +93,7 @@ func (s *peerState) begin(full bool, pools []netip.Prefix) *mapApply {
 // Commit it before the next batch.
 func (a *mapApply) peers(batch []apitypes.Peer) change {
 	s := a.s
-	ch := change{block: make(map[wg.Key][]string)}
+	ch := change{block: make(map[wg.Key][]string), class: make(map[wg.Key]uint8)}
 	for _, p := range batch {
 		key, err := wg.ParseKey(p.PublicKey)
 		if err != nil {
@@ -102,7 +111,12 @@ func (a *mapApply) peers(batch []apitypes.Peer) change {
 		if !slices.Equal(s.block[key], p.Block) {
 			ch.block[key] = p.Block
 		}
-		if old, ok := s.peers[key]; ok && slices.Equal(s.allowedIPs(key), allowed) {
+		class := s.classIndex(p.Plan)
+		old, ok := s.peers[key]
+		if !ok || old.class != class {
+			ch.class[key] = class
+		}
+		if ok && slices.Equal(s.allowedIPs(key), allowed) {
 			old.gen = s.gen
 			s.peers[key] = old
 			continue
@@ -188,6 +202,18 @@ func (s *peerState) record(ch change) {
 			s.block[k] = b
 		}
 	}
+	for k, c := range ch.class {
+		if a, ok := s.peers[k]; ok {
+			a.class = c
+			s.peers[k] = a
+		}
+	}
+	for _, p := range ch.set {
+		s.refreshCap(p.PublicKey)
+	}
+	for k := range ch.class {
+		s.refreshCap(k)
+	}
 	for _, k := range ch.remove {
 		s.deactivate(k)
 		delete(s.peers, k)
@@ -225,6 +251,7 @@ func (s *peerState) admit(key wg.Key, max int) (wg.Peer, admission) {
 func (s *peerState) activate(key wg.Key, now time.Time) {
 	s.active[key] = now.UnixNano()
 	s.index(key)
+	s.refreshCap(key)
 }
 
 // deactivate records that the device no longer holds key.
@@ -232,6 +259,7 @@ func (s *peerState) deactivate(key wg.Key) {
 	if _, ok := s.active[key]; ok {
 		s.forget(key)
 		delete(s.active, key)
+		s.caps.drop(key)
 	}
 }
 
@@ -274,24 +302,31 @@ func (s *peerState) forget(k wg.Key) {
 }
 
 // allowed is a device's allowed IPs in the shape the control plane gives
-// every device, one IPv4 and one IPv6 prefix at most, without pointers.
+// every device, one IPv4 and one IPv6 prefix at most, and its plan class,
+// without pointers, in 28 bytes.
 type allowed struct {
 	v4           [4]byte
 	v6           [16]byte
 	bits4, bits6 uint8
-	has4, has6   bool
+	has          uint8  // has4 | has6
+	class        uint8  // see peerState.classes
 	gen          uint32 // see peerState.gen
 }
+
+const (
+	has4 = 1 << iota
+	has6
+)
 
 // compact returns ps as an allowed, and whether they fit its shape.
 func compact(ps []netip.Prefix) (allowed, bool) {
 	var a allowed
 	for _, p := range ps {
 		switch {
-		case p.Addr().Is4() && !a.has4:
-			a.v4, a.bits4, a.has4 = p.Addr().As4(), uint8(p.Bits()), true
-		case p.Addr().Is6() && !a.has6 && p.Addr().Zone() == "":
-			a.v6, a.bits6, a.has6 = p.Addr().As16(), uint8(p.Bits()), true
+		case p.Addr().Is4() && a.has&has4 == 0:
+			a.v4, a.bits4, a.has = p.Addr().As4(), uint8(p.Bits()), a.has|has4
+		case p.Addr().Is6() && a.has&has6 == 0 && p.Addr().Zone() == "":
+			a.v6, a.bits6, a.has = p.Addr().As16(), uint8(p.Bits()), a.has|has6
 		default:
 			return allowed{}, false
 		}
@@ -302,7 +337,7 @@ func compact(ps []netip.Prefix) (allowed, bool) {
 // setAllowed records k's allowed IPs, sorted as allowedIPs returns them.
 func (s *peerState) setAllowed(k wg.Key, ps []netip.Prefix) {
 	a, ok := compact(ps)
-	a.gen = s.gen
+	a.gen, a.class = s.gen, s.peers[k].class
 	s.peers[k] = a
 	if ok {
 		delete(s.extra, k)
@@ -321,10 +356,10 @@ func (s *peerState) allowedIPs(k wg.Key) []netip.Prefix {
 		return nil
 	}
 	out := make([]netip.Prefix, 0, 2)
-	if a.has4 {
+	if a.has&has4 != 0 {
 		out = append(out, netip.PrefixFrom(netip.AddrFrom4(a.v4), int(a.bits4)))
 	}
-	if a.has6 {
+	if a.has&has6 != 0 {
 		out = append(out, netip.PrefixFrom(netip.AddrFrom16(a.v6), int(a.bits6)))
 	}
 	return out

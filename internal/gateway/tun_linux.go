@@ -128,12 +128,21 @@ func (p *tunPlane) serveDNS(ap netip.AddrPort) error {
 		pc.Close()
 		return fmt.Errorf("resolver on tunnel address: %w", err)
 	}
-	for _, srv := range dnsServers(p.g.cfg.Resolver, pc, ln) {
+	enc, err := encryptedServers(p.g.cfg.EncryptedDNS, ap.Addr(), func(ap netip.AddrPort) (net.Listener, error) { return net.Listen("tcp", ap.String()) })
+	if err != nil {
+		pc.Close()
+		ln.Close()
+		return err
+	}
+	for _, srv := range append(dnsServers(p.g.cfg.Resolver, pc, ln), enc...) {
 		p.mu.Lock()
 		if p.stopping {
 			p.mu.Unlock()
 			pc.Close()
 			ln.Close()
+			for _, s := range enc {
+				s.Shutdown()
+			}
 			return nil
 		}
 		p.dns = append(p.dns, srv)
@@ -159,7 +168,7 @@ func (p *tunPlane) installRules(tc tunnelConfig) error {
 	c.AddTable(p.table)
 	c.DelTable(p.table)
 	t := c.AddTable(p.table)
-	buildRules(c, t, p.name, tc, p.g.cfg.EgressAllow)
+	buildRules(c, t, p.name, tc, p.g.cfg.EgressAllow, p.g.cfg.EncryptedDNS != nil)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("installing nftables rules: %w", err)
 	}
@@ -169,7 +178,7 @@ func (p *tunPlane) installRules(tc tunnelConfig) error {
 // buildRules queues the gateway's chains: the egress guard on forwarded
 // traffic from the tunnel, the host closed to peers but for DNS and ping,
 // and masquerade of the pools.
-func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig, allow []netip.Prefix) {
+func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig, allow []netip.Prefix, encryptedDNS bool) {
 	accept := policy(nftables.ChainPolicyAccept)
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: accept})
@@ -211,13 +220,19 @@ func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig
 	rule(fwd, ifname(expr.MetaKeyIIFNAME, tun), verdict(expr.VerdictAccept))
 	rule(fwd, ifname(expr.MetaKeyOIFNAME, tun), verdict(expr.VerdictDrop))
 
-	// Input from peers: answers, DNS on the gateway's own addresses, and
+	// Input from peers: answers, DNS on the gateway's own addresses (and
+	// DNS over TLS and HTTPS when served), and
 	// ICMP (ping, neighbour discovery); nothing else of the host.
 	rule(in, ifname(expr.MetaKeyIIFNAME, tun), ctEstablished(), verdict(expr.VerdictAccept))
 	for _, a := range tc.addrs {
 		own := netip.PrefixFrom(a.Addr(), a.Addr().BitLen())
 		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 			rule(in, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(own, false), l4proto(proto), dport(53), verdict(expr.VerdictAccept))
+		}
+		if encryptedDNS {
+			for _, port := range []uint16{DoTPort, DoHPort} {
+				rule(in, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(own, false), l4proto(unix.IPPROTO_TCP), dport(port), verdict(expr.VerdictAccept))
+			}
 		}
 	}
 	rule(in, ifname(expr.MetaKeyIIFNAME, tun), l4proto(unix.IPPROTO_ICMP), verdict(expr.VerdictAccept))

@@ -145,6 +145,7 @@ var Inventory = []Category{
 			{"devices.addr_index", "its place in the tunnel address pools (its private tunnel addresses)"},
 			{"devices.block", "the DNS blocking categories you chose for it"},
 			{"devices.in_map", "whether gateways currently accept it"},
+			{"devices.free", "whether it connects on the free plan (derived from your paid time), so gateways cap its bandwidth"},
 			{"devices.peer_version", "bookkeeping for gateway synchronisation"},
 			{"devices.created_at", "when it was registered"},
 		},

@@ -3,7 +3,7 @@ package resolver
 import (
 	"context"
 	"net"
-
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -30,8 +30,9 @@ type discardWriter struct{ fakeWriter }
 func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 // BenchmarkServeDNSHit measures a cache hit as dnsperf sends it (EDNS0,
-// RD) up to the bytes handed to the writer: with the packed form ("wire")
-// and through the general copy-and-pack path ("general").
+// RD) up to the bytes handed to the writer: with the packed form ("wire"),
+// through the general copy-and-pack path ("general"), and from the
+// query's bytes as ServePacket answers it ("bytes").
 func BenchmarkServeDNSHit(b *testing.B) {
 	h := newHierarchy(b)
 	r := newTestResolver(b, h, Config{RateLimit: -1})
@@ -51,6 +52,26 @@ func BenchmarkServeDNSHit(b *testing.B) {
 			}
 		})
 	}
+	// "bytes": ServePacket's path, from the query's bytes, no unpack.
+	b.Run("bytes", func(b *testing.B) {
+		r.noWire = false
+		q := query("www.example.test.", dns.TypeA)
+		q.Extra = nil // query's OPT, replaced: two OPT records are not a plain query
+		q.SetEdns0(4096, false)
+		wire, err := q.Pack()
+		if err != nil {
+			b.Fatal(err)
+		}
+		client := netip.MustParseAddr("127.0.0.1")
+		out, name := make([]byte, 0, 512), make([]byte, 0, 256)
+		b.ReportAllocs()
+		for b.Loop() {
+			var ok bool
+			if out, name, ok = r.answerHit(out[:0], name, wire, client); !ok {
+				b.Fatal("not answered")
+			}
+		}
+	})
 }
 
 // BenchmarkUpstreamUDP measures one upstream UDP exchange with a loopback

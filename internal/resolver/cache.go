@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"container/list"
+	"hash/maphash"
 	"net/netip"
 	"sync"
 	"time"
@@ -42,60 +43,122 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-// cache is a size-bounded LRU cache held in memory only.
+// cache is a size-bounded LRU cache held in memory only. It is split
+// into shards by name, each with its own lock and LRU order, so that
+// readers answering hits on several threads do not queue on one mutex
+// (a hit moves its entry to the front, so even reads take the lock).
 type cache struct {
+	seed   maphash.Seed
+	shards []cacheShard
+}
+
+type cacheShard struct {
 	mu    sync.Mutex
 	size  int
 	order *list.List // front: most recently used
 	items map[cacheKey]*list.Element
+	_     [64]byte // keep neighbouring shards' locks off one cache line
 }
 
+// entriesPerShard is the least a shard holds: small caches (tests) are one
+// shard, so the bound is exact for them.
+const (
+	entriesPerShard = 1024
+	maxShards       = 64
+)
+
 func newCache(size int) *cache {
-	return &cache{size: size, order: list.New(), items: make(map[cacheKey]*list.Element)}
+	n := 1
+	for n < maxShards && size/(2*n) >= entriesPerShard {
+		n *= 2
+	}
+	c := &cache{seed: maphash.MakeSeed(), shards: make([]cacheShard, n)}
+	for i := range c.shards {
+		// The shards' bounds add up to size.
+		c.shards[i] = cacheShard{size: size / n, order: list.New(), items: make(map[cacheKey]*list.Element)}
+		if i < size%n {
+			c.shards[i].size++
+		}
+	}
+	return c
+}
+
+func (c *cache) shard(name string) *cacheShard {
+	if len(c.shards) == 1 {
+		return &c.shards[0]
+	}
+	return &c.shards[maphash.String(c.seed, name)&uint64(len(c.shards)-1)]
 }
 
 // get returns the entry for k, expired or not; callers check expiry.
 func (c *cache) get(k cacheKey) *cacheEntry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.items[k]
+	s := c.shard(k.name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.items[k]
 	if !ok {
 		return nil
 	}
-	c.order.MoveToFront(el)
+	s.order.MoveToFront(el)
+	return el.Value.(*cacheEntry)
+}
+
+// getBytes is get for the entry of name (canonical), without making a
+// string of it.
+func (c *cache) getBytes(name []byte, qtype uint16, kind entryKind) *cacheEntry {
+	var s *cacheShard
+	if len(c.shards) == 1 {
+		s = &c.shards[0]
+	} else {
+		s = &c.shards[maphash.Bytes(c.seed, name)&uint64(len(c.shards)-1)]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.items[cacheKey{name: string(name), qtype: qtype, kind: kind}]
+	if !ok {
+		return nil
+	}
+	s.order.MoveToFront(el)
 	return el.Value.(*cacheEntry)
 }
 
 // fresh reports whether k has an entry that has not expired at now,
 // without counting it as used.
 func (c *cache) fresh(k cacheKey, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.items[k]
+	s := c.shard(k.name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.items[k]
 	return ok && now.Before(el.Value.(*cacheEntry).expires)
 }
 
 // put stores e, evicting the least recently used entries beyond the bound.
 func (c *cache) put(e *cacheEntry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.items[e.key]; ok {
+	s := c.shard(e.key.name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el, ok := s.items[e.key]; ok {
 		el.Value = e
-		c.order.MoveToFront(el)
+		s.order.MoveToFront(el)
 		return
 	}
-	c.items[e.key] = c.order.PushFront(e)
-	for c.order.Len() > c.size {
-		last := c.order.Back()
-		c.order.Remove(last)
-		delete(c.items, last.Value.(*cacheEntry).key)
+	s.items[e.key] = s.order.PushFront(e)
+	for s.order.Len() > max(1, s.size) {
+		last := s.order.Back()
+		s.order.Remove(last)
+		delete(s.items, last.Value.(*cacheEntry).key)
 	}
 }
 
 func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += s.order.Len()
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // msgTTL is how long m may be cached: the smallest TTL of its records, or

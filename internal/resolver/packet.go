@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/miekg/dns"
@@ -27,9 +28,28 @@ import (
 func (r *Resolver) ServePacket(ctx context.Context, pc net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { pc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	// A UDP socket is read and written with netip addresses, which cost
+	// no allocation; other packet conns (a gateway's netstack) with
+	// net.Addr.
+	uc, _ := pc.(*net.UDPConn)
 	buf := make([]byte, dns.MaxMsgSize)
+	out := make([]byte, 0, dns.MaxMsgSize)
+	var name []byte
 	for {
-		n, from, err := pc.ReadFrom(buf)
+		var (
+			n    int
+			ap   netip.AddrPort
+			from net.Addr
+			err  error
+		)
+		if uc != nil {
+			n, ap, err = uc.ReadFromUDPAddrPort(buf)
+		} else if n, from, err = pc.ReadFrom(buf); err == nil {
+			var ok bool
+			if ap, ok = addrPort(from); !ok {
+				continue
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -40,10 +60,8 @@ func (r *Resolver) ServePacket(ctx context.Context, pc net.PacketConn) error {
 			}
 			return err
 		}
-		if n < 12 {
-			continue
-		}
-		if _, ok := r.allowed(from); !ok {
+		client := ap.Addr().Unmap()
+		if n < 12 || !r.allow(client) {
 			continue
 		}
 		dh := dns.Header{
@@ -57,17 +75,202 @@ func (r *Resolver) ServePacket(ctx context.Context, pc net.PacketConn) error {
 		if r.AcceptMsg(dh) != dns.MsgAccept {
 			continue
 		}
+		// The hot path: a cache hit answered from the query's bytes.
+		var ok bool
+		if out, name, ok = r.answerHit(out[:0], name, buf[:n], client); ok {
+			switch {
+			case len(out) == 0: // over the rate limit
+			case uc != nil:
+				_, _ = uc.WriteToUDPAddrPort(out, ap)
+			default:
+				_, _ = pc.WriteTo(out, from)
+			}
+			continue
+		}
 		req := new(dns.Msg)
 		if err := req.Unpack(buf[:n]); err != nil {
 			continue
 		}
+		if from == nil {
+			from = net.UDPAddrFromAddrPort(ap)
+		}
 		w := &packetWriter{pc: pc, to: from}
 		if r.needsUpstream(req) {
-			go r.ServeDNS(w, req)
+			r.serveMiss(w, req)
 		} else {
 			r.ServeDNS(w, req)
 		}
 	}
+}
+
+// missJob is a query for a miss worker.
+type missJob struct {
+	w   dns.ResponseWriter
+	req *dns.Msg
+}
+
+// missIdle is how long a miss worker waits for another query.
+const missIdle = 10 * time.Second
+
+// serveMiss answers req in another goroutine: an idle miss worker if
+// there is one, else a new one. Workers are reused, rather than a
+// goroutine started per query, because a query that recurses grows its
+// goroutine's stack several times (copying it each time); a worker's
+// stack stays grown. There are as many workers as misses in flight at
+// the peak, and each ends after missIdle without work.
+func (r *Resolver) serveMiss(w dns.ResponseWriter, req *dns.Msg) {
+	select {
+	case r.misses <- missJob{w, req}:
+		return
+	default:
+	}
+	go func() {
+		idle := time.NewTimer(missIdle)
+		defer idle.Stop()
+		for {
+			r.ServeDNS(w, req)
+			idle.Reset(missIdle)
+			select {
+			case j := <-r.misses:
+				w, req = j.w, j.req
+			case <-idle.C:
+				return
+			}
+		}
+	}()
+}
+
+// addrPort returns a's address and port.
+func addrPort(a net.Addr) (netip.AddrPort, bool) {
+	if u, ok := a.(*net.UDPAddr); ok {
+		return u.AddrPort(), true
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	return ap, err == nil
+}
+
+// answerHit appends to out the answer to the query q (a datagram that
+// AcceptMsg accepted, from client) when a fresh cache entry holds it,
+// and reports whether it did; name is scratch space, returned for reuse.
+// It reads the query's bytes without unpacking them into a dns.Msg and
+// declines, for the general path to answer, anything not plain: a
+// question name with characters that presentation format escapes,
+// EDNS0 other than version 0 with no options but cookie or padding,
+// other records, an opcode, class or type the general path treats
+// specially, and blocked names. Its reply is byte for byte the general
+// path's. The client's rate limit is taken only when it answers.
+func (r *Resolver) answerHit(out, name, q []byte, client netip.Addr) ([]byte, []byte, bool) {
+	h, name, ok := parseHitQuery(q, name[:0])
+	if !ok || r.noWire {
+		return out, name, false
+	}
+	if r.policy != nil && len(r.blocks.names) > 0 {
+		if h.mask = r.blocks.mask(r.policy(client)); h.mask != 0 {
+			h.name = string(name)
+			if r.blocks.blocked(h.name, h.mask) {
+				return out, name, false
+			}
+		}
+	}
+	out, ok = r.appendCached(out, r.cache.getBytes(name, h.qtype, kindAnswer), &h)
+	if !ok {
+		return out, name, false
+	}
+	if r.limiter != nil && !r.limiter.allow(client) {
+		return out[:0], name, true // answered with silence, as ServeDNS does
+	}
+	return out, name, true
+}
+
+// parseHitQuery reads a plain query (see answerHit) and appends its
+// question name, canonical, to name.
+func parseHitQuery(q, name []byte) (hitQuery, []byte, bool) {
+	var h hitQuery
+	bits := binary.BigEndian.Uint16(q[2:])
+	const qr, opcode, rd, ad, cd = 1 << 15, 0xf << 11, 1 << 8, 1 << 5, 1 << 4
+	if bits&(qr|opcode) != 0 || binary.BigEndian.Uint16(q[4:]) != 1 ||
+		binary.BigEndian.Uint16(q[6:]) != 0 || binary.BigEndian.Uint16(q[8:]) != 0 {
+		return h, name, false
+	}
+	arcount := binary.BigEndian.Uint16(q[10:])
+	if arcount > 1 {
+		return h, name, false
+	}
+	h.id, h.rd, h.ad, h.cd = binary.BigEndian.Uint16(q), bits&rd != 0, bits&ad != 0, bits&cd != 0
+	off := 12
+	for {
+		if off >= len(q) {
+			return h, name, false
+		}
+		l := int(q[off])
+		if l == 0 {
+			break
+		}
+		if l > 63 || off+1+l >= len(q) {
+			return h, name, false // a pointer, or past the end
+		}
+		for _, c := range q[off+1 : off+1+l] {
+			switch {
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			default:
+				return h, name, false // escaped in presentation format
+			}
+			name = append(name, c)
+		}
+		name = append(name, '.')
+		off += 1 + l
+	}
+	if off-12 > 254 {
+		return h, name, false
+	}
+	if len(name) == 0 {
+		name = append(name, '.')
+	}
+	h.qname = q[12 : off+1]
+	off++
+	if off+4 > len(q) {
+		return h, name, false
+	}
+	h.qtype = binary.BigEndian.Uint16(q[off:])
+	if binary.BigEndian.Uint16(q[off+2:]) != dns.ClassINET {
+		return h, name, false
+	}
+	switch h.qtype {
+	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR, dns.TypeOPT, dns.TypeRRSIG:
+		return h, name, false
+	}
+	off += 4
+	if arcount == 1 {
+		// OPT: root owner, type, payload size, extended RCODE, version,
+		// flags, options.
+		if off+11 > len(q) || q[off] != 0 || binary.BigEndian.Uint16(q[off+1:]) != dns.TypeOPT || q[off+6] != 0 {
+			return h, name, false
+		}
+		h.edns, h.udpSize = true, binary.BigEndian.Uint16(q[off+3:])
+		h.do = q[off+7]&optDO != 0
+		rdlen := int(binary.BigEndian.Uint16(q[off+9:]))
+		off += 11
+		if off+rdlen != len(q) {
+			return h, name, false
+		}
+		for o := off; o < len(q); {
+			if o+4 > len(q) {
+				return h, name, false
+			}
+			code, l := binary.BigEndian.Uint16(q[o:]), int(binary.BigEndian.Uint16(q[o+2:]))
+			if (code != dns.EDNS0COOKIE && code != dns.EDNS0PADDING) || o+4+l > len(q) {
+				return h, name, false
+			}
+			o += 4 + l
+		}
+		off = len(q)
+	}
+	if off != len(q) {
+		return h, name, false
+	}
+	return h, name, true
 }
 
 // needsUpstream reports whether answering req may wait for upstream

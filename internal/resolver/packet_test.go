@@ -13,8 +13,18 @@ import (
 
 // TestServePacket runs ServePacket on a loopback socket: a miss (answered
 // from a goroutine), then hits (answered inline), and no reply to a source
-// that is not allowed, to a response, or to a packet that does not parse.
+// that is not allowed, to a response, or to a packet that does not parse;
+// on a *net.UDPConn (netip addresses) and on another net.PacketConn (a
+// gateway's netstack: net.Addr).
 func TestServePacket(t *testing.T) {
+	t.Run("UDPConn", func(t *testing.T) { testServePacket(t, false) })
+	t.Run("PacketConn", func(t *testing.T) { testServePacket(t, true) })
+}
+
+// otherConn hides that its PacketConn is a *net.UDPConn.
+type otherConn struct{ net.PacketConn }
+
+func testServePacket(t *testing.T, wrap bool) {
 	h := newHierarchy(t)
 	allowed := netip.MustParseAddr("127.0.0.1")
 	r := newTestResolver(t, h, Config{Allow: func(a netip.Addr) bool { return a == allowed }})
@@ -24,7 +34,11 @@ func TestServePacket(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.ServePacket(ctx, pc) }()
+	served := pc
+	if wrap {
+		served = otherConn{pc}
+	}
+	go func() { done <- r.ServePacket(ctx, served) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -144,6 +144,9 @@ type Resolver struct {
 	// hits cost none.
 	verifications atomic.Int64
 	sigs          verified // signatures already verified
+	// misses hands a query that waits for upstream servers to an idle
+	// worker goroutine (see serveMiss).
+	misses chan missJob
 }
 
 var _ dns.Handler = (*Resolver)(nil)
@@ -152,6 +155,7 @@ var _ dns.Handler = (*Resolver)(nil)
 // files once.
 func New(cfg Config) (*Resolver, error) {
 	r := &Resolver{
+		misses:     make(chan missJob),
 		log:        cfg.Logger,
 		now:        cfg.Clock,
 		allow:      cfg.Allow,

@@ -368,6 +368,18 @@ func TestBlocklists(t *testing.T) {
 			} else if tt.rcode == dns.RcodeNameError && len(m.Answer) != 0 {
 				t.Errorf("blocked answer carries records: %v", m.Answer)
 			}
+			// ServePacket's hit path, from the query's bytes, applies the
+			// same lists (the answer is cached now).
+			b, err := query(tt.qname, dns.TypeA).Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, _, ok := r.answerHit(nil, nil, b, netip.MustParseAddr(tt.client)); ok {
+				m := new(dns.Msg)
+				if err := m.Unpack(out); err != nil || m.Rcode != tt.rcode {
+					t.Errorf("from the bytes: rcode %s (%v), want %s", dns.RcodeToString[m.Rcode], err, dns.RcodeToString[tt.rcode])
+				}
+			}
 		})
 	}
 }

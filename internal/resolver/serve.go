@@ -79,8 +79,8 @@ func (r *Resolver) answerClient(w dns.ResponseWriter, req, resp *dns.Msg, client
 	q := req.Question[0]
 	name := dns.CanonicalName(q.Name)
 	var mask uint64
-	if r.policy != nil && len(r.blocks.names) > 0 {
-		mask = r.blocks.mask(r.policy(client))
+	if len(r.blocks.names) > 0 {
+		mask = r.blockMask(w, client)
 	}
 	if r.blocks.blocked(name, mask) {
 		resp.Rcode = dns.RcodeNameError

@@ -104,78 +104,126 @@ func skipName(b []byte, off int) (int, bool) {
 
 var wireBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
+// hitQuery is what answering a query from a cached entry's packed form
+// needs of the query.
+type hitQuery struct {
+	id         uint16
+	rd, cd, ad bool   // the client's RD, CD and AD bits
+	edns, do   bool   // EDNS0 (version 0) and its DO bit
+	udpSize    uint16 // the client's EDNS0 payload size
+	tcp        bool
+	qname      []byte // the question name in wire form, in the client's case
+	qtype      uint16
+	name       string // the question name, canonical
+	mask       uint64 // the client's blocklist categories
+}
+
 // writeCached answers req from a fresh cached entry, byte for byte what
 // reply would send for it, and reports whether it did. It declines (and
 // the caller takes the general path) for stale entries, names written
 // with escapes, and answers too big for the client.
 func (r *Resolver) writeCached(w dns.ResponseWriter, req *dns.Msg, name string, mask uint64, tcp bool) bool {
 	q := req.Question[0]
-	if len(q.Name) != len(name) || strings.IndexByte(q.Name, '\\') >= 0 {
-		return false
-	}
-	e := r.cache.get(cacheKey{name: name, qtype: q.Qtype, kind: kindAnswer})
-	if e == nil || e.wire == nil {
+	if len(q.Name) != len(name) || strings.IndexByte(q.Name, '\\') >= 0 || len(name) > 255 {
 		return false
 	}
 	edns := req.IsEdns0()
 	if edns != nil && edns.Version() != 0 {
 		return false // the general path answers BADVERS
 	}
-	do := edns != nil && edns.Do()
+	// The question name in wire form, in the client's case (no escapes,
+	// so one byte a character).
+	var qwire [256]byte
+	n := 0
+	if q.Name != "." {
+		for l := range strings.SplitSeq(strings.TrimSuffix(q.Name, "."), ".") {
+			if len(l) == 0 || len(l) > 63 {
+				return false
+			}
+			qwire[n] = byte(len(l))
+			n += 1 + copy(qwire[n+1:], l)
+		}
+	}
+	qwire[n] = 0
+	h := hitQuery{
+		id: req.Id, rd: req.RecursionDesired, cd: req.CheckingDisabled, ad: req.AuthenticatedData,
+		edns: edns != nil, tcp: tcp, qname: qwire[:n+1], qtype: q.Qtype, name: name, mask: mask,
+	}
+	if edns != nil {
+		h.do, h.udpSize = edns.Do(), edns.UDPSize()
+	}
+	e := r.cache.get(cacheKey{name: name, qtype: q.Qtype, kind: kindAnswer})
+	bp := wireBufs.Get().(*[]byte)
+	defer wireBufs.Put(bp)
+	b, ok := r.appendCached((*bp)[:0], e, &h)
+	if !ok {
+		return false
+	}
+	*bp = b
+	_, _ = w.Write(b)
+	return true
+}
+
+// appendCached appends to dst the reply to h from e, a cached answer
+// entry (nil if there is none), and reports whether it could: e must be
+// fresh, have a packed form for the client, and fit its size limit.
+func (r *Resolver) appendCached(dst []byte, e *cacheEntry, h *hitQuery) ([]byte, bool) {
+	if e == nil || e.wire == nil {
+		return dst, false
+	}
 	wa := e.wire.plain
-	if do {
+	if h.do {
 		wa = e.wire.dnssec
 	}
 	if wa == nil {
-		return false
+		return dst, false
 	}
 	now := r.now()
 	if !now.Before(e.expires) {
-		return false
+		return dst, false
 	}
-	if mask != 0 {
+	if h.mask != 0 {
 		for _, rr := range e.msg.Answer {
-			if c, ok := rr.(*dns.CNAME); ok && r.blocks.blocked(dns.CanonicalName(c.Target), mask) {
-				return false // the general path answers NXDOMAIN
+			if c, ok := rr.(*dns.CNAME); ok && r.blocks.blocked(dns.CanonicalName(c.Target), h.mask) {
+				return dst, false // the general path answers NXDOMAIN
 			}
 		}
 	}
 	size := dns.MinMsgSize
-	if edns != nil {
-		size = max(dns.MinMsgSize, min(int(edns.UDPSize()), EDNSBufferSize))
+	if h.edns {
+		size = max(dns.MinMsgSize, min(int(h.udpSize), EDNSBufferSize))
 	}
-	if tcp {
+	if h.tcp {
 		size = dns.MaxMsgSize
 	}
 	n := len(wa.b)
-	if edns != nil {
+	if h.edns {
 		n += len(optRR)
 	}
 	if n > size {
-		return false // needs compression or truncation
+		return dst, false // needs compression or truncation
 	}
-	bp := wireBufs.Get().(*[]byte)
-	defer wireBufs.Put(bp)
-	b := append((*bp)[:0], wa.b...)
-	binary.BigEndian.PutUint16(b, req.Id)
-	if req.RecursionDesired {
+	// The entry's question is the client's, but for the letter case.
+	if len(wa.b) < 12+len(h.qname) {
+		return dst, false
+	}
+	start := len(dst)
+	dst = append(dst, wa.b...)
+	b := dst[start:]
+	binary.BigEndian.PutUint16(b, h.id)
+	if h.rd {
 		b[2] |= 1 // RD
 	}
-	if req.CheckingDisabled {
+	if h.cd {
 		b[3] |= 1 << 4 // CD
 	}
-	if wa.secure && (do || req.AuthenticatedData) {
+	if wa.secure && (h.do || h.ad) {
 		b[3] |= 1 << 5 // AD
 	}
-	// The client's case, label by label (no escapes, so one byte each).
-	off, p := 12, 0
-	for l := int(b[off]); l != 0; l = int(b[off]) {
-		copy(b[off+1:off+1+l], q.Name[p:p+l])
-		off += l + 1
-		p += l + 1
-	}
+	// The client's case, and the same for answers owned by the question name.
+	copy(b[12:], h.qname)
 	for _, o := range wa.owners {
-		copy(b[o:], b[12:off+1])
+		copy(b[o:], h.qname)
 	}
 	age := uint32(now.Sub(e.stored) / time.Second)
 	for i, o := range wa.offs {
@@ -187,15 +235,13 @@ func (r *Resolver) writeCached(w dns.ResponseWriter, req *dns.Msg, name string, 
 		}
 		binary.BigEndian.PutUint32(b[o:], ttl)
 	}
-	if edns != nil {
-		opt := len(b)
-		b = append(b, optRR[:]...)
-		if do {
-			b[opt+optFlags] |= optDO
+	if h.edns {
+		opt := len(dst)
+		dst = append(dst, optRR[:]...)
+		if h.do {
+			dst[opt+optFlags] |= optDO
 		}
-		binary.BigEndian.PutUint16(b[10:], 1) // ARCOUNT
+		binary.BigEndian.PutUint16(dst[start+10:], 1) // ARCOUNT
 	}
-	*bp = b
-	_, _ = w.Write(b)
-	return true
+	return dst, true
 }

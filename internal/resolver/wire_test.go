@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -93,10 +94,112 @@ func compareWire(t *testing.T, r *Resolver, names []wireName) {
 						if !bytes.Equal(slow.raw[0], fast.raw[0]) {
 							t.Errorf("%s: packed reply differs\nslow % x\nfast % x", name, slow.raw[0], fast.raw[0])
 						}
+						if from == udp {
+							compareHit(t, r, name, req, slow.raw[0])
+							if edns != 0 { // a cookie changes nothing
+								req.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef"}}
+								compareHit(t, r, name+"/cookie", req, slow.raw[0])
+							}
+						}
 					}
 				}
 			}
 		}
+	}
+}
+
+// compareHit checks that answerHit, given req's bytes, answers what the
+// general path does (want), or declines.
+func compareHit(t *testing.T, r *Resolver, name string, req *dns.Msg, want []byte) {
+	t.Helper()
+	wire, err := req.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, ok := r.answerHit(nil, nil, wire, netip.MustParseAddr("127.0.0.1"))
+	if ok && !bytes.Equal(out, want) {
+		t.Errorf("%s: reply from the query's bytes differs\ngeneral % x\nbytes   % x", name, want, out)
+	}
+	hitChecked++
+	if ok {
+		hitAnswered++
+	}
+}
+
+var hitChecked, hitAnswered int
+
+// TestHitFromBytes: a cache hit answered from the query's bytes (what
+// ServePacket does before unpacking) is the general path's reply, and
+// queries it must not answer go to the general path.
+func TestHitFromBytes(t *testing.T) {
+	h := newHierarchy(t)
+	r := newTestResolver(t, h, Config{RateLimit: -1})
+	names := []wireName{{"www.example.test.", dns.TypeA}, {"nope.example.test.", dns.TypeA}, {"alias.example.test.", dns.TypeA}}
+	for _, n := range names {
+		r.ServeDNS(&fakeWriter{remote: udpFrom("127.0.0.1")}, query(n.name, n.qtype))
+	}
+	hitChecked, hitAnswered = 0, 0
+	compareWire(t, r, names)
+	t.Logf("answered %d of %d cache hits from their bytes", hitAnswered, hitChecked)
+	if hitAnswered < hitChecked/2 {
+		t.Errorf("answered %d of %d cache hits from their bytes", hitAnswered, hitChecked)
+	}
+	client := netip.MustParseAddr("127.0.0.1")
+	decline := map[string]func(m *dns.Msg){
+		"EDNS version 1": func(m *dns.Msg) { m.SetEdns0(1232, false); m.IsEdns0().SetVersion(1) },
+		"NSID option": func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_NSID{Code: dns.EDNS0NSID}}
+		},
+		"class CH":      func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS },
+		"type ANY":      func(m *dns.Msg) { m.Question[0].Qtype = dns.TypeANY },
+		"opcode NOTIFY": func(m *dns.Msg) { m.Opcode = dns.OpcodeNotify },
+		"a response":    func(m *dns.Msg) { m.Response = true },
+		"escaped name":  func(m *dns.Msg) { m.Question[0].Name = `w\.ww.example.test.` },
+		"not cached":    func(m *dns.Msg) { m.Question[0].Name = "other.example.test." },
+		"an answer added": func(m *dns.Msg) {
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "x.", Rrtype: dns.TypeA, Class: dns.ClassINET}}}
+		},
+	}
+	for what, change := range decline {
+		m := query("www.example.test.", dns.TypeA)
+		change(m)
+		wire, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := r.answerHit(nil, nil, wire, client); ok {
+			t.Errorf("%s: answered from the bytes, want the general path", what)
+		}
+		// Cut short anywhere: never answered, never a panic.
+		for i := 12; i < len(wire); i++ {
+			if _, _, ok := r.answerHit(nil, nil, wire[:i], client); ok {
+				t.Errorf("%s cut to %d bytes: answered", what, i)
+			}
+		}
+	}
+	m := query("WwW.example.test.", dns.TypeA)
+	wire, _ := m.Pack()
+	if _, _, ok := r.answerHit(nil, nil, wire, client); !ok {
+		t.Errorf("plain cache hit not answered from its bytes")
+	}
+	// The client's rate limit holds on this path too (burst: twice the rate).
+	limited := newTestResolver(t, h, Config{RateLimit: 1})
+	limited.ServeDNS(&fakeWriter{remote: udpFrom("127.0.0.1")}, query("www.example.test.", dns.TypeA))
+	replies := 0
+	for range 5 {
+		if out, _, ok := limited.answerHit(nil, nil, wire, client); ok && len(out) > 0 {
+			replies++
+		} else if !ok {
+			t.Fatalf("rate-limited resolver: hit not answered from the bytes")
+		}
+	}
+	if replies != 1 { // the general path's query took one token of two
+		t.Errorf("%d replies to 5 queries at 1/s after one, want 1", replies)
+	}
+	out, name := make([]byte, 0, 512), make([]byte, 0, 256)
+	if n := testing.AllocsPerRun(100, func() { out, name, _ = r.answerHit(out[:0], name, wire, client) }); n != 0 {
+		t.Errorf("a hit from the bytes allocates %v times, want none", n)
 	}
 }
 

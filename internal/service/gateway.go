@@ -35,14 +35,19 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cert, err := gateway.DNSCertFiles(s.Config.DNSTLSCert, s.Config.DNSTLSKey, s.log)
+	if err != nil {
+		return err
+	}
 	g, err := gateway.NewWithResolver(gateway.Config{
-		ControlURL:  s.URL(),
-		Token:       token,
-		Mode:        gateway.ModeNetstack,
-		PrivateKey:  key,
-		ListenPort:  s.Config.WGPort,
-		EgressAllow: s.Config.EgressPrefixes(),
-		Logger:      s.log, // the gateway adds its own component attribute
+		ControlURL:     s.URL(),
+		Token:          token,
+		Mode:           gateway.ModeNetstack,
+		PrivateKey:     key,
+		ListenPort:     s.Config.WGPort,
+		EgressAllow:    s.Config.EgressPrefixes(),
+		Logger:         s.log, // the gateway adds its own component attribute
+		DNSCertificate: cert,
 	}, resolver.Config{
 		RootHints:     s.Config.DNSRootHints,
 		Port:          s.Config.DNSUpstreamPort,

@@ -50,6 +50,9 @@ type Service struct {
 	// DNSLeakAddr is the bound address of the DNS leak test server; nil
 	// when the test is off.
 	DNSLeakAddr net.Addr
+	// PublicDNS holds the public DNS over TLS and HTTPS listeners' bound
+	// addresses; nil when public_dns is off.
+	PublicDNS *PublicDNS
 
 	// pools are the tunnel address pools, which the outbound web tools
 	// never reach, as the gateways' peers never reach one another.
@@ -100,10 +103,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, SQLiteFile)
 	}
+	free, err := cfg.FreePlan()
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, dsn, log.With("component", "store"))
 	if err != nil {
 		return nil, err
 	}
+	st.SetFreePlan(store.FreePlan{Enabled: free.Enabled, Devices: free.Devices})
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Service{
 		Config: cfg, Store: st, AdminToken: adminToken, pools: pools, log: log,
@@ -126,9 +134,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		MaxDevices: cfg.MaxDevices, TrialDays: cfg.TrialDays,
 		SessionTTL:     time.Duration(cfg.SessionTTL),
 		BillingSecrets: secrets, Stripe: stripe, BTCPay: btcpay,
-		CheckoutURL: cfg.CheckoutURL,
-		Visitors:    s.visitors,
-		Logger:      log.With("component", "api"),
+		CheckoutURL: cfg.CheckoutURL, FreePlan: free,
+		Visitors: s.visitors,
+		Logger:   log.With("component", "api"),
 	})
 	if err := s.startPrivacy(ctx); err != nil {
 		cancel()
@@ -146,6 +154,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Service, 
 		return nil, err
 	}
 	s.goRun(func() error { s.API.Run(ctx, 5*time.Second); return nil })
+	if cfg.PublicDNS {
+		if err := s.startPublicDNS(ctx); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
 	if cfg.BuiltinGateway {
 		if err := s.startBuiltinGateway(ctx); err != nil {
 			s.Stop()

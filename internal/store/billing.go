@@ -15,7 +15,8 @@ import (
 // reports applied false. A payment for an account that no longer exists
 // (AccountID 0, or erased) is recorded detached, as tax law wants it
 // kept. A payment whose refund was told first is recorded refunded and
-// extends nothing. The peer map follows at the next SyncPeerActivity.
+// extends nothing. The account's devices move in the peer map at once (a
+// free device loses its cap).
 func (s *sqlStore) RecordPayment(ctx context.Context, p Payment, now time.Time) (applied bool, err error) {
 	if p.Processor == "" || p.Reference == "" || p.Days <= 0 || p.AmountCents < 0 {
 		return false, errors.New("recording payment: processor, reference and a positive duration are required")
@@ -66,6 +67,9 @@ func (s *sqlStore) RecordPayment(ctx context.Context, p Payment, now time.Time) 
 	})
 	if err != nil {
 		return false, fmt.Errorf("recording payment: %w", err)
+	}
+	if applied && p.AccountID != 0 {
+		s.syncPaid(ctx, p.AccountID, now)
 	}
 	return applied, nil
 }
@@ -125,6 +129,7 @@ func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64,
 	if err != nil {
 		return fmt.Errorf("attaching payment: %w", err)
 	}
+	s.syncPaid(ctx, accountID, now)
 	return nil
 }
 
@@ -134,8 +139,9 @@ func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64,
 // payment arrives (RecordPayment).
 func (s *sqlStore) RefundPayment(ctx context.Context, processor, reference string, now time.Time) (applied bool, err error) {
 	now = now.UTC().Truncate(time.Microsecond)
+	var refundedFor int64 // the account whose paid time the refund shortened
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		applied = false
+		applied, refundedFor = false, 0
 		var id int64
 		var owner sql.NullInt64
 		var days int
@@ -175,10 +181,14 @@ func (s *sqlStore) RefundPayment(ctx context.Context, processor, reference strin
 			return nil // the paid time had run out already
 		}
 		_, err = tx.ExecContext(ctx, "UPDATE accounts SET paid_until = $1 WHERE id = $2", s.ts(back), owner.Int64)
+		refundedFor = owner.Int64
 		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("refunding payment: %w", err)
+	}
+	if refundedFor != 0 {
+		s.syncPaid(ctx, refundedFor, now)
 	}
 	return applied, nil
 }

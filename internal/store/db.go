@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,6 +38,8 @@ type sqlStore struct {
 	d   dialect
 	log *slog.Logger
 	o   options
+	// free is the free plan the peer map follows (SetFreePlan).
+	free atomic.Pointer[FreePlan]
 
 	hub          *hub
 	listenConfig *pgx.ConnConfig // PostgreSQL: for the LISTEN connection

@@ -54,7 +54,9 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 		if err != nil {
 			return false, err
 		}
-		in := a.Active(now)
+		fp := s.freePlan()
+		free := !a.Active(now) && fp.Enabled && n < fp.Devices
+		in := a.Active(now) || free
 		version := int64(0)
 		if in {
 			version = next
@@ -64,9 +66,9 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 		}
 		dev = &Device{AccountID: nd.AccountID, Name: nd.Name, PublicKey: nd.PublicKey, AddrIndex: idx,
 			Block: splitBlock(joinBlock(nd.Block)), CreatedAt: now}
-		err = tx.QueryRowContext(ctx, `INSERT INTO devices (account_id, name, public_key, addr_index, in_map, peer_version, block, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-			nd.AccountID, nd.Name, nd.PublicKey, idx, in, version, joinBlock(nd.Block), s.ts(now)).Scan(&dev.ID)
+		err = tx.QueryRowContext(ctx, `INSERT INTO devices (account_id, name, public_key, addr_index, in_map, free, peer_version, block, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+			nd.AccountID, nd.Name, nd.PublicKey, idx, in, free, version, joinBlock(nd.Block), s.ts(now)).Scan(&dev.ID)
 		return in, err
 	})
 	switch {

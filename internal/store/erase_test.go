@@ -218,7 +218,7 @@ func TestUpgradeClearsEarlierErasures(t *testing.T) {
 		for _, q := range []string{
 			"DELETE FROM accounts WHERE email = '" + email + "'",
 			"ALTER TABLE gateways DROP COLUMN synced_version", "ALTER TABLE gateways DROP COLUMN synced_at",
-			"DROP TABLE pending_refunds", "DELETE FROM schema_version WHERE version >= 8",
+			"DROP TABLE pending_refunds", "ALTER TABLE devices DROP COLUMN free", "DELETE FROM schema_version WHERE version >= 8",
 		} {
 			if _, err := db.ExecContext(ctx, q); err != nil {
 				t.Fatalf("%s: %v", q, err)

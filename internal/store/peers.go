@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // PeersSince returns the peer-map changes after since, from one snapshot.
@@ -54,7 +53,7 @@ func (s *sqlStore) streamPeers(ctx context.Context, since int64, fn func(*PeerCh
 			return err
 		}
 		pc.Full = since <= 0 || since < floor || since > pc.Version
-		q := `SELECT d.public_key, d.addr_index, a.plan, d.block FROM devices d JOIN accounts a ON a.id = d.account_id
+		q := `SELECT d.public_key, d.addr_index, ` + peerClass + `, d.block FROM devices d JOIN accounts a ON a.id = d.account_id
 			WHERE d.in_map AND d.peer_version > $1 ORDER BY d.addr_index`
 		after := since
 		if pc.Full {
@@ -107,78 +106,6 @@ func (s *sqlStore) PeerVersion(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("reading peer version: %w", err)
 	}
 	return v, nil
-}
-
-// SyncPeerActivity moves the devices of accounts whose activity changed at
-// now into or out of the peer map, and prunes tombstones older than the
-// kept history. It first looks without the lock, so the periodic call from
-// every process costs a read when there is nothing to do; under the lock
-// it works from the state it finds, which makes it idempotent.
-func (s *sqlStore) SyncPeerActivity(ctx context.Context, now time.Time) (int, error) {
-	at, cutoff := s.ts(now), s.ts(now.Add(-s.o.historyAge))
-	var todo bool
-	err := s.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM devices d JOIN accounts a ON a.id = d.account_id
-			WHERE d.in_map <> `+active(1)+`)
-		OR EXISTS (SELECT 1 FROM peer_tombstones WHERE removed_at < $2)`, at, cutoff).Scan(&todo)
-	if err != nil {
-		return 0, fmt.Errorf("syncing peer activity: %w", err)
-	}
-	if !todo {
-		return 0, nil
-	}
-	var moved, aged int64
-	_, err = s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
-		moved, aged = 0, 0
-		var old sql.NullInt64
-		if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM peer_tombstones WHERE removed_at < $1", cutoff).Scan(&old); err != nil {
-			return false, err
-		}
-		if old.Valid {
-			if aged, err = s.dropHistory(ctx, tx, old.Int64); err != nil {
-				return false, err
-			}
-		}
-		inactive := "SELECT id FROM accounts WHERE NOT " + active(3)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO peer_tombstones (public_key, version, removed_at)
-			SELECT public_key, $1, $2 FROM devices WHERE in_map AND account_id IN (`+inactive+`)
-			ON CONFLICT (public_key) DO UPDATE SET version = excluded.version, removed_at = excluded.removed_at`,
-			next, at, at); err != nil {
-			return false, err
-		}
-		res, err := tx.ExecContext(ctx, "UPDATE devices SET in_map = FALSE WHERE in_map AND account_id IN ("+
-			"SELECT id FROM accounts WHERE NOT "+active(1)+")", at)
-		if err != nil {
-			return false, err
-		}
-		left, err := res.RowsAffected()
-		if err != nil {
-			return false, err
-		}
-		res, err = tx.ExecContext(ctx, "UPDATE devices SET in_map = TRUE, peer_version = $1 WHERE NOT in_map AND account_id IN ("+
-			"SELECT id FROM accounts WHERE "+active(2)+")", next, at)
-		if err != nil {
-			return false, err
-		}
-		entered, err := res.RowsAffected()
-		if err != nil {
-			return false, err
-		}
-		if entered > 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM peer_tombstones
-				WHERE public_key IN (SELECT public_key FROM devices WHERE in_map AND peer_version = $1)`, next); err != nil {
-				return false, err
-			}
-		}
-		moved = left + entered
-		return moved > 0, nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("syncing peer activity: %w", err)
-	}
-	if aged > 0 {
-		s.wipe(ctx, "peer_tombstones")
-	}
-	return int(moved), nil
 }
 
 // Schema lists the live database's tables and their columns in order.

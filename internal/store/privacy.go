@@ -271,7 +271,7 @@ var accountTables = []struct{ table, query string }{
 // boolColumns are the flag columns, which SQLite stores as 0 and 1.
 var boolColumns = map[string]bool{
 	"marketing_consent": true, "restricted": true, "legal_hold": true,
-	"in_map": true, "from_operator": true, "builtin": true,
+	"in_map": true, "free": true, "from_operator": true, "builtin": true,
 }
 
 // isTimeColumn reports whether a column holds a time (SQLite: unix

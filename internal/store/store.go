@@ -196,7 +196,7 @@ type Store interface {
 	// AccountByCodeHash returns the account or ErrNotFound.
 	AccountByCodeHash(ctx context.Context, hash []byte) (*Account, error)
 	// UpdateAccount applies u; a change of paid or trial time is reflected in
-	// the peer map by the next SyncPeerActivity.
+	// the peer map by the next SyncPeerActivity (a payment's at once).
 	UpdateAccount(ctx context.Context, id int64, u AccountUpdate) error
 	// DeleteAccount removes the account with its devices and sessions; its
 	// devices leave the peer map.
@@ -274,6 +274,10 @@ type Store interface {
 	// now (trial or paid time starting or ending), returning how many
 	// devices entered or left it. Safe to run from several processes.
 	SyncPeerActivity(ctx context.Context, now time.Time) (int, error)
+	// SetFreePlan sets whether, and with how many devices, accounts
+	// without paid or trial time stay in the peer map on the free plan;
+	// off until set. Registration and SyncPeerActivity follow it.
+	SetFreePlan(f FreePlan)
 	// Watch returns a channel that receives the new peer-map version after
 	// every change, from any process on the same database, until ctx ends.
 	// Slow receivers may miss intermediate versions, never the latest.

@@ -41,6 +41,8 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"RecoveryTokens", testRecoveryTokens},
 		{"Gateways", testGateways},
 		{"PeerMap", testPeerMap},
+		{"FreePlan", testFreePlan},
+		{"FreePlanDevices", testFreePlanDevices},
 		{"Tombstones", testTombstones},
 		{"GatewaySync", testGatewaySync},
 		{"Activity", testActivity},
@@ -671,7 +673,7 @@ func testPeerMap(t *testing.T, open func(testing.TB) store.Store) {
 	for _, p := range peersSince(t, s, 0).Peers {
 		want := map[string]store.Peer{
 			d1.PublicKey: {PublicKey: d1.PublicKey, AddrIndex: d1.AddrIndex, Plan: store.PlanPremium},
-			d2.PublicKey: {PublicKey: d2.PublicKey, AddrIndex: d2.AddrIndex, Plan: store.PlanFree},
+			d2.PublicKey: {PublicKey: d2.PublicKey, AddrIndex: d2.AddrIndex, Plan: store.PlanTrial},
 		}[p.PublicKey]
 		if !reflect.DeepEqual(p, want) {
 			t.Errorf("peer %+v, want %+v", p, want)
@@ -860,7 +862,8 @@ func testPlanChange(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatal(err)
 	}
 	pc := peersSince(t, s, v)
-	if len(pc.Peers) != 1 || !reflect.DeepEqual(pc.Peers[0], store.Peer{PublicKey: d.PublicKey, AddrIndex: d.AddrIndex, Plan: store.PlanFree}) {
+	// Paid, on the free plan's name: the trial's class, not the capped one.
+	if len(pc.Peers) != 1 || !reflect.DeepEqual(pc.Peers[0], store.Peer{PublicKey: d.PublicKey, AddrIndex: d.AddrIndex, Plan: store.PlanTrial}) {
 		t.Errorf("delta after a plan change = %+v", pc)
 	}
 	if err := s.UpdateAccount(ctx, a.ID, store.AccountUpdate{Plan: &free}); err != nil || version(t, s) != v+1 {
@@ -1100,7 +1103,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	want := map[string][]string{
 		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used"},
-		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block"},
+		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block", "free"},
 		"sessions":        {"token_hash", "account_id", "expires_at"},
 		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at"},
 		"peer_version":    {"id", "version", "history_floor"},
