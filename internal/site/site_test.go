@@ -74,7 +74,7 @@ func TestProsePages(t *testing.T) {
 		"/de/vpn":               "Keine Protokolle, belegt",
 		"/blog":                 "The site now speaks seven languages",
 		"/blog/seven-languages": `<time datetime="2026-12-02">`,
-		"/de/terms":             "noch nicht ins Deutsche übersetzt",
+		"/de/terms":             "<h1>Nutzungsbedingungen</h1>",
 	} {
 		if body := serve(s, path, ""); !strings.Contains(body, want) {
 			t.Errorf("%s lacks %q", path, want)
@@ -99,6 +99,7 @@ func TestOperatorPagesReplaceBuiltIn(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "help"), 0o755)
 	os.WriteFile(filepath.Join(dir, "terms.de.md"), []byte("# Nutzungsbedingungen\n\nDie Bedingungen des Betreibers. <script>alert(1)</script>\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "help", "router.en.md"), []byte("# Routers\n\nSet up a router.\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "help", "extra.en.md"), []byte("# Extra\n\nOnly in English.\n"), 0o644)
 	s := newSite(t, dir)
 	de := serve(s, "/de/terms", "")
 	if !strings.Contains(de, "Die Bedingungen des Betreibers.") || strings.Contains(de, "noch nicht") {
@@ -106,6 +107,9 @@ func TestOperatorPagesReplaceBuiltIn(t *testing.T) {
 	}
 	if strings.Contains(de, "<script>alert") {
 		t.Error("raw HTML in an operator's page reached the site")
+	}
+	if de := serve(s, "/de/help/extra", ""); !strings.Contains(de, "noch nicht ins Deutsche übersetzt") || !strings.Contains(de, "Only in English.") {
+		t.Error("a page only in English is not shown in English, saying so, in German")
 	}
 	if en := serve(s, "/terms", ""); !strings.Contains(en, "Terms of use") {
 		t.Error("the built-in English terms went")
