@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/geo"
 	"veil/internal/netguard"
 	"veil/internal/site"
@@ -71,7 +72,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	} else {
 		mux.HandleFunc("GET /dnsleak", func(w http.ResponseWriter, r *http.Request) {
 			web.Render(w, r, "notice.html", web.Page{Title: "title.dnsleak",
-				Data: "The DNS leak test is not set up on this server (its operator has not delegated a zone to it)."})
+				Data: i18n.NewError("dnsleak.not_configured")})
 		})
 	}
 	// The tools that reach out for the visitor go through the egress

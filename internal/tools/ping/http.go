@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/netguard"
 	"veil/internal/tools/outbound"
 )
@@ -58,7 +59,7 @@ func request(r *http.Request, host string) (Request, error) {
 	if s := q.Get("count"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxCount {
-			return Request{}, errors.New("count must be from 1 to " + strconv.Itoa(MaxCount))
+			return Request{}, i18n.NewError("ping.err.count", "Max", MaxCount)
 		}
 		req.Count = n
 	}
@@ -68,11 +69,11 @@ func request(r *http.Request, host string) (Request, error) {
 			req.Proto = p
 		}
 	default:
-		return Request{}, errors.New("proto must be icmp or tcp")
+		return Request{}, i18n.NewError("ping.err.proto")
 	}
 	if s := q.Get("port"); s != "" {
 		if req.Proto != TCP {
-			return Request{}, errors.New("a port is for proto=tcp")
+			return Request{}, i18n.NewError("ping.err.port_tcp")
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 65535 {
@@ -97,7 +98,7 @@ func status(err error) (int, error) {
 	case err == nil:
 		return http.StatusOK, nil
 	case errors.Is(err, netguard.ErrDenied):
-		return http.StatusForbidden, errors.New("that address is not pinged from here (a private, local or reserved range)")
+		return http.StatusForbidden, i18n.NewError("ping.err.denied")
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable, err
 	}
