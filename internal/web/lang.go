@@ -96,8 +96,11 @@ func (v view) Links(items []NavItem) linkList { return linkList{Items: items, Vi
 // visitor's language where it is an i18n.Error (a handler's notice, a
 // refusal), anything else as it is.
 func (v view) Text(x any) string {
-	if err, ok := x.(error); ok {
-		return v.Err(err)
+	switch x := x.(type) {
+	case nil:
+		return ""
+	case error:
+		return v.Err(x)
 	}
 	return fmt.Sprint(x)
 }
