@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"veil/internal/i18n"
 	"veil/internal/geo"
+	"veil/internal/i18n"
 	"veil/internal/netguard"
 	"veil/internal/site"
 	"veil/internal/tools/dnsleak"

@@ -63,10 +63,10 @@ type Result struct {
 	// Summary is the key fields, when any were found.
 	Summary *Summary `json:"summary,omitempty"`
 	// Note says why port 43 was asked although RDAP is offered.
-	Note    string   `json:"note,omitempty"`
+	Note string `json:"note,omitempty"`
 	// RDAPError is why RDAP did not answer, for the page's own note.
-	RDAPError string `json:"-"`
-	Answers []Answer `json:"answers"`
+	RDAPError string   `json:"-"`
+	Answers   []Answer `json:"answers"`
 }
 
 // ErrQuery is wrapped by the error for a question that is neither a

@@ -36,6 +36,12 @@
     el.appendChild(span);
   }
 
+  // name is a country's or language's name in the page's language (the
+  // report's are English names and codes), or fallback.
+  function name(type, code, fallback) {
+    try { return (code && new Intl.DisplayNames([window.veilI18n.lang], { type }).of(code)) || fallback; } catch (e) { return fallback; }
+  }
+
   function isPrivate(ip) {
     if (ip.includes(":")) {
       const l = ip.toLowerCase();
@@ -111,7 +117,7 @@
   function languages() {
     const langs = (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language]).filter(Boolean);
     const want = rep.country_language;
-    const vars = { Langs: langs.join(", "), Lang: want, Country: rep.country };
+    const vars = { Langs: langs.join(", "), Lang: name("language", want, want), Country: name("region", rep.country_iso, rep.country) };
     if (!want) { show("check-lang", "", t("myip.s.lang.unknown", vars)); return; }
     const bases = langs.map((l) => l.toLowerCase().split("-")[0]);
     if (bases.includes(want)) { show("check-lang", "ok", t("myip.s.lang.match", vars)); return; }
