@@ -106,7 +106,8 @@ func status(err error) (int, error) {
 }
 
 // serveStream pings as the API does, sending each reply as an event as
-// soon as it comes.
+// soon as it comes. Its errors are English, or in the language lang
+// names (the page's script asks for its own: "de", "zh-Hans").
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Last-Event-ID") != "" {
 		// An EventSource reconnecting after the end: that ping is over,
@@ -115,11 +116,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host := r.URL.Query().Get("host")
+	l := i18n.For(i18n.Match(r.URL.Query().Get("lang")))
 	fail := func(code int, err error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		json.NewEncoder(w).Encode(map[string]string{"error": l.Err(err)})
 	}
 	req, err := request(r, host)
 	if err != nil {
@@ -165,7 +167,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	case err != nil && !started:
 		fail(code, err)
 	case err != nil:
-		send("error", "", map[string]string{"error": err.Error()})
+		send("error", "", map[string]string{"error": l.Err(err)})
 	default:
 		send("done", "", res)
 	}

@@ -381,4 +381,11 @@ func TestErrorsInTheVisitorsLanguage(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error != "proto must be icmp or tcp" {
 		t.Errorf("API error: %d %s", rec.Code, rec.Body)
 	}
+	// The page's script asks the stream for its errors in its language.
+	for lang, want := range map[string]string{"": "proto must be icmp or tcp", "de": "das Protokoll muss icmp oder tcp sein", "zh-Hans": "协议必须是 icmp 或 tcp"} {
+		rec := get("/api/v1/ping/stream?host=127.0.0.1&proto=udp&lang=" + lang)
+		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != 400 || e.Error != want {
+			t.Errorf("stream error (lang %q): %d %s", lang, rec.Code, rec.Body)
+		}
+	}
 }

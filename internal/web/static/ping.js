@@ -69,7 +69,8 @@
     $("live").hidden = false;
     let r;
     try {
-      r = await fetch("/api/v1/ping/stream?" + q, { cache: "no-store" });
+      // lang: the stream's errors in the page's language.
+      r = await fetch("/api/v1/ping/stream?" + q + "&lang=" + encodeURIComponent(window.veilI18n.lang), { cache: "no-store" });
     } catch (err) {
       fail(t("ping.s.unreachable"));
       return;
