@@ -15,6 +15,7 @@ package i18n
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"html"
 	"html/template"
@@ -206,4 +207,88 @@ func (l *Localizer) Code(id string, kv ...any) template.HTML {
 func Has(id string) bool {
 	_, ok := messages[Default][id]
 	return ok
+}
+
+// Error is an error whose text is a message, for what a handler finds
+// before it knows the visitor's language (a refused question, a far end
+// that did not answer). Error() is the English text, which the JSON API
+// and the logs keep; a page shows it in the visitor's language with
+// Localizer.Err.
+type Error struct {
+	ID string
+	// Args are the message's key/value pairs.
+	Args []any
+	// Err is the cause, if any (errors.Is and As see it).
+	Err error
+}
+
+// NewError is the error of message id with its key/value pairs.
+func NewError(id string, kv ...any) *Error { return &Error{ID: id, Args: kv} }
+
+// Wrap is NewError with a cause.
+func Wrap(err error, id string, kv ...any) *Error { return &Error{ID: id, Args: kv, Err: err} }
+
+func (e *Error) Error() string { return For(Default).T(e.ID, e.Args...) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Err is err as the visitor reads it: an Error's message in l's language,
+// else err's own text. A nil err is "".
+func (l *Localizer) Err(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return l.T(e.ID, e.Args...)
+	}
+	return err.Error()
+}
+
+// Or is the message id, or fallback when no catalogue holds id: for
+// values from elsewhere (an RDAP event's name) that the catalogues
+// translate where they know them.
+func (l *Localizer) Or(id, fallback string) string {
+	if !Has(id) {
+		return fallback
+	}
+	return l.T(id)
+}
+
+// Script is every message whose id starts with one of prefixes, in l's
+// language, for a page's script (rendered into the page as JSON): a
+// message that counts is its plural forms ("one", "few", "other"…), to
+// be chosen with Intl.PluralRules; others are their text. Placeholders
+// stay as {{.Name}} for the script to fill.
+func (l *Localizer) Script(prefixes ...string) map[string]any {
+	out := map[string]any{}
+	for id, src := range messages[Default] {
+		if !hasPrefix(id, prefixes) {
+			continue
+		}
+		msg, ok := messages[l.Lang.Code][id]
+		if !ok {
+			msg = src
+		}
+		if src.One == "" {
+			out[id] = msg.Other
+			continue
+		}
+		forms := map[string]string{}
+		for k, v := range map[string]string{"zero": msg.Zero, "one": msg.One, "two": msg.Two, "few": msg.Few, "many": msg.Many, "other": msg.Other} {
+			if v != "" {
+				forms[k] = v
+			}
+		}
+		out[id] = forms
+	}
+	return out
+}
+
+func hasPrefix(id string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"veil/internal/geo"
+	"veil/internal/i18n"
 	"veil/internal/netguard"
 	"veil/internal/site"
 	"veil/internal/tools/dnsleak"
@@ -71,7 +72,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	} else {
 		mux.HandleFunc("GET /dnsleak", func(w http.ResponseWriter, r *http.Request) {
 			web.Render(w, r, "notice.html", web.Page{Title: "title.dnsleak",
-				Data: "The DNS leak test is not set up on this server (its operator has not delegated a zone to it)."})
+				Data: i18n.NewError("dnsleak.not_configured")})
 		})
 	}
 	// The tools that reach out for the visitor go through the egress

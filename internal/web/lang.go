@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"veil/internal/i18n"
@@ -90,3 +91,16 @@ type linkList struct {
 
 // Links pairs items with the page, for the "links" template.
 func (v view) Links(items []NavItem) linkList { return linkList{Items: items, View: v} }
+
+// Text is a page's message as the visitor reads it: an error in the
+// visitor's language where it is an i18n.Error (a handler's notice, a
+// refusal), anything else as it is.
+func (v view) Text(x any) string {
+	switch x := x.(type) {
+	case nil:
+		return ""
+	case error:
+		return v.Err(x)
+	}
+	return fmt.Sprint(x)
+}

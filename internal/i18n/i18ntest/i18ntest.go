@@ -149,6 +149,11 @@ func literalText(markup string) []string {
 				}
 			}
 			for _, a := range tok.Attr {
+				// An option's value is what the form sends, not what
+				// the visitor reads; an input's or button's is shown.
+				if a.Key == "value" && tok.Data == "option" {
+					continue
+				}
 				if translatable[a.Key] && hasLetters(strings.ReplaceAll(a.Val, "\x00", " ")) {
 					out = append(out, a.Key+"="+strconv.Quote(a.Val))
 				}

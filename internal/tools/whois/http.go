@@ -1,10 +1,10 @@
 package whois
 
 import (
-	"fmt"
 	"net/http"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/tools/outbound"
 )
 
@@ -36,7 +36,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 func (h *Handler) run(r *http.Request, q string) (Result, int, error) {
 	res, err := h.Client.Lookup(r.Context(), q)
 	if err != nil {
-		return res, http.StatusBadGateway, fmt.Errorf("the whois server did not answer: %w", err)
+		return res, http.StatusBadGateway, i18n.Wrap(err, "whois.err.no_answer", "Reason", err.Error())
 	}
 	return res, http.StatusOK, nil
 }
