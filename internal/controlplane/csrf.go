@@ -87,7 +87,7 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 
 // refuseForm answers a form the guard refused, in the site's layout.
 func refuseForm(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "notice.html", web.Page{Title: "title.form_refused", Data: errForm, Status: http.StatusForbidden})
+	web.Render(w, r, "notice.html", web.Page{Title: "title.form_refused", Data: "notice.form_refused", Status: http.StatusForbidden})
 }
 
 // secureRequest reports whether the visitor's connection is HTTPS, so

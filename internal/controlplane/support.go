@@ -11,7 +11,9 @@ import (
 	"veil/internal/apitypes"
 
 	"veil/internal/account"
+	"veil/internal/i18n"
 	"veil/internal/mail"
+	"veil/internal/privacy"
 	"veil/internal/store"
 )
 
@@ -80,7 +82,7 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 		}
 		accountID = a.ID
 	}
-	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
+	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r), i18n.Default)
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -93,8 +95,9 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 }
 
 // CreateTicket stores a ticket (for accountID, or none when 0) and, when
-// an email is given, queues a receipt to it.
-func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes.TicketRequest, base string) (*apitypes.TicketCreated, error) {
+// an email is given, queues a receipt to it in lang, the language of
+// the page it was sent from; base is that page's address prefix.
+func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes.TicketRequest, base, lang string) (*apitypes.TicketCreated, error) {
 	subject, message, err := cleanTicket(req.Subject, req.Message)
 	if err != nil {
 		return nil, err
@@ -112,9 +115,10 @@ func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes
 		return nil, err
 	}
 	if email != "" {
-		body := fmt.Sprintf("We received your support request #%d and will answer soon.\n\nRead the conversation at %s/support/ticket/%s\n\nTickets and messages are deleted 6 months after they were written.\n", t.ID, base, tok)
+		l := i18n.For(lang)
+		body := l.N("mail.ticket.body", privacy.SupportMonths, "ID", t.ID, "Link", base+"/support/ticket/"+tok)
 		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: accountID, To: email,
-			Subject: fmt.Sprintf("Support request #%d received", t.ID), Body: body}); err != nil {
+			Subject: l.T("mail.ticket.subject", "ID", t.ID), Body: body}); err != nil {
 			return nil, err
 		}
 		s.wakeMail()

@@ -71,7 +71,7 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	} else {
 		mux.HandleFunc("GET /dnsleak", func(w http.ResponseWriter, r *http.Request) {
 			web.Render(w, r, "notice.html", web.Page{Title: "title.dnsleak",
-				Data: "The DNS leak test is not set up on this server (its operator has not delegated a zone to it)."})
+				Data: "notice.dnsleak_off"})
 		})
 	}
 	// The tools that reach out for the visitor go through the egress
