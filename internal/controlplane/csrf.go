@@ -24,9 +24,6 @@ const (
 	csrfField = "csrf"
 )
 
-// errForm is the answer to a form refused by the guard.
-const errForm = "This form was sent from another site, or the page was too old. Reload the page and try again."
-
 // csrfToken returns the form token for the visitor, setting the cookie
 // it is derived from when the browser has none.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
