@@ -227,6 +227,9 @@ func TestExportComplete(t *testing.T) {
 				t.Errorf("export lacks category %s", c.ID)
 				continue
 			}
+			if ec.Name != i18n.For("en").T(c.Name) || strings.Contains(ec.Name+ec.Note, "privacy.") {
+				t.Errorf("export of %s is named %q (note %q), not in words", c.ID, ec.Name, ec.Note)
+			}
 			if !c.PerAccount {
 				continue
 			}
