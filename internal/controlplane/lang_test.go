@@ -104,3 +104,31 @@ func TestPrivacyPageLanguages(t *testing.T) {
 		t.Errorf("/de/privacy/versions does not say versions are kept in English")
 	}
 }
+
+// TestSupportInPageLanguage: the support form sent from /de/support
+// leads to the German ticket page, and its receipt is mailed in German.
+func TestSupportInPageLanguage(t *testing.T) {
+	e := newEnv(t, nil)
+	base := localized(t, e)
+	v := newVisitor(t, base)
+	v.get("/de/support")
+	resp := v.submit("/de/support", url.Values{"subject": {"Hilfe"}, "message": {"Mein Tunnel"}, "email": {"kunde@example.org"}})
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/de/support/ticket/") {
+		t.Fatalf("support form led to %q, want the German ticket page", loc)
+	}
+	_, page := v.get(loc)
+	for _, want := range []string{"Bewahren Sie die Adresse dieser Seite auf", "(offen)", ">Senden<", "Sie, "} {
+		if !strings.Contains(page, want) {
+			t.Errorf("German ticket page lacks %q", want)
+		}
+	}
+	ms, err := e.store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("outbox = %+v, %v", ms, err)
+	}
+	if !strings.HasPrefix(ms[0].Subject, "Support-Anfrage #") || !strings.Contains(ms[0].Body, base+"/de/support/ticket/") ||
+		!strings.Contains(ms[0].Body, "6 Monate") {
+		t.Errorf("receipt is not German: %q\n%s", ms[0].Subject, ms[0].Body)
+	}
+}

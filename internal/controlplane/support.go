@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -246,9 +245,12 @@ func (s *Server) adminReply(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if to != "" {
-		body := fmt.Sprintf("The operator replied to your support request #%d:\n\n%s\n", t.ID, msg)
+		// No language is stored with a ticket or an account: the notice
+		// is in English.
+		en := i18n.For(i18n.Default)
+		body := en.T("mail.reply.body", "ID", t.ID, "Message", msg)
 		if err := mail.Queue(r.Context(), s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: t.AccountID, To: to,
-			Subject: fmt.Sprintf("Re: %s [#%d]", t.Subject, t.ID), Body: body}); err != nil {
+			Subject: en.T("mail.reply.subject", "ID", t.ID, "Subject", t.Subject), Body: body}); err != nil {
 			s.fail(w, "queueing reply notice", err)
 			return
 		}
