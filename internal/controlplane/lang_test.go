@@ -39,8 +39,8 @@ func TestRecoveryMailInPageLanguage(t *testing.T) {
 	}
 	v := newVisitor(t, base)
 	v.get("/fr/support")
-	if loc := v.submit("/fr/account/recover", url.Values{"email": {email}}).Header.Get("Location"); loc == "" {
-		t.Fatal("the recovery form did not answer with a redirect")
+	if loc := v.submit("/fr/account/recover", url.Values{"email": {email}}).Header.Get("Location"); loc != "/fr/account?m=recover" {
+		t.Errorf("the recovery form led to %q, want the French account page", loc)
 	}
 	ms, err := e.store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
 	if err != nil || len(ms) != 1 {

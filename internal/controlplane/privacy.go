@@ -138,23 +138,23 @@ func (s *Server) recoverCode(th *throttle.Throttle) http.HandlerFunc {
 // answers every well-formed request alike, as the API does.
 func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		lang, prefix := web.Language(r)
 		src := s.cfg.Visitors.Key(r)
 		if ok, _ := th.Allowed(src); !ok {
-			http.Redirect(w, r, "/account?m=throttled", http.StatusSeeOther)
+			http.Redirect(w, r, prefix+"/account?m=throttled", http.StatusSeeOther)
 			return
 		}
 		th.Fail(src)
 		email, err := CleanEmail(r.PostForm.Get("email"))
 		if err != nil || email == "" {
-			http.Redirect(w, r, "/account?m=bademail", http.StatusSeeOther)
+			http.Redirect(w, r, prefix+"/account?m=bademail", http.StatusSeeOther)
 			return
 		}
-		lang, prefix := web.Language(r)
 		if err := s.RecoverCode(r.Context(), email, lang, prefix); err != nil {
 			s.pageFail(w, "recovering access code", err)
 			return
 		}
-		http.Redirect(w, r, "/account?m=recover", http.StatusSeeOther)
+		http.Redirect(w, r, prefix+"/account?m=recover", http.StatusSeeOther)
 	}
 }
 
