@@ -198,7 +198,11 @@ type Config struct {
 	ProseDir string `toml:"prose_dir" help:"directory of the operator's Markdown pages (terms, refund, help, blog)"`
 	// PolicyFile holds the operator's privacy-policy text, shown with the
 	// data inventory until a version is published; empty: a built-in text.
-	PolicyFile string `toml:"policy_file" help:"operator's privacy policy text"`
+	// A path with {lang} names one file per language (policy.{lang}.txt:
+	// policy.en.txt, policy.de.txt, …): the English one is required and
+	// is the text published; the others are its translations, and a
+	// language without one shows the English text, saying so.
+	PolicyFile string `toml:"policy_file" help:"operator's privacy policy text; {lang} in the path: one file per language (en required)"`
 	// RetentionEvery is how often the retention sweeper runs.
 	RetentionEvery Duration `toml:"retention_every" help:"retention sweep interval"`
 	// UnusedAccountDays is how long an account without paid or trial time
@@ -399,7 +403,7 @@ func (c *Config) Validate() error {
 		return bad("stun_url", "want stun:HOST[:PORT] or stuns:HOST[:PORT], got %q", c.STUNURL)
 	}
 	if c.PolicyFile != "" {
-		if err := CheckFile(c.PolicyFile, MaxTextFile); err != nil {
+		if err := CheckFile(strings.ReplaceAll(c.PolicyFile, "{lang}", "en"), MaxTextFile); err != nil {
 			return bad("policy_file", "%v", err)
 		}
 	}

@@ -94,13 +94,18 @@ func (v view) Links(items []NavItem) linkList { return linkList{Items: items, Vi
 
 // Text is a page's message as the visitor reads it: an error in the
 // visitor's language where it is an i18n.Error (a handler's notice, a
-// refusal), anything else as it is.
+// refusal), a message id's text in that language, anything else as it
+// is.
 func (v view) Text(x any) string {
 	switch x := x.(type) {
 	case nil:
 		return ""
 	case error:
 		return v.Err(x)
+	case string:
+		if i18n.Has(x) {
+			return v.T(x)
+		}
 	}
 	return fmt.Sprint(x)
 }
