@@ -218,9 +218,23 @@ type Config struct {
 	SMTPTLS string `toml:"smtp_tls" help:"mandatory, opportunistic or none"`
 	// MailFrom is the sender address of Veil's mail.
 	MailFrom string `toml:"mail_from" help:"sender address of Veil's mail"`
+	// OperatorName, OperatorAddress and OperatorEmail say who runs the
+	// service: the contacts page shows them and names the operator as
+	// the controller of the data.
+	OperatorName    string `toml:"operator_name" help:"who runs the service (contacts page, controller in the policy)"`
+	OperatorAddress string `toml:"operator_address" help:"the operator's postal address; \\n separates lines"`
+	OperatorEmail   string `toml:"operator_email" help:"the operator's contact address"`
+	// ProseDir holds the operator's own Markdown pages (terms.LANG.md,
+	// refund.LANG.md, help/SLUG.LANG.md, blog/DATE-SLUG.LANG.md), which
+	// replace the built-in pages of the same name and language.
+	ProseDir string `toml:"prose_dir" help:"directory of the operator's Markdown pages (terms, refund, help, blog)"`
 	// PolicyFile holds the operator's privacy-policy text, shown with the
 	// data inventory until a version is published; empty: a built-in text.
-	PolicyFile string `toml:"policy_file" help:"operator's privacy policy text"`
+	// A path with {lang} names one file per language (policy.{lang}.txt:
+	// policy.en.txt, policy.de.txt, …): the English one is required and
+	// is the text published; the others are its translations, and a
+	// language without one shows the English text, saying so.
+	PolicyFile string `toml:"policy_file" help:"operator's privacy policy text; {lang} in the path: one file per language (en required)"`
 	// RetentionEvery is how often the retention sweeper runs.
 	RetentionEvery Duration `toml:"retention_every" help:"retention sweep interval"`
 	// UnusedAccountDays is how long an account without paid or trial time
@@ -425,7 +439,7 @@ func (c *Config) Validate() error {
 		return bad("stun_url", "want stun:HOST[:PORT] or stuns:HOST[:PORT], got %q", c.STUNURL)
 	}
 	if c.PolicyFile != "" {
-		if err := CheckFile(c.PolicyFile, MaxTextFile); err != nil {
+		if err := CheckFile(strings.ReplaceAll(c.PolicyFile, "{lang}", "en"), MaxTextFile); err != nil {
 			return bad("policy_file", "%v", err)
 		}
 	}
@@ -876,4 +890,13 @@ func checkProxy(port int, cert, key string) error {
 		}
 	}
 	return nil
+}
+
+// PublicBase is the site's address as people reach it, without a
+// trailing slash: public_url, or http:// and the listen address.
+func (c *Config) PublicBase() string {
+	if base := strings.TrimSuffix(c.PublicURL, "/"); base != "" {
+		return base
+	}
+	return "http://" + c.HTTP
 }

@@ -100,7 +100,7 @@ func (s *Server) affiliatePage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.page(w, r, "affiliate.html", web.Page{Title: "Affiliate program", Data: v})
+	s.page(w, r, "affiliate.html", web.Page{Title: "title.affiliate", Data: v})
 }
 
 func (s *Server) affiliatePageJoin(w http.ResponseWriter, r *http.Request) {

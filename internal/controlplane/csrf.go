@@ -24,9 +24,6 @@ const (
 	csrfField = "csrf"
 )
 
-// errForm is the answer to a form refused by the guard.
-const errForm = "This form was sent from another site, or the page was too old. Reload the page and try again."
-
 // csrfToken returns the form token for the visitor, setting the cookie
 // it is derived from when the browser has none.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
@@ -87,7 +84,7 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 
 // refuseForm answers a form the guard refused, in the site's layout.
 func refuseForm(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "notice.html", web.Page{Title: "Form refused", Data: errForm, Status: http.StatusForbidden})
+	web.Render(w, r, "notice.html", web.Page{Title: "title.form_refused", Data: "notice.form_refused", Status: http.StatusForbidden})
 }
 
 // secureRequest reports whether the visitor's connection is HTTPS, so

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"veil/internal/device"
+	"veil/internal/i18n"
 	"veil/internal/store"
 )
 
@@ -34,7 +35,7 @@ func (s *Server) pageJSON(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := csrfCookieValue(r)
 		if !s.sameOrigin(r) || v == "" || !hmac.Equal([]byte(r.Header.Get(csrfHeader)), []byte(s.csrfFor(v))) {
-			writeError(w, http.StatusForbidden, errForm)
+			writeError(w, http.StatusForbidden, i18n.For(i18n.Default).T("notice.form_refused"))
 			return
 		}
 		acc, hash := s.pageAccount(r)

@@ -430,7 +430,7 @@ func (s *Server) ServersPage(w http.ResponseWriter, r *http.Request) {
 	for i := range gws {
 		out = append(out, s.serverView(&gws[i]))
 	}
-	web.Render(w, r, "servers.html", web.Page{Title: "Servers", Data: out})
+	web.Render(w, r, "servers.html", web.Page{Title: "title.servers", Data: out})
 }
 
 // checkTransports checks a report's TLS and QUIC ports and pin: ports

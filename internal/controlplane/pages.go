@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 	"veil/internal/apitypes"
 
-	"veil/internal/privacy"
 	"veil/internal/store"
 	"veil/internal/web"
 )
@@ -36,69 +34,6 @@ func (s *Server) registerPages(mux *http.ServeMux) {
 	mux.HandleFunc("POST /support", s.pageForm(s.supportSubmit))
 	mux.HandleFunc("GET /support/ticket/{token}", s.ticketPage)
 	mux.HandleFunc("POST /support/ticket/{token}", s.pageForm(s.ticketPageReply))
-}
-
-// policyView is what privacy.html shows.
-type policyView struct {
-	Doc     *privacy.Document
-	Version *store.PolicyVersion // nil: none published yet
-}
-
-func (s *Server) privacyPage(w http.ResponseWriter, r *http.Request) {
-	vs, err := s.cfg.Store.PolicyVersions(r.Context())
-	if err != nil {
-		s.pageFail(w, "reading policy", err)
-		return
-	}
-	prose := s.cfg.Privacy.Prose
-	if prose == "" {
-		prose = privacy.DefaultProse
-	}
-	v := policyView{}
-	if len(vs) > 0 {
-		v.Version = &vs[len(vs)-1]
-		prose = v.Version.Prose
-	}
-	v.Doc = privacy.Render(r.URL.Query().Get("lang"), prose, s.periods())
-	web.Render(w, r, "privacy.html", web.Page{Title: "Privacy policy", Data: v})
-}
-
-// versionsView is what privacy_versions.html shows.
-type versionsView struct {
-	Versions []store.PolicyVersion
-	From, To int64
-	Diff     []privacy.Line
-}
-
-func (s *Server) versionsPage(w http.ResponseWriter, r *http.Request) {
-	vs, err := s.cfg.Store.PolicyVersions(r.Context())
-	if err != nil {
-		s.pageFail(w, "reading policy versions", err)
-		return
-	}
-	v := versionsView{Versions: vs}
-	byID := map[int64]string{}
-	for _, p := range vs {
-		byID[p.ID] = p.Body
-	}
-	v.To, _ = strconv.ParseInt(r.URL.Query().Get("to"), 10, 64)
-	v.From, _ = strconv.ParseInt(r.URL.Query().Get("from"), 10, 64)
-	if _, ok := byID[v.To]; !ok && len(vs) > 0 {
-		v.To = vs[len(vs)-1].ID
-	}
-	if _, ok := byID[v.From]; !ok {
-		// The version before To.
-		v.From = 0
-		for _, p := range vs {
-			if p.ID < v.To {
-				v.From = p.ID
-			}
-		}
-	}
-	if v.To != 0 {
-		v.Diff = privacy.Diff(byID[v.From], byID[v.To])
-	}
-	web.Render(w, r, "privacy_versions.html", web.Page{Title: "Privacy policy versions", Data: v})
 }
 
 func (s *Server) pageFail(w http.ResponseWriter, what string, err error) {
@@ -249,7 +184,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.page(w, r, "account.html", web.Page{Title: "Account", Data: v})
+	s.page(w, r, "account.html", web.Page{Title: "title.account", Data: v})
 }
 
 func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
@@ -335,6 +270,7 @@ func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
 
 // supportPageView is what support.html shows.
 type supportPageView struct {
+	// Error is the message id of what was wrong with the form.
 	Error string
 	// LoggedIn offers to attach the ticket to the visitor's account.
 	LoggedIn bool
@@ -345,7 +281,7 @@ type supportPageView struct {
 
 func (s *Server) supportPage(w http.ResponseWriter, r *http.Request) {
 	acc, _ := s.pageAccount(r)
-	s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{LoggedIn: acc != nil}})
+	s.page(w, r, "support.html", web.Page{Title: "title.support", Data: supportPageView{LoggedIn: acc != nil}})
 }
 
 func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
@@ -355,16 +291,21 @@ func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 		accountID = acc.ID
 	}
 	req := apitypes.TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
-	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
+	lang, prefix := web.Language(r)
+	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r)+prefix, lang)
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
-		s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Error: err.Error(), LoggedIn: acc != nil}, Status: http.StatusBadRequest})
+		msg := "support.error.ticket"
+		if errors.Is(err, ErrBadEmail) {
+			msg = "support.error.email"
+		}
+		s.page(w, r, "support.html", web.Page{Title: "title.support", Data: supportPageView{Error: msg, LoggedIn: acc != nil}, Status: http.StatusBadRequest})
 		return
 	}
 	if err != nil {
 		s.pageFail(w, "creating ticket", err)
 		return
 	}
-	http.Redirect(w, r, "/support/ticket/"+out.Token, http.StatusSeeOther)
+	http.Redirect(w, r, prefix+"/support/ticket/"+out.Token, http.StatusSeeOther)
 }
 
 func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
@@ -378,7 +319,7 @@ func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := ticketView(t, true)
-	s.page(w, r, "support.html", web.Page{Title: "Support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
+	s.page(w, r, "support.html", web.Page{Title: "title.support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
 }
 
 func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
@@ -399,17 +340,18 @@ func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.Redirect(w, r, "/support/ticket/"+r.PathValue("token"), http.StatusSeeOther)
+	_, prefix := web.Language(r)
+	http.Redirect(w, r, prefix+"/support/ticket/"+r.PathValue("token"), http.StatusSeeOther)
 }
 
 func noTicket(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "notice.html", web.Page{Title: "No such ticket", Status: http.StatusNotFound,
-		Data: "There is no ticket at this address: tickets are deleted 6 months after their last message."})
+	web.Render(w, r, "notice.html", web.Page{Title: "title.no_ticket", Status: http.StatusNotFound,
+		Data: "notice.no_ticket"})
 }
 
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	web.Render(w, r, "unsubscribe.html", web.Page{Title: "Unsubscribe", Data: map[string]string{"A": q.Get("a"), "T": q.Get("t")}})
+	web.Render(w, r, "unsubscribe.html", web.Page{Title: "title.unsubscribe", Data: map[string]string{"A": q.Get("a"), "T": q.Get("t")}})
 }
 
 // withAccountCtx stores the account and session hash as withAccount does,

@@ -12,6 +12,7 @@ import (
 
 	"veil/internal/account"
 	"veil/internal/apitypes"
+	"veil/internal/i18n"
 	"veil/internal/mail"
 	"veil/internal/privacy"
 	"veil/internal/store"
@@ -27,6 +28,11 @@ type PrivacyConfig struct {
 	// Prose is the operator's policy text shown until a version is
 	// published; empty: privacy.DefaultProse.
 	Prose string
+	// ProseIn holds translations of the operator's text by language
+	// code; a language without one shows the English text, saying so.
+	ProseIn map[string]string
+	// Controller is the operator as the policy names it.
+	Controller privacy.Controller
 	// PublicURL is the site's public base URL, for links in mail.
 	PublicURL string
 	// WakeMail nudges the mail sender after mail is queued; nil: none.
@@ -132,22 +138,23 @@ func (s *Server) recoverCode(th *throttle.Throttle) http.HandlerFunc {
 // answers every well-formed request alike, as the API does.
 func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		lang, prefix := web.Language(r)
 		src := s.cfg.Visitors.Key(r)
 		if ok, _ := th.Allowed(src); !ok {
-			http.Redirect(w, r, "/account?m=throttled", http.StatusSeeOther)
+			http.Redirect(w, r, prefix+"/account?m=throttled", http.StatusSeeOther)
 			return
 		}
 		th.Fail(src)
 		email, err := CleanEmail(r.PostForm.Get("email"))
 		if err != nil || email == "" {
-			http.Redirect(w, r, "/account?m=bademail", http.StatusSeeOther)
+			http.Redirect(w, r, prefix+"/account?m=bademail", http.StatusSeeOther)
 			return
 		}
-		if err := s.RecoverCode(r.Context(), email); err != nil {
+		if err := s.RecoverCode(r.Context(), email, lang, prefix); err != nil {
 			s.pageFail(w, "recovering access code", err)
 			return
 		}
-		http.Redirect(w, r, "/account?m=recover", http.StatusSeeOther)
+		http.Redirect(w, r, prefix+"/account?m=recover", http.StatusSeeOther)
 	}
 }
 
@@ -162,7 +169,7 @@ func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, ErrBadEmail.Error())
 		return
 	}
-	if err := s.RecoverCode(r.Context(), email); err != nil {
+	if err := s.RecoverCode(r.Context(), email, i18n.Default, ""); err != nil {
 		s.fail(w, "recovering access code", err)
 		return
 	}
@@ -176,8 +183,11 @@ func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
 // link's token from a nonce (mail.LinkPlaceholder), and the store keeps
 // only the token's keyed hash. An account that has
 // store.MaxRecoveryLinks unused links gets no more mail until they
-// expire.
-func (s *Server) RecoverCode(ctx context.Context, email string) error {
+// expire. The mail is in lang, the language of the page the request came
+// from (no language is stored with the account), and its link leads to
+// the page in that language (prefix, "/de").
+func (s *Server) RecoverCode(ctx context.Context, email, lang, prefix string) error {
+	l := i18n.For(lang)
 	accs, err := s.cfg.Store.AccountsByEmail(ctx, email)
 	if err != nil {
 		return err
@@ -198,13 +208,9 @@ func (s *Server) RecoverCode(ctx context.Context, email string) error {
 		if err != nil {
 			return err
 		}
-		body := fmt.Sprintf("Someone, hopefully you, asked for a new Veil access code for the account with this email.\n\n"+
-			"To get one, open this link within %d minutes and confirm:\n%s\n\n"+
-			"Your current code keeps working until you do. Getting a new code ends every login of the account: apps and browsers log in again with the new code.\n\n"+
-			"If you did not ask for this, ignore this mail; nothing changes.\n",
-			int(privacy.RecoveryLinkTTL/time.Minute), mail.LinkPlaceholder("/account/recover/", nonce))
+		body := l.N("mail.recover.body", int(privacy.RecoveryLinkTTL/time.Minute), "Link", mail.LinkPlaceholder(prefix+"/account/recover/", nonce))
 		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: a.ID, To: a.Email,
-			Subject: "Your Veil access code recovery link", Body: body}); err != nil {
+			Subject: l.T("mail.recover.subject"), Body: body}); err != nil {
 			return err
 		}
 		sent = true
@@ -241,7 +247,7 @@ func (s *Server) recoverLinkPage(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, "reading recovery link", err)
 		return
 	}
-	s.page(w, r, "recover.html", web.Page{Title: "New access code", Data: recoverView{Token: tok}})
+	s.page(w, r, "recover.html", web.Page{Title: "title.new_code", Data: recoverView{Token: tok}})
 }
 
 // recoverLinkUse spends the link: a new access code, shown once, and
@@ -273,12 +279,12 @@ func (s *Server) recoverLinkUse(w http.ResponseWriter, r *http.Request) {
 	}
 	// This browser's session, if any, has ended with the others.
 	s.setSessionCookie(w, r, "", time.Unix(1, 0))
-	s.page(w, r, "recover.html", web.Page{Title: "New access code", Data: recoverView{Code: account.FormatCode(code)}})
+	s.page(w, r, "recover.html", web.Page{Title: "title.new_code", Data: recoverView{Code: account.FormatCode(code)}})
 }
 
 func (s *Server) recoverLinkGone(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "notice.html", web.Page{Title: "Link expired", Status: http.StatusNotFound,
-		Data: "This link has expired or was already used. Ask for a new one on the account page."})
+	web.Render(w, r, "notice.html", web.Page{Title: "title.link_expired", Status: http.StatusNotFound,
+		Data: "notice.link_expired"})
 }
 
 // PolicyVersionInfo is one published policy version in the API.
@@ -323,7 +329,7 @@ func (s *Server) adminPublishPolicy(w http.ResponseWriter, r *http.Request) {
 // the inventory, and queues a transactional notice to every account with
 // an email.
 func (s *Server) PublishPolicy(ctx context.Context, prose, base string) (*apitypes.Published, error) {
-	doc := privacy.Render(privacy.Languages[0], prose, s.periods())
+	doc := privacy.Render(i18n.Default, prose, i18n.Default, s.cfg.Privacy.Controller, s.periods())
 	v := &store.PolicyVersion{PublishedAt: s.cfg.Now().UTC(), Prose: prose, Body: doc.Text()}
 	if _, err := s.cfg.Store.PublishPolicy(ctx, v); err != nil {
 		return nil, err
@@ -333,12 +339,13 @@ func (s *Server) PublishPolicy(ctx context.Context, prose, base string) (*apityp
 		return nil, err
 	}
 	link := fmt.Sprintf("%s/privacy/versions?to=%d", base, v.ID)
-	body := fmt.Sprintf("Veil's privacy policy changed on %s.\n\nSee what changed, highlighted, at %s\n\nThis notice is sent to every account with an email; it is not marketing.\n",
-		v.PublishedAt.Format(time.DateOnly), link)
+	// No language is stored with an account: the notice is in English.
+	en := i18n.For(i18n.Default)
+	body := en.T("mail.policy.body", "Date", v.PublishedAt.Format(time.DateOnly), "Link", link)
 	n := 0
 	for _, a := range accs {
 		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: a.ID, To: a.Email,
-			Subject: "Veil's privacy policy has changed", Body: body}); err != nil {
+			Subject: en.T("mail.policy.subject"), Body: body}); err != nil {
 			return nil, err
 		}
 		n++
@@ -452,8 +459,10 @@ func (s *Server) adminStats(w http.ResponseWriter, r *http.Request) {
 // a POST withdraws marketing consent, with no further step.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.URL.Query().Get("a"), 10, 64)
+	lang, _ := web.Language(r)
+	l := i18n.For(lang)
 	if err != nil || !mail.CheckUnsubscribe(s.Sign, id, r.URL.Query().Get("t")) {
-		http.Error(w, "This unsubscribe link is not valid.", http.StatusBadRequest)
+		http.Error(w, l.T("unsubscribe.invalid"), http.StatusBadRequest)
 		return
 	}
 	no := false
@@ -464,7 +473,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprintln(w, "You are unsubscribed from marketing mail. Transactional mail (receipts, policy changes) still reaches you while your account has an email.")
+	fmt.Fprintln(w, l.T("unsubscribe.done"))
 }
 
 // SetPrivacy configures the privacy engine; call it before Register.

@@ -172,7 +172,7 @@ func (s *Server) plans(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) pricingPage(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "pricing.html", web.Page{Title: "Pricing", Data: s.plansView()})
+	web.Render(w, r, "pricing.html", web.Page{Title: "title.pricing", Data: s.plansView()})
 }
 
 // signupPageView is what signup.html shows.
@@ -189,7 +189,7 @@ func (s *Server) signupPage(w http.ResponseWriter, r *http.Request) {
 	if len(ref) > 32 {
 		ref = ""
 	}
-	s.page(w, r, "signup.html", web.Page{Title: "Get an access code", Data: signupPageView{
+	s.page(w, r, "signup.html", web.Page{Title: "title.signup", Data: signupPageView{
 		Challenge: apitypes.SignupChallenge{Challenge: c.Challenge, Bits: c.Bits, ExpiresAt: c.ExpiresAt},
 		Referral:  ref, TrialDays: s.cfg.TrialDays, FreePlan: s.cfg.FreePlan.Enabled,
 	}})

@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,7 +10,9 @@ import (
 	"veil/internal/apitypes"
 
 	"veil/internal/account"
+	"veil/internal/i18n"
 	"veil/internal/mail"
+	"veil/internal/privacy"
 	"veil/internal/store"
 )
 
@@ -80,7 +81,7 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 		}
 		accountID = a.ID
 	}
-	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r))
+	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r), i18n.Default)
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -93,8 +94,9 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 }
 
 // CreateTicket stores a ticket (for accountID, or none when 0) and, when
-// an email is given, queues a receipt to it.
-func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes.TicketRequest, base string) (*apitypes.TicketCreated, error) {
+// an email is given, queues a receipt to it in lang, the language of
+// the page it was sent from; base is that page's address prefix.
+func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes.TicketRequest, base, lang string) (*apitypes.TicketCreated, error) {
 	subject, message, err := cleanTicket(req.Subject, req.Message)
 	if err != nil {
 		return nil, err
@@ -112,9 +114,10 @@ func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes
 		return nil, err
 	}
 	if email != "" {
-		body := fmt.Sprintf("We received your support request #%d and will answer soon.\n\nRead the conversation at %s/support/ticket/%s\n\nTickets and messages are deleted 6 months after they were written.\n", t.ID, base, tok)
+		l := i18n.For(lang)
+		body := l.N("mail.ticket.body", privacy.SupportMonths, "ID", t.ID, "Link", base+"/support/ticket/"+tok)
 		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: accountID, To: email,
-			Subject: fmt.Sprintf("Support request #%d received", t.ID), Body: body}); err != nil {
+			Subject: l.T("mail.ticket.subject", "ID", t.ID), Body: body}); err != nil {
 			return nil, err
 		}
 		s.wakeMail()
@@ -242,9 +245,12 @@ func (s *Server) adminReply(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if to != "" {
-		body := fmt.Sprintf("The operator replied to your support request #%d:\n\n%s\n", t.ID, msg)
+		// No language is stored with a ticket or an account: the notice
+		// is in English.
+		en := i18n.For(i18n.Default)
+		body := en.T("mail.reply.body", "ID", t.ID, "Message", msg)
 		if err := mail.Queue(r.Context(), s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: t.AccountID, To: to,
-			Subject: fmt.Sprintf("Re: %s [#%d]", t.Subject, t.ID), Body: body}); err != nil {
+			Subject: en.T("mail.reply.subject", "ID", t.ID, "Subject", t.Subject), Body: body}); err != nil {
 			s.fail(w, "queueing reply notice", err)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"veil/internal/i18n"
 )
 
 // ExportStore is what the export needs of the store.
@@ -20,6 +21,9 @@ type Exporter struct {
 	Addresses func(index int64) (ipv4, ipv6 string)
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Lang is the language of the categories' names and notes; empty:
+	// English.
+	Lang string
 }
 
 // Export is everything held for one account, by inventory category.
@@ -58,9 +62,13 @@ func (e *Exporter) Export(ctx context.Context, accountID int64) (*Export, error)
 		}
 	}
 	for _, c := range Inventory {
-		ec := ExportCategory{Name: c.Name, Note: c.Note, Records: map[string][]map[string]any{}}
+		l := i18n.For(e.Lang)
+		ec := ExportCategory{Name: l.T(c.Name), Records: map[string][]map[string]any{}}
+		if c.Note != "" {
+			ec.Note = l.T(c.Note)
+		}
 		if !c.PerAccount {
-			ec.Note = strings.TrimSpace("Not linked to any account, so nothing here is about you. " + c.Note)
+			ec.Note = strings.TrimSpace(l.T("privacy.export.not_linked") + " " + ec.Note)
 		}
 		for table, cat := range owner {
 			if cat == c.ID && c.PerAccount {

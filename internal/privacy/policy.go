@@ -2,74 +2,68 @@ package privacy
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
+
+	"veil/internal/i18n"
 )
 
-// Languages are the languages the policy is rendered in, the default
-// first. A language is added by adding its labels below; the inventory's
-// own texts are English until translated.
-var Languages = []string{"en"}
-
-// labels are the policy's fixed texts, per language.
-var labels = map[string]map[string]string{
-	"en": {
-		"inventory":   "What we store",
-		"intro":       "This list is generated from the same declaration the software enforces: a test fails the build if the database holds anything not listed here.",
-		"fields":      "Data",
-		"purpose":     "Why",
-		"basis":       "Legal basis",
-		"retention":   "How long",
-		"storage":     "Where",
-		"shared":      "Shared with",
-		"nobody":      "Nobody.",
-		"never":       "Never stored: your IP address, the DNS names you look up, the sites you visit, or any record of your connections.",
-		"erasure":     "When data is erased",
-		"erasure_now": "Erasing your account, or the end of a retention period, deletes the data and clears the database files of it at once: SQLite overwrites deleted data with zeros and empties its write-ahead log; PostgreSQL rewrites the tables concerned once no earlier transaction (a backup being taken, for example) still reads them: normally within seconds, otherwise at the next erasure or retention sweep. The gateways drop a removed device at their next synchronisation and never write it to disk.",
-		"erasure_wal": "On PostgreSQL, the write-ahead log (its record of recent changes, kept for crash recovery) still holds deleted data until its files are reused for new changes: within minutes on a busy service; on a quiet one, only once as much new change has been written as the log keeps (80 MB to 1 GB by default), which can take days or weeks.",
-		"backups":     "Backups of the database hold erased data until they are deleted: the operator keeps them for at most %d days.",
-		"no_backups":  "The operator keeps no backups of the database.",
-		"rights":      "Your rights",
-		"rights_text": "On the account page, with your access code, and through the API, at once: download everything held for your account (access), change or remove your email (rectify), erase your account (erase), restrict processing (restrict), and stop marketing mail (object). Every marketing mail has a one-click unsubscribe link. Transactional mail (receipts, reminders, policy changes) is always sent to an account with an email.",
-	},
+// labelKeys are the policy's fixed texts: the message
+// privacy.label.KEY of each is Document.Labels[KEY].
+var labelKeys = []string{
+	"inventory", "intro", "fields", "purpose", "basis", "retention", "storage", "shared", "nobody", "never",
+	"erasure", "erasure_now", "erasure_wal", "rights", "rights_text", "controller",
 }
 
-// RetentionText describes a rule in words, with the configured periods.
-func RetentionText(r Rule, p Periods) string {
+// RetentionText describes a rule in words, with the configured periods,
+// in English.
+func RetentionText(r Rule, p Periods) string { return retentionText(i18n.For(i18n.Default), r, p) }
+
+func retentionText(l *i18n.Localizer, r Rule, p Periods) string {
+	id := "privacy.retention." + string(r)
 	switch r {
 	case RuleUnusedAccount:
-		return fmt.Sprintf("While the account is used; deleted %d days after the paid or trial time ends and the last login, whichever is latest, unless a legal hold applies.", int(p.UnusedAccount/(24*time.Hour)))
-	case RuleWithAccount:
-		return "Until you delete it, or with the account; a deleted device leaves every gateway within one synchronisation."
-	case RuleSessionExpiry:
-		return "Until the session expires or you log out."
+		return l.N(id, int(p.UnusedAccount/(24*time.Hour)))
 	case RuleLinkExpiry:
-		return fmt.Sprintf("Until the link is used, at most %d hour.", int(RecoveryLinkTTL/time.Hour))
+		return l.N(id, int(RecoveryLinkTTL/time.Hour))
 	case RuleSupport:
-		return fmt.Sprintf("%d months after each message was written, unless a legal hold applies.", SupportMonths)
+		return l.N(id, SupportMonths)
 	case RuleOutbox:
-		return fmt.Sprintf("Deleted as soon as it is sent; mail that cannot be delivered is deleted after %d days.", int(OutboxRetention/(24*time.Hour)))
+		return l.N(id, int(OutboxRetention/(24*time.Hour)))
 	case RuleTax:
-		return fmt.Sprintf("%d years, as tax law requires, then deleted.", p.TaxYears)
+		return l.N(id, p.TaxYears)
 	case RuleCounters:
-		return fmt.Sprintf("%d days.", int(CounterRetention/(24*time.Hour)))
+		return l.N(id, int(CounterRetention/(24*time.Hour)))
 	case RulePeerHistory:
-		return fmt.Sprintf("Until every gateway has dropped the device, at most %d hours.", int(PeerHistory/time.Hour))
-	case RuleOperator:
-		return "Until the operator removes the gateway."
-	case RuleForever:
-		return "For as long as the service runs."
+		return l.N(id, int(PeerHistory/time.Hour))
+	}
+	if i18n.Has(id) {
+		return l.T(id)
 	}
 	return "Unknown rule " + string(r)
 }
 
+// Controller is who is responsible for the data (GDPR Art. 4(7)): the
+// operator, as the configuration names it.
+type Controller struct {
+	Name    string
+	Address string // lines separated by "\n"
+	Email   string
+}
+
 // Document is a rendered policy, for the HTML page and the published text.
 type Document struct {
-	Lang     string
-	Prose    []Block
-	Labels   map[string]string
-	Sections []Section
+	// Lang is the language of the document; ProseLang that of the
+	// operator's prose, English when the operator gave none in Lang.
+	Lang, ProseLang string
+	Prose           []Block
+	Labels          map[string]string
+	// Controller says who the controller is; Address its postal address,
+	// one line each, and Email its address.
+	Controller Block
+	Address    []string
+	Email      string
+	Sections   []Section
 	// Erasure says, in paragraphs, how long erased data can remain.
 	Erasure []string
 }
@@ -83,30 +77,97 @@ type Block struct {
 // Section is one inventory category as the policy shows it.
 type Section struct {
 	ID, Name, Purpose, LegalBasis, Retention, Storage, Note string
-	Fields                                                  []Field
+	Fields                                                  []FieldText
 	SharedWith                                              []string
 }
 
-// Render builds the policy in lang (the default language when unknown)
-// from the operator's prose and the inventory.
-func Render(lang, prose string, p Periods) *Document {
-	if !slices.Contains(Languages, lang) {
-		lang = Languages[0]
+// FieldText is a stored column and what it holds, in the document's
+// language.
+type FieldText struct {
+	Column, Meaning string
+}
+
+// Prose is the operator's text of the policy, per language.
+type Prose struct {
+	// Text is the English text, the one that is published.
+	Text string
+	// In holds translations of Text by language code; a language without
+	// one shows Text, saying so.
+	In map[string]string
+}
+
+// DefaultProse is the built-in text of the policy in lang, used when the
+// operator gives none.
+func DefaultProse(lang string) string { return i18n.For(lang).T("privacy.default_prose") }
+
+// For picks the prose to show in lang, and the language it is in.
+func (p Prose) For(lang string) (text, in string) {
+	if t, ok := p.In[lang]; ok && lang != i18n.Default {
+		return t, lang
 	}
-	l := labels[lang]
-	backups := l["no_backups"]
+	return p.Text, i18n.Default
+}
+
+// Render builds the policy in lang (English when the site has no such
+// language) from the operator's prose, the controller and the
+// inventory. proseLang is the language prose is written in.
+func Render(lang, prose, proseLang string, c Controller, p Periods) *Document {
+	l := i18n.For(lang)
+	lang = l.Lang.Code
+	labels := make(map[string]string, len(labelKeys))
+	for _, k := range labelKeys {
+		labels[k] = l.T("privacy.label." + k)
+	}
+	backups := l.T("privacy.label.no_backups")
 	if p.BackupDays > 0 {
-		backups = fmt.Sprintf(l["backups"], p.BackupDays)
+		backups = l.N("privacy.label.backups", p.BackupDays)
 	}
-	d := &Document{Lang: lang, Labels: l, Prose: parseProse(prose), Erasure: []string{l["erasure_now"], l["erasure_wal"], backups}}
+	if proseLang == "" {
+		proseLang = i18n.Default
+	}
+	d := &Document{Lang: lang, ProseLang: proseLang, Labels: labels, Prose: parseProse(prose),
+		Erasure: []string{labels["erasure_now"], labels["erasure_wal"], backups}}
+	d.Controller = Block{Text: l.T("privacy.controller.unnamed")}
+	if c.Name != "" {
+		d.Controller.Text = l.T("privacy.controller.named", "Name", c.Name)
+	}
+	for _, line := range strings.Split(c.Address, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			d.Address = append(d.Address, line)
+		}
+	}
+	d.Email = c.Email
 	for _, c := range Inventory {
-		d.Sections = append(d.Sections, Section{
-			ID: c.ID, Name: c.Name, Purpose: c.Purpose, LegalBasis: c.LegalBasis,
-			Retention: RetentionText(c.Retention, p), Storage: c.Storage, Note: c.Note,
-			Fields: c.Fields, SharedWith: c.SharedWith,
-		})
+		s := Section{
+			ID: c.ID, Name: l.T(c.Name), Purpose: l.T(c.Purpose), LegalBasis: l.T(c.LegalBasis),
+			Retention: retentionText(l, c.Retention, p), Storage: l.T(c.Storage),
+		}
+		if c.Note != "" {
+			s.Note = l.T(c.Note)
+		}
+		for _, f := range c.Fields {
+			s.Fields = append(s.Fields, FieldText{Column: f.Column, Meaning: l.T(f.Meaning())})
+		}
+		for _, w := range c.SharedWith {
+			s.SharedWith = append(s.SharedWith, l.T(w))
+		}
+		d.Sections = append(d.Sections, s)
 	}
 	return d
+}
+
+// MessageIDs are the ids of every text the inventory refers to, for the
+// test that each is in the catalogues.
+func MessageIDs(c Category) []string {
+	ids := []string{c.Name, c.Purpose, c.LegalBasis, c.Storage}
+	if c.Note != "" {
+		ids = append(ids, c.Note)
+	}
+	ids = append(ids, c.SharedWith...)
+	for _, f := range c.Fields {
+		ids = append(ids, f.Meaning())
+	}
+	return ids
 }
 
 // parseProse splits the operator's text into paragraphs at blank lines;
@@ -139,7 +200,14 @@ func (d *Document) Text() string {
 		}
 	}
 	l := d.Labels
-	fmt.Fprintf(&b, "# %s\n\n%s\n\n%s\n\n", l["inventory"], l["intro"], l["never"])
+	fmt.Fprintf(&b, "# %s\n\n%s\n", l["controller"], d.Controller.Text)
+	for _, a := range d.Address {
+		fmt.Fprintf(&b, "%s\n", a)
+	}
+	if d.Email != "" {
+		fmt.Fprintf(&b, "%s\n", i18n.For(d.Lang).T("privacy.controller.email", "Email", d.Email))
+	}
+	fmt.Fprintf(&b, "\n# %s\n\n%s\n\n%s\n\n", l["inventory"], l["intro"], l["never"])
 	for _, s := range d.Sections {
 		fmt.Fprintf(&b, "## %s\n\n", s.Name)
 		fmt.Fprintf(&b, "%s: %s\n", l["purpose"], s.Purpose)
@@ -166,16 +234,3 @@ func (d *Document) Text() string {
 	fmt.Fprintf(&b, "# %s\n\n%s\n", l["rights"], l["rights_text"])
 	return b.String()
 }
-
-// DefaultProse is the operator's text when none is configured.
-const DefaultProse = `# Who we are
-
-This Veil service is run by its operator, who is responsible for the data described below. Write to support for any question about your data.
-
-# Our promise
-
-We keep no logs of what you do through the VPN: no IP addresses, no DNS queries, no connection records. Your account is a random access code; an email is optional.
-
-# The privacy tools
-
-My IP, the DNS leak test, the speed test, ping, whois and the web proxy keep nothing about you: not your address, not what you asked, not the answers. What they hold lives in memory for minutes: a DNS leak test is forgotten within 10 minutes, and the limit on how often one visitor may use ping, whois and the web proxy counts keyed hashes that are replaced every 10 minutes. The web proxy sends the sites you open nothing of yours: no address, cookie or referrer.`

@@ -2,12 +2,15 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
 	"veil/internal/config"
 	"veil/internal/controlplane"
+	"veil/internal/i18n"
 	"veil/internal/mail"
 	"veil/internal/privacy"
 )
@@ -17,23 +20,19 @@ import (
 // Call it before the HTTP listener starts.
 func (s *Service) startPrivacy(ctx context.Context) error {
 	cfg := s.Config
-	var prose string
-	if cfg.PolicyFile != "" {
-		b, err := config.ReadFile(cfg.PolicyFile, config.MaxTextFile)
-		if err != nil {
-			return fmt.Errorf("reading policy_file: %w", err)
-		}
-		prose = string(b)
+	prose, proseIn, err := readPolicyFiles(cfg.PolicyFile)
+	if err != nil {
+		return err
 	}
 	wake := make(chan struct{}, 1)
-	base := strings.TrimSuffix(cfg.PublicURL, "/")
-	if base == "" {
-		base = "http://" + cfg.HTTP
-	}
+	base := cfg.PublicBase()
 	s.API.SetPrivacy(controlplane.PrivacyConfig{
 		Periods: privacy.Periods{UnusedAccount: time.Duration(cfg.UnusedAccountDays) * 24 * time.Hour, TaxYears: cfg.TaxYears,
 			BackupDays: cfg.BackupDays},
-		Prose:     prose,
+		Prose:   prose,
+		ProseIn: proseIn,
+		Controller: privacy.Controller{Name: cfg.OperatorName, Address: strings.ReplaceAll(cfg.OperatorAddress, `\n`, "\n"),
+			Email: cfg.OperatorEmail},
 		PublicURL: base,
 		WakeMail: func() {
 			select {
@@ -58,4 +57,40 @@ func (s *Service) startPrivacy(ctx context.Context) error {
 	}
 	s.goRun(func() error { sender.Run(ctx, time.Minute, wake); return nil })
 	return nil
+}
+
+// readPolicyFiles reads policy_file: the English text and, when the path
+// holds {lang}, the translations that exist.
+func readPolicyFiles(path string) (string, map[string]string, error) {
+	if path == "" {
+		return "", nil, nil
+	}
+	read := func(p string) (string, error) {
+		b, err := config.ReadFile(p, config.MaxTextFile)
+		if err != nil {
+			return "", fmt.Errorf("reading policy_file: %w", err)
+		}
+		return string(b), nil
+	}
+	if !strings.Contains(path, "{lang}") {
+		s, err := read(path)
+		return s, nil, err
+	}
+	en, err := read(strings.ReplaceAll(path, "{lang}", i18n.Default))
+	if err != nil {
+		return "", nil, err
+	}
+	in := map[string]string{}
+	for _, l := range i18n.Langs[1:] {
+		p := strings.ReplaceAll(path, "{lang}", l.Code)
+		s, err := read(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		in[l.Code] = s
+	}
+	return en, in, nil
 }

@@ -193,7 +193,7 @@ func (s *Service) startHTTP(ctx context.Context) error {
 	}
 	s.httpAddr = ln.Addr()
 	s.httpSrv = &http.Server{
-		Handler:           recoverer(web.WithNotFound(mux), s.log),
+		Handler:           recoverer(web.Localize(web.WithNotFound(mux)), s.log),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -6,11 +6,14 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"veil/internal/geo"
+	"veil/internal/i18n"
 	"veil/internal/netguard"
+	"veil/internal/site"
 	"veil/internal/tools/dnsleak"
 	"veil/internal/tools/myip"
 	"veil/internal/tools/outbound"
@@ -34,6 +37,20 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	web.Register(mux)
 	mux.HandleFunc("GET /servers", s.API.ServersPage)
 	web.Downloads{Dir: filepath.Join(s.Config.DataDir, "downloads")}.Register(mux)
+	pages, err := site.New(site.Config{
+		Operator: site.Operator{
+			Name:    s.Config.OperatorName,
+			Address: strings.ReplaceAll(s.Config.OperatorAddress, `\n`, "\n"),
+			Email:   s.Config.OperatorEmail,
+		},
+		SessionTTL: time.Duration(s.Config.SessionTTL),
+		ProseDir:   s.Config.ProseDir,
+		PublicURL:  s.Config.PublicBase(),
+	})
+	if err != nil {
+		return err
+	}
+	pages.Register(mux)
 
 	var leak *dnsleak.Server
 	if s.Config.DNSLeakZone != "" {
@@ -56,8 +73,8 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 		leak.Register(mux)
 	} else {
 		mux.HandleFunc("GET /dnsleak", func(w http.ResponseWriter, r *http.Request) {
-			web.Render(w, r, "notice.html", web.Page{Title: "DNS leak test",
-				Data: "The DNS leak test is not set up on this server (its operator has not delegated a zone to it)."})
+			web.Render(w, r, "notice.html", web.Page{Title: "title.dnsleak",
+				Data: i18n.NewError("dnsleak.not_configured")})
 		})
 	}
 	// The tools that reach out for the visitor go through the egress

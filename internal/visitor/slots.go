@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/throttle"
 )
 
@@ -50,9 +51,9 @@ func NewSlots(who *Resolver, total, perVisitor int, pace Pace) *Slots {
 // Reasons Hold refuses a slot.
 var (
 	// ErrYourShare: the visitor holds its share already (answer 429).
-	ErrYourShare = errors.New("you are using this as much as one visitor may at once; wait for what is running to finish")
+	ErrYourShare error = i18n.NewError("tools.err.your_share")
 	// ErrBusy: every slot is taken (answer 503).
-	ErrBusy = errors.New("the server is busy; try again in a moment")
+	ErrBusy error = i18n.NewError("tools.err.busy")
 )
 
 // Status is the HTTP status that answers a refusal of Hold.

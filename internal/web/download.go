@@ -62,7 +62,7 @@ func (d Downloads) page(w http.ResponseWriter, r *http.Request) {
 			data.Sums = len(data.Files) > 0
 		}
 	}
-	Render(w, r, "download.html", Page{Title: "Download", Data: data})
+	Render(w, r, "download.html", Page{Title: "title.download", Data: data})
 }
 
 func (d Downloads) file(w http.ResponseWriter, r *http.Request) {

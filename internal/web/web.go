@@ -7,12 +7,12 @@
 // "scripts"). Pages of this package's templates directory are rendered by
 // name:
 //
-//	web.Render(w, r, "myip.html", web.Page{Title: "My IP", Data: report})
+//	web.Render(w, r, "myip.html", web.Page{Title: "title.myip", Data: report})
 //
 // Other packages parse their own page with the layout once, at start:
 //
 //	tmpl := web.MustParse(myFS, "account.html")
-//	web.Execute(w, r, tmpl, web.Page{Title: "Account", Data: acct})
+//	web.Execute(w, r, tmpl, web.Page{Title: "title.account", Data: acct})
 package web
 
 import (
@@ -28,6 +28,7 @@ import (
 	"unicode/utf8"
 
 	"veil/internal/apitypes"
+	"veil/internal/i18n"
 )
 
 //go:embed templates/*.html
@@ -65,32 +66,56 @@ type Credit struct {
 
 // NavItem is one link of the site navigation.
 type NavItem struct {
-	Path  string
+	Path string
+	// Label is the link's message id in the catalogues (internal/i18n).
 	Label string
 }
 
-// Nav is the site navigation, in order.
+// Nav is the site's main navigation, in order.
 var Nav = []NavItem{
-	{"/", "My IP"},
-	{"/dnsleak", "DNS leak test"},
-	{"/speedtest", "Speed test"},
-	{"/ping", "Ping"},
-	{"/whois", "Whois"},
-	{"/proxy", "Web proxy"},
-	{"/servers", "Servers"},
-	{"/pricing", "Pricing"},
-	{"/signup", "Get an access code"},
-	{"/download", "Download"},
-	{"/account", "Account"},
-	{"/support", "Support"},
-	{"/privacy", "Privacy"},
+	{"/vpn", "nav.vpn"},
+	{"/servers", "nav.servers"},
+	{"/pricing", "nav.pricing"},
+	{"/download", "nav.download"},
+	{"/help", "nav.help"},
+	{"/account", "nav.account"},
 }
 
-// view is what the base template sees.
+// Tools are the privacy tools, a second row of the navigation.
+var Tools = []NavItem{
+	{"/", "nav.myip"},
+	{"/dnsleak", "nav.dnsleak"},
+	{"/speedtest", "nav.speedtest"},
+	{"/ping", "nav.ping"},
+	{"/whois", "nav.whois"},
+	{"/proxy", "nav.proxy"},
+}
+
+// Footer are the links at the foot of every page.
+var Footer = []NavItem{
+	{"/support", "nav.support"},
+	{"/blog", "nav.blog"},
+	{"/affiliate", "nav.affiliate"},
+	{"/terms", "nav.terms"},
+	{"/refund", "nav.refund"},
+	{"/privacy", "nav.privacy"},
+	{"/apps-privacy", "nav.apps_privacy"},
+	{"/cookies", "nav.cookies"},
+	{"/contacts", "nav.contacts"},
+}
+
+// view is what the base template sees: the page, and the visitor's
+// language, whose messages the templates take with {{$.T "id"}},
+// {{$.N "id" count}} and {{$.Code "id" "Name" value}}.
 type view struct {
 	Page
-	Path string
-	Nav  []NavItem
+	*i18n.Localizer
+	Path               string
+	Nav, Tools, Footer []NavItem
+	// prefix is what the site's own links start with: the language
+	// prefix the visitor came by ("/de"), or "" when the language came
+	// from Accept-Language.
+	prefix string
 }
 
 var base = template.Must(template.New("base").Funcs(Funcs).ParseFS(templateFS, "templates/base.html"))
@@ -153,7 +178,9 @@ func Render(w http.ResponseWriter, r *http.Request, name string, p Page) {
 // rendered into memory first so that a template error gives a clean 500.
 func Execute(w http.ResponseWriter, r *http.Request, t *template.Template, p Page) {
 	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "base", view{Page: p, Path: r.URL.Path, Nav: Nav}); err != nil {
+	lang, prefix := Language(r)
+	v := view{Page: p, Localizer: i18n.For(lang), Path: r.URL.Path, Nav: Nav, Tools: Tools, Footer: Footer, prefix: prefix}
+	if err := t.ExecuteTemplate(&buf, "base", v); err != nil {
 		http.Error(w, "the page could not be shown", http.StatusInternalServerError)
 		return
 	}
@@ -161,6 +188,10 @@ func Execute(w http.ResponseWriter, r *http.Request, t *template.Template, p Pag
 	SecurityHeaders(h, p.ConnectSrc, p.ImgSrc)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Language", v.Lang.HTML)
+	if prefix == "" {
+		h.Add("Vary", "Accept-Language")
+	}
 	if p.Status != 0 {
 		w.WriteHeader(p.Status)
 	}
@@ -227,8 +258,7 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		json.NewEncoder(w).Encode(apitypes.Error{Error: "no such API endpoint; see the API reference in the README"})
 	case strings.Contains(r.Header.Get("Accept"), "text/html"):
-		Render(w, r, "notice.html", Page{Title: "Page not found", Status: http.StatusNotFound,
-			Data: "There is no page at this address. The links above lead to every part of the site."})
+		Render(w, r, "notfound.html", Page{Title: "title.not_found", Status: http.StatusNotFound})
 	default:
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)

@@ -26,7 +26,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		credits = []web.Credit{{Text: s.cfg.Geo.Attribution.Text, URL: s.cfg.Geo.Attribution.URL}}
 	}
 	web.Render(w, r, "dnsleak.html", web.Page{
-		Title:   "DNS leak test",
+		Title:   "title.dnsleak",
 		Data:    struct{ Zone string }{s.zone},
 		Credits: credits,
 		ImgSrc:  s.ImgSrc(),

@@ -523,7 +523,7 @@ func (h *Handler) serveRoot(w http.ResponseWriter, r *http.Request) {
 	}
 	rep := h.report(r.Context(), r, ip, lookup, true)
 	web.Render(w, r, "myip.html", web.Page{
-		Title:      "My IP address",
+		Title:      "title.myip_address",
 		Data:       h.pageData(rep),
 		Credits:    h.credits(),
 		ConnectSrc: h.connectSrc(),

@@ -8,11 +8,11 @@ package outbound
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/throttle"
 	"veil/internal/visitor"
 	"veil/internal/web"
@@ -31,7 +31,7 @@ type Quota struct {
 const MaxRunning = 32
 
 // ErrBusy refuses a use when MaxRunning of them are running.
-var ErrBusy = errors.New("the server is busy with other visitors' requests; try again in a moment")
+var ErrBusy error = i18n.NewError("tools.err.busy")
 
 // NewQuota allows limit uses per visitor per window, as who tells
 // visitors apart (nil: by TCP peer), and MaxRunning at once.
@@ -65,7 +65,7 @@ func (q *Quota) Take(r *http.Request) (bool, time.Duration) {
 // error to show: when to try again.
 func (q *Quota) Use(r *http.Request) error {
 	if ok, wait := q.Take(r); !ok {
-		return errors.New("too many requests from your address; try again in " + strconv.Itoa(int(wait.Seconds())+1) + " s")
+		return i18n.NewError("tools.err.quota", "Seconds", strconv.Itoa(int(wait.Seconds())+1))
 	}
 	return nil
 }
@@ -91,7 +91,9 @@ type Tool[R any] struct {
 type PageData[R any] struct {
 	Question string
 	Result   *R
-	Error    string
+	// Error is what went wrong, shown in the visitor's language where
+	// it is an i18n.Error.
+	Error error
 }
 
 // Register mounts the page and the API on mux.
@@ -107,7 +109,7 @@ func (t *Tool[R]) servePage(w http.ResponseWriter, r *http.Request) {
 	if q != "" {
 		res, status, err := t.answer(r, q)
 		if err != nil {
-			d.Error, code = err.Error(), status
+			d.Error, code = err, status
 		} else {
 			d.Result = &res
 		}

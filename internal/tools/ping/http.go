@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/netguard"
 	"veil/internal/tools/outbound"
 )
@@ -36,7 +37,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 	(&outbound.Tool[Result]{
 		Page: "/ping", API: "/api/v1/ping", Param: "host",
-		Template: "ping.html", Title: "Ping",
+		Template: "ping.html", Title: "title.ping",
 		Check: check, Run: h.run, Quota: h.Quota,
 	}).Register(mux)
 	mux.HandleFunc("GET /api/v1/ping/stream", h.serveStream)
@@ -58,7 +59,7 @@ func request(r *http.Request, host string) (Request, error) {
 	if s := q.Get("count"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxCount {
-			return Request{}, errors.New("count must be from 1 to " + strconv.Itoa(MaxCount))
+			return Request{}, i18n.NewError("ping.err.count", "Max", MaxCount)
 		}
 		req.Count = n
 	}
@@ -68,11 +69,11 @@ func request(r *http.Request, host string) (Request, error) {
 			req.Proto = p
 		}
 	default:
-		return Request{}, errors.New("proto must be icmp or tcp")
+		return Request{}, i18n.NewError("ping.err.proto")
 	}
 	if s := q.Get("port"); s != "" {
 		if req.Proto != TCP {
-			return Request{}, errors.New("a port is for proto=tcp")
+			return Request{}, i18n.NewError("ping.err.port_tcp")
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 65535 {
@@ -97,7 +98,7 @@ func status(err error) (int, error) {
 	case err == nil:
 		return http.StatusOK, nil
 	case errors.Is(err, netguard.ErrDenied):
-		return http.StatusForbidden, errors.New("that address is not pinged from here (a private, local or reserved range)")
+		return http.StatusForbidden, i18n.NewError("ping.err.denied")
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable, err
 	}
@@ -105,7 +106,8 @@ func status(err error) (int, error) {
 }
 
 // serveStream pings as the API does, sending each reply as an event as
-// soon as it comes.
+// soon as it comes. Its errors are English, or in the language lang
+// names (the page's script asks for its own: "de", "zh-Hans").
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Last-Event-ID") != "" {
 		// An EventSource reconnecting after the end: that ping is over,
@@ -114,11 +116,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host := r.URL.Query().Get("host")
+	l := i18n.For(i18n.Match(r.URL.Query().Get("lang")))
 	fail := func(code int, err error) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		json.NewEncoder(w).Encode(map[string]string{"error": l.Err(err)})
 	}
 	req, err := request(r, host)
 	if err != nil {
@@ -164,7 +167,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	case err != nil && !started:
 		fail(code, err)
 	case err != nil:
-		send("error", "", map[string]string{"error": err.Error()})
+		send("error", "", map[string]string{"error": l.Err(err)})
 	default:
 		send("done", "", res)
 	}

@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
+	"veil/internal/i18n"
 	"veil/internal/netguard"
 )
 
@@ -98,9 +98,9 @@ type Result struct {
 
 // Errors a caller tells apart.
 var (
-	ErrHost        = errors.New("give a host name or an IP address")
-	ErrUnavailable = errors.New("ICMP is not available to this server (it needs root, or net.ipv4.ping_group_range covering its group)")
-	ErrPort        = errors.New("a port is a number from 1 to 65535")
+	ErrHost        error = i18n.NewError("ping.err.host")
+	ErrUnavailable error = i18n.NewError("ping.err.unavailable")
+	ErrPort        error = i18n.NewError("ping.err.port")
 )
 
 // CheckHost returns host as it is looked up: an address in canonical
@@ -269,7 +269,7 @@ func (p *Pinger) destination(ctx context.Context, host string) (netip.Addr, erro
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if ips, err = resolve(ctx, host); err != nil || len(ips) == 0 {
-			return netip.Addr{}, fmt.Errorf("%s does not resolve", host)
+			return netip.Addr{}, i18n.NewError("ping.err.resolve", "Host", host)
 		}
 	}
 	var firstErr error

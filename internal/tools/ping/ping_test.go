@@ -18,6 +18,7 @@ import (
 
 	"veil/internal/netguard"
 	"veil/internal/tools/outbound"
+	"veil/internal/web"
 )
 
 var loopback = netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
@@ -350,5 +351,41 @@ func TestTCPParameters(t *testing.T) {
 	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/ping?host=127.0.0.1&proto=tcp&port="+port, nil))
 	if body := rec.Body.String(); rec.Code != 200 || !strings.Contains(body, "TCP port "+port) || !strings.Contains(body, "4 sent, 4 received") {
 		t.Fatalf("page: %d\n%s", rec.Code, body)
+	}
+}
+
+// TestErrorsInTheVisitorsLanguage: a refused question shows on the page
+// in the page's language, while the API keeps its English error.
+func TestErrorsInTheVisitorsLanguage(t *testing.T) {
+	mux := http.NewServeMux()
+	(&Handler{Pinger: &Pinger{Guard: loopback}, Quota: outbound.NewQuota(10, time.Minute, nil)}).Register(mux)
+	h := web.Localize(mux)
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec
+	}
+	for _, tt := range []struct{ path, want string }{
+		{"/de/ping?host=127.0.0.1&proto=udp", "das Protokoll muss icmp oder tcp sein"},
+		{"/ru/ping?host=10.0.0.1", "этот адрес отсюда не пингуется"},
+		{"/zh/ping?host=127.0.0.1&port=99999&proto=tcp", "端口是 1 到 65535 之间的数字"},
+		{"/ping?host=127.0.0.1&proto=udp", "proto must be icmp or tcp"},
+	} {
+		rec := get(tt.path)
+		if body := rec.Body.String(); rec.Code/100 != 4 || !strings.Contains(body, tt.want) {
+			t.Errorf("%s: %d, lacks %q", tt.path, rec.Code, tt.want)
+		}
+	}
+	rec := get("/de/api/v1/ping?host=127.0.0.1&proto=udp")
+	var e struct{ Error string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error != "proto must be icmp or tcp" {
+		t.Errorf("API error: %d %s", rec.Code, rec.Body)
+	}
+	// The page's script asks the stream for its errors in its language.
+	for lang, want := range map[string]string{"": "proto must be icmp or tcp", "de": "das Protokoll muss icmp oder tcp sein", "zh-Hans": "协议必须是 icmp 或 tcp"} {
+		rec := get("/api/v1/ping/stream?host=127.0.0.1&proto=udp&lang=" + lang)
+		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != 400 || e.Error != want {
+			t.Errorf("stream error (lang %q): %d %s", lang, rec.Code, rec.Body)
+		}
 	}
 }

@@ -100,7 +100,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 }
 
 func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "speedtest.html", web.Page{Title: "Speed test"})
+	web.Render(w, r, "speedtest.html", web.Page{Title: "title.speedtest"})
 }
 
 // Server is one entry of a LibreSpeed server list.

@@ -12,7 +12,6 @@ package webproxy
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"html"
 	"io"
 	"mime"
@@ -21,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/netguard"
 	"veil/internal/tools/outbound"
 	"veil/internal/visitor"
@@ -101,20 +101,23 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+Path, h.serve)
 }
 
+// errAddress refuses what is not a web address.
+var errAddress error = i18n.NewError("proxy.err.address")
+
 // target reads the URL asked for: url's value, with any other parameters
 // (a proxied form's fields) added to its query.
 func target(r *http.Request) (*url.URL, error) {
 	q := r.URL.Query()
 	raw := q.Get("url")
 	if len(raw) > 4096 {
-		return nil, errors.New("the address is too long")
+		return nil, i18n.NewError("proxy.err.too_long")
 	}
 	if !strings.Contains(raw, "://") {
 		raw = "https://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return nil, errors.New("give an http:// or https:// address")
+		return nil, errAddress
 	}
 	u.Fragment = ""
 	q.Del("url")
@@ -132,29 +135,29 @@ func target(r *http.Request) (*url.URL, error) {
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	if !r.URL.Query().Has("url") {
-		web.Render(w, r, "proxy.html", web.Page{Title: "Web proxy"})
+		web.Render(w, r, "proxy.html", web.Page{Title: "title.proxy"})
 		return
 	}
 	u, err := target(r)
 	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, err.Error())
+		h.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
 	if err := h.Quota.Use(r); err != nil {
-		h.fail(w, r, http.StatusTooManyRequests, err.Error())
+		h.fail(w, r, http.StatusTooManyRequests, err)
 		return
 	}
 	sw, release, err := h.slots.Hold(w, r)
 	if err != nil {
 		w.Header().Set("Retry-After", "5")
-		h.fail(w, r, visitor.Status(err), err.Error())
+		h.fail(w, r, visitor.Status(err), err)
 		return
 	}
 	defer release()
 	w = sw // a visitor too slow to read the answer loses the slot
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
 	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, "give an http:// or https:// address")
+		h.fail(w, r, http.StatusBadRequest, errAddress)
 		return
 	}
 	// Only what any visitor would send: nothing of this one's.
@@ -163,9 +166,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	req.Header.Set("Accept-Language", "en")
 	resp, err := h.client.Do(req)
 	if err != nil {
-		msg := "the site did not answer"
+		msg := i18n.NewError("proxy.err.no_answer")
 		if errors.Is(err, netguard.ErrDenied) {
-			msg = "that address is not reached from here (a private, local or reserved range)"
+			msg = i18n.NewError("proxy.err.denied")
 		}
 		h.fail(w, r, http.StatusBadGateway, msg)
 		return
@@ -173,11 +176,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, h.MaxBytes+1))
 	if err != nil {
-		h.fail(w, r, http.StatusBadGateway, "the site's answer broke off")
+		h.fail(w, r, http.StatusBadGateway, i18n.NewError("proxy.err.broke_off"))
 		return
 	}
 	if int64(len(body)) > h.MaxBytes {
-		h.fail(w, r, http.StatusBadGateway, fmt.Sprintf("the page is larger than %d MiB", h.MaxBytes>>20))
+		h.fail(w, r, http.StatusBadGateway, i18n.NewError("proxy.err.too_large", "MiB", h.MaxBytes>>20))
 		return
 	}
 	h.write(w, r, resp, body)
@@ -200,8 +203,10 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	case mt == "text/html" || mt == "application/xhtml+xml":
 		hd.Set("Content-Type", "text/html; charset=utf-8") // the rewriter writes UTF-8
 		w.WriteHeader(resp.StatusCode)
+		lang, prefix := web.Language(r)
+		l := i18n.For(lang)
 		banner := `<div style="all:initial;display:block;font:14px sans-serif;background:#1d2433;color:#fff;padding:6px 12px">` +
-			`Seen through Veil's web proxy: ` + html.EscapeString(resp.Request.URL.String()) + ` · <a style="color:#9cf" href="` + Path + `">another address</a></div>`
+			html.EscapeString(l.T("proxy.banner")) + ` ` + html.EscapeString(resp.Request.URL.String()) + ` · <a style="color:#9cf" href="` + prefix + Path + `">` + html.EscapeString(l.T("proxy.banner.another")) + `</a></div>`
 		rw.html(w, bytes.NewReader(body), ct, banner)
 	case mt == "text/css":
 		hd.Set("Content-Type", "text/css"+charset(params))
@@ -232,7 +237,10 @@ func charset(params map[string]string) string {
 }
 
 // fail shows the form with what went wrong.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	web.Render(w, r, "proxy.html", web.Page{Title: "Web proxy", Status: status,
-		Data: struct{ URL, Error string }{r.URL.Query().Get("url"), msg}})
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, err error) {
+	web.Render(w, r, "proxy.html", web.Page{Title: "title.proxy", Status: status,
+		Data: struct {
+			URL   string
+			Error error
+		}{r.URL.Query().Get("url"), err}})
 }

@@ -1,10 +1,10 @@
 package whois
 
 import (
-	"fmt"
 	"net/http"
 	"time"
 
+	"veil/internal/i18n"
 	"veil/internal/tools/outbound"
 )
 
@@ -27,7 +27,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 	(&outbound.Tool[Result]{
 		Page: "/whois", API: "/api/v1/whois", Param: "q",
-		Template: "whois.html", Title: "Whois",
+		Template: "whois.html", Title: "title.whois",
 		Check: func(_ *http.Request, q string) error { _, err := Normalize(q); return err },
 		Run:   h.run, Quota: q,
 	}).Register(mux)
@@ -36,7 +36,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 func (h *Handler) run(r *http.Request, q string) (Result, int, error) {
 	res, err := h.Client.Lookup(r.Context(), q)
 	if err != nil {
-		return res, http.StatusBadGateway, fmt.Errorf("the whois server did not answer: %w", err)
+		return res, http.StatusBadGateway, i18n.Wrap(err, "whois.err.no_answer", "Reason", err.Error())
 	}
 	return res, http.StatusOK, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/openrdap/rdap"
 	"golang.org/x/net/idna"
 
+	"veil/internal/i18n"
 	"veil/internal/netguard"
 )
 
@@ -62,13 +63,15 @@ type Result struct {
 	// Summary is the key fields, when any were found.
 	Summary *Summary `json:"summary,omitempty"`
 	// Note says why port 43 was asked although RDAP is offered.
-	Note    string   `json:"note,omitempty"`
-	Answers []Answer `json:"answers"`
+	Note string `json:"note,omitempty"`
+	// RDAPError is why RDAP did not answer, for the page's own note.
+	RDAPError string   `json:"-"`
+	Answers   []Answer `json:"answers"`
 }
 
 // ErrQuery is wrapped by the error for a question that is neither a
 // domain name, an IP address nor an AS number.
-var ErrQuery = errors.New("ask for a domain name, an IP address or an AS number (AS64500)")
+var ErrQuery error = i18n.NewError("whois.err.query")
 
 // maxServers bounds the referral chain: IANA, the registry, the registrar.
 const maxServers = 3
@@ -110,6 +113,7 @@ func (c *Client) Lookup(ctx context.Context, q string) (Result, error) {
 		}
 		if !errors.Is(err, errNoRDAP) {
 			res.Note = "RDAP did not answer (" + err.Error() + "), so whois was asked."
+			res.RDAPError = err.Error()
 		}
 	}
 	server := c.Root

@@ -18,6 +18,7 @@ import (
 
 	"veil/internal/netguard"
 	"veil/internal/tools/outbound"
+	"veil/internal/web"
 )
 
 // servers runs whois servers on one port at several loopback addresses
@@ -212,5 +213,43 @@ func TestHandler(t *testing.T) {
 	rec = get("/whois?q=example.org")
 	if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), "too many requests") || rec.Header().Get("Content-Security-Policy") == "" {
 		t.Fatalf("over the quota: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestPageInTheVisitorsLanguage: the form, a refused question and a
+// quota refusal are in the page's language; the API's error stays
+// English.
+func TestPageInTheVisitorsLanguage(t *testing.T) {
+	h := &Handler{Client: &Client{Root: "127.0.0.1", Port: 1, Dial: loopback.DialContext}, Quota: outbound.NewQuota(1, time.Minute, nil)}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := web.Localize(mux)
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", path, nil)
+		req.RemoteAddr = "198.51.100.9:4000"
+		srv.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, tt := range []struct {
+		path string
+		code int
+		want []string
+	}{
+		{"/fr/whois", 200, []string{"Nom de domaine, adresse IP ou numéro d’AS", `action="/fr/whois"`}},
+		{"/de/whois?q=a+b", 400, []string{"fragen Sie nach einem Domainnamen"}},
+		{"/tr/whois?q=example.org", 502, []string{"whois sunucusu yanıt vermedi"}},
+		{"/es/whois?q=example.org", 429, []string{"demasiadas solicitudes desde su dirección"}},
+	} {
+		rec := get(tt.path)
+		for _, w := range tt.want {
+			if rec.Code != tt.code || !strings.Contains(rec.Body.String(), w) {
+				t.Errorf("%s: %d, want %d with %q", tt.path, rec.Code, tt.code, w)
+			}
+		}
+	}
+	rec := get("/api/v1/whois?q=a+b")
+	if !strings.Contains(rec.Body.String(), `"ask for a domain name, an IP address or an AS number (AS64500)"`) {
+		t.Errorf("API error: %s", rec.Body)
 	}
 }

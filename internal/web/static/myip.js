@@ -9,13 +9,23 @@
   const rep = cfg.report;
   const deductions = [];
   const $ = (id) => document.getElementById(id);
+  const { t, num, list } = window.veilI18n;
+  const pct = (p) => num(p / 100, { style: "percent" });
 
   // EXPOSES is the weight of a finding that shows who or where you are
   // (an address that is not Veil's, a leak around the tunnel): enough on
   // its own to take the score below half, as the verdict turns red.
   const EXPOSES = 50;
-  function deduct(points, title, why, advice) {
-    deductions.push({ points, title, why, advice, exposes: points >= EXPOSES });
+  // deduct adds the finding key (myip.s.d.KEY.title, .why, .advice in
+  // the catalogue), its why filled from vars.
+  function deduct(points, key, vars, why) {
+    deductions.push({
+      points, key,
+      title: t("myip.s.d." + key + ".title", vars),
+      why: t(why || "myip.s.d." + key + ".why", vars),
+      advice: t("myip.s.d." + key + ".advice", vars),
+      exposes: points >= EXPOSES,
+    });
   }
   function show(id, cls, text) {
     const el = $(id);
@@ -24,6 +34,12 @@
     span.className = cls;
     span.textContent = text;
     el.appendChild(span);
+  }
+
+  // name is a country's or language's name in the page's language (the
+  // report's are English names and codes), or fallback.
+  function name(type, code, fallback) {
+    try { return (code && new Intl.DisplayNames([window.veilI18n.lang], { type }).of(code)) || fallback; } catch (e) { return fallback; }
   }
 
   function isPrivate(ip) {
@@ -39,20 +55,15 @@
   // Server-side findings, already in the report.
   function serverChecks() {
     if (!rep.protected) {
-      deduct(60, "Not connected through Veil",
-        "Sites see " + rep.ip + (rep.asn_org !== "unknown" ? ", held by " + rep.asn_org : "") + ". Your provider can tell them who had this address.",
-        "Connect with `veil connect` or a Veil WireGuard config, then reload this page.");
+      deduct(60, "unprotected", { IP: rep.ip, Org: rep.asn_org },
+        rep.asn_org !== "unknown" ? "myip.s.d.unprotected.why_org" : "myip.s.d.unprotected.why");
     }
     if (rep.proxy_headers.length > 0) {
-      deduct(15, "Proxy headers in your request",
-        "Your request carried " + rep.proxy_headers.map((h) => h.name).join(", ") + ": a proxy on the way says it is there, and may pass on your real address.",
-        "Use a VPN rather than an HTTP proxy, or a proxy that adds no headers.");
+      deduct(15, "proxy", { Headers: rep.proxy_headers.map((h) => h.name).join(", ") });
     }
     const listed = rep.blocklists.filter((b) => b.listed);
     if (listed.length > 0) {
-      deduct(Math.min(15, 5 * listed.length), "Address on DNS blocklists",
-        "Listed on " + listed.map((b) => b.zone).join(", ") + ". Sites treat listed addresses with suspicion, and some block them.",
-        "Switch to another location; if it is Veil's, tell support.");
+      deduct(Math.min(15, 5 * listed.length), "dnsbl", { Zones: listed.map((b) => b.zone).join(", ") });
     }
   }
 
@@ -70,16 +81,14 @@
   }
 
   async function dualStack() {
-    if (!cfg.ipv4_url && !cfg.ipv6_url) { show("check-dualstack", "", "not checked here"); return; }
+    if (!cfg.ipv4_url && !cfg.ipv6_url) { show("check-dualstack", "", t("myip.s.not_checked")); return; }
     const [v4, v6] = await Promise.all([cfg.ipv4_url ? ipFrom(cfg.ipv4_url) : null, cfg.ipv6_url ? ipFrom(cfg.ipv6_url) : null]);
     const seen = [v4, v6].filter(Boolean);
-    const text = "IPv4: " + (v4 ? v4.ip : "none") + " · IPv6: " + (v6 ? v6.ip : "none");
+    const text = t("myip.s.dualstack", { V4: v4 ? v4.ip : t("myip.s.none"), V6: v6 ? v6.ip : t("myip.s.none") });
     const exposed = seen.filter((r) => !r.protected);
     if (seen.some((r) => r.protected) && exposed.length > 0) {
       show("check-dualstack", "bad", text);
-      deduct(EXPOSES, "IPv" + exposed[0].ip_version + " goes around the tunnel",
-        "Your IPv" + exposed[0].ip_version + " traffic leaves as " + exposed[0].ip + ", not through Veil.",
-        "Let Veil carry both IPv4 and IPv6 (the client does by default), or turn IPv6 off.");
+      deduct(EXPOSES, "dualstack", { Version: exposed[0].ip_version, IP: exposed[0].ip });
     } else {
       show("check-dualstack", "ok", text);
     }
@@ -94,38 +103,36 @@
   }
 
   function timeZone() {
-    const mine = Intl.DateTimeFormat().resolvedOptions().timeZone || "unknown";
-    if (rep.time_zone === "unknown") { show("check-tz", "", "browser: " + mine + "; address: unknown"); return; }
+    const mine = Intl.DateTimeFormat().resolvedOptions().timeZone || t("myip.s.unknown");
+    const vars = { Browser: mine, Address: rep.time_zone };
+    if (rep.time_zone === "unknown") { show("check-tz", "", t("myip.s.tz.unknown", vars)); return; }
     if (mine === rep.time_zone || offsetMinutes(mine) === offsetMinutes(rep.time_zone)) {
-      show("check-tz", "ok", "browser " + mine + " matches the address (" + rep.time_zone + ")");
+      show("check-tz", "ok", t("myip.s.tz.match", vars));
       return;
     }
-    show("check-tz", "bad", "browser " + mine + ", address " + rep.time_zone);
-    deduct(10, "Time zone does not match the address",
-      "Your browser says " + mine + " but your address is in " + rep.time_zone + ". Sites read both and see that you hide your location.",
-      "Pick a Veil location in your own time zone, or set the system time zone to match the location.");
+    show("check-tz", "bad", t("myip.s.tz.differ", vars));
+    deduct(10, "tz", vars);
   }
 
   function languages() {
     const langs = (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language]).filter(Boolean);
     const want = rep.country_language;
-    if (!want) { show("check-lang", "", langs.join(", ") + " (country language unknown)"); return; }
+    const vars = { Langs: langs.join(", "), Lang: name("language", want, want), Country: name("region", rep.country_iso, rep.country) };
+    if (!want) { show("check-lang", "", t("myip.s.lang.unknown", vars)); return; }
     const bases = langs.map((l) => l.toLowerCase().split("-")[0]);
-    if (bases.includes(want)) { show("check-lang", "ok", langs.join(", ") + " includes " + want); return; }
-    show("check-lang", "warn", langs.join(", ") + "; " + rep.country + " speaks " + want);
-    deduct(5, "Browser languages do not fit the country",
-      "Your browser asks for " + langs.join(", ") + " while most people in " + rep.country + " use " + want + ". It hints that you are not where your address is.",
-      "This is a mild signal; pick a location where your language is common if it matters.");
+    if (bases.includes(want)) { show("check-lang", "ok", t("myip.s.lang.match", vars)); return; }
+    show("check-lang", "warn", t("myip.s.lang.differ", vars));
+    deduct(5, "lang", vars);
   }
 
   function webrtc() {
     return new Promise((resolve) => {
-      if (!window.RTCPeerConnection) { show("check-webrtc", "ok", "WebRTC is off in this browser"); resolve(); return; }
+      if (!window.RTCPeerConnection) { show("check-webrtc", "ok", t("myip.s.webrtc.off")); resolve(); return; }
       const found = new Set();
       let pc;
       try {
         pc = new RTCPeerConnection({ iceServers: cfg.stun_url ? [{ urls: cfg.stun_url }] : [] });
-      } catch (e) { show("check-webrtc", "ok", "WebRTC is blocked"); resolve(); return; }
+      } catch (e) { show("check-webrtc", "ok", t("myip.s.webrtc.blocked")); resolve(); return; }
       let finished = false;
       const finish = () => {
         if (finished) return;
@@ -136,17 +143,13 @@
         const pub = addrs.filter((a) => !isPrivate(a) && a !== rep.ip);
         const priv = addrs.filter((a) => isPrivate(a));
         if (pub.length > 0) {
-          show("check-webrtc", "bad", "exposes " + pub.join(", "));
-          deduct(EXPOSES, "WebRTC shows another address",
-            "WebRTC in your browser hands out " + pub.join(", ") + ", not the address above. Any page can read it, with no permission asked.",
-            "Connect through Veil in tun mode so every route goes through the tunnel, or turn WebRTC off (uBlock Origin: \"Prevent WebRTC from leaking local IP addresses\").");
+          show("check-webrtc", "bad", t("myip.s.webrtc.exposes", { Addrs: pub.join(", ") }));
+          deduct(EXPOSES, "webrtc", { Addrs: pub.join(", ") });
         } else if (priv.length > 0) {
-          show("check-webrtc", "warn", "exposes local " + priv.join(", "));
-          deduct(5, "WebRTC shows your local address",
-            "WebRTC hands out " + priv.join(", ") + ", which helps tell you apart on your network.",
-            "Use a browser that hides local addresses behind mDNS names (current Chrome and Firefox do).");
+          show("check-webrtc", "warn", t("myip.s.webrtc.exposes_local", { Addrs: priv.join(", ") }));
+          deduct(5, "webrtc_local", { Addrs: priv.join(", ") });
         } else {
-          show("check-webrtc", "ok", addrs.length ? "only " + addrs.join(", ") : "no address exposed");
+          show("check-webrtc", "ok", addrs.length ? t("myip.s.webrtc.only", { Addrs: addrs.join(", ") }) : t("myip.s.webrtc.none"));
         }
         resolve();
       };
@@ -163,20 +166,18 @@
   }
 
   async function dnsLeak() {
-    if (!cfg.dnsleak || !window.veilLeakTest) { show("check-dns", "", "not available here"); return; }
+    if (!cfg.dnsleak || !window.veilLeakTest) { show("check-dns", "", t("myip.s.dns.unavailable")); return; }
     try {
       const r = await window.veilLeakTest();
       if (r.verdict === "leak") {
         const others = r.resolvers.filter((x) => !x.ours);
-        show("check-dns", "bad", r.summary);
-        deduct(EXPOSES, "DNS leak",
-          "Your lookups reach " + others.map((x) => x.ip + " (" + x.asn_org + ")").join(", ") + ", outside Veil. Whoever runs them sees every site you visit.",
-          "Let Veil set your DNS (the client does so in tun mode), and turn off the browser's own secure DNS if it points elsewhere.");
+        show("check-dns", "bad", window.veilLeakSummary(r));
+        deduct(EXPOSES, "dns", { Resolvers: others.map((x) => x.ip + " (" + x.asn_org + ")").join(", ") });
       } else {
-        show("check-dns", r.verdict === "no_leak" ? "ok" : "", r.summary);
+        show("check-dns", r.verdict === "no_leak" ? "ok" : "", window.veilLeakSummary(r));
       }
     } catch (e) {
-      show("check-dns", "warn", "the test failed: " + e.message);
+      show("check-dns", "warn", t("myip.s.dns.failed", { Error: e.message }));
     }
   }
 
@@ -203,11 +204,10 @@
     const ua = osFromUA(navigator.userAgent);
     const plat = osFromPlatform((navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform);
     const compatible = ua === plat || (ua === "Android" && plat === "Linux") || (ua === "iOS" && plat === "macOS");
-    if (!ua || !plat || compatible) { show("check-ua", "ok", (ua || "unknown") + " in the user agent, " + (plat || "unknown") + " platform"); return; }
-    show("check-ua", "bad", "user agent says " + ua + ", platform says " + plat);
-    deduct(10, "User agent does not match the platform",
-      "Your browser claims " + ua + " in its user agent but reports " + plat + " as its platform. A changed user agent makes you stand out rather than hide.",
-      "Remove the user-agent switcher; use a browser built to look uniform, such as Tor Browser or Mullvad Browser.");
+    const vars = { UA: ua || t("myip.s.unknown"), Platform: plat || t("myip.s.unknown") };
+    if (!ua || !plat || compatible) { show("check-ua", "ok", t("myip.s.ua.ok", vars)); return; }
+    show("check-ua", "bad", t("myip.s.ua.bad", vars));
+    deduct(10, "ua", vars);
   }
 
   // assess is the one decision the verdict and the score come from:
@@ -215,18 +215,18 @@
   // it, else "warn" when the score is under 80, else "ok".
   function assess() {
     const score = Math.max(0, 100 - deductions.reduce((s, d) => s + d.points, 0));
-    const exposing = deductions.filter((d) => d.exposes && d.title !== "Not connected through Veil");
-    const gw = "this is the Veil gateway " + rep.gateway;
+    const exposing = deductions.filter((d) => d.exposes && d.key !== "unprotected");
+    const gw = { Gateway: rep.gateway };
     if (!rep.protected) {
-      return { score, level: "bad", verdict: "You are not protected: this address is not one of Veil's." };
+      return { score, level: "bad", verdict: t("myip.s.verdict.unprotected") };
     }
     if (exposing.length > 0) {
-      return { score, level: "bad", verdict: "You are not fully protected: " + gw + ", but " + exposing.map((d) => d.title).join("; ") + "." };
+      return { score, level: "bad", verdict: t("myip.s.verdict.exposed", Object.assign({ Findings: list(exposing.map((d) => d.title)) }, gw)) };
     }
     if (score < 80) {
-      return { score, level: "warn", verdict: "You are protected: " + gw + ", but the checks below find ways to tell you apart." };
+      return { score, level: "warn", verdict: t("myip.s.verdict.warn", gw) };
     }
-    return { score, level: "ok", verdict: "You are protected: " + gw + "." };
+    return { score, level: "ok", verdict: t("myip.s.verdict.ok", gw) };
   }
 
   // withCode appends text to el, its `quoted` parts as code elements.
@@ -246,7 +246,7 @@
     verdict.className = "status " + a.level;
     verdict.dataset.level = a.level;
     const el = $("score");
-    el.textContent = a.score + "%";
+    el.textContent = pct(a.score);
     el.className = "score " + a.level;
     el.dataset.score = String(a.score);
     el.dataset.level = a.level;
@@ -254,18 +254,18 @@
     list.replaceChildren();
     if (deductions.length === 0) {
       const li = document.createElement("li");
-      li.textContent = "Nothing here gives you away.";
+      li.textContent = t("myip.s.nothing");
       list.appendChild(li);
     }
     for (const d of deductions.sort((a, b) => b.points - a.points)) {
       const li = document.createElement("li");
       const h = document.createElement("strong");
-      h.textContent = "−" + d.points + "% " + d.title;
+      h.textContent = t("myip.s.deduction", { Points: pct(d.points), Title: d.title });
       const why = document.createElement("div");
       why.textContent = d.why;
       const adv = document.createElement("div");
       adv.className = "advice";
-      withCode(adv, "What to do: " + d.advice);
+      withCode(adv, t("myip.s.advice", { Advice: d.advice }));
       li.append(h, why, adv);
       list.appendChild(li);
     }

@@ -7,6 +7,10 @@
   const $ = (id) => document.getElementById(id);
   const form = $("ping-form");
   if (!form || !window.fetch || !window.TextDecoder) return;
+  const { t, num } = window.veilI18n;
+  const ms = (v, digits) => t("ping.s.ms", { MS: num(v, digits ? { minimumFractionDigits: digits, maximumFractionDigits: digits } : {}) });
+  // The page's path: /de/ping keeps its prefix in the address bar.
+  const page = location.pathname;
   const params = new URLSearchParams(location.search);
   if (params.get("proto")) $("proto").value = params.get("proto");
   if (params.get("port")) $("port").value = params.get("port");
@@ -23,15 +27,16 @@
   function show(event, d) {
     switch (event) {
       case "start":
-        $("live-title").textContent = d.host + " (" + d.address + (d.port ? ", TCP port " + d.port : "") + ")";
-        if (d.note) { $("live-note").textContent = d.note; $("live-note").hidden = false; }
+        $("live-title").textContent = d.port ? t("ping.title_port", { Host: d.host, Address: d.address, Port: d.port }) : t("ping.title", { Host: d.host, Address: d.address });
+        if (d.note) { $("live-note").textContent = t("ping.note.no_icmp"); $("live-note").hidden = false; }
         break;
       case "reply":
-        row("Request " + d.seq, d.rtt_ms < 0 ? "no reply" + (d.status ? " (" + d.status + ")" : "") : d.rtt_ms + " ms");
+        row(t("ping.request", { N: d.seq }), d.rtt_ms < 0 ? (d.status ? t("ping.s.no_reply_status", { Status: d.status }) : t("ping.no_reply")) : ms(d.rtt_ms));
         break;
       case "done":
-        $("live-summary").textContent = d.sent + " sent, " + d.received + " received" +
-          (d.received ? "; min " + d.min_ms + " ms, avg " + d.avg_ms.toFixed(2) + " ms, max " + d.max_ms + " ms" : "");
+        $("live-summary").textContent = d.received
+          ? t("ping.summary", { Sent: num(d.sent), Received: num(d.received), Min: ms(d.min_ms), Avg: ms(d.avg_ms, 2), Max: ms(d.max_ms) })
+          : t("ping.summary_none", { Sent: num(d.sent), Received: num(d.received) });
         break;
       case "error":
         fail(d.error);
@@ -53,7 +58,7 @@
     q.set("host", $("host").value.trim());
     q.set("proto", $("proto").value);
     if ($("proto").value === "tcp" && $("port").value) q.set("port", $("port").value);
-    history.replaceState(null, "", "/ping?" + q);
+    history.replaceState(null, "", page + "?" + q);
     for (const id of ["result", "error"]) if ($(id)) $(id).remove();
     $("stream-error").hidden = true;
     $("stream-error").className = "";
@@ -64,15 +69,16 @@
     $("live").hidden = false;
     let r;
     try {
-      r = await fetch("/api/v1/ping/stream?" + q, { cache: "no-store" });
+      // lang: the stream's errors in the page's language.
+      r = await fetch("/api/v1/ping/stream?" + q + "&lang=" + encodeURIComponent(window.veilI18n.lang), { cache: "no-store" });
     } catch (err) {
-      fail("The server could not be reached.");
+      fail(t("ping.s.unreachable"));
       return;
     }
     if (!r.ok) {
       $("live").hidden = true;
       const j = await r.json().catch(() => ({}));
-      fail(j.error || "The ping failed (" + r.status + ").");
+      fail(j.error || t("ping.s.failed", { Status: r.status }));
       return;
     }
     // Server-sent events: blocks split by a blank line, "event:" and

@@ -9,8 +9,10 @@
   const seconds = Math.min(30, Math.max(1, Number(params.get("seconds")) || 10));
   const streams = 4;
   const $ = (id) => document.getElementById(id);
+  const { t, num } = window.veilI18n;
   const button = $("start"), phase = $("phase");
-  const mbps = (bytes, ms) => (bytes * 8 / 1000 / ms).toFixed(1);
+  const one = (v) => num(v, { minimumFractionDigits: 1, maximumFractionDigits: 1, useGrouping: false });
+  const mbps = (bytes, ms) => one(bytes * 8 / 1000 / ms);
   const fresh = (path) => base + path + (path.includes("?") ? "&" : "?") + "r=" + Math.random();
 
   async function ping() {
@@ -23,8 +25,8 @@
     }
     let jitter = 0;
     for (let i = 1; i < times.length; i++) jitter += Math.abs(times[i] - times[i - 1]);
-    $("ping").textContent = Math.min(...times).toFixed(1);
-    $("jitter").textContent = (jitter / (times.length - 1)).toFixed(1);
+    $("ping").textContent = one(Math.min(...times));
+    $("jitter").textContent = one(jitter / (times.length - 1));
   }
 
   // download reads garbage over `streams` connections until the time is up.
@@ -67,8 +69,8 @@
         const x = new XMLHttpRequest();
         let sent = 0;
         x.upload.onprogress = (e) => { bytes += e.loaded - sent; sent = e.loaded; };
-        x.onload = () => { xhrs.delete(x); if (x.status !== 200) reject(new Error("upload answered " + x.status)); else next(); };
-        x.onerror = () => { xhrs.delete(x); stopped ? resolve() : reject(new Error("upload failed")); };
+        x.onload = () => { xhrs.delete(x); if (x.status !== 200) reject(new Error(t("speedtest.s.upload_status", { Status: x.status }))); else next(); };
+        x.onerror = () => { xhrs.delete(x); stopped ? resolve() : reject(new Error(t("speedtest.s.upload_failed"))); };
         x.onabort = () => { xhrs.delete(x); resolve(); };
         xhrs.add(x);
         x.open("POST", fresh("empty.php"));
@@ -89,15 +91,15 @@
     phase.className = "status";
     delete phase.dataset.done;
     try {
-      for (const [name, step] of [["Ping", ping], ["Download", download], ["Upload", upload]]) {
-        phase.textContent = name + "…";
+      for (const [name, step] of [["speedtest.s.phase.ping", ping], ["speedtest.s.phase.download", download], ["speedtest.s.phase.upload", upload]]) {
+        phase.textContent = t(name);
         await step();
       }
-      phase.textContent = "Done.";
+      phase.textContent = t("speedtest.s.done");
       phase.className = "status ok";
       phase.dataset.done = "1";
     } catch (e) {
-      phase.textContent = "The test failed: " + e.message;
+      phase.textContent = t("speedtest.s.failed", { Error: e.message });
       phase.className = "status warn";
       phase.dataset.done = "error";
     }
@@ -107,6 +109,6 @@
   fetch(fresh("getIP.php"), { cache: "no-store" })
     .then((r) => r.json())
     .then((j) => { $("ip").textContent = j.processedString; })
-    .catch(() => { $("ip").textContent = "unknown"; });
+    .catch(() => { $("ip").textContent = t("speedtest.s.unknown"); });
   button.addEventListener("click", run);
 })();

@@ -1,0 +1,134 @@
+package controlplane_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"veil/internal/apitypes"
+	"veil/internal/controlplane"
+	"veil/internal/privacy"
+	"veil/internal/web"
+)
+
+// localized serves e's routes behind web.Localize, as the service does,
+// so that /fr/… pages are in French.
+func localized(t *testing.T, e *env) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	e.api.Register(mux)
+	srv := httptest.NewServer(web.Localize(mux))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestRecoveryMailInPageLanguage: a recovery link asked for on a /fr/
+// page is mailed in French and leads to the French page; asked for
+// through the API, it is in English.
+func TestRecoveryMailInPageLanguage(t *testing.T) {
+	e := newEnv(t, nil)
+	base := localized(t, e)
+	tok := e.login(t, e.newAccount(t, 30))
+	email := "francais@example.org"
+	if st := e.call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &email}, nil); st != 200 {
+		t.Fatal(st)
+	}
+	v := newVisitor(t, base)
+	v.get("/fr/support")
+	if loc := v.submit("/fr/account/recover", url.Values{"email": {email}}).Header.Get("Location"); loc != "/fr/account?m=recover" {
+		t.Errorf("the recovery form led to %q, want the French account page", loc)
+	}
+	ms, err := e.store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("outbox = %+v, %v", ms, err)
+	}
+	m := ms[0]
+	if m.Subject != "Votre lien de récupération du code d’accès Veil" {
+		t.Errorf("subject %q, want the French one", m.Subject)
+	}
+	for _, want := range []string{"ouvrez ce lien dans un délai de 60 minutes", "[[link /fr/account/recover/", "rien ne change"} {
+		if !strings.Contains(m.Body, want) {
+			t.Errorf("French recovery mail lacks %q:\n%s", want, m.Body)
+		}
+	}
+	if strings.Contains(m.Body, "open this link") {
+		t.Errorf("French recovery mail holds English:\n%s", m.Body)
+	}
+}
+
+// TestPrivacyPageLanguages: /de/privacy is the policy in German with the
+// operator as controller; the operator's prose shows in the visitor's
+// language when the operator gave it, else in English, saying so; the
+// versions page says published versions are kept in English.
+func TestPrivacyPageLanguages(t *testing.T) {
+	e := newEnv(t, nil)
+	base := localized(t, e)
+	e.api.SetPrivacy(controlplane.PrivacyConfig{
+		Prose:      "# About us\n\nWe are a small team.",
+		ProseIn:    map[string]string{"fr": "# À propos\n\nNous sommes une petite équipe."},
+		Controller: privacy.Controller{Name: "Beispiel GmbH", Address: "Hauptstraße 1\n10115 Berlin", Email: "privacy@example.org"},
+	})
+	v := newVisitor(t, base)
+	st, de := v.get("/de/privacy")
+	if st != 200 {
+		t.Fatalf("/de/privacy: %d", st)
+	}
+	for _, want := range []string{
+		`<html lang="de">`, "Verantwortlicher", "Beispiel GmbH", "Hauptstraße 1<br>10115 Berlin", "mailto:privacy@example.org",
+		"<h3>Konto</h3>", "<h3>Rechnungsdaten</h3>", "Rechtsgrundlage", "noch nicht ins Deutsche übersetzt", "We are a small team.",
+		`href="/de/privacy/versions"`, `href="/de/account"`,
+	} {
+		if !strings.Contains(de, want) {
+			t.Errorf("/de/privacy lacks %q", want)
+		}
+	}
+	for _, en := range []string{"<h3>Account</h3>", "Legal basis", "What we store"} {
+		if strings.Contains(de, en) {
+			t.Errorf("/de/privacy holds the English %q", en)
+		}
+	}
+	_, fr := v.get("/fr/privacy")
+	if !strings.Contains(fr, "Nous sommes une petite équipe.") || strings.Contains(fr, "We are a small team.") || strings.Contains(fr, "pas encore traduite") {
+		t.Errorf("/fr/privacy does not show the operator's French prose alone")
+	}
+	_, en := v.get("/privacy")
+	if !strings.Contains(en, "<h3>Account</h3>") || !strings.Contains(en, "We are a small team.") || strings.Contains(en, `class="notice"`) {
+		t.Errorf("/privacy is not the English policy")
+	}
+	_, vs := v.get("/de/privacy/versions")
+	if !strings.Contains(vs, "auf Englisch") {
+		t.Errorf("/de/privacy/versions does not say versions are kept in English")
+	}
+}
+
+// TestSupportInPageLanguage: the support form sent from /de/support
+// leads to the German ticket page, and its receipt is mailed in German.
+func TestSupportInPageLanguage(t *testing.T) {
+	e := newEnv(t, nil)
+	base := localized(t, e)
+	v := newVisitor(t, base)
+	v.get("/de/support")
+	resp := v.submit("/de/support", url.Values{"subject": {"Hilfe"}, "message": {"Mein Tunnel"}, "email": {"kunde@example.org"}})
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/de/support/ticket/") {
+		t.Fatalf("support form led to %q, want the German ticket page", loc)
+	}
+	_, page := v.get(loc)
+	for _, want := range []string{"Bewahren Sie die Adresse dieser Seite auf", "(offen)", ">Senden<", "Sie, "} {
+		if !strings.Contains(page, want) {
+			t.Errorf("German ticket page lacks %q", want)
+		}
+	}
+	ms, err := e.store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("outbox = %+v, %v", ms, err)
+	}
+	if !strings.HasPrefix(ms[0].Subject, "Support-Anfrage #") || !strings.Contains(ms[0].Body, base+"/de/support/ticket/") ||
+		!strings.Contains(ms[0].Body, "6 Monate") {
+		t.Errorf("receipt is not German: %q\n%s", ms[0].Subject, ms[0].Body)
+	}
+}

@@ -1,0 +1,86 @@
+package controlplane
+
+import (
+	"net/http"
+	"strconv"
+
+	"veil/internal/privacy"
+	"veil/internal/store"
+	"veil/internal/web"
+)
+
+// policyView is what privacy.html shows.
+type policyView struct {
+	Doc     *privacy.Document
+	Version *store.PolicyVersion // nil: none published yet
+}
+
+// privacyPage is the policy in the visitor's language. The operator's
+// prose is the published version's (or the configured one until a
+// version is published), in English; a translation the operator gave
+// (policy_file with {lang}) replaces it, and without one the page says
+// the prose is in English. With no prose of the operator's at all, the
+// built-in text is shown in every language.
+func (s *Server) privacyPage(w http.ResponseWriter, r *http.Request) {
+	vs, err := s.cfg.Store.PolicyVersions(r.Context())
+	if err != nil {
+		s.pageFail(w, "reading policy", err)
+		return
+	}
+	lang, _ := web.Language(r)
+	v := policyView{}
+	pr := privacy.Prose{Text: s.cfg.Privacy.Prose, In: s.cfg.Privacy.ProseIn}
+	if len(vs) > 0 {
+		v.Version = &vs[len(vs)-1]
+		pr.Text = v.Version.Prose
+	}
+	var prose, proseLang string
+	if pr.Text == "" {
+		prose, proseLang = privacy.DefaultProse(lang), lang
+	} else {
+		prose, proseLang = pr.For(lang)
+	}
+	v.Doc = privacy.Render(lang, prose, proseLang, s.cfg.Privacy.Controller, s.periods())
+	web.Render(w, r, "privacy.html", web.Page{Title: "title.privacy", Data: v})
+}
+
+// versionsView is what privacy_versions.html shows.
+type versionsView struct {
+	Versions []store.PolicyVersion
+	From, To int64
+	Diff     []privacy.Line
+}
+
+// versionsPage compares published versions. They are kept as they were
+// published, in English (i18n.Default): the page says so in the
+// visitor's language.
+func (s *Server) versionsPage(w http.ResponseWriter, r *http.Request) {
+	vs, err := s.cfg.Store.PolicyVersions(r.Context())
+	if err != nil {
+		s.pageFail(w, "reading policy versions", err)
+		return
+	}
+	v := versionsView{Versions: vs}
+	byID := map[int64]string{}
+	for _, p := range vs {
+		byID[p.ID] = p.Body
+	}
+	v.To, _ = strconv.ParseInt(r.URL.Query().Get("to"), 10, 64)
+	v.From, _ = strconv.ParseInt(r.URL.Query().Get("from"), 10, 64)
+	if _, ok := byID[v.To]; !ok && len(vs) > 0 {
+		v.To = vs[len(vs)-1].ID
+	}
+	if _, ok := byID[v.From]; !ok {
+		// The version before To.
+		v.From = 0
+		for _, p := range vs {
+			if p.ID < v.To {
+				v.From = p.ID
+			}
+		}
+	}
+	if v.To != 0 {
+		v.Diff = privacy.Diff(byID[v.From], byID[v.To])
+	}
+	web.Render(w, r, "privacy_versions.html", web.Page{Title: "title.privacy_versions", Data: v})
+}
