@@ -36,7 +36,9 @@ if [ ! -x "$lh/node_modules/.bin/lighthouse" ]; then
 fi
 
 go build -o "$work/veil" ./cmd/veil
-"$work/veil" serve --data "$work/data" --http "127.0.0.1:$PORT" --wg-port 0 >"$work/serve.log" 2>&1 &
+# No operator listener: its default port may be taken on a shared machine.
+echo 'admin_http = ""' >"$work/veil.toml"
+"$work/veil" serve --config "$work/veil.toml" --data "$work/data" --http "127.0.0.1:$PORT" --wg-port 0 >"$work/serve.log" 2>&1 &
 pid=$!
 base=http://127.0.0.1:$PORT
 i=0
