@@ -6,12 +6,11 @@
 # 13 wants Node 22), installed into a temporary directory. Prints a
 # Markdown table for BENCHMARKS.md. Not part of `make test`.
 #
-#   bench/lighthouse/run.sh            # PORT=18080 LIGHTHOUSE=12.2.3 CHROME_PATH=/usr/bin/chromium
+#   bench/lighthouse/run.sh            # LIGHTHOUSE=12.2.3 CHROME_PATH=/usr/bin/chromium
 set -eu
 cd "$(dirname "$0")/../.."
 
 LIGHTHOUSE=${LIGHTHOUSE:-12.2.3}
-PORT=${PORT:-18080}
 CHROME_PATH=${CHROME_PATH:-/usr/bin/chromium}
 export CHROME_PATH
 PAGES=${PAGES:-"/ /vpn /servers /pricing /help /privacy /de/vpn /zh/vpn"}
@@ -38,11 +37,14 @@ fi
 go build -o "$work/veil" ./cmd/veil
 # No operator listener: its default port may be taken on a shared machine.
 echo 'admin_http = ""' >"$work/veil.toml"
-"$work/veil" serve --config "$work/veil.toml" --data "$work/data" --http "127.0.0.1:$PORT" --wg-port 0 >"$work/serve.log" 2>&1 &
+"$work/veil" serve --config "$work/veil.toml" --data "$work/data" --http 127.0.0.1:0 --wg-port 0 >"$work/serve.log" 2>&1 &
 pid=$!
-base=http://127.0.0.1:$PORT
+# The port is the system's choice (a fixed one may be another's on a
+# shared machine): the serve's log says which.
+base=
 i=0
-until curl -fsS -o /dev/null "$base/vpn" 2>/dev/null; do
+until [ -n "$base" ] && curl -fsS -o /dev/null "$base/vpn" 2>/dev/null; do
+	base=$(sed -n 's/.*msg=serving url=\(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -1)
 	i=$((i + 1))
 	if [ $i -gt 120 ] || ! kill -0 "$pid" 2>/dev/null; then
 		echo "run.sh: veil serve did not come up; its log:" >&2
@@ -68,5 +70,6 @@ for p in $PAGES; do
 		def pct: if . == null then "n/a" else (. * 100 | round | tostring) end;
 		[.categories[] | .auditRefs[] | select(.weight > 0) | .id] as $ids
 		| [.audits[] | select(.id as $i | $ids | index($i)) | select(.score != null and .score < 1) | .id] as $low
-		| "| \($p) | \(.categories.accessibility.score | pct) | \(.categories["best-practices"].score | pct) | \($low | join(", ")) |"' "$out"
+		| ([.audits["errors-in-console"].details.items[]? | .sourceLocation.url // .description] | unique) as $errs
+		| "| \($p) | \(.categories.accessibility.score | pct) | \(.categories["best-practices"].score | pct) | \($low | join(", "))\(if ($errs | length) > 0 then " (" + ($errs | join(", ")) + ")" else "" end) |"' "$out"
 done
