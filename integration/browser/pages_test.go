@@ -57,7 +57,7 @@ func TestEveryPage(t *testing.T) {
 		// A developer's shortcut: check these pages alone.
 		paths = strings.Split(only, ",")
 	}
-	t.Logf("%d pages × %d languages", len(paths), len(i18n.Langs))
+	t.Logf("%d pages × %d languages: %s", len(paths), len(i18n.Langs), strings.Join(paths, " "))
 
 	dir := os.Getenv("VEIL_TEST_ARTIFACTS")
 	if dir == "" {
