@@ -4,6 +4,8 @@
 #   VEIL_TEST_POSTGRES_DATA  its data directory (erasure tests)
 #   VEIL_TEST_NETNS=1   network-namespace tests (root only)
 #   VEIL_TEST_CHROMIUM  path of a headless Chromium (browser tests)
+#   VEIL_TEST_ARTIFACTS where the browser tests keep their screenshots
+#                       (./test-artifacts, ignored by git)
 # Under CI=true, a PostgreSQL that cannot start fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,8 @@ fi
 if command -v chromium >/dev/null; then
 	export VEIL_TEST_CHROMIUM=$(command -v chromium)
 fi
+export VEIL_TEST_ARTIFACTS=${VEIL_TEST_ARTIFACTS:-$PWD/test-artifacts}
+mkdir -p "$VEIL_TEST_ARTIFACTS"
 
 go vet ./...
 set +e

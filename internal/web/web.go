@@ -222,6 +222,18 @@ func SecurityHeaders(h http.Header, connectSrc, imgSrc []string) {
 // Register mounts the static files at /static/.
 func Register(mux *http.ServeMux) {
 	mux.Handle("GET /static/", Static())
+	// Browsers ask for /favicon.ico whatever the page links: the icon
+	// answers there too, rather than a 404 in the console.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		b, err := staticFS.ReadFile("static/icon.svg")
+		if err != nil {
+			NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "image/svg+xml")
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.Write(b)
+	})
 }
 
 // Static serves the embedded static files; mount it at /static/. Only
