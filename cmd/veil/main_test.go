@@ -214,7 +214,7 @@ func TestServeLifecycle(t *testing.T) {
 	if rc != 0 {
 		t.Fatalf("wg-config: %s", stderr)
 	}
-	for _, want := range []string{"[Interface]", "PrivateKey = ", "Address = 10.64.0.2/32, fd7a:7665:696c::2/128",
+	for _, want := range []string{"[Interface]", "PrivateKey = ", "Address = 10.64.0.3/32, fd7a:7665:696c::3/128", // a device of its own
 		"DNS = 10.64.0.1", "[Peer]", "PublicKey = " + k.Public().Base64(), "Endpoint = 192.0.2.7:51820", "AllowedIPs = 0.0.0.0/0, ::/0"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("wg-config lacks %q:\n%s", want, conf)
@@ -294,7 +294,7 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"veil_accounts 1", `veil_gateway_peers{gateway="fra1",location="de-fra"} 1`, "veil_peer_map_version", "veil_gateway_authorized_peers 1", "veil_gateway_active_peers 1"} {
+	for _, want := range []string{"veil_accounts 1", `veil_gateway_peers{gateway="fra1",location="de-fra"} 1`, "veil_peer_map_version", "veil_gateway_authorized_peers 2", "veil_gateway_active_peers 1"} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -4,7 +4,6 @@ package netns
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -385,28 +384,14 @@ func sigkill(t testing.TB, pid int) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("killing pid %d: %v", pid, err)
 	}
-	// Dead is gone, or a zombie its parent has not reaped yet: a zombie
-	// holds no sockets and no tunnel. A loaded machine can take seconds
-	// to tear down a process with many threads.
-	for i := 0; syscall.Kill(pid, 0) == nil && !zombie(pid); i++ {
+	// A loaded machine can take seconds to tear down and reap a process
+	// with many threads.
+	for i := 0; syscall.Kill(pid, 0) == nil; i++ {
 		if i == 1000 {
 			t.Fatalf("pid %d outlived SIGKILL", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// zombie reports whether pid has exited and waits to be reaped.
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
-		return b[i+2] == 'Z'
-	}
-	return false
 }
 
 // disconnect runs `veil disconnect` in the client namespace and checks

@@ -181,13 +181,7 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 		"--timeout", f.timeout.String(), "--log-level", f.logLevel, "--key-rotation", f.keyRotation.String()}
 	child := exec.Command(exe, args...)
 	child.ExtraFiles = []*os.File{w}
-	// A process group of its own keeps the terminal's Ctrl-C and job
-	// control away from it (and it ignores SIGHUP), but it stays in the
-	// caller's session, as the wireguard-go daemon does: a session of its
-	// own would put it in a scheduler autogroup of its own, and on a busy
-	// machine a tunnel in its own autogroup moves 10-20% less traffic
-	// (bench/tunnel/RESULTS.md, path wg/sid).
-	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	detach(child)
 	child.Dir = "/"
 	if err := child.Start(); err != nil {
 		w.Close()
