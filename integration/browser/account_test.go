@@ -64,7 +64,7 @@ func TestAccountAndPrivacyPages(t *testing.T) {
 	// Support, reached by the link every page carries, attaches the
 	// ticket to the account logged in.
 	err = chromedp.Do(ctx,
-		chromedp.Click(`header nav a[href="/support"]`),
+		chromedp.Click(`footer a[href="/support"]`),
 		chromedp.WaitVisible("#attach"),
 		chromedp.SendKeys("#subject", "From the browser"),
 		chromedp.SendKeys("#message", "Please attach me."),

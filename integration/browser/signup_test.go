@@ -77,7 +77,7 @@ func TestVisitorPath(t *testing.T) {
 	var code string
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/"),
-		chromedp.Click(`header nav a[href="/pricing"]`),
+		chromedp.Click(`header nav.wide a[href="/pricing"]`),
 		chromedp.WaitVisible("#products"),
 	)
 	if err != nil {
@@ -87,7 +87,7 @@ func TestVisitorPath(t *testing.T) {
 		t.Errorf("pricing page:\n%s", page)
 	}
 	err = chromedp.Do(ctx,
-		chromedp.Click(`header nav a[href="/signup"]`),
+		chromedp.Click(`header a.cta[href="/signup"]`),
 		chromedp.WaitVisible("#get-code"),
 		chromedp.Click("#get-code"),
 		chromedp.WaitVisible("#access-code"),
