@@ -257,7 +257,8 @@ func TestServeLifecycle(t *testing.T) {
 	var devs []apitypes.Device
 	json.NewDecoder(resp.Body).Decode(&devs)
 	resp.Body.Close()
-	if len(devs) != 1 || strings.Join(devs[0].Block, ",") != "ads,trackers" {
+	// The CLI's own device, and the one wg-config registered for its file.
+	if len(devs) != 2 || strings.Join(devs[0].Block, ",") != "ads,trackers" || len(devs[1].Block) != 0 {
 		t.Errorf("device after connect --block: %+v", devs)
 	}
 	if _, stderr, rc := veil(t, bin, "disconnect", "--state", state); rc != 0 {
