@@ -72,15 +72,7 @@ func newDevicesRenameCmd() *cobra.Command {
 		Short: "Give a device a new name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			api, _, err := f.api(cmd)
-			if err != nil {
-				return err
-			}
-			devs, err := api.Devices(cmd.Context())
-			if err != nil {
-				return err
-			}
-			d, err := findDevice(devs, args[0])
+			api, _, d, err := f.device(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -108,15 +100,7 @@ func newDevicesRemoveCmd() *cobra.Command {
 		Short: "Remove a device from the account",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			api, st, err := f.api(cmd)
-			if err != nil {
-				return err
-			}
-			devs, err := api.Devices(cmd.Context())
-			if err != nil {
-				return err
-			}
-			d, err := findDevice(devs, args[0])
+			api, st, d, err := f.device(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -133,6 +117,21 @@ func newDevicesRemoveCmd() *cobra.Command {
 	f = addClientFlags(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "remove even this CLI's own device")
 	return cmd
+}
+
+// device looks up the account's device ref names (see findDevice), with
+// the API client and state it was found through.
+func (f *clientFlags) device(cmd *cobra.Command, ref string) (*client.API, *client.State, *apitypes.Device, error) {
+	api, st, err := f.api(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	devs, err := api.Devices(cmd.Context())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	d, err := findDevice(devs, ref)
+	return api, st, d, err
 }
 
 // findDevice picks a device by id or, failing that, by its exact name;
