@@ -108,7 +108,9 @@ func (s *Server) affiliatePageJoin(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, "joining affiliate program", err)
 		return
 	}
-	http.Redirect(w, r, "/affiliate", http.StatusSeeOther)
+	// Back to the page in the language the form was sent from.
+	_, prefix := web.Language(r)
+	http.Redirect(w, r, prefix+"/affiliate", http.StatusSeeOther)
 }
 
 func (s *Server) adminAffiliates(w http.ResponseWriter, r *http.Request) {
