@@ -20,6 +20,7 @@ import (
 	"html"
 	"html/template"
 	"io/fs"
+	"regexp"
 	"strings"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
@@ -202,6 +203,39 @@ func (l *Localizer) Code(id string, kv ...any) template.HTML {
 	}
 	return template.HTML(s)
 }
+
+// Rich is Code for instructions: besides {{.Key}} values shown as code,
+// the message may hold *words* (shown emphasised, for a label on a
+// screen) and [words](Key), a link to the value of Key. The message is
+// escaped first, and a link's target comes from kv, never from the
+// catalogue, so a translation adds no markup but these.
+func (l *Localizer) Rich(id string, kv ...any) template.HTML {
+	hrefs := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if k, ok := kv[i].(string); ok {
+			hrefs[k] = fmt.Sprint(kv[i+1])
+		}
+	}
+	s := string(l.Code(id, kv...))
+	s = richLink.ReplaceAllStringFunc(s, func(m string) string {
+		sub := richLink.FindStringSubmatch(m)
+		href, ok := hrefs[sub[2]]
+		if !ok {
+			return m
+		}
+		rel := ""
+		if strings.HasPrefix(href, "https://") || strings.HasPrefix(href, "http://") {
+			rel = ` rel="noopener"`
+		}
+		return `<a href="` + html.EscapeString(href) + `"` + rel + `>` + sub[1] + "</a>"
+	})
+	return template.HTML(richEm.ReplaceAllString(s, "<em>$1</em>"))
+}
+
+var (
+	richLink = regexp.MustCompile(`\[([^\]]+)\]\(([A-Za-z0-9]+)\)`)
+	richEm   = regexp.MustCompile(`\*([^*<>]+)\*`)
+)
 
 // Has reports whether the default catalogue holds id.
 func Has(id string) bool {

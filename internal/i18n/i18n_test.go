@@ -94,8 +94,13 @@ func TestPlaceholdersKept(t *testing.T) {
 	}
 }
 
+// placeholders are a message's {{.Key}} values and, for Rich, the
+// "](Key)" ends of its links.
 func placeholders(s string) map[string]bool {
 	out := map[string]bool{}
+	for _, m := range richLink.FindAllStringSubmatch(s, -1) {
+		out["]("+m[2]+")"] = true
+	}
 	for {
 		i := strings.Index(s, "{{")
 		if i < 0 {
@@ -164,6 +169,18 @@ func TestCodeEscapes(t *testing.T) {
 	got := string(For("en").Code("servers.intro", "Connect", "veil connect <x>", "Export", "a&b"))
 	if !strings.Contains(got, "<code>veil connect &lt;x&gt;</code>") || !strings.Contains(got, "<code>a&amp;b</code>") {
 		t.Errorf("Code: %s", got)
+	}
+}
+
+func TestRichMarksOnlyItsOwn(t *testing.T) {
+	got := string(For("en").Rich("download.windows.file", "Account", "/de/account?x=\"1\"", "Conf", ".conf", "Cmd", "a<b", "Veil", "veil"))
+	want := `On the <a href="/de/account?x=&#34;1&#34;">account page</a>, choose <em>Add a device</em>, pick a location and download the <code>.conf</code> file (or run <code>a&lt;b</code> on a computer where <code>veil</code> is logged in).`
+	if got != want {
+		t.Errorf("Rich:\n got %s\nwant %s", got, want)
+	}
+	// A link whose key the template does not give stays as written.
+	if got := string(For("en").Rich("download.which.devices")); !strings.Contains(got, "[account page](Account)") || strings.Contains(got, "<a") {
+		t.Errorf("Rich without the link's target: %s", got)
 	}
 }
 

@@ -53,3 +53,37 @@ func TestDownloads(t *testing.T) {
 		t.Error("without files the page does not point to make dist")
 	}
 }
+
+// TestDownloadsTranslated reads the page in each language: every message
+// is there in that language, the marks of Rich messages became links and
+// emphasis, and the account links keep the visitor's language.
+func TestDownloadsTranslated(t *testing.T) {
+	mux := http.NewServeMux()
+	Downloads{}.Register(mux)
+	h := Localize(mux)
+	for path, want := range map[string][]string{
+		"/download":    {"Which way suits you", `<a href="/account">account page</a>`, "<em>Add a device</em>"},
+		"/ru/download": {"Что вам подходит", `<a href="/ru/account">странице аккаунта</a>`, "<em>Добавить устройство</em>"},
+		"/de/download": {"Was zu Ihnen passt", `<a href="/de/account">Kontoseite</a>`, "<em>Gerät hinzufügen</em>"},
+		"/fr/download": {"Quelle solution vous convient", `<a href="/fr/account">page du compte</a>`},
+		"/es/download": {"Qué opción le conviene", `<a href="/es/account">página de la cuenta</a>`},
+		"/tr/download": {"Size hangisi uygun", `<a href="/tr/account">hesap sayfasından</a>`},
+		"/zh/download": {"哪种方式适合您", `<a href="/zh/account">账户页面</a>`},
+	} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", path, nil)
+		r.Header.Set("Accept", "text/html")
+		h.ServeHTTP(w, r)
+		body := w.Body.String()
+		for _, s := range append(want, `href="https://www.wireguard.com/install/" rel="noopener"`, `id="opnsense"`, "<code>NO_WAN_EGRESS</code>") {
+			if !strings.Contains(body, s) {
+				t.Errorf("%s lacks %q", path, s)
+			}
+		}
+		for _, bad := range []string{"download.", "](", "{{"} {
+			if i := strings.Index(body, bad); i >= 0 {
+				t.Errorf("%s shows %q: …%s…", path, bad, body[max(0, i-40):min(len(body), i+40)])
+			}
+		}
+	}
+}

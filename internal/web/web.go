@@ -106,7 +106,8 @@ var Footer = []NavItem{
 
 // view is what the base template sees: the page, and the visitor's
 // language, whose messages the templates take with {{$.T "id"}},
-// {{$.N "id" count}} and {{$.Code "id" "Name" value}}.
+// {{$.N "id" count}}, {{$.Code "id" "Name" value}} and, for text with
+// links and on-screen labels, {{$.Rich "id" "Name" value}}.
 type view struct {
 	Page
 	*i18n.Localizer

@@ -54,7 +54,7 @@ func CheckTemplates(t *testing.T, fsys fs.FS, pattern string, notYet map[string]
 }
 
 // templateIDs walks a template's tree for the message ids it names
-// literally ({{$.T "id"}}, {{$.N "id" n}}, {{$.Code "id" …}}) and returns
+// literally ({{$.T "id"}}, {{$.N "id" n}}, {{$.Code "id" …}}, {{$.Rich "id" …}}) and returns
 // its HTML with every action replaced by NUL.
 func templateIDs(t *testing.T, name, text string) (ids []string, markup string) {
 	t.Helper()
@@ -89,7 +89,7 @@ func templateIDs(t *testing.T, name, text string) (ids []string, markup string) 
 				case *parse.VariableNode:
 					field = f.Ident[1:]
 				}
-				if len(field) == 1 && (field[0] == "T" || field[0] == "N" || field[0] == "Code") {
+				if len(field) == 1 && (field[0] == "T" || field[0] == "N" || field[0] == "Code" || field[0] == "Rich") {
 					if s, ok := cmd.Args[1].(*parse.StringNode); ok {
 						ids = append(ids, s.Text)
 					}
