@@ -177,7 +177,7 @@ func (p *tunPlane) installRules(tc tunnelConfig) error {
 
 // buildRules queues the gateway's chains: the egress guard on forwarded
 // traffic from the tunnel, the host closed to peers but for DNS and ping,
-// and masquerade of the pools.
+// masquerade of the pools, and TCP MSS clamped to the route MTU.
 func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig, allow []netip.Prefix, encryptedDNS bool) {
 	accept := policy(nftables.ChainPolicyAccept)
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
@@ -243,7 +243,46 @@ func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig
 	for _, pool := range tc.pools {
 		rule(nat, addrMatch(pool, true), ifnameNot(expr.MetaKeyOIFNAME, tun), []expr.Any{&expr.Masq{}})
 	}
+
+	// MSS clamping, before the filter chains: a path with a smaller MTU
+	// than the tunnel's, where ICMP is dropped, would stall TCP.
+	mss := c.AddChain(&nftables.Chain{Name: "mss", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityMangle, Policy: accept})
+	for _, e := range mssClamp(tun) {
+		rule(mss, e)
+	}
 }
+
+// mssClamp is, for TCP SYN and SYN-ACK packets entering or leaving the
+// tunnel interface, `tcp option maxseg size set rt mtu`: the MSS option
+// lowered to the route's MTU less the IP and TCP headers (the kernel
+// never raises it).
+func mssClamp(tun string) [][]expr.Any {
+	var rules [][]expr.Any
+	for _, key := range []expr.MetaKey{expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME} {
+		var e []expr.Any
+		e = append(e, ifname(key, tun)...)
+		e = append(e, l4proto(unix.IPPROTO_TCP)...)
+		e = append(e,
+			// tcp flags syn: the flags byte at offset 13.
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpFlagSYN}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
+			// rt mtu, in network order, written to the maxseg option's
+			// size (kind 2, two bytes at offset 2).
+			&expr.Rt{Register: 1, Key: expr.RtTCPMSS},
+			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 2, Size: 2},
+			&expr.Exthdr{SourceRegister: 1, Type: tcpOptMaxSeg, Offset: 2, Len: 2, Op: expr.ExthdrOpTcpopt},
+		)
+		rules = append(rules, e)
+	}
+	return rules
+}
+
+const (
+	tcpFlagSYN   = 0x02
+	tcpOptMaxSeg = 2
+)
 
 func policy(p nftables.ChainPolicy) *nftables.ChainPolicy { return &p }
 
