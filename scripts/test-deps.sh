@@ -25,6 +25,8 @@ for cmd in "${!need[@]}"; do
 done
 # initdb lives outside PATH in Debian's postgresql packages.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# Chromium draws the Chinese pages' screenshots with a CJK font, or boxes.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
