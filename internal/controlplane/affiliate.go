@@ -96,7 +96,7 @@ func (s *Server) affiliatePage(w http.ResponseWriter, r *http.Request) {
 			av := s.affiliateView(r, a)
 			v.Affiliate = &av
 		case !errors.Is(err, store.ErrNotFound):
-			s.pageFail(w, "reading affiliate", err)
+			s.pageFail(w, r, "reading affiliate", err)
 			return
 		}
 	}
@@ -105,7 +105,7 @@ func (s *Server) affiliatePage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) affiliatePageJoin(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.join(r, accountFrom(r).ID); err != nil {
-		s.pageFail(w, "joining affiliate program", err)
+		s.pageFail(w, r, "joining affiliate program", err)
 		return
 	}
 	// Back to the page in the language the form was sent from.

@@ -137,7 +137,7 @@ func (s *Server) pageDeviceDone(w http.ResponseWriter, r *http.Request, done str
 	if err := change(); errors.Is(err, store.ErrNotFound) {
 		m = "nodevice"
 	} else if err != nil {
-		s.pageFail(w, "changing device", err)
+		s.pageFail(w, r, "changing device", err)
 		return
 	}
 	http.Redirect(w, r, "/account?m="+url.QueryEscape(m)+"#devices", http.StatusSeeOther)

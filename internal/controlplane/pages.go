@@ -5,8 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"time"
-	"veil/internal/apitypes"
 
+	"veil/internal/apitypes"
+	"veil/internal/i18n"
 	"veil/internal/store"
 	"veil/internal/web"
 )
@@ -36,9 +37,12 @@ func (s *Server) registerPages(mux *http.ServeMux) {
 	mux.HandleFunc("POST /support/ticket/{token}", s.pageForm(s.ticketPageReply))
 }
 
-func (s *Server) pageFail(w http.ResponseWriter, what string, err error) {
+// pageFail answers a page's internal error in the visitor's language,
+// without details, and logs what failed without the request.
+func (s *Server) pageFail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.log.Error(what, "err", err)
-	http.Error(w, "internal error; try again later", http.StatusInternalServerError)
+	code, _ := web.Language(r)
+	http.Error(w, i18n.For(code).T("page.internal_error"), http.StatusInternalServerError)
 }
 
 // pageForm guards form posts (csrf.go): the site's own Origin and the
@@ -164,12 +168,12 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 	if acc, _ := s.pageAccount(r); acc != nil {
 		devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
 		if err != nil {
-			s.pageFail(w, "reading devices", err)
+			s.pageFail(w, r, "reading devices", err)
 			return
 		}
 		ts, err := s.cfg.Store.AccountTickets(r.Context(), acc.ID)
 		if err != nil {
-			s.pageFail(w, "reading tickets", err)
+			s.pageFail(w, r, "reading tickets", err)
 			return
 		}
 		v.Account = &accountInfo{
@@ -180,7 +184,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			DeviceList: s.deviceRows(devs), MaxDevices: s.maxDevices(acc),
 		}
 		if v.Account.Servers, err = s.serverOptions(r); err != nil {
-			s.pageFail(w, "listing gateways", err)
+			s.pageFail(w, r, "listing gateways", err)
 			return
 		}
 	}
@@ -195,7 +199,7 @@ func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errBadCode):
 		http.Redirect(w, r, "/account?m=bad", http.StatusSeeOther)
 	case err != nil:
-		s.pageFail(w, "logging in", err)
+		s.pageFail(w, r, "logging in", err)
 	default:
 		s.setSessionCookie(w, r, sess.Token, sess.ExpiresAt)
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
@@ -205,7 +209,7 @@ func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) accountLogout(w http.ResponseWriter, r *http.Request) {
 	if _, hash := s.pageAccount(r); hash != nil {
 		if err := s.cfg.Store.DeleteSession(r.Context(), hash); err != nil {
-			s.pageFail(w, "deleting session", err)
+			s.pageFail(w, r, "deleting session", err)
 			return
 		}
 	}
@@ -225,7 +229,7 @@ func (s *Server) accountEmail(w http.ResponseWriter, r *http.Request) {
 		u.MarketingConsent = &no
 	}
 	if err := s.cfg.Store.UpdateAccount(r.Context(), accountFrom(r).ID, u); err != nil {
-		s.pageFail(w, "updating account", err)
+		s.pageFail(w, r, "updating account", err)
 		return
 	}
 	http.Redirect(w, r, "/account?m=email", http.StatusSeeOther)
@@ -248,7 +252,7 @@ func (s *Server) accountFlag(which string) http.HandlerFunc {
 			u.MarketingConsent = &on
 		}
 		if err := s.cfg.Store.UpdateAccount(r.Context(), acc.ID, u); err != nil {
-			s.pageFail(w, "updating account", err)
+			s.pageFail(w, r, "updating account", err)
 			return
 		}
 		http.Redirect(w, r, "/account?m="+which, http.StatusSeeOther)
@@ -261,7 +265,7 @@ func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.cfg.Store.DeleteAccount(r.Context(), accountFrom(r).ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.pageFail(w, "erasing account", err)
+		s.pageFail(w, r, "erasing account", err)
 		return
 	}
 	s.setSessionCookie(w, r, "", time.Unix(1, 0))
@@ -302,7 +306,7 @@ func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.pageFail(w, "creating ticket", err)
+		s.pageFail(w, r, "creating ticket", err)
 		return
 	}
 	http.Redirect(w, r, prefix+"/support/ticket/"+out.Token, http.StatusSeeOther)
@@ -315,7 +319,7 @@ func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.pageFail(w, "reading ticket", err)
+		s.pageFail(w, r, "reading ticket", err)
 		return
 	}
 	v := ticketView(t, true)
@@ -329,14 +333,14 @@ func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.pageFail(w, "reading ticket", err)
+		s.pageFail(w, r, "reading ticket", err)
 		return
 	}
 	_, msg, err := cleanTicket("-", r.PostForm.Get("message"))
 	if err == nil {
 		err = s.cfg.Store.AddTicketMessage(r.Context(), t.ID, store.TicketMessage{Body: msg, CreatedAt: s.cfg.Now()}, store.TicketOpen)
 		if err != nil {
-			s.pageFail(w, "adding ticket message", err)
+			s.pageFail(w, r, "adding ticket message", err)
 			return
 		}
 	}

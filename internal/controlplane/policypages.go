@@ -24,7 +24,7 @@ type policyView struct {
 func (s *Server) privacyPage(w http.ResponseWriter, r *http.Request) {
 	vs, err := s.cfg.Store.PolicyVersions(r.Context())
 	if err != nil {
-		s.pageFail(w, "reading policy", err)
+		s.pageFail(w, r, "reading policy", err)
 		return
 	}
 	lang, _ := web.Language(r)
@@ -57,7 +57,7 @@ type versionsView struct {
 func (s *Server) versionsPage(w http.ResponseWriter, r *http.Request) {
 	vs, err := s.cfg.Store.PolicyVersions(r.Context())
 	if err != nil {
-		s.pageFail(w, "reading policy versions", err)
+		s.pageFail(w, r, "reading policy versions", err)
 		return
 	}
 	v := versionsView{Versions: vs}

@@ -151,7 +151,7 @@ func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
 			return
 		}
 		if err := s.RecoverCode(r.Context(), email, lang, prefix); err != nil {
-			s.pageFail(w, "recovering access code", err)
+			s.pageFail(w, r, "recovering access code", err)
 			return
 		}
 		http.Redirect(w, r, prefix+"/account?m=recover", http.StatusSeeOther)
@@ -244,7 +244,7 @@ func (s *Server) recoverLinkPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.pageFail(w, "reading recovery link", err)
+		s.pageFail(w, r, "reading recovery link", err)
 		return
 	}
 	s.page(w, r, "recover.html", web.Page{Title: "title.new_code", Data: recoverView{Token: tok}})
@@ -274,7 +274,7 @@ func (s *Server) recoverLinkUse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.pageFail(w, "recovering access code", err)
+		s.pageFail(w, r, "recovering access code", err)
 		return
 	}
 	// This browser's session, if any, has ended with the others.

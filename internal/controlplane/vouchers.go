@@ -79,7 +79,7 @@ func (s *Server) accountRedeem(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, billing.ErrVoucher):
 		http.Redirect(w, r, "/account?m=badvoucher", http.StatusSeeOther)
 	case err != nil:
-		s.pageFail(w, "redeeming voucher", err)
+		s.pageFail(w, r, "redeeming voucher", err)
 	default:
 		http.Redirect(w, r, "/account?m=redeemed&days="+strconv.Itoa(days), http.StatusSeeOther)
 	}
