@@ -46,6 +46,11 @@ func TestMSSClampTUNGateway(t *testing.T) {
 	requireNetns(t, "curl")
 	tp := newTopo(t)
 	run(t, "ip", "-n", tp.g, "link", "set", "g1", "mtu", "1280")
+	// Segmentation offload would let the internet host hand its veth one
+	// large buffer that crosses to g1 unchecked against the MTU and is cut
+	// into segments only past it, hiding the black hole: one segment per
+	// buffer makes every full-sized packet meet g1's MTU on its own.
+	run(t, "ip", "-n", tp.i, "link", "set", "i0", "gso_max_segs", "1")
 	tp.runIn(t, tp.i, "nft", "add table inet blackhole")
 	tp.runIn(t, tp.i, "nft", "add chain inet blackhole in { type filter hook input priority 0; meta l4proto icmp drop; }")
 	tp.start(t, tp.i, []string{"VEIL_NETNS_ROLE=bulk"}, tp.self)
