@@ -98,7 +98,7 @@ func (s *Server) serverOptions(r *http.Request) ([]serverOption, error) {
 func pageDeviceID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		http.Redirect(w, r, "/account?m=nodevice", http.StatusSeeOther)
+		toAccount(w, r, "?m=nodevice")
 		return 0, false
 	}
 	return id, true
@@ -111,7 +111,7 @@ func (s *Server) pageRenameDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	name, err := device.CleanName(r.PostForm.Get("name"), "")
 	if err != nil || name == "" {
-		http.Redirect(w, r, "/account?m=badname#devices", http.StatusSeeOther)
+		toAccount(w, r, "?m=badname#devices")
 		return
 	}
 	s.pageDeviceDone(w, r, "renamed", func() error {
@@ -140,5 +140,5 @@ func (s *Server) pageDeviceDone(w http.ResponseWriter, r *http.Request, done str
 		s.pageFail(w, r, "changing device", err)
 		return
 	}
-	http.Redirect(w, r, "/account?m="+url.QueryEscape(m)+"#devices", http.StatusSeeOther)
+	toAccount(w, r, "?m="+url.QueryEscape(m)+"#devices")
 }

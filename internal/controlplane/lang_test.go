@@ -132,3 +132,25 @@ func TestSupportInPageLanguage(t *testing.T) {
 		t.Errorf("receipt is not German: %q\n%s", ms[0].Subject, ms[0].Body)
 	}
 }
+
+// TestAccountPageInPageLanguage: a failed login on a /de/ page comes
+// back to the German account page, with its note and form in German.
+func TestAccountPageInPageLanguage(t *testing.T) {
+	e := newEnv(t, nil)
+	base := localized(t, e)
+	v := newVisitor(t, base)
+	v.get("/de/account")
+	loc := v.submit("/de/account/login", url.Values{"access_code": {"0000 0000 0000 0000"}}).Header.Get("Location")
+	if loc != "/de/account?m=bad" {
+		t.Fatalf("a failed login led to %q, want the German account page", loc)
+	}
+	_, page := v.get(loc)
+	for _, want := range []string{"Zugangscode nicht erkannt.", "Zugangscode verloren?", `action="/de/account/recover"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("German account page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "Access code not recognised") {
+		t.Error("German account page holds the English note")
+	}
+}

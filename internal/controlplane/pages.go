@@ -72,7 +72,7 @@ func (s *Server) withPageAccount(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		acc, hash := s.pageAccount(r)
 		if acc == nil {
-			http.Redirect(w, r, "/account?m=login", http.StatusSeeOther)
+			toAccount(w, r, "?m=login")
 			return
 		}
 		h(w, r.WithContext(withAccountCtx(r.Context(), acc, hash)))
@@ -136,24 +136,33 @@ type accountInfo struct {
 	Servers    []serverOption
 }
 
-var pageMessages = map[string]string{
-	"login":      "Enter your access code to see your account.",
-	"bad":        "Access code not recognised.",
-	"throttled":  "Too many failed attempts; try again later.",
-	"email":      "Your email was saved.",
-	"bademail":   "That email cannot receive mail; write it like name@example.org.",
-	"restricted": "Processing restriction saved.",
-	"marketing":  "Marketing preference saved.",
-	"confirm":    "To erase your account, tick the confirmation box.",
-	"erased":     "Your account and everything held for it were erased.",
-	"out":        "You are logged out.",
-	"recover":    recoverAnswer,
-	"badvoucher": "Voucher code not recognised or already used.",
-	"redeemed":   "Voucher redeemed: your paid time was extended.",
-	"renamed":    "The device was renamed.",
-	"removed":    "The device was removed; its key no longer connects.",
-	"badname":    "A device name is 1 to 64 printable characters.",
-	"nodevice":   "This account has no such device.",
+// pageMessages are the notes the account page shows after an action,
+// named by ?m=; each is the catalogue message account.m.NAME.
+var pageMessages = map[string]bool{
+	"login":      true,
+	"bad":        true,
+	"throttled":  true,
+	"email":      true,
+	"bademail":   true,
+	"restricted": true,
+	"marketing":  true,
+	"confirm":    true,
+	"erased":     true,
+	"out":        true,
+	"recover":    true,
+	"badvoucher": true,
+	"redeemed":   true,
+	"renamed":    true,
+	"removed":    true,
+	"badname":    true,
+	"nodevice":   true,
+}
+
+// toAccount sends the visitor back to the account page, in the language
+// they came by, with what follows "/account" (a ?m= note, a #fragment).
+func toAccount(w http.ResponseWriter, r *http.Request, rest string) {
+	_, prefix := web.Language(r)
+	http.Redirect(w, r, prefix+"/account"+rest, http.StatusSeeOther)
 }
 
 func dateOrEmpty(t time.Time) string {
@@ -164,7 +173,11 @@ func dateOrEmpty(t time.Time) string {
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
-	v := accountPageView{Message: pageMessages[r.URL.Query().Get("m")]}
+	var v accountPageView
+	if m := r.URL.Query().Get("m"); pageMessages[m] {
+		code, _ := web.Language(r)
+		v.Message = i18n.For(code).T("account.m." + m)
+	}
 	if acc, _ := s.pageAccount(r); acc != nil {
 		devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
 		if err != nil {
@@ -195,14 +208,14 @@ func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
 	sess, _, err := s.login(r.Context(), s.cfg.Visitors.Key(r), r.PostForm.Get("access_code"))
 	switch {
 	case errors.Is(err, errThrottled):
-		http.Redirect(w, r, "/account?m=throttled", http.StatusSeeOther)
+		toAccount(w, r, "?m=throttled")
 	case errors.Is(err, errBadCode):
-		http.Redirect(w, r, "/account?m=bad", http.StatusSeeOther)
+		toAccount(w, r, "?m=bad")
 	case err != nil:
 		s.pageFail(w, r, "logging in", err)
 	default:
 		s.setSessionCookie(w, r, sess.Token, sess.ExpiresAt)
-		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		toAccount(w, r, "")
 	}
 }
 
@@ -214,13 +227,13 @@ func (s *Server) accountLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.setSessionCookie(w, r, "", time.Unix(1, 0))
-	http.Redirect(w, r, "/account?m=out", http.StatusSeeOther)
+	toAccount(w, r, "?m=out")
 }
 
 func (s *Server) accountEmail(w http.ResponseWriter, r *http.Request) {
 	email, err := CleanEmail(r.PostForm.Get("email"))
 	if err != nil {
-		http.Redirect(w, r, "/account?m=bademail", http.StatusSeeOther)
+		toAccount(w, r, "?m=bademail")
 		return
 	}
 	u := store.AccountUpdate{Email: &email}
@@ -232,7 +245,7 @@ func (s *Server) accountEmail(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, r, "updating account", err)
 		return
 	}
-	http.Redirect(w, r, "/account?m=email", http.StatusSeeOther)
+	toAccount(w, r, "?m=email")
 }
 
 // accountFlag sets the restriction or the marketing consent from the
@@ -255,13 +268,13 @@ func (s *Server) accountFlag(which string) http.HandlerFunc {
 			s.pageFail(w, r, "updating account", err)
 			return
 		}
-		http.Redirect(w, r, "/account?m="+which, http.StatusSeeOther)
+		toAccount(w, r, "?m="+which)
 	}
 }
 
 func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("confirm") != "yes" {
-		http.Redirect(w, r, "/account?m=confirm", http.StatusSeeOther)
+		toAccount(w, r, "?m=confirm")
 		return
 	}
 	if err := s.cfg.Store.DeleteAccount(r.Context(), accountFrom(r).ID); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -269,7 +282,7 @@ func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setSessionCookie(w, r, "", time.Unix(1, 0))
-	http.Redirect(w, r, "/account?m=erased", http.StatusSeeOther)
+	toAccount(w, r, "?m=erased")
 }
 
 // supportPageView is what support.html shows.

@@ -141,20 +141,20 @@ func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
 		lang, prefix := web.Language(r)
 		src := s.cfg.Visitors.Key(r)
 		if ok, _ := th.Allowed(src); !ok {
-			http.Redirect(w, r, prefix+"/account?m=throttled", http.StatusSeeOther)
+			toAccount(w, r, "?m=throttled")
 			return
 		}
 		th.Fail(src)
 		email, err := CleanEmail(r.PostForm.Get("email"))
 		if err != nil || email == "" {
-			http.Redirect(w, r, prefix+"/account?m=bademail", http.StatusSeeOther)
+			toAccount(w, r, "?m=bademail")
 			return
 		}
 		if err := s.RecoverCode(r.Context(), email, lang, prefix); err != nil {
 			s.pageFail(w, r, "recovering access code", err)
 			return
 		}
-		http.Redirect(w, r, prefix+"/account?m=recover", http.StatusSeeOther)
+		toAccount(w, r, "?m=recover")
 	}
 }
 

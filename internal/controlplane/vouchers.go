@@ -75,13 +75,13 @@ func (s *Server) accountRedeem(w http.ResponseWriter, r *http.Request) {
 	days, err := s.redeem(r.Context(), r, accountFrom(r).ID, r.PostForm.Get("voucher"))
 	switch {
 	case errors.Is(err, errVoucherThrottled):
-		http.Redirect(w, r, "/account?m=throttled", http.StatusSeeOther)
+		toAccount(w, r, "?m=throttled")
 	case errors.Is(err, billing.ErrVoucher):
-		http.Redirect(w, r, "/account?m=badvoucher", http.StatusSeeOther)
+		toAccount(w, r, "?m=badvoucher")
 	case err != nil:
 		s.pageFail(w, r, "redeeming voucher", err)
 	default:
-		http.Redirect(w, r, "/account?m=redeemed&days="+strconv.Itoa(days), http.StatusSeeOther)
+		toAccount(w, r, "?m=redeemed&days="+strconv.Itoa(days))
 	}
 }
 

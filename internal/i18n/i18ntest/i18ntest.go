@@ -149,9 +149,10 @@ func literalText(markup string) []string {
 				}
 			}
 			for _, a := range tok.Attr {
-				// An option's value is what the form sends, not what
-				// the visitor reads; an input's or button's is shown.
-				if a.Key == "value" && tok.Data == "option" {
+				// An option's, a checkbox's, a radio button's and a hidden
+				// input's value is what the form sends, not what the
+				// visitor reads; a text input's or a button's is shown.
+				if a.Key == "value" && sentNotShown(tok) {
 					continue
 				}
 				if translatable[a.Key] && hasLetters(strings.ReplaceAll(a.Val, "\x00", " ")) {
@@ -160,4 +161,22 @@ func literalText(markup string) []string {
 			}
 		}
 	}
+}
+
+func sentNotShown(tok html.Token) bool {
+	if tok.Data == "option" {
+		return true
+	}
+	if tok.Data != "input" {
+		return false
+	}
+	for _, a := range tok.Attr {
+		if a.Key == "type" {
+			switch a.Val {
+			case "checkbox", "radio", "hidden":
+				return true
+			}
+		}
+	}
+	return false
 }
