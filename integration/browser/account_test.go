@@ -47,7 +47,7 @@ func TestAccountAndPrivacyPages(t *testing.T) {
 
 	// The old page's button stays visible until the form's answer
 	// replaces the page: wait for what only the new page has.
-	if err := chromedp.Do(ctx, chromedp.Click("#restrict"), chromedp.WaitVisible(`form[action="/account/restrict"] strong`)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Click("#restrict"), chromedp.WaitVisible(`form[action="/account/restrict"] em`)); err != nil {
 		t.Fatalf("restricting: %v", err)
 	}
 	if page := texts(t, ctx, "main")[0]; !strings.Contains(page, "Processing is restricted") {
