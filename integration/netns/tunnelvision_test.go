@@ -13,7 +13,8 @@ import (
 // halves) via the LAN's next hop. Traffic to the internet host must
 // still exit from the gateway's address, and no packet addressed to the
 // internet host may leave on the client's LAN link, with the kill switch
-// on or off.
+// on or off. A main-table suppress rule, as earlier versions left, goes
+// with `veil disconnect`.
 func TestTunnelVision(t *testing.T) {
 	requireNetns(t)
 	for _, ks := range []string{"--kill-switch=true", "--kill-switch=false"} {
@@ -33,7 +34,18 @@ func TestTunnelVision(t *testing.T) {
 			if leaked := stop(); len(leaked) > 0 {
 				t.Fatalf("%d packets to the internet host left on the LAN link:\n%s", len(leaked), strings.Join(leaked, "\n"))
 			}
+			for _, fam := range []string{"-4", "-6"} {
+				if r := tp.runIn(t, tp.c, "ip", fam, "rule", "show"); strings.Contains(r, "suppress_prefixlength") {
+					t.Errorf("ip %s rule while connected has a suppress rule:\n%s", fam, r)
+				}
+				tp.runIn(t, tp.c, "ip", fam, "rule", "add", "priority", "32764", "table", "main", "suppress_prefixlength", "0")
+			}
 			tp.disconnect(t, state)
+			for _, fam := range []string{"-4", "-6"} {
+				if r := tp.runIn(t, tp.c, "ip", fam, "rule", "show"); strings.Contains(r, "32764") || strings.Contains(r, "32765") {
+					t.Errorf("ip %s rule after disconnect:\n%s", fam, r)
+				}
+			}
 		})
 	}
 }
