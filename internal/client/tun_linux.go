@@ -19,9 +19,13 @@ import (
 	"veil/internal/wg"
 )
 
-// Rule priorities, in the order wg-quick's `ip rule add` gives them: the
-// main table without its default routes first, then everything not
-// marked into the tunnel's table.
+// Rule priorities. Everything not marked goes to the tunnel's table,
+// ahead of main: unlike wg-quick there is no rule consulting main
+// without its default routes first, for then a route more specific than
+// the default that the LAN pushes (DHCP option 121, as a rogue router
+// may) would take traffic around the tunnel. prioSuppress is that rule's
+// priority, which earlier versions installed; it is still removed with
+// a connection, so that one taken over or disconnected leaves none.
 const (
 	prioSuppress = 32764
 	prioTunnel   = 32765
@@ -191,14 +195,26 @@ func (p *tunPlane) configure(name string, addrs []netip.Prefix) error {
 	return nil
 }
 
+// rules are the policy rules a connection installs: unmarked traffic,
+// per family, to the tunnel's table.
 func rules(mark uint32) []*netlink.Rule {
 	var out []*netlink.Rule
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		sup := netlink.NewRule()
-		sup.Family, sup.Priority, sup.Table, sup.SuppressPrefixlen = fam, prioSuppress, unix.RT_TABLE_MAIN, 0
 		tun := netlink.NewRule()
 		tun.Family, tun.Priority, tun.Table, tun.Mark, tun.Invert = fam, prioTunnel, int(mark), mark, true
-		out = append(out, sup, tun)
+		out = append(out, tun)
+	}
+	return out
+}
+
+// oldRules are the rules a connection removes: its own and the main
+// table suppress rule that earlier versions installed.
+func oldRules(mark uint32) []*netlink.Rule {
+	out := rules(mark)
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		sup := netlink.NewRule()
+		sup.Family, sup.Priority, sup.Table, sup.SuppressPrefixlen = fam, prioSuppress, unix.RT_TABLE_MAIN, 0
+		out = append(out, sup)
 	}
 	return out
 }
@@ -314,7 +330,7 @@ func undo(dir string, rec *record) error {
 // and record: rules, routes, link, DNS.
 func undoRoutes(dir string, rec *record) error {
 	var errs []error
-	for _, r := range rules(rec.Fwmark) {
+	for _, r := range oldRules(rec.Fwmark) {
 		if err := netlink.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("removing routing rule: %w", err))
 		}
