@@ -16,8 +16,11 @@ const (
 	voucherAlphabet = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 )
 
+// VoucherExample is a code in the form vouchers take, for a form's hint.
+const VoucherExample = "ABCD-EFGH-JKMN-PQRS-TVWX"
+
 // ErrMalformedVoucher is returned for input that cannot be a voucher code.
-var ErrMalformedVoucher = errors.New("a voucher code is 20 letters and digits, such as ABCD-EFGH-JKMN-PQRS-TVWX")
+var ErrMalformedVoucher = errors.New("a voucher code is 20 letters and digits, such as " + VoucherExample)
 
 // NewVoucher draws a random voucher code, grouped for display.
 func NewVoucher() (string, error) {

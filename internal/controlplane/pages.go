@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"veil/internal/account"
 	"veil/internal/apitypes"
 	"veil/internal/i18n"
 	"veil/internal/store"
@@ -133,29 +134,9 @@ type accountInfo struct {
 	// DeviceList and Servers feed the device manager (devicepage.go).
 	DeviceList []deviceRow
 	MaxDevices int
-	Servers    []serverOption
-}
-
-// pageMessages are the notes the account page shows after an action,
-// named by ?m=; each is the catalogue message account.m.NAME.
-var pageMessages = map[string]bool{
-	"login":      true,
-	"bad":        true,
-	"throttled":  true,
-	"email":      true,
-	"bademail":   true,
-	"restricted": true,
-	"marketing":  true,
-	"confirm":    true,
-	"erased":     true,
-	"out":        true,
-	"recover":    true,
-	"badvoucher": true,
-	"redeemed":   true,
-	"renamed":    true,
-	"removed":    true,
-	"badname":    true,
-	"nodevice":   true,
+	// VoucherExample shows the form a voucher code takes.
+	VoucherExample string
+	Servers        []serverOption
 }
 
 // toAccount sends the visitor back to the account page, in the language
@@ -173,10 +154,12 @@ func dateOrEmpty(t time.Time) string {
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
+	// ?m= names the note to show after an action: the catalogue
+	// message account.m.NAME, and nothing else.
 	var v accountPageView
-	if m := r.URL.Query().Get("m"); pageMessages[m] {
+	if id := "account.m." + r.URL.Query().Get("m"); i18n.Has(id) {
 		code, _ := web.Language(r)
-		v.Message = i18n.For(code).T("account.m." + m)
+		v.Message = i18n.For(code).T(id)
 	}
 	if acc, _ := s.pageAccount(r); acc != nil {
 		devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
@@ -195,6 +178,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 			Devices: len(devs), Tickets: len(ts), PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
 			CheckoutURL: s.checkoutURL(acc.ID), PayLinks: s.payLinks(acc.ID),
 			DeviceList: s.deviceRows(devs), MaxDevices: s.maxDevices(acc),
+			VoucherExample: account.VoucherExample,
 		}
 		if v.Account.Servers, err = s.serverOptions(r); err != nil {
 			s.pageFail(w, r, "listing gateways", err)

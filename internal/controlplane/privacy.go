@@ -116,8 +116,9 @@ func (s *Server) publicURL(r *http.Request) string {
 }
 
 // recoverAnswer is the one answer to every recovery request, so that it
-// never tells whether an email is registered.
-const recoverAnswer = "If an account has this email, a link to get a new access code is on its way to it. Your current code keeps working until the link is used."
+// never tells whether an email is registered: the account page's note,
+// in English as the API speaks.
+var recoverAnswer = i18n.For(i18n.Default).T("account.m.recover")
 
 // recoverCode answers access-code recovery requests, limited per source
 // by th (in memory, on a keyed hash of the address).
