@@ -40,7 +40,15 @@ func TerminalQRImage(text string, scale int) (image.Image, error) {
 		return nil, errors.New("no QR code printed")
 	}
 	width := len([]rune(lines[0]))
-	img := image.NewGray(image.Rect(0, 0, width*scale, 2*len(lines)*scale))
+	height := 2 * len(lines)
+	// A code of odd height ends in a line of upper halves: its lower
+	// half is the terminal's background, not part of the code, and
+	// left dark it is a bar under the quiet zone that the decoder
+	// takes for the code's edge.
+	if strings.Trim(lines[len(lines)-1], "▀") == "" {
+		height--
+	}
+	img := image.NewGray(image.Rect(0, 0, width*scale, height*scale))
 	for row, line := range lines {
 		cells := []rune(line)
 		if len(cells) != width {
