@@ -191,7 +191,7 @@ func (s *Server) adminAttachBilling(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "not a payment reference of this service")
 		return
 	}
-	err = s.cfg.Store.AttachPayment(r.Context(), id, accountID, s.cfg.Now())
+	err = s.cfg.Store.AttachPayment(r.Context(), id, accountID, s.cfg.Business.AffiliatePercent, s.cfg.Now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such billing record or account")

@@ -106,14 +106,17 @@ var ErrAttached = errors.New("the billing record already belongs to an account")
 // AttachPayment gives a detached billing record (a payment whose
 // reference named no account) to an account, and the account the paid
 // time the payment bought, counted from now or from its current end,
-// unless the payment was refunded.
-func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64, now time.Time) error {
+// unless the payment was refunded. An affiliate who referred the
+// account is credited affiliatePercent of it, as for a payment that
+// named the account.
+func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64, affiliatePercent int, now time.Time) error {
+	now = now.UTC().Truncate(time.Microsecond)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var owner sql.NullInt64
-		var days int
 		var refunded time.Time
-		err := tx.QueryRowContext(ctx, "SELECT account_id, days, refunded_at FROM billing_records WHERE id = $1", recordID).
-			Scan(&owner, &days, timeCol{&refunded})
+		p := Payment{AccountID: accountID, AffiliatePercent: affiliatePercent}
+		err := tx.QueryRowContext(ctx, "SELECT account_id, days, amount_cents, currency, refunded_at FROM billing_records WHERE id = $1", recordID).
+			Scan(&owner, &p.Days, &p.AmountCents, &p.Currency, timeCol{&refunded})
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -137,7 +140,10 @@ func (s *sqlStore) AttachPayment(ctx context.Context, recordID, accountID int64,
 		if !refunded.IsZero() {
 			return nil // refunded: it buys nothing
 		}
-		return s.extendPaid(ctx, tx, accountID, paid, days, "", now.UTC().Truncate(time.Microsecond))
+		if err := s.creditAffiliate(ctx, tx, recordID, p, now); err != nil {
+			return err
+		}
+		return s.extendPaid(ctx, tx, accountID, paid, p.Days, "", now)
 	})
 	if err != nil {
 		return fmt.Errorf("attaching payment: %w", err)

@@ -406,10 +406,11 @@ type Store interface {
 	// BillingRecords lists the records made in [from, to), oldest first;
 	// a zero bound is open. AccountID is 0 for a detached record.
 	BillingRecords(ctx context.Context, from, to time.Time) ([]BillingRecord, error)
-	// AttachPayment gives a detached record's payment to an account;
-	// ErrNotFound for no such record or account, ErrAttached for a record
-	// that has its account.
-	AttachPayment(ctx context.Context, recordID, accountID int64, now time.Time) error
+	// AttachPayment gives a detached record's payment to an account,
+	// crediting its affiliate affiliatePercent of it; ErrNotFound for no
+	// such record or account, ErrAttached for a record that has its
+	// account.
+	AttachPayment(ctx context.Context, recordID, accountID int64, affiliatePercent int, now time.Time) error
 	// RefundPayment marks a payment refunded and takes back the paid time
 	// it bought; applied is false for one already refunded. The refund of
 	// a payment not recorded yet is kept, and the payment, when it comes,

@@ -89,16 +89,16 @@ func testBilling(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	// Support gives the unknown account's payment to the running account.
 	before := accountByID(t, s, running.ID).PaidUntil
-	if err := s.AttachPayment(ctx, recs[2].ID, running.ID, now); err != nil {
+	if err := s.AttachPayment(ctx, recs[2].ID, running.ID, 0, now); err != nil {
 		t.Fatalf("AttachPayment: %v", err)
 	}
 	if got := accountByID(t, s, running.ID).PaidUntil; !got.Equal(before.AddDate(0, 0, 30)) {
 		t.Errorf("after attaching: paid until %v, want %v", got, before.AddDate(0, 0, 30))
 	}
-	wantErr(t, "attaching twice", s.AttachPayment(ctx, recs[2].ID, running.ID, now), store.ErrAttached)
-	wantErr(t, "attaching an attached record", s.AttachPayment(ctx, recs[0].ID, running.ID, now), store.ErrAttached)
-	wantErr(t, "attaching no record", s.AttachPayment(ctx, 987654, running.ID, now), store.ErrNotFound)
-	wantErr(t, "attaching to no account", s.AttachPayment(ctx, recs[1].ID, 987654, now), store.ErrNotFound)
+	wantErr(t, "attaching twice", s.AttachPayment(ctx, recs[2].ID, running.ID, 0, now), store.ErrAttached)
+	wantErr(t, "attaching an attached record", s.AttachPayment(ctx, recs[0].ID, running.ID, 0, now), store.ErrAttached)
+	wantErr(t, "attaching no record", s.AttachPayment(ctx, 987654, running.ID, 0, now), store.ErrNotFound)
+	wantErr(t, "attaching to no account", s.AttachPayment(ctx, recs[1].ID, 987654, 0, now), store.ErrNotFound)
 	// A refund takes the paid time back, once, and marks the record.
 	before = accountByID(t, s, running.ID).PaidUntil
 	if ok, err := s.RefundPayment(ctx, "testpay", "pay-1", now); err != nil || !ok {
@@ -189,7 +189,7 @@ func testEarlyRefund(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatal(err)
 	}
 	b := createAccount(t, s, store.Account{})
-	if err := s.AttachPayment(ctx, recs[0].ID, b.ID, now); err != nil {
+	if err := s.AttachPayment(ctx, recs[0].ID, b.ID, 0, now); err != nil {
 		t.Fatal(err)
 	}
 	if got := accountByID(t, s, b.ID); !got.PaidUntil.IsZero() {

@@ -111,10 +111,24 @@ func testAffiliates(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatal(err)
 	}
 	check("after a payout", 1, 2, 99)
+	// A payment that named no account, attached to the referred one by
+	// support, credits the affiliate too.
+	detached := store.Payment{Processor: "testpay", Reference: "p3", Product: "premium-30", Days: 30, AmountCents: 500, Currency: "EUR"}
+	if _, err := s.RecordPayment(ctx, detached, now); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.BillingRecords(ctx, time.Time{}, time.Time{})
+	if err != nil || len(recs) != 3 || recs[2].Reference != "p3" {
+		t.Fatalf("billing records: %+v, %v", recs, err)
+	}
+	if err := s.AttachPayment(ctx, recs[2].ID, ref.ID, 20, now); err != nil {
+		t.Fatal(err)
+	}
+	check("after a detached payment attached", 1, 3, 199)
 	if err := s.DeleteAccount(ctx, ref.ID); err != nil {
 		t.Fatal(err)
 	}
-	check("after the referred account's erasure", 1, 2, 99)
+	check("after the referred account's erasure", 1, 3, 199)
 	if err := s.DeleteAccount(ctx, aff.ID); err != nil {
 		t.Fatal(err)
 	}
