@@ -51,9 +51,9 @@ func testEncryptedDNS(t *testing.T, kind gatewayKind) {
 	case tunGateway:
 		tp.gatewayEnv = []string{"VEIL_DNS_ROOT_HINTS=" + hints, "VEIL_DNS_VALIDATE=false",
 			"VEIL_DNS_TLS_CERT=" + files.CertFile, "VEIL_DNS_TLS_KEY=" + files.KeyFile,
-			// DNS over HTTPS takes port 443 of the tunnel addresses, which
-			// WireGuard over TLS on every address (tls_port) would hold.
-			"VEIL_TLS_PORT=8443"}
+			// WireGuard over TLS keeps its port 443 on every address: DNS
+			// over HTTPS on the tunnel addresses shares it.
+			"VEIL_TLS_PORT=443"}
 	}
 	gw := tp.startGateway(t, kind)
 	state := tp.login(t, gw)

@@ -466,6 +466,9 @@ func (c *Config) Validate() error {
 	if err := c.checkPublicDNS(); err != nil {
 		return err
 	}
+	if err := c.checkTCPPorts(); err != nil {
+		return err
+	}
 	if c.Endpoint != "" {
 		if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
 			return bad("endpoint", "want HOST:PORT, got %q", c.Endpoint)
@@ -558,6 +561,51 @@ func (c *Config) Validate() error {
 }
 
 // checkPublicDNS validates the public DNS service's keys.
+// checkTCPPorts refuses two TCP listeners on one port: the built-in
+// gateway's TLS transport and HTTPS proxy listen on every address, so
+// they clash with any of the serve's own listeners on the same port
+// (tls_port 443 beside a DNS over HTTPS service on :443, say), which
+// would otherwise stop the start with "address already in use".
+func (c *Config) checkTCPPorts() error {
+	type listener struct {
+		key  string
+		port int
+	}
+	var ls []listener
+	for _, a := range []struct {
+		key, addr string
+		on        bool
+	}{
+		{"http", c.HTTP, true},
+		{"admin_http", c.AdminHTTP, true},
+		{"public_dns_tls_addr", c.PublicDNSTLSAddr, c.PublicDNS},
+		{"public_dns_https_addr", c.PublicDNSHTTPSAddr, c.PublicDNS},
+	} {
+		if !a.on || a.addr == "" {
+			continue
+		}
+		_, p, err := net.SplitHostPort(a.addr)
+		if err != nil {
+			continue // reported by the check of that key
+		}
+		if n, err := strconv.Atoi(p); err == nil && n != 0 {
+			ls = append(ls, listener{a.key, n})
+		}
+	}
+	for _, g := range []listener{{"tls_port", c.TLSPort}, {"proxy_port", c.ProxyPort}} {
+		if g.port == 0 {
+			continue
+		}
+		for _, l := range ls {
+			if l.port == g.port {
+				return fmt.Errorf("config: %s: TCP port %d is %s's too; give one of them another port", g.key, g.port, l.key)
+			}
+		}
+		ls = append(ls, g)
+	}
+	return nil
+}
+
 func (c *Config) checkPublicDNS() error {
 	if !c.PublicDNS {
 		return nil

@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestTransportPorts(t *testing.T) {
 	tests := []struct {
@@ -26,5 +29,41 @@ func TestTransportPorts(t *testing.T) {
 	g.TLSCert = "/nonexistent.pem"
 	if err := g.Validate(); err == nil {
 		t.Fatal("tls_cert without tls_key accepted")
+	}
+}
+
+// TestTCPPortClash: the built-in gateway's TCP transports listen on every
+// address, so a serve listener on the same port is refused at load, by
+// name, instead of failing the start with "address already in use".
+func TestTCPPortClash(t *testing.T) {
+	base := Default()
+	if err := base.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	tests := []struct {
+		name   string
+		change func(*Config)
+		clash  string // the key the error names; empty: accepted
+	}{
+		{"tls beside http", func(c *Config) { c.HTTP, c.TLSPort = "127.0.0.1:8443", 8443 }, "tls_port"},
+		{"proxy beside admin", func(c *Config) { c.AdminHTTP, c.ProxyPort = "127.0.0.1:9100", 9100 }, "proxy_port"},
+		{"tls beside proxy", func(c *Config) { c.TLSPort, c.ProxyPort = 8443, 8443 }, "proxy_port"},
+		{"distinct ports", func(c *Config) { c.HTTP, c.TLSPort, c.ProxyPort = "127.0.0.1:8080", 443, 8443 }, ""},
+		{"tls beside DoH", func(c *Config) {
+			c.PublicDNS, c.PublicDNSCert, c.PublicDNSKey, c.PublicDNSDomain = true, "/etc/hostname", "/etc/hostname", "dns.example"
+			c.PublicDNSHTTPSAddr, c.TLSPort = ":443", 443
+		}, "tls_port"},
+		{"DoH off, its address unused", func(c *Config) { c.PublicDNSHTTPSAddr, c.TLSPort = ":443", 443 }, ""},
+	}
+	for _, tt := range tests {
+		c := base
+		tt.change(&c)
+		err := c.Validate()
+		switch {
+		case tt.clash == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.clash != "" && (err == nil || !strings.Contains(err.Error(), tt.clash+":")):
+			t.Errorf("%s: %v, want an error naming %s", tt.name, err, tt.clash)
+		}
 	}
 }

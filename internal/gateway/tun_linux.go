@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"veil/internal/netguard"
+	"veil/internal/transport"
 	"veil/internal/wg"
 )
 
@@ -128,7 +129,9 @@ func (p *tunPlane) serveDNS(ap netip.AddrPort) error {
 		pc.Close()
 		return fmt.Errorf("resolver on tunnel address: %w", err)
 	}
-	enc, err := encryptedServers(p.g.cfg.EncryptedDNS, ap.Addr(), func(ap netip.AddrPort) (net.Listener, error) { return net.Listen("tcp", ap.String()) })
+	// DNS over HTTPS shares port 443 with WireGuard over TLS on every
+	// address; the kernel gives it the connections to the tunnel address.
+	enc, err := encryptedServers(p.g.cfg.EncryptedDNS, ap.Addr(), func(ap netip.AddrPort) (net.Listener, error) { return transport.ListenShared(ap.String()) })
 	if err != nil {
 		pc.Close()
 		ln.Close()

@@ -156,7 +156,7 @@ func (b *ServerBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		return nil, 0, err
 	}
 	if b.cfg.TLSAddr != "" {
-		if r.tlsLn, err = net.Listen("tcp", b.cfg.TLSAddr); err != nil {
+		if r.tlsLn, err = ListenShared(b.cfg.TLSAddr); err != nil {
 			return fail(fmt.Errorf("listening for WireGuard over TLS: %w", err))
 		}
 		r.pageLn = newChanListener(r.tlsLn.Addr())

@@ -1,0 +1,49 @@
+package transport
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestListenShared: a listener on every address and one on a single
+// address share a port, and a connection to that address reaches the
+// single address's listener while one to another address reaches the
+// other.
+func TestListenShared(t *testing.T) {
+	all, err := ListenShared("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all.Close()
+	port := all.Addr().(*net.TCPAddr).Port
+	if all, err = ListenShared(net.JoinHostPort("", strconv.Itoa(port))); err != nil {
+		t.Skipf("port %d taken meanwhile: %v", port, err)
+	}
+	defer all.Close()
+	one, err := ListenShared(net.JoinHostPort("127.0.0.2", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("a single address beside every address: %v", err)
+	}
+	defer one.Close()
+	for _, tt := range []struct {
+		dst  string
+		want net.Listener
+	}{{"127.0.0.2", one}, {"127.0.0.1", all}, {"127.0.0.2", one}} {
+		c, err := net.Dial("tcp", net.JoinHostPort(tt.dst, strconv.Itoa(port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tt.want.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+		got, err := tt.want.Accept()
+		if err != nil {
+			t.Fatalf("to %s: the listener of that address got nothing: %v", tt.dst, err)
+		}
+		if got.LocalAddr().String() != c.RemoteAddr().String() || got.RemoteAddr().String() != c.LocalAddr().String() {
+			t.Errorf("to %s: accepted %s→%s, dialled %s→%s", tt.dst, got.RemoteAddr(), got.LocalAddr(), c.LocalAddr(), c.RemoteAddr())
+		}
+		got.Close()
+		c.Close()
+	}
+}
