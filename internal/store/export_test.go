@@ -21,6 +21,18 @@ func OpenTest(ctx context.Context, dsn string, historyVersions int64) (Store, er
 	return s, nil
 }
 
+// OpenPolling opens like OpenTest, with PostgreSQL's fallback poll of the
+// version every listenPoll.
+func OpenPolling(ctx context.Context, dsn string, listenPoll time.Duration) (Store, error) {
+	o := defaultOptions()
+	o.listenPollEvery = listenPoll
+	s, err := open(ctx, dsn, nil, o)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // RawDB returns the store's write pool.
 func RawDB(s Store) *sql.DB { return s.(*sqlStore).db }
 
