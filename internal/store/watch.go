@@ -119,6 +119,9 @@ func (s *sqlStore) start(ctx context.Context) error {
 		stop()
 		return err
 	}
+	mb := &mapBatcher{jobs: make(chan *mapJob), quit: bg.Done()}
+	s.wg.Go(func() { s.runMapBatches(bg, mb) })
+	s.mapBatch = mb
 	s.wg.Go(func() { s.listen(bg, c) })
 	s.wg.Go(func() { s.poll(bg, s.o.listenPollEvery) })
 	return nil
