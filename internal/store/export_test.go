@@ -44,3 +44,19 @@ func LatestMigration(s Store) int {
 	}
 	return len(ms)
 }
+
+// MapBatch runs fns as one batch of map changes on the PostgreSQL store s,
+// as concurrent callers of mapTx would share one, and returns each one's
+// version and error.
+func MapBatch(s Store, fns ...func(*sql.Tx, int64) (bool, error)) ([]int64, []error) {
+	var jobs []*mapJob
+	for _, fn := range fns {
+		jobs = append(jobs, &mapJob{ctx: context.Background(), fn: fn, done: make(chan struct{})})
+	}
+	s.(*sqlStore).runMapBatch(jobs)
+	vs, errs := make([]int64, len(jobs)), make([]error, len(jobs))
+	for i, j := range jobs {
+		vs[i], errs[i] = j.res.version, j.err
+	}
+	return vs, errs
+}
