@@ -281,8 +281,8 @@ func prefill(ctx context.Context, data, dsn string, h *account.Hasher, n int) er
 	// One device per account at tunnel address index id+10, all in the
 	// map at version 1.
 	if _, err := db.ExecContext(ctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $1)
-		INSERT INTO devices (account_id, name, public_key, addr_index, in_map, peer_version, created_at)
-		SELECT x, 'held', 'held-' || x, x + 10, `+boolTrue(dsn)+`, 1, `+tsLit(dsn, now)+` FROM c`, n); err != nil {
+		INSERT INTO devices (account_id, name, public_key, addr_index, in_map, peer_version, created_at, key_created_at)
+		SELECT x, 'held', 'held-' || x, x + 10, `+boolTrue(dsn)+`, 1, `+tsLit(dsn, now)+`, `+tsLit(dsn, now)+` FROM c`, n); err != nil {
 		return fmt.Errorf("devices: %w", err)
 	}
 	if _, err := db.ExecContext(ctx, "UPDATE peer_version SET version = 1"); err != nil {

@@ -43,6 +43,7 @@ type sqlStore struct {
 
 	hub          *hub
 	batch        *batcher        // SQLite: group commit of write transactions; see batch.go
+	mapBatch     *mapBatcher     // PostgreSQL: map changes under one hold of the lock; see mapbatch.go
 	listenConfig *pgx.ConnConfig // PostgreSQL: for the LISTEN connection
 
 	wipeMu  sync.Mutex
@@ -175,51 +176,88 @@ func (s *sqlStore) retry(ctx context.Context, fn func() error) error {
 // fn gets the version its changes belong to and reports whether it
 // changed the map; if so the version is stored, the history every
 // gateway holds (or beyond the kept versions) dropped, and watchers woken
-// after the commit. It returns the version now current.
+// after the commit. It returns the version now current. On PostgreSQL fn
+// shares its transaction, and the lock's hold, with the other map changes
+// of this process waiting at the time (mapbatch.go); as on SQLite it may
+// run more than once and must not depend on being alone.
 func (s *sqlStore) mapTx(ctx context.Context, fn func(tx *sql.Tx, next int64) (bool, error)) (int64, error) {
-	var version, dropped int64
-	var changed bool
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		dropped = 0
-		var cur int64
-		if err := tx.QueryRowContext(ctx, "SELECT version FROM peer_version WHERE id = 1"+s.d.forUpdate).Scan(&cur); err != nil {
+	var r mapResult
+	var err error
+	if b := s.mapBatch; b != nil {
+		err = s.retry(ctx, func() error {
+			var err error
+			r, err = b.do(ctx, fn)
 			return err
-		}
-		next := cur + 1
-		var err error
-		changed, err = fn(tx, next)
-		if err != nil || !changed {
-			version = cur
+		})
+	} else {
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			r, err = s.mapAlone(ctx, tx, fn)
 			return err
-		}
-		version = next
-		if _, err := tx.ExecContext(ctx, "UPDATE peer_version SET version = $1 WHERE id = 1", next); err != nil {
-			return err
-		}
-		synced, err := s.syncedFloor(ctx, tx, next, s.now().Add(-s.o.historyAge))
-		if err != nil {
-			return err
-		}
-		if dropped, err = s.dropHistory(ctx, tx, max(synced, next-s.o.historyVersions)); err != nil {
-			return err
-		}
-		if s.d.pg {
-			if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", notifyChannel, fmt.Sprint(next)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+		})
+	}
 	if err != nil {
 		return 0, err
 	}
-	if changed {
-		s.hub.publish(version)
+	if r.changed {
+		s.hub.publish(r.version)
 	}
-	if dropped > 0 {
+	if r.dropped > 0 {
 		s.wipe(ctx, "peer_tombstones")
 	}
-	return version, nil
+	return r.version, nil
+}
+
+// mapResult is what one map change did.
+type mapResult struct {
+	version int64 // current after it
+	changed bool  // it changed the map, to version
+	dropped int64 // tombstones pruned in its commit
+}
+
+// mapAlone is fn as the only map change of transaction tx.
+func (s *sqlStore) mapAlone(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx, next int64) (bool, error)) (mapResult, error) {
+	cur, err := s.lockVersion(ctx, tx)
+	if err != nil {
+		return mapResult{}, err
+	}
+	r := mapResult{version: cur}
+	if r.changed, err = fn(tx, cur+1); err != nil || !r.changed {
+		return r, err
+	}
+	r.version = cur + 1
+	r.dropped, err = s.settleVersion(ctx, tx, r.version)
+	return r, err
+}
+
+// lockVersion takes the peer-map lock and returns the current version.
+func (s *sqlStore) lockVersion(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var cur int64
+	err := tx.QueryRowContext(ctx, "SELECT version FROM peer_version WHERE id = 1"+s.d.forUpdate).Scan(&cur)
+	return cur, err
+}
+
+// settleVersion stores version as current, drops the history every
+// gateway holds (or beyond the kept versions) and, on PostgreSQL, tells
+// the other processes at commit. It returns how many tombstones went.
+func (s *sqlStore) settleVersion(ctx context.Context, tx *sql.Tx, version int64) (int64, error) {
+	if _, err := tx.ExecContext(ctx, "UPDATE peer_version SET version = $1 WHERE id = 1", version); err != nil {
+		return 0, err
+	}
+	synced, err := s.syncedFloor(ctx, tx, version, s.now().Add(-s.o.historyAge))
+	if err != nil {
+		return 0, err
+	}
+	dropped, err := s.dropHistory(ctx, tx, max(synced, version-s.o.historyVersions))
+	if err != nil {
+		return 0, err
+	}
+	if s.d.pg {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", notifyChannel, fmt.Sprint(version)); err != nil {
+			return 0, err
+		}
+	}
+	return dropped, nil
 }
 
 // syncedFloor returns the version that every gateway synced since cutoff

@@ -30,24 +30,24 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 	var dev *Device
 	_, err := s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
 		now := s.now()
+		// One round trip for the account, its device count and the key's
+		// use: the lock is held while it runs.
 		var a Account
-		err := tx.QueryRowContext(ctx, "SELECT paid_until, trial_until FROM accounts WHERE id = $1", nd.AccountID).
-			Scan(timeCol{&a.PaidUntil}, timeCol{&a.TrialUntil})
-		if errors.Is(err, sql.ErrNoRows) {
-			return false, ErrNotFound
-		} else if err != nil {
-			return false, err
-		}
 		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM devices WHERE account_id = $1", nd.AccountID).Scan(&n); err != nil {
+		var taken bool
+		err := tx.QueryRowContext(ctx, `SELECT a.paid_until, a.trial_until,
+			(SELECT COUNT(*) FROM devices WHERE account_id = a.id),
+			EXISTS (SELECT 1 FROM devices WHERE public_key = $2)
+			FROM accounts a WHERE a.id = $1`, nd.AccountID, nd.PublicKey).
+			Scan(timeCol{&a.PaidUntil}, timeCol{&a.TrialUntil}, &n, &taken)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return false, ErrNotFound
+		case err != nil:
 			return false, err
-		}
-		if n >= nd.MaxDevices {
+		case n >= nd.MaxDevices:
 			return false, ErrDeviceLimit
-		}
-		if taken, err := exists(ctx, tx, "SELECT 1 FROM devices WHERE public_key = $1", nd.PublicKey); err != nil {
-			return false, err
-		} else if taken {
+		case taken:
 			return false, ErrDuplicateKey
 		}
 		idx, err := freeIndex(ctx, tx, nd.MinIndex, nd.MaxIndex)

@@ -166,10 +166,15 @@ func (s *sqlStore) GatewaySynced(ctx context.Context, id, version int64) error {
 	if have == version && !at.IsZero() && now.Sub(at) < syncStampEvery {
 		return nil
 	}
+	// The map lock is taken only when there is history to drop: a gateway
+	// syncs after every change, and its poll should not queue behind the
+	// map changes for nothing. Without the lock, the current version read
+	// may be a commit behind, which only lowers the floor; a map change
+	// reading this gateway's old version prunes less, never more.
 	var dropped int64
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		var cur int64
-		if err := tx.QueryRowContext(ctx, "SELECT version FROM peer_version WHERE id = 1"+s.d.forUpdate).Scan(&cur); err != nil {
+		var cur, held int64
+		if err := tx.QueryRowContext(ctx, "SELECT version, history_floor FROM peer_version WHERE id = 1").Scan(&cur, &held); err != nil {
 			return err
 		}
 		v := version
@@ -181,7 +186,7 @@ func (s *sqlStore) GatewaySynced(ctx context.Context, id, version int64) error {
 			return err
 		}
 		floor, err := s.syncedFloor(ctx, tx, cur, now.Add(-s.o.historyAge))
-		if err != nil {
+		if err != nil || floor <= held {
 			return err
 		}
 		dropped, err = s.dropHistory(ctx, tx, floor)

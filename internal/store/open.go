@@ -41,6 +41,9 @@ type options struct {
 	historyAge      time.Duration
 	now             func() time.Time // the store's clock: device creation time and map membership
 	pollEvery       time.Duration    // SQLite: how often to look for other processes' changes
+	// PostgreSQL: how often to read the version besides LISTEN, so that a
+	// notice lost with its connection is late by this much at most.
+	listenPollEvery time.Duration
 }
 
 func defaultOptions() options {
@@ -49,6 +52,7 @@ func defaultOptions() options {
 		historyAge:      defaultHistoryAge,
 		now:             time.Now,
 		pollEvery:       500 * time.Millisecond,
+		listenPollEvery: time.Second,
 	}
 }
 

@@ -92,10 +92,13 @@ func (s *sqlStore) Watch(ctx context.Context) <-chan int64 {
 	return s.hub.subscribe(ctx)
 }
 
-// start records the current version and starts the goroutine that brings
-// other processes' changes: a LISTEN connection on PostgreSQL, a poll of
-// the version row on SQLite. On PostgreSQL the first LISTEN is made before
-// start returns, so no change committed after Open can be missed.
+// start records the current version and starts the goroutines that bring
+// other processes' changes: a poll of the version row on SQLite; on
+// PostgreSQL a LISTEN connection, and beside it a slower poll that catches
+// what a lost connection dropped (a notice is not queued for a listener
+// that is away, and a connection cut without a reset looks alive). On
+// PostgreSQL the first LISTEN is made before start returns, so no change
+// committed after Open waits for the poll.
 func (s *sqlStore) start(ctx context.Context) error {
 	v, err := s.PeerVersion(ctx)
 	if err != nil {
@@ -108,7 +111,7 @@ func (s *sqlStore) start(ctx context.Context) error {
 		b := &batcher{jobs: make(chan *writeJob), quit: bg.Done()}
 		s.wg.Go(func() { s.runBatches(bg, b) })
 		s.batch = b
-		s.wg.Go(func() { s.poll(bg) })
+		s.wg.Go(func() { s.poll(bg, s.o.pollEvery) })
 		return nil
 	}
 	c, err := connectListener(ctx, s.listenConfig)
@@ -116,14 +119,19 @@ func (s *sqlStore) start(ctx context.Context) error {
 		stop()
 		return err
 	}
+	mb := &mapBatcher{jobs: make(chan *mapJob), quit: bg.Done()}
+	s.wg.Go(func() { s.runMapBatches(bg, mb) })
+	s.mapBatch = mb
 	s.wg.Go(func() { s.listen(bg, c) })
+	s.wg.Go(func() { s.poll(bg, s.o.listenPollEvery) })
 	return nil
 }
 
-// poll lets a Store see changes that another process (or another Store in
-// this one) committed to the same SQLite file.
-func (s *sqlStore) poll(ctx context.Context) {
-	t := time.NewTicker(s.o.pollEvery)
+// poll publishes the version row every interval: on SQLite the only way to
+// see what another process (or another Store in this one) committed to
+// the same file; on PostgreSQL the fallback for LISTEN.
+func (s *sqlStore) poll(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -131,17 +139,29 @@ func (s *sqlStore) poll(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if v, err := s.PeerVersion(ctx); err == nil {
-			s.hub.publish(v)
-		}
+		s.publishCurrent(ctx)
 	}
 }
 
-// listen fans out notices from the LISTEN connection c, reconnecting when
-// it drops. After a reconnect it publishes the current version, since
-// notices sent while it was away are lost.
+// publishCurrent reads the version row and wakes watchers if it moved.
+func (s *sqlStore) publishCurrent(ctx context.Context) {
+	if v, err := s.PeerVersion(ctx); err == nil {
+		s.hub.publish(v)
+	}
+}
+
+// Reconnection backoff of the LISTEN connection.
+const (
+	listenBackoffMin = 100 * time.Millisecond
+	listenBackoffMax = 5 * time.Second
+)
+
+// listen fans out notices from the LISTEN connection c, reconnecting with
+// backoff when it drops. After a reconnect it publishes the current
+// version, since notices sent while it was away are lost; meanwhile the
+// poll stands in.
 func (s *sqlStore) listen(ctx context.Context, c *pgx.Conn) {
-	backoff := 100 * time.Millisecond
+	backoff := listenBackoffMin
 	for {
 		for c != nil {
 			n, err := c.WaitForNotification(ctx)
@@ -165,12 +185,10 @@ func (s *sqlStore) listen(ctx context.Context, c *pgx.Conn) {
 		}
 		var err error
 		if c, err = connectListener(ctx, s.listenConfig); err != nil {
-			backoff = min(2*backoff, 5*time.Second)
+			backoff = min(2*backoff, listenBackoffMax)
 			continue
 		}
-		backoff = 100 * time.Millisecond
-		if v, err := s.PeerVersion(ctx); err == nil {
-			s.hub.publish(v)
-		}
+		backoff = listenBackoffMin
+		s.publishCurrent(ctx)
 	}
 }

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"ConcurrentLimit", testConcurrentLimit},
 		{"ConcurrentAddresses", testConcurrentAddresses},
 		{"ConcurrentSync", testConcurrentSync},
+		{"ConcurrentDeltas", testConcurrentDeltas},
 		{"DeleteAccount", testDeleteAccount},
 		{"Schema", testSchema},
 		{"Privacy", testPrivacy},
@@ -1104,6 +1105,80 @@ func testConcurrentSync(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	if pc := peersSince(t, stores[1], v); len(pc.Removed) != devices || len(pc.Peers) != 0 {
 		t.Errorf("delta = %d removed, %d peers; want %d, 0", len(pc.Removed), len(pc.Peers), devices)
+	}
+}
+
+// testConcurrentDeltas: a follower applying deltas while two Stores (two
+// serve processes) add and remove devices concurrently ends up with
+// exactly the full map: no change is lost between versions, whatever
+// order the writers' commits come in.
+func testConcurrentDeltas(t *testing.T, open func(testing.TB) store.Store) {
+	stores := []store.Store{open(t), open(t)}
+	holdTombstones(t, stores[0])
+	ctx := t.Context()
+	const writers, rounds = 8, 20
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for w := range writers {
+		s := stores[w%2]
+		a := newAccount(t, s, base().Add(time.Hour))
+		wg.Go(func() {
+			var held []int64
+			for range rounds {
+				d, err := s.CreateDevice(ctx, store.NewDevice{AccountID: a.ID, PublicKey: newKey(t), MaxDevices: 5, MinIndex: 1, MaxIndex: 1 << 20})
+				if err != nil {
+					t.Errorf("CreateDevice: %v", err)
+					return
+				}
+				if held = append(held, d.ID); len(held) > 2 {
+					if err := s.DeleteDevice(ctx, a.ID, held[0]); err != nil {
+						t.Errorf("DeleteDevice: %v", err)
+						return
+					}
+					held = held[1:]
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	have := make(map[string]bool)
+	var since int64
+	follow := func() {
+		pc, err := stores[1].PeersSince(ctx, since)
+		if err != nil {
+			t.Fatalf("PeersSince(%d): %v", since, err)
+		}
+		if pc.Full {
+			clear(have)
+		}
+		for _, k := range pc.Removed {
+			delete(have, k)
+		}
+		for _, p := range pc.Peers {
+			have[p.PublicKey] = true
+		}
+		since = pc.Version
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		follow()
+	}
+	follow()
+	full := peersSince(t, stores[0], 0)
+	if len(have) != len(full.Peers) {
+		t.Errorf("follower holds %d peers, the full map has %d", len(have), len(full.Peers))
+	}
+	for _, p := range full.Peers {
+		if !have[p.PublicKey] {
+			t.Errorf("follower missed peer %d", p.AddrIndex)
+		}
+	}
+	if want := int64(writers * (2*rounds - 2)); full.Version != want {
+		t.Errorf("version %d after %d changes", full.Version, want)
 	}
 }
 
