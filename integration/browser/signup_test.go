@@ -88,7 +88,7 @@ func TestVisitorPath(t *testing.T) {
 	}
 	err = chromedp.Do(ctx,
 		chromedp.Click(`header a.cta[href="/signup"]`),
-		chromedp.WaitVisible("#get-code"),
+		chromedp.WaitEnabled("#get-code"),
 		chromedp.Click("#get-code"),
 		chromedp.WaitVisible("#access-code"),
 	)

@@ -81,6 +81,9 @@
       button.disabled = false;
     }
   });
+  // The button waits for this script: a click before it would submit the
+  // form as a plain GET and reload the page.
+  $("get-code").disabled = false;
 
   $("copy-code").addEventListener("click", async () => {
     try {
