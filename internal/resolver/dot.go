@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Timeouts and limits of a DNS over TLS connection.
@@ -131,6 +133,14 @@ func (e *Encrypted) serveDoTConn(ctx context.Context, c net.Conn) {
 			w := newClientWriter(c.LocalAddr(), client, send)
 			w.chosen, w.mask = e.public, mask
 			e.r.ServeDNS(w, req)
+			if !w.sent {
+				// ServeDNS keeps silent over the client's rate limit, as
+				// UDP needs; on a stream that would only leave the client
+				// waiting for its timeout.
+				m := new(dns.Msg)
+				m.SetRcode(req, dns.RcodeRefused)
+				w.WriteMsg(m)
+			}
 		}()
 	}
 }

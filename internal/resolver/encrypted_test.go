@@ -424,6 +424,34 @@ func TestEncryptedRateLimit(t *testing.T) {
 	}
 }
 
+// TestDoTOverRateLimit: beyond the client's rate limit a DoT query is
+// refused at once on its connection, not left for the client's timeout
+// (silence is for UDP, where an answer could be reflected).
+func TestDoTOverRateLimit(t *testing.T) {
+	h := newHierarchy(t)
+	clock := newTestClock() // stands still: no token comes back
+	r := newTestResolver(t, h, Config{Clock: clock.now, RateLimit: 1})
+	f := startEncrypted(t, r, EncryptedConfig{})
+	c := f.dotClient("dns.test")
+	c.Timeout = time.Minute // long enough that a silent drop fails the test below as a timeout
+	conn, err := c.Dial(f.dot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var rcodes []int
+	for range 3 {
+		resp, _, err := c.ExchangeWithConn(query("www.example.test.", dns.TypeA), conn)
+		if err != nil {
+			t.Fatalf("query %d: %v", len(rcodes)+1, err)
+		}
+		rcodes = append(rcodes, resp.Rcode)
+	}
+	if rcodes[0] != dns.RcodeSuccess || rcodes[1] != dns.RcodeSuccess || rcodes[2] != dns.RcodeRefused {
+		t.Errorf("rcodes %v, want the burst of 2 answered and the third REFUSED", rcodes)
+	}
+}
+
 // TestEncryptedNothingLogged runs queries, failures and bad input over
 // both front ends with debug logging and checks that no name and no
 // client address is in the log.
