@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -93,32 +94,66 @@ func (t *Tunnel) tunnelMTU() int {
 // (an MTU black hole), full-sized tunnel packets would vanish and large
 // transfers stall.
 func (t *Tunnel) findMTU(ctx context.Context) error {
-	t.mtu = t.tunnelMTU()
+	t.mtu.Store(int64(t.tunnelMTU()))
 	if t.cfg.MTU != 0 || t.tun == nil {
 		return nil
 	}
+	if err := t.probeMTU(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A tunnel at the default MTU is still a tunnel.
+		t.log.Warn("keeping the default MTU", "err", err)
+	}
+	return nil
+}
+
+// reprobeMTU probes again once a tunnel that was reconnecting works: the
+// gateway, or the network this machine is on, may have changed, and with
+// them the path.
+func (t *Tunnel) reprobeMTU(ctx context.Context) {
+	if t.cfg.MTU != 0 || t.tun == nil {
+		return
+	}
+	if err := t.probeMTU(ctx); err != nil {
+		t.log.Warn("probing the path MTU again failed", "err", err)
+	}
+}
+
+// probeMTU searches from the starting MTU down, the TUN first set back to
+// it (the kernel sends nothing larger than the link's MTU), and leaves the
+// TUN at what the search found.
+func (t *Tunnel) probeMTU(ctx context.Context) error {
 	t.mu.Lock()
 	gw, err := parseAddr(t.server.TunnelIPv4)
 	t.mu.Unlock()
 	if err != nil || !gw.Is4() {
-		return nil // nothing to probe: keep the default
+		return nil // nothing to probe: keep what is set
 	}
-	mtu, ok, err := searchMTU(ctx, t.mtu, func(ctx context.Context, sizes []int) (int, error) {
-		return pingSizes(ctx, t.cfg.TUNName, gw, sizes)
-	})
-	if err != nil {
-		return fmt.Errorf("probing the path MTU: %w", err)
-	}
-	if !ok {
-		t.log.Warn("the gateway did not answer MTU probes; keeping the default MTU", "mtu", t.mtu)
-		return nil
-	}
-	if mtu != t.mtu {
-		if err := setLinkMTU(t.cfg.TUNName, mtu); err != nil {
+	start, cur := t.tunnelMTU(), int(t.mtu.Load())
+	if cur != start {
+		if err := setLinkMTU(t.cfg.TUNName, start); err != nil {
 			return err
 		}
-		t.mtu = mtu
 	}
-	t.log.Info("path MTU probed", "mtu", mtu)
-	return nil
+	mtu, ok, err := searchMTU(ctx, start, func(ctx context.Context, sizes []int) (int, error) {
+		return pingSizes(ctx, t.cfg.TUNName, gw, sizes)
+	})
+	if err == nil && !ok {
+		t.log.Warn("the gateway did not answer MTU probes; keeping the MTU", "mtu", cur)
+		mtu = cur
+	}
+	if err != nil {
+		mtu, err = cur, fmt.Errorf("probing the path MTU: %w", err)
+	}
+	if mtu != start {
+		if serr := setLinkMTU(t.cfg.TUNName, mtu); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+	t.mtu.Store(int64(mtu))
+	if err == nil && ok {
+		t.log.Info("path MTU probed", "mtu", mtu)
+	}
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -148,7 +149,7 @@ type Tunnel struct {
 	log   *slog.Logger
 	dev   *wg.Device
 	addrs []netip.Prefix
-	mtu   int // set once by findMTU, before Up returns
+	mtu   atomic.Int64 // set by findMTU before Up returns, and by reprobeMTU
 
 	// mu guards the gateway the tunnel points at, which Watch may change.
 	mu           sync.Mutex
@@ -356,7 +357,7 @@ func (t *Tunnel) Status() Status {
 		Endpoint:     t.endpoint.String(),
 		Transport:    t.bind.Transport(),
 		HandshakeAge: -1,
-		MTU:          t.mtu,
+		MTU:          int(t.mtu.Load()),
 		KillSwitch:   t.tun != nil && t.tun.killSwitch,
 	}
 	if t.reconnecting {
