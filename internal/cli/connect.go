@@ -33,6 +33,7 @@ type connectFlags struct {
 	transport                               string
 	killSwitch, foreground                  bool
 	readyFD                                 int
+	mtu                                     int
 	timeout, keyRotation                    time.Duration
 	logLevel                                string
 	block                                   []string
@@ -88,6 +89,9 @@ TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 			default:
 				return fmt.Errorf("unknown --mode %q: tun or proxy", f.mode)
 			}
+			if err := client.ValidMTU(f.mtu); err != nil {
+				return fmt.Errorf("--mtu: %w", err)
+			}
 			dir, err := stateDir(f.state)
 			if err != nil {
 				return err
@@ -111,6 +115,7 @@ TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 	fl.StringVar(&f.httpProxy, "http-proxy", client.DefaultHTTPProxy, `proxy mode: HTTP proxy listener on loopback, or "off"`)
 	fl.StringVar(&f.transport, "transport", client.DefaultTransport, "how WireGuard reaches the gateway: udp, tls (TCP 443), quic, or auto (UDP, then QUIC, then TLS)")
 	fl.BoolVar(&f.killSwitch, "kill-switch", false, "tun mode: block all traffic outside the tunnel until `veil disconnect` (default on in tun mode)")
+	fl.IntVar(&f.mtu, "mtu", 0, "tunnel MTU (default: tun mode probes the path to the gateway, from 1420 down to 1280)")
 	fl.BoolVar(&f.foreground, "foreground", false, "stay attached instead of returning once connected")
 	fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long to wait for the gateway's first handshake")
 	fl.Duration("key-rotation", client.DefaultKeyRotation, "replace the device's WireGuard key this often, without dropping the tunnel (0: never)")
@@ -179,6 +184,9 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 		"--socks", f.socks, "--http-proxy", f.httpProxy, "--transport", f.transport,
 		"--kill-switch=" + strconv.FormatBool(f.killSwitch),
 		"--timeout", f.timeout.String(), "--log-level", f.logLevel, "--key-rotation", f.keyRotation.String()}
+	if f.mtu != 0 {
+		args = append(args, "--mtu", strconv.Itoa(f.mtu))
+	}
 	child := exec.Command(exe, args...)
 	child.ExtraFiles = []*os.File{w}
 	detach(child)
@@ -313,6 +321,7 @@ func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *
 		State: st, Server: srv, Location: f.location, Mode: f.mode,
 		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch, Transport: f.transport,
 		Dir: dir, HandshakeTimeout: f.timeout, Logger: log, KeyRotation: f.keyRotation,
+		MTU: f.mtu,
 	})
 }
 
@@ -387,6 +396,9 @@ func printStatus(w io.Writer, st *client.Status) {
 		fmt.Fprintf(w, "  last handshake: %s ago\n", time.Duration(st.HandshakeAge)*time.Second)
 	} else {
 		fmt.Fprintf(w, "  last handshake: none yet\n")
+	}
+	if st.MTU != 0 {
+		fmt.Fprintf(w, "  MTU:            %d\n", st.MTU)
 	}
 	fmt.Fprintf(w, "  transfer:       %d B received, %d B sent\n", st.RxBytes, st.TxBytes)
 	if st.Mode == client.ModeTUN {

@@ -33,7 +33,7 @@ func (t *Tunnel) upProxy(_ context.Context, sp tunnelSpec) error {
 	for _, p := range sp.addrs {
 		own = append(own, p.Addr())
 	}
-	ns, err := wg.NewNetstack(wg.NetstackConfig{Addresses: own, AllowLoopback: t.cfg.AllowLoopback})
+	ns, err := wg.NewNetstack(wg.NetstackConfig{Addresses: own, AllowLoopback: t.cfg.AllowLoopback, MTU: t.tunnelMTU()})
 	if err != nil {
 		return fmt.Errorf("starting the userspace network stack: %w", err)
 	}

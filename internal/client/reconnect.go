@@ -52,6 +52,7 @@ func (t *Tunnel) Watch(ctx context.Context) {
 		if t.healthy() {
 			if t.setReconnecting(false) {
 				t.log.Info("tunnel restored")
+				t.reprobeMTU(ctx)
 			}
 			backoff, next = minBackoff, time.Time{}
 			if t.tun != nil && time.Since(controlLooked) >= controlRefresh {

@@ -123,7 +123,7 @@ func (t *Tunnel) upTUN(ctx context.Context, sp tunnelSpec) error {
 	if _, err := netlink.LinkByName(t.cfg.TUNName); err == nil {
 		return fmt.Errorf("a network interface named %s already exists", t.cfg.TUNName)
 	}
-	tdev, err := wg.CreateTUN(t.cfg.TUNName, wg.DefaultMTU)
+	tdev, err := wg.CreateTUN(t.cfg.TUNName, t.tunnelMTU())
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -91,6 +92,11 @@ type TunnelConfig struct {
 	// whichever the gateway offers, until one gets a handshake).
 	Transport string
 
+	// MTU is the tunnel's MTU. Zero means probe: tun mode starts at
+	// wg.DefaultMTU and lowers it to what the path to the gateway
+	// carries (findMTU); proxy mode keeps wg.DefaultMTU.
+	MTU int
+
 	// Bind carries the WireGuard UDP (proxy mode). If nil, wireguard-go's
 	// default bind on the host's sockets is used; tests pass one bound to
 	// a chosen source address.
@@ -126,6 +132,9 @@ type Status struct {
 	HTTPProxy    string `json:"http_proxy,omitempty"`
 	Interface    string `json:"interface,omitempty"`
 	PID          int    `json:"pid"`
+
+	// MTU is the tunnel MTU in use, probed or given.
+	MTU int `json:"mtu,omitempty"`
 }
 
 // Values of Status.State.
@@ -140,6 +149,7 @@ type Tunnel struct {
 	log   *slog.Logger
 	dev   *wg.Device
 	addrs []netip.Prefix
+	mtu   atomic.Int64 // set by findMTU before Up returns, and by reprobeMTU
 
 	// mu guards the gateway the tunnel points at, which Watch may change.
 	mu           sync.Mutex
@@ -248,6 +258,9 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	if _, err := transportOrder(cfg.Transport, transportInfo(cfg.Server)); err != nil {
 		return nil, err
 	}
+	if err := ValidMTU(cfg.MTU); err != nil {
+		return nil, err
+	}
 	t := &Tunnel{cfg: cfg, log: cfg.Logger, server: cfg.Server, peer: sp.peer, endpoint: sp.endpoint,
 		gw: transportInfo(cfg.Server), addrs: sp.addrs, dns: sp.dns, closed: make(chan struct{}),
 		bind: transport.NewClientBind(cfg.Bind)}
@@ -261,6 +274,9 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	}
 	if err == nil {
 		err = t.connect(ctx)
+	}
+	if err == nil {
+		err = t.findMTU(ctx)
 	}
 	if err != nil {
 		return nil, t.failed(err)
@@ -341,6 +357,7 @@ func (t *Tunnel) Status() Status {
 		Endpoint:     t.endpoint.String(),
 		Transport:    t.bind.Transport(),
 		HandshakeAge: -1,
+		MTU:          int(t.mtu.Load()),
 		KillSwitch:   t.tun != nil && t.tun.killSwitch,
 	}
 	if t.reconnecting {
