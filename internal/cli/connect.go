@@ -31,7 +31,7 @@ import (
 type connectFlags struct {
 	state, location, mode, socks, httpProxy string
 	transport                               string
-	killSwitch, foreground                  bool
+	killSwitch, foreground, noPQ            bool
 	readyFD                                 int
 	timeout, keyRotation                    time.Duration
 	logLevel                                string
@@ -67,6 +67,7 @@ TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 				return err
 			}
 			f.state, f.socks, f.httpProxy, f.transport = cfg.State, cfg.SOCKS, cfg.HTTPProxy, cfg.Transport
+			f.noPQ = cfg.NoPQ
 			if f.keyRotation = time.Duration(cfg.KeyRotation); f.keyRotation < 0 {
 				return errors.New("--key-rotation: want a duration such as 168h, or 0 for never")
 			}
@@ -112,6 +113,7 @@ TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 	fl.StringVar(&f.transport, "transport", client.DefaultTransport, "how WireGuard reaches the gateway: udp, tls (TCP 443), quic, or auto (UDP, then QUIC, then TLS)")
 	fl.BoolVar(&f.killSwitch, "kill-switch", false, "tun mode: block all traffic outside the tunnel until `veil disconnect` (default on in tun mode)")
 	fl.BoolVar(&f.foreground, "foreground", false, "stay attached instead of returning once connected")
+	fl.BoolVar(&f.noPQ, "no-pq", false, "do not agree a post-quantum (ML-KEM-768) pre-shared key with the gateway")
 	fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long to wait for the gateway's first handshake")
 	fl.Duration("key-rotation", client.DefaultKeyRotation, "replace the device's WireGuard key this often, without dropping the tunnel (0: never)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "foreground log level: debug, info, warn, error")
@@ -177,7 +179,7 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 	args := []string{"connect", "--foreground", "--ready-fd", "3",
 		"--state", dir, "--location", f.location, "--mode", f.mode,
 		"--socks", f.socks, "--http-proxy", f.httpProxy, "--transport", f.transport,
-		"--kill-switch=" + strconv.FormatBool(f.killSwitch),
+		"--kill-switch=" + strconv.FormatBool(f.killSwitch), "--no-pq=" + strconv.FormatBool(f.noPQ),
 		"--timeout", f.timeout.String(), "--log-level", f.logLevel, "--key-rotation", f.keyRotation.String()}
 	child := exec.Command(exe, args...)
 	child.ExtraFiles = []*os.File{w}
@@ -312,7 +314,7 @@ func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *
 	return client.Up(ctx, client.TunnelConfig{
 		State: st, Server: srv, Location: f.location, Mode: f.mode,
 		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch, Transport: f.transport,
-		Dir: dir, HandshakeTimeout: f.timeout, Logger: log, KeyRotation: f.keyRotation,
+		Dir: dir, HandshakeTimeout: f.timeout, Logger: log, KeyRotation: f.keyRotation, NoPQ: f.noPQ,
 	})
 }
 
@@ -374,6 +376,7 @@ func printStatus(w io.Writer, st *client.Status) {
 	if st.Transport != "" {
 		fmt.Fprintf(w, "  transport:      %s\n", st.Transport)
 	}
+	fmt.Fprintf(w, "  quantum-resistant: %s\n", map[bool]string{true: "yes", false: "no"}[st.QuantumResistant])
 	if st.IPv4 != "" {
 		fmt.Fprintf(w, "  tunnel IPv4:    %s\n", st.IPv4)
 	}

@@ -100,6 +100,10 @@ type TunnelConfig struct {
 	// in-process tests want it, to reach test servers on the gateway's
 	// loopback.
 	AllowLoopback bool
+
+	// NoPQ turns off the post-quantum pre-shared key (package pq), which
+	// is otherwise agreed with every gateway that offers it.
+	NoPQ bool
 }
 
 // Status is what `veil status` shows.
@@ -122,10 +126,13 @@ type Status struct {
 	RxBytes      uint64 `json:"rx_bytes"`
 	TxBytes      uint64 `json:"tx_bytes"`
 	KillSwitch   bool   `json:"kill_switch"`
-	SOCKS        string `json:"socks,omitempty"`
-	HTTPProxy    string `json:"http_proxy,omitempty"`
-	Interface    string `json:"interface,omitempty"`
-	PID          int    `json:"pid"`
+	// QuantumResistant says that the handshakes mix in a pre-shared key
+	// agreed with the gateway by ML-KEM-768.
+	QuantumResistant bool   `json:"quantum_resistant"`
+	SOCKS            string `json:"socks,omitempty"`
+	HTTPProxy        string `json:"http_proxy,omitempty"`
+	Interface        string `json:"interface,omitempty"`
+	PID              int    `json:"pid"`
 }
 
 // Values of Status.State.
@@ -149,6 +156,7 @@ type Tunnel struct {
 	gw           transport.Gateway // the gateway's TLS and QUIC
 	dns          []netip.Addr
 	reconnecting bool
+	pq           pqState
 
 	// bind carries WireGuard over the transport in use.
 	bind *transport.ClientBind
@@ -251,6 +259,7 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	t := &Tunnel{cfg: cfg, log: cfg.Logger, server: cfg.Server, peer: sp.peer, endpoint: sp.endpoint,
 		gw: transportInfo(cfg.Server), addrs: sp.addrs, dns: sp.dns, closed: make(chan struct{}),
 		bind: transport.NewClientBind(cfg.Bind)}
+	t.loadPQ(sp.priv.Public(), sp.peer)
 	switch cfg.Mode {
 	case ModeProxy:
 		err = t.upProxy(ctx, sp)
@@ -260,11 +269,12 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 		return nil, fmt.Errorf("unknown mode %q (tun or proxy)", cfg.Mode)
 	}
 	if err == nil {
-		err = t.connect(ctx)
+		err = t.connectPQ(ctx)
 	}
 	if err != nil {
 		return nil, t.failed(err)
 	}
+	t.logPQ(t.renewPQ(ctx))
 	t.log.Info("tunnel up", "mode", cfg.Mode, "transport", t.bind.Transport())
 	return t, nil
 }
@@ -302,6 +312,7 @@ func (t *Tunnel) peerConfig(key wg.Key, ep netip.AddrPort) wg.Peer {
 		AllowedIPs:          allowed,
 		Endpoint:            ep,
 		PersistentKeepalive: keepalive,
+		PresharedKey:        t.pskFor(key),
 	}
 }
 
@@ -343,6 +354,7 @@ func (t *Tunnel) Status() Status {
 		HandshakeAge: -1,
 		KillSwitch:   t.tun != nil && t.tun.killSwitch,
 	}
+	st.QuantumResistant = t.quantumResistant(peer)
 	if t.reconnecting {
 		st.State = StateReconnecting
 	}
