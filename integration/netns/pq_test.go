@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"veil/internal/client"
+	"veil/internal/wg"
 )
 
 // TestPQ runs through each of Veil's gateways: `veil connect` agrees a
@@ -85,6 +87,24 @@ func testPQ(t *testing.T, kind gatewayKind) {
 	}
 	tp.checkExit(t)
 	disconnect()
+
+	t.Run("key rotation", func(t *testing.T) {
+		before := loadState(t, state)
+		if out, err := connect("--key-rotation", "3s"); err != nil {
+			t.Fatalf("connect: %v\n%s", err, out)
+		}
+		defer disconnect()
+		waitNetns(t, 30*time.Second, "a rotation with a new pre-shared key", func() bool {
+			after, err := client.LoadState(state)
+			if err != nil || after.PrivateKey == before.PrivateKey {
+				return false
+			}
+			priv, err := wg.ParseKey(after.PrivateKey)
+			b, _ := os.ReadFile(saved)
+			return err == nil && strings.HasPrefix(string(b), priv.Public().Base64()+" ") && status().QuantumResistant
+		})
+		tp.checkExit(t)
+	})
 
 	t.Run("no-pq", func(t *testing.T) {
 		// A fresh device state: the gateway holds no key for it.

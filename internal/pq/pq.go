@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -169,9 +170,11 @@ func Handler(gateway wg.Key, in Installer) http.Handler {
 	return mux
 }
 
-// Server returns an HTTP server of h with short timeouts: the exchange
-// is one small request.
+// Server returns an HTTP server of h with short timeouts, the exchange
+// being one small request, and no error log: net/http's name the peer's
+// address.
 func Server(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 20 * time.Second,
-		WriteTimeout: 20 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10}
+		WriteTimeout: 20 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10,
+		ErrorLog: log.New(io.Discard, "", 0)}
 }
