@@ -90,7 +90,8 @@ func testPQ(t *testing.T, kind gatewayKind) {
 
 	t.Run("key rotation", func(t *testing.T) {
 		before := loadState(t, state)
-		if out, err := connect("--key-rotation", "3s"); err != nil {
+		// With the kill switch, which must let the exchange through.
+		if out, err := connect("--kill-switch=true", "--key-rotation", "3s"); err != nil {
 			t.Fatalf("connect: %v\n%s", err, out)
 		}
 		defer disconnect()

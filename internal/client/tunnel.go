@@ -126,13 +126,14 @@ type Status struct {
 	RxBytes      uint64 `json:"rx_bytes"`
 	TxBytes      uint64 `json:"tx_bytes"`
 	KillSwitch   bool   `json:"kill_switch"`
+	SOCKS        string `json:"socks,omitempty"`
+	HTTPProxy    string `json:"http_proxy,omitempty"`
+	Interface    string `json:"interface,omitempty"`
+	PID          int    `json:"pid"`
+
 	// QuantumResistant says that the handshakes mix in a pre-shared key
 	// agreed with the gateway by ML-KEM-768.
-	QuantumResistant bool   `json:"quantum_resistant"`
-	SOCKS            string `json:"socks,omitempty"`
-	HTTPProxy        string `json:"http_proxy,omitempty"`
-	Interface        string `json:"interface,omitempty"`
-	PID              int    `json:"pid"`
+	QuantumResistant bool `json:"quantum_resistant"`
 }
 
 // Values of Status.State.
