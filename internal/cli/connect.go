@@ -31,7 +31,7 @@ import (
 type connectFlags struct {
 	state, location, mode, socks, httpProxy string
 	transport                               string
-	killSwitch, foreground                  bool
+	killSwitch, foreground, noPQ            bool
 	readyFD                                 int
 	mtu                                     int
 	timeout, keyRotation                    time.Duration
@@ -68,6 +68,7 @@ TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 				return err
 			}
 			f.state, f.socks, f.httpProxy, f.transport = cfg.State, cfg.SOCKS, cfg.HTTPProxy, cfg.Transport
+			f.noPQ = cfg.NoPQ
 			if f.keyRotation = time.Duration(cfg.KeyRotation); f.keyRotation < 0 {
 				return errors.New("--key-rotation: want a duration such as 168h, or 0 for never")
 			}
@@ -117,6 +118,7 @@ TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 	fl.BoolVar(&f.killSwitch, "kill-switch", false, "tun mode: block all traffic outside the tunnel until `veil disconnect` (default on in tun mode)")
 	fl.IntVar(&f.mtu, "mtu", 0, "tunnel MTU (default: tun mode probes the path to the gateway, from 1420 down to 1280)")
 	fl.BoolVar(&f.foreground, "foreground", false, "stay attached instead of returning once connected")
+	fl.BoolVar(&f.noPQ, "no-pq", false, "do not agree a post-quantum (ML-KEM-768) pre-shared key with the gateway")
 	fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long to wait for the gateway's first handshake")
 	fl.Duration("key-rotation", client.DefaultKeyRotation, "replace the device's WireGuard key this often, without dropping the tunnel (0: never)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "foreground log level: debug, info, warn, error")
@@ -182,7 +184,7 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 	args := []string{"connect", "--foreground", "--ready-fd", "3",
 		"--state", dir, "--location", f.location, "--mode", f.mode,
 		"--socks", f.socks, "--http-proxy", f.httpProxy, "--transport", f.transport,
-		"--kill-switch=" + strconv.FormatBool(f.killSwitch),
+		"--kill-switch=" + strconv.FormatBool(f.killSwitch), "--no-pq=" + strconv.FormatBool(f.noPQ),
 		"--timeout", f.timeout.String(), "--log-level", f.logLevel, "--key-rotation", f.keyRotation.String()}
 	if f.mtu != 0 {
 		args = append(args, "--mtu", strconv.Itoa(f.mtu))
@@ -321,7 +323,7 @@ func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *
 		State: st, Server: srv, Location: f.location, Mode: f.mode,
 		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch, Transport: f.transport,
 		Dir: dir, HandshakeTimeout: f.timeout, Logger: log, KeyRotation: f.keyRotation,
-		MTU: f.mtu,
+		MTU: f.mtu, NoPQ: f.noPQ,
 	})
 }
 
@@ -383,6 +385,7 @@ func printStatus(w io.Writer, st *client.Status) {
 	if st.Transport != "" {
 		fmt.Fprintf(w, "  transport:      %s\n", st.Transport)
 	}
+	fmt.Fprintf(w, "  quantum-resistant: %s\n", map[bool]string{true: "yes", false: "no"}[st.QuantumResistant])
 	if st.IPv4 != "" {
 		fmt.Fprintf(w, "  tunnel IPv4:    %s\n", st.IPv4)
 	}

@@ -53,6 +53,9 @@ func (t *Tunnel) Watch(ctx context.Context) {
 			if t.setReconnecting(false) {
 				t.log.Info("tunnel restored")
 				t.reprobeMTU(ctx)
+				if !t.Status().QuantumResistant {
+					t.logPQ(t.renewPQ(ctx))
+				}
 			}
 			backoff, next = minBackoff, time.Time{}
 			if t.tun != nil && time.Since(controlLooked) >= controlRefresh {
@@ -77,8 +80,16 @@ func (t *Tunnel) Watch(ctx context.Context) {
 			t.log.Info("gateway changed; peer updated")
 		default:
 			t.log.Info("gateway unchanged; waiting", "retry_in", backoff)
-			if tr, ok := t.nextTransport(); ok {
-				t.log.Info("trying another transport", "transport", tr)
+			// Each transport is tried with the pre-shared key and
+			// without: the gateway may have lost it, or the client.
+			on, toggled := t.togglePSK()
+			if toggled {
+				t.log.Info("trying the other pre-shared key setting", "quantum_resistant", on)
+			}
+			if !toggled || on {
+				if tr, ok := t.nextTransport(); ok {
+					t.log.Info("trying another transport", "transport", tr)
+				}
 			}
 		}
 		if changed {

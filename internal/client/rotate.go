@@ -66,12 +66,18 @@ func (t *Tunnel) RotateKey(ctx context.Context, dir string) error {
 	default:
 	}
 	switched := time.Now()
-	err = t.dev.SetPrivateKey(key)
+	// The gateway holds no pre-shared key for the new key: handshake
+	// without, then agree a new one.
+	err = errors.Join(t.dropPSK(), t.dev.SetPrivateKey(key))
 	t.opMu.Unlock()
 	if err != nil {
 		return err
 	}
-	return t.awaitHandshakeSince(ctx, switched)
+	if err := t.awaitHandshakeSince(ctx, switched); err != nil {
+		return err
+	}
+	t.logPQ(t.renewPQ(ctx))
+	return nil
 }
 
 // controlAPI returns an API client for the saved account. In tun mode

@@ -106,6 +106,10 @@ func (s *State) Save(dir string) error {
 
 // Forget removes the saved login and device key from dir.
 func Forget(dir string) error {
+	// The pre-shared key is bound to the device key, which goes too.
+	if err := os.Remove(filepath.Join(dir, pqFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	err := os.Remove(filepath.Join(dir, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -106,6 +106,10 @@ type TunnelConfig struct {
 	// in-process tests want it, to reach test servers on the gateway's
 	// loopback.
 	AllowLoopback bool
+
+	// NoPQ turns off the post-quantum pre-shared key (package pq), which
+	// is otherwise agreed with every gateway that offers it.
+	NoPQ bool
 }
 
 // Status is what `veil status` shows.
@@ -135,6 +139,9 @@ type Status struct {
 
 	// MTU is the tunnel MTU in use, probed or given.
 	MTU int `json:"mtu,omitempty"`
+	// QuantumResistant says that the handshakes mix in a pre-shared key
+	// agreed with the gateway by ML-KEM-768.
+	QuantumResistant bool `json:"quantum_resistant"`
 }
 
 // Values of Status.State.
@@ -159,6 +166,7 @@ type Tunnel struct {
 	gw           transport.Gateway // the gateway's TLS and QUIC
 	dns          []netip.Addr
 	reconnecting bool
+	pq           pqState
 
 	// bind carries WireGuard over the transport in use.
 	bind *transport.ClientBind
@@ -264,6 +272,7 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	t := &Tunnel{cfg: cfg, log: cfg.Logger, server: cfg.Server, peer: sp.peer, endpoint: sp.endpoint,
 		gw: transportInfo(cfg.Server), addrs: sp.addrs, dns: sp.dns, closed: make(chan struct{}),
 		bind: transport.NewClientBind(cfg.Bind)}
+	t.loadPQ(sp.priv.Public(), sp.peer)
 	switch cfg.Mode {
 	case ModeProxy:
 		err = t.upProxy(ctx, sp)
@@ -273,7 +282,7 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 		return nil, fmt.Errorf("unknown mode %q (tun or proxy)", cfg.Mode)
 	}
 	if err == nil {
-		err = t.connect(ctx)
+		err = t.connectPQ(ctx)
 	}
 	if err == nil {
 		err = t.findMTU(ctx)
@@ -281,6 +290,7 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	if err != nil {
 		return nil, t.failed(err)
 	}
+	t.logPQ(t.renewPQ(ctx))
 	t.log.Info("tunnel up", "mode", cfg.Mode, "transport", t.bind.Transport())
 	return t, nil
 }
@@ -318,6 +328,7 @@ func (t *Tunnel) peerConfig(key wg.Key, ep netip.AddrPort) wg.Peer {
 		AllowedIPs:          allowed,
 		Endpoint:            ep,
 		PersistentKeepalive: keepalive,
+		PresharedKey:        t.pskFor(key),
 	}
 }
 
@@ -360,6 +371,7 @@ func (t *Tunnel) Status() Status {
 		MTU:          int(t.mtu.Load()),
 		KillSwitch:   t.tun != nil && t.tun.killSwitch,
 	}
+	st.QuantumResistant = t.quantumResistant(peer)
 	if t.reconnecting {
 		st.State = StateReconnecting
 	}

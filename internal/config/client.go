@@ -25,6 +25,9 @@ type Client struct {
 	// KeyRotation is how often `veil connect` replaces the device's
 	// WireGuard key without dropping the tunnel; 0: never.
 	KeyRotation Duration `toml:"key_rotation" help:"how often the connected client replaces its device key (0: never)"`
+	// NoPQ turns off the post-quantum pre-shared key agreed with the
+	// gateway over ML-KEM-768 (on by default when the gateway offers it).
+	NoPQ bool `toml:"no_pq" help:"do not agree a post-quantum (ML-KEM-768) pre-shared key with the gateway"`
 }
 
 // DefaultControl is the control plane `veil serve` runs by default.

@@ -72,6 +72,9 @@ type Config struct {
 	// AllowBroadRanges lets egress_allow and trusted_proxies hold ranges
 	// broader than /8 (IPv4) or /32 (IPv6).
 	AllowBroadRanges bool `toml:"allow_broad_ranges" help:"accept egress_allow and trusted_proxies ranges broader than /8 (IPv4) or /32 (IPv6)"`
+	// NoPQ turns off the post-quantum pre-shared key exchange on the
+	// built-in gateway's tunnel addresses; clients then keep tunnels without one.
+	NoPQ bool `toml:"no_pq" help:"offer no post-quantum (ML-KEM-768) pre-shared key exchange to clients"`
 	// DNSRootHints is a named.root file for the resolver; empty: built in.
 	DNSRootHints string `toml:"dns_root_hints" help:"root hints file for the DNS resolver"`
 	// DNSForward, when set, makes the resolver forward over DNS over TLS

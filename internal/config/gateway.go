@@ -53,6 +53,9 @@ type Gateway struct {
 	// AllowBroadRanges lets egress_allow hold ranges broader than /8
 	// (IPv4) or /32 (IPv6).
 	AllowBroadRanges bool `toml:"allow_broad_ranges" help:"accept egress_allow ranges broader than /8 (IPv4) or /32 (IPv6)"`
+	// NoPQ turns off the post-quantum pre-shared key exchange on the
+	// tunnel addresses; clients then keep tunnels without one.
+	NoPQ bool `toml:"no_pq" help:"offer no post-quantum (ML-KEM-768) pre-shared key exchange to clients"`
 	// EgressAddrs are the public addresses the gateway's traffic leaves
 	// from, when not the host's own (behind NAT, or another address).
 	EgressAddrs     []string `toml:"egress_addrs" help:"public addresses its traffic leaves from; empty: the host's source addresses for the internet"`

@@ -85,6 +85,10 @@ type Config struct {
 	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	// Proxy runs the HTTPS proxy for the browser extension. If nil, none.
 	Proxy *ProxyConfig
+	// DisablePQ turns off the post-quantum key exchange (package pq) on
+	// the tunnel addresses; clients then keep tunnels without a
+	// pre-shared key.
+	DisablePQ bool
 	// HTTPClient talks to the control plane. If nil, a client with dial
 	// and handshake timeouts is used (each request has its own deadline).
 	HTTPClient *http.Client
@@ -143,6 +147,8 @@ type Gateway struct {
 
 	proxy *httpsProxy // nil without Config.Proxy
 
+	pq *http.Server // the post-quantum key exchange; nil if off
+
 	mu    sync.Mutex
 	peers peerState
 	// fullSince is when the device last refused a peer for want of
@@ -157,6 +163,9 @@ type dataPlane interface {
 	start(ctx context.Context, tc tunnelConfig) error
 	// close undoes everything start and the constructor did.
 	close() error
+	// listen opens a TCP listener on one of the gateway's tunnel
+	// addresses, for peers only.
+	listen(netip.AddrPort) (net.Listener, error)
 }
 
 // tunnelConfig is what the control plane tells a gateway about itself.
@@ -431,6 +440,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := g.plane.start(ctx, tc); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	if err := g.startPQ(tc, g.plane.listen); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	g.log.Info("gateway up", "mode", g.cfg.Mode, "port", g.Port())
 	var wg sync.WaitGroup
 	if g.proxy != nil {
@@ -452,6 +464,7 @@ func (g *Gateway) shutdown() {
 		if g.proxy != nil {
 			g.proxy.close()
 		}
+		g.stopPQ()
 		// The data plane first, so that its servers stop before the
 		// device closes the TUN under them.
 		if err := g.plane.close(); err != nil {

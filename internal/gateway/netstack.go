@@ -183,6 +183,8 @@ func dnsServers(h dns.Handler, pc net.PacketConn, ln net.Listener) []dnsServer {
 	return []dnsServer{udp, tcp}
 }
 
+func (p *netstackPlane) listen(ap netip.AddrPort) (net.Listener, error) { return p.ns.ListenTCP(ap) }
+
 func (p *netstackPlane) close() error {
 	p.cancel()
 	p.mu.Lock()

@@ -47,6 +47,10 @@ type peerState struct {
 	// They are never WireGuard peers.
 	proxy    map[wg.Key]proxyCred
 	proxyKey map[[sha256.Size]byte]wg.Key
+	// psk holds the post-quantum pre-shared keys peers agreed with the
+	// gateway (pq.go), put back on the device when an idle peer returns;
+	// a key leaves with its device. RAM only.
+	psk map[wg.Key]wg.Key
 }
 
 // proxyCred is one extension device's credential hash.
@@ -67,6 +71,7 @@ func newPeerState() peerState {
 
 		proxy:    make(map[wg.Key]proxyCred),
 		proxyKey: make(map[[sha256.Size]byte]wg.Key),
+		psk:      make(map[wg.Key]wg.Key),
 	}
 }
 
@@ -253,6 +258,7 @@ func (s *peerState) record(ch change) {
 		delete(s.peers, k)
 		delete(s.extra, k)
 		delete(s.block, k)
+		delete(s.psk, k)
 	}
 }
 
@@ -278,7 +284,11 @@ func (s *peerState) admit(key wg.Key, max int) (wg.Peer, admission) {
 	if len(s.active) >= max {
 		return wg.Peer{}, admitNoRoom
 	}
-	return wg.Peer{PublicKey: key, AllowedIPs: s.allowedIPs(key)}, admitYes
+	p := wg.Peer{PublicKey: key, AllowedIPs: s.allowedIPs(key)}
+	if psk, ok := s.psk[key]; ok {
+		p.PresharedKey = &psk
+	}
+	return p, admitYes
 }
 
 // activate records that the device holds key since now.

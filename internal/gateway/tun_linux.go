@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"veil/internal/netguard"
+	"veil/internal/pq"
 	"veil/internal/transport"
 	"veil/internal/wg"
 )
@@ -117,6 +118,10 @@ func (p *tunPlane) enable(file string) error {
 	p.restore[file] = string(old)
 	p.mu.Unlock()
 	return nil
+}
+
+func (p *tunPlane) listen(ap netip.AddrPort) (net.Listener, error) {
+	return net.Listen("tcp", ap.String())
 }
 
 func (p *tunPlane) serveDNS(ap netip.AddrPort) error {
@@ -237,6 +242,11 @@ func buildRules(c *nftables.Conn, t *nftables.Table, tun string, tc tunnelConfig
 				rule(in, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(own, false), l4proto(unix.IPPROTO_TCP), dport(port), verdict(expr.VerdictAccept))
 			}
 		}
+		// The post-quantum key exchange knows a peer by its source
+		// address, which only the tunnel vouches for: refused from any
+		// other interface.
+		rule(in, ifname(expr.MetaKeyIIFNAME, tun), addrMatch(own, false), l4proto(unix.IPPROTO_TCP), dport(pq.Port), verdict(expr.VerdictAccept))
+		rule(in, ifnameNot(expr.MetaKeyIIFNAME, tun), addrMatch(own, false), l4proto(unix.IPPROTO_TCP), dport(pq.Port), verdict(expr.VerdictDrop))
 	}
 	rule(in, ifname(expr.MetaKeyIIFNAME, tun), l4proto(unix.IPPROTO_ICMP), verdict(expr.VerdictAccept))
 	rule(in, ifname(expr.MetaKeyIIFNAME, tun), l4proto(unix.IPPROTO_ICMPV6), verdict(expr.VerdictAccept))

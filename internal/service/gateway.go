@@ -53,6 +53,7 @@ func (s *Service) startBuiltinGateway(ctx context.Context) error {
 		TLSPort:        s.Config.TLSPort,
 		QUICPort:       s.Config.QUICPort,
 		EgressAllow:    s.Config.EgressPrefixes(),
+		DisablePQ:      s.Config.NoPQ,
 		Logger:         s.log, // the gateway adds its own component attribute
 		DNSCertificate: dnsCert,
 	}, resolver.Config{

@@ -60,6 +60,10 @@ type Peer struct {
 	Endpoint netip.AddrPort
 	// PersistentKeepalive is zero (off) or at least a second.
 	PersistentKeepalive time.Duration
+	// PresharedKey, if not nil, is set as the peer's pre-shared key (the
+	// Noise handshake's psk); the zero key removes it. If nil, an existing
+	// peer keeps the one it has.
+	PresharedKey *Key
 }
 
 // PeerStats is the live state of one peer, from RAM only.
@@ -172,6 +176,9 @@ func (d *Device) UpdatePeers(set []Peer, remove []Key) error {
 		}
 		if p.PersistentKeepalive > 0 {
 			fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(p.PersistentKeepalive/time.Second))
+		}
+		if p.PresharedKey != nil {
+			b.WriteString("preshared_key=" + p.PresharedKey.hex() + "\n")
 		}
 	}
 	if b.Len() == 0 {

@@ -1,0 +1,171 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"veil/internal/pq"
+	"veil/internal/wg"
+)
+
+// pqPeers is the fake gateway's half of the exchange: peers known by
+// their tunnel address, as the real gateway knows them.
+type pqPeers struct {
+	dev   *wg.Device
+	mu    sync.Mutex
+	peers map[netip.Addr]wg.Key
+	calls int
+}
+
+func (p *pqPeers) Install(src netip.Addr, respond func(wg.Key) (wg.Key, error)) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key, ok := p.peers[src]
+	if !ok {
+		return false, nil
+	}
+	psk, err := respond(key)
+	if err != nil {
+		return false, err
+	}
+	p.calls++
+	return true, p.dev.SetPresharedKey(key, psk)
+}
+
+func (p *pqPeers) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+// servePQ makes the fake gateway offer the exchange to the client st.
+func (g *fakeGateway) servePQ(t testing.TB, st *State, client wg.Key) *pqPeers {
+	t.Helper()
+	p := &pqPeers{dev: g.dev, peers: map[netip.Addr]wg.Key{netip.MustParsePrefix(st.IPv4).Addr(): client}}
+	ln, err := g.ns.ListenTCP(netip.AddrPortFrom(netip.MustParseAddr(gw4), pq.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: pq.Handler(g.priv.Public(), p)}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return p
+}
+
+func upPQ(t testing.TB, g *fakeGateway, st *State, dir string, noPQ bool) *Tunnel {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A new device's first initiation may carry the same coarse
+	// timestamp as the last one's (the cases follow each other within
+	// milliseconds), which the gateway drops as a replay: the timeout
+	// holds wireguard-go's retry after Rekey-Timeout (5 s).
+	tun, err := Up(ctx, TunnelConfig{State: st, Server: g.server, Mode: ModeProxy, Dir: dir, NoPQ: noPQ,
+		SOCKS: "off", HTTPProxy: "off", HandshakeTimeout: 7 * time.Second})
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	t.Cleanup(func() { tun.Close() })
+	return tun
+}
+
+// psks returns the pre-shared key each end holds for the other.
+func psks(t testing.TB, g *fakeGateway, tun *Tunnel, client wg.Key) (gateway, local wg.Key) {
+	t.Helper()
+	gateway, ok, err := g.dev.PresharedKey(client)
+	if err != nil || !ok {
+		t.Fatalf("gateway's peer: %v, %v", ok, err)
+	}
+	local, ok, err = tun.dev.PresharedKey(g.priv.Public())
+	if err != nil || !ok {
+		t.Fatalf("client's peer: %v, %v", ok, err)
+	}
+	return gateway, local
+}
+
+func checkTunnel(t testing.TB, tun *Tunnel) {
+	t.Helper()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: tun.DialContext}}
+	if body, err := get(hc, "http://"+gw4+"/"); err != nil || body != "10.64.0.2" {
+		t.Fatalf("GET through the tunnel = %q, %v", body, err)
+	}
+}
+
+// TestPQ: connect agrees a pre-shared key that both ends hold, and says
+// so; a reconnect starts with the saved key; a gateway that lost it, or
+// never offered the exchange, still gets a tunnel, and --no-pq asks for
+// none.
+func TestPQ(t *testing.T) {
+	g := newFakeGateway(t)
+	st := testState(t)
+	client := g.allow(t, st)
+	peers := g.servePQ(t, st, client)
+	dir := t.TempDir()
+
+	tun := upPQ(t, g, st, dir, false)
+	if !tun.Status().QuantumResistant {
+		t.Fatal("status: not quantum-resistant after the exchange")
+	}
+	gk, lk := psks(t, g, tun, client)
+	if gk.IsZero() || gk != lk {
+		t.Fatalf("pre-shared keys: gateway's zero %v, equal to the client's %v", gk.IsZero(), gk == lk)
+	}
+	checkTunnel(t, tun)
+	if fi, err := os.Stat(filepath.Join(dir, pqFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("saved key: %v, %v", fi, err)
+	}
+	tun.Close()
+
+	t.Run("reconnect", func(t *testing.T) {
+		// The gateway still holds the key: the first handshake needs it.
+		tun := upPQ(t, g, st, dir, false)
+		checkTunnel(t, tun)
+		gk2, lk2 := psks(t, g, tun, client)
+		if !tun.Status().QuantumResistant || gk2 != lk2 || gk2 == gk {
+			t.Error("a reconnect did not agree a new pre-shared key")
+		}
+		tun.Close()
+	})
+	t.Run("gateway lost the key", func(t *testing.T) {
+		if err := g.dev.SetPresharedKey(client, wg.Key{}); err != nil {
+			t.Fatal(err)
+		}
+		tun := upPQ(t, g, st, dir, false)
+		checkTunnel(t, tun)
+		if gk, lk := psks(t, g, tun, client); !tun.Status().QuantumResistant || gk.IsZero() || gk != lk {
+			t.Error("no new pre-shared key after falling back to none")
+		}
+		tun.Close()
+	})
+	t.Run("no-pq", func(t *testing.T) {
+		if err := g.dev.SetPresharedKey(client, wg.Key{}); err != nil {
+			t.Fatal(err)
+		}
+		before := peers.count()
+		tun := upPQ(t, g, st, t.TempDir(), true)
+		checkTunnel(t, tun)
+		if _, lk := psks(t, g, tun, client); tun.Status().QuantumResistant || !lk.IsZero() || peers.count() != before {
+			t.Error("--no-pq still agreed a pre-shared key")
+		}
+		tun.Close()
+	})
+}
+
+// TestPQUnsupported: a gateway without the exchange gets a tunnel all
+// the same, reported as not quantum-resistant.
+func TestPQUnsupported(t *testing.T) {
+	g := newFakeGateway(t)
+	st := testState(t)
+	client := g.allow(t, st)
+	tun := upPQ(t, g, st, t.TempDir(), false)
+	checkTunnel(t, tun)
+	if gk, lk := psks(t, g, tun, client); tun.Status().QuantumResistant || !gk.IsZero() || !lk.IsZero() {
+		t.Error("a pre-shared key without the exchange")
+	}
+}
