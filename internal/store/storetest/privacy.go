@@ -353,7 +353,7 @@ func accountTables(schema map[string][]string) []string {
 func testAccountRows(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
 	ctx := t.Context()
-	a := createAccount(t, s, store.Account{Email: "a@example.com", Plan: store.PlanPremium, PaidUntil: farFuture, MarketingConsent: true, CreatedAt: t0})
+	a := createAccount(t, s, store.Account{Email: "a@example.com", Plan: store.PlanPremium, PaidUntil: farFuture, MarketingConsent: true, CreatedAt: t0, Lang: "fr"})
 	if err := s.TouchAccount(ctx, a.ID, t0.Add(day)); err != nil {
 		t.Fatal(err)
 	}
@@ -429,6 +429,7 @@ func testAccountRows(t *testing.T, open func(testing.TB) store.Store) {
 		{"legal_hold", false},
 		{"last_used", midnight(t0.Add(day))},
 		{"created_at", t0},
+		{"lang", "fr"},
 	} {
 		got := acc[c.col]
 		if want, ok := c.want.(time.Time); ok {
