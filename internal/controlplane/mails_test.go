@@ -37,7 +37,10 @@ func TestMailsInAccountLanguage(t *testing.T) {
 	if loc := v.submit("/ru/account/login", url.Values{"access_code": {ru}}).Header.Get("Location"); loc != "/ru/account" {
 		t.Fatalf("login on the Russian page led to %q", loc)
 	}
-	v.get("/ru/account")
+	// The plan's name comes from the catalogue too.
+	if _, page := v.get("/ru/account"); !strings.Contains(page, "<dd>Бесплатный ") {
+		t.Error("the Russian account page does not name the free plan in Russian")
+	}
 
 	type reader struct {
 		lang, email, code string
