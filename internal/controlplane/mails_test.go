@@ -183,3 +183,30 @@ func TestAccountLanguageAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestReplyNoticeInTicketLanguage: the notice of the operator's reply to
+// a ticket written on the Turkish support page, with no account, is in
+// Turkish.
+func TestReplyNoticeInTicketLanguage(t *testing.T) {
+	e := newEnv(t, nil)
+	base := localized(t, e)
+	v := newVisitor(t, base)
+	v.get("/tr/support")
+	v.submit("/tr/support", url.Values{"subject": {"Yardım"}, "message": {"Tünel açılmıyor"}, "email": {"musteri@example.org"}})
+	var list []apitypes.TicketView
+	if st := e.call(t, "GET", "/api/v1/admin/support", e.admin, nil, &list); st != 200 || len(list) != 1 {
+		t.Fatalf("admin list: %d %+v", st, list)
+	}
+	if st := e.call(t, "POST", fmt.Sprintf("/api/v1/admin/support/%d/reply", list[0].ID), e.admin, apitypes.TicketMessage{Message: "Deneyin"}, nil); st != 200 {
+		t.Fatalf("reply: %d", st)
+	}
+	ms, err := e.store.DueMail(t.Context(), time.Now().Add(time.Hour), 10)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("outbox = %+v, %v; want the ticket's receipt and the reply's notice", ms, err)
+	}
+	reply := ms[1]
+	if want := fmt.Sprintf("İşletmeci #%d numaralı destek talebinizi yanıtladı", list[0].ID); !strings.Contains(reply.Body, want) ||
+		!strings.Contains(reply.Body, "Deneyin") || strings.Contains(reply.Body, "The operator replied") {
+		t.Errorf("reply notice is not Turkish: %q\n%s", reply.Subject, reply.Body)
+	}
+}

@@ -110,7 +110,8 @@ func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes
 	if err != nil {
 		return nil, err
 	}
-	t := &store.Ticket{AccountID: accountID, Email: email, TokenHash: s.cfg.Hasher.Token("ticket:" + tok), Subject: subject, CreatedAt: s.cfg.Now()}
+	t := &store.Ticket{AccountID: accountID, Email: email, TokenHash: s.cfg.Hasher.Token("ticket:" + tok), Subject: subject,
+		CreatedAt: s.cfg.Now(), Lang: i18n.Known(lang)}
 	if _, err := s.cfg.Store.CreateTicket(ctx, t, store.TicketMessage{Body: message, CreatedAt: t.CreatedAt}); err != nil {
 		return nil, err
 	}
@@ -239,18 +240,20 @@ func (s *Server) adminReply(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "replying to ticket", err)
 		return
 	}
-	to, lang := t.Email, i18n.Default
+	to, lang := t.Email, t.Lang
 	if t.AccountID != 0 {
 		if a, err := s.cfg.Store.AccountByID(r.Context(), t.AccountID); err == nil {
-			lang = mailLang(a)
+			if lang == "" {
+				lang = mailLang(a)
+			}
 			if to == "" {
 				to = a.Email
 			}
 		}
 	}
 	if to != "" {
-		// The notice is in the account's language; a ticket without an
-		// account keeps no language, and its notice is in English.
+		// The notice is in the language the ticket was written in, else
+		// in its account's.
 		l := i18n.For(lang)
 		body := l.T("mail.reply.body", "ID", t.ID, "Message", msg)
 		if err := mail.Queue(r.Context(), s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: t.AccountID, To: to,

@@ -215,6 +215,7 @@ var Inventory = []Category{
 			{"support_tickets.status"},
 			{"support_tickets.created_at"},
 			{"support_tickets.updated_at"},
+			{"support_tickets.lang"},
 			{"support_messages.id"},
 			{"support_messages.ticket_id"},
 			{"support_messages.from_operator"},

@@ -1171,7 +1171,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		// Privacy engine (0003).
 		"policy_versions":  {"id", "published_at", "prose", "body"},
 		"mail_outbox":      {"id", "kind", "account_id", "to_addr", "subject", "body", "attempts", "next_attempt_at", "created_at"},
-		"support_tickets":  {"id", "account_id", "email", "token_hash", "subject", "status", "created_at", "updated_at"},
+		"support_tickets":  {"id", "account_id", "email", "token_hash", "subject", "status", "created_at", "updated_at", "lang"},
 		"support_messages": {"id", "ticket_id", "from_operator", "body", "created_at"},
 		"client_counters":  {"day", "os_version", "app_version", "count"},
 		// Billing (0005).
