@@ -164,3 +164,32 @@ func TestVisitorPath(t *testing.T) {
 	}
 	checkPNG(t, screenshot(t, ctx, chromedp.CaptureScreenshot()), 800, 600)
 }
+
+// TestSignupLanguage: an access code got on the Chinese sign-up page
+// makes an account whose mail is in Chinese: the page's script sends the
+// page's language with the sign-up.
+func TestSignupLanguage(t *testing.T) {
+	ctx := browserFor(t, time.Minute)
+	env := harness.Start(t, harness.Options{Config: func(c *config.Config) { c.SignupPowBits = 10 }})
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(env.Svc.URL()+"/zh/signup"),
+		chromedp.WaitVisible("#get-code"),
+		chromedp.Click("#get-code"),
+		chromedp.WaitVisible("#access-code"),
+	)
+	if err != nil {
+		t.Fatalf("getting an access code: %v", err)
+	}
+	code := texts(t, ctx, "#access-code")[0]
+	var sess apitypes.Session
+	if err := env.API("").Do(context.Background(), "POST", "/api/v1/sessions", apitypes.SessionRequest{AccessCode: code}, &sess); err != nil {
+		t.Fatal(err)
+	}
+	var acc apitypes.Account
+	if err := env.API(sess.Token).Do(context.Background(), "GET", "/api/v1/account", nil, &acc); err != nil {
+		t.Fatal(err)
+	}
+	if acc.Lang != "zh" {
+		t.Errorf("an account signed up on /zh/signup has mail language %q, want zh", acc.Lang)
+	}
+}

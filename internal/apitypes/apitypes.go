@@ -41,6 +41,9 @@ type Account struct {
 	CheckoutURL string `json:"checkout_url,omitempty"`
 	// PayLinks are the products' Stripe Payment Links for this account.
 	PayLinks []PayLink `json:"pay_links,omitempty"`
+	// Lang is the language of the account's mail ("de"); empty: English,
+	// until the account is used on a page of the site.
+	Lang string `json:"lang,omitempty"`
 }
 
 // PayLink is a product's checkout link, carrying the account's payment
@@ -57,6 +60,9 @@ type AccountPatch struct {
 	Email            *string `json:"email,omitempty"`
 	MarketingConsent *bool   `json:"marketing_consent,omitempty"`
 	Restricted       *bool   `json:"restricted,omitempty"`
+	// Lang sets the language of the account's mail: a code of the site's
+	// languages ("de"), or "" to clear it.
+	Lang *string `json:"lang,omitempty"`
 }
 
 // AccountCreateRequest is the body of POST /api/v1/admin/accounts.

@@ -17,6 +17,10 @@ type SignupRequest struct {
 	Challenge string `json:"challenge"`
 	Nonce     string `json:"nonce"`
 	Referral  string `json:"referral,omitempty"`
+	// Lang is the language the account's mail is to be in: a code of
+	// the site's languages ("de") or the sign-up page's <html lang>;
+	// anything else leaves it unset (English).
+	Lang string `json:"lang,omitempty"`
 }
 
 // Plans answers GET /api/v1/plans.

@@ -13,6 +13,7 @@ import (
 
 	"veil/internal/account"
 	"veil/internal/apitypes"
+	"veil/internal/i18n"
 	"veil/internal/store"
 )
 
@@ -110,6 +111,7 @@ func (s *Server) accountView(r *http.Request, acc *store.Account) (apitypes.Acco
 		PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
 		CheckoutURL:      s.checkoutURL(acc.ID),
 		PayLinks:         s.payLinks(acc.ID),
+		Lang:             acc.Lang,
 	}, nil
 }
 
@@ -157,6 +159,14 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := store.AccountUpdate{MarketingConsent: p.MarketingConsent, Restricted: p.Restricted}
+	if p.Lang != nil {
+		if *p.Lang != "" && i18n.Known(*p.Lang) == "" {
+			writeError(w, http.StatusBadRequest, "lang must be one of the site's languages: "+langCodes())
+			return
+		}
+		lang := i18n.Known(*p.Lang)
+		u.Lang = &lang
+	}
 	if p.Email != nil {
 		e, err := CleanEmail(*p.Email)
 		if err != nil {
@@ -226,7 +236,7 @@ func (s *Server) adminCreateAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	code, acc, err := s.CreateAccount(r.Context(), req.Days, email)
+	code, acc, err := s.CreateAccount(r.Context(), req.Days, email, "")
 	if err != nil {
 		s.fail(w, "creating account", err)
 		return
@@ -241,10 +251,11 @@ func (s *Server) adminCreateAccount(w http.ResponseWriter, r *http.Request) {
 
 // CreateAccount draws an access code and stores a new account: premium for
 // days of paid time, or free with the configured trial when days is 0. It
-// returns the code, which exists nowhere else afterwards.
-func (s *Server) CreateAccount(ctx context.Context, days int, email string) (string, *store.Account, error) {
+// returns the code, which exists nowhere else afterwards. lang is the
+// language of its mail (one of i18n.Langs), "" when none is known.
+func (s *Server) CreateAccount(ctx context.Context, days int, email, lang string) (string, *store.Account, error) {
 	now := s.cfg.Now().UTC().Truncate(time.Second)
-	acc := &store.Account{Email: email, Plan: store.PlanFree, CreatedAt: now}
+	acc := &store.Account{Email: email, Plan: store.PlanFree, CreatedAt: now, Lang: lang}
 	if days > 0 {
 		acc.Plan = store.PlanPremium
 		acc.PaidUntil = now.AddDate(0, 0, days)

@@ -162,6 +162,8 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 		v.Message = i18n.For(code).T(id)
 	}
 	if acc, _ := s.pageAccount(r); acc != nil {
+		code, _ := web.Language(r)
+		s.keepLang(r.Context(), acc, code) // the account's mail follows the page's language
 		devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
 		if err != nil {
 			s.pageFail(w, r, "reading devices", err)

@@ -170,7 +170,7 @@ func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, ErrBadEmail.Error())
 		return
 	}
-	if err := s.RecoverCode(r.Context(), email, i18n.Default, ""); err != nil {
+	if err := s.RecoverCode(r.Context(), email, "", ""); err != nil {
 		s.fail(w, "recovering access code", err)
 		return
 	}
@@ -185,10 +185,10 @@ func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
 // only the token's keyed hash. An account that has
 // store.MaxRecoveryLinks unused links gets no more mail until they
 // expire. The mail is in lang, the language of the page the request came
-// from (no language is stored with the account), and its link leads to
-// the page in that language (prefix, "/de").
+// from, and its link leads to the page in that language (prefix, "/de");
+// asked for with no page (lang ""), each mail is in its account's
+// language.
 func (s *Server) RecoverCode(ctx context.Context, email, lang, prefix string) error {
-	l := i18n.For(lang)
 	accs, err := s.cfg.Store.AccountsByEmail(ctx, email)
 	if err != nil {
 		return err
@@ -209,7 +209,12 @@ func (s *Server) RecoverCode(ctx context.Context, email, lang, prefix string) er
 		if err != nil {
 			return err
 		}
-		body := l.N("mail.recover.body", int(privacy.RecoveryLinkTTL/time.Minute), "Link", mail.LinkPlaceholder(prefix+"/account/recover/", nonce))
+		l, pre := i18n.For(lang), prefix
+		if lang == "" {
+			l = i18n.For(mailLang(&a))
+			pre = i18n.Prefix(l.Lang.Code)
+		}
+		body := l.N("mail.recover.body", int(privacy.RecoveryLinkTTL/time.Minute), "Link", mail.LinkPlaceholder(pre+"/account/recover/", nonce))
 		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: a.ID, To: a.Email,
 			Subject: l.T("mail.recover.subject"), Body: body}); err != nil {
 			return err
@@ -328,7 +333,7 @@ func (s *Server) adminPublishPolicy(w http.ResponseWriter, r *http.Request) {
 
 // PublishPolicy stores a new policy version from the operator's prose and
 // the inventory, and queues a transactional notice to every account with
-// an email.
+// an email, in its language.
 func (s *Server) PublishPolicy(ctx context.Context, prose, base string) (*apitypes.Published, error) {
 	doc := privacy.Render(i18n.Default, prose, i18n.Default, s.cfg.Privacy.Controller, s.periods())
 	v := &store.PolicyVersion{PublishedAt: s.cfg.Now().UTC(), Prose: prose, Body: doc.Text()}
@@ -339,14 +344,14 @@ func (s *Server) PublishPolicy(ctx context.Context, prose, base string) (*apityp
 	if err != nil {
 		return nil, err
 	}
-	link := fmt.Sprintf("%s/privacy/versions?to=%d", base, v.ID)
-	// No language is stored with an account: the notice is in English.
-	en := i18n.For(i18n.Default)
-	body := en.T("mail.policy.body", "Date", v.PublishedAt.Format(time.DateOnly), "Link", link)
 	n := 0
 	for _, a := range accs {
+		lang := mailLang(&a)
+		l := i18n.For(lang)
+		link := fmt.Sprintf("%s%s/privacy/versions?to=%d", base, i18n.Prefix(lang), v.ID)
+		body := l.T("mail.policy.body", "Date", mail.Date(lang, v.PublishedAt), "Link", link)
 		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: a.ID, To: a.Email,
-			Subject: en.T("mail.policy.subject"), Body: body}); err != nil {
+			Subject: l.T("mail.policy.subject"), Body: body}); err != nil {
 			return nil, err
 		}
 		n++

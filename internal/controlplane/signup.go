@@ -11,6 +11,7 @@ import (
 	"veil/internal/account"
 	"veil/internal/apitypes"
 	"veil/internal/billing"
+	"veil/internal/i18n"
 	"veil/internal/mail"
 	"veil/internal/pow"
 	"veil/internal/store"
@@ -23,7 +24,7 @@ import (
 // program (affiliate.go).
 //
 //	GET  /api/v1/accounts/challenge   a proof-of-work challenge
-//	POST /api/v1/accounts             sign up: {"challenge", "nonce", "referral"}
+//	POST /api/v1/accounts             sign up: {"challenge", "nonce", "referral", "lang"}
 //	GET  /api/v1/plans                products, trial and free plan
 //	GET  /signup, /pricing, /r/CODE   the pages
 //
@@ -130,7 +131,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		}
 		aff = a
 	}
-	code, acc, err := s.CreateAccount(r.Context(), 0, "")
+	code, acc, err := s.CreateAccount(r.Context(), 0, "", i18n.Known(req.Lang))
 	if err != nil {
 		s.fail(w, "signing up", err)
 		return
@@ -206,14 +207,8 @@ func (s *Server) referralLink(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/signup?ref="+url.QueryEscape(code), http.StatusSeeOther)
 }
 
-// receiptView is what the receipt mail shows.
-type receiptView struct {
-	Product, Processor, Reference, Currency, Amount, PaidUntil string
-	Days                                                       int
-}
-
 // queueReceipt queues the receipt of a payment just recorded, when its
-// account has an email.
+// account has an email, in the account's language.
 func (s *Server) queueReceipt(ctx context.Context, p store.Payment) error {
 	acc, err := s.cfg.Store.AccountByID(ctx, p.AccountID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -225,15 +220,8 @@ func (s *Server) queueReceipt(ctx context.Context, p store.Payment) error {
 	if acc.Email == "" {
 		return nil
 	}
-	v := receiptView{Product: p.Product, Processor: p.Processor, Reference: p.Reference, Days: p.Days,
-		Currency: p.Currency, PaidUntil: dateOrEmpty(acc.PaidUntil)}
-	if p.AmountCents > 0 {
-		v.Amount = billing.FormatAmount(p.AmountCents)
-	}
-	subject, body, err := web.MailText("receipt.txt", v)
-	if err != nil {
-		return err
-	}
+	subject, body := mail.Receipt{Product: p.Product, Days: p.Days, AmountCents: p.AmountCents, Currency: p.Currency,
+		Processor: p.Processor, Reference: p.Reference, PaidUntil: acc.PaidUntil}.Text(mailLang(acc))
 	if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: acc.ID, To: acc.Email,
 		Subject: subject, Body: body}); err != nil {
 		return err
@@ -260,13 +248,8 @@ func (s *Server) remindIfDue(ctx context.Context) {
 	}
 }
 
-// reminderView is what the reminder mail shows.
-type reminderView struct {
-	PaidUntil, AccountURL string
-	Days                  int
-}
-
-// SendReminders queues the reminders due at now and returns how many.
+// SendReminders queues the reminders due at now, each in its account's
+// language, and returns how many.
 func (s *Server) SendReminders(ctx context.Context, now time.Time) (int, error) {
 	days := s.cfg.Business.ReminderDays
 	accs, err := s.cfg.Store.ExpiringAccounts(ctx, now, now.Add(time.Duration(days)*24*time.Hour))
@@ -283,11 +266,8 @@ func (s *Server) SendReminders(ctx context.Context, now time.Time) (int, error) 
 			continue
 		}
 		left := int(a.PaidUntil.Sub(now).Hours()/24 + 0.5)
-		subject, body, err := web.MailText("reminder.txt", reminderView{PaidUntil: dateOrEmpty(a.PaidUntil),
-			AccountURL: s.cfg.Privacy.PublicURL + "/account", Days: max(left, 1)})
-		if err != nil {
-			return n, err
-		}
+		lang := mailLang(&a)
+		subject, body := mail.Reminder{PaidUntil: a.PaidUntil, DaysLeft: left, AccountURL: s.siteURL(lang, "/account")}.Text(lang)
 		if err := mail.Queue(ctx, s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: a.ID, To: a.Email,
 			Subject: subject, Body: body}); err != nil {
 			return n, err

@@ -41,6 +41,12 @@ func business(signups int) func(*controlplane.Config) {
 // signup solves a challenge and signs up, returning the status and answer.
 func (e *env) signup(t testing.TB, referral string) (int, apitypes.AccountCreated) {
 	t.Helper()
+	return e.signupWith(t, apitypes.SignupRequest{Referral: referral})
+}
+
+// signupWith signs up with req, its challenge and nonce filled in.
+func (e *env) signupWith(t testing.TB, req apitypes.SignupRequest) (int, apitypes.AccountCreated) {
+	t.Helper()
 	var c apitypes.SignupChallenge
 	if st := e.call(t, "GET", "/api/v1/accounts/challenge", "", nil, &c); st != 200 {
 		t.Fatalf("challenge: %d", st)
@@ -50,7 +56,8 @@ func (e *env) signup(t testing.TB, referral string) (int, apitypes.AccountCreate
 		t.Fatal("no solution")
 	}
 	var out apitypes.AccountCreated
-	st := e.call(t, "POST", "/api/v1/accounts", "", apitypes.SignupRequest{Challenge: c.Challenge, Nonce: nonce, Referral: referral}, &out)
+	req.Challenge, req.Nonce = c.Challenge, nonce
+	st := e.call(t, "POST", "/api/v1/accounts", "", req, &out)
 	return st, out
 }
 

@@ -73,15 +73,16 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var accountID int64
+	lang := i18n.Default
 	if bearer(r) != "" {
 		a := s.optionalAccount(r)
 		if a == nil {
 			writeError(w, http.StatusUnauthorized, "session expired or unknown; log in again, or send without Authorization")
 			return
 		}
-		accountID = a.ID
+		accountID, lang = a.ID, mailLang(a)
 	}
-	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r), i18n.Default)
+	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r)+i18n.Prefix(lang), lang)
 	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -109,7 +110,8 @@ func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes
 	if err != nil {
 		return nil, err
 	}
-	t := &store.Ticket{AccountID: accountID, Email: email, TokenHash: s.cfg.Hasher.Token("ticket:" + tok), Subject: subject, CreatedAt: s.cfg.Now()}
+	t := &store.Ticket{AccountID: accountID, Email: email, TokenHash: s.cfg.Hasher.Token("ticket:" + tok), Subject: subject,
+		CreatedAt: s.cfg.Now(), Lang: i18n.Known(lang)}
 	if _, err := s.cfg.Store.CreateTicket(ctx, t, store.TicketMessage{Body: message, CreatedAt: t.CreatedAt}); err != nil {
 		return nil, err
 	}
@@ -238,19 +240,24 @@ func (s *Server) adminReply(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "replying to ticket", err)
 		return
 	}
-	to := t.Email
-	if to == "" && t.AccountID != 0 {
+	to, lang := t.Email, t.Lang
+	if t.AccountID != 0 {
 		if a, err := s.cfg.Store.AccountByID(r.Context(), t.AccountID); err == nil {
-			to = a.Email
+			if lang == "" {
+				lang = mailLang(a)
+			}
+			if to == "" {
+				to = a.Email
+			}
 		}
 	}
 	if to != "" {
-		// No language is stored with a ticket or an account: the notice
-		// is in English.
-		en := i18n.For(i18n.Default)
-		body := en.T("mail.reply.body", "ID", t.ID, "Message", msg)
+		// The notice is in the language the ticket was written in, else
+		// in its account's.
+		l := i18n.For(lang)
+		body := l.T("mail.reply.body", "ID", t.ID, "Message", msg)
 		if err := mail.Queue(r.Context(), s.cfg.Store, &store.Mail{Kind: store.MailTransactional, AccountID: t.AccountID, To: to,
-			Subject: en.T("mail.reply.subject", "ID", t.ID, "Subject", t.Subject), Body: body}); err != nil {
+			Subject: l.T("mail.reply.subject", "ID", t.ID, "Subject", t.Subject), Body: body}); err != nil {
 			s.fail(w, "queueing reply notice", err)
 			return
 		}

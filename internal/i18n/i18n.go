@@ -175,6 +175,18 @@ func FromPath(p string) (code, rest string, ok bool) {
 	return seg, "/" + tail, true
 }
 
+// Known is the code of the site's language tag names, given as its code
+// ("de") or its <html lang> ("zh-Hans"), and "" for any other tag: what
+// may be kept as an account's language is one of Langs and nothing else.
+func Known(tag string) string {
+	for _, l := range Langs {
+		if tag == l.Code || tag == l.HTML {
+			return l.Code
+		}
+	}
+	return ""
+}
+
 // Prefix is the path prefix of code's pages: "" for the default
 // language, "/de" for German.
 func Prefix(code string) string {

@@ -192,3 +192,11 @@ func TestMissingShowsID(t *testing.T) {
 		t.Error("an unknown language is not the default")
 	}
 }
+
+func TestKnown(t *testing.T) {
+	for tag, want := range map[string]string{"de": "de", "zh-Hans": "zh", "zh": "zh", "en": "en", "": "", "pt-BR": "", "DE": "", "de-CH": "", "ru;q=1": ""} {
+		if got := Known(tag); got != want {
+			t.Errorf("Known(%q) = %q, want %q", tag, got, want)
+		}
+	}
+}

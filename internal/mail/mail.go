@@ -4,7 +4,10 @@
 // that consented and has not restricted processing, checked when queued
 // and again when sent), and a sender that delivers it over SMTP with
 // github.com/wneessen/go-mail, retrying with backoff. Every marketing
-// message carries RFC 8058 one-click unsubscribe headers.
+// message carries RFC 8058 one-click unsubscribe headers. The receipt and
+// the expiry reminder are written here too (Receipt, Reminder), in the
+// reader's language from the catalogue area mail.LANG.toml, with the
+// dates (Date) and amounts (Amount) as that language writes them.
 //
 // Logs hold counts and errors, never an address, a subject or a body.
 package mail

@@ -1,106 +1,19 @@
 package mail_test
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
-	"io"
 	"log/slog"
-	"mime/quotedprintable"
-	"net"
-	"net/textproto"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"veil/internal/mail"
+	"veil/internal/mail/mailtest"
 	"veil/internal/store"
 	"veil/internal/store/storetest"
 )
-
-// received is one message the test SMTP server accepted.
-type received struct {
-	from   string
-	to     []string
-	header textproto.MIMEHeader
-	body   string
-}
-
-// smtpServer is a real SMTP server on loopback, in the test process.
-type smtpServer struct {
-	mu       sync.Mutex
-	msgs     []received
-	failRcpt int // reject this many RCPT commands with a temporary error
-	addr     *net.TCPAddr
-}
-
-func (s *smtpServer) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{srv: s}, nil }
-
-type session struct {
-	srv  *smtpServer
-	from string
-	to   []string
-}
-
-func (s *session) Reset()        { s.from, s.to = "", nil }
-func (s *session) Logout() error { return nil }
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
-	s.from = from
-	return nil
-}
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.srv.mu.Lock()
-	defer s.srv.mu.Unlock()
-	if s.srv.failRcpt > 0 {
-		s.srv.failRcpt--
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
-	}
-	s.to = append(s.to, to)
-	return nil
-}
-func (s *session) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(b)))
-	h, err := tp.ReadMIMEHeader()
-	if err != nil {
-		return err
-	}
-	body, _ := io.ReadAll(tp.R)
-	s.srv.mu.Lock()
-	s.srv.msgs = append(s.srv.msgs, received{s.from, s.to, h, string(body)})
-	s.srv.mu.Unlock()
-	return nil
-}
-
-func startSMTP(tb testing.TB) *smtpServer {
-	tb.Helper()
-	be := &smtpServer{}
-	srv := smtp.NewServer(be)
-	srv.Domain = "localhost"
-	srv.AllowInsecureAuth = true
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	be.addr = ln.Addr().(*net.TCPAddr)
-	go srv.Serve(ln)
-	tb.Cleanup(func() { srv.Close() })
-	return be
-}
-
-func (s *smtpServer) received() []received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]received(nil), s.msgs...)
-}
 
 func sign(s string) []byte {
 	m := hmac.New(sha256.New, []byte("test key"))
@@ -126,11 +39,11 @@ func TestSender(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		srv := startSMTP(t)
-		srv.failRcpt = 1
+		srv := mailtest.Start(t)
+		srv.FailRcpt(1)
 		clk := &clock{t: time.Now().UTC().Add(time.Minute)} // after every queued message
 		sender := &mail.Sender{
-			Store: st, SMTP: mail.SMTP{Host: "127.0.0.1", Port: srv.addr.Port, TLS: "none"},
+			Store: st, SMTP: mail.SMTP{Host: "127.0.0.1", Port: srv.Port, TLS: "none"},
 			From: "veil@example.org", BaseURL: "https://vpn.example", Sign: sign, Now: clk.Now,
 			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		}
@@ -193,43 +106,36 @@ func TestSender(t *testing.T) {
 			t.Errorf("outbox not empty after sending: %+v", left)
 		}
 
-		msgs := srv.received()
+		msgs := srv.Messages()
 		if len(msgs) != 2 {
 			t.Fatalf("server received %d messages, want 2", len(msgs))
 		}
-		bySubject := map[string]received{}
+		bySubject := map[string]mailtest.Message{}
 		for _, m := range msgs {
-			bySubject[m.header.Get("Subject")] = m
+			bySubject[m.Subject()] = m
 		}
 		news, receipt := bySubject["News"], bySubject["Receipt"]
-		if len(news.to) != 1 || news.to[0] != "fan@example.org" {
-			t.Errorf("marketing went to %v", news.to)
+		if len(news.To) != 1 || news.To[0] != "fan@example.org" {
+			t.Errorf("marketing went to %v", news.To)
 		}
 		wantURL := "<" + mail.UnsubscribeURL("https://vpn.example", sign, fan.ID) + ">"
-		if got := news.header.Get("List-Unsubscribe"); got != wantURL {
+		if got := news.Header.Get("List-Unsubscribe"); got != wantURL {
 			t.Errorf("List-Unsubscribe = %q, want %q", got, wantURL)
 		}
-		if got := news.header.Get("List-Unsubscribe-Post"); got != "List-Unsubscribe=One-Click" {
+		if got := news.Header.Get("List-Unsubscribe-Post"); got != "List-Unsubscribe=One-Click" {
 			t.Errorf("List-Unsubscribe-Post = %q", got)
 		}
-		if len(receipt.to) != 1 || receipt.to[0] != "quiet@example.org" || !strings.Contains(receipt.body, "Thanks.") {
+		if len(receipt.To) != 1 || receipt.To[0] != "quiet@example.org" || !strings.Contains(receipt.Text(), "Thanks.") {
 			t.Errorf("receipt = %+v", receipt)
 		}
 		// The link is completed at send time: the outbox held only the
 		// nonce.
-		text := receipt.body
-		if receipt.header.Get("Content-Transfer-Encoding") == "quoted-printable" {
-			b, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(text)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			text = string(b)
-		}
+		text := receipt.Text()
 		link := "https://vpn.example/account/recover/" + mail.LinkToken(sign, nonce)
 		if !strings.Contains(text, link) || strings.Contains(text, "[[link") || strings.Contains(receiptBody, mail.LinkToken(sign, nonce)) {
 			t.Errorf("receipt body %q, want the link %s", text, link)
 		}
-		if receipt.header.Get("List-Unsubscribe") != "" {
+		if receipt.Header.Get("List-Unsubscribe") != "" {
 			t.Errorf("transactional mail has List-Unsubscribe")
 		}
 		if !mail.CheckUnsubscribe(sign, fan.ID, mail.UnsubscribeToken(sign, fan.ID)) || mail.CheckUnsubscribe(sign, quiet.ID, mail.UnsubscribeToken(sign, fan.ID)) {

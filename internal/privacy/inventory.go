@@ -140,6 +140,10 @@ var Inventory = []Category{
 			{"accounts.last_used"},
 			{"accounts.created_at"},
 			{"accounts.reminded_until"},
+			// lang is one of the site's seven language codes, never the
+			// browser's Accept-Language header itself: it tells no more
+			// than which of the site's languages the account reads.
+			{"accounts.lang"},
 		},
 		Purpose:    "privacy.account.purpose",
 		LegalBasis: basisAccount,
@@ -211,6 +215,7 @@ var Inventory = []Category{
 			{"support_tickets.status"},
 			{"support_tickets.created_at"},
 			{"support_tickets.updated_at"},
+			{"support_tickets.lang"},
 			{"support_messages.id"},
 			{"support_messages.ticket_id"},
 			{"support_messages.from_operator"},

@@ -9,19 +9,19 @@ import (
 	"time"
 )
 
-const accountCols = "id, code_hash, email, plan, paid_until, trial_until, marketing_consent, restricted, legal_hold, last_used, created_at"
+const accountCols = "id, code_hash, email, plan, paid_until, trial_until, marketing_consent, restricted, legal_hold, last_used, created_at, lang"
 
 func scanAccount(row interface{ Scan(...any) error }) (*Account, error) {
 	var a Account
-	var email sql.NullString
+	var email, lang sql.NullString
 	if err := row.Scan(&a.ID, &a.CodeHash, &email, &a.Plan, timeCol{&a.PaidUntil}, timeCol{&a.TrialUntil},
-		&a.MarketingConsent, &a.Restricted, &a.LegalHold, timeCol{&a.LastUsed}, timeCol{&a.CreatedAt}); err != nil {
+		&a.MarketingConsent, &a.Restricted, &a.LegalHold, timeCol{&a.LastUsed}, timeCol{&a.CreatedAt}, &lang); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
 		return nil, err
 	}
-	a.Email = email.String
+	a.Email, a.Lang = email.String, lang.String
 	return &a, nil
 }
 
@@ -45,10 +45,10 @@ func (s *sqlStore) CreateAccount(ctx context.Context, a *Account) (int64, error)
 	var id int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, `INSERT INTO accounts
-			(code_hash, email, plan, paid_until, trial_until, marketing_consent, restricted, legal_hold, last_used, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+			(code_hash, email, plan, paid_until, trial_until, marketing_consent, restricted, legal_hold, last_used, created_at, lang)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
 			a.CodeHash, nullString(a.Email), a.Plan, s.ts(a.PaidUntil), s.ts(a.TrialUntil),
-			a.MarketingConsent, a.Restricted, a.LegalHold, s.ts(day(a.LastUsed)), s.ts(created)).Scan(&id)
+			a.MarketingConsent, a.Restricted, a.LegalHold, s.ts(day(a.LastUsed)), s.ts(created), nullString(a.Lang)).Scan(&id)
 	})
 	if isUnique(err, "accounts", "code_hash") {
 		return 0, ErrCodeCollision
@@ -91,6 +91,9 @@ func (s *sqlStore) UpdateAccount(ctx context.Context, id int64, u AccountUpdate)
 	}
 	if u.Email != nil {
 		add("email", nullString(*u.Email))
+	}
+	if u.Lang != nil {
+		add("lang", nullString(*u.Lang))
 	}
 	if u.Plan != nil {
 		if *u.Plan == "" {

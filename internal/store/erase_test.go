@@ -237,7 +237,7 @@ func TestUpgradeClearsEarlierErasures(t *testing.T) {
 			"ALTER TABLE gateways DROP COLUMN tls_port", "ALTER TABLE gateways DROP COLUMN quic_port", "ALTER TABLE gateways DROP COLUMN cert_pin",
 			"DROP INDEX devices_out_of_map", "DROP INDEX accounts_paid_until", "DROP INDEX devices_free",
 			"DROP TABLE affiliate_ledger", "DROP TABLE referrals", "DROP TABLE affiliates", "DROP TABLE vouchers",
-			"ALTER TABLE accounts DROP COLUMN reminded_until",
+			"ALTER TABLE accounts DROP COLUMN reminded_until", "ALTER TABLE accounts DROP COLUMN lang", "ALTER TABLE support_tickets DROP COLUMN lang",
 			"DROP TABLE pending_refunds", "ALTER TABLE devices DROP COLUMN free", "ALTER TABLE devices DROP COLUMN key_created_at", "ALTER TABLE devices DROP COLUMN proxy_hash", "ALTER TABLE gateways DROP COLUMN proxy_port",
 			"DELETE FROM schema_version WHERE version >= 8",
 		} {

@@ -55,6 +55,9 @@ type Ticket struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	Messages  []TicketMessage
+	// Lang is the language of the page the ticket was written on (a code
+	// of i18n.Langs), for the notices of replies; empty: unknown.
+	Lang string
 }
 
 // TicketMessage is one message of a ticket.

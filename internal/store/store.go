@@ -49,6 +49,10 @@ type Account struct {
 	// LastUsed is the day (midnight UTC) of the last login; zero: never.
 	LastUsed  time.Time
 	CreatedAt time.Time
+	// Lang is the language of the account's mail, a code of the site's
+	// languages (i18n.Langs): the one the account last used a page in;
+	// empty when it never did.
+	Lang string
 }
 
 // Active reports whether the account may hold tunnels at time now.
@@ -65,7 +69,8 @@ type AccountUpdate struct {
 	MarketingConsent *bool
 	Restricted       *bool
 	LegalHold        *bool
-	CodeHash         []byte // nil: unchanged
+	CodeHash         []byte  // nil: unchanged
+	Lang             *string // "": none
 }
 
 // Payment is a payment a processor reported. Veil never sees card data.

@@ -8,19 +8,19 @@ import (
 	"time"
 )
 
-const ticketCols = "id, account_id, email, token_hash, subject, status, created_at, updated_at"
+const ticketCols = "id, account_id, email, token_hash, subject, status, created_at, updated_at, lang"
 
 func scanTicket(row interface{ Scan(...any) error }) (*Ticket, error) {
 	var t Ticket
 	var acc sql.NullInt64
-	var email sql.NullString
-	if err := row.Scan(&t.ID, &acc, &email, &t.TokenHash, &t.Subject, &t.Status, timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt}); err != nil {
+	var email, lang sql.NullString
+	if err := row.Scan(&t.ID, &acc, &email, &t.TokenHash, &t.Subject, &t.Status, timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt}, &lang); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
 		return nil, err
 	}
-	t.AccountID, t.Email = acc.Int64, email.String
+	t.AccountID, t.Email, t.Lang = acc.Int64, email.String, lang.String
 	return &t, nil
 }
 
@@ -41,9 +41,9 @@ func (s *sqlStore) CreateTicket(ctx context.Context, t *Ticket, first TicketMess
 		t.Status = TicketOpen
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `INSERT INTO support_tickets (account_id, email, token_hash, subject, status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			nullID(t.AccountID), nullString(t.Email), t.TokenHash, t.Subject, t.Status, s.ts(t.CreatedAt), s.ts(t.UpdatedAt)).Scan(&t.ID); err != nil {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO support_tickets (account_id, email, token_hash, subject, status, created_at, updated_at, lang)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+			nullID(t.AccountID), nullString(t.Email), t.TokenHash, t.Subject, t.Status, s.ts(t.CreatedAt), s.ts(t.UpdatedAt), nullString(t.Lang)).Scan(&t.ID); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, "INSERT INTO support_messages (ticket_id, from_operator, body, created_at) VALUES ($1, $2, $3, $4)",

@@ -353,7 +353,7 @@ func accountTables(schema map[string][]string) []string {
 func testAccountRows(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
 	ctx := t.Context()
-	a := createAccount(t, s, store.Account{Email: "a@example.com", Plan: store.PlanPremium, PaidUntil: farFuture, MarketingConsent: true, CreatedAt: t0})
+	a := createAccount(t, s, store.Account{Email: "a@example.com", Plan: store.PlanPremium, PaidUntil: farFuture, MarketingConsent: true, CreatedAt: t0, Lang: "fr"})
 	if err := s.TouchAccount(ctx, a.ID, t0.Add(day)); err != nil {
 		t.Fatal(err)
 	}
@@ -429,6 +429,7 @@ func testAccountRows(t *testing.T, open func(testing.TB) store.Store) {
 		{"legal_hold", false},
 		{"last_used", midnight(t0.Add(day))},
 		{"created_at", t0},
+		{"lang", "fr"},
 	} {
 		got := acc[c.col]
 		if want, ok := c.want.(time.Time); ok {
@@ -816,14 +817,14 @@ func testTickets(t *testing.T, open func(testing.TB) store.Store) {
 	t1 := createTicket(t, s, store.Ticket{AccountID: a.ID, Email: a.Email, Subject: "Cannot connect", CreatedAt: t0},
 		store.TicketMessage{Body: "Hello", CreatedAt: t0})
 	// Without an account, and with the message's time taken from the ticket.
-	t2 := createTicket(t, s, store.Ticket{TokenHash: h2, Subject: "Question", CreatedAt: t0.Add(time.Hour)},
+	t2 := createTicket(t, s, store.Ticket{TokenHash: h2, Subject: "Question", CreatedAt: t0.Add(time.Hour), Lang: "tr"},
 		store.TicketMessage{Body: "Do you log?"})
 	t3 := createTicket(t, s, store.Ticket{AccountID: b.ID, Subject: "Refund", CreatedAt: t0.Add(2 * time.Hour)},
 		store.TicketMessage{Body: "Please", CreatedAt: t0.Add(2 * time.Hour)})
 
 	got := ticketByID(t, s, t1.ID)
 	if got.AccountID != a.ID || got.Email != a.Email || !slices.Equal(got.TokenHash, t1.TokenHash) || got.Subject != "Cannot connect" ||
-		got.Status != store.TicketOpen || !sameTime(got.CreatedAt, t0) || !sameTime(got.UpdatedAt, t0) {
+		got.Status != store.TicketOpen || !sameTime(got.CreatedAt, t0) || !sameTime(got.UpdatedAt, t0) || got.Lang != "" {
 		t.Errorf("Ticket = %+v, want %+v", got, t1)
 	}
 	if len(got.Messages) != 1 || got.Messages[0].ID == 0 || got.Messages[0].FromOperator ||
@@ -834,7 +835,7 @@ func testTickets(t *testing.T, open func(testing.TB) store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if byHash.ID != t2.ID || byHash.AccountID != 0 || byHash.Email != "" || messageBodies(byHash.Messages)[0] != "user:Do you log?" ||
+	if byHash.ID != t2.ID || byHash.AccountID != 0 || byHash.Email != "" || byHash.Lang != "tr" || messageBodies(byHash.Messages)[0] != "user:Do you log?" ||
 		!sameTime(byHash.Messages[0].CreatedAt, t0.Add(time.Hour)) || !sameTime(byHash.UpdatedAt, t0.Add(time.Hour)) {
 		t.Errorf("TicketByTokenHash = %+v", byHash)
 	}
@@ -847,6 +848,9 @@ func testTickets(t *testing.T, open func(testing.TB) store.Store) {
 		s.AddTicketMessage(ctx, t3.ID+1000, store.TicketMessage{Body: "x", CreatedAt: t0}, store.TicketOpen), store.ErrNotFound)
 	_, err = s.CreateTicket(ctx, &store.Ticket{AccountID: b.ID + 1000, TokenHash: Random(t, 32), Subject: "s"}, store.TicketMessage{Body: "b"})
 	wantErr(t, "CreateTicket for an unknown account", err, store.ErrNotFound)
+	if _, err := s.CreateTicket(ctx, &store.Ticket{TokenHash: Random(t, 32), Subject: "s", Lang: "pt"}, store.TicketMessage{Body: "b"}); err == nil {
+		t.Error("CreateTicket stored the language pt, which the site does not have")
+	}
 
 	// Replies append in order and set the status and the activity time.
 	addMessage(t, s, t1.ID, store.TicketMessage{FromOperator: true, Body: "Try port 443", CreatedAt: t0.Add(3 * time.Hour)}, store.TicketAnswered)

@@ -143,11 +143,11 @@ func testReminders(t *testing.T, open func(testing.TB) store.Store) {
 	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	end := now.Add(48 * time.Hour)
-	a := createAccount(t, s, store.Account{Email: "r@example.org", PaidUntil: end})
+	a := createAccount(t, s, store.Account{Email: "r@example.org", PaidUntil: end, Lang: "tr"})
 	createAccount(t, s, store.Account{PaidUntil: end}) // no email
 	createAccount(t, s, store.Account{Email: "later@example.org", PaidUntil: now.Add(30 * 24 * time.Hour)})
 	due, err := s.ExpiringAccounts(ctx, now, now.Add(72*time.Hour))
-	if err != nil || len(due) != 1 || due[0].ID != a.ID {
+	if err != nil || len(due) != 1 || due[0].ID != a.ID || due[0].Lang != "tr" { // the reminder's language
 		t.Fatalf("due: %+v %v", due, err)
 	}
 	if ok, err := s.MarkReminded(ctx, a.ID, end); !ok || err != nil {

@@ -190,7 +190,7 @@ func testAccounts(t *testing.T, open func(testing.TB) store.Store) {
 	a := &store.Account{
 		CodeHash: Random(t, 32), Email: "a@example.org", Plan: store.PlanPremium,
 		PaidUntil: now.Add(time.Hour), TrialUntil: now.Add(time.Minute), MarketingConsent: true, Restricted: true,
-		CreatedAt: now.Add(-time.Hour).In(time.FixedZone("x", 3600)),
+		CreatedAt: now.Add(-time.Hour).In(time.FixedZone("x", 3600)), Lang: "ru",
 	}
 	id, err := s.CreateAccount(ctx, a)
 	if err != nil || id == 0 || a.ID != id {
@@ -212,7 +212,7 @@ func testAccounts(t *testing.T, open func(testing.TB) store.Store) {
 	for _, got := range []*store.Account{byID, byHash} {
 		if got.ID != id || string(got.CodeHash) != string(a.CodeHash) || got.Email != a.Email || got.Plan != a.Plan ||
 			!got.PaidUntil.Equal(a.PaidUntil) || !got.TrialUntil.Equal(a.TrialUntil) || !got.CreatedAt.Equal(a.CreatedAt) ||
-			!got.MarketingConsent || !got.Restricted {
+			!got.MarketingConsent || !got.Restricted || got.Lang != "ru" {
 			t.Errorf("read %+v, want %+v", got, a)
 		}
 		if got.PaidUntil.Location() != time.UTC || got.CreatedAt.Location() != time.UTC {
@@ -220,12 +220,16 @@ func testAccounts(t *testing.T, open func(testing.TB) store.Store) {
 		}
 	}
 	got, err := s.AccountByID(ctx, b.ID)
-	if err != nil || got.Email != "" || !got.PaidUntil.IsZero() || !got.TrialUntil.IsZero() || got.MarketingConsent {
+	if err != nil || got.Email != "" || !got.PaidUntil.IsZero() || !got.TrialUntil.IsZero() || got.MarketingConsent || got.Lang != "" {
 		t.Errorf("account without optional fields read as %+v, %v", got, err)
 	}
 
 	_, err = s.CreateAccount(ctx, &store.Account{CodeHash: a.CodeHash, Plan: store.PlanFree})
 	wantErr(t, "CreateAccount with a taken hash", err, store.ErrCodeCollision)
+	// The database itself keeps lang to the site's languages.
+	if _, err := s.CreateAccount(ctx, &store.Account{CodeHash: Random(t, 32), Plan: store.PlanFree, Lang: "pt-BR"}); err == nil {
+		t.Error("CreateAccount stored the language pt-BR, which the site does not have")
+	}
 	_, err = s.AccountByID(ctx, id+1000)
 	wantErr(t, "AccountByID unknown", err, store.ErrNotFound)
 	_, err = s.AccountByCodeHash(ctx, Random(t, 32))
@@ -270,7 +274,10 @@ func testAccountUpdate(t *testing.T, open func(testing.TB) store.Store) {
 		{"restrict", store.AccountUpdate{Restricted: &yes}, func(a *store.Account) bool { return a.Restricted }, nil},
 		{"code hash", store.AccountUpdate{CodeHash: newHash}, func(a *store.Account) bool { return string(a.CodeHash) == string(newHash) }, nil},
 		{"taken code hash", store.AccountUpdate{CodeHash: other.CodeHash}, func(a *store.Account) bool { return string(a.CodeHash) == string(newHash) }, store.ErrCodeCollision},
-		{"nothing", store.AccountUpdate{}, func(a *store.Account) bool { return a.Restricted }, nil},
+		{"lang", store.AccountUpdate{Lang: ptr("zh")}, func(a *store.Account) bool { return a.Lang == "zh" }, nil},
+		{"change lang", store.AccountUpdate{Lang: ptr("de")}, func(a *store.Account) bool { return a.Lang == "de" && a.Restricted }, nil},
+		{"nothing", store.AccountUpdate{}, func(a *store.Account) bool { return a.Restricted && a.Lang == "de" }, nil},
+		{"clear lang", store.AccountUpdate{Lang: ptr("")}, func(a *store.Account) bool { return a.Lang == "" }, nil},
 	}
 	a := newAccount(t, s, now.Add(time.Hour))
 	for _, tt := range tests {
@@ -293,7 +300,10 @@ func testAccountUpdate(t *testing.T, open func(testing.TB) store.Store) {
 	wantErr(t, "UpdateAccount unknown", s.UpdateAccount(ctx, a.ID+1000, store.AccountUpdate{Email: ptr("x@example.org")}), store.ErrNotFound)
 	wantErr(t, "UpdateAccount unknown, plan", s.UpdateAccount(ctx, a.ID+1000, store.AccountUpdate{Plan: ptr(store.PlanFree)}), store.ErrNotFound)
 	wantErr(t, "UpdateAccount unknown, empty", s.UpdateAccount(ctx, a.ID+1000, store.AccountUpdate{}), store.ErrNotFound)
-	if got, err := s.AccountByID(ctx, other.ID); err != nil || got.Email != "" || got.Restricted {
+	if err := s.UpdateAccount(ctx, a.ID, store.AccountUpdate{Lang: ptr("klingon")}); err == nil {
+		t.Error("UpdateAccount stored a language the site does not have")
+	}
+	if got, err := s.AccountByID(ctx, other.ID); err != nil || got.Email != "" || got.Restricted || got.Lang != "" {
 		t.Errorf("another account changed: %+v, %v", got, err)
 	}
 }
@@ -1226,7 +1236,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used", "reminded_until"},
+		"accounts":        {"id", "code_hash", "email", "plan", "paid_until", "trial_until", "marketing_consent", "restricted", "created_at", "legal_hold", "last_used", "reminded_until", "lang"},
 		"devices":         {"id", "account_id", "name", "public_key", "addr_index", "in_map", "peer_version", "created_at", "block", "free"},
 		"sessions":        {"token_hash", "account_id", "expires_at"},
 		"gateways":        {"id", "name", "location", "endpoint", "token_hash", "public_key", "builtin", "peers", "rx_bytes", "tx_bytes", "last_seen", "created_at", "egress", "synced_version", "synced_at", "tls_port", "quic_port", "cert_pin", "proxy_port"},
@@ -1236,7 +1246,7 @@ func testSchema(t *testing.T, open func(testing.TB) store.Store) {
 		// Privacy engine (0003).
 		"policy_versions":  {"id", "published_at", "prose", "body"},
 		"mail_outbox":      {"id", "kind", "account_id", "to_addr", "subject", "body", "attempts", "next_attempt_at", "created_at"},
-		"support_tickets":  {"id", "account_id", "email", "token_hash", "subject", "status", "created_at", "updated_at"},
+		"support_tickets":  {"id", "account_id", "email", "token_hash", "subject", "status", "created_at", "updated_at", "lang"},
 		"support_messages": {"id", "ticket_id", "from_operator", "body", "created_at"},
 		"client_counters":  {"day", "os_version", "app_version", "count"},
 		// Billing (0005).

@@ -51,7 +51,8 @@
       const r = await fetch("/api/v1/accounts", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ challenge: c.challenge, nonce: nonce, referral: $("referral").value.trim() }),
+        // The page's language becomes the language of the account's mail.
+        body: JSON.stringify({ challenge: c.challenge, nonce: nonce, referral: $("referral").value.trim(), lang: document.documentElement.lang }),
       });
       const body = await r.json().catch(() => ({}));
       if (r.ok) return body;
