@@ -1,4 +1,4 @@
-package controlplane
+package site
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package controlplane_test
+package site_test
 
 import (
 	"net/http"
