@@ -4,100 +4,77 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"veil/internal/account"
 	"veil/internal/apitypes"
+	"veil/internal/billing"
+	"veil/internal/controlplane"
 	"veil/internal/i18n"
 	"veil/internal/store"
 	"veil/internal/web"
 )
+
+// The account page: logging in by access code, the account's settings,
+// its rights (export, erasure), vouchers, a lost code's recovery, and the
+// device manager (devices.go). Every change is an operation of the
+// control plane's.
 
 // sessionCookie holds the site's session token: HttpOnly,
 // SameSite=Strict, Secure over HTTPS, for the whole site (path /) so that
 // the support form can attach a ticket to the account.
 const sessionCookie = "veil_session"
 
-// registerPages adds the privacy engine's web pages: the policy and its
-// versions, the account page (rights by access code) and support.
-func (s *Server) registerPages(mux *http.ServeMux) {
-	mux.HandleFunc("GET /privacy", s.privacyPage)
-	mux.HandleFunc("GET /privacy/versions", s.versionsPage)
-	mux.HandleFunc("GET /account", s.accountPage)
-	mux.HandleFunc("POST /account/login", s.pageForm(s.accountLogin))
-	mux.HandleFunc("POST /account/logout", s.pageForm(s.accountLogout))
-	mux.HandleFunc("POST /account/email", s.pageForm(s.withPageAccount(s.accountEmail)))
-	mux.HandleFunc("POST /account/restrict", s.pageForm(s.withPageAccount(s.accountFlag("restricted"))))
-	mux.HandleFunc("POST /account/marketing", s.pageForm(s.withPageAccount(s.accountFlag("marketing"))))
-	mux.HandleFunc("POST /account/erase", s.pageForm(s.withPageAccount(s.accountErase)))
-	mux.HandleFunc("GET /account/export", s.withPageAccount(s.exportAccount))
-	s.registerDevicePages(mux)
-	mux.HandleFunc("GET /support", s.supportPage)
-	mux.HandleFunc("POST /support", s.pageForm(s.supportSubmit))
-	mux.HandleFunc("GET /support/ticket/{token}", s.ticketPage)
-	mux.HandleFunc("POST /support/ticket/{token}", s.pageForm(s.ticketPageReply))
-}
-
 // pageFail answers a page's internal error in the visitor's language,
 // without details, and logs what failed without the request.
-func (s *Server) pageFail(w http.ResponseWriter, r *http.Request, what string, err error) {
+func (s *Site) pageFail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.log.Error(what, "err", err)
 	code, _ := web.Language(r)
 	http.Error(w, i18n.For(code).T("page.internal_error"), http.StatusInternalServerError)
 }
 
-// pageForm guards form posts (csrf.go): the site's own Origin and the
-// form token, on a parsed form.
-func (s *Server) pageForm(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.sameOrigin(r) {
-			refuseForm(w, r)
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, "malformed form", http.StatusBadRequest)
-			return
-		}
-		if !s.checkCSRF(r) {
-			refuseForm(w, r)
-			return
-		}
-		h(w, r)
-	}
-}
-
 // withPageAccount admits requests whose session cookie is live, and sends
 // the others to the login form.
-func (s *Server) withPageAccount(h http.HandlerFunc) http.HandlerFunc {
+func (s *Site) withPageAccount(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		acc, hash := s.pageAccount(r)
 		if acc == nil {
 			toAccount(w, r, "?m=login")
 			return
 		}
-		h(w, r.WithContext(withAccountCtx(r.Context(), acc, hash)))
+		h(w, r.WithContext(withPageAccountCtx(r.Context(), acc, hash)))
 	}
 }
 
-func (s *Server) pageAccount(r *http.Request) (*store.Account, []byte) {
+type accountKey struct{}
+
+// withPageAccountCtx keeps the account the session cookie opened for the
+// handler; the session's hash is the control plane's business.
+func withPageAccountCtx(ctx context.Context, acc *store.Account, _ []byte) context.Context {
+	return context.WithValue(ctx, accountKey{}, acc)
+}
+
+// accountFrom is the account withPageAccount admitted.
+func accountFrom(r *http.Request) *store.Account {
+	return r.Context().Value(accountKey{}).(*store.Account)
+}
+
+// pageAccount is the account the session cookie opens and the
+// session's hash, or nil.
+func (s *Site) pageAccount(r *http.Request) (*store.Account, []byte) {
 	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" || len(c.Value) > 128 {
-		return nil, nil
-	}
-	hash := s.cfg.Hasher.Token(c.Value)
-	sess, err := s.cfg.Store.SessionByTokenHash(r.Context(), hash, s.cfg.Now())
 	if err != nil {
 		return nil, nil
 	}
-	acc, err := s.cfg.Store.AccountByID(r.Context(), sess.AccountID)
+	acc, hash, err := s.API.Session(r.Context(), c.Value)
 	if err != nil {
 		return nil, nil
 	}
 	return acc, hash
 }
 
-func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, tok string, exp time.Time) {
+func (s *Site) setSessionCookie(w http.ResponseWriter, r *http.Request, tok string, exp time.Time) {
 	secure := s.secureRequest(r)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: tok, Path: "/", Expires: exp,
@@ -131,7 +108,7 @@ type accountInfo struct {
 	CheckoutURL      string
 	// PayLinks are the products' Stripe Payment Links for this account.
 	PayLinks []apitypes.PayLink
-	// DeviceList and Servers feed the device manager (devicepage.go).
+	// DeviceList and Servers feed the device manager (devices.go).
 	DeviceList []deviceRow
 	MaxDevices int
 	// VoucherExample shows the form a voucher code takes.
@@ -146,14 +123,15 @@ func toAccount(w http.ResponseWriter, r *http.Request, rest string) {
 	http.Redirect(w, r, prefix+"/account"+rest, http.StatusSeeOther)
 }
 
-func dateOrEmpty(t time.Time) string {
-	if t.IsZero() {
+// date is t's day, or "" for none.
+func date(t *time.Time) string {
+	if t == nil || t.IsZero() {
 		return ""
 	}
 	return t.UTC().Format(time.DateOnly)
 }
 
-func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
+func (s *Site) accountPage(w http.ResponseWriter, r *http.Request) {
 	// ?m= names the note to show after an action: the catalogue
 	// message account.m.NAME, and nothing else.
 	var v accountPageView
@@ -162,22 +140,27 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 		v.Message = i18n.For(code).T(id)
 	}
 	if acc, _ := s.pageAccount(r); acc != nil {
-		devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
+		a, err := s.API.Account(r.Context(), acc)
+		if err != nil {
+			s.pageFail(w, r, "reading account", err)
+			return
+		}
+		devs, err := s.API.Devices(r.Context(), acc.ID)
 		if err != nil {
 			s.pageFail(w, r, "reading devices", err)
 			return
 		}
-		ts, err := s.cfg.Store.AccountTickets(r.Context(), acc.ID)
+		tickets, err := s.API.TicketCount(r.Context(), acc.ID)
 		if err != nil {
 			s.pageFail(w, r, "reading tickets", err)
 			return
 		}
 		v.Account = &accountInfo{
-			Email: acc.Email, Plan: acc.Plan, PaidUntil: dateOrEmpty(acc.PaidUntil), TrialUntil: dateOrEmpty(acc.TrialUntil),
-			Active: acc.Active(s.cfg.Now()), MarketingConsent: acc.MarketingConsent, Restricted: acc.Restricted,
-			Devices: len(devs), Tickets: len(ts), PaymentReference: s.cfg.Hasher.PaymentRef(acc.ID),
-			CheckoutURL: s.checkoutURL(acc.ID), PayLinks: s.payLinks(acc.ID),
-			DeviceList: s.deviceRows(devs), MaxDevices: s.maxDevices(acc),
+			Email: a.Email, Plan: a.Plan, PaidUntil: date(a.PaidUntil), TrialUntil: date(a.TrialUntil),
+			Active: a.Active, MarketingConsent: a.MarketingConsent, Restricted: a.Restricted,
+			Devices: len(devs), Tickets: tickets, PaymentReference: a.PaymentReference,
+			CheckoutURL: a.CheckoutURL, PayLinks: a.PayLinks,
+			DeviceList: s.deviceRows(devs), MaxDevices: a.MaxDevices,
 			VoucherExample: account.VoucherExample,
 		}
 		if v.Account.Servers, err = s.serverOptions(r); err != nil {
@@ -188,12 +171,12 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
 	s.page(w, r, "account.html", web.Page{Title: "title.account", Data: v})
 }
 
-func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
-	sess, _, err := s.login(r.Context(), s.cfg.Visitors.Key(r), r.PostForm.Get("access_code"))
+func (s *Site) accountLogin(w http.ResponseWriter, r *http.Request) {
+	sess, _, err := s.API.Login(r.Context(), s.Visitors.Key(r), r.PostForm.Get("access_code"))
 	switch {
-	case errors.Is(err, errThrottled):
+	case errors.Is(err, controlplane.ErrThrottled):
 		toAccount(w, r, "?m=throttled")
-	case errors.Is(err, errBadCode):
+	case errors.Is(err, controlplane.ErrBadCode):
 		toAccount(w, r, "?m=bad")
 	case err != nil:
 		s.pageFail(w, r, "logging in", err)
@@ -203,9 +186,9 @@ func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) accountLogout(w http.ResponseWriter, r *http.Request) {
+func (s *Site) accountLogout(w http.ResponseWriter, r *http.Request) {
 	if _, hash := s.pageAccount(r); hash != nil {
-		if err := s.cfg.Store.DeleteSession(r.Context(), hash); err != nil {
+		if err := s.API.EndSession(r.Context(), hash); err != nil {
 			s.pageFail(w, r, "deleting session", err)
 			return
 		}
@@ -214,27 +197,21 @@ func (s *Server) accountLogout(w http.ResponseWriter, r *http.Request) {
 	toAccount(w, r, "?m=out")
 }
 
-func (s *Server) accountEmail(w http.ResponseWriter, r *http.Request) {
-	email, err := CleanEmail(r.PostForm.Get("email"))
-	if err != nil {
+func (s *Site) accountEmail(w http.ResponseWriter, r *http.Request) {
+	err := s.API.SetEmail(r.Context(), accountFrom(r).ID, r.PostForm.Get("email"))
+	switch {
+	case errors.Is(err, controlplane.ErrBadEmail):
 		toAccount(w, r, "?m=bademail")
-		return
-	}
-	u := store.AccountUpdate{Email: &email}
-	if email == "" {
-		no := false
-		u.MarketingConsent = &no
-	}
-	if err := s.cfg.Store.UpdateAccount(r.Context(), accountFrom(r).ID, u); err != nil {
+	case err != nil:
 		s.pageFail(w, r, "updating account", err)
-		return
+	default:
+		toAccount(w, r, "?m=email")
 	}
-	toAccount(w, r, "?m=email")
 }
 
 // accountFlag sets the restriction or the marketing consent from the
 // form's "on" field.
-func (s *Server) accountFlag(which string) http.HandlerFunc {
+func (s *Site) accountFlag(which string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		on := r.PostForm.Get("on") == "1"
 		acc := accountFrom(r)
@@ -248,7 +225,7 @@ func (s *Server) accountFlag(which string) http.HandlerFunc {
 			}
 			u.MarketingConsent = &on
 		}
-		if err := s.cfg.Store.UpdateAccount(r.Context(), acc.ID, u); err != nil {
+		if err := s.API.UpdateAccount(r.Context(), acc.ID, u); err != nil {
 			s.pageFail(w, r, "updating account", err)
 			return
 		}
@@ -256,12 +233,12 @@ func (s *Server) accountFlag(which string) http.HandlerFunc {
 	}
 }
 
-func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
+func (s *Site) accountErase(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("confirm") != "yes" {
 		toAccount(w, r, "?m=confirm")
 		return
 	}
-	if err := s.cfg.Store.DeleteAccount(r.Context(), accountFrom(r).ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.API.DeleteAccount(r.Context(), accountFrom(r).ID); err != nil {
 		s.pageFail(w, r, "erasing account", err)
 		return
 	}
@@ -269,95 +246,93 @@ func (s *Server) accountErase(w http.ResponseWriter, r *http.Request) {
 	toAccount(w, r, "?m=erased")
 }
 
-// supportPageView is what support.html shows.
-type supportPageView struct {
-	// Error is the message id of what was wrong with the form.
-	Error string
-	// LoggedIn offers to attach the ticket to the visitor's account.
-	LoggedIn bool
-	Created  *apitypes.TicketCreated
-	Ticket   *apitypes.TicketView
-	Token    string
-}
-
-func (s *Server) supportPage(w http.ResponseWriter, r *http.Request) {
-	acc, _ := s.pageAccount(r)
-	s.page(w, r, "support.html", web.Page{Title: "title.support", Data: supportPageView{LoggedIn: acc != nil}})
-}
-
-func (s *Server) supportSubmit(w http.ResponseWriter, r *http.Request) {
-	var accountID int64
-	acc, _ := s.pageAccount(r)
-	if acc != nil && r.PostForm.Get("attach") == "1" {
-		accountID = acc.ID
+// accountExport is the right of access from the account page: the API's
+// export, as a file to save.
+func (s *Site) accountExport(w http.ResponseWriter, r *http.Request) {
+	exp, err := s.API.Export(r.Context(), accountFrom(r).ID)
+	if err != nil {
+		s.pageFail(w, r, "exporting account", err)
+		return
 	}
-	req := apitypes.TicketRequest{Subject: r.PostForm.Get("subject"), Message: r.PostForm.Get("message"), Email: r.PostForm.Get("email")}
+	w.Header().Set("Content-Disposition", `attachment; filename="veil-account-export.json"`)
+	controlplane.WriteJSON(w, http.StatusOK, exp)
+}
+
+func (s *Site) accountRedeem(w http.ResponseWriter, r *http.Request) {
+	days, err := s.API.RedeemVoucher(r.Context(), s.Visitors.Key(r), accountFrom(r).ID, r.PostForm.Get("voucher"))
+	switch {
+	case errors.Is(err, controlplane.ErrVoucherThrottled):
+		toAccount(w, r, "?m=throttled")
+	case errors.Is(err, billing.ErrVoucher):
+		toAccount(w, r, "?m=badvoucher")
+	case err != nil:
+		s.pageFail(w, r, "redeeming voucher", err)
+	default:
+		toAccount(w, r, "?m=redeemed&days="+strconv.Itoa(days))
+	}
+}
+
+// recoverCode is the account page's form for a lost access code; it
+// answers every well-formed request alike, as the API does.
+func (s *Site) recoverCode(w http.ResponseWriter, r *http.Request) {
 	lang, prefix := web.Language(r)
-	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r)+prefix, lang)
-	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
-		msg := "support.error.ticket"
-		if errors.Is(err, ErrBadEmail) {
-			msg = "support.error.email"
-		}
-		s.page(w, r, "support.html", web.Page{Title: "title.support", Data: supportPageView{Error: msg, LoggedIn: acc != nil}, Status: http.StatusBadRequest})
+	if ok, _ := s.API.RecoverAllowed(s.Visitors.Key(r)); !ok {
+		toAccount(w, r, "?m=throttled")
 		return
 	}
-	if err != nil {
-		s.pageFail(w, r, "creating ticket", err)
+	email, err := controlplane.CleanEmail(r.PostForm.Get("email"))
+	if err != nil || email == "" {
+		toAccount(w, r, "?m=bademail")
 		return
 	}
-	http.Redirect(w, r, prefix+"/support/ticket/"+out.Token, http.StatusSeeOther)
+	if err := s.API.RecoverCode(r.Context(), email, lang, prefix); err != nil {
+		s.pageFail(w, r, "recovering access code", err)
+		return
+	}
+	toAccount(w, r, "?m=recover")
 }
 
-func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request) {
-	t, err := s.ticketByToken(r)
+// recoverView is what recover.html shows: the confirmation form, then
+// the new code.
+type recoverView struct {
+	Token string
+	Code  string
+}
+
+// recoverLinkPage is where the mailed link leads: a confirmation form
+// only, since mail scanners fetch links and must not spend them.
+func (s *Site) recoverLinkPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.PathValue("token")
+	ok, err := s.API.RecoveryLinkValid(r.Context(), tok)
+	if err != nil {
+		s.pageFail(w, r, "reading recovery link", err)
+		return
+	}
+	if !ok {
+		recoverLinkGone(w, r)
+		return
+	}
+	s.page(w, r, "recover.html", web.Page{Title: "title.new_code", Data: recoverView{Token: tok}})
+}
+
+// recoverLinkUse spends the link: a new access code, shown once, and
+// every session of the account ended.
+func (s *Site) recoverLinkUse(w http.ResponseWriter, r *http.Request) {
+	code, err := s.API.UseRecoveryLink(r.Context(), r.PathValue("token"))
 	if errors.Is(err, store.ErrNotFound) {
-		noTicket(w, r)
+		recoverLinkGone(w, r)
 		return
 	}
 	if err != nil {
-		s.pageFail(w, r, "reading ticket", err)
+		s.pageFail(w, r, "recovering access code", err)
 		return
 	}
-	v := ticketView(t, true)
-	s.page(w, r, "support.html", web.Page{Title: "title.support", Data: supportPageView{Ticket: &v, Token: r.PathValue("token")}})
+	// This browser's session, if any, has ended with the others.
+	s.setSessionCookie(w, r, "", time.Unix(1, 0))
+	s.page(w, r, "recover.html", web.Page{Title: "title.new_code", Data: recoverView{Code: code}})
 }
 
-func (s *Server) ticketPageReply(w http.ResponseWriter, r *http.Request) {
-	t, err := s.ticketByToken(r)
-	if errors.Is(err, store.ErrNotFound) {
-		noTicket(w, r)
-		return
-	}
-	if err != nil {
-		s.pageFail(w, r, "reading ticket", err)
-		return
-	}
-	_, msg, err := cleanTicket("-", r.PostForm.Get("message"))
-	if err == nil {
-		err = s.cfg.Store.AddTicketMessage(r.Context(), t.ID, store.TicketMessage{Body: msg, CreatedAt: s.cfg.Now()}, store.TicketOpen)
-		if err != nil {
-			s.pageFail(w, r, "adding ticket message", err)
-			return
-		}
-	}
-	_, prefix := web.Language(r)
-	http.Redirect(w, r, prefix+"/support/ticket/"+r.PathValue("token"), http.StatusSeeOther)
-}
-
-func noTicket(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "notice.html", web.Page{Title: "title.no_ticket", Status: http.StatusNotFound,
-		Data: "notice.no_ticket"})
-}
-
-func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	web.Render(w, r, "unsubscribe.html", web.Page{Title: "title.unsubscribe", Data: map[string]string{"A": q.Get("a"), "T": q.Get("t")}})
-}
-
-// withAccountCtx stores the account and session hash as withAccount does,
-// so the API's handlers serve the page's requests too.
-func withAccountCtx(ctx context.Context, acc *store.Account, hash []byte) context.Context {
-	ctx = context.WithValue(ctx, ctxAccount, acc)
-	return context.WithValue(ctx, ctxSession, hash)
+func recoverLinkGone(w http.ResponseWriter, r *http.Request) {
+	web.Render(w, r, "notice.html", web.Page{Title: "title.link_expired", Status: http.StatusNotFound,
+		Data: "notice.link_expired"})
 }
