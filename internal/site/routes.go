@@ -17,7 +17,8 @@ var _ Mux = (*http.ServeMux)(nil)
 // Forms are guarded by pageForm (forms.go); a route behind
 // withPageAccount sends a visitor without a session to the login form.
 func (s *Site) Register(mux Mux) {
-	// The provider's own pages (site.go, prose.go, feed.go).
+	// The provider's own pages (site.go, prose.go, feed.go, servers.go,
+	// download.go).
 	mux.HandleFunc("GET /vpn", s.vpn)
 	mux.HandleFunc("GET /terms", s.single("terms"))
 	mux.HandleFunc("GET /refund", s.single("refund"))
@@ -30,6 +31,9 @@ func (s *Site) Register(mux Mux) {
 	mux.HandleFunc("GET /cookies", s.cookies)
 	mux.HandleFunc("GET /contacts", s.contacts)
 	mux.HandleFunc("GET /servers", s.serversPage)
+	dl := downloads{Dir: s.DownloadsDir}
+	mux.HandleFunc("GET /download", dl.page)
+	mux.HandleFunc("GET /download/{file}", dl.file)
 
 	// Shop (signup.go, pricing.go, affiliate.go).
 	mux.HandleFunc("GET /signup", s.signupPage)

@@ -64,6 +64,9 @@ type Config struct {
 	ProseDir string
 	// PublicURL is the site's address, for the feed's links.
 	PublicURL string
+	// DownloadsDir holds the release files /download offers and their
+	// SHA256SUMS; empty: none (download.go).
+	DownloadsDir string
 	// API is the control plane whose operations the account's pages
 	// call; only the provider's own pages (vpn, help, blog, legal) serve
 	// without it.
