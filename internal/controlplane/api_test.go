@@ -90,21 +90,16 @@ func callWith(t testing.TB, hc *http.Client, base, method, path, token string, b
 
 func (e *env) newAccount(t testing.TB, days int) string {
 	t.Helper()
-	var out apitypes.AccountCreated
-	if st := e.call(t, "POST", "/api/v1/admin/accounts", e.admin, apitypes.AccountCreateRequest{Days: days}, &out); st != 201 {
-		t.Fatalf("create account: %d", st)
-	}
-	return out.AccessCode
+	return e.site().NewAccount(t, days)
 }
 
 func (e *env) login(t testing.TB, code string) string {
 	t.Helper()
-	var s apitypes.Session
-	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, &s); st != 201 {
-		t.Fatalf("login: %d", st)
-	}
-	return s.Token
+	return e.site().Login(t, code)
 }
+
+// site is e as sitetest knows it.
+func (e *env) site() *sitetest.Env { return &sitetest.Env{URL: e.url, API: e.api, Store: e.store} }
 
 func newPub(t testing.TB) string {
 	t.Helper()
