@@ -38,22 +38,18 @@ func (s *Site) pageFail(w http.ResponseWriter, r *http.Request, what string, err
 // the others to the login form.
 func (s *Site) withPageAccount(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		acc, hash := s.pageAccount(r)
+		acc, _ := s.pageAccount(r)
 		if acc == nil {
 			toAccount(w, r, "?m=login")
 			return
 		}
-		h(w, r.WithContext(withPageAccountCtx(r.Context(), acc, hash)))
+		h(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, acc)))
 	}
 }
 
+// accountKey holds, in a request's context, the account withPageAccount
+// admitted.
 type accountKey struct{}
-
-// withPageAccountCtx keeps the account the session cookie opened for the
-// handler; the session's hash is the control plane's business.
-func withPageAccountCtx(ctx context.Context, acc *store.Account, _ []byte) context.Context {
-	return context.WithValue(ctx, accountKey{}, acc)
-}
 
 // accountFrom is the account withPageAccount admitted.
 func accountFrom(r *http.Request) *store.Account {
