@@ -23,24 +23,24 @@ const errLogin = "access code not recognised"
 
 // Login failures that callers answer differently from internal errors.
 var (
-	errBadCode   = errors.New(errLogin)
-	errThrottled = errors.New("too many failed attempts; try again later")
+	ErrBadCode   = errors.New(errLogin)
+	ErrThrottled = errors.New("too many failed attempts; try again later")
 )
 
-// login checks an access code sent from src and opens a session. A wrong
-// code, a malformed one and a deleted account's all give errBadCode, and
+// Login checks an access code sent from src and opens a session. A wrong
+// code, a malformed one and a deleted account's all give ErrBadCode, and
 // cost the same work: the hash and the lookup run for every request.
 // Failures count against src in the in-memory throttle; when it refuses,
-// the error is errThrottled and wait says for how long.
-func (s *Server) login(ctx context.Context, src netip.Addr, code string) (sess apitypes.Session, wait time.Duration, err error) {
+// the error is ErrThrottled and wait says for how long.
+func (s *Server) Login(ctx context.Context, src netip.Addr, code string) (sess apitypes.Session, wait time.Duration, err error) {
 	if ok, wait := s.cfg.Throttle.Allowed(src); !ok {
-		return sess, wait, errThrottled
+		return sess, wait, ErrThrottled
 	}
 	code, normErr := account.NormalizeCode(code)
 	acc, err := s.cfg.Store.AccountByCodeHash(ctx, s.cfg.Hasher.Code(code))
 	if normErr != nil || errors.Is(err, store.ErrNotFound) {
 		s.cfg.Throttle.Fail(src)
-		return sess, 0, errBadCode
+		return sess, 0, ErrBadCode
 	}
 	if err != nil {
 		return sess, 0, fmt.Errorf("looking up account: %w", err)
@@ -69,12 +69,12 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		writeDecodeError(w, err)
 		return
 	}
-	sess, wait, err := s.login(r.Context(), s.cfg.Visitors.Key(r), req.AccessCode)
+	sess, wait, err := s.Login(r.Context(), s.cfg.Visitors.Key(r), req.AccessCode)
 	switch {
-	case errors.Is(err, errThrottled):
+	case errors.Is(err, ErrThrottled):
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		writeError(w, http.StatusTooManyRequests, err.Error())
-	case errors.Is(err, errBadCode):
+	case errors.Is(err, ErrBadCode):
 		writeError(w, http.StatusUnauthorized, errLogin)
 	case err != nil:
 		s.fail(w, "logging in", err)
@@ -92,8 +92,47 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// ErrNoSession is Session's answer to a token that opens no live
+// session, or one whose account is gone.
+var ErrNoSession = errors.New("session expired or unknown; log in again")
+
+// Session is the account a session token opens, and the token's hash,
+// which names the session to EndSession.
+func (s *Server) Session(ctx context.Context, tok string) (*store.Account, []byte, error) {
+	if tok == "" || len(tok) > 128 {
+		return nil, nil, ErrNoSession
+	}
+	hash := s.cfg.Hasher.Token(tok)
+	sess, err := s.cfg.Store.SessionByTokenHash(ctx, hash, s.cfg.Now())
+	if errors.Is(err, store.ErrInvalidSession) || errors.Is(err, store.ErrNotFound) {
+		return nil, nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("looking up session: %w", err)
+	}
+	acc, err := s.cfg.Store.AccountByID(ctx, sess.AccountID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("looking up account: %w", err)
+	}
+	return acc, hash, nil
+}
+
+// EndSession ends the session whose token hashes to hash.
+func (s *Server) EndSession(ctx context.Context, hash []byte) error {
+	return s.cfg.Store.DeleteSession(ctx, hash)
+}
+
 func (s *Server) accountView(r *http.Request, acc *store.Account) (apitypes.Account, error) {
-	devs, err := s.cfg.Store.Devices(r.Context(), acc.ID)
+	return s.Account(r.Context(), acc)
+}
+
+// Account is what the account holder sees of acc: plan, time, devices
+// and how to pay.
+func (s *Server) Account(ctx context.Context, acc *store.Account) (apitypes.Account, error) {
+	devs, err := s.cfg.Store.Devices(ctx, acc.ID)
 	if err != nil {
 		return apitypes.Account{}, err
 	}
@@ -113,6 +152,13 @@ func (s *Server) accountView(r *http.Request, acc *store.Account) (apitypes.Acco
 		PayLinks:         s.payLinks(acc.ID),
 		Lang:             acc.Lang,
 	}, nil
+}
+
+func dateOrEmpty(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.DateOnly)
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -149,6 +195,36 @@ func CleanEmail(s string) (string, error) {
 		return "", ErrBadEmail
 	}
 	return s, nil
+}
+
+// UpdateAccount changes what u sets of the account.
+func (s *Server) UpdateAccount(ctx context.Context, accountID int64, u store.AccountUpdate) error {
+	return s.cfg.Store.UpdateAccount(ctx, accountID, u)
+}
+
+// SetEmail gives the account an address (CleanEmail's; ErrBadEmail for
+// one it refuses), or none when email is empty, which withdraws the
+// marketing consent: there is nobody to send to.
+func (s *Server) SetEmail(ctx context.Context, accountID int64, email string) error {
+	email, err := CleanEmail(email)
+	if err != nil {
+		return err
+	}
+	u := store.AccountUpdate{Email: &email}
+	if email == "" {
+		no := false
+		u.MarketingConsent = &no
+	}
+	return s.cfg.Store.UpdateAccount(ctx, accountID, u)
+}
+
+// DeleteAccount is the right to erasure (deleteAccount); an account
+// already gone is no error.
+func (s *Server) DeleteAccount(ctx context.Context, accountID int64) error {
+	if err := s.cfg.Store.DeleteAccount(ctx, accountID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {

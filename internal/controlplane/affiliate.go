@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -9,7 +10,6 @@ import (
 	"veil/internal/apitypes"
 	"veil/internal/billing"
 	"veil/internal/store"
-	"veil/internal/web"
 )
 
 // The affiliate program: any account joins and gets a referral link
@@ -18,21 +18,17 @@ import (
 // refund. The affiliate sees numbers, never who.
 //
 //	GET, POST /api/v1/affiliate                 its numbers; join
-//	GET /affiliate, POST /affiliate/join        the page
+//	GET /affiliate, POST /affiliate/join        the page (package site)
 //	GET /api/v1/admin/affiliates                every affiliate's balances
 //	POST /api/v1/admin/affiliates/{code}/payouts {"amount": "10.00", "currency": "EUR"}
 
-func (s *Server) registerAffiliate(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/affiliate", s.withAccount(s.getAffiliate))
-	mux.HandleFunc("POST /api/v1/affiliate", s.withAccount(s.joinAffiliate))
-	mux.HandleFunc("GET /affiliate", s.affiliatePage)
-	mux.HandleFunc("POST /affiliate/join", s.pageForm(s.withPageAccount(s.affiliatePageJoin)))
-	mux.HandleFunc("GET /api/v1/admin/affiliates", s.withAdmin(s.adminAffiliates))
-	mux.HandleFunc("POST /api/v1/admin/affiliates/{code}/payouts", s.withAdmin(s.adminPayout))
+func (s *Server) affiliateView(r *http.Request, a *store.Affiliate) apitypes.Affiliate {
+	return affiliateView(s.publicURL(r), a)
 }
 
-func (s *Server) affiliateView(r *http.Request, a *store.Affiliate) apitypes.Affiliate {
-	v := apitypes.Affiliate{Code: a.Code, Link: s.publicURL(r) + "/r/" + a.Code, Signups: a.Signups, Payments: a.Payments,
+// affiliateView is a, its link under the site's address base.
+func affiliateView(base string, a *store.Affiliate) apitypes.Affiliate {
+	v := apitypes.Affiliate{Code: a.Code, Link: base + "/r/" + a.Code, Signups: a.Signups, Payments: a.Payments,
 		Balances: []apitypes.Balance{}}
 	for cur, cents := range a.Balances {
 		v.Balances = append(v.Balances, apitypes.Balance{Amount: billing.FormatAmount(cents), AmountCents: cents, Currency: cur})
@@ -41,14 +37,35 @@ func (s *Server) affiliateView(r *http.Request, a *store.Affiliate) apitypes.Aff
 	return v
 }
 
+// Affiliate is the account's part in the affiliate program, its link
+// under the site's address base; store.ErrNotFound when it has not
+// joined.
+func (s *Server) Affiliate(ctx context.Context, accountID int64, base string) (*apitypes.Affiliate, error) {
+	a, err := s.cfg.Store.AffiliateByAccount(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	v := affiliateView(base, a)
+	return &v, nil
+}
+
+// AffiliatePercent is the affiliates' share of referred payments.
+func (s *Server) AffiliatePercent() int { return s.cfg.Business.AffiliatePercent }
+
+// JoinAffiliate makes the account an affiliate, drawing its code.
+func (s *Server) JoinAffiliate(ctx context.Context, accountID int64) error {
+	_, err := s.join(ctx, accountID)
+	return err
+}
+
 // join makes the account an affiliate, drawing its code.
-func (s *Server) join(r *http.Request, accountID int64) (*store.Affiliate, error) {
+func (s *Server) join(ctx context.Context, accountID int64) (*store.Affiliate, error) {
 	for range 5 {
 		code, err := account.NewReferralCode()
 		if err != nil {
 			return nil, err
 		}
-		a, err := s.cfg.Store.JoinAffiliate(r.Context(), accountID, code, s.cfg.Now())
+		a, err := s.cfg.Store.JoinAffiliate(ctx, accountID, code, s.cfg.Now())
 		if errors.Is(err, store.ErrDuplicateName) {
 			continue
 		}
@@ -71,46 +88,12 @@ func (s *Server) getAffiliate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) joinAffiliate(w http.ResponseWriter, r *http.Request) {
-	a, err := s.join(r, accountFrom(r).ID)
+	a, err := s.join(r.Context(), accountFrom(r).ID)
 	if err != nil {
 		s.fail(w, "joining affiliate program", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.affiliateView(r, a))
-}
-
-// affiliatePageView is what affiliate.html shows.
-type affiliatePageView struct {
-	LoggedIn  bool
-	Percent   int
-	Affiliate *apitypes.Affiliate
-}
-
-func (s *Server) affiliatePage(w http.ResponseWriter, r *http.Request) {
-	v := affiliatePageView{Percent: s.cfg.Business.AffiliatePercent}
-	if acc, _ := s.pageAccount(r); acc != nil {
-		v.LoggedIn = true
-		a, err := s.cfg.Store.AffiliateByAccount(r.Context(), acc.ID)
-		switch {
-		case err == nil:
-			av := s.affiliateView(r, a)
-			v.Affiliate = &av
-		case !errors.Is(err, store.ErrNotFound):
-			s.pageFail(w, r, "reading affiliate", err)
-			return
-		}
-	}
-	s.page(w, r, "affiliate.html", web.Page{Title: "title.affiliate", Data: v})
-}
-
-func (s *Server) affiliatePageJoin(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.join(r, accountFrom(r).ID); err != nil {
-		s.pageFail(w, r, "joining affiliate program", err)
-		return
-	}
-	// Back to the page in the language the form was sent from.
-	_, prefix := web.Language(r)
-	http.Redirect(w, r, prefix+"/affiliate", http.StatusSeeOther)
 }
 
 func (s *Server) adminAffiliates(w http.ResponseWriter, r *http.Request) {

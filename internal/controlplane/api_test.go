@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -24,8 +21,8 @@ import (
 	"veil/internal/account"
 	"veil/internal/apitypes"
 	"veil/internal/controlplane"
-	"veil/internal/device"
 	"veil/internal/logtest"
+	"veil/internal/site/sitetest"
 	"veil/internal/store"
 	"veil/internal/store/storetest"
 	"veil/internal/wg"
@@ -54,11 +51,11 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// newEnv starts the API over a real store: SQLite in a temp dir, or the
+// newEnv starts the API and the site over a real store: SQLite in a temp dir, or the
 // given store; opts change the config before the server is made.
 func newEnv(t testing.TB, st store.Store, opts ...func(*controlplane.Config)) *env {
 	t.Helper()
-	e := &env{logs: &logtest.Buffer{}, admin: "admin-token-for-tests", now: &clock{t: time.Now().UTC()}}
+	e := &env{logs: &logtest.Buffer{}, admin: sitetest.AdminToken, now: &clock{t: time.Now().UTC()}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if st == nil {
 		e.dbPath = filepath.Join(t.TempDir(), "veil.db")
@@ -70,33 +67,13 @@ func newEnv(t testing.TB, st store.Store, opts ...func(*controlplane.Config)) *e
 		t.Cleanup(func() { st.Close() })
 	}
 	e.store = st
-	hasher, err := account.NewHasher(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pools, err := device.ParsePools("10.64.0.0/10", "fd7a:7665:696c::/64")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.hasher = hasher
-	cfg := controlplane.Config{
-		Store: st, Hasher: hasher, Pools: pools, AdminToken: e.admin,
-		MaxDevices: 5, TrialDays: 7, SessionTTL: time.Hour, Logger: log, Now: e.now.Now,
-		BillingSecrets: map[string]string{"testpay": testPaySecret},
-		CheckoutURL:    "https://pay.example/veil?client_reference_id={ref}",
-	}
+	cfg := sitetest.Config(t, st, log, e.now.Now)
+	cfg.BillingSecrets = map[string]string{"testpay": testPaySecret}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	e.api = controlplane.New(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.api.Run(ctx, 50*time.Millisecond); close(done) }()
-	mux := http.NewServeMux()
-	e.api.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
-	e.url = srv.URL
+	e.hasher = cfg.Hasher
+	e.api, e.url = sitetest.Serve(t, cfg)
 	return e
 }
 
@@ -108,56 +85,21 @@ func (e *env) call(t testing.TB, method, path, token string, body any, out any) 
 
 func callWith(t testing.TB, hc *http.Client, base, method, path, token string, body any, out any) int {
 	t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		j, _ := json.Marshal(b)
-		r = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, base+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if r != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, data, err)
-		}
-	}
-	return resp.StatusCode
+	return sitetest.Call(t, hc, base, method, path, token, body, out)
 }
 
 func (e *env) newAccount(t testing.TB, days int) string {
 	t.Helper()
-	var out apitypes.AccountCreated
-	if st := e.call(t, "POST", "/api/v1/admin/accounts", e.admin, apitypes.AccountCreateRequest{Days: days}, &out); st != 201 {
-		t.Fatalf("create account: %d", st)
-	}
-	return out.AccessCode
+	return e.site().NewAccount(t, days)
 }
 
 func (e *env) login(t testing.TB, code string) string {
 	t.Helper()
-	var s apitypes.Session
-	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, &s); st != 201 {
-		t.Fatalf("login: %d", st)
-	}
-	return s.Token
+	return e.site().Login(t, code)
 }
+
+// site is e as sitetest knows it.
+func (e *env) site() *sitetest.Env { return &sitetest.Env{URL: e.url, API: e.api, Store: e.store} }
 
 func newPub(t testing.TB) string {
 	t.Helper()

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,8 +24,9 @@ func (s *Server) deviceView(d *store.Device) apitypes.Device {
 	}
 }
 
-func (s *Server) devices(r *http.Request, accountID int64) ([]apitypes.Device, error) {
-	devs, err := s.cfg.Store.Devices(r.Context(), accountID)
+// Devices are the account's devices.
+func (s *Server) Devices(ctx context.Context, accountID int64) ([]apitypes.Device, error) {
+	devs, err := s.cfg.Store.Devices(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +38,7 @@ func (s *Server) devices(r *http.Request, accountID int64) ([]apitypes.Device, e
 }
 
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
-	devs, err := s.devices(r, accountFrom(r).ID)
+	devs, err := s.Devices(r.Context(), accountFrom(r).ID)
 	if err != nil {
 		s.fail(w, "listing devices", err)
 		return
@@ -103,6 +105,27 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, s.deviceView(d))
+}
+
+// CreateDeviceAs serves POST /api/v1/devices for acc, whose session
+// hashes to hash: for the account page's script, which package site
+// admits by the session cookie instead of a bearer token.
+func (s *Server) CreateDeviceAs(w http.ResponseWriter, r *http.Request, acc *store.Account, hash []byte) {
+	ctx := context.WithValue(r.Context(), ctxAccount, acc)
+	s.createDevice(w, r.WithContext(context.WithValue(ctx, ctxSession, hash)))
+}
+
+// RenameDevice names the account's device id; store.ErrNotFound when
+// the account holds no such device.
+func (s *Server) RenameDevice(ctx context.Context, accountID, id int64, name string) error {
+	_, err := s.cfg.Store.RenameDevice(ctx, accountID, id, name)
+	return err
+}
+
+// DeleteDevice removes the account's device id; store.ErrNotFound when
+// the account holds no such device.
+func (s *Server) DeleteDevice(ctx context.Context, accountID, id int64) error {
+	return s.cfg.Store.DeleteDevice(ctx, accountID, id)
 }
 
 func deviceID(r *http.Request) (int64, bool) {

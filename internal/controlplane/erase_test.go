@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"veil/internal/apitypes"
+	"veil/internal/site/sitetest"
 	"veil/internal/store"
 	"veil/internal/store/storetest"
 )
@@ -22,9 +23,9 @@ var erasers = map[string]func(t *testing.T, e *env, code, tok string){
 		}
 	},
 	"page": func(t *testing.T, e *env, code, _ string) {
-		v := newVisitor(t, e.url)
+		v := sitetest.NewBrowser(t, e.url)
 		for _, f := range []struct{ path, key, value string }{{"/account/login", "access_code", code}, {"/account/erase", "confirm", "yes"}} {
-			if st, _ := v.post(f.path, url.Values{f.key: {f.value}}); st != 200 {
+			if st, _ := v.Post(f.path, url.Values{f.key: {f.value}}); st != 200 {
 				t.Fatalf("POST %s: %d", f.path, st)
 			}
 		}

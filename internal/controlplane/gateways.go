@@ -20,7 +20,6 @@ import (
 	"veil/internal/apitypes"
 	"veil/internal/config"
 	"veil/internal/store"
-	"veil/internal/web"
 )
 
 // onlineWithin is how recent a gateway's last report must be for the
@@ -418,19 +417,18 @@ func (s *Server) EnsureBuiltinGateway(ctx context.Context, req apitypes.GatewayC
 	return s.cfg.Store.UpdateGateway(ctx, g)
 }
 
-// ServersPage is the public list of gateways as a web page, /servers.
-func (s *Server) ServersPage(w http.ResponseWriter, r *http.Request) {
-	gws, err := s.cfg.Store.Gateways(r.Context())
+// Servers are the gateways as the public server list shows them, their
+// endpoints' host names not resolved.
+func (s *Server) Servers(ctx context.Context) ([]apitypes.Server, error) {
+	gws, err := s.cfg.Store.Gateways(ctx)
 	if err != nil {
-		s.log.Error("listing gateways", "err", err)
-		http.Error(w, "the server list is unavailable; try again later", http.StatusServiceUnavailable)
-		return
+		return nil, err
 	}
 	out := make([]apitypes.Server, 0, len(gws))
 	for i := range gws {
 		out = append(out, s.serverView(&gws[i]))
 	}
-	web.Render(w, r, "servers.html", web.Page{Title: "title.servers", Data: out})
+	return out, nil
 }
 
 // checkTransports checks a report's TLS and QUIC ports and pin: ports

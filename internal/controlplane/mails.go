@@ -22,10 +22,10 @@ func mailLang(a *store.Account) string {
 	return a.Lang
 }
 
-// keepLang records lang, the language of a page the account holder
+// KeepLang records lang, the language of a page the account holder
 // used, as the account's language when it changed. Failing to keep it
 // fails nothing: the mail is then in the language kept before.
-func (s *Server) keepLang(ctx context.Context, a *store.Account, lang string) {
+func (s *Server) KeepLang(ctx context.Context, a *store.Account, lang string) {
 	lang = i18n.Known(lang)
 	if a == nil || lang == "" || a.Lang == lang {
 		return

@@ -12,6 +12,7 @@ import (
 	"veil/internal/controlplane"
 	"veil/internal/mail"
 	"veil/internal/mail/mailtest"
+	"veil/internal/site/sitetest"
 )
 
 // TestMailsInAccountLanguage: mail sent with no page asking for it (a
@@ -23,7 +24,7 @@ import (
 // them.
 func TestMailsInAccountLanguage(t *testing.T) {
 	e := newEnv(t, nil, business(10), func(c *controlplane.Config) { c.Privacy.PublicURL = "https://vpn.example" })
-	base := localized(t, e)
+	base := e.url
 	ctx := t.Context()
 
 	// The sign-up page's script sends its <html lang>.
@@ -32,13 +33,13 @@ func TestMailsInAccountLanguage(t *testing.T) {
 		t.Fatalf("sign-up: %d", st)
 	}
 	ru := e.newAccount(t, 0)
-	v := newVisitor(t, base)
-	v.get("/ru/account")
-	if loc := v.submit("/ru/account/login", url.Values{"access_code": {ru}}).Header.Get("Location"); loc != "/ru/account" {
+	v := sitetest.NewBrowser(t, base)
+	v.Get("/ru/account")
+	if loc := v.Submit("/ru/account/login", url.Values{"access_code": {ru}}).Header.Get("Location"); loc != "/ru/account" {
 		t.Fatalf("login on the Russian page led to %q", loc)
 	}
 	// The plan's name comes from the catalogue too.
-	if _, page := v.get("/ru/account"); !strings.Contains(page, "<dd>Бесплатный ") {
+	if _, page := v.Get("/ru/account"); !strings.Contains(page, "<dd>Бесплатный ") {
 		t.Error("the Russian account page does not name the free plan in Russian")
 	}
 
@@ -189,10 +190,10 @@ func TestAccountLanguageAPI(t *testing.T) {
 // Turkish.
 func TestReplyNoticeInTicketLanguage(t *testing.T) {
 	e := newEnv(t, nil)
-	base := localized(t, e)
-	v := newVisitor(t, base)
-	v.get("/tr/support")
-	v.submit("/tr/support", url.Values{"subject": {"Yardım"}, "message": {"Tünel açılmıyor"}, "email": {"musteri@example.org"}})
+	base := e.url
+	v := sitetest.NewBrowser(t, base)
+	v.Get("/tr/support")
+	v.Submit("/tr/support", url.Values{"subject": {"Yardım"}, "message": {"Tünel açılmıyor"}, "email": {"musteri@example.org"}})
 	var list []apitypes.TicketView
 	if st := e.call(t, "GET", "/api/v1/admin/support", e.admin, nil, &list); st != 200 || len(list) != 1 {
 		t.Fatalf("admin list: %d %+v", st, list)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,7 +18,6 @@ import (
 	"veil/internal/privacy"
 	"veil/internal/store"
 	"veil/internal/throttle"
-	"veil/internal/web"
 )
 
 // PrivacyConfig configures the privacy engine's routes: rights, policy,
@@ -53,30 +53,6 @@ func (s *Server) periods() privacy.Periods {
 	return p
 }
 
-// registerPrivacy adds the privacy engine's API routes and pages.
-func (s *Server) registerPrivacy(mux *http.ServeMux) {
-	th := s.cfg.Privacy.Recover
-	if th == nil {
-		th = throttle.New(5, time.Hour)
-	}
-	mux.HandleFunc("POST /api/v1/account/recover", s.recoverCode(th))
-	mux.HandleFunc("POST /account/recover", s.pageForm(s.recoverPage(th)))
-	mux.HandleFunc("GET /account/recover/{token}", s.recoverLinkPage)
-	mux.HandleFunc("POST /account/recover/{token}", s.pageForm(s.recoverLinkUse))
-	mux.HandleFunc("GET /api/v1/privacy/versions", s.listPolicyVersions)
-	mux.HandleFunc("POST /api/v1/client-report", s.clientReport)
-	mux.HandleFunc("POST /unsubscribe", s.unsubscribe)
-	mux.HandleFunc("GET /unsubscribe", s.unsubscribePage)
-
-	mux.HandleFunc("POST /api/v1/admin/policy", s.withAdmin(s.adminPublishPolicy))
-	mux.HandleFunc("POST /api/v1/admin/retention", s.withAdmin(s.adminRetention))
-	mux.HandleFunc("POST /api/v1/admin/legal-hold", s.withAdmin(s.adminLegalHold))
-	mux.HandleFunc("GET /api/v1/admin/stats", s.withAdmin(s.adminStats))
-
-	s.registerSupport(mux)
-	s.registerPages(mux)
-}
-
 // Sweeper returns the retention sweeper over the server's store and clock.
 func (s *Server) Sweeper() *privacy.Sweeper {
 	return &privacy.Sweeper{Store: s.cfg.Store, Periods: s.periods(), Now: s.cfg.Now, Logger: s.log.With("part", "retention")}
@@ -101,6 +77,10 @@ func (s *Server) wakeMail() {
 	}
 }
 
+// PublicURL is the site's address: the configured public URL, else the
+// address r was sent to (none when r is nil).
+func (s *Server) PublicURL(r *http.Request) string { return s.publicURL(r) }
+
 func (s *Server) publicURL(r *http.Request) string {
 	if u := strings.TrimSuffix(s.cfg.Privacy.PublicURL, "/"); u != "" {
 		return u
@@ -121,42 +101,26 @@ func (s *Server) publicURL(r *http.Request) string {
 var recoverAnswer = i18n.For(i18n.Default).T("account.m.recover")
 
 // recoverCode answers access-code recovery requests, limited per source
-// by th (in memory, on a keyed hash of the address).
-func (s *Server) recoverCode(th *throttle.Throttle) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		src := s.cfg.Visitors.Key(r)
-		if ok, wait := th.Allowed(src); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			writeError(w, http.StatusTooManyRequests, "too many requests; try again later")
-			return
-		}
-		th.Fail(src) // every request counts
-		s.recoverCodeOnce(w, r)
+// (RecoverAllowed).
+func (s *Server) recoverCode(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.RecoverAllowed(s.cfg.Visitors.Key(r)); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeError(w, http.StatusTooManyRequests, "too many requests; try again later")
+		return
 	}
+	s.recoverCodeOnce(w, r)
 }
 
-// recoverPage is the /account page's form for a lost access code; it
-// answers every well-formed request alike, as the API does.
-func (s *Server) recoverPage(th *throttle.Throttle) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		lang, prefix := web.Language(r)
-		src := s.cfg.Visitors.Key(r)
-		if ok, _ := th.Allowed(src); !ok {
-			toAccount(w, r, "?m=throttled")
-			return
-		}
-		th.Fail(src)
-		email, err := CleanEmail(r.PostForm.Get("email"))
-		if err != nil || email == "" {
-			toAccount(w, r, "?m=bademail")
-			return
-		}
-		if err := s.RecoverCode(r.Context(), email, lang, prefix); err != nil {
-			s.pageFail(w, r, "recovering access code", err)
-			return
-		}
-		toAccount(w, r, "?m=recover")
+// RecoverAllowed counts a recovery request from src, the API's or the
+// account page's, and reports whether src is still within its allowance
+// (in memory, on a keyed hash of the address); if not, wait says for
+// how long.
+func (s *Server) RecoverAllowed(src netip.Addr) (ok bool, wait time.Duration) {
+	if ok, wait := s.recover.Allowed(src); !ok {
+		return false, wait
 	}
+	s.recover.Fail(src) // every request counts
+	return true, 0
 }
 
 func (s *Server) recoverCodeOnce(w http.ResponseWriter, r *http.Request) {
@@ -229,68 +193,41 @@ func (s *Server) RecoverCode(ctx context.Context, email, lang, prefix string) er
 
 func (s *Server) recoveryHash(tok string) []byte { return s.cfg.Hasher.Token("recover:" + tok) }
 
-// recoverView is what recover.html shows: the confirmation form, then
-// the new code.
-type recoverView struct {
-	Token string
-	Code  string
-}
-
-// recoverLinkPage is where the mailed link leads: a confirmation form
-// only, since mail scanners fetch links and must not spend them.
-func (s *Server) recoverLinkPage(w http.ResponseWriter, r *http.Request) {
-	tok := r.PathValue("token")
+// RecoveryLinkValid reports whether the mailed recovery link's token is
+// unused and unexpired; it spends nothing.
+func (s *Server) RecoveryLinkValid(ctx context.Context, tok string) (bool, error) {
 	if len(tok) > 128 {
-		s.recoverLinkGone(w, r)
-		return
+		return false, nil
 	}
-	_, err := s.cfg.Store.RecoveryTokenByHash(r.Context(), s.recoveryHash(tok), s.cfg.Now())
+	_, err := s.cfg.Store.RecoveryTokenByHash(ctx, s.recoveryHash(tok), s.cfg.Now())
 	if errors.Is(err, store.ErrNotFound) {
-		s.recoverLinkGone(w, r)
-		return
+		return false, nil
 	}
-	if err != nil {
-		s.pageFail(w, r, "reading recovery link", err)
-		return
-	}
-	s.page(w, r, "recover.html", web.Page{Title: "title.new_code", Data: recoverView{Token: tok}})
+	return err == nil, err
 }
 
-// recoverLinkUse spends the link: a new access code, shown once, and
-// every session of the account ended.
-func (s *Server) recoverLinkUse(w http.ResponseWriter, r *http.Request) {
-	tok := r.PathValue("token")
+// UseRecoveryLink spends the link: the account gets a new access code,
+// returned formatted and kept nowhere else, and every session of the
+// account ends. A link unknown, used or expired is store.ErrNotFound.
+func (s *Server) UseRecoveryLink(ctx context.Context, tok string) (string, error) {
 	if len(tok) > 128 {
-		s.recoverLinkGone(w, r)
-		return
+		return "", store.ErrNotFound
 	}
 	var code string
 	var err error
 	for range 5 {
 		if code, err = account.NewCode(); err != nil {
-			break
+			return "", err
 		}
-		_, err = s.cfg.Store.UseRecoveryToken(r.Context(), s.recoveryHash(tok), s.cfg.Hasher.Code(code), s.cfg.Now())
+		_, err = s.cfg.Store.UseRecoveryToken(ctx, s.recoveryHash(tok), s.cfg.Hasher.Code(code), s.cfg.Now())
 		if !errors.Is(err, store.ErrCodeCollision) {
 			break
 		}
 	}
-	if errors.Is(err, store.ErrNotFound) {
-		s.recoverLinkGone(w, r)
-		return
-	}
 	if err != nil {
-		s.pageFail(w, r, "recovering access code", err)
-		return
+		return "", err
 	}
-	// This browser's session, if any, has ended with the others.
-	s.setSessionCookie(w, r, "", time.Unix(1, 0))
-	s.page(w, r, "recover.html", web.Page{Title: "title.new_code", Data: recoverView{Code: account.FormatCode(code)}})
-}
-
-func (s *Server) recoverLinkGone(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "notice.html", web.Page{Title: "title.link_expired", Status: http.StatusNotFound,
-		Data: "notice.link_expired"})
+	return account.FormatCode(code), nil
 }
 
 // PolicyVersionInfo is one published policy version in the API.
@@ -298,6 +235,38 @@ type PolicyVersionInfo struct {
 	ID          int64     `json:"id"`
 	PublishedAt time.Time `json:"published_at"`
 	Body        string    `json:"body,omitempty"`
+}
+
+// PolicyVersions are the published policy versions, oldest first.
+func (s *Server) PolicyVersions(ctx context.Context) ([]store.PolicyVersion, error) {
+	return s.cfg.Store.PolicyVersions(ctx)
+}
+
+// Policy is the privacy policy in lang, and the published version it
+// is (nil: none published yet). The operator's prose is the published
+// version's (or the configured one until a version is published), in
+// English; a translation the operator gave (policy_file with {lang})
+// replaces it, and without one the document says the prose is in
+// English. With no prose of the operator's at all, the built-in text is
+// in every language.
+func (s *Server) Policy(ctx context.Context, lang string) (*privacy.Document, *store.PolicyVersion, error) {
+	vs, err := s.cfg.Store.PolicyVersions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var version *store.PolicyVersion
+	pr := privacy.Prose{Text: s.cfg.Privacy.Prose, In: s.cfg.Privacy.ProseIn}
+	if len(vs) > 0 {
+		version = &vs[len(vs)-1]
+		pr.Text = version.Prose
+	}
+	var prose, proseLang string
+	if pr.Text == "" {
+		prose, proseLang = privacy.DefaultProse(lang), lang
+	} else {
+		prose, proseLang = pr.For(lang)
+	}
+	return privacy.Render(lang, prose, proseLang, s.cfg.Privacy.Controller, s.periods()), version, nil
 }
 
 func (s *Server) listPolicyVersions(w http.ResponseWriter, r *http.Request) {
@@ -461,26 +430,29 @@ func (s *Server) adminStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// unsubscribe is the RFC 8058 one-click endpoint (and the page's form):
-// a POST withdraws marketing consent, with no further step.
-func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.URL.Query().Get("a"), 10, 64)
-	lang, _ := web.Language(r)
-	l := i18n.For(lang)
-	if err != nil || !mail.CheckUnsubscribe(s.Sign, id, r.URL.Query().Get("t")) {
-		http.Error(w, l.T("unsubscribe.invalid"), http.StatusBadRequest)
-		return
+// ErrBadLink is Unsubscribe's answer to a link this server did not sign.
+var ErrBadLink = errors.New("unsubscribe link not valid")
+
+// Unsubscribe withdraws the marketing consent of account id, named by a
+// mailed link signed with sig (mail.CheckUnsubscribe). An account
+// already gone is no error.
+func (s *Server) Unsubscribe(ctx context.Context, id int64, sig string) error {
+	if !mail.CheckUnsubscribe(s.Sign, id, sig) {
+		return ErrBadLink
 	}
 	no := false
-	err = s.cfg.Store.UpdateAccount(r.Context(), id, store.AccountUpdate{MarketingConsent: &no})
+	err := s.cfg.Store.UpdateAccount(ctx, id, store.AccountUpdate{MarketingConsent: &no})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.fail(w, "unsubscribing", err)
-		return
+		return err
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprintln(w, l.T("unsubscribe.done"))
+	return nil
 }
 
 // SetPrivacy configures the privacy engine; call it before Register.
-func (s *Server) SetPrivacy(p PrivacyConfig) { s.cfg.Privacy = p }
+func (s *Server) SetPrivacy(p PrivacyConfig) {
+	s.cfg.Privacy = p
+	s.recover = p.Recover
+	if s.recover == nil {
+		s.recover = throttle.New(5, time.Hour)
+	}
+}

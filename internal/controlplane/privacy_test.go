@@ -14,6 +14,7 @@ import (
 	"veil/internal/apitypes"
 	"veil/internal/mail"
 	"veil/internal/privacy"
+	"veil/internal/site/sitetest"
 	"veil/internal/store"
 )
 
@@ -134,9 +135,9 @@ func TestRecoverCode(t *testing.T) {
 		t.Fatalf("the sent mail has no working link:\n%s", sent)
 	}
 
-	v := newVisitor(t, e.url)
+	v := sitetest.NewBrowser(t, e.url)
 	for range 2 { // a scanner's fetch, then the person's
-		st, page := v.get(link)
+		st, page := v.Get(link)
 		if st != 200 || !strings.Contains(page, `id="issue"`) {
 			t.Fatalf("link page: %d %s", st, page)
 		}
@@ -144,7 +145,7 @@ func TestRecoverCode(t *testing.T) {
 	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 201 {
 		t.Errorf("old code after fetching the link: %d, want 201", st)
 	}
-	st, page := v.post(link, nil)
+	st, page := v.Post(link, nil)
 	newCode := newCodeRE.FindStringSubmatch(page)
 	if st != 200 || newCode == nil {
 		t.Fatalf("using the link: %d %s", st, page)
@@ -158,10 +159,10 @@ func TestRecoverCode(t *testing.T) {
 	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: newCode[1]}, nil); st != 201 {
 		t.Errorf("login with the new code %q: %d", newCode[1], st)
 	}
-	if st, _ := v.post(link, nil); st != 404 {
+	if st, _ := v.Post(link, nil); st != 404 {
 		t.Errorf("using the link twice: %d, want 404", st)
 	}
-	if st, _ := v.get(link); st != 404 {
+	if st, _ := v.Get(link); st != 404 {
 		t.Errorf("the used link's page: %d, want 404", st)
 	}
 	if strings.Contains(e.logs.String(), email) || strings.Contains(e.logs.String(), newCode[1]) {
@@ -185,11 +186,11 @@ func TestRecoverLinkExpires(t *testing.T) {
 	sent := mail.ExpandLinks(ms[0].Body, "", e.api.Sign)
 	link := recoverLinkRE.FindString(sent)
 	e.now.Add(privacy.RecoveryLinkTTL)
-	v := newVisitor(t, e.url)
-	if st, _ := v.get(link); st != 404 {
+	v := sitetest.NewBrowser(t, e.url)
+	if st, _ := v.Get(link); st != 404 {
 		t.Errorf("an expired link's page: %d, want 404", st)
 	}
-	if st, _ := v.post(link, nil); st != 404 {
+	if st, _ := v.Post(link, nil); st != 404 {
 		t.Errorf("using an expired link: %d, want 404", st)
 	}
 	if st := e.call(t, "POST", "/api/v1/sessions", "", apitypes.SessionRequest{AccessCode: code}, nil); st != 201 {
@@ -317,7 +318,7 @@ func TestPolicyVersions(t *testing.T) {
 
 func get(t testing.TB, u string) string {
 	t.Helper()
-	return getPage(t, http.DefaultClient, u)
+	return sitetest.GetPage(t, http.DefaultClient, u)
 }
 
 // TestAccountPage drives the /account page as a browser does: login by
@@ -325,26 +326,26 @@ func get(t testing.TB, u string) string {
 func TestAccountPage(t *testing.T) {
 	e := newEnv(t, nil)
 	code := e.newAccount(t, 30)
-	v := newVisitor(t, e.url)
-	if _, page := v.post("/account/login", url.Values{"access_code": {code}}); !strings.Contains(page, "Download everything held") {
+	v := sitetest.NewBrowser(t, e.url)
+	if _, page := v.Post("/account/login", url.Values{"access_code": {code}}); !strings.Contains(page, "Download everything held") {
 		t.Fatalf("account page after login: %s", page)
 	}
 	// The Set-Cookie attributes.
-	resp := v.submit("/account/login", url.Values{"access_code": {code}})
+	resp := v.Submit("/account/login", url.Values{"access_code": {code}})
 	sc := resp.Header.Get("Set-Cookie")
 	if !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") || !strings.Contains(sc, "Path=/;") {
 		t.Errorf("Set-Cookie = %q", sc)
 	}
-	st, b := v.get("/account/export")
+	st, b := v.Get("/account/export")
 	if st != 200 || !strings.Contains(b, `"client_counters"`) {
 		t.Errorf("export: %d %s", st, b)
 	}
 	// Erase without confirmation does nothing; with it, the account goes.
-	v.post("/account/erase", url.Values{})
+	v.Post("/account/erase", url.Values{})
 	if n, _ := e.store.CountAccounts(context.Background()); n != 1 {
 		t.Fatalf("accounts after unconfirmed erase: %d", n)
 	}
-	_, b = v.post("/account/erase", url.Values{"confirm": {"yes"}})
+	_, b = v.Post("/account/erase", url.Values{"confirm": {"yes"}})
 	if n, _ := e.store.CountAccounts(context.Background()); n != 0 || !strings.Contains(b, "were erased") {
 		t.Errorf("accounts after erase: %d; page %s", n, b)
 	}
@@ -359,10 +360,10 @@ func TestRecoverCodePage(t *testing.T) {
 	if st := e.call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &email}, nil); st != 200 {
 		t.Fatal(st)
 	}
-	v := newVisitor(t, e.url)
+	v := sitetest.NewBrowser(t, e.url)
 	where := map[string]string{}
 	for _, em := range []string{email, "stranger@example.org", "not an email"} {
-		where[em] = v.submit("/account/recover", url.Values{"email": {em}}).Header.Get("Location")
+		where[em] = v.Submit("/account/recover", url.Values{"email": {em}}).Header.Get("Location")
 	}
 	if where[email] != "/account?m=recover" || where["stranger@example.org"] != where[email] {
 		t.Errorf("answers differ: %q", where)

@@ -82,6 +82,8 @@ type Server struct {
 	log       *slog.Logger
 	peers     *notifier
 	endpoints *endpointResolver
+	// recover limits access-code recovery requests (RecoverAllowed).
+	recover *throttle.Throttle
 }
 
 // New returns a Server. Call Run to follow peer-map changes.
@@ -100,6 +102,7 @@ func New(cfg Config) *Server {
 	}
 	srv := &Server{cfg: cfg, log: cfg.Logger, peers: newNotifier(), endpoints: newEndpointResolver(cfg.Now)}
 	srv.initBusiness()
+	srv.SetPrivacy(cfg.Privacy)
 	return srv
 }
 
@@ -135,39 +138,6 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 			s.remindIfDue(ctx)
 		}
 	}
-}
-
-// Register adds the API routes to mux.
-func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("POST /api/v1/sessions", s.createSession)
-	mux.HandleFunc("DELETE /api/v1/sessions", s.withAccount(s.deleteSession))
-	mux.HandleFunc("GET /api/v1/servers", s.listServers)
-
-	mux.HandleFunc("GET /api/v1/account", s.withAccount(s.getAccount))
-	mux.HandleFunc("PATCH /api/v1/account", s.withAccount(s.patchAccount))
-	mux.HandleFunc("DELETE /api/v1/account", s.withAccount(s.deleteAccount))
-	mux.HandleFunc("GET /api/v1/account/export", s.withAccount(s.exportAccount))
-	mux.HandleFunc("GET /api/v1/devices", s.withAccount(s.listDevices))
-	mux.HandleFunc("POST /api/v1/devices", s.withAccount(s.createDevice))
-	mux.HandleFunc("PUT /api/v1/devices/{id}", s.withAccount(s.rekeyDevice))
-	mux.HandleFunc("PATCH /api/v1/devices/{id}", s.withAccount(s.patchDevice))
-	mux.HandleFunc("DELETE /api/v1/devices/{id}", s.withAccount(s.deleteDevice))
-	mux.HandleFunc("POST /api/v1/extension", s.withAccount(s.createExtension))
-
-	mux.HandleFunc("POST /api/v1/gateway/report", s.withGateway(s.gatewayReport))
-	mux.HandleFunc("GET /api/v1/gateway/peers", s.withGateway(s.gatewayPeers))
-
-	mux.HandleFunc("POST /api/v1/billing/{processor}", s.billingWebhook)
-	mux.HandleFunc("POST /api/v1/billing/btcpay/invoice", s.withAccount(s.btcpayInvoice))
-	mux.HandleFunc("GET /api/v1/admin/billing", s.withAdmin(s.adminBilling))
-	mux.HandleFunc("POST /api/v1/admin/billing/{id}/attach", s.withAdmin(s.adminAttachBilling))
-	mux.HandleFunc("POST /api/v1/admin/accounts", s.withAdmin(s.adminCreateAccount))
-	mux.HandleFunc("GET /api/v1/admin/gateways", s.withAdmin(s.adminListGateways))
-	mux.HandleFunc("POST /api/v1/admin/gateways", s.withAdmin(s.adminCreateGateway))
-	mux.HandleFunc("DELETE /api/v1/admin/gateways/{name}", s.withAdmin(s.adminDeleteGateway))
-	s.registerPrivacy(mux)
-	s.registerBusiness(mux)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -278,6 +248,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, apitypes.Error{Error: msg})
 }
+
+// WriteJSON answers v as the API does: indented, never cached.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+
+// WriteError answers the API's error object with msg.
+func WriteError(w http.ResponseWriter, status int, msg string) { writeError(w, status, msg) }
+
+// Now is the server's clock.
+func (s *Server) Now() time.Time { return s.cfg.Now() }
 
 // fail answers an internal error without details and logs it without
 // anything about the request.

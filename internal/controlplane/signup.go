@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"veil/internal/pow"
 	"veil/internal/store"
 	"veil/internal/throttle"
-	"veil/internal/web"
 )
 
 // The provider's business side: sign-up with a proof of work, the plans
@@ -26,7 +24,7 @@ import (
 //	GET  /api/v1/accounts/challenge   a proof-of-work challenge
 //	POST /api/v1/accounts             sign up: {"challenge", "nonce", "referral", "lang"}
 //	GET  /api/v1/plans                products, trial and free plan
-//	GET  /signup, /pricing, /r/CODE   the pages
+//	GET  /signup, /pricing, /r/CODE   the pages (package site)
 //
 // A visitor is counted only in memory, by a keyed hash of the address
 // (package throttle), as for logins: nothing about who signed up is kept.
@@ -74,20 +72,14 @@ func (s *Server) initBusiness() {
 		Receipt: s.queueReceipt, Now: s.cfg.Now}
 }
 
-func (s *Server) registerBusiness(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/accounts/challenge", s.signupChallenge)
-	mux.HandleFunc("POST /api/v1/accounts", s.signup)
-	mux.HandleFunc("GET /api/v1/plans", s.plans)
-	mux.HandleFunc("GET /signup", s.signupPage)
-	mux.HandleFunc("GET /pricing", s.pricingPage)
-	mux.HandleFunc("GET /r/{code}", s.referralLink)
-	s.registerVouchers(mux)
-	s.registerAffiliate(mux)
+func (s *Server) signupChallenge(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Challenge())
 }
 
-func (s *Server) signupChallenge(w http.ResponseWriter, r *http.Request) {
+// Challenge is a new sign-up proof-of-work challenge.
+func (s *Server) Challenge() apitypes.SignupChallenge {
 	c := s.cfg.Business.Pow.Issue()
-	writeJSON(w, http.StatusOK, apitypes.SignupChallenge{Challenge: c.Challenge, Bits: c.Bits, ExpiresAt: c.ExpiresAt})
+	return apitypes.SignupChallenge{Challenge: c.Challenge, Bits: c.Bits, ExpiresAt: c.ExpiresAt}
 }
 
 // errSignupThrottled is the answer to a visitor past its sign-ups.
@@ -149,9 +141,9 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, apitypes.AccountCreated{AccessCode: account.FormatCode(code), Account: v})
 }
 
-// plansView is the products, trial and free plan, for the API and the
+// Plans are the products, trial and free plan, for the API and the
 // pricing page.
-func (s *Server) plansView() apitypes.Plans {
+func (s *Server) Plans() apitypes.Plans {
 	fp := s.cfg.FreePlan
 	out := apitypes.Plans{Products: []apitypes.Product{}, TrialDays: s.cfg.TrialDays, FreePlan: apitypes.FreePlan{
 		Enabled: fp.Enabled, Locations: fp.Locations, Devices: fp.Devices, BandwidthKbps: int(fp.BandwidthBps / 1000)}}
@@ -169,42 +161,7 @@ func (s *Server) plansView() apitypes.Plans {
 }
 
 func (s *Server) plans(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.plansView())
-}
-
-func (s *Server) pricingPage(w http.ResponseWriter, r *http.Request) {
-	web.Render(w, r, "pricing.html", web.Page{Title: "title.pricing", Data: s.plansView()})
-}
-
-// signupPageView is what signup.html shows.
-type signupPageView struct {
-	Challenge apitypes.SignupChallenge
-	Referral  string
-	TrialDays int
-	FreePlan  bool
-}
-
-func (s *Server) signupPage(w http.ResponseWriter, r *http.Request) {
-	c := s.cfg.Business.Pow.Issue()
-	ref := r.URL.Query().Get("ref")
-	if len(ref) > 32 {
-		ref = ""
-	}
-	s.page(w, r, "signup.html", web.Page{Title: "title.signup", Data: signupPageView{
-		Challenge: apitypes.SignupChallenge{Challenge: c.Challenge, Bits: c.Bits, ExpiresAt: c.ExpiresAt},
-		Referral:  ref, TrialDays: s.cfg.TrialDays, FreePlan: s.cfg.FreePlan.Enabled,
-	}})
-}
-
-// referralLink leads to the sign-up page with the code filled in. The
-// code travels in the URL only: no cookie is set.
-func (s *Server) referralLink(w http.ResponseWriter, r *http.Request) {
-	code := r.PathValue("code")
-	if len(code) > 32 {
-		web.NotFound(w, r)
-		return
-	}
-	http.Redirect(w, r, "/signup?ref="+url.QueryEscape(code), http.StatusSeeOther)
+	writeJSON(w, http.StatusOK, s.Plans())
 }
 
 // queueReceipt queues the receipt of a payment just recorded, when its

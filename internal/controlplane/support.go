@@ -28,41 +28,21 @@ func ticketView(t *store.Ticket, withEmail bool) apitypes.TicketView {
 	return v
 }
 
-func (s *Server) registerSupport(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/support/tickets", s.createTicket)
-	mux.HandleFunc("GET /api/v1/support/tickets/{token}", s.getTicket)
-	mux.HandleFunc("POST /api/v1/support/tickets/{token}/messages", s.userReply)
-	mux.HandleFunc("GET /api/v1/admin/support", s.withAdmin(s.adminTickets))
-	mux.HandleFunc("GET /api/v1/admin/support/{id}", s.withAdmin(s.adminTicket))
-	mux.HandleFunc("POST /api/v1/admin/support/{id}/reply", s.withAdmin(s.adminReply))
-}
-
-// errTicket is the user-facing text for a bad ticket.
-var errTicket = errors.New("a subject (at most 200 characters) and a message (at most 20000) are required")
+// ErrTicket is the user-facing text for a bad ticket.
+var ErrTicket = errors.New("a subject (at most 200 characters) and a message (at most 20000) are required")
 
 func cleanTicket(subject, message string) (string, string, error) {
 	subject, message = strings.TrimSpace(subject), strings.TrimSpace(message)
 	if subject == "" || message == "" || utf8.RuneCountInString(subject) > 200 || utf8.RuneCountInString(message) > 20000 ||
 		!utf8.ValidString(subject) || !utf8.ValidString(message) {
-		return "", "", errTicket
+		return "", "", ErrTicket
 	}
 	return subject, message, nil
 }
 
 // optionalAccount returns the account of a valid bearer token, or nil.
 func (s *Server) optionalAccount(r *http.Request) *store.Account {
-	tok := bearer(r)
-	if tok == "" || len(tok) > 128 {
-		return nil
-	}
-	sess, err := s.cfg.Store.SessionByTokenHash(r.Context(), s.cfg.Hasher.Token(tok), s.cfg.Now())
-	if err != nil {
-		return nil
-	}
-	a, err := s.cfg.Store.AccountByID(r.Context(), sess.AccountID)
-	if err != nil {
-		return nil
-	}
+	a, _, _ := s.Session(r.Context(), bearer(r))
 	return a
 }
 
@@ -83,7 +63,7 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) {
 		accountID, lang = a.ID, mailLang(a)
 	}
 	out, err := s.CreateTicket(r.Context(), accountID, req, s.publicURL(r)+i18n.Prefix(lang), lang)
-	if errors.Is(err, errTicket) || errors.Is(err, ErrBadEmail) {
+	if errors.Is(err, ErrTicket) || errors.Is(err, ErrBadEmail) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -128,11 +108,51 @@ func (s *Server) CreateTicket(ctx context.Context, accountID int64, req apitypes
 }
 
 func (s *Server) ticketByToken(r *http.Request) (*store.Ticket, error) {
-	tok := r.PathValue("token")
+	return s.ticket(r.Context(), r.PathValue("token"))
+}
+
+// ticket is the ticket the visitor's token names.
+func (s *Server) ticket(ctx context.Context, tok string) (*store.Ticket, error) {
 	if tok == "" || len(tok) > 128 {
 		return nil, store.ErrNotFound
 	}
-	return s.cfg.Store.TicketByTokenHash(r.Context(), s.cfg.Hasher.Token("ticket:"+tok))
+	return s.cfg.Store.TicketByTokenHash(ctx, s.cfg.Hasher.Token("ticket:"+tok))
+}
+
+// Ticket is the ticket the visitor's token names, as its sender sees
+// it; store.ErrNotFound for none.
+func (s *Server) Ticket(ctx context.Context, tok string) (*apitypes.TicketView, error) {
+	t, err := s.ticket(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	v := ticketView(t, true)
+	return &v, nil
+}
+
+// ErrReply is the user-facing text for a reply without a message, or
+// one too long.
+var ErrReply = errors.New("a message of at most 20000 characters is required")
+
+// Reply adds the visitor's message to the ticket its token names and
+// opens it again; store.ErrNotFound for no ticket, ErrReply for a bad
+// message.
+func (s *Server) Reply(ctx context.Context, tok, message string) error {
+	t, err := s.ticket(ctx, tok)
+	if err != nil {
+		return err
+	}
+	_, msg, err := cleanTicket("-", message)
+	if err != nil {
+		return ErrReply
+	}
+	return s.cfg.Store.AddTicketMessage(ctx, t.ID, store.TicketMessage{Body: msg, CreatedAt: s.cfg.Now()}, store.TicketOpen)
+}
+
+// TicketCount is how many tickets the account has.
+func (s *Server) TicketCount(ctx context.Context, accountID int64) (int, error) {
+	ts, err := s.cfg.Store.AccountTickets(ctx, accountID)
+	return len(ts), err
 }
 
 // apiTicket is the ticket named by the request's token, or an error

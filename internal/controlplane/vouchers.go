@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
+	"net/netip"
 
 	"veil/internal/apitypes"
 	"veil/internal/billing"
@@ -13,25 +13,20 @@ import (
 // Vouchers (billing.Vouchers):
 //
 //	POST /api/v1/vouchers/redeem        {"code": "…"} with the account's token
-//	POST /account/redeem                the account page's form
+//	POST /account/redeem                the account page's form (package site)
 //	POST /api/v1/admin/vouchers         {"days": 30, "count": 100}: the codes, once
 //
 // Failed redemptions count against the visitor in the in-memory throttle.
 
-func (s *Server) registerVouchers(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/vouchers/redeem", s.withAccount(s.redeemVoucher))
-	mux.HandleFunc("POST /account/redeem", s.pageForm(s.withPageAccount(s.accountRedeem)))
-	mux.HandleFunc("POST /api/v1/admin/vouchers", s.withAdmin(s.adminCreateVouchers))
-}
+// ErrVoucherThrottled is the answer to a visitor past its failed tries.
+var ErrVoucherThrottled = errors.New("too many wrong voucher codes; try again later")
 
-// errVoucherThrottled is the answer to a visitor past its failed tries.
-var errVoucherThrottled = errors.New("too many wrong voucher codes; try again later")
-
-// redeem spends a voucher for the account from r's visitor.
-func (s *Server) redeem(ctx context.Context, r *http.Request, accountID int64, code string) (int, error) {
-	src := s.cfg.Visitors.Key(r)
+// RedeemVoucher spends a voucher for the account, asked by the visitor
+// src, and returns the days it added. A wrong code is billing.ErrVoucher
+// and counts against src; past its tries, ErrVoucherThrottled.
+func (s *Server) RedeemVoucher(ctx context.Context, src netip.Addr, accountID int64, code string) (int, error) {
 	if ok, _ := s.cfg.Business.Vouchers.Allowed(src); !ok {
-		return 0, errVoucherThrottled
+		return 0, ErrVoucherThrottled
 	}
 	days, err := s.biz.recorder.Redeem(ctx, s.cfg.Hasher, accountID, code)
 	if errors.Is(err, billing.ErrVoucher) {
@@ -51,9 +46,9 @@ func (s *Server) redeemVoucher(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acc := accountFrom(r)
-	days, err := s.redeem(r.Context(), r, acc.ID, req.Code)
+	days, err := s.RedeemVoucher(r.Context(), s.cfg.Visitors.Key(r), acc.ID, req.Code)
 	switch {
-	case errors.Is(err, errVoucherThrottled):
+	case errors.Is(err, ErrVoucherThrottled):
 		writeError(w, http.StatusTooManyRequests, err.Error())
 		return
 	case errors.Is(err, billing.ErrVoucher):
@@ -69,20 +64,6 @@ func (s *Server) redeemVoucher(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, apitypes.VoucherRedeemed{Days: days, PaidUntil: acc.PaidUntil.UTC()})
-}
-
-func (s *Server) accountRedeem(w http.ResponseWriter, r *http.Request) {
-	days, err := s.redeem(r.Context(), r, accountFrom(r).ID, r.PostForm.Get("voucher"))
-	switch {
-	case errors.Is(err, errVoucherThrottled):
-		toAccount(w, r, "?m=throttled")
-	case errors.Is(err, billing.ErrVoucher):
-		toAccount(w, r, "?m=badvoucher")
-	case err != nil:
-		s.pageFail(w, r, "redeeming voucher", err)
-	default:
-		toAccount(w, r, "?m=redeemed&days="+strconv.Itoa(days))
-	}
 }
 
 func (s *Server) adminCreateVouchers(w http.ResponseWriter, r *http.Request) {

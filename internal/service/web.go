@@ -24,7 +24,8 @@ import (
 	"veil/internal/web"
 )
 
-// mountWeb adds the website and the privacy tools to mux. The geolocation
+// mountWeb adds the website (package site's pages, the static files,
+// the downloads) and the privacy tools to mux. The geolocation
 // databases come from the data directory (`make geoip`); without them the
 // tools say "unknown".
 func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
@@ -35,17 +36,19 @@ func (s *Service) mountWeb(ctx context.Context, mux *http.ServeMux) error {
 	s.closers = append(s.closers, db.Close)
 	gws := &gatewayAddrs{list: s.API.GatewayAddrs}
 	web.Register(mux)
-	mux.HandleFunc("GET /servers", s.API.ServersPage)
-	web.Downloads{Dir: filepath.Join(s.Config.DataDir, "downloads")}.Register(mux)
 	pages, err := site.New(site.Config{
 		Operator: site.Operator{
 			Name:    s.Config.OperatorName,
 			Address: strings.ReplaceAll(s.Config.OperatorAddress, `\n`, "\n"),
 			Email:   s.Config.OperatorEmail,
 		},
-		SessionTTL: time.Duration(s.Config.SessionTTL),
-		ProseDir:   s.Config.ProseDir,
-		PublicURL:  s.Config.PublicBase(),
+		SessionTTL:   time.Duration(s.Config.SessionTTL),
+		ProseDir:     s.Config.ProseDir,
+		PublicURL:    s.Config.PublicBase(),
+		DownloadsDir: filepath.Join(s.Config.DataDir, "downloads"),
+		API:          s.API,
+		Visitors:     s.visitors,
+		Logger:       s.log.With("component", "site"),
 	})
 	if err != nil {
 		return err

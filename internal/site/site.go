@@ -1,7 +1,12 @@
-// Package site holds the provider's own pages: what Veil is, who runs
-// it, the cookies it sets. Each page is a template of templates/ in the
-// shared layout (veil/internal/web) whose text comes from the catalogues
-// (veil/internal/i18n); Register lists every route of the package.
+// Package site is the provider's web pages: what Veil is, who runs it,
+// the cookies it sets, and the pages over the account (sign-up, the
+// account page and its devices, support, the privacy policy, the shop).
+// The pages change nothing themselves: they call the control plane's
+// exported operations (veil/internal/controlplane), whose JSON API
+// serves the same. Each page is a template in the shared layout
+// (veil/internal/web) whose text comes from the catalogues
+// (veil/internal/i18n); Register (routes.go) lists every route of the
+// site.
 package site
 
 import (
@@ -9,12 +14,15 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"path"
 	"time"
 
+	"veil/internal/controlplane"
 	"veil/internal/i18n"
 	"veil/internal/privacy"
+	"veil/internal/visitor"
 	"veil/internal/web"
 )
 
@@ -56,12 +64,25 @@ type Config struct {
 	ProseDir string
 	// PublicURL is the site's address, for the feed's links.
 	PublicURL string
+	// DownloadsDir holds the release files /download offers and their
+	// SHA256SUMS; empty: none (download.go).
+	DownloadsDir string
+	// API is the control plane whose operations the account's pages
+	// call; only the provider's own pages (vpn, help, blog, legal) serve
+	// without it.
+	API *controlplane.Server
+	// Visitors tells who sent a request, for the throttles and the
+	// cookies' Secure flag; nil: the TCP peer.
+	Visitors *visitor.Resolver
+	// Logger; nil: discard.
+	Logger *slog.Logger
 }
 
 // Site serves the provider's pages.
 type Site struct {
 	Config
 	prose prose
+	log   *slog.Logger
 }
 
 // New reads the site's pages; an operator's page that does not parse
@@ -76,7 +97,11 @@ func New(cfg Config) (*Site, error) {
 			return nil, fmt.Errorf("the site has no English %s page", slug)
 		}
 	}
-	return &Site{Config: cfg, prose: p}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Site{Config: cfg, prose: p, log: log}, nil
 }
 
 func mustSub(fsys fs.FS, dir string) fs.FS {
@@ -85,22 +110,6 @@ func mustSub(fsys fs.FS, dir string) fs.FS {
 		panic(err)
 	}
 	return sub
-}
-
-// Register mounts the site's pages on mux. This is the list of its
-// routes.
-func (s *Site) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /vpn", s.vpn)
-	mux.HandleFunc("GET /terms", s.single("terms"))
-	mux.HandleFunc("GET /refund", s.single("refund"))
-	mux.HandleFunc("GET /help", s.index("help", "title.help"))
-	mux.HandleFunc("GET /help/{slug}", s.entry("help"))
-	mux.HandleFunc("GET /blog", s.index("blog", "title.blog"))
-	mux.HandleFunc("GET /blog/{slug}", s.entry("blog"))
-	mux.HandleFunc("GET /blog/feed.atom", s.feed)
-	mux.HandleFunc("GET /apps-privacy", s.appsPrivacy)
-	mux.HandleFunc("GET /cookies", s.cookies)
-	mux.HandleFunc("GET /contacts", s.contacts)
 }
 
 // Cookie is one cookie the site sets, as the notice describes it.
@@ -112,12 +121,13 @@ type Cookie struct {
 	Hours int
 }
 
-// Cookies are every cookie Veil sets (the account pages' sign-in and the
-// forms' guard, in veil/internal/controlplane); the notice lists these.
+// Cookies are every cookie Veil sets (the account pages' sign-in,
+// sessionCookie, and the forms' guard, csrfCookie); the notice lists
+// these.
 func (s *Site) Cookies() []Cookie {
 	return []Cookie{
-		{Name: "veil_session", Purpose: "cookies.session.purpose", Lifetime: "cookies.session.lifetime", Hours: int(s.SessionTTL.Round(time.Hour) / time.Hour)},
-		{Name: "veil_csrf", Purpose: "cookies.csrf.purpose", Lifetime: "cookies.csrf.lifetime"},
+		{Name: sessionCookie, Purpose: "cookies.session.purpose", Lifetime: "cookies.session.lifetime", Hours: int(s.SessionTTL.Round(time.Hour) / time.Hour)},
+		{Name: csrfCookie, Purpose: "cookies.csrf.purpose", Lifetime: "cookies.csrf.lifetime"},
 	}
 }
 

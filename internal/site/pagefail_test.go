@@ -1,4 +1,4 @@
-package controlplane
+package site
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 // names what failed but not the visitor's request.
 func TestPageFailInVisitorLanguage(t *testing.T) {
 	logs := &logtest.Buffer{}
-	s := &Server{log: slog.New(slog.NewTextHandler(logs, nil))}
+	s := &Site{log: slog.New(slog.NewTextHandler(logs, nil))}
 	r := httptest.NewRequest("GET", "/account", nil)
 	r.Header.Set("Accept-Language", "de-CH, en;q=0.5")
 	w := httptest.NewRecorder()

@@ -1,48 +1,34 @@
-package controlplane_test
+package site_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
-
 	"veil/internal/apitypes"
 	"veil/internal/controlplane"
 	"veil/internal/privacy"
-	"veil/internal/web"
+	"veil/internal/site/sitetest"
 )
-
-// localized serves e's routes behind web.Localize, as the service does,
-// so that /fr/… pages are in French.
-func localized(t *testing.T, e *env) string {
-	t.Helper()
-	mux := http.NewServeMux()
-	e.api.Register(mux)
-	srv := httptest.NewServer(web.Localize(mux))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
 
 // TestRecoveryMailInPageLanguage: a recovery link asked for on a /fr/
 // page is mailed in French and leads to the French page; asked for
 // through the API, it is in English.
 func TestRecoveryMailInPageLanguage(t *testing.T) {
-	e := newEnv(t, nil)
-	base := localized(t, e)
-	tok := e.login(t, e.newAccount(t, 30))
+	e := sitetest.New(t)
+	base := e.URL
+	tok := e.Login(t, e.NewAccount(t, 30))
 	email := "francais@example.org"
-	if st := e.call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &email}, nil); st != 200 {
+	if st := e.Call(t, "PATCH", "/api/v1/account", tok, apitypes.AccountPatch{Email: &email}, nil); st != 200 {
 		t.Fatal(st)
 	}
-	v := newVisitor(t, base)
-	v.get("/fr/support")
-	if loc := v.submit("/fr/account/recover", url.Values{"email": {email}}).Header.Get("Location"); loc != "/fr/account?m=recover" {
+	v := sitetest.NewBrowser(t, base)
+	v.Get("/fr/support")
+	if loc := v.Submit("/fr/account/recover", url.Values{"email": {email}}).Header.Get("Location"); loc != "/fr/account?m=recover" {
 		t.Errorf("the recovery form led to %q, want the French account page", loc)
 	}
-	ms, err := e.store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
+	ms, err := e.Store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("outbox = %+v, %v", ms, err)
 	}
@@ -65,15 +51,15 @@ func TestRecoveryMailInPageLanguage(t *testing.T) {
 // language when the operator gave it, else in English, saying so; the
 // versions page says published versions are kept in English.
 func TestPrivacyPageLanguages(t *testing.T) {
-	e := newEnv(t, nil)
-	base := localized(t, e)
-	e.api.SetPrivacy(controlplane.PrivacyConfig{
+	e := sitetest.New(t)
+	base := e.URL
+	e.API.SetPrivacy(controlplane.PrivacyConfig{
 		Prose:      "# About us\n\nWe are a small team.",
 		ProseIn:    map[string]string{"fr": "# À propos\n\nNous sommes une petite équipe."},
 		Controller: privacy.Controller{Name: "Beispiel GmbH", Address: "Hauptstraße 1\n10115 Berlin", Email: "privacy@example.org"},
 	})
-	v := newVisitor(t, base)
-	st, de := v.get("/de/privacy")
+	v := sitetest.NewBrowser(t, base)
+	st, de := v.Get("/de/privacy")
 	if st != 200 {
 		t.Fatalf("/de/privacy: %d", st)
 	}
@@ -91,15 +77,15 @@ func TestPrivacyPageLanguages(t *testing.T) {
 			t.Errorf("/de/privacy holds the English %q", en)
 		}
 	}
-	_, fr := v.get("/fr/privacy")
+	_, fr := v.Get("/fr/privacy")
 	if !strings.Contains(fr, "Nous sommes une petite équipe.") || strings.Contains(fr, "We are a small team.") || strings.Contains(fr, "pas encore traduite") {
 		t.Errorf("/fr/privacy does not show the operator's French prose alone")
 	}
-	_, en := v.get("/privacy")
+	_, en := v.Get("/privacy")
 	if !strings.Contains(en, "<h3>Account</h3>") || !strings.Contains(en, "We are a small team.") || strings.Contains(en, `class="notice"`) {
 		t.Errorf("/privacy is not the English policy")
 	}
-	_, vs := v.get("/de/privacy/versions")
+	_, vs := v.Get("/de/privacy/versions")
 	if !strings.Contains(vs, "auf Englisch") {
 		t.Errorf("/de/privacy/versions does not say versions are kept in English")
 	}
@@ -108,22 +94,22 @@ func TestPrivacyPageLanguages(t *testing.T) {
 // TestSupportInPageLanguage: the support form sent from /de/support
 // leads to the German ticket page, and its receipt is mailed in German.
 func TestSupportInPageLanguage(t *testing.T) {
-	e := newEnv(t, nil)
-	base := localized(t, e)
-	v := newVisitor(t, base)
-	v.get("/de/support")
-	resp := v.submit("/de/support", url.Values{"subject": {"Hilfe"}, "message": {"Mein Tunnel"}, "email": {"kunde@example.org"}})
+	e := sitetest.New(t)
+	base := e.URL
+	v := sitetest.NewBrowser(t, base)
+	v.Get("/de/support")
+	resp := v.Submit("/de/support", url.Values{"subject": {"Hilfe"}, "message": {"Mein Tunnel"}, "email": {"kunde@example.org"}})
 	loc := resp.Header.Get("Location")
 	if !strings.HasPrefix(loc, "/de/support/ticket/") {
 		t.Fatalf("support form led to %q, want the German ticket page", loc)
 	}
-	_, page := v.get(loc)
+	_, page := v.Get(loc)
 	for _, want := range []string{"Bewahren Sie die Adresse dieser Seite auf", "(offen)", ">Senden<", "Sie, "} {
 		if !strings.Contains(page, want) {
 			t.Errorf("German ticket page lacks %q", want)
 		}
 	}
-	ms, err := e.store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
+	ms, err := e.Store.DueMail(context.Background(), time.Now().Add(time.Hour), 10)
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("outbox = %+v, %v", ms, err)
 	}
@@ -136,15 +122,15 @@ func TestSupportInPageLanguage(t *testing.T) {
 // TestAccountPageInPageLanguage: a failed login on a /de/ page comes
 // back to the German account page, with its note and form in German.
 func TestAccountPageInPageLanguage(t *testing.T) {
-	e := newEnv(t, nil)
-	base := localized(t, e)
-	v := newVisitor(t, base)
-	v.get("/de/account")
-	loc := v.submit("/de/account/login", url.Values{"access_code": {"0000 0000 0000 0000"}}).Header.Get("Location")
+	e := sitetest.New(t)
+	base := e.URL
+	v := sitetest.NewBrowser(t, base)
+	v.Get("/de/account")
+	loc := v.Submit("/de/account/login", url.Values{"access_code": {"0000 0000 0000 0000"}}).Header.Get("Location")
 	if loc != "/de/account?m=bad" {
 		t.Fatalf("a failed login led to %q, want the German account page", loc)
 	}
-	_, page := v.get(loc)
+	_, page := v.Get(loc)
 	for _, want := range []string{"Zugangscode nicht erkannt.", "Zugangscode verloren?", `action="/de/account/recover"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("German account page lacks %q", want)

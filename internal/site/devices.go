@@ -1,4 +1,4 @@
-package controlplane
+package site
 
 import (
 	"crypto/hmac"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"veil/internal/apitypes"
+	"veil/internal/controlplane"
 	"veil/internal/device"
 	"veil/internal/i18n"
 	"veil/internal/store"
@@ -22,28 +24,22 @@ import (
 // csrfHeader carries the form token on the script's JSON requests.
 const csrfHeader = "X-CSRF-Token"
 
-func (s *Server) registerDevicePages(mux *http.ServeMux) {
-	mux.HandleFunc("POST /account/devices", s.pageJSON(s.createDevice))
-	mux.HandleFunc("POST /account/devices/{id}/rename", s.pageForm(s.withPageAccount(s.pageRenameDevice)))
-	mux.HandleFunc("POST /account/devices/{id}/remove", s.pageForm(s.withPageAccount(s.pageRemoveDevice)))
-}
-
 // pageJSON admits the page script's JSON calls as pageForm admits its
 // forms: the site's own Origin, the form token (in csrfHeader) and a live
 // session cookie. The API's handler then serves the call.
-func (s *Server) pageJSON(h http.HandlerFunc) http.HandlerFunc {
+func (s *Site) pageJSON(h func(http.ResponseWriter, *http.Request, *store.Account, []byte)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := csrfCookieValue(r)
 		if !s.sameOrigin(r) || v == "" || !hmac.Equal([]byte(r.Header.Get(csrfHeader)), []byte(s.csrfFor(v))) {
-			writeError(w, http.StatusForbidden, i18n.For(i18n.Default).T("notice.form_refused"))
+			controlplane.WriteError(w, http.StatusForbidden, i18n.For(i18n.Default).T("notice.form_refused"))
 			return
 		}
 		acc, hash := s.pageAccount(r)
 		if acc == nil {
-			writeError(w, http.StatusUnauthorized, "your session has ended; reload the page and log in again")
+			controlplane.WriteError(w, http.StatusUnauthorized, "your session has ended; reload the page and log in again")
 			return
 		}
-		h(w, r.WithContext(withAccountCtx(r.Context(), acc, hash)))
+		h(w, r, acc, hash)
 	}
 }
 
@@ -65,27 +61,25 @@ type serverOption struct {
 	TunnelIPv4, TunnelIPv6 string
 }
 
-func (s *Server) deviceRows(devs []store.Device) []deviceRow {
-	now := s.cfg.Now()
+func (s *Site) deviceRows(devs []apitypes.Device) []deviceRow {
+	now := s.API.Now()
 	rows := make([]deviceRow, 0, len(devs))
-	for i := range devs {
-		v := s.deviceView(&devs[i])
+	for _, v := range devs {
 		rows = append(rows, deviceRow{ID: v.ID, Name: v.Name, IPv4: v.IPv4, IPv6: v.IPv6,
-			Created: dateOrEmpty(v.CreatedAt), KeyAgeDays: int(now.Sub(v.KeyCreatedAt) / (24 * time.Hour))})
+			Created: date(&v.CreatedAt), KeyAgeDays: int(now.Sub(v.KeyCreatedAt) / (24 * time.Hour))})
 	}
 	return rows
 }
 
 // serverOptions lists the gateways a file can be made for: those online
 // with a key.
-func (s *Server) serverOptions(r *http.Request) ([]serverOption, error) {
-	gws, err := s.cfg.Store.Gateways(r.Context())
+func (s *Site) serverOptions(r *http.Request) ([]serverOption, error) {
+	gws, err := s.API.Servers(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	var out []serverOption
-	for i := range gws {
-		v := s.serverView(&gws[i])
+	for _, v := range gws {
 		if !v.Online || v.PublicKey == "" {
 			continue
 		}
@@ -104,7 +98,7 @@ func pageDeviceID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	return id, true
 }
 
-func (s *Server) pageRenameDevice(w http.ResponseWriter, r *http.Request) {
+func (s *Site) pageRenameDevice(w http.ResponseWriter, r *http.Request) {
 	id, ok := pageDeviceID(w, r)
 	if !ok {
 		return
@@ -115,24 +109,23 @@ func (s *Server) pageRenameDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.pageDeviceDone(w, r, "renamed", func() error {
-		_, err := s.cfg.Store.RenameDevice(r.Context(), accountFrom(r).ID, id, name)
-		return err
+		return s.API.RenameDevice(r.Context(), accountFrom(r).ID, id, name)
 	})
 }
 
-func (s *Server) pageRemoveDevice(w http.ResponseWriter, r *http.Request) {
+func (s *Site) pageRemoveDevice(w http.ResponseWriter, r *http.Request) {
 	id, ok := pageDeviceID(w, r)
 	if !ok {
 		return
 	}
 	s.pageDeviceDone(w, r, "removed", func() error {
-		return s.cfg.Store.DeleteDevice(r.Context(), accountFrom(r).ID, id)
+		return s.API.DeleteDevice(r.Context(), accountFrom(r).ID, id)
 	})
 }
 
 // pageDeviceDone runs change and sends the visitor back to the list with
 // the message for done, or for a device the account does not hold.
-func (s *Server) pageDeviceDone(w http.ResponseWriter, r *http.Request, done string, change func() error) {
+func (s *Site) pageDeviceDone(w http.ResponseWriter, r *http.Request, done string, change func() error) {
 	m := done
 	if err := change(); errors.Is(err, store.ErrNotFound) {
 		m = "nodevice"

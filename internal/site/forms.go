@@ -1,4 +1,4 @@
-package controlplane
+package site
 
 import (
 	"crypto/hmac"
@@ -26,7 +26,7 @@ const (
 
 // csrfToken returns the form token for the visitor, setting the cookie
 // it is derived from when the browser has none.
-func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
+func (s *Site) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	v := csrfCookieValue(r)
 	if v == "" {
 		var err error
@@ -41,8 +41,8 @@ func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	return s.csrfFor(v)
 }
 
-func (s *Server) csrfFor(cookie string) string {
-	return base64.RawURLEncoding.EncodeToString(s.cfg.Hasher.Token("csrf:" + cookie))
+func (s *Site) csrfFor(cookie string) string {
+	return base64.RawURLEncoding.EncodeToString(s.API.Sign("csrf:" + cookie))
 }
 
 func csrfCookieValue(r *http.Request) string {
@@ -55,7 +55,7 @@ func csrfCookieValue(r *http.Request) string {
 
 // checkCSRF reports whether the parsed form r carries the token of the
 // visitor's cookie.
-func (s *Server) checkCSRF(r *http.Request) bool {
+func (s *Site) checkCSRF(r *http.Request) bool {
 	v := csrfCookieValue(r)
 	return v != "" && hmac.Equal([]byte(r.PostForm.Get(csrfField)), []byte(s.csrfFor(v)))
 }
@@ -64,7 +64,7 @@ func (s *Server) checkCSRF(r *http.Request) bool {
 // the request was sent to, or the configured public URL. A missing
 // Origin, "null" (a sandboxed frame, a data: page) and any other site
 // are refused; every browser sends Origin with a form post.
-func (s *Server) sameOrigin(r *http.Request) bool {
+func (s *Site) sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" || o == "null" {
 		return false
@@ -76,11 +76,35 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
-	if pub, err := url.Parse(s.cfg.Privacy.PublicURL); err == nil && pub.Host != "" {
+	if pub, err := url.Parse(s.API.PublicURL(nil)); err == nil && pub.Host != "" {
 		return strings.EqualFold(u.Scheme, pub.Scheme) && strings.EqualFold(u.Host, pub.Host)
 	}
 	return false
 }
+
+// pageForm guards form posts : the site's own Origin and the
+// form token, on a parsed form.
+func (s *Site) pageForm(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.sameOrigin(r) {
+			refuseForm(w, r)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "malformed form", http.StatusBadRequest)
+			return
+		}
+		if !s.checkCSRF(r) {
+			refuseForm(w, r)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// maxBody bounds a form's body, as the API bounds its JSON.
+const maxBody = 64 << 10
 
 // refuseForm answers a form the guard refused, in the site's layout.
 func refuseForm(w http.ResponseWriter, r *http.Request) {
@@ -89,12 +113,12 @@ func refuseForm(w http.ResponseWriter, r *http.Request) {
 
 // secureRequest reports whether the visitor's connection is HTTPS, so
 // that cookies get the Secure flag.
-func (s *Server) secureRequest(r *http.Request) bool {
-	return s.cfg.Visitors.Secure(r)
+func (s *Site) secureRequest(r *http.Request) bool {
+	return s.Visitors.Secure(r)
 }
 
 // page renders a page of the site that holds forms, with their token.
-func (s *Server) page(w http.ResponseWriter, r *http.Request, name string, p web.Page) {
+func (s *Site) page(w http.ResponseWriter, r *http.Request, name string, p web.Page) {
 	p.CSRF = s.csrfToken(w, r)
 	web.Render(w, r, name, p)
 }

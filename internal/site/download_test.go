@@ -1,4 +1,4 @@
-package web
+package site
 
 import (
 	"net/http"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"veil/internal/web"
 )
 
 func TestDownloads(t *testing.T) {
@@ -16,7 +18,7 @@ func TestDownloads(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "secret.txt"), []byte("no"), 0o644)
 	os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sum+"  veil-linux-amd64\n"+sum+"  ../etc/passwd\n"), 0o644)
 	mux := http.NewServeMux()
-	Downloads{Dir: dir}.Register(mux)
+	(&Site{Config: Config{DownloadsDir: dir}}).Register(mux)
 	get := func(path string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
@@ -47,7 +49,7 @@ func TestDownloads(t *testing.T) {
 	// Without release files the page says how to build them.
 	w := httptest.NewRecorder()
 	m2 := http.NewServeMux()
-	Downloads{}.Register(m2)
+	(&Site{}).Register(m2)
 	m2.ServeHTTP(w, httptest.NewRequest("GET", "/download", nil))
 	if !strings.Contains(w.Body.String(), "make dist") {
 		t.Error("without files the page does not point to make dist")
@@ -59,8 +61,8 @@ func TestDownloads(t *testing.T) {
 // emphasis, and the account links keep the visitor's language.
 func TestDownloadsTranslated(t *testing.T) {
 	mux := http.NewServeMux()
-	Downloads{}.Register(mux)
-	h := Localize(mux)
+	(&Site{}).Register(mux)
+	h := web.Localize(mux)
 	for path, want := range map[string][]string{
 		"/download":    {"Which way suits you", `<a href="/account">account page</a>`, "<em>Add a device</em>"},
 		"/ru/download": {"Что вам подходит", `<a href="/ru/account">странице аккаунта</a>`, "<em>Добавить устройство</em>"},

@@ -1,4 +1,4 @@
-package controlplane
+package site
 
 import (
 	"net/http"
@@ -15,32 +15,16 @@ type policyView struct {
 	Version *store.PolicyVersion // nil: none published yet
 }
 
-// privacyPage is the policy in the visitor's language. The operator's
-// prose is the published version's (or the configured one until a
-// version is published), in English; a translation the operator gave
-// (policy_file with {lang}) replaces it, and without one the page says
-// the prose is in English. With no prose of the operator's at all, the
-// built-in text is shown in every language.
-func (s *Server) privacyPage(w http.ResponseWriter, r *http.Request) {
-	vs, err := s.cfg.Store.PolicyVersions(r.Context())
+// privacyPage is the policy in the visitor's language
+// (controlplane.Server.Policy says which prose that is).
+func (s *Site) privacyPage(w http.ResponseWriter, r *http.Request) {
+	lang, _ := web.Language(r)
+	doc, version, err := s.API.Policy(r.Context(), lang)
 	if err != nil {
 		s.pageFail(w, r, "reading policy", err)
 		return
 	}
-	lang, _ := web.Language(r)
-	v := policyView{}
-	pr := privacy.Prose{Text: s.cfg.Privacy.Prose, In: s.cfg.Privacy.ProseIn}
-	if len(vs) > 0 {
-		v.Version = &vs[len(vs)-1]
-		pr.Text = v.Version.Prose
-	}
-	var prose, proseLang string
-	if pr.Text == "" {
-		prose, proseLang = privacy.DefaultProse(lang), lang
-	} else {
-		prose, proseLang = pr.For(lang)
-	}
-	v.Doc = privacy.Render(lang, prose, proseLang, s.cfg.Privacy.Controller, s.periods())
+	v := policyView{Doc: doc, Version: version}
 	web.Render(w, r, "privacy.html", web.Page{Title: "title.privacy", Data: v})
 }
 
@@ -54,8 +38,8 @@ type versionsView struct {
 // versionsPage compares published versions. They are kept as they were
 // published, in English (i18n.Default): the page says so in the
 // visitor's language.
-func (s *Server) versionsPage(w http.ResponseWriter, r *http.Request) {
-	vs, err := s.cfg.Store.PolicyVersions(r.Context())
+func (s *Site) versionsPage(w http.ResponseWriter, r *http.Request) {
+	vs, err := s.API.PolicyVersions(r.Context())
 	if err != nil {
 		s.pageFail(w, r, "reading policy versions", err)
 		return

@@ -1,10 +1,12 @@
-package controlplane_test
+package site_test
 
 import (
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"veil/internal/site/sitetest"
 )
 
 // TestShopPagesInPageLanguage: /ru/pricing and /tr/affiliate speak their
@@ -12,11 +14,11 @@ import (
 // prefix; joining the affiliate program from /zh/affiliate leads back to
 // the Chinese page, which shows the referral link in Chinese.
 func TestShopPagesInPageLanguage(t *testing.T) {
-	e := newEnv(t, nil, business(10))
-	base := localized(t, e)
-	v := newVisitor(t, base)
+	e := sitetest.New(t, shop)
+	base := e.URL
+	v := sitetest.NewBrowser(t, base)
 
-	st, ru := v.get("/ru/pricing")
+	st, ru := v.Get("/ru/pricing")
 	if st != 200 {
 		t.Fatalf("/ru/pricing: %d", st)
 	}
@@ -32,26 +34,26 @@ func TestShopPagesInPageLanguage(t *testing.T) {
 		}
 	}
 
-	_, tr := v.get("/tr/affiliate")
+	_, tr := v.Get("/tr/affiliate")
 	for _, want := range []string{"size %20 pay", `href="/tr/account"`, `href="/tr/signup"`, "bir erişim kodu alın"} {
 		if !strings.Contains(tr, want) {
 			t.Errorf("/tr/affiliate lacks %q", want)
 		}
 	}
 
-	code := e.newAccount(t, 30)
-	if resp := v.submit("/account/login", url.Values{"access_code": {code}}); resp.StatusCode != http.StatusSeeOther {
+	code := e.NewAccount(t, 30)
+	if resp := v.Submit("/account/login", url.Values{"access_code": {code}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("login: %d", resp.StatusCode)
 	}
-	_, zh := v.get("/zh/affiliate")
+	_, zh := v.Get("/zh/affiliate")
 	if !strings.Contains(zh, `action="/zh/affiliate/join"`) || !strings.Contains(zh, "加入推广计划") {
 		t.Fatalf("/zh/affiliate has no Chinese join form:\n%s", zh)
 	}
-	resp := v.submit("/zh/affiliate/join", nil)
+	resp := v.Submit("/zh/affiliate/join", nil)
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/zh/affiliate" {
 		t.Fatalf("joining led to %d %q, want the Chinese affiliate page", resp.StatusCode, loc)
 	}
-	_, zh = v.get("/zh/affiliate")
+	_, zh = v.Get("/zh/affiliate")
 	for _, want := range []string{"您的推荐链接", `id="referral-link"`, "20%", `href="/zh/support"`} {
 		if !strings.Contains(zh, want) {
 			t.Errorf("/zh/affiliate after joining lacks %q", want)
