@@ -47,6 +47,8 @@ type tunPlane struct {
 	// locked is set once a kill switch, this connection's or a dead
 	// one's, is in place: a connection that then fails leaves it on.
 	locked bool
+	// portal is the open captive-portal window, if any (under opMu).
+	portal portalWindow
 }
 
 // lockedDown reports whether a kill switch is in place.
@@ -329,7 +331,7 @@ func undo(dir string, rec *record) error {
 // undoRoutes reverses all of a tun-mode connection but its kill switch
 // and record: rules, routes, link, DNS.
 func undoRoutes(dir string, rec *record) error {
-	var errs []error
+	errs := []error{delPortalRules()}
 	for _, r := range oldRules(rec.Fwmark) {
 		if err := netlink.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("removing routing rule: %w", err))

@@ -140,6 +140,12 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 // Register adds the API routes to mux.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", s.healthz)
+	// Clients fetch it over plain HTTP to tell a captive portal (which
+	// answers in its place) from a network that lets them through.
+	mux.HandleFunc("GET /generate_204", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("POST /api/v1/sessions", s.createSession)
 	mux.HandleFunc("DELETE /api/v1/sessions", s.withAccount(s.deleteSession))
 	mux.HandleFunc("GET /api/v1/servers", s.listServers)
