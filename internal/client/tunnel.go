@@ -126,10 +126,10 @@ type Status struct {
 	// ends; zero when none is open. PortalLeft is whole seconds to then.
 	PortalUntil time.Time `json:"portal_until,omitzero"`
 	PortalLeft  int64     `json:"portal_left_seconds,omitempty"`
-	SOCKS        string `json:"socks,omitempty"`
-	HTTPProxy    string `json:"http_proxy,omitempty"`
-	Interface    string `json:"interface,omitempty"`
-	PID          int    `json:"pid"`
+	SOCKS       string    `json:"socks,omitempty"`
+	HTTPProxy   string    `json:"http_proxy,omitempty"`
+	Interface   string    `json:"interface,omitempty"`
+	PID         int       `json:"pid"`
 }
 
 // Values of Status.State.
