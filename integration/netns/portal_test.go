@@ -3,37 +3,13 @@
 package netns
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"veil/internal/client"
 )
-
-func init() {
-	roles["fetch"] = roleFetch
-}
-
-// roleFetch GETs the URL in VEIL_FETCH_URL within a few seconds and
-// prints the body; exit 1 on failure.
-func roleFetch() {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, os.Getenv("VEIL_FETCH_URL"), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	os.Stdout.Write(b)
-}
 
 // portalURL is the captive portal: an HTTP server on the client's LAN,
 // on the gateway host's LAN address, that answers anything.
@@ -42,10 +18,7 @@ const portalURL = "http://" + gwIn4 + "/"
 // fetchPortal fetches portalURL from the client namespace and returns
 // what the portal saw as the caller's address, or an error.
 func (tp *topo) fetchPortal() (string, error) {
-	cmd := tp.in(tp.c, tp.self)
-	cmd.Env = append(os.Environ(), "VEIL_NETNS_ROLE=fetch", "VEIL_FETCH_URL="+portalURL)
-	out, err := cmd.Output()
-	return string(out), err
+	return tp.httpIn(tp.c, "GET", portalURL, "-", "")
 }
 
 // TestCaptivePortal: with the kill switch on and the gateway gone, the
@@ -62,14 +35,7 @@ func TestCaptivePortal(t *testing.T) {
 	state := tp.login(t, gw)
 	tp.veil(t, tp.c, "connect", "--mode", "tun", "--location", gw.location, "--state", state, "--timeout", "15s")
 	tp.start(t, tp.g, []string{"VEIL_NETNS_ROLE=echo"}, tp.self)
-	status := func() client.Status {
-		t.Helper()
-		var st client.Status
-		if err := json.Unmarshal([]byte(tp.veil(t, tp.c, "status", "--json", "--state", state)), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	status := func() client.Status { t.Helper(); return tp.status(t, state) }
 	// The gateway gone, nothing answers through the tunnel, and no
 	// handshake seals the window early.
 	gw.kill(t)

@@ -39,18 +39,17 @@ type portalWindow struct {
 	DNS   []netip.Addr
 }
 
-func (w portalWindow) open(now time.Time) bool { return w.Until.After(now) }
-
-// addPortalRules adds to the kill switch table t the portal sets, with
-// the elements of w if it is still open, and the rules of out and in that
-// accept what they hold: TCP to the portal ports and DNS to the LAN's
-// resolvers, and their answers.
+// addPortalRules adds to the kill switch table t, while w is open, the
+// portal sets with their elements, which expire at its end, and the
+// rules of out and in that accept what they hold: TCP to the portal
+// ports and DNS to the LAN's resolvers, and their answers. A closed
+// window adds nothing: the kill switch is as tight as without one.
 func addPortalRules(c *nftables.Conn, t *nftables.Table, out, in *nftables.Chain, w portalWindow) error {
 	left := time.Until(w.Until)
+	if left < time.Millisecond {
+		return nil
+	}
 	elems := func(keys [][]byte) []nftables.SetElement {
-		if left < time.Millisecond {
-			return nil
-		}
 		var e []nftables.SetElement
 		for _, k := range keys {
 			e = append(e, nftables.SetElement{Key: k, Timeout: left})
