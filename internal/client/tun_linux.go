@@ -300,8 +300,13 @@ func markedHTTP(addrs []netip.AddrPort, fwmark uint32) *http.Client {
 	}}
 }
 
-// setDNS points the system at the (new) gateway's resolvers.
+// setDNS points the system at the (new) gateway's resolvers; while a
+// portal window is open, the LAN's stay until its end, when sealPortal
+// points at the gateway's.
 func (p *tunPlane) setDNS(servers []netip.Addr) error {
+	if !p.portal.Until.IsZero() {
+		return nil
+	}
 	return setDNS(p.dir, p.rec.ResolvConf, servers)
 }
 
