@@ -18,6 +18,8 @@ declare -A need=(
 	[tcpdump]=tcpdump
 	[curl]=curl
 	[promtool]=prometheus
+	[dnsmasq]=dnsmasq-base
+	[dhcpcd]=dhcpcd-base
 )
 missing=()
 for cmd in "${!need[@]}"; do

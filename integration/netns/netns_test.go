@@ -453,14 +453,7 @@ func testTunnel(t *testing.T, kind gatewayKind) {
 
 	out := tp.veil(t, tp.c, "connect", "--mode", "tun", "--location", gw.location, "--state", state, "--timeout", "15s")
 	t.Logf("connect: %s", out)
-	status := func() client.Status {
-		t.Helper()
-		var st client.Status
-		if err := json.Unmarshal([]byte(tp.veil(t, tp.c, "status", "--json", "--state", state)), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	status := func() client.Status { t.Helper(); return tp.status(t, state) }
 	st := status()
 	if st.Gateway != gw.location || st.Endpoint != gwIn4+":"+gw.port || st.IPv4 == "" || st.IPv6 == "" ||
 		st.HandshakeAge < 0 || !st.KillSwitch || st.PID == 0 || st.State != client.StateConnected {

@@ -37,6 +37,12 @@ func (tp *topo) connectStatus(t testing.TB, state string, args ...string) client
 	t.Helper()
 	out := tp.veil(t, tp.c, append([]string{"connect", "--mode", "tun", "--state", state}, args...)...)
 	t.Logf("connect: %s", out)
+	return tp.status(t, state)
+}
+
+// status is `veil status --json` of the client namespace.
+func (tp *topo) status(t testing.TB, state string) client.Status {
+	t.Helper()
 	var st client.Status
 	if err := json.Unmarshal([]byte(tp.veil(t, tp.c, "status", "--json", "--state", state)), &st); err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ import (
 
 type connectFlags struct {
 	state, location, mode, socks, httpProxy string
-	transport                               string
+	transport, portalCheck                  string
 	killSwitch, foreground, noPQ            bool
 	readyFD                                 int
 	mtu                                     int
@@ -123,6 +123,7 @@ TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 	fl.Duration("key-rotation", client.DefaultKeyRotation, "replace the device's WireGuard key this often, without dropping the tunnel (0: never)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "foreground log level: debug, info, warn, error")
 	fl.StringSliceVar(&f.block, "block", nil, "DNS blocking for this device: "+strings.Join(apitypes.BlockCategories, ",")+" (empty: none; kept for later connections)")
+	fl.StringVar(&f.portalCheck, "portal-check", "", `tun mode: plain HTTP URL that answers 204 unless a captive portal intercepts it, fetched before connecting (default: the control plane's /generate_204; "off": no check)`)
 	fl.IntVar(&f.readyFD, "ready-fd", 0, "internal: file descriptor to report readiness on")
 	fl.MarkHidden("ready-fd")
 	return cmd
@@ -185,6 +186,7 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 		"--state", dir, "--location", f.location, "--mode", f.mode,
 		"--socks", f.socks, "--http-proxy", f.httpProxy, "--transport", f.transport,
 		"--kill-switch=" + strconv.FormatBool(f.killSwitch), "--no-pq=" + strconv.FormatBool(f.noPQ),
+		"--portal-check", f.portalCheck,
 		"--timeout", f.timeout.String(), "--log-level", f.logLevel, "--key-rotation", f.keyRotation.String()}
 	if f.mtu != 0 {
 		args = append(args, "--mtu", strconv.Itoa(f.mtu))
@@ -306,6 +308,11 @@ func runForeground(cmd *cobra.Command, dir string, f connectFlags) (err error) {
 
 // up picks the gateway and brings the tunnel up.
 func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *slog.Logger) (*client.Tunnel, error) {
+	if f.mode == client.ModeTUN && st.HTTP == nil {
+		if err := beforePortal(ctx, st.Control, f.portalCheck); err != nil {
+			return nil, err
+		}
+	}
 	api, err := st.API(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -325,6 +332,34 @@ func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *
 		Dir: dir, HandshakeTimeout: f.timeout, Logger: log, KeyRotation: f.keyRotation,
 		MTU: f.mtu, NoPQ: f.noPQ,
 	})
+}
+
+// beforePortal fetches the portal check URL (checkURL, or the control
+// plane's) before a tun-mode connection's kill switch is in place, and
+// fails when a captive portal answers instead: the user can log in now,
+// while nothing blocks the browser. No answer says nothing of a portal;
+// the connection goes ahead.
+func beforePortal(ctx context.Context, control, checkURL string) error {
+	if checkURL == "off" {
+		return nil
+	}
+	if checkURL == "" {
+		var err error
+		if checkURL, err = client.PortalCheckURL(control); err != nil {
+			return nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	pc, err := client.CheckPortal(ctx, &http.Client{}, checkURL)
+	if err != nil || !pc.Intercepted {
+		return nil
+	}
+	where := "any plain http:// address"
+	if pc.Location != "" {
+		where = pc.Location
+	}
+	return fmt.Errorf("a captive portal answers in the control plane's place (HTTP %d): log in to it first (open %s in a browser), then connect again; --portal-check=off skips this check", pc.Status, where)
 }
 
 func newStatusCmd() *cobra.Command {
@@ -406,6 +441,9 @@ func printStatus(w io.Writer, st *client.Status) {
 	fmt.Fprintf(w, "  transfer:       %d B received, %d B sent\n", st.RxBytes, st.TxBytes)
 	if st.Mode == client.ModeTUN {
 		fmt.Fprintf(w, "  kill switch:    %s\n", map[bool]string{true: "on", false: "off"}[st.KillSwitch])
+	}
+	if st.PortalLeft > 0 {
+		fmt.Fprintf(w, "  portal window:  open, %s left (`veil portal --for 0` seals it)\n", time.Duration(st.PortalLeft)*time.Second)
 	}
 	if st.SOCKS != "" {
 		fmt.Fprintf(w, "  SOCKS5 proxy:   %s\n", st.SOCKS)

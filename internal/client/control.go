@@ -17,7 +17,9 @@ var ErrNotConnected = errors.New("not connected")
 // The holding process answers one JSON request per connection on a unix
 // socket in the state directory (mode 0600, in a 0700 directory).
 type ctlRequest struct {
-	Cmd string `json:"cmd"` // "status" or "disconnect"
+	Cmd string `json:"cmd"` // "status", "disconnect" or "portal"
+	// For is the portal window's length ("portal"; zero seals it).
+	For time.Duration `json:"for,omitempty"`
 }
 
 type ctlResponse struct {
@@ -71,6 +73,17 @@ func Hold(ctx context.Context, dir string, t *Tunnel) error {
 				st := t.Status()
 				st.PID = os.Getpid()
 				json.NewEncoder(c).Encode(ctlResponse{Status: &st})
+				c.Close()
+			case "portal":
+				resp := ctlResponse{}
+				if err := t.openPortal(req.For); err != nil {
+					resp.Error = err.Error()
+				} else {
+					st := t.Status()
+					st.PID = os.Getpid()
+					resp.Status = &st
+				}
+				json.NewEncoder(c).Encode(resp)
 				c.Close()
 			case "disconnect":
 				select {

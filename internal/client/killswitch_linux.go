@@ -27,6 +27,9 @@ type killSwitchRules struct {
 	// for the gateway's new key or endpoint. Empty the rest of the time.
 	API  []netip.AddrPort
 	Mark uint32
+	// Portal, while open, lets out what a captive portal needs: TCP 80
+	// and 443, and DNS to the LAN's resolvers, with their answers.
+	Portal portalWindow
 }
 
 // installKillSwitch replaces the kill switch table with one that lets out
@@ -98,6 +101,9 @@ func installKillSwitch(iface string, ks killSwitchRules) error {
 
 	rule(fwd, ifname(expr.MetaKeyOIFNAME, iface)...)
 	rule(fwd, ifname(expr.MetaKeyIIFNAME, iface)...)
+	if err := addPortalRules(c, t, out, in, ks.Portal); err != nil {
+		return err
+	}
 
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("installing the kill switch (nftables): %w", err)

@@ -50,6 +50,9 @@ func (t *Tunnel) Watch(ctx context.Context) {
 		case <-tick.C:
 		}
 		if t.healthy() {
+			if t.tun != nil {
+				t.sealPortalIfUp()
+			}
 			if t.setReconnecting(false) {
 				t.log.Info("tunnel restored")
 				t.reprobeMTU(ctx)

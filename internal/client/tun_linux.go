@@ -47,6 +47,8 @@ type tunPlane struct {
 	// locked is set once a kill switch, this connection's or a dead
 	// one's, is in place: a connection that then fails leaves it on.
 	locked bool
+	// portal is the open captive-portal window, if any (under opMu).
+	portal portalWindow
 }
 
 // lockedDown reports whether a kill switch is in place.
@@ -298,8 +300,13 @@ func markedHTTP(addrs []netip.AddrPort, fwmark uint32) *http.Client {
 	}}
 }
 
-// setDNS points the system at the (new) gateway's resolvers.
+// setDNS points the system at the (new) gateway's resolvers; while a
+// portal window is open, the LAN's stay until its end, when sealPortal
+// points at the gateway's.
 func (p *tunPlane) setDNS(servers []netip.Addr) error {
+	if !p.portal.Until.IsZero() {
+		return nil
+	}
 	return setDNS(p.dir, p.rec.ResolvConf, servers)
 }
 
@@ -329,7 +336,7 @@ func undo(dir string, rec *record) error {
 // undoRoutes reverses all of a tun-mode connection but its kill switch
 // and record: rules, routes, link, DNS.
 func undoRoutes(dir string, rec *record) error {
-	var errs []error
+	errs := []error{delPortalRules()}
 	for _, r := range oldRules(rec.Fwmark) {
 		if err := netlink.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("removing routing rule: %w", err))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"time"
 )
 
 // tun mode and the kill switch are Linux only for now.
@@ -38,5 +39,13 @@ func (p *tunPlane) setAPI([]netip.AddrPort) {}
 func (p *tunPlane) setDNS([]netip.Addr) error { return nil }
 
 func undo(string, *record) error { return nil }
+
+func (p *tunPlane) openPortal(time.Time) error { return nil }
+
+func (p *tunPlane) sealPortal([]netip.Addr) error { return nil }
+
+func openPortalLockdown(string, time.Duration) (time.Time, error) {
+	return time.Time{}, ErrNotConnected
+}
 
 func removeKillSwitch() error { return nil }

@@ -132,10 +132,14 @@ type Status struct {
 	RxBytes      uint64 `json:"rx_bytes"`
 	TxBytes      uint64 `json:"tx_bytes"`
 	KillSwitch   bool   `json:"kill_switch"`
-	SOCKS        string `json:"socks,omitempty"`
-	HTTPProxy    string `json:"http_proxy,omitempty"`
-	Interface    string `json:"interface,omitempty"`
-	PID          int    `json:"pid"`
+	// PortalUntil is when the open captive-portal window (`veil portal`)
+	// ends; zero when none is open. PortalLeft is whole seconds to then.
+	PortalUntil time.Time `json:"portal_until,omitzero"`
+	PortalLeft  int64     `json:"portal_left_seconds,omitempty"`
+	SOCKS       string    `json:"socks,omitempty"`
+	HTTPProxy   string    `json:"http_proxy,omitempty"`
+	Interface   string    `json:"interface,omitempty"`
+	PID         int       `json:"pid"`
 
 	// MTU is the tunnel MTU in use, probed or given.
 	MTU int `json:"mtu,omitempty"`
@@ -167,6 +171,10 @@ type Tunnel struct {
 	dns          []netip.Addr
 	reconnecting bool
 	pq           pqState
+	// portalOpened and portalUntil bound the open portal window (zero:
+	// none); portalTimer, under opMu, seals it at portalUntil.
+	portalOpened, portalUntil time.Time
+	portalTimer               *time.Timer
 
 	// bind carries WireGuard over the transport in use.
 	bind *transport.ClientBind
@@ -374,6 +382,9 @@ func (t *Tunnel) Status() Status {
 	st.QuantumResistant = t.quantumResistant(peer)
 	if t.reconnecting {
 		st.State = StateReconnecting
+	}
+	if left := time.Until(t.portalUntil); left > 0 {
+		st.PortalUntil, st.PortalLeft = t.portalUntil, int64((left+time.Second-1)/time.Second)
 	}
 	t.mu.Unlock()
 	for _, p := range t.addrs {

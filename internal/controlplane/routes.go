@@ -11,10 +11,16 @@ type Mux interface {
 var _ Mux = (*http.ServeMux)(nil)
 
 // Register adds the API's routes to mux. This is the list of them: each
-// is under /api/v1/ but the health check. The web pages are package
+// is under /api/v1/ but the health check and the captive-portal probe. The web pages are package
 // site's, which calls the Server's exported methods.
 func (s *Server) Register(mux Mux) {
 	mux.HandleFunc("GET /healthz", s.healthz)
+	// Clients fetch it over plain HTTP to tell a captive portal (which
+	// answers in its place) from a network that lets them through.
+	mux.HandleFunc("GET /generate_204", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("POST /api/v1/sessions", s.createSession)
 	mux.HandleFunc("DELETE /api/v1/sessions", s.withAccount(s.deleteSession))
 	mux.HandleFunc("GET /api/v1/servers", s.listServers)
