@@ -150,6 +150,9 @@ var errControl = errors.New("cannot fetch the server list")
 // reconnect looks at the server list once and, if the gateway moved or
 // went away, points the tunnel at where it is now, or at another.
 func (t *Tunnel) reconnect(ctx context.Context) (changed bool, err error) {
+	if t.hop != nil {
+		return t.reconnectHop(ctx)
+	}
 	servers, err := t.fetchServers(ctx)
 	if err != nil {
 		return false, errControl

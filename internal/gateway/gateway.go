@@ -142,6 +142,9 @@ type Gateway struct {
 	guard  netguard.Guard
 
 	proxy *httpsProxy // nil without Config.Proxy
+	// relays are the multihop forwarding ports this gateway holds as an
+	// entry (relay.go).
+	relays *relays
 
 	mu    sync.Mutex
 	peers peerState
@@ -243,6 +246,7 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 	}
+	bind = g.relayBind(bind)
 	g.dev, err = wg.NewDevice(wg.DeviceConfig{
 		TUN:        &limitedTUN{Device: tunDev, caps: g.peers.caps},
 		Bind:       bind,
@@ -439,7 +443,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	close(g.ready)
 
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); g.relays.run(ctx) }()
 	go func() { defer wg.Done(); g.reportLoop(ctx) }()
 	go func() { defer wg.Done(); g.syncLoop(ctx) }()
 	go func() { defer wg.Done(); g.idleLoop(ctx) }()
