@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -54,6 +55,8 @@ type hop struct {
 	// exitEP the exit's, which the relay forwards to.
 	entryEP, exitEP netip.AddrPort
 	bind            *replyBind
+	// reopen keeps a reconnect and a key rotation's reopen apart.
+	reopen sync.Mutex
 }
 
 // openTimeout bounds one relay open; openResend is the wait for a reply
@@ -177,6 +180,8 @@ func (t *Tunnel) openRelay(ctx context.Context, entry apitypes.Server, entryEP, 
 // again (a relay the entry still holds keeps its port). Never the exit
 // directly: that would show it this host's address.
 func (t *Tunnel) reconnectHop(ctx context.Context) (changed bool, err error) {
+	t.hop.reopen.Lock()
+	defer t.hop.reopen.Unlock()
 	servers, err := t.fetchServers(ctx)
 	if err != nil {
 		return false, errControl
@@ -244,6 +249,19 @@ func (t *Tunnel) reconnectHop(ctx context.Context) (changed bool, err error) {
 		t.opMu.Unlock()
 	}
 	return true, err
+}
+
+// rehop opens the relay again after a key rotation: the entry holds the
+// relay for the old key, which it drops once the peer map does. Without
+// a hop it does nothing.
+func (t *Tunnel) rehop(ctx context.Context) error {
+	if t.hop == nil {
+		return nil
+	}
+	if _, err := t.reconnectHop(ctx); err != nil {
+		return fmt.Errorf("opening the relay for the new key: %w", err)
+	}
+	return nil
 }
 
 // replyBind is the client's UDP bind, with relay replies taken out of

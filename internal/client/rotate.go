@@ -71,7 +71,10 @@ func (t *Tunnel) RotateKey(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	return t.awaitHandshakeSince(ctx, switched)
+	if err := t.awaitHandshakeSince(ctx, switched); err != nil {
+		return err
+	}
+	return t.rehop(ctx)
 }
 
 // controlAPI returns an API client for the saved account. In tun mode
