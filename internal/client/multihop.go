@@ -232,13 +232,7 @@ func (t *Tunnel) reconnectHop(ctx context.Context) (changed bool, err error) {
 	if key == curKey && ep == curEP && next.Name == cur.Name {
 		return false, nil
 	}
-	var dns []netip.Addr
-	for _, s := range []string{next.TunnelIPv4, next.TunnelIPv6} {
-		if a, err := parseAddr(s); err == nil && (a.Is4() || hasFamily(t.addrs, false)) {
-			dns = append(dns, a)
-		}
-	}
-	if err := t.movePeer(next, key, ep, dns); err != nil {
+	if err := t.movePeer(next, key, ep, t.tunnelDNS(next)); err != nil {
 		return false, err
 	}
 	if t.tun != nil {
@@ -278,29 +272,19 @@ func newReplyBind(b conn.Bind) *replyBind {
 	return &replyBind{Bind: b, replies: make(chan []byte, 8)}
 }
 
-// Open opens the wrapped bind and filters its receive functions.
+// Open opens the wrapped bind and takes the replies out of what it
+// receives.
 func (b *replyBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	fns, port, err := b.Bind.Open(port)
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]conn.ReceiveFunc, len(fns))
-	for i, fn := range fns {
-		out[i] = func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-			n, err := fn(bufs, sizes, eps)
-			for j := range n {
-				if msg := bufs[j][:sizes[j]]; relay.IsReply(msg) {
-					sizes[j] = 0 // not WireGuard's
-					select {
-					case b.replies <- append([]byte(nil), msg...):
-					default:
-					}
-				}
-			}
-			return n, err
+	return relay.Filter(fns, relay.IsReply, func(msg []byte, _ conn.Endpoint) {
+		select {
+		case b.replies <- msg:
+		default:
 		}
-	}
-	return out, port, nil
+	}), port, nil
 }
 
 // drain drops replies left from an earlier open.

@@ -102,31 +102,19 @@ type relayBind struct {
 	r *relays
 }
 
-// Open opens the wrapped bind and filters its receive functions.
+// Open opens the wrapped bind and takes the opens out of what it
+// receives.
 func (b *relayBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	fns, port, err := b.Bind.Open(port)
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]conn.ReceiveFunc, len(fns))
-	for i, fn := range fns {
-		out[i] = func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-			n, err := fn(bufs, sizes, eps)
-			for j := range n {
-				msg := bufs[j][:sizes[j]]
-				if !relay.IsOpen(msg) {
-					continue
-				}
-				sizes[j] = 0 // not WireGuard's
-				select {
-				case b.r.opens <- pendingOpen{msg: append([]byte(nil), msg...), ep: eps[j]}:
-				default: // saturated: the client sends again
-				}
-			}
-			return n, err
+	return relay.Filter(fns, relay.IsOpen, func(msg []byte, ep conn.Endpoint) {
+		select {
+		case b.r.opens <- pendingOpen{msg: msg, ep: ep}:
+		default: // saturated: the client sends again
 		}
-	}
-	return out, port, nil
+	}), port, nil
 }
 
 // run answers opens and sweeps idle and revoked relays until ctx ends.

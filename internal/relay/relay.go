@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/curve25519"
+	"golang.zx2c4.com/wireguard/conn"
 
 	"veil/internal/wg"
 )
@@ -179,4 +180,24 @@ func sum(key [sha256.Size]byte, b []byte) []byte {
 	m := hmac.New(sha256.New, key[:])
 	m.Write(b)
 	return m.Sum(nil)
+}
+
+// Filter wraps a bind's receive functions so that the datagrams match
+// reports go to take, as a copy with their endpoint, and not on to
+// WireGuard (their size becomes 0, which wireguard-go skips).
+func Filter(fns []conn.ReceiveFunc, match func([]byte) bool, take func(msg []byte, ep conn.Endpoint)) []conn.ReceiveFunc {
+	out := make([]conn.ReceiveFunc, len(fns))
+	for i, fn := range fns {
+		out[i] = func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+			n, err := fn(bufs, sizes, eps)
+			for j := range n {
+				if msg := bufs[j][:sizes[j]]; match(msg) {
+					sizes[j] = 0
+					take(bytes.Clone(msg), eps[j])
+				}
+			}
+			return n, err
+		}
+	}
+	return out
 }
