@@ -153,7 +153,7 @@ func (t *Tunnel) openRelay(ctx context.Context, entry apitypes.Server, entryEP, 
 		sent[now.UnixNano()] = true
 		msg := relay.Open{Client: priv.Public(), Time: now, Exit: exitEP}.Marshal(key)
 		if err := t.hop.bind.Send([][]byte{msg}, dst); err != nil {
-			t.log.Debug("sending the relay open failed", "err", err)
+			t.log.Debug("sending the relay open failed") // the error names the entry's address
 		}
 		for waiting := true; waiting; {
 			select {
