@@ -39,7 +39,7 @@ func TestAccountAndPrivacyPages(t *testing.T) {
 		t.Fatalf("logging in on /account: %v", err)
 	}
 	page := texts(t, ctx, "main")[0]
-	for _, want := range []string{"premium (active)", "not restricted", "Download everything held for your account"} {
+	for _, want := range []string{"Premium (active)", "not restricted", "Download everything held for your account"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("account page lacks %q:\n%s", want, page)
 		}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -189,17 +188,7 @@ const client2Net, client2V4, gwIn2V4 = "100.66.0.0/24", "100.66.0.1", "100.66.0.
 func (tp *topo) secondClient(t *testing.T) string {
 	t.Helper()
 	ns := tp.c + "b"
-	etc := filepath.Join("/etc/netns", ns)
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(etc) })
-	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte(sentinelDNS), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	tp.addNS(t, ns)
 	run(t, "ip", "-n", ns, "link", "add", "c0", "type", "veth", "peer", "name", "g2", "netns", tp.g)
 	run(t, "ip", "-n", ns, "addr", "add", client2V4+"/24", "dev", "c0")
 	run(t, "ip", "-n", ns, "link", "set", "c0", "up")

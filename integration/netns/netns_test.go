@@ -123,20 +123,7 @@ func newTopo(t *testing.T) *topo {
 		t.Fatal(err)
 	}
 	for _, ns := range []string{tp.c, tp.g, tp.i} {
-		// The namespace's own resolv.conf, which `ip netns exec`
-		// mounts over /etc/resolv.conf: nothing here can touch the
-		// host's resolver configuration.
-		etc := filepath.Join("/etc/netns", ns)
-		if err := os.MkdirAll(etc, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(etc) })
-		if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte(sentinelDNS), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		tp.addNS(t, ns)
 	}
 	run(t, "ip", "-n", tp.c, "link", "add", "c0", "type", "veth", "peer", "name", "g0", "netns", tp.g)
 	run(t, "ip", "-n", tp.g, "link", "add", "g1", "type", "veth", "peer", "name", "i0", "netns", tp.i)
@@ -157,13 +144,40 @@ func newTopo(t *testing.T) *topo {
 	run(t, "ip", "-n", tp.i, "route", "add", "default", "via", gwOut4)
 	run(t, "ip", "-n", tp.i, "-6", "route", "add", "default", "via", gwOut6)
 
+	tp.build(t)
+	return tp
+}
+
+// addNS makes the namespace ns, with its own resolv.conf and lo up,
+// removed at cleanup.
+func (tp *topo) addNS(t *testing.T, ns string) {
+	t.Helper()
+	// The namespace's own resolv.conf, which `ip netns exec`
+	// mounts over /etc/resolv.conf: nothing here can touch the
+	// host's resolver configuration.
+	etc := filepath.Join("/etc/netns", ns)
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte(sentinelDNS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+}
+
+// build builds the veil binary and starts the internet host's echo
+// server.
+func (tp *topo) build(t *testing.T) {
+	t.Helper()
 	tp.bin = filepath.Join(tp.tmp, "veil")
 	build := exec.Command("go", "build", "-o", tp.bin, "veil/cmd/veil")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building veil: %v\n%s", err, out)
 	}
 	tp.start(t, tp.i, []string{"VEIL_NETNS_ROLE=echo"}, tp.self)
-	return tp
 }
 
 // httpIn runs one HTTP request from ns with the test binary.

@@ -30,6 +30,7 @@ import (
 
 type connectFlags struct {
 	state, location, mode, socks, httpProxy string
+	via                                     string
 	transport, portalCheck                  string
 	killSwitch, foreground, noPQ            bool
 	readyFD                                 int
@@ -59,7 +60,12 @@ root, proxy otherwise.
 
 --transport auto (the default) tries plain WireGuard over UDP, then, if
 the gateway does not answer, WireGuard over QUIC and then over TLS on
-TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
+TCP 443, for networks that block WireGuard; udp, quic or tls picks one.
+
+--via ENTRY (multihop) enters at the gateway ENTRY names and exits at the
+one --location names: the entry forwards the encrypted WireGuard packets
+without seeing where they go, and the exit sees the entry's address, not
+this host's. Multihop relays plain UDP only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.settings.load(cmd, config.Client{SOCKS: client.DefaultSOCKS, HTTPProxy: client.DefaultHTTPProxy, Transport: client.DefaultTransport,
@@ -111,6 +117,7 @@ TCP 443, for networks that block WireGuard; udp, quic or tls picks one.`,
 	f.settings = addClientFlags(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.location, "location", "", "country (se), location (se-sto) or gateway name")
+	fl.StringVar(&f.via, "via", "", "multihop: enter at this gateway (country, location or name) and exit at --location's")
 	fl.StringVar(&f.mode, "mode", "", "tun (root) or proxy (default: tun as root, proxy otherwise)")
 	fl.StringVar(&f.socks, "socks", client.DefaultSOCKS, `proxy mode: SOCKS5 listener on loopback, or "off"`)
 	fl.StringVar(&f.httpProxy, "http-proxy", client.DefaultHTTPProxy, `proxy mode: HTTP proxy listener on loopback, or "off"`)
@@ -183,7 +190,7 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 	}
 	defer r.Close()
 	args := []string{"connect", "--foreground", "--ready-fd", "3",
-		"--state", dir, "--location", f.location, "--mode", f.mode,
+		"--state", dir, "--location", f.location, "--via", f.via, "--mode", f.mode,
 		"--socks", f.socks, "--http-proxy", f.httpProxy, "--transport", f.transport,
 		"--kill-switch=" + strconv.FormatBool(f.killSwitch), "--no-pq=" + strconv.FormatBool(f.noPQ),
 		"--portal-check", f.portalCheck,
@@ -224,6 +231,9 @@ func runBackground(cmd *cobra.Command, dir string, f connectFlags) error {
 
 func printConnected(w io.Writer, st *client.Status) {
 	fmt.Fprintf(w, "Connected to %s (%s), mode %s, over %s", st.Gateway, st.Location, st.Mode, st.Transport)
+	if st.Via != "" {
+		fmt.Fprintf(w, ", via %s", st.Via)
+	}
 	if st.KillSwitch {
 		fmt.Fprint(w, ", kill switch on")
 	}
@@ -322,12 +332,19 @@ func up(ctx context.Context, dir string, st *client.State, f connectFlags, log *
 	if err != nil {
 		return nil, err
 	}
-	srv, err := client.PickServer(servers, f.location)
-	if err != nil {
+	var srv apitypes.Server
+	var via *apitypes.Server
+	if f.via != "" {
+		entry, exit, err := client.PickHops(servers, f.via, f.location)
+		if err != nil {
+			return nil, err
+		}
+		srv, via = exit, &entry
+	} else if srv, err = client.PickServer(servers, f.location); err != nil {
 		return nil, err
 	}
 	return client.Up(ctx, client.TunnelConfig{
-		State: st, Server: srv, Location: f.location, Mode: f.mode,
+		State: st, Server: srv, Via: via, Location: f.location, Mode: f.mode,
 		SOCKS: f.socks, HTTPProxy: f.httpProxy, KillSwitch: f.killSwitch, Transport: f.transport,
 		Dir: dir, HandshakeTimeout: f.timeout, Logger: log, KeyRotation: f.keyRotation,
 		MTU: f.mtu, NoPQ: f.noPQ,
@@ -415,6 +432,9 @@ func printStatus(w io.Writer, st *client.Status) {
 		fmt.Fprintf(w, "Reconnecting to %s (%s), mode %s\n", st.Gateway, st.Location, st.Mode)
 	} else {
 		fmt.Fprintf(w, "Connected to %s (%s), mode %s\n", st.Gateway, st.Location, st.Mode)
+	}
+	if st.Via != "" {
+		fmt.Fprintf(w, "  via %s (entry; %s is the exit)\n", st.Via, st.Gateway)
 	}
 	fmt.Fprintf(w, "  endpoint:       %s\n", st.Endpoint)
 	if st.Transport != "" {

@@ -165,6 +165,9 @@ var errControl = errors.New("cannot fetch the server list")
 // reconnect looks at the server list once and, if the gateway moved or
 // went away, points the tunnel at where it is now, or at another.
 func (t *Tunnel) reconnect(ctx context.Context) (changed bool, err error) {
+	if t.hop != nil {
+		return t.reconnectHop(ctx)
+	}
 	servers, err := t.fetchServers(ctx)
 	if err != nil {
 		return false, errControl
@@ -189,16 +192,21 @@ func (t *Tunnel) reconnect(ctx context.Context) (changed bool, err error) {
 	if key == curKey && ep == curEP && next.Name == cur.Name && transportInfo(next) == transportInfo(cur) {
 		return false, nil
 	}
-	var dns []netip.Addr
-	for _, s := range []string{next.TunnelIPv4, next.TunnelIPv6} {
-		if a, err := parseAddr(s); err == nil && (a.Is4() || hasFamily(t.addrs, false)) {
-			dns = append(dns, a)
-		}
-	}
-	if err := t.movePeer(next, key, ep, dns); err != nil {
+	if err := t.movePeer(next, key, ep, t.tunnelDNS(next)); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// tunnelDNS is s's resolver addresses that the tunnel carries.
+func (t *Tunnel) tunnelDNS(s apitypes.Server) []netip.Addr {
+	var dns []netip.Addr
+	for _, a := range []string{s.TunnelIPv4, s.TunnelIPv6} {
+		if a, err := parseAddr(a); err == nil && (a.Is4() || hasFamily(t.addrs, false)) {
+			dns = append(dns, a)
+		}
+	}
+	return dns
 }
 
 // findOnline returns the gateway called name if it is listed online.

@@ -76,6 +76,9 @@ func (t *Tunnel) RotateKey(ctx context.Context, dir string) error {
 	if err := t.awaitHandshakeSince(ctx, switched); err != nil {
 		return err
 	}
+	if err := t.rehop(ctx); err != nil {
+		return err
+	}
 	t.logPQ(t.renewPQ(ctx))
 	return nil
 }

@@ -96,6 +96,10 @@ type TunnelConfig struct {
 	// wg.DefaultMTU and lowers it to what the path to the gateway
 	// carries (findMTU); proxy mode keeps wg.DefaultMTU.
 	MTU int
+	// Via is the entry gateway of a multihop tunnel (multihop.go): the
+	// WireGuard session is with Server, its UDP relayed by Via. If nil,
+	// the tunnel goes straight to Server.
+	Via *apitypes.Server
 
 	// Bind carries the WireGuard UDP (proxy mode). If nil, wireguard-go's
 	// default bind on the host's sockets is used; tests pass one bound to
@@ -120,9 +124,12 @@ type Status struct {
 	Endpoint string `json:"endpoint"`
 	// Transport is how WireGuard reaches the gateway now: udp, tls or quic.
 	Transport string `json:"transport"`
-	IPv4      string `json:"ipv4,omitempty"`
-	IPv6      string `json:"ipv6,omitempty"`
-	DNS       string `json:"dns,omitempty"`
+	// Via is the entry gateway of a multihop tunnel, whose relay port
+	// Endpoint is; Gateway is then the exit.
+	Via  string `json:"via,omitempty"`
+	IPv4 string `json:"ipv4,omitempty"`
+	IPv6 string `json:"ipv6,omitempty"`
+	DNS  string `json:"dns,omitempty"`
 	// State is StateConnected, or StateReconnecting while the watcher
 	// looks for the gateway's new key or endpoint, or another gateway.
 	State         string    `json:"state"`
@@ -178,6 +185,8 @@ type Tunnel struct {
 
 	// bind carries WireGuard over the transport in use.
 	bind *transport.ClientBind
+	// hop is the entry gateway of a multihop tunnel; nil without one.
+	hop *hop
 
 	proxy *proxyPlane // proxy mode
 	tun   *tunPlane   // tun mode
@@ -271,6 +280,10 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = DefaultStaleAfter
 	}
+	hop, err := newHop(ctx, &cfg, &sp)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := transportOrder(cfg.Transport, transportInfo(cfg.Server)); err != nil {
 		return nil, err
 	}
@@ -279,7 +292,10 @@ func Up(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	}
 	t := &Tunnel{cfg: cfg, log: cfg.Logger, server: cfg.Server, peer: sp.peer, endpoint: sp.endpoint,
 		gw: transportInfo(cfg.Server), addrs: sp.addrs, dns: sp.dns, closed: make(chan struct{}),
-		bind: transport.NewClientBind(cfg.Bind)}
+		bind: transport.NewClientBind(cfg.Bind), hop: hop}
+	if hop != nil {
+		t.gw = transport.Gateway{} // the relay carries plain UDP only
+	}
 	t.loadPQ(sp.priv.Public(), sp.peer)
 	switch cfg.Mode {
 	case ModeProxy:
@@ -322,6 +338,11 @@ var ErrLockedDown = errors.New("the kill switch stays on and blocks all traffic:
 // addPeer configures the gateway as the device's only peer, for all
 // addresses, and starts the handshake (a keepalive goes out at once).
 func (t *Tunnel) addPeer() error {
+	if t.hop != nil {
+		if err := t.openHop(); err != nil {
+			return err
+		}
+	}
 	return t.dev.SetPeer(t.peerConfig(t.peer, t.endpoint))
 }
 
@@ -375,6 +396,7 @@ func (t *Tunnel) Status() Status {
 		Location:     t.server.Location,
 		Endpoint:     t.endpoint.String(),
 		Transport:    t.bind.Transport(),
+		Via:          t.viaName(),
 		HandshakeAge: -1,
 		MTU:          int(t.mtu.Load()),
 		KillSwitch:   t.tun != nil && t.tun.killSwitch,

@@ -146,6 +146,9 @@ type Gateway struct {
 	guard  netguard.Guard
 
 	proxy *httpsProxy // nil without Config.Proxy
+	// relays are the multihop forwarding ports this gateway holds as an
+	// entry (relay.go).
+	relays *relays
 
 	pq *http.Server // the post-quantum key exchange; nil if off
 
@@ -252,6 +255,7 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 	}
+	bind = g.relayBind(bind)
 	g.dev, err = wg.NewDevice(wg.DeviceConfig{
 		TUN:        &limitedTUN{Device: tunDev, caps: g.peers.caps},
 		Bind:       bind,
@@ -451,7 +455,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	close(g.ready)
 
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); g.relays.run(ctx) }()
 	go func() { defer wg.Done(); g.reportLoop(ctx) }()
 	go func() { defer wg.Done(); g.syncLoop(ctx) }()
 	go func() { defer wg.Done(); g.idleLoop(ctx) }()
