@@ -34,6 +34,17 @@ import (
 // startGateway runs a netstack gateway against control until the test ends.
 func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, resolver dns.Handler, opts ...func(*Config)) (*Gateway, *logtest.Buffer) {
 	t.Helper()
+	g, logs, err := tryStartGateway(t, control, allow, resolver, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, logs
+}
+
+// tryStartGateway is startGateway, returning New's error (a port taken,
+// say) instead of failing the test.
+func tryStartGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, resolver dns.Handler, opts ...func(*Config)) (*Gateway, *logtest.Buffer, error) {
+	t.Helper()
 	logs := &logtest.Buffer{}
 	cfg := Config{
 		ControlURL:  control.srv.URL,
@@ -50,7 +61,7 @@ func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, reso
 	}
 	g, err := New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -68,7 +79,7 @@ func startGateway(t testing.TB, control *fakeControl, allow []netip.Prefix, reso
 	case <-time.After(20 * time.Second):
 		t.Fatal("gateway not ready")
 	}
-	return g, logs
+	return g, logs, nil
 }
 
 // client is a WireGuard client built on wireguard-go's device directly

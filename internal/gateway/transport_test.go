@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"veil/internal/transport"
@@ -34,15 +35,27 @@ func freePort(t testing.TB, network string) int {
 // the WireGuard device by its first handshake over either, as over UDP.
 func TestTransportsOnDemand(t *testing.T) {
 	control := newFakeControl(t)
-	tlsPort, quicPort := freePort(t, "tcp"), freePort(t, "udp")
 	cert, err := transport.SelfSigned("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pin, _ := transport.CertPin(cert)
-	g, _ := startGateway(t, control, loopback, nil, func(c *Config) {
-		c.TLSPort, c.QUICPort, c.Certificate = tlsPort, quicPort, &cert
-	})
+	// A port found free may be taken by another test before the gateway
+	// binds it: then take others.
+	var g *Gateway
+	var tlsPort, quicPort int
+	for attempt := 1; ; attempt++ {
+		tlsPort, quicPort = freePort(t, "tcp"), freePort(t, "udp")
+		g, _, err = tryStartGateway(t, control, loopback, nil, func(c *Config) {
+			c.TLSPort, c.QUICPort, c.Certificate = tlsPort, quicPort, &cert
+		})
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			t.Fatal(err)
+		}
+	}
 	waitFor(t, "a report", func() bool { _, ok := control.lastReport(); return ok })
 	rep, _ := control.lastReport()
 	if rep.TLSPort != tlsPort || rep.QUICPort != quicPort || rep.CertPin != pin {
