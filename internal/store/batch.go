@@ -52,24 +52,33 @@ func (b *batcher) do(ctx context.Context, fn func(*sql.Tx) error) error {
 // one transaction, until ctx ends.
 func (s *sqlStore) runBatches(ctx context.Context, b *batcher) {
 	for {
-		var jobs []*writeJob
-		select {
-		case <-ctx.Done():
+		jobs, ok := nextBatch(ctx, b.jobs)
+		if !ok {
 			return
-		case j := <-b.jobs:
-			jobs = append(jobs, j)
-		}
-	drain:
-		for len(jobs) < maxBatch {
-			select {
-			case j := <-b.jobs:
-				jobs = append(jobs, j)
-			default:
-				break drain
-			}
 		}
 		s.runBatch(jobs)
 	}
+}
+
+// nextBatch waits for a job on jobs, then takes those waiting behind it,
+// up to maxBatch; false when ctx ends first.
+func nextBatch[J any](ctx context.Context, jobs <-chan J) ([]J, bool) {
+	var batch []J
+	select {
+	case <-ctx.Done():
+		return nil, false
+	case j := <-jobs:
+		batch = append(batch, j)
+	}
+	for len(batch) < maxBatch {
+		select {
+		case j := <-jobs:
+			batch = append(batch, j)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
 }
 
 // runBatch runs jobs in one transaction. If the transaction itself fails

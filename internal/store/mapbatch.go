@@ -47,21 +47,9 @@ func (b *mapBatcher) do(ctx context.Context, fn func(*sql.Tx, int64) (bool, erro
 // them as one transaction, until ctx ends.
 func (s *sqlStore) runMapBatches(ctx context.Context, b *mapBatcher) {
 	for {
-		var jobs []*mapJob
-		select {
-		case <-ctx.Done():
+		jobs, ok := nextBatch(ctx, b.jobs)
+		if !ok {
 			return
-		case j := <-b.jobs:
-			jobs = append(jobs, j)
-		}
-	drain:
-		for len(jobs) < maxBatch {
-			select {
-			case j := <-b.jobs:
-				jobs = append(jobs, j)
-			default:
-				break drain
-			}
 		}
 		s.runMapBatch(jobs)
 	}
