@@ -122,7 +122,7 @@ this host's. Multihop relays plain UDP only.`,
 	fl.StringVar(&f.socks, "socks", client.DefaultSOCKS, `proxy mode: SOCKS5 listener on loopback, or "off"`)
 	fl.StringVar(&f.httpProxy, "http-proxy", client.DefaultHTTPProxy, `proxy mode: HTTP proxy listener on loopback, or "off"`)
 	fl.StringVar(&f.transport, "transport", client.DefaultTransport, "how WireGuard reaches the gateway: udp, tls (TCP 443), quic, or auto (UDP, then QUIC, then TLS)")
-	fl.BoolVar(&f.killSwitch, "kill-switch", false, "tun mode: block all traffic outside the tunnel until `veil disconnect` (default on in tun mode)")
+	fl.BoolVar(&f.killSwitch, "kill-switch", false, "tun mode: block all traffic outside the tunnel until veil disconnect (default on in tun mode)")
 	fl.IntVar(&f.mtu, "mtu", 0, "tunnel MTU (default: tun mode probes the path to the gateway, from 1420 down to 1280)")
 	fl.BoolVar(&f.foreground, "foreground", false, "stay attached instead of returning once connected")
 	fl.BoolVar(&f.noPQ, "no-pq", false, "do not agree a post-quantum (ML-KEM-768) pre-shared key with the gateway")
