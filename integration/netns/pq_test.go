@@ -56,8 +56,8 @@ func testPQ(t *testing.T, kind gatewayKind) {
 	if st := status(); !st.QuantumResistant || st.HandshakeAge < 0 {
 		t.Fatalf("status after connect = %+v, want quantum-resistant", st)
 	}
-	if out := tp.veil(t, tp.c, "status", "--state", state); !strings.Contains(out, "quantum-resistant: yes") {
-		t.Errorf("status does not say quantum-resistant: yes:\n%s", out)
+	if out := tp.veil(t, tp.c, "status", "--state", state); !strings.Contains(out, "post-quantum:   yes") {
+		t.Errorf("status does not say post-quantum: yes:\n%s", out)
 	}
 	tp.checkExit(t)
 	saved := filepath.Join(state, "pq-psk")
@@ -121,8 +121,8 @@ func testPQ(t *testing.T, kind gatewayKind) {
 		if st := status(); st.QuantumResistant {
 			t.Errorf("status after connect --no-pq = %+v", st)
 		}
-		if out := tp.veil(t, tp.c, "status", "--state", state); !strings.Contains(out, "quantum-resistant: no") {
-			t.Errorf("status does not say quantum-resistant: no:\n%s", out)
+		if out := tp.veil(t, tp.c, "status", "--state", state); !strings.Contains(out, "post-quantum:   no") {
+			t.Errorf("status does not say post-quantum: no:\n%s", out)
 		}
 		tp.checkExit(t)
 	})

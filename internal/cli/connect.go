@@ -440,7 +440,7 @@ func printStatus(w io.Writer, st *client.Status) {
 	if st.Transport != "" {
 		fmt.Fprintf(w, "  transport:      %s\n", st.Transport)
 	}
-	fmt.Fprintf(w, "  quantum-resistant: %s\n", map[bool]string{true: "yes", false: "no"}[st.QuantumResistant])
+	fmt.Fprintf(w, "  post-quantum:   %s\n", map[bool]string{true: "yes (ML-KEM-768 pre-shared key)", false: "no"}[st.QuantumResistant])
 	if st.IPv4 != "" {
 		fmt.Fprintf(w, "  tunnel IPv4:    %s\n", st.IPv4)
 	}
