@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,15 +16,19 @@ import (
 )
 
 // pqPeers is the fake gateway's half of the exchange: peers known by
-// their tunnel address, as the real gateway knows them.
+// their tunnel address, as the real gateway knows them. lose cuts the
+// connection instead of the answer to the step whose path it names,
+// after the step's work is done.
 type pqPeers struct {
-	dev   *wg.Device
-	mu    sync.Mutex
-	peers map[netip.Addr]wg.Key
-	calls int
+	dev     *wg.Device
+	mu      sync.Mutex
+	peers   map[netip.Addr]wg.Key
+	pending map[wg.Key]wg.Key
+	calls   int
+	lose    string
 }
 
-func (p *pqPeers) Install(src netip.Addr, respond func(wg.Key) (wg.Key, error)) (bool, error) {
+func (p *pqPeers) Offer(src netip.Addr, respond func(wg.Key) (wg.Key, error)) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	key, ok := p.peers[src]
@@ -35,6 +40,19 @@ func (p *pqPeers) Install(src netip.Addr, respond func(wg.Key) (wg.Key, error)) 
 		return false, err
 	}
 	p.calls++
+	p.pending[key] = psk
+	return true, nil
+}
+
+func (p *pqPeers) Confirm(src netip.Addr, proves func(wg.Key) bool) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key, ok := p.peers[src]
+	psk, pending := p.pending[key]
+	if !ok || !pending || !proves(psk) {
+		return false, nil
+	}
+	delete(p.pending, key)
 	return true, p.dev.SetPresharedKey(key, psk)
 }
 
@@ -44,15 +62,39 @@ func (p *pqPeers) count() int {
 	return p.calls
 }
 
+// losing makes the gateway lose the answers to path's step from now on;
+// "" answers again.
+func (p *pqPeers) losing(path string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lose = path
+}
+
+func (p *pqPeers) ServeHTTP(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	p.mu.Lock()
+	lose := p.lose == r.URL.Path
+	p.mu.Unlock()
+	if !lose {
+		h.ServeHTTP(w, r)
+		return
+	}
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		c.Close()
+	}
+}
+
 // servePQ makes the fake gateway offer the exchange to the client st.
 func (g *fakeGateway) servePQ(t testing.TB, st *State, client wg.Key) *pqPeers {
 	t.Helper()
-	p := &pqPeers{dev: g.dev, peers: map[netip.Addr]wg.Key{netip.MustParsePrefix(st.IPv4).Addr(): client}}
+	p := &pqPeers{dev: g.dev, peers: map[netip.Addr]wg.Key{netip.MustParsePrefix(st.IPv4).Addr(): client},
+		pending: map[wg.Key]wg.Key{}}
 	ln, err := g.ns.ListenTCP(netip.AddrPortFrom(netip.MustParseAddr(gw4), pq.Port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: pq.Handler(g.priv.Public(), p)}
+	h := pq.Handler(g.priv.Public(), p)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.ServeHTTP(w, r, h) })}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return p
