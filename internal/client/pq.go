@@ -215,7 +215,13 @@ func (t *Tunnel) renewPQ(ctx context.Context) error {
 	case err != nil:
 		// It may have installed psk or not: find out by handshaking.
 		t.log.Info("no answer to the post-quantum key's confirmation; finding which key the gateway holds")
-		return errors.Join(err, t.resolvePQ(ctx))
+		if rerr := t.resolvePQ(ctx); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		if t.Status().QuantumResistant {
+			return nil
+		}
+		return err
 	}
 	since := time.Now()
 	if err := t.updatePQ(client, gw, func(st *pqState) { st.current, st.pending, st.using = psk, wg.Key{}, psk }); err != nil {
