@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,26 +15,47 @@ import (
 	"veil/internal/wg"
 )
 
-// pqFile, in the state directory, keeps the last post-quantum pre-shared
-// key agreed with a gateway (mode 0600, like the device key), so that a
-// new `veil connect` reaches a gateway that still holds it.
+// pqFile, in the state directory, keeps the post-quantum pre-shared keys
+// agreed with a gateway (mode 0600, like the device key), so that a new
+// `veil connect` reaches a gateway that still holds one: the line is the
+// client's and the gateway's WireGuard keys, the current pre-shared key
+// (the zero key for none) and, while one is unconfirmed, the pending one.
 const pqFile = "pq-psk"
 
 // pqTimeout bounds one exchange with the gateway. A gateway without the
 // exchange refuses the connection at once (netstack) or drops it (tun).
 const pqTimeout = 10 * time.Second
 
-// pqState is the tunnel's post-quantum pre-shared key: the last one
-// agreed, for which pair of WireGuard keys, and whether the device uses it
-// now.
+// pqState is the tunnel's post-quantum pre-shared keys for one pair of
+// WireGuard keys: the current one, which the gateway confirmed; the
+// pending one, which it offered and may or may not have installed; and
+// the one the device uses now (zero for none). The gateway holds one of
+// the three, and only the client's handshake tells which.
 type pqState struct {
 	client, gateway wg.Key
-	psk             wg.Key
-	inUse           bool
+	current         wg.Key
+	pending         wg.Key
+	using           wg.Key
+	// tried are the candidates cyclePSK tried since the last handshake,
+	// or since it went back to the first.
+	tried []wg.Key
 }
 
-// loadPQ takes the saved pre-shared key if it was agreed between client
-// and gateway: the first handshake then uses it, as the gateway expects.
+// candidates are the pre-shared keys the gateway may hold, in the order
+// to try them: the pending one (the gateway installs it last), the
+// current one, then none.
+func (st pqState) candidates() []wg.Key {
+	var c []wg.Key
+	for _, k := range []wg.Key{st.pending, st.current} {
+		if !k.IsZero() && !slices.Contains(c, k) {
+			c = append(c, k)
+		}
+	}
+	return append(c, wg.Key{})
+}
+
+// loadPQ takes the saved pre-shared keys if they were agreed between
+// client and gateway: the first handshake uses the first candidate.
 func (t *Tunnel) loadPQ(client, gateway wg.Key) {
 	if t.cfg.NoPQ || t.cfg.Dir == "" {
 		return
@@ -43,42 +65,48 @@ func (t *Tunnel) loadPQ(client, gateway wg.Key) {
 		return
 	}
 	f := strings.Fields(string(b))
-	if len(f) != 3 {
+	if len(f) != 3 && len(f) != 4 {
 		return
 	}
-	var keys [3]wg.Key
+	keys := make([]wg.Key, 4)
 	for i, s := range f {
 		if keys[i], err = wg.ParseKey(s); err != nil {
 			return
 		}
 	}
-	if keys[0] != client || keys[1] != gateway || keys[2].IsZero() {
+	if keys[0] != client || keys[1] != gateway {
 		return
 	}
+	st := pqState{client: client, gateway: gateway, current: keys[2], pending: keys[3]}
+	st.using = st.candidates()[0]
 	t.mu.Lock()
-	t.pq = pqState{client: client, gateway: gateway, psk: keys[2], inUse: true}
+	t.pq = st
 	t.mu.Unlock()
 }
 
 // savePQ keeps st for the next connection; without a state directory it
-// is not kept.
+// is not kept. The write is atomic: a killed client keeps the old line or
+// the new one.
 func (t *Tunnel) savePQ(st pqState) {
 	if t.cfg.Dir == "" {
 		return
 	}
-	line := st.client.Base64() + " " + st.gateway.Base64() + " " + st.psk.Base64() + "\n"
-	if err := writeFileAtomic(filepath.Join(t.cfg.Dir, pqFile), []byte(line)); err != nil {
+	line := st.client.Base64() + " " + st.gateway.Base64() + " " + st.current.Base64()
+	if !st.pending.IsZero() {
+		line += " " + st.pending.Base64()
+	}
+	if err := writeFileAtomic(filepath.Join(t.cfg.Dir, pqFile), []byte(line+"\n")); err != nil {
 		t.log.Warn("saving the post-quantum key failed", "err", err)
 	}
 }
 
 // pskFor is the pre-shared key to configure for the gateway peer key:
-// the agreed one while it is in use with that gateway, else none.
+// the one in use with that gateway, else none.
 func (t *Tunnel) pskFor(key wg.Key) *wg.Key {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.pq.inUse && t.pq.gateway == key {
-		psk := t.pq.psk
+	if t.pq.gateway == key && !t.pq.using.IsZero() {
+		psk := t.pq.using
 		return &psk
 	}
 	return nil
@@ -87,27 +115,66 @@ func (t *Tunnel) pskFor(key wg.Key) *wg.Key {
 // quantumResistant reports whether the device's handshakes with peer
 // mix in a pre-shared key agreed by ML-KEM. Call with t.mu held.
 func (t *Tunnel) quantumResistant(peer wg.Key) bool {
-	return t.pq.inUse && t.pq.gateway == peer && !t.pq.psk.IsZero()
+	return t.pq.gateway == peer && !t.pq.using.IsZero()
 }
 
-// connectPQ is connect, and, if the saved pre-shared key got no
-// handshake, connect again without it: the gateway may have lost it.
+// connectPQ is connect with each pre-shared key the gateway may hold in
+// turn, until one gets a handshake.
 func (t *Tunnel) connectPQ(ctx context.Context) error {
-	err := t.connect(ctx)
-	if err == nil || !errors.Is(err, ErrNoHandshake) || t.pskFor(t.peer) == nil {
-		return err
+	cands, i := t.pskCandidates()
+	for {
+		err := t.connect(ctx)
+		if err == nil {
+			t.settlePQ()
+			return nil
+		}
+		if i++; !errors.Is(err, ErrNoHandshake) || i >= len(cands) {
+			return err
+		}
+		t.log.Info("no handshake with this post-quantum key; trying the next one the gateway may hold")
+		if err := t.usePSK(cands[i]); err != nil {
+			return err
+		}
 	}
-	t.log.Info("no handshake with the saved post-quantum key; trying without it")
-	if err := t.usePSK(false); err != nil {
-		return err
+}
+
+// pskCandidates are the pre-shared keys the current gateway may hold, in
+// order, and the index of the one in use.
+func (t *Tunnel) pskCandidates() ([]wg.Key, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pq.gateway != t.peer {
+		return []wg.Key{{}}, 0
 	}
-	return t.connect(ctx)
+	c := t.pq.candidates()
+	return c, max(slices.Index(c, t.pq.using), 0)
+}
+
+// settlePQ records what a handshake with the key in use showed: if it is
+// the pending key, the gateway installed it, and it becomes the current
+// one. A handshake with the current key or none leaves the pending key
+// kept, since a confirm still on its way could install it; the next
+// exchange replaces it.
+func (t *Tunnel) settlePQ() {
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	t.mu.Lock()
+	t.pq.tried = nil
+	st := t.pq
+	if st.gateway != t.peer || st.pending.IsZero() || st.using != st.pending {
+		t.mu.Unlock()
+		return
+	}
+	st.current, st.pending = st.pending, wg.Key{}
+	t.pq = st
+	t.mu.Unlock()
+	t.savePQ(st)
 }
 
 // renewPQ agrees a new pre-shared key with the gateway over the tunnel,
 // installs it and waits for a handshake with it. With NoPQ it does
 // nothing. A gateway that does not offer the exchange leaves the tunnel
-// as it is, without a pre-shared key.
+// as it is.
 func (t *Tunnel) renewPQ(ctx context.Context) error {
 	if t.cfg.NoPQ {
 		return nil
@@ -132,29 +199,83 @@ func (t *Tunnel) renewPQ(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st := pqState{client: client, gateway: gw, psk: psk, inUse: true}
+	// The gateway holds psk pending: keep it so, next to the current key,
+	// before asking it to install it.
+	err = t.updatePQ(client, gw, func(st *pqState) { st.pending = psk })
+	if err != nil {
+		return err
+	}
+	rctx, cancel = context.WithTimeout(ctx, pqTimeout)
+	err = pq.Confirm(rctx, t.pqDial, dst, psk)
+	cancel()
+	switch {
+	case errors.Is(err, pq.ErrRefused):
+		// It installed nothing, and no longer holds psk pending.
+		return errors.Join(err, t.updatePQ(client, gw, func(st *pqState) { st.pending = wg.Key{} }))
+	case err != nil:
+		// It may have installed psk or not: find out by handshaking.
+		t.log.Info("no answer to the post-quantum key's confirmation; finding which key the gateway holds")
+		if rerr := t.resolvePQ(ctx); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		if t.Status().QuantumResistant {
+			return nil
+		}
+		return err
+	}
+	since := time.Now()
+	if err := t.updatePQ(client, gw, func(st *pqState) { st.current, st.pending, st.using = psk, wg.Key{}, psk }); err != nil {
+		return err
+	}
+	return t.awaitHandshakeSince(ctx, since)
+}
+
+// updatePQ changes the pre-shared keys agreed between client and the
+// gateway gw with change, starting from none if those were for another
+// pair, saves them and gives the device the one in use.
+func (t *Tunnel) updatePQ(client, gw wg.Key, change func(*pqState)) error {
 	t.opMu.Lock()
+	defer t.opMu.Unlock()
 	select {
 	case <-t.closed:
-		t.opMu.Unlock()
 		return errors.New("tunnel closed")
 	default:
 	}
 	t.mu.Lock()
 	if t.peer != gw {
 		t.mu.Unlock()
-		t.opMu.Unlock()
 		return errors.New("the gateway changed during the post-quantum key exchange")
 	}
+	st := t.pq
+	if st.client != client || st.gateway != gw {
+		// The device uses no key with this pair (pskFor, dropPSK).
+		st = pqState{client: client, gateway: gw}
+	}
+	change(&st)
 	t.pq = st
 	t.mu.Unlock()
-	err = t.dev.SetPresharedKey(gw, psk)
-	t.opMu.Unlock()
-	if err != nil {
-		return err
-	}
 	t.savePQ(st)
-	return t.awaitHandshakeSince(ctx, time.Now())
+	return t.dev.SetPresharedKey(gw, st.using)
+}
+
+// resolvePQ tries each pre-shared key the gateway may hold until one gets
+// a handshake, and settles on it; if none does, Watch goes on trying.
+func (t *Tunnel) resolvePQ(ctx context.Context) error {
+	t.mu.Lock()
+	cands := t.pq.candidates()
+	t.mu.Unlock()
+	var err error
+	for _, k := range cands {
+		since := time.Now()
+		if err = t.usePSK(k); err != nil {
+			return err
+		}
+		if err = t.awaitHandshakeSince(ctx, since); err == nil {
+			t.settlePQ()
+			return nil
+		}
+	}
+	return err
 }
 
 // pqDial opens the exchange's connection through the tunnel: in proxy
@@ -171,42 +292,50 @@ func (t *Tunnel) pqDial(ctx context.Context, network, address string) (net.Conn,
 	return d.DialContext(ctx, network, address)
 }
 
-// usePSK turns the agreed pre-shared key on or off for the current
-// gateway and starts a handshake: Watch alternates when no handshake
-// comes, since only one of the two can match what the gateway holds.
-func (t *Tunnel) usePSK(on bool) error {
+// usePSK makes the device use psk (the zero key for none) with the
+// current gateway and starts a handshake: Watch goes through the
+// candidates when no handshake comes, since only one can match what the
+// gateway holds. A key agreed with no other gateway is not used.
+func (t *Tunnel) usePSK(psk wg.Key) error {
 	t.mu.Lock()
-	peer, st := t.peer, t.pq
-	if on && (st.gateway != peer || st.psk.IsZero()) {
+	peer := t.peer
+	if !psk.IsZero() && t.pq.gateway != peer {
 		t.mu.Unlock()
 		return nil
 	}
-	t.pq.inUse = on
+	t.pq.using = psk
 	t.mu.Unlock()
-	k := wg.Key{}
-	if on {
-		k = st.psk
-	}
-	if err := t.dev.SetPresharedKey(peer, k); err != nil {
+	if err := t.dev.SetPresharedKey(peer, psk); err != nil {
 		return err
 	}
 	t.dev.Rehandshake(peer)
 	return nil
 }
 
-// togglePSK is usePSK of the opposite, when there is a key to toggle:
-// it reports whether the key is now in use, and whether it toggled.
-func (t *Tunnel) togglePSK() (on, toggled bool) {
+// cyclePSK, for Watch when no handshake came, makes the device use the
+// first candidate not tried since the last handshake, in candidates'
+// order; once all were, it goes back to the first. It reports whether
+// the device now uses a key, whether it went back (all were tried with
+// this transport) and whether there was another candidate at all.
+func (t *Tunnel) cyclePSK() (on, wrapped, changed bool) {
 	t.mu.Lock()
-	peer, st := t.peer, t.pq
+	cands := t.pq.candidates()
+	if t.pq.gateway != t.peer || len(cands) < 2 {
+		t.mu.Unlock()
+		return false, false, false
+	}
+	if !slices.Contains(t.pq.tried, t.pq.using) {
+		t.pq.tried = append(t.pq.tried, t.pq.using)
+	}
+	i := slices.IndexFunc(cands, func(k wg.Key) bool { return !slices.Contains(t.pq.tried, k) })
+	if wrapped = i < 0; wrapped {
+		i, t.pq.tried = 0, nil
+	}
 	t.mu.Unlock()
-	if st.gateway != peer || st.psk.IsZero() {
-		return false, false
+	if err := t.usePSK(cands[i]); err != nil {
+		return false, false, false
 	}
-	if err := t.usePSK(!st.inUse); err != nil {
-		return st.inUse, false
-	}
-	return !st.inUse, true
+	return !cands[i].IsZero(), wrapped, true
 }
 
 // dropPSK stops using the pre-shared key (for a new device key, which the
@@ -214,8 +343,8 @@ func (t *Tunnel) togglePSK() (on, toggled bool) {
 // opMu.
 func (t *Tunnel) dropPSK() error {
 	t.mu.Lock()
-	peer, on := t.peer, t.pq.inUse
-	t.pq.inUse = false
+	peer, on := t.peer, !t.pq.using.IsZero()
+	t.pq.using = wg.Key{}
 	t.mu.Unlock()
 	if !on {
 		return nil

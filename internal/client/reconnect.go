@@ -56,6 +56,7 @@ func (t *Tunnel) Watch(ctx context.Context) {
 			if t.setReconnecting(false) {
 				t.log.Info("tunnel restored")
 				t.reprobeMTU(ctx)
+				t.settlePQ()
 				if !t.Status().QuantumResistant {
 					t.logPQ(t.renewPQ(ctx))
 				}
@@ -83,13 +84,14 @@ func (t *Tunnel) Watch(ctx context.Context) {
 			t.log.Info("gateway changed; peer updated")
 		default:
 			t.log.Info("gateway unchanged; waiting", "retry_in", backoff)
-			// Each transport is tried with the pre-shared key and
-			// without: the gateway may have lost it, or the client.
-			on, toggled := t.togglePSK()
-			if toggled {
-				t.log.Info("trying the other pre-shared key setting", "quantum_resistant", on)
+			// Each transport is tried with each pre-shared key the
+			// gateway may hold (pending, current, none): an answer of
+			// the exchange may have been lost, or the gateway the key.
+			on, wrapped, changed := t.cyclePSK()
+			if changed {
+				t.log.Info("trying the next pre-shared key the gateway may hold", "quantum_resistant", on)
 			}
-			if !toggled || on {
+			if !changed || wrapped {
 				if tr, ok := t.nextTransport(); ok {
 					t.log.Info("trying another transport", "transport", tr)
 				}

@@ -49,8 +49,9 @@ type peerState struct {
 	proxyKey map[[sha256.Size]byte]wg.Key
 	// psk holds the post-quantum pre-shared keys peers agreed with the
 	// gateway (pq.go), put back on the device when an idle peer returns;
-	// a key leaves with its device. RAM only.
-	psk map[wg.Key]wg.Key
+	// a key leaves with its device. pskPending holds the keys offered
+	// and not yet confirmed, one a peer. RAM only.
+	psk, pskPending map[wg.Key]wg.Key
 }
 
 // proxyCred is one extension device's credential hash.
@@ -72,6 +73,8 @@ func newPeerState() peerState {
 		proxy:    make(map[wg.Key]proxyCred),
 		proxyKey: make(map[[sha256.Size]byte]wg.Key),
 		psk:      make(map[wg.Key]wg.Key),
+
+		pskPending: make(map[wg.Key]wg.Key),
 	}
 }
 
@@ -259,6 +262,7 @@ func (s *peerState) record(ch change) {
 		delete(s.extra, k)
 		delete(s.block, k)
 		delete(s.psk, k)
+		delete(s.pskPending, k)
 	}
 }
 

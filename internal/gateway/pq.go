@@ -9,16 +9,17 @@ import (
 	"veil/internal/wg"
 )
 
-// pqInstaller sets a peer's post-quantum pre-shared key (pq.Installer).
-// The peer is the one the device holds for the request's source address:
-// WireGuard lets a packet in only from the peer whose allowed IPs hold its
-// source, so one peer cannot set another's key.
+// pqInstaller keeps and sets peers' post-quantum pre-shared keys
+// (pq.Installer). The peer is the one the device holds for the request's
+// source address: WireGuard lets a packet in only from the peer whose
+// allowed IPs hold its source, so one peer cannot offer or confirm
+// another's key.
 type pqInstaller struct{ g *Gateway }
 
 var _ pq.Installer = pqInstaller{}
 
-// Install implements pq.Installer.
-func (in pqInstaller) Install(src netip.Addr, respond func(wg.Key) (wg.Key, error)) (bool, error) {
+// Offer implements pq.Installer.
+func (in pqInstaller) Offer(src netip.Addr, respond func(wg.Key) (wg.Key, error)) (bool, error) {
 	g := in.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -30,9 +31,27 @@ func (in pqInstaller) Install(src netip.Addr, respond func(wg.Key) (wg.Key, erro
 	if err != nil {
 		return false, err
 	}
+	g.peers.pskPending[key] = psk
+	return true, nil
+}
+
+// Confirm implements pq.Installer.
+func (in pqInstaller) Confirm(src netip.Addr, proves func(wg.Key) bool) (bool, error) {
+	g := in.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	key, ok := g.peers.byAddr[src]
+	if !ok {
+		return false, nil
+	}
+	psk, ok := g.peers.pskPending[key]
+	if !ok || !proves(psk) {
+		return false, nil
+	}
 	if err := g.dev.SetPresharedKey(key, psk); err != nil {
 		return false, err
 	}
+	delete(g.peers.pskPending, key)
 	// Kept while the device is authorised, so that a peer taken off the
 	// device when idle comes back with it.
 	g.peers.psk[key] = psk

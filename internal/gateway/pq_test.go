@@ -66,8 +66,28 @@ func (c *pqClient) get(ctx context.Context, url string) error {
 	return resp.Body.Close()
 }
 
+// handshake sets the client's pre-shared key to psk and waits for a
+// handshake with it.
+func (c *pqClient) handshake(t testing.TB, g *Gateway, psk wg.Key) {
+	t.Helper()
+	if err := c.dev.SetPresharedKey(g.PublicKey(), psk); err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now()
+	c.dev.Rehandshake(g.PublicKey())
+	waitFor(t, "handshake with the pre-shared key", func() bool {
+		ps, _ := c.dev.Peers()
+		return len(ps) == 1 && ps[0].LastHandshake.After(since)
+	})
+}
+
+// request runs both steps of the exchange.
 func (c *pqClient) request(ctx context.Context, g *Gateway) (wg.Key, error) {
-	return pq.Request(ctx, c.net.DialContext, gwTunnel4, c.key.Public(), g.PublicKey())
+	psk, err := pq.Request(ctx, c.net.DialContext, gwTunnel4, c.key.Public(), g.PublicKey())
+	if err != nil {
+		return wg.Key{}, err
+	}
+	return psk, pq.Confirm(ctx, c.net.DialContext, gwTunnel4, psk)
 }
 
 func shortCtx(t testing.TB) context.Context {
@@ -201,6 +221,8 @@ func TestPQPresharedKey(t *testing.T) {
 		waitFor(t, "removal applied", func() bool { return g.Stats().PeerMapVersion >= v })
 		g.mu.Lock()
 		_, kept := g.peers.psk[keyA.Public()]
+		_, pending := g.peers.pskPending[keyA.Public()]
+		kept = kept || pending
 		g.mu.Unlock()
 		if kept {
 			t.Error("a removed device's pre-shared key stays in RAM")
@@ -231,5 +253,78 @@ func TestPQDisabled(t *testing.T) {
 	}
 	if gatewayPSK(t, g, key) != (wg.Key{}) {
 		t.Error("a pre-shared key was set")
+	}
+}
+
+// TestPQConfirm: the gateway installs a key only on its confirmation:
+// until then a client with the key it had still gets a handshake, and a
+// confirm with a wrong proof, or from another peer, installs nothing.
+func TestPQConfirm(t *testing.T) {
+	control := newFakeControl(t)
+	g, logs := startGateway(t, control, loopback, nil)
+	srv := startHTTP(t)
+	addrA, addrB := netip.MustParseAddr("10.64.1.5"), netip.MustParseAddr("10.64.1.6")
+	keyA, keyB := newKey(t), newKey(t)
+	a := newPQClient(t, g, keyA, addrA, addrA, nil)
+	b := newPQClient(t, g, keyB, addrB, addrB, nil)
+	control.set(a.peer)
+	v := control.set(b.peer)
+	waitFor(t, "peers applied", func() bool { return g.Stats().PeerMapVersion >= v })
+	p0, err := a.request(testCtx(t), g)
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+
+	// The first step's answer reaches the client, which keeps it pending
+	// and does not confirm (as if its answer had been lost).
+	p1, err := pq.Request(testCtx(t), a.net.DialContext, gwTunnel4, keyA.Public(), g.PublicKey())
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	if p1.IsZero() || p1 == p0 || gatewayPSK(t, g, keyA) != p0 {
+		t.Fatal("the first step changed the installed key")
+	}
+	a.handshake(t, g, p0)
+	if err := a.get(testCtx(t), srv.URL); err != nil {
+		t.Fatalf("the client's current key after an unconfirmed request: %v", err)
+	}
+
+	pB, err := pq.Request(testCtx(t), b.net.DialContext, gwTunnel4, keyB.Public(), g.PublicKey())
+	if err != nil {
+		t.Fatalf("B's request: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		from *pqClient
+		psk  wg.Key
+	}{
+		{"wrong proof", a, newKey(t)},
+		{"the other peer's pending key", a, pB},
+		{"from another peer", b, p1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := pq.Confirm(testCtx(t), tc.from.net.DialContext, gwTunnel4, tc.psk); !errors.Is(err, pq.ErrRefused) {
+				t.Errorf("confirm = %v, want ErrRefused", err)
+			}
+			if gatewayPSK(t, g, keyA) != p0 || gatewayPSK(t, g, keyB) != (wg.Key{}) {
+				t.Error("a refused confirm installed a key")
+			}
+		})
+	}
+
+	if err := pq.Confirm(testCtx(t), a.net.DialContext, gwTunnel4, p1); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	if gatewayPSK(t, g, keyA) != p1 {
+		t.Fatal("the confirmed key is not installed")
+	}
+	// Whether or not the answer reached it, a client with the pending key
+	// gets a handshake.
+	a.handshake(t, g, p1)
+	if err := a.get(testCtx(t), srv.URL); err != nil {
+		t.Fatalf("the client's pending key after the confirm: %v", err)
+	}
+	if s := logs.String(); containsKey(s, p1) || containsKey(s, pB) || strings.Contains(s, addrA.String()) {
+		t.Error("the log holds a pre-shared key or a peer's address")
 	}
 }

@@ -3,6 +3,7 @@ package pq
 import (
 	"bytes"
 	"context"
+	"crypto/mlkem"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,14 +14,20 @@ import (
 	"veil/internal/wg"
 )
 
-// installer knows one peer, at one address, and records what it set.
+// installer knows one peer, at one address, and records what it holds
+// pending and what it installed.
 type installer struct {
-	addr netip.Addr
-	key  wg.Key
-	set  map[wg.Key]wg.Key
+	addr    netip.Addr
+	key     wg.Key
+	pending map[wg.Key]wg.Key
+	set     map[wg.Key]wg.Key
 }
 
-func (in *installer) Install(src netip.Addr, respond func(wg.Key) (wg.Key, error)) (bool, error) {
+func newInstaller(addr netip.Addr, key wg.Key) *installer {
+	return &installer{addr: addr, key: key, pending: map[wg.Key]wg.Key{}, set: map[wg.Key]wg.Key{}}
+}
+
+func (in *installer) Offer(src netip.Addr, respond func(wg.Key) (wg.Key, error)) (bool, error) {
 	if src != in.addr {
 		return false, nil
 	}
@@ -28,6 +35,16 @@ func (in *installer) Install(src netip.Addr, respond func(wg.Key) (wg.Key, error
 	if err != nil {
 		return false, err
 	}
+	in.pending[in.key] = psk
+	return true, nil
+}
+
+func (in *installer) Confirm(src netip.Addr, proves func(wg.Key) bool) (bool, error) {
+	psk, ok := in.pending[in.key]
+	if src != in.addr || !ok || !proves(psk) {
+		return false, nil
+	}
+	delete(in.pending, in.key)
 	in.set[in.key] = psk
 	return true, nil
 }
@@ -52,7 +69,7 @@ func TestExchange(t *testing.T) {
 		{"another peer's address", netip.MustParseAddr("10.64.0.9"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := &installer{addr: tc.peer, key: client, set: map[wg.Key]wg.Key{}}
+			in := newInstaller(tc.peer, client)
 			srv := httptest.NewServer(Handler(gateway, in))
 			defer srv.Close()
 			ap := netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://"))
@@ -70,7 +87,13 @@ func TestExchange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if psk.IsZero() || in.set[client] != psk {
+			if len(in.set) != 0 || in.pending[client] != psk {
+				t.Fatal("the first step installed the key, or keeps another pending")
+			}
+			if err := Confirm(context.Background(), dial, ap.Addr(), psk); err != nil {
+				t.Fatalf("confirm: %v", err)
+			}
+			if psk.IsZero() || in.set[client] != psk || len(in.pending) != 0 {
 				t.Fatal("the two halves derived different keys")
 			}
 			// Another pair of WireGuard keys derives another key from
@@ -92,7 +115,7 @@ func mustDerive(t *testing.T, secret []byte, a, b wg.Key) wg.Key {
 }
 
 func TestHandlerRefuses(t *testing.T) {
-	in := &installer{addr: netip.MustParseAddr("127.0.0.1"), key: key(t), set: map[wg.Key]wg.Key{}}
+	in := newInstaller(netip.MustParseAddr("127.0.0.1"), key(t))
 	h := Handler(key(t), in)
 	for _, tc := range []struct {
 		name, method, path string
@@ -103,6 +126,8 @@ func TestHandlerRefuses(t *testing.T) {
 		{"not a key", http.MethodPost, Path, bytes.Repeat([]byte{0xff}, 1184), http.StatusBadRequest},
 		{"GET", http.MethodGet, Path, nil, http.StatusMethodNotAllowed},
 		{"other path", http.MethodPost, "/", nil, http.StatusNotFound},
+		{"confirm, short proof", http.MethodPost, ConfirmPath, make([]byte, 16), http.StatusBadRequest},
+		{"confirm, nothing pending", http.MethodPost, ConfirmPath, make([]byte, 32), http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, tc.path, bytes.NewReader(tc.body))
@@ -114,4 +139,68 @@ func TestHandlerRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConfirmRefuses: a confirm installs the pending key only for the
+// proof of that key, from the address of the peer it is pending for, and
+// a newer request's key replaces an older one, whose confirm then fails.
+func TestConfirmRefuses(t *testing.T) {
+	client, gateway := key(t), key(t)
+	in := newInstaller(netip.MustParseAddr("127.0.0.1"), client)
+	h := Handler(gateway, in)
+	offer := func() wg.Key {
+		t.Helper()
+		dk, err := mlkem.GenerateKey768()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := serve(t, h, "127.0.0.1:5000", Path, dk.EncapsulationKey().Bytes())
+		if w.Code != http.StatusOK {
+			t.Fatalf("request: %d", w.Code)
+		}
+		secret, err := dk.Decapsulate(w.Body.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mustDerive(t, secret, client, gateway)
+	}
+	older := offer()
+	psk := offer()
+	if in.pending[client] != psk {
+		t.Fatal("a newer request did not replace the pending key")
+	}
+	for _, tc := range []struct {
+		name, from string
+		proof      []byte
+	}{
+		{"wrong proof", "127.0.0.1:5000", Proof(key(t))},
+		{"the key itself", "127.0.0.1:5000", psk[:]},
+		{"older request's key", "127.0.0.1:5000", Proof(older)},
+		{"another peer's address", "10.64.0.9:5000", Proof(psk)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if w := serve(t, h, tc.from, ConfirmPath, tc.proof); w.Code != http.StatusForbidden {
+				t.Errorf("status %d, want 403", w.Code)
+			}
+			if len(in.set) != 0 || in.pending[client] != psk {
+				t.Error("a refused confirm installed a key or dropped the pending one")
+			}
+		})
+	}
+	if w := serve(t, h, "127.0.0.1:5000", ConfirmPath, Proof(psk)); w.Code != http.StatusOK || in.set[client] != psk {
+		t.Fatalf("confirm with the right proof: %d", w.Code)
+	}
+	// Once installed it is no longer pending: a replay installs nothing.
+	if w := serve(t, h, "127.0.0.1:5000", ConfirmPath, Proof(psk)); w.Code != http.StatusForbidden {
+		t.Errorf("a second confirm: %d, want 403", w.Code)
+	}
+}
+
+func serve(t *testing.T, h http.Handler, from, path string, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	r.RemoteAddr = from
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
 }
