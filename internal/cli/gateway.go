@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"veil/internal/certfile"
 	"veil/internal/config"
 	"veil/internal/gateway"
 	"veil/internal/resolver"
@@ -51,11 +52,11 @@ variables (VEIL_TOKEN keeps the token out of the process list), then flags.`,
 			}
 			var cert *tls.Certificate
 			if cfg.TLSCert != "" {
-				c, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+				f, err := certfile.Load(cfg.TLSCert, cfg.TLSKey)
 				if err != nil {
 					return fmt.Errorf("reading tls_cert and tls_key: %w", err)
 				}
-				cert = &c
+				cert = f.Certificate()
 			}
 			proxy, err := gateway.LoadProxyConfig(cfg.ProxyPort, cfg.ProxyTLSCert, cfg.ProxyTLSKey)
 			if err != nil {

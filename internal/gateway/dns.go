@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"veil/internal/certfile"
 	"veil/internal/netguard"
 	"veil/internal/resolver"
 )
@@ -125,7 +126,11 @@ func DNSCertFiles(cert, key string, log *slog.Logger) (func(*tls.ClientHelloInfo
 		}
 		return nil, nil
 	}
-	return resolver.CertFiles(cert, key)
+	f, err := certfile.Load(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading DNS certificate: %w", err)
+	}
+	return f.GetCertificate, nil
 }
 
 // errLookup is a name the resolver could not resolve; it carries neither

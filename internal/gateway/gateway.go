@@ -77,7 +77,7 @@ type Config struct {
 	// DNSCertificate.
 	EncryptedDNS EncryptedDNS
 	// DNSCertificate is the certificate of DNS over TLS and HTTPS on the
-	// tunnel addresses (see resolver.CertFiles). If nil, NewWithResolver
+	// tunnel addresses (see certfile.Files.GetCertificate). If nil, NewWithResolver
 	// serves plain DNS only.
 	DNSCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// Lookup resolves the HTTPS proxy's destination names. If nil, the

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"veil/internal/certfile"
 )
 
 // ProxyConfig configures the gateway's HTTPS proxy for the browser
@@ -52,11 +54,11 @@ func LoadProxyConfig(port int, certFile, keyFile string) (*ProxyConfig, error) {
 	}
 	pc := &ProxyConfig{Port: port}
 	if certFile != "" {
-		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		f, err := certfile.Load(certFile, keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("reading the proxy certificate: %w", err)
 		}
-		pc.Certificate = &c
+		pc.Certificate = f.Certificate()
 	}
 	return pc, nil
 }

@@ -28,7 +28,7 @@ const (
 // EncryptedConfig configures the DNS over TLS and HTTPS front ends of a
 // Resolver.
 type EncryptedConfig struct {
-	// GetCertificate returns the server's certificate (CertFiles gives
+	// GetCertificate returns the server's certificate (certfile.Files.GetCertificate gives
 	// one that follows files on disk); required.
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// Public makes a public service: the blocking categories are the

@@ -21,6 +21,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"veil/internal/certfile"
 	"veil/internal/dnstest"
 	"veil/internal/logtest"
 )
@@ -40,11 +41,11 @@ type encryptedFixture struct {
 func startEncrypted(t testing.TB, r *Resolver, cfg EncryptedConfig) encryptedFixture {
 	t.Helper()
 	files := dnstest.NewTLSFiles(t, "dns.test", "*.dns.test", "127.0.0.1")
-	get, err := CertFiles(files.CertFile, files.KeyFile)
+	cert, err := certfile.Load(files.CertFile, files.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.GetCertificate = get
+	cfg.GetCertificate = cert.GetCertificate
 	e, err := r.Encrypted(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"veil/internal/certfile"
 	"veil/internal/config"
 	"veil/internal/netguard"
 	"veil/internal/resolver"
@@ -28,9 +29,9 @@ func (s *Service) startPublicDNS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cert, err := resolver.CertFiles(cfg.PublicDNSCert, cfg.PublicDNSKey)
+	cert, err := certfile.Load(cfg.PublicDNSCert, cfg.PublicDNSKey)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading DNS certificate: %w", err)
 	}
 	guard := netguard.Guard{Allow: cfg.EgressPrefixes(), Deny: []netip.Prefix{s.pools.V4, s.pools.V6}}
 	res, err := resolver.New(resolver.Config{
@@ -49,7 +50,7 @@ func (s *Service) startPublicDNS(ctx context.Context) error {
 		return fmt.Errorf("starting the public DNS resolver: %w", err)
 	}
 	enc, err := res.Encrypted(resolver.EncryptedConfig{
-		GetCertificate: cert,
+		GetCertificate: cert.GetCertificate,
 		Public:         true,
 		Domain:         cfg.PublicDNSDomainName(),
 	})
