@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -23,6 +24,8 @@ type TLSFiles struct {
 	CAFile, CertFile, KeyFile string
 	// Pool holds the authority, for Go clients.
 	Pool *x509.CertPool
+	// Cert is the server certificate and key in memory, for Go servers.
+	Cert tls.Certificate
 }
 
 // NewTLSFiles makes a CA and a server certificate for hosts (DNS names,
@@ -94,5 +97,6 @@ func NewTLSFiles(tb testing.TB, hosts ...string) TLSFiles {
 		CertFile: write("cert.pem", "CERTIFICATE", der),
 		KeyFile:  write("key.pem", "PRIVATE KEY", keyDER),
 		Pool:     pool,
+		Cert:     tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
 	}
 }
