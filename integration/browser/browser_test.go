@@ -50,20 +50,8 @@ func browser(tb testing.TB) context.Context {
 // browserFor is browser for a test that may run up to bound.
 func browserFor(tb testing.TB, bound time.Duration) context.Context {
 	tb.Helper()
-	path := os.Getenv("VEIL_TEST_CHROMIUM")
-	if path == "" {
-		tb.Skip("VEIL_TEST_CHROMIUM is not set: browser tests skipped (apt-get install chromium; scripts/test.sh sets it)")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
+	return harness.Chromium(tb, bound,
 		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-features", "Translate,OptimizationHints,MediaRouter"),
 		// Names never resolve: the DNS leak test's image loads must not
@@ -72,22 +60,7 @@ func browserFor(tb testing.TB, bound time.Duration) context.Context {
 		// address family.
 		chromedp.Flag("host-resolver-rules", "MAP v4.veil.test 127.0.0.1, MAP v6.veil.test [::1], EXCLUDE 127.0.0.1, MAP * ~NOTFOUND"),
 		chromedp.Flag("lang", "en-US"),
-		chromedp.UserDataDir(tb.TempDir()),
-		chromedp.WindowSize(1200, 1600),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	tb.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	tb.Cleanup(cancel2)
-	if err := chromedp.Do(ctx); err != nil {
-		tb.Fatalf("starting chromium: %v", err)
-	}
-	// A generous bound so that a stuck browser fails the test instead of
-	// hanging it; not an assertion on speed. The first Do above must run
-	// without it, or the bound would end the browser.
-	ctx, cancel3 := context.WithTimeout(ctx, bound)
-	tb.Cleanup(cancel3)
-	return ctx
+	)
 }
 
 // texts reads the text of each selector.

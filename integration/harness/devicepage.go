@@ -19,26 +19,32 @@ import (
 
 // Chromium starts a headless Chromium (VEIL_TEST_CHROMIUM, as the
 // browser tests use it) for a test that may run up to bound, or skips
-// the test. Host names resolve to nothing.
-func Chromium(tb testing.TB, bound time.Duration) context.Context {
+// the test. Host names resolve to nothing. opts come after the defaults,
+// so a Flag of the same name replaces the default one.
+func Chromium(tb testing.TB, bound time.Duration, opts ...chromedp.ExecAllocatorOption) context.Context {
 	tb.Helper()
 	path := os.Getenv("VEIL_TEST_CHROMIUM")
 	if path == "" {
 		tb.Skip("VEIL_TEST_CHROMIUM is not set: browser tests skipped (apt-get install chromium; scripts/test.sh sets it)")
 	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
+	all := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.UserDataDir(tb.TempDir()), chromedp.WindowSize(1200, 1600))
+		chromedp.UserDataDir(tb.TempDir()), chromedp.WindowSize(1200, 1600),
+	}, opts...)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), all...)
 	tb.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(actx)
 	tb.Cleanup(cancel2)
 	if err := chromedp.Do(ctx); err != nil {
 		tb.Fatalf("starting chromium: %v", err)
 	}
+	// A generous bound so that a stuck browser fails the test instead of
+	// hanging it; not an assertion on speed. The first Do above must run
+	// without it, or the bound would end the browser.
 	ctx, cancel3 := context.WithTimeout(ctx, bound)
 	tb.Cleanup(cancel3)
 	return ctx
