@@ -31,18 +31,19 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 	_, err := s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
 		now := s.now()
 		// One round trip for the account, its device count, the key's
-		// use and the pool's highest address: the lock is held while it
-		// runs.
+		// use, its tombstone and the pool's highest address: the lock is
+		// held while it runs.
 		var a Account
 		var n int
-		var taken bool
+		var taken, tomb bool
 		var top sql.NullInt64
 		err := tx.QueryRowContext(ctx, `SELECT a.paid_until, a.trial_until,
 			(SELECT COUNT(*) FROM devices WHERE account_id = a.id),
 			EXISTS (SELECT 1 FROM devices WHERE public_key = $2),
+			EXISTS (SELECT 1 FROM peer_tombstones WHERE public_key = $2),
 			(SELECT addr_index FROM devices WHERE addr_index >= $3 AND addr_index <= $4 ORDER BY addr_index DESC LIMIT 1)
 			FROM accounts a WHERE a.id = $1`, nd.AccountID, nd.PublicKey, nd.MinIndex, nd.MaxIndex).
-			Scan(timeCol{&a.PaidUntil}, timeCol{&a.TrialUntil}, &n, &taken, &top)
+			Scan(timeCol{&a.PaidUntil}, timeCol{&a.TrialUntil}, &n, &taken, &tomb, &top)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return false, ErrNotFound
@@ -63,6 +64,8 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 		version := int64(0)
 		if in {
 			version = next
+		}
+		if in && tomb {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM peer_tombstones WHERE public_key = $1", nd.PublicKey); err != nil {
 				return false, err
 			}
