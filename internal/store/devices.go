@@ -30,16 +30,20 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 	var dev *Device
 	_, err := s.mapTx(ctx, func(tx *sql.Tx, next int64) (bool, error) {
 		now := s.now()
-		// One round trip for the account, its device count and the key's
-		// use: the lock is held while it runs.
+		// One round trip for the account, its device count, the key's
+		// use, its tombstone and the pool's highest address: the lock is
+		// held while it runs.
 		var a Account
 		var n int
-		var taken bool
+		var taken, tomb bool
+		var top sql.NullInt64
 		err := tx.QueryRowContext(ctx, `SELECT a.paid_until, a.trial_until,
 			(SELECT COUNT(*) FROM devices WHERE account_id = a.id),
-			EXISTS (SELECT 1 FROM devices WHERE public_key = $2)
-			FROM accounts a WHERE a.id = $1`, nd.AccountID, nd.PublicKey).
-			Scan(timeCol{&a.PaidUntil}, timeCol{&a.TrialUntil}, &n, &taken)
+			EXISTS (SELECT 1 FROM devices WHERE public_key = $2),
+			EXISTS (SELECT 1 FROM peer_tombstones WHERE public_key = $2),
+			(SELECT addr_index FROM devices WHERE addr_index >= $3 AND addr_index <= $4 ORDER BY addr_index DESC LIMIT 1)
+			FROM accounts a WHERE a.id = $1`, nd.AccountID, nd.PublicKey, nd.MinIndex, nd.MaxIndex).
+			Scan(timeCol{&a.PaidUntil}, timeCol{&a.TrialUntil}, &n, &taken, &tomb, &top)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return false, ErrNotFound
@@ -50,7 +54,7 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 		case taken:
 			return false, ErrDuplicateKey
 		}
-		idx, err := freeIndex(ctx, tx, nd.MinIndex, nd.MaxIndex)
+		idx, err := freeIndex(ctx, tx, top, nd.MinIndex, nd.MaxIndex)
 		if err != nil {
 			return false, err
 		}
@@ -60,6 +64,8 @@ func (s *sqlStore) CreateDevice(ctx context.Context, nd NewDevice) (*Device, err
 		version := int64(0)
 		if in {
 			version = next
+		}
+		if in && tomb {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM peer_tombstones WHERE public_key = $1", nd.PublicKey); err != nil {
 				return false, err
 			}
@@ -91,28 +97,24 @@ func exists(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool, e
 	return err == nil, err
 }
 
-// freeIndex returns an addr_index in [lo, hi] that no device holds: the
-// one after the highest held, an index seek that costs the same at a
-// million devices as at none. Only once the pool's top is taken does it
-// look for the lowest gap, a scan; so a freed address also rests a while
-// before another device gets it.
-func freeIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) (int64, error) {
-	var top int64
-	err := tx.QueryRowContext(ctx, `SELECT addr_index FROM devices
-		WHERE addr_index >= $1 AND addr_index <= $2 ORDER BY addr_index DESC LIMIT 1`, lo, hi).Scan(&top)
+// freeIndex returns an addr_index in [lo, hi] that no device holds, given
+// top, the highest one held in it (NULL for none): the one after top, found
+// by an index seek that costs the same at a million devices as at none.
+// Only once the pool's top is taken does it look for the lowest gap, a
+// scan; so a freed address also rests a while before another device gets
+// it.
+func freeIndex(ctx context.Context, tx *sql.Tx, top sql.NullInt64, lo, hi int64) (int64, error) {
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case !top.Valid:
 		return lo, nil
-	case err != nil:
-		return 0, err
-	case top < hi:
-		return top + 1, nil
+	case top.Int64 < hi:
+		return top.Int64 + 1, nil
 	}
 	if taken, err := exists(ctx, tx, "SELECT 1 FROM devices WHERE addr_index = $1", lo); err != nil || !taken {
 		return lo, err
 	}
 	var idx sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT MIN(d.addr_index) + 1 FROM devices d
+	err := tx.QueryRowContext(ctx, `SELECT MIN(d.addr_index) + 1 FROM devices d
 		WHERE d.addr_index >= $1 AND d.addr_index < $2
 		AND NOT EXISTS (SELECT 1 FROM devices e WHERE e.addr_index = d.addr_index + 1)`, lo, hi).Scan(&idx)
 	if err != nil {

@@ -92,15 +92,21 @@ func (s *sqlStore) tryMapBatch(jobs []*mapJob) bool {
 	}
 	solo := len(jobs) == 1
 	var changed []*mapJob
+	// A job's savepoint is released in the round trip that opens the
+	// next one's: release holds the statement still to send. RELEASE fails
+	// when the savepoint is gone, that is when PostgreSQL rolled the whole
+	// transaction back under the job.
+	release := ""
 	for _, j := range jobs {
 		j.res = mapResult{version: cur}
 		if j.err = j.ctx.Err(); j.err != nil {
 			continue
 		}
 		if !solo {
-			if _, err := tx.ExecContext(bg, "SAVEPOINT job"); err != nil {
+			if _, err := tx.ExecContext(bg, release+"SAVEPOINT job"); err != nil {
 				return false
 			}
+			release = "RELEASE job; "
 		}
 		ch, err := j.fn(tx, cur+1)
 		if j.err = err; err != nil {
@@ -115,10 +121,10 @@ func (s *sqlStore) tryMapBatch(jobs []*mapJob) bool {
 			j.res = mapResult{version: cur, changed: true}
 			changed = append(changed, j)
 		}
-		if !solo {
-			if _, err := tx.ExecContext(bg, "RELEASE job"); err != nil {
-				return false
-			}
+	}
+	if release != "" {
+		if _, err := tx.ExecContext(bg, "RELEASE job"); err != nil {
+			return false
 		}
 	}
 	// A job left unchanged reports the version current after the batch,
