@@ -31,6 +31,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"syscall"
 	"time"
@@ -55,6 +56,7 @@ func main() {
 		readers   = flag.Int("readers", 1, "goroutines reading each UDP socket")
 		rcvbuf    = flag.Int("rcvbuf", 4<<20, "receive buffer of each UDP socket (run.sh gives Unbound the same so-rcvbuf)")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile to this file until the process is stopped")
+		traceFile = flag.String("trace", "", "write an execution trace (runtime/trace) to this file until the process is stopped")
 		sign      = flag.String("sign", "", "with -hierarchy: sign the zones and write the root's DS to this file")
 		hits      = flag.Int("hits", 1000, "with -hierarchy: names hit0 ... in each leaf zone")
 		misses    = flag.Int("misses", 20000, "with -hierarchy: names miss0 ... in each leaf zone")
@@ -70,6 +72,16 @@ func main() {
 			log.Fatal(err)
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			log.Fatal(err)
+		}
+		defer func() { trace.Stop(); f.Close() }()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
