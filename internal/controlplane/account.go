@@ -49,16 +49,15 @@ func (s *Server) Login(ctx context.Context, src netip.Addr, code string) (sess a
 	if err != nil {
 		return sess, 0, err
 	}
-	exp := s.cfg.Now().Add(s.cfg.SessionTTL).UTC().Truncate(time.Second)
+	// The session records the login's day, nothing finer, as the
+	// account's last use, which decides when an unused account is removed
+	// (privacy.RuleUnusedAccount).
+	now := s.cfg.Now()
+	exp := now.Add(s.cfg.SessionTTL).UTC().Truncate(time.Second)
 	if err := s.cfg.Store.CreateSession(ctx, store.Session{
 		TokenHash: s.cfg.Hasher.Token(tok), AccountID: acc.ID, ExpiresAt: exp,
-	}); err != nil {
+	}, now); err != nil {
 		return sess, 0, fmt.Errorf("creating session: %w", err)
-	}
-	// The day of the login, nothing finer, decides when an unused account
-	// is removed (privacy.RuleUnusedAccount).
-	if err := s.cfg.Store.TouchAccount(ctx, acc.ID, s.cfg.Now()); err != nil {
-		return sess, 0, fmt.Errorf("recording account use: %w", err)
 	}
 	return apitypes.Session{Token: tok, ExpiresAt: exp}, 0, nil
 }

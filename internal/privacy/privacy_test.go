@@ -194,7 +194,7 @@ func TestExportComplete(t *testing.T) {
 		if _, err := s.CreateDevice(ctx, store.NewDevice{AccountID: a.ID, Name: "phone", PublicKey: "k1", MaxDevices: 5, MinIndex: 2, MaxIndex: 9, Block: []string{"ads"}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateSession(ctx, store.Session{TokenHash: []byte("tok"), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		if err := s.CreateSession(ctx, store.Session{TokenHash: []byte("tok"), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}, now); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.CreateRecoveryToken(ctx, store.RecoveryToken{TokenHash: []byte("rec"), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}, now); err != nil {

@@ -53,7 +53,7 @@ func TestSweeper(t *testing.T) {
 		if _, err := s.CreateDevice(ctx, store.NewDevice{AccountID: paid.ID, PublicKey: "pk", MaxDevices: 5, MinIndex: 2, MaxIndex: 9}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateSession(ctx, store.Session{TokenHash: []byte("s"), AccountID: paid.ID, ExpiresAt: start.Add(time.Hour)}); err != nil {
+		if err := s.CreateSession(ctx, store.Session{TokenHash: []byte("s"), AccountID: paid.ID, ExpiresAt: start.Add(time.Hour)}, start); err != nil {
 			t.Fatal(err)
 		}
 		for i, acc := range []int64{0, held.ID, paid.ID} {
@@ -113,7 +113,8 @@ func TestSweeper(t *testing.T) {
 		for i, st := range steps {
 			clk.Add(st.advance)
 			if st.touch != nil {
-				if err := s.TouchAccount(ctx, st.touch.ID, clk.Now()); err != nil {
+				login := store.Session{TokenHash: fmt.Appendf(nil, "login-%d", i), AccountID: st.touch.ID, ExpiresAt: clk.Now().Add(time.Hour)}
+				if err := s.CreateSession(ctx, login, clk.Now()); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -62,10 +62,10 @@ func TestConcurrentWrites(t *testing.T) {
 					MaxDevices: 5, MinIndex: 1, MaxIndex: 1 << 20})
 			})
 			wg.Go(func() {
-				errs[n+i] = s.CreateSession(ctx, store.Session{TokenHash: fmt.Appendf(nil, "tok-%d", i), AccountID: ids[i], ExpiresAt: time.Now().Add(time.Hour)})
+				errs[n+i] = s.CreateSession(ctx, store.Session{TokenHash: fmt.Appendf(nil, "tok-%d", i), AccountID: ids[i], ExpiresAt: time.Now().Add(time.Hour)}, time.Now())
 			})
 			wg.Go(func() {
-				errs[2*n+i] = s.CreateSession(cancelled, store.Session{TokenHash: fmt.Appendf(nil, "gone-%d", i), AccountID: ids[i], ExpiresAt: time.Now().Add(time.Hour)})
+				errs[2*n+i] = s.CreateSession(cancelled, store.Session{TokenHash: fmt.Appendf(nil, "gone-%d", i), AccountID: ids[i], ExpiresAt: time.Now().Add(time.Hour)}, time.Now())
 			})
 		}
 		wg.Wait()

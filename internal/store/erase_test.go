@@ -39,7 +39,7 @@ func personal(tb testing.TB, s store.Store) (*store.Account, map[string][]byte) 
 		secrets[fmt.Sprintf("device key %d (raw)", i)] = raw
 	}
 	session := random(tb, 32)
-	if err := s.CreateSession(ctx, store.Session{TokenHash: session, AccountID: a.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+	if err := s.CreateSession(ctx, store.Session{TokenHash: session, AccountID: a.ID, ExpiresAt: time.Now().Add(time.Hour)}, time.Now()); err != nil {
 		tb.Fatal(err)
 	}
 	secrets["session hash"] = session

@@ -134,16 +134,6 @@ func (s *sqlStore) AccountsWithEmail(ctx context.Context) ([]Account, error) {
 	return as, nil
 }
 
-// TouchAccount stores the day of at as the account's last use; it writes
-// only when the day changes.
-func (s *sqlStore) TouchAccount(ctx context.Context, id int64, at time.Time) error {
-	d := s.ts(day(at))
-	if err := s.exec(ctx, "UPDATE accounts SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)", d, id); err != nil {
-		return fmt.Errorf("touching account: %w", err)
-	}
-	return nil
-}
-
 // DeleteUnusedAccounts removes the unused accounts as the Store contract
 // says, in one peer-map transaction.
 func (s *sqlStore) DeleteUnusedAccounts(ctx context.Context, cutoff time.Time) (int, error) {

@@ -14,8 +14,9 @@ import (
 const MaxSessions = 20
 
 // CreateSession stores a session, ending the account's oldest beyond
-// MaxSessions; ErrNotFound when the account does not exist.
-func (s *sqlStore) CreateSession(ctx context.Context, se Session) error {
+// MaxSessions, and records now's day as the account's last use, all in
+// one transaction; ErrNotFound when the account does not exist.
+func (s *sqlStore) CreateSession(ctx context.Context, se Session, now time.Time) error {
 	if len(se.TokenHash) == 0 {
 		return errors.New("creating session: empty token hash")
 	}
@@ -32,6 +33,12 @@ func (s *sqlStore) CreateSession(ctx context.Context, se Session) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2 AND token_hash NOT IN
 			(SELECT token_hash FROM sessions WHERE account_id = $1 AND token_hash <> $2 ORDER BY expires_at DESC LIMIT $3)`,
 			se.AccountID, se.TokenHash, MaxSessions-1)
+		if err != nil {
+			return err
+		}
+		// It writes only when the day changes.
+		d := s.ts(day(now))
+		_, err = tx.ExecContext(ctx, "UPDATE accounts SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)", d, se.AccountID)
 		return err
 	})
 	if errors.Is(err, ErrNotFound) || isForeignKey(err) {

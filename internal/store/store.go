@@ -254,9 +254,10 @@ type Store interface {
 	// map carries the change to the gateways.
 	SetDeviceBlock(ctx context.Context, accountID, deviceID int64, block []string) (*Device, error)
 
-	// CreateSession stores a session; the account's oldest beyond
-	// MaxSessions ends.
-	CreateSession(ctx context.Context, s Session) error
+	// CreateSession stores a session opened at now; the account's
+	// oldest beyond MaxSessions ends, and now's day, nothing finer,
+	// becomes the account's last use.
+	CreateSession(ctx context.Context, s Session, now time.Time) error
 	// SessionByTokenHash returns a live session or ErrInvalidSession.
 	SessionByTokenHash(ctx context.Context, hash []byte, now time.Time) (*Session, error)
 	// DeleteSession removes one session (logout).
@@ -334,9 +335,6 @@ type Store interface {
 	AccountsByEmail(ctx context.Context, email string) ([]Account, error)
 	// AccountsWithEmail returns every account that has an email, by id.
 	AccountsWithEmail(ctx context.Context) ([]Account, error)
-	// TouchAccount records that the account was used at; only the day is
-	// kept.
-	TouchAccount(ctx context.Context, id int64, at time.Time) error
 	// AccountRows returns every stored row that belongs to the account,
 	// by table, each row mapping column to value (times as UTC time.Time,
 	// flags as bool, binary as hex), for the right of access: a column

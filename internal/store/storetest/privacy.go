@@ -22,7 +22,7 @@ func testPrivacy(t *testing.T, open func(testing.TB) store.Store) {
 	}{
 		{"PolicyVersions", testPolicyVersions},
 		{"AccountsByEmail", testAccountsByEmail},
-		{"TouchAccount", testTouchAccount},
+		{"LastUse", testLastUse},
 		{"AccountRows", testAccountRows},
 		{"DeleteUnusedAccounts", testDeleteUnusedAccounts},
 		{"PrunePeerHistory", testPrunePeerHistory},
@@ -82,10 +82,12 @@ func accountByID(tb testing.TB, s store.Store, id int64) *store.Account {
 	return a
 }
 
-func newSession(tb testing.TB, s store.Store, accountID int64) []byte {
+// newSession opens a session at at, which becomes the account's last use
+// unless a later one is stored.
+func newSession(tb testing.TB, s store.Store, accountID int64, at time.Time) []byte {
 	tb.Helper()
 	token := Random(tb, 32)
-	if err := s.CreateSession(tb.Context(), store.Session{TokenHash: token, AccountID: accountID, ExpiresAt: farFuture}); err != nil {
+	if err := s.CreateSession(tb.Context(), store.Session{TokenHash: token, AccountID: accountID, ExpiresAt: farFuture}, at); err != nil {
 		tb.Fatalf("CreateSession: %v", err)
 	}
 	return token
@@ -295,7 +297,7 @@ func testAccountsByEmail(t *testing.T, open func(testing.TB) store.Store) {
 	}
 }
 
-func testTouchAccount(t *testing.T, open func(testing.TB) store.Store) {
+func testLastUse(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
 	ctx := t.Context()
 	d0 := midnight(t0)
@@ -324,15 +326,15 @@ func testTouchAccount(t *testing.T, open func(testing.TB) store.Store) {
 		{"an earlier use does not move it back", t0, d0.Add(2 * day)},
 	}
 	for _, st := range steps {
-		if err := s.TouchAccount(ctx, a.ID, st.at); err != nil {
-			t.Fatalf("%s: TouchAccount: %v", st.name, err)
+		if err := s.CreateSession(ctx, store.Session{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: farFuture}, st.at); err != nil {
+			t.Fatalf("%s: CreateSession: %v", st.name, err)
 		}
 		if got := accountByID(t, s, a.ID).LastUsed; !sameTime(got, st.want) {
 			t.Errorf("%s: LastUsed = %v, want %v", st.name, got, st.want)
 		}
 	}
 	if got := accountByID(t, s, other.ID).LastUsed; !got.IsZero() {
-		t.Errorf("touching one account set another's LastUsed to %v", got)
+		t.Errorf("a session of one account set another's LastUsed to %v", got)
 	}
 }
 
@@ -353,15 +355,12 @@ func accountTables(schema map[string][]string) []string {
 func testAccountRows(t *testing.T, open func(testing.TB) store.Store) {
 	s := open(t)
 	ctx := t.Context()
-	a := createAccount(t, s, store.Account{Email: "a@example.com", Plan: store.PlanPremium, PaidUntil: farFuture, MarketingConsent: true, CreatedAt: t0, Lang: "fr"})
-	if err := s.TouchAccount(ctx, a.ID, t0.Add(day)); err != nil {
-		t.Fatal(err)
-	}
+	a := createAccount(t, s, store.Account{Email: "a@example.com", Plan: store.PlanPremium, PaidUntil: farFuture, MarketingConsent: true, CreatedAt: t0, Lang: "fr", LastUsed: t0.Add(day)})
 	other := createAccount(t, s, store.Account{Email: "b@example.com", PaidUntil: farFuture})
 	d1, d2 := newDevice(t, s, a.ID), newDevice(t, s, a.ID)
 	newDevice(t, s, other.ID)
-	tokens := []string{hex.EncodeToString(newSession(t, s, a.ID)), hex.EncodeToString(newSession(t, s, a.ID))}
-	newSession(t, s, other.ID)
+	tokens := []string{hex.EncodeToString(newSession(t, s, a.ID, t0)), hex.EncodeToString(newSession(t, s, a.ID, t0))}
+	newSession(t, s, other.ID, t0)
 	tk1 := createTicket(t, s, store.Ticket{AccountID: a.ID, Email: a.Email, CreatedAt: t0}, store.TicketMessage{Body: "help"})
 	tk2 := createTicket(t, s, store.Ticket{AccountID: a.ID, CreatedAt: t0.Add(time.Hour)}, store.TicketMessage{Body: "again"})
 	addMessage(t, s, tk1.ID, store.TicketMessage{FromOperator: true, Body: "answer", CreatedAt: t0.Add(2 * time.Hour)}, store.TicketAnswered)
@@ -539,13 +538,10 @@ func testDeleteUnusedAccounts(t *testing.T, open func(testing.TB) store.Store) {
 	ids := make([]int64, len(tests))
 	wantGone := 0
 	for i, tt := range tests {
-		a := createAccount(t, s, tt.acct)
+		acct := tt.acct
+		acct.LastUsed = tt.touch
+		a := createAccount(t, s, acct)
 		ids[i] = a.ID
-		if !tt.touch.IsZero() {
-			if err := s.TouchAccount(ctx, a.ID, tt.touch); err != nil {
-				t.Fatal(err)
-			}
-		}
 		if tt.gone {
 			wantGone++
 		}
@@ -556,7 +552,7 @@ func testDeleteUnusedAccounts(t *testing.T, open func(testing.TB) store.Store) {
 	// was moved back), so deleting it must take the device out.
 	full := createAccount(t, s, store.Account{CreatedAt: old, PaidUntil: farFuture, Email: "full@example.com"})
 	dev := newDevice(t, s, full.ID)
-	token := newSession(t, s, full.ID)
+	token := newSession(t, s, full.ID, old)
 	tk := createTicket(t, s, store.Ticket{AccountID: full.ID, CreatedAt: old}, store.TicketMessage{})
 	queueMail(t, s, store.Mail{AccountID: full.ID, CreatedAt: old})
 	paid := cutoff.Add(-day)
@@ -1042,8 +1038,8 @@ func testDeleteAccountCascade(t *testing.T, open func(testing.TB) store.Store) {
 	a := createAccount(t, s, store.Account{Email: "a@example.com", PaidUntil: farFuture})
 	keep := createAccount(t, s, store.Account{Email: "k@example.com", PaidUntil: farFuture})
 	newDevice(t, s, a.ID)
-	token := newSession(t, s, a.ID)
-	keepToken := newSession(t, s, keep.ID)
+	token := newSession(t, s, a.ID, t0)
+	keepToken := newSession(t, s, keep.ID, t0)
 	ta := createTicket(t, s, store.Ticket{AccountID: a.ID, CreatedAt: t0}, store.TicketMessage{})
 	addMessage(t, s, ta.ID, store.TicketMessage{FromOperator: true, Body: "reply", CreatedAt: t0.Add(time.Hour)}, store.TicketAnswered)
 	tk := createTicket(t, s, store.Ticket{AccountID: keep.ID, CreatedAt: t0}, store.TicketMessage{})

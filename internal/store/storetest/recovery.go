@@ -18,13 +18,13 @@ func testSessionLimit(t *testing.T, open func(testing.TB) store.Store) {
 	a := newAccount(t, s, time.Time{})
 	other := newAccount(t, s, time.Time{})
 	otherSession := store.Session{TokenHash: Random(t, 32), AccountID: other.ID, ExpiresAt: now.Add(time.Hour)}
-	if err := s.CreateSession(ctx, otherSession); err != nil {
+	if err := s.CreateSession(ctx, otherSession, now); err != nil {
 		t.Fatal(err)
 	}
 	var hashes [][]byte
 	for i := range store.MaxSessions + 5 {
 		se := store.Session{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour + time.Duration(i)*time.Second)}
-		if err := s.CreateSession(ctx, se); err != nil {
+		if err := s.CreateSession(ctx, se, now); err != nil {
 			t.Fatal(err)
 		}
 		hashes = append(hashes, se.TokenHash)
@@ -32,7 +32,7 @@ func testSessionLimit(t *testing.T, open func(testing.TB) store.Store) {
 	// Sessions with the same end as the newest (logins in one second)
 	// never push the new one out.
 	same := store.Session{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour + time.Duration(store.MaxSessions+4)*time.Second)}
-	if err := s.CreateSession(ctx, same); err != nil {
+	if err := s.CreateSession(ctx, same, now); err != nil {
 		t.Fatal(err)
 	}
 	hashes = append(hashes, same.TokenHash)
@@ -79,8 +79,8 @@ func testRecoveryTokens(t *testing.T, open func(testing.TB) store.Store) {
 	wantErr(t, "a link beyond the limit",
 		s.CreateRecoveryToken(ctx, store.RecoveryToken{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}, now), store.ErrRecoveryLimit)
 	otherLink := link(other.ID, now.Add(time.Hour))
-	sess := newSession(t, s, a.ID)
-	otherSess := newSession(t, s, other.ID)
+	sess := newSession(t, s, a.ID, now)
+	otherSess := newSession(t, s, other.ID, now)
 
 	if got, err := s.RecoveryTokenByHash(ctx, first, now); err != nil || got.AccountID != a.ID || !bytes.Equal(got.TokenHash, first) {
 		t.Errorf("RecoveryTokenByHash = %+v, %v", got, err)

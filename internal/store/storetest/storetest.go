@@ -554,12 +554,12 @@ func testSessions(t *testing.T, open func(testing.TB) store.Store) {
 	live := store.Session{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}
 	old := store.Session{TokenHash: Random(t, 32), AccountID: a.ID, ExpiresAt: now.Add(-time.Second)}
 	for _, se := range []store.Session{live, old} {
-		if err := s.CreateSession(ctx, se); err != nil {
+		if err := s.CreateSession(ctx, se, now); err != nil {
 			t.Fatal(err)
 		}
 	}
 	wantErr(t, "session of unknown account",
-		s.CreateSession(ctx, store.Session{TokenHash: Random(t, 32), AccountID: a.ID + 1000, ExpiresAt: now.Add(time.Hour)}), store.ErrNotFound)
+		s.CreateSession(ctx, store.Session{TokenHash: Random(t, 32), AccountID: a.ID + 1000, ExpiresAt: now.Add(time.Hour)}, now), store.ErrNotFound)
 	tests := []struct {
 		name string
 		hash []byte
@@ -1202,7 +1202,7 @@ func testDeleteAccount(t *testing.T, open func(testing.TB) store.Store) {
 	d1, d2 := newDevice(t, s, a.ID), newDevice(t, s, a.ID)
 	dk := newDevice(t, s, keep.ID)
 	token := Random(t, 32)
-	if err := s.CreateSession(ctx, store.Session{TokenHash: token, AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}); err != nil {
+	if err := s.CreateSession(ctx, store.Session{TokenHash: token, AccountID: a.ID, ExpiresAt: now.Add(time.Hour)}, now); err != nil {
 		t.Fatal(err)
 	}
 	v := version(t, s)
