@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -138,6 +139,52 @@ func (s *sqlStore) plainTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// stmt is one statement and its arguments.
+type stmt struct {
+	query string
+	args  []any
+}
+
+// execAll runs stmts in order as one transaction. On PostgreSQL that is
+// one round trip, not one per statement plus BEGIN and COMMIT: pgx sends
+// them as a batch with a single Sync, which the server runs as an
+// implicit transaction, committed after the last statement and rolled
+// back at the first error. So no statement may need an earlier one's
+// result.
+func (s *sqlStore) execAll(ctx context.Context, stmts []stmt) error {
+	if !s.d.pg {
+		return s.tx(ctx, func(tx *sql.Tx) error {
+			for _, st := range stmts {
+				if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return s.retry(ctx, func() error {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Raw(func(dc any) error {
+			var b pgx.Batch
+			for _, st := range stmts {
+				b.Queue(st.query, st.args...)
+			}
+			br := dc.(*stdlib.Conn).Conn().SendBatch(ctx, &b)
+			for range stmts {
+				if _, err := br.Exec(); err != nil {
+					br.Close()
+					return err
+				}
+			}
+			return br.Close()
+		})
+	})
 }
 
 // readTx runs fn in a read-only transaction that sees one snapshot.

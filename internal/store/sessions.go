@@ -20,28 +20,28 @@ func (s *sqlStore) CreateSession(ctx context.Context, se Session, now time.Time)
 	if len(se.TokenHash) == 0 {
 		return errors.New("creating session: empty token hash")
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	// No statement needs an earlier one's result, so on PostgreSQL they go
+	// as one pipelined transaction. An unknown account fails the insert's
+	// foreign key.
+	stmts := []stmt{
 		// The account's row lock serializes its logins, so that two at
-		// once cannot both keep MaxSessions others.
-		if err := s.lockAccount(ctx, tx, se.AccountID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO sessions (token_hash, account_id, expires_at) VALUES ($1, $2, $3)",
-			se.TokenHash, se.AccountID, s.ts(se.ExpiresAt)); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2 AND token_hash NOT IN
+		// once cannot both keep MaxSessions others (on SQLite the write
+		// transaction holds the database already).
+		{"SELECT 1 FROM accounts WHERE id = $1" + s.d.forUpdate, []any{se.AccountID}},
+		{"INSERT INTO sessions (token_hash, account_id, expires_at) VALUES ($1, $2, $3)",
+			[]any{se.TokenHash, se.AccountID, s.ts(se.ExpiresAt)}},
+		{`DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2 AND token_hash NOT IN
 			(SELECT token_hash FROM sessions WHERE account_id = $1 AND token_hash <> $2 ORDER BY expires_at DESC LIMIT $3)`,
-			se.AccountID, se.TokenHash, MaxSessions-1)
-		if err != nil {
-			return err
-		}
+			[]any{se.AccountID, se.TokenHash, MaxSessions - 1}},
 		// It writes only when the day changes.
-		d := s.ts(day(now))
-		_, err = tx.ExecContext(ctx, "UPDATE accounts SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)", d, se.AccountID)
-		return err
-	})
-	if errors.Is(err, ErrNotFound) || isForeignKey(err) {
+		{"UPDATE accounts SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)",
+			[]any{s.ts(day(now)), se.AccountID}},
+	}
+	if !s.d.pg {
+		stmts = stmts[1:]
+	}
+	err := s.execAll(ctx, stmts)
+	if isForeignKey(err) {
 		return ErrNotFound
 	}
 	if err != nil {

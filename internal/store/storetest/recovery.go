@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +52,43 @@ func testSessionLimit(t *testing.T, open func(testing.TB) store.Store) {
 	}
 	if _, err := s.SessionByTokenHash(ctx, otherSession.TokenHash, now); err != nil {
 		t.Errorf("another account's session: %v", err)
+	}
+
+	// Logins at once into one account still leave it MaxSessions: each
+	// holds the account's lock from its count to its commit. Rounds of
+	// logins started together, each round's count taken after it (a later
+	// login would remove what a race left).
+	busy := newAccount(t, s, time.Time{})
+	var tokens [][]byte
+	for round := range 10 {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			se := store.Session{TokenHash: Random(t, 32), AccountID: busy.ID, ExpiresAt: now.Add(time.Hour + time.Duration(len(tokens))*time.Second)}
+			tokens = append(tokens, se.TokenHash)
+			wg.Go(func() {
+				<-start
+				errs <- s.CreateSession(ctx, se, now)
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("concurrent login: %v", err)
+			}
+		}
+		n := 0
+		for _, h := range tokens {
+			if _, err := s.SessionByTokenHash(ctx, h, now); err == nil {
+				n++
+			}
+		}
+		if want := min(len(tokens), store.MaxSessions); n != want {
+			t.Fatalf("round %d, %d logins in all, 8 at once: %d sessions, want %d", round+1, len(tokens), n, want)
+		}
 	}
 }
 
