@@ -28,79 +28,82 @@ import (
 func (r *Resolver) ServePacket(ctx context.Context, pc net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { pc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	// A UDP socket is read and written with netip addresses, which cost
-	// no allocation; other packet conns (a gateway's netstack) with
-	// net.Addr.
-	uc, _ := pc.(*net.UDPConn)
+	if uc, ok := pc.(*net.UDPConn); ok {
+		return r.serveBatches(ctx, uc)
+	}
+	// Other packet conns (a gateway's netstack) are read one datagram at
+	// a time.
 	buf := make([]byte, dns.MaxMsgSize)
 	out := make([]byte, 0, dns.MaxMsgSize)
 	var name []byte
 	for {
-		var (
-			n    int
-			ap   netip.AddrPort
-			from net.Addr
-			err  error
-		)
-		if uc != nil {
-			n, ap, err = uc.ReadFromUDPAddrPort(buf)
-		} else if n, from, err = pc.ReadFrom(buf); err == nil {
-			var ok bool
-			if ap, ok = addrPort(from); !ok {
-				continue
-			}
-		}
+		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		client := ap.Addr().Unmap()
-		if n < 12 || !r.allow(client) {
-			continue
-		}
-		dh := dns.Header{
-			Id:      binary.BigEndian.Uint16(buf),
-			Bits:    binary.BigEndian.Uint16(buf[2:]),
-			Qdcount: binary.BigEndian.Uint16(buf[4:]),
-			Ancount: binary.BigEndian.Uint16(buf[6:]),
-			Nscount: binary.BigEndian.Uint16(buf[8:]),
-			Arcount: binary.BigEndian.Uint16(buf[10:]),
-		}
-		if r.AcceptMsg(dh) != dns.MsgAccept {
-			continue
-		}
-		// The hot path: a cache hit answered from the query's bytes.
-		var ok bool
-		if out, name, ok = r.answerHit(out[:0], name, buf[:n], client); ok {
-			switch {
-			case len(out) == 0: // over the rate limit
-			case uc != nil:
-				_, _ = uc.WriteToUDPAddrPort(out, ap)
-			default:
-				_, _ = pc.WriteTo(out, from)
+			if done, err := readEnd(ctx, err); done {
+				return err
 			}
 			continue
 		}
-		req := new(dns.Msg)
-		if err := req.Unpack(buf[:n]); err != nil {
+		ap, ok := addrPort(from)
+		if !ok {
 			continue
 		}
-		if from == nil {
-			from = net.UDPAddrFromAddrPort(ap)
-		}
-		w := &packetWriter{pc: pc, to: from}
-		if r.needsUpstream(req) {
-			r.serveMiss(w, req)
-		} else {
-			r.ServeDNS(w, req)
+		var reply bool
+		if out, name, reply = r.datagram(out[:0], name, buf[:n], ap.Addr().Unmap(), pc, from); reply {
+			_, _ = pc.WriteTo(out, from)
 		}
 	}
+}
+
+// readEnd tells apart a read error that ends ServePacket (it returns
+// true, with nil when ctx is done) from a timeout to read past.
+func readEnd(ctx context.Context, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return true, nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false, nil
+	}
+	return true, err
+}
+
+// datagram handles the datagram q from client, which arrived on pc from
+// from: a cache hit's answer is appended to out, with reply true, for the
+// caller to send; anything else that is a well-formed query from an
+// allowed source is answered by the general path, which sends its own
+// reply; the rest is dropped. name is scratch space, returned for reuse.
+func (r *Resolver) datagram(out, name, q []byte, client netip.Addr, pc net.PacketConn, from net.Addr) ([]byte, []byte, bool) {
+	if len(q) < 12 || !r.allow(client) {
+		return out, name, false
+	}
+	dh := dns.Header{
+		Id:      binary.BigEndian.Uint16(q),
+		Bits:    binary.BigEndian.Uint16(q[2:]),
+		Qdcount: binary.BigEndian.Uint16(q[4:]),
+		Ancount: binary.BigEndian.Uint16(q[6:]),
+		Nscount: binary.BigEndian.Uint16(q[8:]),
+		Arcount: binary.BigEndian.Uint16(q[10:]),
+	}
+	if r.AcceptMsg(dh) != dns.MsgAccept {
+		return out, name, false
+	}
+	// The hot path: a cache hit answered from the query's bytes.
+	var ok bool
+	if out, name, ok = r.answerHit(out, name, q, client); ok {
+		return out, name, len(out) > 0 // empty: over the rate limit
+	}
+	req := new(dns.Msg)
+	if err := req.Unpack(q); err != nil {
+		return out, name, false
+	}
+	w := &packetWriter{pc: pc, to: from}
+	if r.needsUpstream(req) {
+		r.serveMiss(w, req)
+	} else {
+		r.ServeDNS(w, req)
+	}
+	return out, name, false
 }
 
 // missJob is a query for a miss worker.

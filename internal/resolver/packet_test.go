@@ -119,3 +119,86 @@ func dialFrom(tb testing.TB, ip string) net.PacketConn {
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
+
+// TestServePacketBatch sends a burst of cache hits faster than one
+// datagram per read, so that reads take several at once: every query gets
+// its own reply, and a datagram too long for a batch's buffer gets none;
+// over IPv4 and IPv6 sockets (different batch conns).
+func TestServePacketBatch(t *testing.T) {
+	for _, network := range []string{"udp4", "udp6"} {
+		t.Run(network, func(t *testing.T) {
+			host := map[string]string{"udp4": "127.0.0.1", "udp6": "::1"}[network]
+			pc, err := net.ListenPacket(network, net.JoinHostPort(host, "0"))
+			if err != nil {
+				t.Skipf("no %s loopback: %v", network, err)
+			}
+			defer pc.Close()
+			r := newTestResolver(t, newHierarchy(t), Config{Allow: func(netip.Addr) bool { return true }})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- r.ServePacket(ctx, pc) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("ServePacket: %v", err)
+				}
+			}()
+			client, err := net.ListenPacket(network, net.JoinHostPort(host, "0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			exchange := func(m *dns.Msg) {
+				t.Helper()
+				b, _ := m.Pack()
+				if _, err := client.WriteTo(b, pc.LocalAddr()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			buf := make([]byte, dns.MaxMsgSize)
+			next := func() *dns.Msg {
+				t.Helper()
+				client.SetReadDeadline(time.Now().Add(30 * time.Second))
+				n, _, err := client.ReadFrom(buf)
+				if err != nil {
+					t.Fatalf("reading reply: %v", err)
+				}
+				m := new(dns.Msg)
+				if err := m.Unpack(buf[:n]); err != nil {
+					t.Fatalf("unpacking reply: %v", err)
+				}
+				return m
+			}
+			exchange(query("alias.example.test.", dns.TypeA)) // the miss that fills the cache
+			next()
+
+			// Too long: a query followed by padding to batchBuf bytes.
+			long, _ := query("alias.example.test.", dns.TypeA).Pack()
+			long = append(long, make([]byte, batchBuf-len(long))...)
+			if _, err := client.WriteTo(long, pc.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+			const burst = 200
+			want := make(map[uint16]bool)
+			for range burst {
+				q := query("alias.example.test.", dns.TypeA)
+				want[q.Id] = true
+				exchange(q)
+			}
+			for range len(want) {
+				m := next()
+				if !want[m.Id] {
+					t.Fatalf("reply id %d: not a query of the burst, or a second reply", m.Id)
+				}
+				delete(want, m.Id)
+				if got := answerData(m); !slices.Equal(got, []string{"cname:www.hoster.alt.", "192.0.2.2"}) {
+					t.Fatalf("reply %d: answer = %v", m.Id, got)
+				}
+			}
+			client.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, _, err := client.ReadFrom(buf); err == nil {
+				t.Error("a reply beyond the burst's: the over-long datagram was answered")
+			}
+		})
+	}
+}
