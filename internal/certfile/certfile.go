@@ -69,13 +69,15 @@ func (f *Files) stamps() ([2]time.Time, error) {
 }
 
 func (f *Files) load() error {
+	// The caller says what the certificate is for; the loader says which
+	// files failed, which the os error already does and the tls one does not.
 	s, err := f.stamps()
 	if err != nil {
-		return fmt.Errorf("reading certificate files: %w", err)
+		return err
 	}
 	c, err := tls.LoadX509KeyPair(f.cert, f.key)
 	if err != nil {
-		return fmt.Errorf("reading certificate files: %w", err)
+		return fmt.Errorf("%s and %s: %w", f.cert, f.key, err)
 	}
 	f.current, f.stamp, f.checked = &c, s, time.Now()
 	return nil

@@ -3,6 +3,7 @@ package certfile
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -50,8 +51,32 @@ func TestReloadOnChange(t *testing.T) {
 	}
 }
 
-func TestLoadMissing(t *testing.T) {
-	if _, err := Load("/nonexistent/cert.pem", "/nonexistent/key.pem"); err == nil {
-		t.Fatal("no error for missing files")
+// TestLoadErrors checks the exact text of a load error: the loader names
+// the files and the cause once; what the files are for is the caller's to say.
+func TestLoadErrors(t *testing.T) {
+	files := dnstest.NewTLSFiles(t, "a.test")
+	corrupt := filepath.Join(t.TempDir(), "corrupt.pem")
+	if err := os.WriteFile(corrupt, []byte("not PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, cert, key, want string
+	}{
+		{"missing", "/nonexistent/cert.pem", "/nonexistent/key.pem",
+			"stat /nonexistent/cert.pem: no such file or directory"},
+		{"corrupt certificate", corrupt, files.KeyFile,
+			corrupt + " and " + files.KeyFile + ": tls: failed to find any PEM data in certificate input"},
+		{"corrupt key", files.CertFile, corrupt,
+			files.CertFile + " and " + corrupt + ": tls: failed to find any PEM data in key input"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(tt.cert, tt.key)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error %q, want %q", err, tt.want)
+			}
+		})
 	}
 }

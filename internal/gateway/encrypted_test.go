@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -96,6 +98,39 @@ func TestNetstackEncryptedDNS(t *testing.T) {
 			}
 			m := new(dns.Msg)
 			check(t, m, m.Unpack(body))
+		})
+	}
+}
+
+// TestCertificateFileErrors checks the exact text of a certificate that
+// cannot be read: the gateway says what the certificate is for, certfile
+// which files and why, each once.
+func TestCertificateFileErrors(t *testing.T) {
+	files := dnstest.NewTLSFiles(t, "10.64.0.1")
+	corrupt := filepath.Join(t.TempDir(), "corrupt.pem")
+	if err := os.WriteFile(corrupt, []byte("not PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		load func() error
+		want string
+	}{
+		{"DNS, missing", func() error { _, err := DNSCertFiles("/nonexistent/cert.pem", files.KeyFile, nil); return err },
+			"reading DNS certificate: stat /nonexistent/cert.pem: no such file or directory"},
+		{"DNS, corrupt", func() error { _, err := DNSCertFiles(corrupt, files.KeyFile, nil); return err },
+			"reading DNS certificate: " + corrupt + " and " + files.KeyFile + ": tls: failed to find any PEM data in certificate input"},
+		{"proxy, corrupt", func() error { _, err := LoadProxyConfig(8443, files.CertFile, corrupt); return err },
+			"reading the proxy certificate: " + files.CertFile + " and " + corrupt + ": tls: failed to find any PEM data in key input"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.load()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error %q, want %q", err, tt.want)
+			}
 		})
 	}
 }

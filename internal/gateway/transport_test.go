@@ -82,3 +82,28 @@ func TestTransportsOnDemand(t *testing.T) {
 		t.Fatalf("%d active peers, want the two admitted over TLS and QUIC", st.Peers)
 	}
 }
+
+// TestSecondGatewaySameTLSPort: a second gateway on a host whose TLS port
+// a first one holds fails at start, naming the port, instead of sharing
+// it so that clients reach either at random.
+func TestSecondGatewaySameTLSPort(t *testing.T) {
+	control := newFakeControl(t)
+	var tlsPort int
+	for attempt := 1; ; attempt++ {
+		tlsPort = freePort(t, "tcp")
+		_, _, err := tryStartGateway(t, control, loopback, nil, func(c *Config) { c.TLSPort = tlsPort })
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := tryStartGateway(t, control, loopback, nil, func(c *Config) { c.TLSPort = tlsPort })
+	if err == nil {
+		t.Fatalf("a second gateway started on TLS port %d", tlsPort)
+	}
+	if want := fmt.Sprintf(":%d: bind: address already in use", tlsPort); !strings.Contains(err.Error(), want) {
+		t.Errorf("second gateway: %v, want an error with %q", err, want)
+	}
+}

@@ -49,7 +49,9 @@ func (l *limiter) allow(a netip.Addr) bool {
 	if now.Sub(l.rotated) >= keyRotation || now.Before(l.rotated) {
 		l.seed = maphash.MakeSeed()
 		l.rotated = now
-		clear(l.buckets)
+		// A fresh map, not clear: clearing is O(n) under the lock and would
+		// stall every query; the old table is left to the GC.
+		l.buckets = make(map[uint64]*bucket)
 	}
 	k := maphash.Bytes(l.seed, b16[:])
 	b, ok := l.buckets[k]

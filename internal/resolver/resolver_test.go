@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"net"
 	"net/netip"
 	"os"
@@ -313,6 +314,39 @@ func TestRateLimit(t *testing.T) {
 	clock.advance(time.Second)
 	if n := answered("127.0.0.1"); n != 2 {
 		t.Errorf("after 1s answered %d, want 2 refilled", n)
+	}
+}
+
+// TestRateLimitRotation checks that a key rotation forgets every bucket by
+// giving the limiter a fresh table: the old one is dropped whole, not
+// emptied entry by entry while every query waits on the lock.
+func TestRateLimitRotation(t *testing.T) {
+	clock := newTestClock()
+	l := newLimiter(1, clock.now) // burst 2
+	a := netip.MustParseAddr("127.0.0.1")
+	for range 2 {
+		if !l.allow(a) {
+			t.Fatal("refused within the burst")
+		}
+	}
+	if l.allow(a) {
+		t.Fatal("allowed beyond the burst")
+	}
+	old, seed := l.buckets, l.seed
+	a16 := a.As16()
+	oldKey := maphash.Bytes(seed, a16[:])
+	clock.advance(keyRotation)
+	if !l.allow(a) {
+		t.Error("after the key rotation the client's old bucket still counts")
+	}
+	if l.seed == seed {
+		t.Error("the hash key did not rotate")
+	}
+	if len(l.buckets) != 1 {
+		t.Errorf("after rotation the table holds %d buckets, want 1", len(l.buckets))
+	}
+	if old[oldKey] == nil {
+		t.Error("the old table was emptied in place, want it replaced by a fresh map")
 	}
 }
 

@@ -1,8 +1,11 @@
 package transport
 
 import (
+	"errors"
 	"net"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -45,5 +48,28 @@ func TestListenShared(t *testing.T) {
 		}
 		got.Close()
 		c.Close()
+	}
+}
+
+// TestListenSharedSameAddress: SO_REUSEPORT lets a single address share a
+// port with every address, but a second listener on the same address and
+// port, a second gateway on the host, is refused rather than handed half
+// the connections.
+func TestListenSharedSameAddress(t *testing.T) {
+	for _, host := range []string{"", "127.0.0.1"} {
+		first, err := ListenShared(net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer first.Close()
+		port := strconv.Itoa(first.Addr().(*net.TCPAddr).Port)
+		second, err := ListenShared(net.JoinHostPort(host, port))
+		if err == nil {
+			second.Close()
+			t.Fatalf("%q: a second listener on port %s shares it with the first", host, port)
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), ":"+port+": bind: address already in use") {
+			t.Errorf("%q: second listener: %v, want address already in use naming port %s", host, err, port)
+		}
 	}
 }
