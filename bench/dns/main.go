@@ -61,6 +61,7 @@ func main() {
 		hits      = flag.Int("hits", 1000, "with -hierarchy: names hit0 ... in each leaf zone")
 		misses    = flag.Int("misses", 20000, "with -hierarchy: names miss0 ... in each leaf zone")
 		anchor    = flag.String("trust-anchor", "", "with -resolver: validate DNSSEC from this file (default: validation off, for the unsigned hierarchy)")
+		jitter    = flag.Duration("jitter", 0, "instead of serving: spin on one thread this long and print the gaps of 200 µs or more in which it did not run")
 	)
 	flag.Parse()
 	if *cpuprof != "" {
@@ -82,6 +83,10 @@ func main() {
 			log.Fatal(err)
 		}
 		defer func() { trace.Stop(); f.Close() }()
+	}
+	if *jitter > 0 {
+		fmt.Println(measureJitter(*jitter))
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -322,4 +327,33 @@ func signed(zones map[string]*dnstest.Zone, anchor string) map[string]*dnstest.Z
 		log.Fatal(err)
 	}
 	return out
+}
+
+// measureJitter spins for d reading the clock and describes the gaps of
+// 200 µs or more between two readings: time the CPU was taken from a
+// runnable thread by the kernel or, in a virtual machine, the hypervisor.
+// Every query in flight during such a gap waits it out, whichever server
+// answers it, so the gaps bound what a p99.9 measured on this CPU can show.
+func measureJitter(d time.Duration) string {
+	const floor = 200 * time.Microsecond
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var gaps []time.Duration
+	var lost time.Duration
+	last := time.Now()
+	for end := last.Add(d); last.Before(end); {
+		now := time.Now()
+		if g := now.Sub(last); g >= floor {
+			gaps = append(gaps, g)
+			lost += g
+		}
+		last = now
+	}
+	slices.Sort(gaps)
+	largest := time.Duration(0)
+	if len(gaps) > 0 {
+		largest = gaps[len(gaps)-1]
+	}
+	return fmt.Sprintf("%d gaps of 200 µs or more in %v, %.1f ms in all, the largest %.2f ms",
+		len(gaps), d, float64(lost)/1e6, float64(largest)/1e6)
 }

@@ -1,10 +1,19 @@
 #!/bin/sh
 # Benchmark Veil's resolver against Debian's Unbound, side by side, with
-# dnsperf: for a signed and an unsigned set of names, a cache-miss run
-# (each name once, resolved from a local root -> TLD -> authoritative
-# hierarchy on 127.0.0.2-5 port 53), then HIT_RUNS rounds of cache-hit runs
-# (names already cached, DURATION seconds each; the order of the resolvers
-# alternates from round to round) and of latency runs at a fixed 5,000 qps.
+# dnsperf: for a signed and an unsigned set of names, HIT_RUNS rounds,
+# each of a cache-miss run (each name once, resolved from a local root ->
+# TLD -> authoritative hierarchy on 127.0.0.2-5 port 53), a cache-hit run
+# (names already cached, DURATION seconds) and a latency run at a fixed
+# 5,000 qps (LAT_DURATION seconds).
+#
+# Every run is cut into SLICES slices, the resolvers taking turns slice by
+# slice (the order reversed after each slice), and each resolver's figure
+# for the round is pooled over its slices: all its queries over all its
+# time, all its latencies in one distribution. The machine's speed drifts
+# by ±10% from one second to the next and its CPUs are taken away for up
+# to a few milliseconds at random (the script measures these gaps first,
+# `dnsbench -jitter`); resolvers measured one after the other in long runs
+# compared the drift more than the resolvers.
 #
 # VALIDATE=1 (the default) signs the hierarchy (DNSSEC, ECDSA P-256, NSEC)
 # but for plain.bench., an insecure delegation, and both resolvers validate
@@ -24,13 +33,15 @@
 # UNBOUND unset, Veil runs alone and the script says so. Prints a Markdown
 # section for bench/dns/RESULTS.md.
 #
-#   sudo UNBOUND=/usr/sbin/unbound bench/dns/run.sh   # DURATION=10 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=5000
+#   sudo UNBOUND=/usr/sbin/unbound bench/dns/run.sh   # DURATION=10 LAT_DURATION=20 SLICES=5 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=20000
 set -eu
 
 DURATION=${DURATION:-10}
+LAT_DURATION=${LAT_DURATION:-20}
+SLICES=${SLICES:-5}
 HIT_RUNS=${HIT_RUNS:-3}
 HIT_NAMES=${HIT_NAMES:-1000}
-MISS_NAMES=${MISS_NAMES:-5000} # per round
+MISS_NAMES=${MISS_NAMES:-20000} # per round, split into SLICES files
 VEIL_PORT=${VEIL_PORT:-5300}
 UNBOUND_PORT=${UNBOUND_PORT:-5301}
 VEIL_NOVAL_PORT=${VEIL_NOVAL_PORT:-5302}
@@ -82,10 +93,10 @@ zone() { [ "$1" = signed ] && echo zone.bench || echo plain.bench; }
 for set in $SETS; do
 	z=$(zone "$set")
 	awk -v n="$HIT_NAMES" -v z="$z" 'BEGIN {for (i = 0; i < n; i++) print "hit" i "." z " A"}' >"$WORK/hit-$set.txt"
-	r=0; while [ $r -lt "$HIT_RUNS" ]; do
-		awk -v n="$MISS_NAMES" -v r=$r -v z="$z" 'BEGIN {for (i = r * n; i < (r + 1) * n; i++) print "miss" i "." z " A"}' >"$WORK/miss-$set-$r.txt"
-		r=$((r+1))
-	done
+	# miss-SET-ROUND-SLICE.txt: names no resolver has seen, each once.
+	awk -v n="$MISS_NAMES" -v runs="$HIT_RUNS" -v k="$SLICES" -v z="$z" -v w="$WORK" -v set="$set" 'BEGIN {
+		for (i = 0; i < n * runs; i++) print "miss" i "." z " A" >(w "/miss-" set "-" int(i / n) "-" int((i % n) * k / n) ".txt")
+	}'
 done
 
 MODULES=iterator; ANCHOR_CONF=""; SIGN=""; VEIL_ANCHOR=""
@@ -155,51 +166,84 @@ for r in $RESOLVERS; do
 	done
 done
 
-# perf PORT ARGS...: prints "qps avg_ms lost". Every answer must be
-# NOERROR: a resolver answering SERVFAIL (as Unbound did while the
-# hierarchy could not answer its priming query) is fast and resolves
-# nothing, so such a run stops the benchmark.
+# perf PORT ARGS...: prints "completed seconds": the queries answered and
+# the run's time. Every answer must be NOERROR: a resolver answering
+# SERVFAIL (as Unbound did while the hierarchy could not answer its
+# priming query) is fast and resolves nothing, so such a run stops the
+# benchmark.
 perf() {
 	port=$1; shift
 	$LOAD dnsperf -s 127.0.0.1 -p "$port" -c 4 -q 200 "$@" >"$WORK/dnsperf.out" 2>&1
+	noerror "$port"
+	awk '
+		/Queries completed/ {n=$3}
+		/Run time/ {t=$4}
+		END {print n, t}' "$WORK/dnsperf.out"
+}
+noerror() {
 	if ! grep -q 'Response codes: *NOERROR [0-9]* (100.00%)$' "$WORK/dnsperf.out"; then
-		echo "run.sh: resolver on port $port did not answer NOERROR to every query:" >&2
+		echo "run.sh: resolver on port $1 did not answer NOERROR to every query:" >&2
 		grep 'Response codes' "$WORK/dnsperf.out" >&2
 		exit 1
 	fi
-	awk '
-		/Queries lost/ {lost=$3}
-		/Queries per second/ {qps=$4}
-		/Average Latency/ {avg=$4*1000}
-		END {printf "%.0f %.3f %s\n", qps, avg, lost}' "$WORK/dnsperf.out"
 }
-# pct PORT DATA: latency percentiles (ms) at a fixed 5000 qps, so that
-# per-query reporting does not limit either server.
+# lat PORT DATA SECONDS: each query's latency (ms) at a fixed 5,000 qps,
+# so that per-query reporting does not limit either server. dnsperf
+# writes to a file; the parsing waits until the run is over, off the
+# measured CPUs' time.
+lat() {
+	$LOAD dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$3" -Q 5000 -v >"$WORK/dnsperf.out" 2>&1
+	noerror "$1"
+	awk '/^> / {print $NF*1000}' "$WORK/dnsperf.out"
+}
+# qps FILE: "completed seconds" lines pooled into one rate.
+qps() { awk '{n += $1; t += $2} END {printf "%.0f\n", n / t}' "$1"; }
+# pct FILE: the 50th, 99th and 99.9th percentiles of the latencies in FILE.
 pct() {
-	$LOAD dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l 5 -Q 5000 -v 2>/dev/null | awk '/^> / {print $NF*1000}' | sort -n | awk '
-		{v[NR]=$1} END {if (NR==0) {print "- - -"; exit}
+	sort -n "$1" | awk '{v[NR]=$1} END {if (NR==0) {print "- - -"; exit}
 		printf "%.3f %.3f %.3f\n", v[int(NR*0.50)+1], v[int(NR*0.99)+1], v[int(NR*0.999)+1]}'
 }
 
 # reversed LIST: the words of LIST in reverse order.
 reversed() { out=""; for w in $1; do out="$w $out"; done; echo "$out"; }
 RES="$WORK/results"; mkdir -p "$RES"
-for set in $SETS; do
-	# Warm the hit set, then alternate the order round by round so that
-	# background load falls on all alike.
-	for r in $RESOLVERS; do perf "${r#*:}" -d "$WORK/hit-$set.txt" -n 1 >/dev/null; done
-	order=$RESOLVERS
-	i=0; while [ $i -lt "$HIT_RUNS" ]; do
-		for r in $order; do # names no resolver has seen, each once
-			perf "${r#*:}" -d "$WORK/miss-$set-$i.txt" -n 1 | cut -d' ' -f1 >>"$RES/$set.${r%%:*}.miss"
-		done
+# The resolvers' CPU, idle: how long the kernel or the hypervisor took it
+# away from a runnable thread.
+JITTER=$($RESOLVER "$WORK/dnsbench" -jitter 5s)
+HIT_SLICE=$(awk -v d="$DURATION" -v k="$SLICES" 'BEGIN {print d / k}')
+LAT_SLICE=$(awk -v d="$LAT_DURATION" -v k="$SLICES" 'BEGIN {print d / k}')
+# sliced KIND SET ROUND: one round's run of KIND, slice by slice, the
+# resolvers taking turns; each resolver's slices go to one file.
+order=$RESOLVERS
+sliced() {
+	k=0; while [ $k -lt "$SLICES" ]; do
 		for r in $order; do
-			perf "${r#*:}" -d "$WORK/hit-$set.txt" -l "$DURATION" | cut -d' ' -f1 >>"$RES/$set.${r%%:*}.hit"
-		done
-		for r in $order; do
-			pct "${r#*:}" "$WORK/hit-$set.txt" >>"$RES/$set.${r%%:*}.pct"
+			port=${r#*:}; out="$WORK/slices.${r%%:*}"
+			case $1 in
+			miss) perf "$port" -d "$WORK/miss-$2-$3-$k.txt" -n 1 >>"$out" ;;
+			hit) perf "$port" -d "$WORK/hit-$2.txt" -l "$HIT_SLICE" >>"$out" ;;
+			lat) lat "$port" "$WORK/hit-$2.txt" "$LAT_SLICE" >>"$out" ;;
+			esac
 		done
 		order=$(reversed "$order")
+		k=$((k+1))
+	done
+}
+for set in $SETS; do
+	# Warm the hit set.
+	for r in $RESOLVERS; do perf "${r#*:}" -d "$WORK/hit-$set.txt" -n 1 >/dev/null; done
+	i=0; while [ $i -lt "$HIT_RUNS" ]; do
+		for kind in miss hit lat; do
+			for r in $RESOLVERS; do : >"$WORK/slices.${r%%:*}"; done
+			sliced $kind "$set" $i
+			for r in $RESOLVERS; do
+				n=${r%%:*}
+				case $kind in
+				lat) pct "$WORK/slices.$n" >>"$RES/$set.$n.pct" ;;
+				*) qps "$WORK/slices.$n" >>"$RES/$set.$n.$kind" ;;
+				esac
+			done
+		done
 		i=$((i+1))
 	done
 done
@@ -217,13 +261,14 @@ cat <<MD
 
 $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average at the end $(cut -d' ' -f1-3 /proc/loadavg),
 $(go version | cut -d' ' -f3), $( [ -n "$UNBOUND" ] && "$UNBOUND" -V 2>/dev/null | awk '/^Version/ {print "Unbound " $2; exit}' || echo "no Unbound (UNBOUND unset)"), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}'), at $(cd "$ROOT" && git rev-parse --short HEAD).
-Command: \`UNBOUND=${UNBOUND:-} DURATION=$DURATION HIT_RUNS=$HIT_RUNS HIT_NAMES=$HIT_NAMES MISS_NAMES=$MISS_NAMES VALIDATE=$VALIDATE PIN=$PIN bench/dns/run.sh\`
+Command: \`UNBOUND=${UNBOUND:-} DURATION=$DURATION LAT_DURATION=$LAT_DURATION SLICES=$SLICES HIT_RUNS=$HIT_RUNS HIT_NAMES=$HIT_NAMES MISS_NAMES=$MISS_NAMES VALIDATE=$VALIDATE PIN=$PIN bench/dns/run.sh\`
 (dnsperf -c 4 -q 200, no EDNS; Unbound num-threads $THREADS, modules "$MODULES", qname-minimisation and 0x20 on;
 Veil GOMAXPROCS $THREADS, rate limit off; all on $THREADS SO_REUSEPORT UDP sockets with 4 MB receive buffers;
 $( [ "$PIN" = 1 ] && echo "dnsperf and the hierarchy on CPU $LOAD_CPUS, the resolvers on CPU $SERVER_CPUS" || echo "all processes share every CPU")).
 DNSSEC validation: $( [ "$VALIDATE" = 1 ] && echo "on (root, bench. and zone.bench. signed; plain.bench. an insecure delegation); veil-noval is Veil with validation off" || echo "off, nothing signed").
-$HIT_RUNS rounds, resolver order alternating; each round: miss, $MISS_NAMES new names once each; hit, $HIT_NAMES cached names for ${DURATION} s;
-latency, the hit set at a fixed 5,000 qps for 5 s.
+$HIT_RUNS rounds; each round: miss, $MISS_NAMES new names once each; hit, $HIT_NAMES cached names for ${DURATION} s;
+latency, the hit set at a fixed 5,000 qps for ${LAT_DURATION} s; each run in $SLICES slices, the resolvers taking turns, pooled per resolver.
+The resolvers' CPU, idle, before the rounds: $JITTER.
 
 | set | resolver | miss qps, per run | hit qps, per run | p50 / p99 / p99.9 ms, per run |
 |---|---|---:|---|---|
