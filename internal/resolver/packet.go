@@ -33,6 +33,11 @@ func (r *Resolver) ServePacket(ctx context.Context, pc net.PacketConn) error {
 	}
 	// Other packet conns (a gateway's netstack) are read one datagram at
 	// a time.
+	return r.serveEach(ctx, pc)
+}
+
+// serveEach is ServePacket's loop reading one datagram at a time.
+func (r *Resolver) serveEach(ctx context.Context, pc net.PacketConn) error {
 	buf := make([]byte, dns.MaxMsgSize)
 	out := make([]byte, 0, dns.MaxMsgSize)
 	var name []byte
@@ -49,7 +54,7 @@ func (r *Resolver) ServePacket(ctx context.Context, pc net.PacketConn) error {
 			continue
 		}
 		var reply bool
-		if out, name, reply = r.datagram(out[:0], name, buf[:n], ap.Addr().Unmap(), pc, from); reply {
+		if out, name, reply = r.datagram(out[:0], name, buf[:n], ap, pc); reply {
 			_, _ = pc.WriteTo(out, from)
 		}
 	}
@@ -68,12 +73,13 @@ func readEnd(ctx context.Context, err error) (bool, error) {
 	return true, err
 }
 
-// datagram handles the datagram q from client, which arrived on pc from
-// from: a cache hit's answer is appended to out, with reply true, for the
-// caller to send; anything else that is a well-formed query from an
-// allowed source is answered by the general path, which sends its own
-// reply; the rest is dropped. name is scratch space, returned for reuse.
-func (r *Resolver) datagram(out, name, q []byte, client netip.Addr, pc net.PacketConn, from net.Addr) ([]byte, []byte, bool) {
+// datagram handles the datagram q, which arrived on pc from from: a cache
+// hit's answer is appended to out, with reply true, for the caller to
+// send; anything else that is a well-formed query from an allowed source
+// is answered by the general path, which sends its own reply; the rest is
+// dropped. name is scratch space, returned for reuse.
+func (r *Resolver) datagram(out, name, q []byte, from netip.AddrPort, pc net.PacketConn) ([]byte, []byte, bool) {
+	client := from.Addr().Unmap()
 	if len(q) < 12 || !r.allow(client) {
 		return out, name, false
 	}
@@ -97,7 +103,7 @@ func (r *Resolver) datagram(out, name, q []byte, client netip.Addr, pc net.Packe
 	if err := req.Unpack(q); err != nil {
 		return out, name, false
 	}
-	w := &packetWriter{pc: pc, to: from}
+	w := &packetWriter{pc: pc, to: net.UDPAddrFromAddrPort(from)}
 	if r.needsUpstream(req) {
 		r.serveMiss(w, req)
 	} else {
