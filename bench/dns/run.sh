@@ -33,12 +33,12 @@
 # UNBOUND unset, Veil runs alone and the script says so. Prints a Markdown
 # section for bench/dns/RESULTS.md.
 #
-#   sudo UNBOUND=/usr/sbin/unbound bench/dns/run.sh   # DURATION=10 LAT_DURATION=20 SLICES=5 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=20000
+#   sudo UNBOUND=/usr/sbin/unbound bench/dns/run.sh   # DURATION=10 LAT_DURATION=20 SLICES=10 HIT_RUNS=3 HIT_NAMES=1000 MISS_NAMES=20000
 set -eu
 
 DURATION=${DURATION:-10}
 LAT_DURATION=${LAT_DURATION:-20}
-SLICES=${SLICES:-5}
+SLICES=${SLICES:-10}
 HIT_RUNS=${HIT_RUNS:-3}
 HIT_NAMES=${HIT_NAMES:-1000}
 MISS_NAMES=${MISS_NAMES:-20000} # per round, split into SLICES files
