@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -24,6 +26,7 @@ import (
 // SO_REUSEPORT would also let a second listener on the same address and
 // port, a second gateway on the host, take half the connections; that
 // one is refused with "address already in use", as without the option.
+// Of two started on one address at the same instant, one stays.
 func ListenShared(addr string) (net.Listener, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -34,22 +37,40 @@ func ListenShared(addr string) (net.Listener, error) {
 		}
 		return serr
 	}}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	if err := alone(ln.Addr().(*net.TCPAddr)); err != nil {
+	for try := 1; ; try++ {
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		a := ln.Addr().(*net.TCPAddr)
+		n, err := listeners(a)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		if n == 1 {
+			return ln, nil
+		}
+		// Another listener holds the address: a gateway running there,
+		// or one starting at this instant, which sees this one too and
+		// gives way as well. Look again after a random moment: a running
+		// one is still there; of two starting, the first to look again
+		// finds the port free.
 		ln.Close()
-		return nil, err
+		time.Sleep(time.Duration(10+rand.IntN(40)) * time.Millisecond)
+		if n, err = listeners(a); err != nil {
+			return nil, err
+		}
+		if n > 0 || try == 3 {
+			return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: a, Err: os.NewSyscallError("bind", unix.EADDRINUSE)}
+		}
+		addr = a.String() // the same port, where addr asked for any
 	}
-	return ln, nil
 }
 
-// alone checks, once a is listening, that no other TCP socket listens on
-// its port and address ("every address" being one, in IPv4 or IPv6). Of
-// two listeners started at once the one that checks last sees the other,
-// so at most one stays.
-func alone(a *net.TCPAddr) error {
+// listeners counts the TCP sockets listening on a's port and address
+// ("every address" being one, in IPv4 or IPv6).
+func listeners(a *net.TCPAddr) (int, error) {
 	ap := a.AddrPort()
 	same := 0
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
@@ -58,7 +79,7 @@ func alone(a *net.TCPAddr) error {
 			socks, err = netlink.SocketDiagTCP(family) // sockets came and went meanwhile
 		}
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return fmt.Errorf("listing the listeners on port %d: %w", ap.Port(), err)
+			return 0, fmt.Errorf("listing the listeners on port %d: %w", ap.Port(), err)
 		}
 		for _, s := range socks {
 			ip, _ := netip.AddrFromSlice(s.ID.Source)
@@ -67,10 +88,7 @@ func alone(a *net.TCPAddr) error {
 			}
 		}
 	}
-	if same > 1 {
-		return &net.OpError{Op: "listen", Net: "tcp", Addr: a, Err: os.NewSyscallError("bind", unix.EADDRINUSE)}
-	}
-	return nil
+	return same, nil
 }
 
 // sameAddr reports whether listeners on a and b hold the same addresses.

@@ -73,3 +73,49 @@ func TestListenSharedSameAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestListenSharedAtOnce: of two listeners on the same address and port
+// started at the same instant, exactly one stays. Each sees the other
+// when it checks, and the older socket keeps the port.
+func TestListenSharedAtOnce(t *testing.T) {
+	probe, err := ListenShared("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close()
+	for round := range 30 {
+		start := make(chan struct{})
+		lns := make(chan net.Listener, 2)
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				<-start
+				ln, err := ListenShared(addr)
+				if err != nil {
+					errs <- err
+					return
+				}
+				lns <- ln
+			}()
+		}
+		close(start)
+		var kept []net.Listener
+		for range 2 {
+			select {
+			case ln := <-lns:
+				kept = append(kept, ln)
+			case err := <-errs:
+				if !errors.Is(err, syscall.EADDRINUSE) {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+		}
+		for _, ln := range kept {
+			ln.Close()
+		}
+		if len(kept) != 1 {
+			t.Fatalf("round %d: %d of two listeners started at once stayed, want 1", round, len(kept))
+		}
+	}
+}
