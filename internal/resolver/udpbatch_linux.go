@@ -98,8 +98,8 @@ func (r *Resolver) serveBatches(ctx context.Context, uc *net.UDPConn) error {
 		for sent := 0; sent < k; {
 			n, err := send.do(out[sent:k])
 			if err != nil || n == 0 {
-				// The first answer could not go (a firewall's refusal, a
-				// full buffer): it is dropped, its client retries, and
+				// The first answer could not go (a firewall's refusal, no
+				// buffer space): it is dropped, its client retries, and
 				// the rest go on.
 				n = 1
 			}
